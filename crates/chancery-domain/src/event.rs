@@ -1,0 +1,259 @@
+//! The event envelope: what every event says besides its kind-specific payload (who, to whom,
+//! about what, when, how much, according to whom), and its JSON form.
+
+use serde::de::Error as _;
+use serde::ser::SerializeStruct;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{ActorSlug, EventId, IssueSlug, PartyCode, TimelineSlug};
+use crate::payload::{Kind, Payload};
+use crate::time::{Precision, ValidTime};
+
+/// Whether the event happened, is planned, is only envisaged, or is denied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Modality {
+    #[default]
+    Occurred,
+    Planned,
+    Hypothetical,
+    Denied,
+}
+
+/// Valid time: when the event happened (or would), as precisely as known.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Occurred {
+    pub start: ValidTime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<ValidTime>,
+    #[serde(default)]
+    pub modality: Modality,
+}
+
+impl Occurred {
+    /// The precision of the start, which is the event's precision.
+    pub fn precision(&self) -> Precision {
+        self.start.precision()
+    }
+}
+
+/// A party acting or addressed, optionally through a named actor of that party.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Participant {
+    pub party: PartyCode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<ActorSlug>,
+}
+
+impl Participant {
+    pub fn party(party: PartyCode) -> Self {
+        Self { party, actor: None }
+    }
+}
+
+/// An amount: money in an ISO 4217 currency, or a rate in `PERCENT`, and what it measures
+/// ("cut of the annual trade deficit", "Chinese goods covered by the tariffs").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Amount {
+    pub value: f64,
+    pub unit: String,
+    pub measures: String,
+}
+
+/// How a source attributes what it reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Attribution {
+    /// A named person said it on the record.
+    Named,
+    /// People who asked not to be named.
+    Anonymous,
+    /// An official statement, communiqué or document.
+    Official,
+}
+
+/// Where a claim comes from: a citation and a short quote, never the full text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Source {
+    pub publication: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published: Option<ValidTime>,
+    pub attribution: Attribution,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quote: Option<String>,
+}
+
+/// An event as a client submits it, before the store gives it a position, a version, a
+/// transaction time and a hash.
+///
+/// JSON form: the envelope's fields, `kind`, and the kind's `payload` object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub id: EventId,
+    pub timeline: TimelineSlug,
+    pub occurred: Option<Occurred>,
+    pub actors: Vec<Participant>,
+    pub targets: Vec<Participant>,
+    pub issues: Vec<IssueSlug>,
+    pub amounts: Vec<Amount>,
+    pub location: Option<String>,
+    pub summary: String,
+    pub sources: Vec<Source>,
+    pub confidence: Option<f64>,
+    pub payload: Payload,
+}
+
+impl NewEvent {
+    /// An event of the given payload with an empty envelope, to be filled in by the caller.
+    pub fn new(timeline: TimelineSlug, payload: Payload) -> Self {
+        Self {
+            id: EventId::new_v7(),
+            timeline,
+            occurred: None,
+            actors: Vec::new(),
+            targets: Vec::new(),
+            issues: Vec::new(),
+            amounts: Vec::new(),
+            location: None,
+            summary: String::new(),
+            sources: Vec::new(),
+            confidence: None,
+            payload,
+        }
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.payload.kind()
+    }
+
+    /// Every party named as an actor or a target, each once, actors first.
+    pub fn parties(&self) -> Vec<&PartyCode> {
+        let mut parties: Vec<&PartyCode> = Vec::new();
+        for p in self.actors.iter().chain(&self.targets) {
+            if !parties.contains(&&p.party) {
+                parties.push(&p.party);
+            }
+        }
+        parties
+    }
+
+    /// The parties that act (each once): a joint event has several.
+    pub fn acting_parties(&self) -> Vec<&PartyCode> {
+        let mut parties: Vec<&PartyCode> = Vec::new();
+        for p in &self.actors {
+            if !parties.contains(&&p.party) {
+                parties.push(&p.party);
+            }
+        }
+        parties
+    }
+
+    /// The canonical JSON of this event: fixed field order, no whitespace, optional fields left
+    /// out when empty. Equal events have equal encodings.
+    pub fn to_canonical_json(&self) -> Vec<u8> {
+        // Serializing plain data into a Vec cannot fail: no map has non-string keys.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+impl Serialize for NewEvent {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        struct Body<'a>(&'a Payload);
+        impl Serialize for Body<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                self.0.serialize_body(s)
+            }
+        }
+
+        let mut s = serializer.serialize_struct("NewEvent", 13)?;
+        s.serialize_field("id", &self.id)?;
+        s.serialize_field("timeline", &self.timeline)?;
+        s.serialize_field("kind", &self.kind())?;
+        if let Some(occurred) = &self.occurred {
+            s.serialize_field("occurred", occurred)?;
+        }
+        if !self.actors.is_empty() {
+            s.serialize_field("actors", &self.actors)?;
+        }
+        if !self.targets.is_empty() {
+            s.serialize_field("targets", &self.targets)?;
+        }
+        if !self.issues.is_empty() {
+            s.serialize_field("issues", &self.issues)?;
+        }
+        if !self.amounts.is_empty() {
+            s.serialize_field("amounts", &self.amounts)?;
+        }
+        if let Some(location) = &self.location {
+            s.serialize_field("location", location)?;
+        }
+        if !self.summary.is_empty() {
+            s.serialize_field("summary", &self.summary)?;
+        }
+        if !self.sources.is_empty() {
+            s.serialize_field("sources", &self.sources)?;
+        }
+        if let Some(confidence) = &self.confidence {
+            s.serialize_field("confidence", confidence)?;
+        }
+        s.serialize_field("payload", &Body(&self.payload))?;
+        s.end()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct NewEventWire {
+    id: EventId,
+    timeline: TimelineSlug,
+    kind: Kind,
+    #[serde(default)]
+    occurred: Option<Occurred>,
+    #[serde(default)]
+    actors: Vec<Participant>,
+    #[serde(default)]
+    targets: Vec<Participant>,
+    #[serde(default)]
+    issues: Vec<IssueSlug>,
+    #[serde(default)]
+    amounts: Vec<Amount>,
+    #[serde(default)]
+    location: Option<String>,
+    #[serde(default)]
+    summary: String,
+    #[serde(default)]
+    sources: Vec<Source>,
+    #[serde(default)]
+    confidence: Option<f64>,
+    payload: Box<serde_json::value::RawValue>,
+}
+
+impl<'de> Deserialize<'de> for NewEvent {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let wire = NewEventWire::deserialize(deserializer)?;
+        let payload = Payload::from_json(wire.kind, wire.payload.get())
+            .map_err(|e| D::Error::custom(format!("payload of {}: {e}", wire.kind)))?;
+        Ok(NewEvent {
+            id: wire.id,
+            timeline: wire.timeline,
+            occurred: wire.occurred,
+            actors: wire.actors,
+            targets: wire.targets,
+            issues: wire.issues,
+            amounts: wire.amounts,
+            location: wire.location,
+            summary: wire.summary,
+            sources: wire.sources,
+            confidence: wire.confidence,
+            payload,
+        })
+    }
+}

@@ -1,0 +1,532 @@
+//! Event kinds and their typed payloads: what each kind of diplomatic act carries, plus the
+//! registrations, retractions and corrections that keep the log's facts straight.
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::{Amount, Occurred, Participant, Source};
+use crate::ids::{ActorSlug, EventId, IssueSlug, PartyCode, TimelineSlug};
+use crate::time::ValidTime;
+
+/// Every kind of event the log holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Kind {
+    Offer,
+    Demand,
+    Threat,
+    Refusal,
+    Concession,
+    Agreement,
+    Measure,
+    Statement,
+    Accusation,
+    Seminar,
+    Visit,
+    Talks,
+    Retraction,
+    Correction,
+    PartyRegistered,
+    ActorRegistered,
+    IssueRegistered,
+    TimelineRegistered,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 18] = [
+        Kind::Offer,
+        Kind::Demand,
+        Kind::Threat,
+        Kind::Refusal,
+        Kind::Concession,
+        Kind::Agreement,
+        Kind::Measure,
+        Kind::Statement,
+        Kind::Accusation,
+        Kind::Seminar,
+        Kind::Visit,
+        Kind::Talks,
+        Kind::Retraction,
+        Kind::Correction,
+        Kind::PartyRegistered,
+        Kind::ActorRegistered,
+        Kind::IssueRegistered,
+        Kind::TimelineRegistered,
+    ];
+
+    /// A stable one-byte tag, used in storage indexes. Never renumber: append new kinds.
+    pub const fn tag(self) -> u8 {
+        self as u8
+    }
+
+    pub fn from_tag(tag: u8) -> Option<Kind> {
+        Kind::ALL.get(usize::from(tag)).copied()
+    }
+
+    /// The kind's name as written in JSON and GraphQL (`DEMAND`, `PARTY_REGISTERED`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Kind::Offer => "OFFER",
+            Kind::Demand => "DEMAND",
+            Kind::Threat => "THREAT",
+            Kind::Refusal => "REFUSAL",
+            Kind::Concession => "CONCESSION",
+            Kind::Agreement => "AGREEMENT",
+            Kind::Measure => "MEASURE",
+            Kind::Statement => "STATEMENT",
+            Kind::Accusation => "ACCUSATION",
+            Kind::Seminar => "SEMINAR",
+            Kind::Visit => "VISIT",
+            Kind::Talks => "TALKS",
+            Kind::Retraction => "RETRACTION",
+            Kind::Correction => "CORRECTION",
+            Kind::PartyRegistered => "PARTY_REGISTERED",
+            Kind::ActorRegistered => "ACTOR_REGISTERED",
+            Kind::IssueRegistered => "ISSUE_REGISTERED",
+            Kind::TimelineRegistered => "TIMELINE_REGISTERED",
+        }
+    }
+
+    /// What parties did or said: the kinds that need a valid time, actors, a summary and sources,
+    /// and that can be retracted or corrected.
+    pub const fn is_diplomatic(self) -> bool {
+        (self as u8) <= (Kind::Talks as u8)
+    }
+
+    pub const fn is_registration(self) -> bool {
+        matches!(
+            self,
+            Kind::PartyRegistered
+                | Kind::ActorRegistered
+                | Kind::IssueRegistered
+                | Kind::TimelineRegistered
+        )
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Kind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| format!("unknown kind {s:?}"))
+    }
+}
+
+/// What a kind-specific payload says, typed per kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "payload", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Payload {
+    Offer(Offer),
+    Demand(Demand),
+    Threat(Threat),
+    Refusal(Refusal),
+    Concession(Concession),
+    Agreement(Agreement),
+    Measure(Measure),
+    Statement(Statement),
+    Accusation(Accusation),
+    Seminar(Seminar),
+    Visit(Visit),
+    Talks(Talks),
+    Retraction(Retraction),
+    Correction(Box<Correction>),
+    PartyRegistered(PartyRegistered),
+    ActorRegistered(ActorRegistered),
+    IssueRegistered(IssueRegistered),
+    TimelineRegistered(TimelineRegistered),
+}
+
+impl Payload {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Payload::Offer(_) => Kind::Offer,
+            Payload::Demand(_) => Kind::Demand,
+            Payload::Threat(_) => Kind::Threat,
+            Payload::Refusal(_) => Kind::Refusal,
+            Payload::Concession(_) => Kind::Concession,
+            Payload::Agreement(_) => Kind::Agreement,
+            Payload::Measure(_) => Kind::Measure,
+            Payload::Statement(_) => Kind::Statement,
+            Payload::Accusation(_) => Kind::Accusation,
+            Payload::Seminar(_) => Kind::Seminar,
+            Payload::Visit(_) => Kind::Visit,
+            Payload::Talks(_) => Kind::Talks,
+            Payload::Retraction(_) => Kind::Retraction,
+            Payload::Correction(_) => Kind::Correction,
+            Payload::PartyRegistered(_) => Kind::PartyRegistered,
+            Payload::ActorRegistered(_) => Kind::ActorRegistered,
+            Payload::IssueRegistered(_) => Kind::IssueRegistered,
+            Payload::TimelineRegistered(_) => Kind::TimelineRegistered,
+        }
+    }
+
+    /// Reads the payload of a given kind from its JSON object.
+    pub fn from_json(kind: Kind, json: &str) -> Result<Payload, serde_json::Error> {
+        use serde_json::from_str as read;
+        Ok(match kind {
+            Kind::Offer => Payload::Offer(read(json)?),
+            Kind::Demand => Payload::Demand(read(json)?),
+            Kind::Threat => Payload::Threat(read(json)?),
+            Kind::Refusal => Payload::Refusal(read(json)?),
+            Kind::Concession => Payload::Concession(read(json)?),
+            Kind::Agreement => Payload::Agreement(read(json)?),
+            Kind::Measure => Payload::Measure(read(json)?),
+            Kind::Statement => Payload::Statement(read(json)?),
+            Kind::Accusation => Payload::Accusation(read(json)?),
+            Kind::Seminar => Payload::Seminar(read(json)?),
+            Kind::Visit => Payload::Visit(read(json)?),
+            Kind::Talks => Payload::Talks(read(json)?),
+            Kind::Retraction => Payload::Retraction(read(json)?),
+            Kind::Correction => Payload::Correction(read(json)?),
+            Kind::PartyRegistered => Payload::PartyRegistered(read(json)?),
+            Kind::ActorRegistered => Payload::ActorRegistered(read(json)?),
+            Kind::IssueRegistered => Payload::IssueRegistered(read(json)?),
+            Kind::TimelineRegistered => Payload::TimelineRegistered(read(json)?),
+        })
+    }
+
+    /// Writes the payload's own object (without its kind).
+    pub(crate) fn serialize_body<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Payload::Offer(p) => p.serialize(s),
+            Payload::Demand(p) => p.serialize(s),
+            Payload::Threat(p) => p.serialize(s),
+            Payload::Refusal(p) => p.serialize(s),
+            Payload::Concession(p) => p.serialize(s),
+            Payload::Agreement(p) => p.serialize(s),
+            Payload::Measure(p) => p.serialize(s),
+            Payload::Statement(p) => p.serialize(s),
+            Payload::Accusation(p) => p.serialize(s),
+            Payload::Seminar(p) => p.serialize(s),
+            Payload::Visit(p) => p.serialize(s),
+            Payload::Talks(p) => p.serialize(s),
+            Payload::Retraction(p) => p.serialize(s),
+            Payload::Correction(p) => p.serialize(s),
+            Payload::PartyRegistered(p) => p.serialize(s),
+            Payload::ActorRegistered(p) => p.serialize(s),
+            Payload::IssueRegistered(p) => p.serialize(s),
+            Payload::TimelineRegistered(p) => p.serialize(s),
+        }
+    }
+}
+
+/// A proposal of terms. With conditions it is a conditional offer; `reaffirms` names the earlier
+/// offer it restates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Offer {
+    pub terms: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reaffirms: Option<EventId>,
+}
+
+/// What a demand asks of the other side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DemandType {
+    #[default]
+    PolicyChange,
+    EconomicCooperation,
+    EaseMeasures,
+    Meeting,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Demand {
+    pub terms: String,
+    #[serde(default)]
+    pub demand_type: DemandType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<ValidTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reaffirms: Option<EventId>,
+}
+
+/// The instrument of a threat or a measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Instrument {
+    Tariff,
+    Sanction,
+    ExportControl,
+    HaltNegotiations,
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Threat {
+    pub terms: String,
+    pub instrument: Instrument,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<ValidTime>,
+}
+
+/// What is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RefusalOf {
+    /// Refuses to discuss or negotiate it at all.
+    ToDiscuss,
+    /// Refuses to accept the demand or proposal.
+    ToAccept,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Refusal {
+    pub terms: String,
+    pub of: RefusalOf,
+    /// The events (usually demands) refused, when they are in the log.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refuses: Vec<EventId>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ConcessionType {
+    /// Gives in to a demand for a change of policy.
+    #[default]
+    AccedeToDemand,
+    /// Eases or lifts a measure (a tariff, a sanction).
+    EaseMeasure,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Concession {
+    pub terms: String,
+    #[serde(default)]
+    pub concession_type: ConcessionType,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub answers: Vec<EventId>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AgreementForm {
+    JointStatement,
+    SignedDeal,
+}
+
+/// An agreement; usually joint (every signing party among the actors).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Agreement {
+    pub terms: String,
+    pub form: AgreementForm,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum MeasureAction {
+    #[default]
+    Impose,
+    Ease,
+}
+
+/// A measure taken: announced on one date, effective (perhaps) on a later one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Measure {
+    pub terms: String,
+    pub instrument: Instrument,
+    #[serde(default)]
+    pub action: MeasureAction,
+    pub announced: ValidTime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effective: Option<ValidTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_percent: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Tone {
+    #[default]
+    Neutral,
+    Optimistic,
+    Pessimistic,
+}
+
+/// A stated position or claim ("the imbalance comes from savings rates").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Statement {
+    pub claim: String,
+    #[serde(default)]
+    pub tone: Tone,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AccusationForm {
+    Criticize,
+    Accuse,
+    Complain,
+    /// A legal action or a formal case (a WTO dispute, a "currency manipulator" designation).
+    LegalAction,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Accusation {
+    pub claim: String,
+    pub form: AccusationForm,
+}
+
+/// A seminar or conference that lays out positions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Seminar {
+    pub host: PartyCode,
+    pub days: u32,
+    /// Who took part, as the sources describe them ("six senior officials").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub participants: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+}
+
+/// A visit. Recorded with the visitor among the actors it is a visit made; with only the host
+/// among the actors, a visit hosted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Visit {
+    pub visitor: PartyCode,
+    pub host: PartyCode,
+    pub place: String,
+    pub purpose: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TalksFormat {
+    #[default]
+    Negotiation,
+    Consultation,
+    Phone,
+    ThirdLocation,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Talks {
+    pub participants: Vec<PartyCode>,
+    pub place: String,
+    #[serde(default)]
+    pub format: TalksFormat,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rounds: Option<u32>,
+}
+
+/// Withdraws an earlier event: projections then act as if it had never been recorded, while the
+/// log keeps both.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Retraction {
+    pub retracts: EventId,
+    pub reason: String,
+}
+
+/// Replaces fields of an earlier event; fields left out keep their value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Correction {
+    pub corrects: EventId,
+    pub reason: String,
+    pub changes: CorrectionChanges,
+}
+
+/// The new values a correction gives. `payload` must be of the corrected event's kind.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CorrectionChanges {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occurred: Option<Occurred>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actors: Option<Vec<Participant>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub targets: Option<Vec<Participant>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issues: Option<Vec<IssueSlug>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amounts: Option<Vec<Amount>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sources: Option<Vec<Source>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<Payload>,
+}
+
+impl CorrectionChanges {
+    pub fn is_empty(&self) -> bool {
+        *self == CorrectionChanges::default()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PartyKind {
+    State,
+    Organization,
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PartyRegistered {
+    pub code: PartyCode,
+    pub name: String,
+    pub party_kind: PartyKind,
+}
+
+/// A person or office acting for a party, with a role held from/to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ActorRegistered {
+    pub slug: ActorSlug,
+    pub name: String,
+    pub party: PartyCode,
+    pub role: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<ValidTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<ValidTime>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct IssueRegistered {
+    pub slug: IssueSlug,
+    pub title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// Opens a timeline; it must be the timeline's first event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TimelineRegistered {
+    pub slug: TimelineSlug,
+    pub title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}

@@ -1,0 +1,398 @@
+//! The embedded event log on sled: Chancery's default backend.
+//!
+//! Layout: one sled database per log directory, with the log's keyspaces in one tree (see
+//! [`keys`]). Writes go through a single writer thread ([`writer`]) that commits in groups and
+//! makes each group durable with `fdatasync` ([`durability`]) before acknowledging. Reads go
+//! straight to sled ([`reader`]). Subscriptions use the shared live feed of `chancery-store`.
+
+mod durability;
+pub mod keys;
+mod reader;
+mod writer;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+
+use chancery_domain::limits::MAX_BATCH_EVENTS;
+use chancery_domain::{
+    EventId, Position, RecordedEvent, Registry, TimelineSlug, ValidationErrors, decode_record,
+    validate, verify_record_hash,
+};
+use chancery_store::{
+    AppendOutcome, AppendRequest, Direction, EventFilter, EventLog, EventStream, ForwardReader,
+    Head, LiveFeed, RawRecord, ReadRequest, RestoreOutcome, StoreError,
+};
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::reader::{Reader, corrupt, storage_error};
+use crate::writer::{Command, Shared, Writer};
+
+/// Tuning of the sled log. The defaults suit a server.
+#[derive(Debug, Clone)]
+pub struct SledConfig {
+    /// Recent events kept in memory for live subscribers; slower ones read from storage.
+    pub live_buffer: usize,
+    /// Most events the writer commits in one group (one sync).
+    pub max_group_events: usize,
+    /// sled's page cache, in bytes.
+    pub cache_bytes: u64,
+}
+
+impl Default for SledConfig {
+    fn default() -> Self {
+        Self {
+            live_buffer: 4096,
+            max_group_events: 8192,
+            cache_bytes: 128 * 1024 * 1024,
+        }
+    }
+}
+
+/// sled writes pages larger than a quarter of a segment to blob files, which it never syncs.
+/// With 8 MiB segments a page must exceed 2 MiB for that; a leaf holds at most 17 entries of at
+/// most 64 KiB, so the log's pages never do.
+const SEGMENT_SIZE: usize = 8 * 1024 * 1024;
+
+/// Counters of the writer's work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Commit groups made durable.
+    pub groups: u64,
+    /// `fdatasync` calls made.
+    pub syncs: u64,
+}
+
+/// The sled event log. Cheap to clone; the writer stops when the last clone is dropped.
+#[derive(Clone)]
+pub struct SledLog {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    reader: Arc<Reader>,
+    shared: Arc<Shared>,
+    commands: Option<mpsc::Sender<Command>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the channel stops the writer after its current group; waiting for it means a
+        // reopen of the same directory in this process finds the database released.
+        self.commands.take();
+        if let Ok(mut writer) = self.writer.lock() {
+            if let Some(handle) = writer.take() {
+                let _ = handle.join();
+            }
+        }
+    }
+}
+
+impl SledLog {
+    /// Opens (or creates) the log in `dir`, resuming at its head.
+    pub fn open(dir: impl AsRef<Path>, config: SledConfig) -> Result<SledLog, StoreError> {
+        let dir = dir.as_ref();
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Storage(format!("cannot create {}: {e}", dir.display())))?;
+        let db = sled::Config::new()
+            .path(dir)
+            .segment_size(SEGMENT_SIZE)
+            .cache_capacity(config.cache_bytes)
+            .flush_every_ms(None)
+            .open()
+            .map_err(|e| open_error(dir, e))?;
+        let tree = db.open_tree("log").map_err(storage_error)?;
+        check_format(&tree)?;
+        let reader = Reader { tree };
+
+        let head = match reader.last_record()? {
+            None => Head::EMPTY,
+            Some((record, bytes)) => {
+                verify_record_hash(&bytes).map_err(|e| {
+                    corrupt(
+                        Some(record.position),
+                        &format!("the last record fails its check: {e}"),
+                    )
+                })?;
+                Head {
+                    position: record.position,
+                    hash: record.hash,
+                    recorded_at: Some(record.recorded_at),
+                }
+            }
+        };
+        let (registry, versions) = reader.load_state()?;
+        let sync = durability::DiskSync::open(dir).map_err(|e| reader::io_error(&e))?;
+
+        let feed = LiveFeed::new(head.position, config.live_buffer.max(1));
+        let shared = Arc::new(Shared {
+            head: RwLock::new(head),
+            registry: RwLock::new(Arc::new(registry.clone())),
+            feed,
+            syncs: AtomicU64::new(0),
+            groups: AtomicU64::new(0),
+        });
+        let (tx, rx) = mpsc::channel(1024);
+        let writer = Writer {
+            db,
+            reader: reader.clone(),
+            sync,
+            head,
+            versions,
+            registry,
+            shared: Arc::clone(&shared),
+            max_group_events: config.max_group_events.max(MAX_BATCH_EVENTS),
+            unsynced: Vec::new(),
+        };
+        let handle = std::thread::Builder::new()
+            .name("chancery-log-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| StoreError::Storage(format!("cannot start the writer thread: {e}")))?;
+        Ok(SledLog {
+            inner: Arc::new(Inner {
+                path: dir.to_owned(),
+                reader: Arc::new(reader),
+                shared,
+                commands: Some(tx),
+                writer: Mutex::new(Some(handle)),
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    pub fn writer_stats(&self) -> WriterStats {
+        WriterStats {
+            groups: self.inner.shared.groups.load(Ordering::Relaxed),
+            syncs: self.inner.shared.syncs.load(Ordering::Relaxed),
+        }
+    }
+
+    async fn send<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Command,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        let commands = self.inner.commands.as_ref().ok_or(StoreError::Closed)?;
+        commands
+            .send(command(tx))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    fn head_now(&self) -> Head {
+        self.inner
+            .shared
+            .head
+            .read()
+            .map(|h| *h)
+            .unwrap_or(Head::EMPTY)
+    }
+}
+
+fn open_error(dir: &Path, e: sled::Error) -> StoreError {
+    let text = e.to_string();
+    if text.contains("lock") {
+        StoreError::Storage(format!(
+            "{} is in use by another Chancery process ({text})",
+            dir.display()
+        ))
+    } else {
+        match storage_error(e) {
+            StoreError::Corrupt { position, detail } => StoreError::Corrupt {
+                position,
+                detail: format!("{}: {detail}", dir.display()),
+            },
+            other => other,
+        }
+    }
+}
+
+fn check_format(tree: &sled::Tree) -> Result<(), StoreError> {
+    match tree.get(keys::META_FORMAT).map_err(storage_error)? {
+        Some(v) if keys::u64_prefix(&v) == Some(keys::FORMAT) => Ok(()),
+        Some(v) => Err(StoreError::Corrupt {
+            position: None,
+            detail: format!(
+                "store format {:?} is not format {} of this build",
+                keys::u64_prefix(&v),
+                keys::FORMAT
+            ),
+        }),
+        None => {
+            if tree.first().map_err(storage_error)?.is_some() {
+                return Err(corrupt(None, "the store has data but no format marker"));
+            }
+            tree.insert(keys::META_FORMAT, &keys::FORMAT.to_be_bytes())
+                .map_err(storage_error)?;
+            Ok(())
+        }
+    }
+}
+
+/// Structural checks done by the caller's task, so the writer thread only does what needs order.
+fn precheck(request: &AppendRequest) -> Result<(), StoreError> {
+    if request.events.is_empty() {
+        return Err(StoreError::Invalid(ValidationErrors::single(
+            "events",
+            "an append needs at least one event",
+        )));
+    }
+    if request.events.len() > MAX_BATCH_EVENTS {
+        return Err(StoreError::Limit(format!(
+            "{} events in one append; the limit is {MAX_BATCH_EVENTS}: split the batch",
+            request.events.len()
+        )));
+    }
+    let mut ids = HashSet::with_capacity(request.events.len());
+    for (i, event) in request.events.iter().enumerate() {
+        validate(event).map_err(|e| StoreError::Invalid(e.within(&format!("events[{i}]"))))?;
+        if !ids.insert(event.id) {
+            return Err(StoreError::Invalid(ValidationErrors::single(
+                format!("events[{i}].id"),
+                format!("{} appears twice in this batch", event.id),
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl ForwardReader for Reader {
+    fn read_forward(
+        &self,
+        from: Position,
+        filter: &EventFilter,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<Arc<RecordedEvent>>, StoreError>> {
+        let request = ReadRequest {
+            from,
+            direction: Direction::Forward,
+            filter: filter.clone(),
+            limit,
+        };
+        async move { self.read(&request) }.boxed()
+    }
+}
+
+impl EventLog for SledLog {
+    fn append(&self, request: AppendRequest) -> BoxFuture<'_, Result<AppendOutcome, StoreError>> {
+        async move {
+            precheck(&request)?;
+            self.send(|reply| Command::Append { request, reply }).await
+        }
+        .boxed()
+    }
+
+    fn restore(&self, records: Vec<Vec<u8>>) -> BoxFuture<'_, Result<RestoreOutcome, StoreError>> {
+        async move {
+            if records.len() > MAX_BATCH_EVENTS * 10 {
+                return Err(StoreError::Limit(format!(
+                    "{} records in one restore; the limit is {}",
+                    records.len(),
+                    MAX_BATCH_EVENTS * 10
+                )));
+            }
+            let mut decoded = Vec::with_capacity(records.len());
+            for (i, bytes) in records.into_iter().enumerate() {
+                let refuse = |why: String| {
+                    StoreError::Restore(format!(
+                        "record {} of the batch {why}; nothing was restored",
+                        i + 1
+                    ))
+                };
+                verify_record_hash(&bytes)
+                    .map_err(|e| refuse(format!("fails its hash check: {e}")))?;
+                let record =
+                    decode_record(&bytes).map_err(|e| refuse(format!("cannot be read: {e}")))?;
+                validate(&record.event).map_err(|e| refuse(format!("is invalid: {e}")))?;
+                decoded.push((record, bytes));
+            }
+            if decoded.is_empty() {
+                return Ok(RestoreOutcome {
+                    restored: 0,
+                    head: self.head_now(),
+                });
+            }
+            self.send(|reply| Command::Restore {
+                records: decoded,
+                reply,
+            })
+            .await
+        }
+        .boxed()
+    }
+
+    fn head(&self) -> BoxFuture<'_, Result<Head, StoreError>> {
+        let head = self.head_now();
+        async move { Ok(head) }.boxed()
+    }
+
+    fn read(
+        &self,
+        request: ReadRequest,
+    ) -> BoxFuture<'_, Result<Vec<Arc<RecordedEvent>>, StoreError>> {
+        async move { self.inner.reader.read(&request) }.boxed()
+    }
+
+    fn read_timeline(
+        &self,
+        timeline: TimelineSlug,
+        from_version: u64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<Arc<RecordedEvent>>, StoreError>> {
+        async move {
+            self.inner
+                .reader
+                .read_timeline(&timeline, from_version, limit)
+        }
+        .boxed()
+    }
+
+    fn read_raw(
+        &self,
+        from: Position,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<RawRecord>, StoreError>> {
+        async move { self.inner.reader.read_raw(from, limit) }.boxed()
+    }
+
+    fn event(&self, id: EventId) -> BoxFuture<'_, Result<Option<Arc<RecordedEvent>>, StoreError>> {
+        async move { Ok(self.inner.reader.event(&id)?.map(Arc::new)) }.boxed()
+    }
+
+    fn timeline_version(
+        &self,
+        timeline: TimelineSlug,
+    ) -> BoxFuture<'_, Result<Option<u64>, StoreError>> {
+        async move { self.inner.reader.timeline_version(&timeline) }.boxed()
+    }
+
+    fn registry(&self) -> BoxFuture<'_, Result<Arc<Registry>, StoreError>> {
+        let registry = self
+            .inner
+            .shared
+            .registry
+            .read()
+            .map(|r| Arc::clone(&r))
+            .map_err(|_| StoreError::Storage("registry lock poisoned".into()));
+        async move { registry }.boxed()
+    }
+
+    fn subscribe(&self, after: Position, filter: EventFilter) -> EventStream {
+        chancery_store::live::subscribe(
+            Arc::clone(&self.inner.shared.feed),
+            Arc::clone(&self.inner.reader),
+            after,
+            filter,
+        )
+    }
+}

@@ -1,0 +1,645 @@
+//! The writer: one thread that owns every write to the log. It takes append and restore
+//! requests from a channel, validates each against the log and the requests before it in the
+//! same group, writes the whole group in one atomic sled batch, flushes it, makes it durable with
+//! one `fdatasync`, and only then publishes the new head and acknowledges.
+//!
+//! A request that fails (bad input, a version conflict) is answered with its error and leaves
+//! no trace; the rest of its group goes on. Group commit is what makes durability affordable:
+//! requests that arrive while a group is being synced form the next group, so one sync serves many
+//! appends.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
+
+use chancery_domain::registry::RegistryEntry;
+use chancery_domain::{
+    EventId, EventRef, Kind, NewEvent, Payload, Position, RecordedEvent, References, Registry,
+    TimelineSlug, Timestamp, ValidationErrors, validate_references,
+};
+use chancery_store::{
+    AppendOutcome, AppendRequest, Appended, ExpectedVersion, Head, LiveFeed, RestoreOutcome,
+    StoreError,
+};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::durability::DiskSync;
+use crate::keys::{self, IdEntry};
+use crate::reader::{Reader, io_error, storage_error};
+
+pub enum Command {
+    Append {
+        request: AppendRequest,
+        reply: oneshot::Sender<Result<AppendOutcome, StoreError>>,
+    },
+    /// Records already decoded and hash-checked by the caller, with their stored bytes.
+    Restore {
+        records: Vec<(RecordedEvent, Vec<u8>)>,
+        reply: oneshot::Sender<Result<RestoreOutcome, StoreError>>,
+    },
+}
+
+impl Command {
+    fn events(&self) -> usize {
+        match self {
+            Command::Append { request, .. } => request.events.len(),
+            Command::Restore { records, .. } => records.len(),
+        }
+    }
+}
+
+/// What readers see of the writer's state, updated after each durable group.
+pub struct Shared {
+    pub head: RwLock<Head>,
+    pub registry: RwLock<Arc<Registry>>,
+    pub feed: Arc<LiveFeed>,
+    pub syncs: std::sync::atomic::AtomicU64,
+    pub groups: std::sync::atomic::AtomicU64,
+}
+
+pub struct Writer {
+    pub db: sled::Db,
+    pub reader: Reader,
+    pub sync: DiskSync,
+    pub head: Head,
+    pub versions: HashMap<TimelineSlug, u64>,
+    pub registry: Registry,
+    pub shared: Arc<Shared>,
+    pub max_group_events: usize,
+    /// Records applied to sled whose flush or sync failed: not yet acknowledged or published.
+    pub unsynced: Vec<Arc<RecordedEvent>>,
+}
+
+/// The writes of the current group, not yet applied.
+#[derive(Default)]
+struct Group {
+    ops: Vec<(Vec<u8>, Vec<u8>)>,
+    ids: HashMap<EventId, IdEntry>,
+    versions: HashMap<TimelineSlug, u64>,
+    records: Vec<Arc<RecordedEvent>>,
+    registered: Vec<RegistryEntry>,
+    head: Option<Head>,
+}
+
+/// The writes of one request, merged into its group only if the whole request succeeds.
+#[derive(Default)]
+struct Scope {
+    ops: Vec<(Vec<u8>, Vec<u8>)>,
+    ids: HashMap<EventId, IdEntry>,
+    records: Vec<Arc<RecordedEvent>>,
+    registered: Vec<RegistryEntry>,
+}
+
+enum Reply {
+    Append(
+        oneshot::Sender<Result<AppendOutcome, StoreError>>,
+        Result<AppendOutcome, StoreError>,
+    ),
+    Restore(
+        oneshot::Sender<Result<RestoreOutcome, StoreError>>,
+        Result<u64, StoreError>,
+    ),
+}
+
+/// The references an event is validated against: its request, its group, then the log.
+struct Refs<'a> {
+    registry: &'a Registry,
+    scope: &'a Scope,
+    group: &'a Group,
+    reader: &'a Reader,
+    failure: std::cell::RefCell<Option<StoreError>>,
+}
+
+impl Refs<'_> {
+    fn id_entry(&self, id: &EventId) -> Result<Option<IdEntry>, StoreError> {
+        if let Some(e) = self.scope.ids.get(id).or_else(|| self.group.ids.get(id)) {
+            return Ok(Some(e.clone()));
+        }
+        self.reader.id_entry(id)
+    }
+}
+
+impl References for Refs<'_> {
+    fn registry(&self) -> &Registry {
+        self.registry
+    }
+
+    fn event(&self, id: &EventId) -> Option<EventRef> {
+        match self.id_entry(id) {
+            Ok(entry) => entry.map(|e| EventRef {
+                kind: e.kind,
+                timeline: e.timeline,
+                retracted: e.retracted,
+            }),
+            Err(e) => {
+                self.failure.borrow_mut().get_or_insert(e);
+                None
+            }
+        }
+    }
+}
+
+impl Writer {
+    pub fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        while let Some(first) = commands.blocking_recv() {
+            let mut events = first.events();
+            let mut group = vec![first];
+            while events < self.max_group_events {
+                match commands.try_recv() {
+                    Ok(next) => {
+                        events += next.events();
+                        group.push(next);
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.commit(group);
+        }
+    }
+
+    fn current_head(&self, group: &Group) -> Head {
+        group.head.unwrap_or(self.head)
+    }
+
+    fn current_version(&self, group: &Group, timeline: &TimelineSlug) -> Option<u64> {
+        group
+            .versions
+            .get(timeline)
+            .or_else(|| self.versions.get(timeline))
+            .copied()
+    }
+
+    fn commit(&mut self, commands: Vec<Command>) {
+        let now = Timestamp::from_system_time(SystemTime::now());
+        let mut group = Group::default();
+        let mut replies = Vec::with_capacity(commands.len());
+        for command in commands {
+            match command {
+                Command::Append { request, reply } => {
+                    let result = self.append(&mut group, request, now);
+                    replies.push(Reply::Append(reply, result));
+                }
+                Command::Restore { records, reply } => {
+                    let result = self.restore(&mut group, records);
+                    replies.push(Reply::Restore(reply, result));
+                }
+            }
+        }
+
+        let durable = if group.ops.is_empty() && self.unsynced.is_empty() {
+            Ok(())
+        } else {
+            self.persist(&mut group)
+        };
+        match durable {
+            Ok(()) => {
+                let mut published = std::mem::take(&mut self.unsynced);
+                published.extend(group.records.iter().cloned());
+                self.publish(&group, &published);
+                let head = self.head;
+                for reply in replies {
+                    match reply {
+                        Reply::Append(tx, result) => drop(tx.send(result)),
+                        Reply::Restore(tx, result) => {
+                            drop(tx.send(result.map(|restored| RestoreOutcome { restored, head })))
+                        }
+                    }
+                }
+            }
+            Err(error) => {
+                for reply in replies {
+                    match reply {
+                        Reply::Append(tx, result) => drop(tx.send(result.and(Err(error.clone())))),
+                        Reply::Restore(tx, result) => drop(tx.send(result.and(Err(error.clone())))),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes the group and makes it durable. When the batch could not be applied, nothing
+    /// happened and the group's effects are undone. When it was applied but the flush or sync
+    /// failed, the events exist but are not known durable: the writer keeps them, unacknowledged
+    /// and unpublished, and retries the sync with the next group; a client's retry with the same
+    /// ids then gets their positions.
+    fn persist(&mut self, group: &mut Group) -> Result<(), StoreError> {
+        if !group.ops.is_empty() {
+            let mut batch = sled::Batch::default();
+            for (k, v) in group.ops.drain(..) {
+                batch.insert(k, v);
+            }
+            if let Err(e) = self.reader.tree.apply_batch(batch) {
+                for entry in group.registered.drain(..).rev() {
+                    self.registry.remove(&entry);
+                }
+                return Err(storage_error(e));
+            }
+            self.head = self.current_head(group);
+            self.versions.extend(group.versions.drain());
+        }
+        // The flush is only half of durability; the sync below is the other half.
+        #[allow(clippy::disallowed_methods)]
+        let flushed = self
+            .db
+            .flush()
+            .map_err(storage_error)
+            .and_then(|_| self.sync.sync().map_err(|e| io_error(&e)));
+        if let Err(e) = flushed {
+            self.unsynced.append(&mut group.records);
+            let detail = format!("{e}; the outcome is unknown: retry with the same event ids");
+            return Err(match e {
+                StoreError::StorageFull(_) => StoreError::StorageFull(detail),
+                _ => StoreError::Storage(detail),
+            });
+        }
+        self.shared
+            .syncs
+            .store(self.sync.syncs, std::sync::atomic::Ordering::Relaxed);
+        self.shared
+            .groups
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn publish(&self, group: &Group, records: &[Arc<RecordedEvent>]) {
+        if let Ok(mut head) = self.shared.head.write() {
+            *head = self.head;
+        }
+        if !group.registered.is_empty() {
+            if let Ok(mut registry) = self.shared.registry.write() {
+                *registry = Arc::new(self.registry.clone());
+            }
+        }
+        self.shared.feed.publish(records);
+    }
+
+    fn append(
+        &mut self,
+        group: &mut Group,
+        request: AppendRequest,
+        now: Timestamp,
+    ) -> Result<AppendOutcome, StoreError> {
+        if let Some(outcome) = self.deduplicate(group, &request)? {
+            return Ok(outcome);
+        }
+        let current = self.current_version(group, &request.timeline);
+        let matches = match request.expected {
+            ExpectedVersion::Any => true,
+            ExpectedVersion::NoTimeline | ExpectedVersion::Exact(0) => current.is_none(),
+            ExpectedVersion::Exact(v) => current == Some(v),
+        };
+        if !matches {
+            return Err(StoreError::WrongExpectedVersion {
+                timeline: request.timeline,
+                expected: request.expected,
+                actual: current,
+            });
+        }
+
+        let mut scope = Scope::default();
+        let mut head = self.current_head(group);
+        let mut version = current.unwrap_or(0);
+        let mut appended = Vec::with_capacity(request.events.len());
+        for (i, event) in request.events.into_iter().enumerate() {
+            if let Err(e) = self.check_references(&scope, group, &event, &request.timeline) {
+                self.undo(&mut scope);
+                return Err(match e {
+                    StoreError::Invalid(errors) => {
+                        StoreError::Invalid(errors.within(&format!("events[{i}]")))
+                    }
+                    other => other,
+                });
+            }
+            let recorded_at = head.recorded_at.map_or(now, |last| last.max(now));
+            let (record, bytes) = RecordedEvent::seal(
+                head.position + 1,
+                version + 1,
+                recorded_at,
+                head.hash,
+                event,
+            );
+            head = Head {
+                position: record.position,
+                hash: record.hash,
+                recorded_at: Some(recorded_at),
+            };
+            version = record.version;
+            appended.push(Appended {
+                id: record.event.id,
+                position: record.position,
+                version,
+            });
+            if let Err(e) = self.stage(&mut scope, group, record, bytes) {
+                self.undo(&mut scope);
+                return Err(e);
+            }
+        }
+        self.merge(group, scope, &request.timeline, version, head);
+        Ok(AppendOutcome {
+            events: appended,
+            deduplicated: false,
+        })
+    }
+
+    fn check_references(
+        &self,
+        scope: &Scope,
+        group: &Group,
+        event: &NewEvent,
+        timeline: &TimelineSlug,
+    ) -> Result<(), StoreError> {
+        if &event.timeline != timeline {
+            return Err(StoreError::Invalid(ValidationErrors::single(
+                "timeline",
+                format!(
+                    "{} differs from the timeline {timeline} this append is for",
+                    event.timeline
+                ),
+            )));
+        }
+        let refs = Refs {
+            registry: &self.registry,
+            scope,
+            group,
+            reader: &self.reader,
+            failure: Default::default(),
+        };
+        let checked = validate_references(event, &refs);
+        if let Some(e) = refs.failure.into_inner() {
+            return Err(e);
+        }
+        checked.map_err(StoreError::Invalid)
+    }
+
+    /// Answers a retried request with the original positions, or refuses a reused id.
+    fn deduplicate(
+        &self,
+        group: &Group,
+        request: &AppendRequest,
+    ) -> Result<Option<AppendOutcome>, StoreError> {
+        let scope = Scope::default();
+        let refs = Refs {
+            registry: &self.registry,
+            scope: &scope,
+            group,
+            reader: &self.reader,
+            failure: Default::default(),
+        };
+        let mut found = Vec::new();
+        for event in &request.events {
+            if let Some(entry) = refs.id_entry(&event.id)? {
+                found.push((event, entry));
+            }
+        }
+        if found.is_empty() {
+            return Ok(None);
+        }
+        if found.len() < request.events.len() {
+            let (event, entry) = &found[0];
+            return Err(StoreError::IdConflict {
+                id: event.id,
+                position: entry.position,
+                reason: "it was recorded by an append that did not hold this whole batch; retry the original batch unchanged, or use new ids".into(),
+            });
+        }
+        let mut events = Vec::with_capacity(found.len());
+        for (event, entry) in found {
+            let record = match group.records.iter().find(|r| r.position == entry.position) {
+                Some(r) => Arc::clone(r),
+                None => Arc::new(self.reader.record(entry.position)?.ok_or_else(|| {
+                    StoreError::Corrupt {
+                        position: Some(entry.position),
+                        detail: format!("event {} is indexed but its record is missing", event.id),
+                    }
+                })?),
+            };
+            if &record.event != event {
+                return Err(StoreError::IdConflict {
+                    id: event.id,
+                    position: entry.position,
+                    reason: "it was recorded with other content; use a new id for a new event"
+                        .into(),
+                });
+            }
+            events.push(Appended {
+                id: event.id,
+                position: record.position,
+                version: record.version,
+            });
+        }
+        Ok(Some(AppendOutcome {
+            events,
+            deduplicated: true,
+        }))
+    }
+
+    /// Adds one sealed record and its indexes to the request's writes.
+    fn stage(
+        &mut self,
+        scope: &mut Scope,
+        group: &Group,
+        record: RecordedEvent,
+        bytes: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        let event = &record.event;
+        let position = record.position;
+        scope.ops.push((keys::event(position).to_vec(), bytes));
+        let entry = IdEntry {
+            position,
+            kind: event.kind(),
+            retracted: false,
+            timeline: event.timeline.clone(),
+        };
+        scope
+            .ops
+            .push((keys::id(&event.id).to_vec(), entry.encode()));
+        scope.ids.insert(event.id, entry);
+        scope.ops.push((
+            keys::version(&event.timeline, record.version),
+            position.to_be_bytes().to_vec(),
+        ));
+        for key in tag_keys(event, position) {
+            scope.ops.push((key, Vec::new()));
+        }
+        if let Payload::Retraction(r) = &event.payload {
+            let refs = Refs {
+                registry: &self.registry,
+                scope,
+                group,
+                reader: &self.reader,
+                failure: Default::default(),
+            };
+            if let Some(mut target) = refs.id_entry(&r.retracts)? {
+                target.retracted = true;
+                scope
+                    .ops
+                    .push((keys::id(&r.retracts).to_vec(), target.encode()));
+                scope.ids.insert(r.retracts, target);
+            }
+        }
+        if let Some(entry) = self.registry.apply(event) {
+            scope.registered.push(entry);
+        }
+        scope.records.push(Arc::new(record));
+        Ok(())
+    }
+
+    fn undo(&mut self, scope: &mut Scope) {
+        for entry in scope.registered.drain(..).rev() {
+            self.registry.remove(&entry);
+        }
+    }
+
+    fn merge(
+        &self,
+        group: &mut Group,
+        scope: Scope,
+        timeline: &TimelineSlug,
+        version: u64,
+        head: Head,
+    ) {
+        if scope.records.is_empty() {
+            return;
+        }
+        group.ops.extend(scope.ops);
+        group.ops.push((
+            keys::timeline_head(timeline),
+            version.to_be_bytes().to_vec(),
+        ));
+        group.ids.extend(scope.ids);
+        group.versions.insert(timeline.clone(), version);
+        group.records.extend(scope.records);
+        group.registered.extend(scope.registered);
+        group.head = Some(head);
+    }
+
+    fn restore(
+        &mut self,
+        group: &mut Group,
+        records: Vec<(RecordedEvent, Vec<u8>)>,
+    ) -> Result<u64, StoreError> {
+        let mut scope = Scope::default();
+        let mut head = self.current_head(group);
+        let mut versions: HashMap<TimelineSlug, u64> = HashMap::new();
+        let count = records.len() as u64;
+        for (record, bytes) in records {
+            let at = record.position;
+            let refuse = |why: String| {
+                StoreError::Restore(format!(
+                    "the record at position {at} {why}; nothing was restored"
+                ))
+            };
+            if at != head.position + 1 {
+                return Err(self.abort(
+                    &mut scope,
+                    refuse(format!(
+                        "does not follow this log's head at position {}",
+                        head.position
+                    )),
+                ));
+            }
+            if record.prev_hash != head.hash {
+                return Err(self.abort(
+                    &mut scope,
+                    refuse("does not chain to the hash of the record before it".into()),
+                ));
+            }
+            if head
+                .recorded_at
+                .is_some_and(|last| record.recorded_at < last)
+            {
+                return Err(self.abort(
+                    &mut scope,
+                    refuse("was recorded before the record preceding it".into()),
+                ));
+            }
+            let timeline = record.event.timeline.clone();
+            let current = versions
+                .get(&timeline)
+                .copied()
+                .or_else(|| self.current_version(group, &timeline));
+            if record.version != current.unwrap_or(0) + 1 {
+                return Err(self.abort(
+                    &mut scope,
+                    refuse(format!(
+                        "has version {} of {timeline}, which is not next",
+                        record.version
+                    )),
+                ));
+            }
+            if scope.ids.contains_key(&record.event.id)
+                || self.reader.id_entry(&record.event.id)?.is_some()
+                || group.ids.contains_key(&record.event.id)
+            {
+                return Err(self.abort(
+                    &mut scope,
+                    refuse(format!("reuses the event id {}", record.event.id)),
+                ));
+            }
+            if let Err(e) = self.check_references(&scope, group, &record.event, &timeline) {
+                return Err(self.abort(&mut scope, refuse(format!("is invalid: {e}"))));
+            }
+            head = Head {
+                position: at,
+                hash: record.hash,
+                recorded_at: Some(record.recorded_at),
+            };
+            versions.insert(timeline, record.version);
+            if let Err(e) = self.stage(&mut scope, group, record, bytes) {
+                return Err(self.abort(&mut scope, e));
+            }
+        }
+        if scope.records.is_empty() {
+            return Ok(0);
+        }
+        for (timeline, version) in &versions {
+            scope.ops.push((
+                keys::timeline_head(timeline),
+                version.to_be_bytes().to_vec(),
+            ));
+        }
+        group.ops.extend(scope.ops);
+        group.ids.extend(scope.ids);
+        group.versions.extend(versions);
+        group.records.extend(scope.records);
+        group.registered.extend(scope.registered);
+        group.head = Some(head);
+        Ok(count)
+    }
+
+    fn abort(&mut self, scope: &mut Scope, error: StoreError) -> StoreError {
+        self.undo(scope);
+        error
+    }
+}
+
+/// The filter index keys of an event.
+fn tag_keys(event: &NewEvent, position: Position) -> Vec<Vec<u8>> {
+    let mut out = vec![
+        keys::tag(
+            keys::DIM_TIMELINE,
+            event.timeline.as_str().as_bytes(),
+            position,
+        ),
+        keys::tag(keys::DIM_KIND, &keys::kind_value(event.kind()), position),
+    ];
+    for party in event.parties() {
+        out.push(keys::tag(
+            keys::DIM_PARTY,
+            party.as_str().as_bytes(),
+            position,
+        ));
+    }
+    for issue in &event.issues {
+        out.push(keys::tag(
+            keys::DIM_ISSUE,
+            issue.as_str().as_bytes(),
+            position,
+        ));
+    }
+    if matches!(event.kind(), Kind::Retraction | Kind::Correction) {
+        out.push(keys::tag(keys::DIM_PARTY, keys::WILDCARD, position));
+        out.push(keys::tag(keys::DIM_ISSUE, keys::WILDCARD, position));
+    }
+    out
+}
