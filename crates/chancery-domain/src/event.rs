@@ -156,6 +156,19 @@ impl NewEvent {
         parties
     }
 
+    /// The earlier events this one points at (retracts, corrects, reaffirms, refuses, answers).
+    pub fn referenced_events(&self) -> Vec<EventId> {
+        match &self.payload {
+            Payload::Offer(o) => o.reaffirms.into_iter().collect(),
+            Payload::Demand(d) => d.reaffirms.into_iter().collect(),
+            Payload::Refusal(r) => r.refuses.clone(),
+            Payload::Concession(c) => c.answers.clone(),
+            Payload::Retraction(r) => vec![r.retracts],
+            Payload::Correction(c) => vec![c.corrects],
+            _ => Vec::new(),
+        }
+    }
+
     /// The canonical JSON of this event: fixed field order, no whitespace, optional fields left
     /// out when empty. Equal events have equal encodings.
     pub fn to_canonical_json(&self) -> Vec<u8> {

@@ -131,6 +131,17 @@ pub fn validate(event: &NewEvent) -> Result<(), ValidationErrors> {
     let mut c = Collector::default();
     let kind = event.kind();
 
+    if event.id.as_uuid().get_version_num() != 7 {
+        c.error(
+            "id",
+            format!(
+                "{} is a version {} UUID; ids must be UUID v7 (time-ordered)",
+                event.id,
+                event.id.as_uuid().get_version_num()
+            ),
+        );
+    }
+
     if let Some(occurred) = &event.occurred {
         check_occurred(&mut c, "occurred", occurred);
     } else if kind.is_diplomatic() {

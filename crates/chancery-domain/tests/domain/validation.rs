@@ -280,3 +280,14 @@ fn a_correction_keeps_the_kind_of_what_it_corrects() {
     }));
     check_invalid(&e, "payload.changes", "at least one field");
 }
+
+#[test]
+fn ids_are_uuid_v7() {
+    let mut e = base();
+    e.id = EventId::from_uuid(uuid_v4());
+    check_invalid(&e, "id", "UUID v7");
+}
+
+fn uuid_v4() -> uuid::Uuid {
+    uuid::Uuid::parse_str("9b2f1c0e-3a4d-4e5f-8a6b-7c8d9e0f1a2b").unwrap()
+}

@@ -1,0 +1,743 @@
+//! Import and export: the NDJSON formats that move events in and out of a log.
+//!
+//! - **Event files** hold one event per line, as a client would submit it (no position, no
+//!   hash). Import checks the whole file first and writes nothing if any line is bad; it then
+//!   appends in batches, skipping events already recorded with the same content, so it can be
+//!   re-run safely.
+//! - **Exports** (format `chancery-export`, version 1) start with a header line, then hold every
+//!   record's stored bytes, one per line, in position order. Importing an export into an empty
+//!   store restores it exactly: same ids, positions, times and hashes. Export and import thus
+//!   double as backup and restore, and `verify` can check an export on its own.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{self, BufRead, Write};
+use std::path::{Path, PathBuf};
+
+use chancery_domain::codes::codes;
+use chancery_domain::{
+    EventId, EventRef, Hash, NewEvent, Payload, Position, RecordedEvent, References, Registry,
+    decode_record, validate, validate_references, verify_record_hash,
+};
+use chancery_store::{AppendRequest, EventLog, ExpectedVersion, StoreError};
+use serde::{Deserialize, Serialize};
+
+/// The name in every export's header line.
+pub const EXPORT_FORMAT: &str = "chancery-export";
+/// The version of the export format written by this build.
+pub const EXPORT_VERSION: u32 = 1;
+/// Events per append during an import.
+const IMPORT_BATCH: usize = 500;
+/// Records per read or restore during export, verify and restore.
+const RECORD_CHUNK: usize = 1_000;
+
+/// The first line of an export.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ExportHeader {
+    pub format: String,
+    pub version: u32,
+    /// How many records follow (the head position at the time of the export).
+    pub events: Position,
+    /// The hash of the last record.
+    pub head_hash: Hash,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    #[error("line {line}: {message}")]
+    Line { line: u64, message: String },
+    #[error("lines {first}-{last} were not imported: {source}")]
+    Batch {
+        first: u64,
+        last: u64,
+        source: StoreError,
+    },
+    #[error("{0}")]
+    Io(String),
+    #[error("cannot write the export: {0}")]
+    Write(#[source] io::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn line_error(line: u64, message: impl Into<String>) -> ExchangeError {
+    ExchangeError::Line {
+        line,
+        message: message.into(),
+    }
+}
+
+/// How far a long operation has come, for progress bars.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub phase: &'static str,
+    pub done: u64,
+    pub total: Option<u64>,
+}
+
+/// Where lines come from: read twice by an import (check, then write).
+pub enum Source {
+    File(PathBuf),
+    Text(&'static str),
+}
+
+impl Source {
+    fn open(&self) -> Result<Box<dyn BufRead + Send>, ExchangeError> {
+        match self {
+            Source::File(path) => std::fs::File::open(path)
+                .map(|f| {
+                    Box::new(io::BufReader::with_capacity(1 << 20, f)) as Box<dyn BufRead + Send>
+                })
+                .map_err(|e| ExchangeError::Io(format!("cannot read {}: {e}", path.display()))),
+            Source::Text(text) => Ok(Box::new(io::Cursor::new(text.as_bytes()))),
+        }
+    }
+
+    fn size(&self) -> Option<u64> {
+        match self {
+            Source::File(path) => std::fs::metadata(path).ok().map(|m| m.len()),
+            Source::Text(text) => Some(text.len() as u64),
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Source::File(path) => path.display().to_string(),
+            Source::Text(_) => "the built-in text".into(),
+        }
+    }
+}
+
+/// Numbered non-empty lines of a source, each with its byte offset after it.
+fn lines(
+    reader: Box<dyn BufRead + Send>,
+) -> impl Iterator<Item = Result<(u64, String, u64), ExchangeError>> {
+    let mut number = 0u64;
+    let mut offset = 0u64;
+    reader.split(b'\n').filter_map(move |line| {
+        number += 1;
+        match line {
+            Err(e) => Some(Err(ExchangeError::Io(format!("line {number}: {e}")))),
+            Ok(mut bytes) => {
+                offset += bytes.len() as u64 + 1;
+                if bytes.last() == Some(&b'\r') {
+                    bytes.pop();
+                }
+                if bytes.iter().all(u8::is_ascii_whitespace) {
+                    return None;
+                }
+                match String::from_utf8(bytes) {
+                    Ok(text) => Some(Ok((number, text, offset))),
+                    Err(_) => Some(Err(line_error(number, "is not valid UTF-8"))),
+                }
+            }
+        }
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ImportSummary {
+    /// Events (or records) read from the file.
+    pub read: u64,
+    /// Newly written.
+    pub written: u64,
+    /// Already in the store with the same content, skipped.
+    pub already_present: u64,
+    /// Whether the file was an export, restored verbatim.
+    pub restored: bool,
+    pub head: Position,
+}
+
+/// Imports an event file or an export, detected from its first line.
+pub async fn import(
+    log: &dyn EventLog,
+    source: &Source,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<ImportSummary, ExchangeError> {
+    let first = lines(source.open()?).next().transpose()?;
+    let Some((number, first, _)) = first else {
+        return Err(ExchangeError::Io(format!(
+            "{} holds no events",
+            source.name()
+        )));
+    };
+    let looks_like_header = serde_json::from_str::<serde_json::Value>(&first)
+        .ok()
+        .and_then(|v| {
+            v.get("format")
+                .and_then(|f| f.as_str().map(|f| f == EXPORT_FORMAT))
+        })
+        .unwrap_or(false);
+    if looks_like_header {
+        let header: ExportHeader = serde_json::from_str(&first)
+            .map_err(|e| line_error(number, format!("a bad export header: {e}")))?;
+        if header.version != EXPORT_VERSION {
+            return Err(line_error(
+                number,
+                format!(
+                    "export format version {} is not supported (this build reads {EXPORT_VERSION})",
+                    header.version
+                ),
+            ));
+        }
+        restore(log, source, &header, progress).await
+    } else {
+        import_events(log, source, progress).await
+    }
+}
+
+/// Answers reference checks from the store (looked up ahead) and from the file so far.
+struct FileRefs<'a> {
+    registry: &'a Registry,
+    events: &'a HashMap<EventId, EventRef>,
+}
+
+impl References for FileRefs<'_> {
+    fn registry(&self) -> &Registry {
+        self.registry
+    }
+    fn event(&self, id: &EventId) -> Option<EventRef> {
+        self.events.get(id).cloned()
+    }
+}
+
+async fn import_events(
+    log: &dyn EventLog,
+    source: &Source,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<ImportSummary, ExchangeError> {
+    let total = source.size();
+    let mut registry = (*log.registry().await?).clone();
+    let mut known: HashMap<EventId, EventRef> = HashMap::new();
+    let mut first_seen: HashMap<EventId, u64> = HashMap::new();
+    let mut present: HashSet<EventId> = HashSet::new();
+    let mut summary = ImportSummary::default();
+
+    // Pass 1: check every line; nothing is written if one is bad.
+    for item in lines(source.open()?) {
+        let (number, text, offset) = item?;
+        let event: NewEvent =
+            serde_json::from_str(&text).map_err(|e| line_error(number, e.to_string()))?;
+        validate(&event).map_err(|e| line_error(number, e.to_string()))?;
+        if let Some(first) = first_seen.insert(event.id, number) {
+            return Err(line_error(
+                number,
+                format!("id: {} is already used on line {first}", event.id),
+            ));
+        }
+        summary.read += 1;
+        if let Some(stored) = log.event(event.id).await? {
+            if stored.event != event {
+                return Err(line_error(
+                    number,
+                    format!(
+                        "id: {} is already recorded at position {} with other content",
+                        event.id, stored.position
+                    ),
+                ));
+            }
+            present.insert(event.id);
+            known.insert(
+                event.id,
+                EventRef {
+                    kind: event.kind(),
+                    timeline: event.timeline.clone(),
+                    retracted: false,
+                },
+            );
+            continue;
+        }
+        for id in event.referenced_events() {
+            if let std::collections::hash_map::Entry::Vacant(slot) = known.entry(id) {
+                if let Some(stored) = log.event(id).await? {
+                    slot.insert(EventRef {
+                        kind: stored.event.kind(),
+                        timeline: stored.event.timeline.clone(),
+                        retracted: false,
+                    });
+                }
+            }
+        }
+        validate_references(
+            &event,
+            &FileRefs {
+                registry: &registry,
+                events: &known,
+            },
+        )
+        .map_err(|e| line_error(number, e.to_string()))?;
+        registry.apply(&event);
+        if let Payload::Retraction(r) = &event.payload {
+            if let Some(target) = known.get_mut(&r.retracts) {
+                target.retracted = true;
+            }
+        }
+        known.insert(
+            event.id,
+            EventRef {
+                kind: event.kind(),
+                timeline: event.timeline.clone(),
+                retracted: false,
+            },
+        );
+        progress(Progress {
+            phase: "checking",
+            done: offset,
+            total,
+        });
+    }
+    drop(known);
+
+    // Pass 2: append in batches of consecutive events of one timeline.
+    let mut batch: Vec<NewEvent> = Vec::with_capacity(IMPORT_BATCH);
+    let mut batch_lines = (0u64, 0u64);
+    for item in lines(source.open()?) {
+        let (number, text, offset) = item?;
+        let event: NewEvent =
+            serde_json::from_str(&text).map_err(|e| line_error(number, e.to_string()))?;
+        if present.contains(&event.id) {
+            summary.already_present += 1;
+            continue;
+        }
+        if batch.len() == IMPORT_BATCH
+            || batch.first().is_some_and(|b| b.timeline != event.timeline)
+        {
+            summary.written += append_batch(log, &mut batch, batch_lines).await?;
+        }
+        if batch.is_empty() {
+            batch_lines.0 = number;
+        }
+        batch_lines.1 = number;
+        batch.push(event);
+        progress(Progress {
+            phase: "importing",
+            done: offset,
+            total,
+        });
+    }
+    summary.written += append_batch(log, &mut batch, batch_lines).await?;
+    summary.head = log.head().await?.position;
+    Ok(summary)
+}
+
+async fn append_batch(
+    log: &dyn EventLog,
+    batch: &mut Vec<NewEvent>,
+    (first, last): (u64, u64),
+) -> Result<u64, ExchangeError> {
+    let Some(timeline) = batch.first().map(|e| e.timeline.clone()) else {
+        return Ok(0);
+    };
+    let events = std::mem::take(batch);
+    let count = events.len() as u64;
+    log.append(AppendRequest {
+        timeline,
+        expected: ExpectedVersion::Any,
+        events,
+    })
+    .await
+    .map_err(|source| ExchangeError::Batch {
+        first,
+        last,
+        source,
+    })?;
+    Ok(count)
+}
+
+async fn restore(
+    log: &dyn EventLog,
+    source: &Source,
+    header: &ExportHeader,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<ImportSummary, ExchangeError> {
+    let head = log.head().await?;
+    let total = Some(header.events);
+    let mut summary = ImportSummary {
+        restored: true,
+        ..ImportSummary::default()
+    };
+
+    // Pass 1: every record verifies, the chain holds, and what the store already has matches.
+    let mut prev = Hash::GENESIS;
+    for (expected_position, item) in (1..).zip(lines(source.open()?).skip(1)) {
+        let (number, text, _) = item?;
+        let record = check_record(number, text.as_bytes(), expected_position, prev)?;
+        if record.position <= head.position {
+            let stored = log.read_raw(record.position, 1).await?;
+            if stored.first().map(|r| r.bytes.as_slice()) != Some(text.as_bytes()) {
+                return Err(line_error(
+                    number,
+                    format!(
+                        "position {} differs from what this store holds: restore into an empty store",
+                        record.position
+                    ),
+                ));
+            }
+        }
+        prev = record.hash;
+        summary.read += 1;
+        progress(Progress {
+            phase: "checking",
+            done: summary.read,
+            total,
+        });
+    }
+    if summary.read != header.events || prev != header.head_hash {
+        return Err(ExchangeError::Io(format!(
+            "{} is incomplete: its header announces {} records ending in hash {}, but it holds {} ending in {prev}",
+            source.name(),
+            header.events,
+            header.head_hash,
+            summary.read
+        )));
+    }
+    if head.position > header.events {
+        return Err(ExchangeError::Io(format!(
+            "the store already holds {} events, more than the export's {}: restore into an empty store",
+            head.position, header.events
+        )));
+    }
+
+    // Pass 2: restore what the store does not have yet.
+    let mut chunk = Vec::with_capacity(RECORD_CHUNK);
+    for item in lines(source.open()?).skip(1) {
+        let (number, text, _) = item?;
+        if summary.already_present < head.position {
+            summary.already_present += 1;
+            continue;
+        }
+        chunk.push((number, text.into_bytes()));
+        if chunk.len() == RECORD_CHUNK {
+            summary.written += restore_chunk(log, &mut chunk).await?;
+            progress(Progress {
+                phase: "restoring",
+                done: summary.already_present + summary.written,
+                total,
+            });
+        }
+    }
+    summary.written += restore_chunk(log, &mut chunk).await?;
+    summary.head = log.head().await?.position;
+    Ok(summary)
+}
+
+async fn restore_chunk(
+    log: &dyn EventLog,
+    chunk: &mut Vec<(u64, Vec<u8>)>,
+) -> Result<u64, ExchangeError> {
+    let (Some(first), Some(last)) = (chunk.first().map(|c| c.0), chunk.last().map(|c| c.0)) else {
+        return Ok(0);
+    };
+    let records: Vec<Vec<u8>> = std::mem::take(chunk)
+        .into_iter()
+        .map(|(_, bytes)| bytes)
+        .collect();
+    let out = log
+        .restore(records)
+        .await
+        .map_err(|source| ExchangeError::Batch {
+            first,
+            last,
+            source,
+        })?;
+    Ok(out.restored)
+}
+
+/// Checks one stored record: its hash, its schema, its place in the chain.
+fn check_record(
+    line: u64,
+    bytes: &[u8],
+    position: Position,
+    prev: Hash,
+) -> Result<RecordedEvent, ExchangeError> {
+    let at = |m: String| line_error(line, format!("position {position}: {m}"));
+    verify_record_hash(bytes).map_err(|e| at(e.to_string()))?;
+    let record = decode_record(bytes).map_err(|e| at(e.to_string()))?;
+    if record.position != position {
+        return Err(at(format!(
+            "the record says position {}, out of order",
+            record.position
+        )));
+    }
+    if record.prev_hash != prev {
+        return Err(at(format!(
+            "the chain is broken: prevHash is {} but the record before hashes to {prev}",
+            record.prev_hash
+        )));
+    }
+    Ok(record)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    Ndjson,
+    Csv,
+}
+
+/// Writes the log up to its current head. Returns how many records were written.
+pub async fn export(
+    log: &dyn EventLog,
+    format: ExportFormat,
+    out: &mut dyn Write,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<u64, ExchangeError> {
+    let head = log.head().await?;
+    let io = ExchangeError::Write;
+    match format {
+        ExportFormat::Ndjson => {
+            let header = ExportHeader {
+                format: EXPORT_FORMAT.into(),
+                version: EXPORT_VERSION,
+                events: head.position,
+                head_hash: head.hash,
+            };
+            serde_json::to_writer(&mut *out, &header)
+                .map_err(|e| ExchangeError::Io(e.to_string()))?;
+            out.write_all(b"\n").map_err(io)?;
+        }
+        ExportFormat::Csv => out.write_all(CSV_HEADER.as_bytes()).map_err(io)?,
+    }
+    let mut next = 1;
+    while next <= head.position {
+        let limit = usize::try_from((head.position - next + 1).min(RECORD_CHUNK as u64))
+            .unwrap_or(RECORD_CHUNK);
+        let records = log.read_raw(next, limit).await?;
+        if records.is_empty() {
+            return Err(StoreError::Corrupt {
+                position: Some(next),
+                detail: "missing below the head".into(),
+            }
+            .into());
+        }
+        for r in &records {
+            match format {
+                ExportFormat::Ndjson => {
+                    out.write_all(&r.bytes).map_err(io)?;
+                    out.write_all(b"\n").map_err(io)?;
+                }
+                ExportFormat::Csv => {
+                    let record = decode_record(&r.bytes).map_err(|e| StoreError::Corrupt {
+                        position: Some(r.position),
+                        detail: e.to_string(),
+                    })?;
+                    out.write_all(csv_row(&record).as_bytes()).map_err(io)?;
+                }
+            }
+            next = r.position + 1;
+        }
+        progress(Progress {
+            phase: "exporting",
+            done: next - 1,
+            total: Some(head.position),
+        });
+    }
+    out.flush().map_err(io)?;
+    Ok(head.position)
+}
+
+const CSV_HEADER: &str = "position,version,recordedAt,timeline,id,kind,start,end,precision,modality,actors,targets,issues,amounts,summary,cameo,ploverType,quadClass,goldstein,hash\n";
+
+fn csv_field(out: &mut String, value: &str) {
+    if value.contains([',', '"', '\n', '\r']) {
+        out.push('"');
+        out.push_str(&value.replace('"', "\"\""));
+        out.push('"');
+    } else {
+        out.push_str(value);
+    }
+    out.push(',');
+}
+
+fn csv_row(r: &RecordedEvent) -> String {
+    let e = &r.event;
+    let join = |parts: Vec<String>| parts.join(";");
+    let participants = |list: &[chancery_domain::Participant]| {
+        join(
+            list.iter()
+                .map(|p| match &p.actor {
+                    Some(a) => format!("{}/{a}", p.party),
+                    None => p.party.to_string(),
+                })
+                .collect(),
+        )
+    };
+    let codes = codes(e);
+    let mut row = String::new();
+    for value in [
+        r.position.to_string(),
+        r.version.to_string(),
+        r.recorded_at.to_string(),
+        e.timeline.to_string(),
+        e.id.to_string(),
+        e.kind().to_string(),
+        e.occurred
+            .as_ref()
+            .map(|o| o.start.to_string())
+            .unwrap_or_default(),
+        e.occurred
+            .as_ref()
+            .and_then(|o| o.end.map(|t| t.to_string()))
+            .unwrap_or_default(),
+        e.occurred
+            .as_ref()
+            .map(|o| format!("{:?}", o.precision()).to_uppercase())
+            .unwrap_or_default(),
+        e.occurred
+            .as_ref()
+            .map(|o| format!("{:?}", o.modality).to_uppercase())
+            .unwrap_or_default(),
+        participants(&e.actors),
+        participants(&e.targets),
+        join(e.issues.iter().map(ToString::to_string).collect()),
+        join(
+            e.amounts
+                .iter()
+                .map(|a| format!("{} {} ({})", a.value, a.unit, a.measures))
+                .collect(),
+        ),
+        e.summary.clone(),
+        codes.map(|c| c.cameo.to_owned()).unwrap_or_default(),
+        codes
+            .and_then(|c| c.plover_type.map(str::to_owned))
+            .unwrap_or_default(),
+        codes
+            .map(|c| c.quad_class.number().to_string())
+            .unwrap_or_default(),
+        codes.map(|c| c.goldstein.to_string()).unwrap_or_default(),
+        r.hash.to_string(),
+    ] {
+        csv_field(&mut row, &value);
+    }
+    row.pop();
+    row.push('\n');
+    row
+}
+
+/// What a verification found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verification {
+    pub records: u64,
+    pub head_hash: Hash,
+    /// The first broken position and why, if any.
+    pub broken: Option<(Position, String)>,
+}
+
+/// Walks the chain of a log from position 1.
+pub async fn verify_log(
+    log: &dyn EventLog,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<Verification, ExchangeError> {
+    let head = log.head().await?;
+    let mut prev = Hash::GENESIS;
+    let mut next = 1;
+    while next <= head.position {
+        let records = log.read_raw(next, RECORD_CHUNK).await?;
+        if records.is_empty() {
+            return Ok(Verification {
+                records: next - 1,
+                head_hash: prev,
+                broken: Some((next, "the record is missing".into())),
+            });
+        }
+        for r in records
+            .into_iter()
+            .take_while(|r| r.position <= head.position)
+        {
+            match check_record(0, &r.bytes, next, prev) {
+                Ok(record) => prev = record.hash,
+                Err(ExchangeError::Line { message, .. }) => {
+                    return Ok(Verification {
+                        records: next - 1,
+                        head_hash: prev,
+                        broken: Some((next, message)),
+                    });
+                }
+                Err(other) => return Err(other),
+            }
+            next += 1;
+        }
+        progress(Progress {
+            phase: "verifying",
+            done: next - 1,
+            total: Some(head.position),
+        });
+    }
+    if prev != head.hash {
+        return Ok(Verification {
+            records: next - 1,
+            head_hash: prev,
+            broken: Some((
+                head.position,
+                "the head hash differs from the last record's".into(),
+            )),
+        });
+    }
+    Ok(Verification {
+        records: head.position,
+        head_hash: prev,
+        broken: None,
+    })
+}
+
+/// Walks the chain of an export file.
+pub fn verify_export(
+    path: &Path,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<Verification, ExchangeError> {
+    let source = Source::File(path.to_owned());
+    let mut items = lines(source.open()?);
+    let Some((number, first, _)) = items.next().transpose()? else {
+        return Err(ExchangeError::Io(format!("{} is empty", path.display())));
+    };
+    let header: ExportHeader = serde_json::from_str(&first)
+        .map_err(|e| line_error(number, format!("not a Chancery export header: {e}")))?;
+    if header.format != EXPORT_FORMAT || header.version != EXPORT_VERSION {
+        return Err(line_error(
+            number,
+            format!(
+                "format {} version {} is not a {EXPORT_FORMAT} version {EXPORT_VERSION}",
+                header.format, header.version
+            ),
+        ));
+    }
+    let mut prev = Hash::GENESIS;
+    let mut count = 0;
+    for item in items {
+        let (number, text, _) = item?;
+        match check_record(number, text.as_bytes(), count + 1, prev) {
+            Ok(record) => prev = record.hash,
+            Err(ExchangeError::Line { message, .. }) => {
+                return Ok(Verification {
+                    records: count,
+                    head_hash: prev,
+                    broken: Some((count + 1, format!("line {number}: {message}"))),
+                });
+            }
+            Err(other) => return Err(other),
+        }
+        count += 1;
+        progress(Progress {
+            phase: "verifying",
+            done: count,
+            total: Some(header.events),
+        });
+    }
+    if count != header.events || prev != header.head_hash {
+        return Ok(Verification {
+            records: count,
+            head_hash: prev,
+            broken: Some((
+                count + 1,
+                format!(
+                    "the header announces {} records ending in {}: the file is truncated or altered",
+                    header.events, header.head_hash
+                ),
+            )),
+        });
+    }
+    Ok(Verification {
+        records: count,
+        head_hash: prev,
+        broken: None,
+    })
+}

@@ -1,0 +1,216 @@
+//! The `chancery` command: import, export, verify (and, with the server, serve and replay).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use chancery::data::{DEFAULT_DATA_DIR, DataDir};
+use chancery::exchange::{self, ExportFormat, Progress, Source};
+use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Parser)]
+#[command(
+    name = "chancery",
+    version,
+    about = "An event-sourced store for diplomatic timelines"
+)]
+struct Cli {
+    /// The data directory (the event log and the projections live inside it).
+    #[arg(long, global = true, env = "CHANCERY_DATA", default_value = DEFAULT_DATA_DIR)]
+    data: PathBuf,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Import an event file (one event per line) or restore an export into the store.
+    ///
+    /// The whole file is checked first: if any line is bad, nothing is written and the line and
+    /// field are reported. Events already recorded with the same content are skipped, so an
+    /// import can be re-run. An export restores into an empty store with the same positions,
+    /// times and hashes.
+    Import {
+        /// The NDJSON file to import.
+        file: PathBuf,
+    },
+    /// Export the log up to its current head (NDJSON restores exactly; CSV is for spreadsheets).
+    Export {
+        /// Write here instead of standard output.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Format::Ndjson)]
+        format: Format,
+    },
+    /// Walk the hash chain and report the first broken position, if any.
+    Verify {
+        /// Verify this export file instead of the store.
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Ndjson,
+    Csv,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            // A reader that stops early (`chancery export | head`) is not an error.
+            let broken_pipe = e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            });
+            if broken_pipe {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A progress bar on standard error, drawn only when it is a terminal.
+fn progress_bar() -> (ProgressBar, impl Fn(Progress) + Sync) {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg:>10} [{bar:40}] {percent:>3}% {elapsed_precise} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    let handle = bar.clone();
+    let update = move |p: Progress| {
+        if let Some(total) = p.total {
+            handle.set_length(total);
+        }
+        handle.set_message(p.phase);
+        handle.set_position(p.done);
+    };
+    (bar, update)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let data = DataDir::new(&cli.data);
+    match cli.command {
+        Command::Import { file } => {
+            let log = data
+                .open_log()
+                .with_context(|| format!("cannot open the store in {}", data.root().display()))?;
+            let (bar, update) = progress_bar();
+            let started = std::time::Instant::now();
+            let result = exchange::import(&log, &Source::File(file.clone()), &update).await;
+            bar.finish_and_clear();
+            let summary = result.with_context(|| format!("{} was not imported", file.display()))?;
+            let seconds = started.elapsed().as_secs_f64();
+            if summary.restored {
+                println!(
+                    "restored {} records ({} already present) from {}; head at position {} ({:.0} records/s)",
+                    summary.written,
+                    summary.already_present,
+                    file.display(),
+                    summary.head,
+                    summary.read as f64 / seconds.max(1e-9)
+                );
+            } else {
+                println!(
+                    "imported {} events ({} already present) from {}; head at position {} ({:.0} events/s)",
+                    summary.written,
+                    summary.already_present,
+                    file.display(),
+                    summary.head,
+                    summary.read as f64 / seconds.max(1e-9)
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Export { out, format } => {
+            let log = data
+                .open_log()
+                .with_context(|| format!("cannot open the store in {}", data.root().display()))?;
+            let format = match format {
+                Format::Ndjson => ExportFormat::Ndjson,
+                Format::Csv => ExportFormat::Csv,
+            };
+            let (bar, update) = progress_bar();
+            let written = match &out {
+                Some(path) => {
+                    let file = std::fs::File::create(path)
+                        .with_context(|| format!("cannot create {}", path.display()))?;
+                    let mut writer = std::io::BufWriter::new(file);
+                    let n = exchange::export(&log, format, &mut writer, &update).await?;
+                    writer
+                        .into_inner()
+                        .map_err(|e| e.into_error())
+                        .and_then(|f| f.sync_all())
+                        .with_context(|| format!("cannot finish {}", path.display()))?;
+                    n
+                }
+                None => {
+                    let stdout = std::io::stdout();
+                    let mut lock = std::io::BufWriter::new(stdout.lock());
+                    let n = exchange::export(&log, format, &mut lock, &update).await?;
+                    lock.flush().context("cannot write to standard output")?;
+                    n
+                }
+            };
+            bar.finish_and_clear();
+            eprintln!("exported {written} events");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify { file } => {
+            let (bar, update) = progress_bar();
+            let (what, verification) = match &file {
+                Some(path) => (
+                    path.display().to_string(),
+                    exchange::verify_export(path, &update)?,
+                ),
+                None => {
+                    let log = data.open_log().with_context(|| {
+                        format!("cannot open the store in {}", data.root().display())
+                    })?;
+                    (
+                        data.root().display().to_string(),
+                        exchange::verify_log(&log, &update).await?,
+                    )
+                }
+            };
+            bar.finish_and_clear();
+            match verification.broken {
+                None => {
+                    println!(
+                        "{what}: {} events, chain intact, head hash {}",
+                        verification.records, verification.head_hash
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Some((position, why)) => {
+                    println!(
+                        "{what}: the chain is broken at position {position}: {why} ({} events before it verify)",
+                        verification.records
+                    );
+                    Ok(ExitCode::from(2))
+                }
+            }
+        }
+    }
+}

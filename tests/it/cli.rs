@@ -1,0 +1,187 @@
+//! The CLI: import, export and verify, as a user runs them.
+
+use std::fs;
+
+use crate::support::*;
+
+#[test]
+fn import_verify_export_and_restore_reproduce_the_log_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let demo = demo_file();
+
+    let out = chancery_ok(&a, &["import", demo.to_str().unwrap()]);
+    assert!(
+        out.contains("imported 28 events (0 already present)"),
+        "{out}"
+    );
+    let out = chancery_ok(&a, &["import", demo.to_str().unwrap()]);
+    assert!(
+        out.contains("imported 0 events (28 already present)"),
+        "a re-import is a no-op: {out}"
+    );
+    let (events, hash) = verified(&a);
+    assert_eq!(events, 28);
+
+    let first = dir.path().join("first.ndjson");
+    chancery_ok(&a, &["export", "--out", first.to_str().unwrap()]);
+    let out = chancery_ok(&b, &["import", first.to_str().unwrap()]);
+    assert!(out.contains("restored 28 records"), "{out}");
+    assert_eq!(verified(&b), (28, hash), "same chain, same head hash");
+    let second = dir.path().join("second.ndjson");
+    chancery_ok(&b, &["export", "--out", second.to_str().unwrap()]);
+    assert_eq!(
+        fs::read(&first).unwrap(),
+        fs::read(&second).unwrap(),
+        "the export of the restored store is byte-identical"
+    );
+
+    // Restoring again into the restored store changes nothing.
+    let out = chancery_ok(&b, &["import", first.to_str().unwrap()]);
+    assert!(
+        out.contains("restored 0 records (28 already present)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn csv_export_has_a_header_and_a_row_per_event() {
+    let dir = tempfile::tempdir().unwrap();
+    chancery_ok(dir.path(), &["import", demo_file().to_str().unwrap()]);
+    let csv = chancery_ok(dir.path(), &["export", "--format", "csv"]);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 29);
+    assert!(lines[0].starts_with("position,version,recordedAt,timeline,id,kind,"));
+    let demand = lines
+        .iter()
+        .find(|l| l.contains(",DEMAND,") && l.contains("trade-deficit"))
+        .expect("the deficit demand");
+    assert!(
+        demand.contains(",1042,DEMAND,3,-5,"),
+        "codes are in the row: {demand}"
+    );
+}
+
+fn write_lines(path: &std::path::Path, lines: &[String]) {
+    fs::write(path, lines.join("\n") + "\n").unwrap();
+}
+
+fn demo_lines() -> Vec<String> {
+    fs::read_to_string(demo_file())
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn a_malformed_line_is_reported_with_its_number_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let file = dir.path().join("bad.ndjson");
+    let mut lines = demo_lines();
+    lines.insert(12, "{\"id\": \"oops\", ".into()); // line 13
+    write_lines(&file, &lines);
+    let out = chancery(&data, &["import", file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("line 13:"), "{}", stderr(&out));
+    assert_eq!(verified(&data).0, 0, "nothing was written");
+}
+
+#[test]
+fn an_invalid_field_is_reported_with_its_line_and_field_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let file = dir.path().join("bad.ndjson");
+    let mut lines = demo_lines();
+    let at = lines
+        .iter()
+        .position(|l| l.contains("\"kind\":\"THREAT\""))
+        .unwrap();
+    lines[at] = lines[at].replacen("\"unit\":\"USD\"", "\"unit\":\"USX\"", 1);
+    write_lines(&file, &lines);
+    let out = chancery(&data, &["import", file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "line {}: amounts[0].unit: unknown currency code \"USX\"",
+            at + 1
+        )),
+        "{err}"
+    );
+    assert_eq!(verified(&data).0, 0, "nothing was written");
+
+    // An unknown reference is caught the same way, before anything is written.
+    let mut lines = demo_lines();
+    let at = lines
+        .iter()
+        .position(|l| l.contains("\"kind\":\"DEMAND\""))
+        .unwrap();
+    lines[at] = lines[at].replacen(
+        "\"targets\":[{\"party\":\"CHN\"}]",
+        "\"targets\":[{\"party\":\"FRA\"}]",
+        1,
+    );
+    write_lines(&file, &lines);
+    let out = chancery(&data, &["import", file.to_str().unwrap()]);
+    assert!(
+        stderr(&out).contains(&format!(
+            "line {}: targets[0].party: unknown party FRA",
+            at + 1
+        )),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(verified(&data).0, 0);
+}
+
+#[test]
+fn verify_finds_the_first_broken_position_and_a_tampered_export_is_not_restored() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    chancery_ok(&data, &["import", demo_file().to_str().unwrap()]);
+    let export = dir.path().join("export.ndjson");
+    chancery_ok(&data, &["export", "--out", export.to_str().unwrap()]);
+
+    let mut lines: Vec<String> = fs::read_to_string(&export)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    // Line 11 holds position 10.
+    lines[10] = lines[10].replacen("\"name\":\"", "\"name\":\"X", 1);
+    assert_ne!(
+        lines[10],
+        fs::read_to_string(&export)
+            .unwrap()
+            .lines()
+            .nth(10)
+            .unwrap()
+    );
+    let tampered = dir.path().join("tampered.ndjson");
+    write_lines(&tampered, &lines);
+
+    let out = chancery(&data, &["verify", "--file", tampered.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("broken at position 10"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stdout(&out).contains("hash mismatch"), "{}", stdout(&out));
+
+    let fresh = dir.path().join("fresh");
+    let out = chancery(&fresh, &["import", tampered.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("line 11: position 10: hash mismatch"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        verified(&fresh).0,
+        0,
+        "nothing of a tampered export is restored"
+    );
+}

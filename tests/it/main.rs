@@ -1,0 +1,9 @@
+//! Chancery from the outside: the built `chancery` binary and the sled store, exercised the way
+//! users and operators meet them (the CLI, crashes, the disk).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+mod cli;
+mod crash;
+mod durability;
+mod fixtures;
+mod support;
