@@ -185,3 +185,18 @@ fn verify_finds_the_first_broken_position_and_a_tampered_export_is_not_restored(
         "nothing of a tampered export is restored"
     );
 }
+
+#[test]
+fn replay_rebuilds_the_projections_and_reports_its_speed() {
+    let dir = tempfile::tempdir().unwrap();
+    chancery_ok(dir.path(), &["import", demo_file().to_str().unwrap()]);
+    for _ in 0..2 {
+        let out = chancery_ok(dir.path(), &["replay"]);
+        assert!(
+            out.starts_with("replayed 28 events into the projections in "),
+            "{out}"
+        );
+        assert!(out.trim_end().ends_with("events/s)"), "{out}");
+    }
+    assert!(dir.path().join("projections").is_dir());
+}

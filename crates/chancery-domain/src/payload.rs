@@ -480,6 +480,44 @@ impl CorrectionChanges {
     pub fn is_empty(&self) -> bool {
         *self == CorrectionChanges::default()
     }
+
+    /// The event as corrected: every field given replaces the event's; the rest stay. The id,
+    /// timeline and kind never change.
+    pub fn apply_to(&self, event: &mut crate::event::NewEvent) {
+        let c = self.clone();
+        if let Some(v) = c.occurred {
+            event.occurred = Some(v);
+        }
+        if let Some(v) = c.actors {
+            event.actors = v;
+        }
+        if let Some(v) = c.targets {
+            event.targets = v;
+        }
+        if let Some(v) = c.issues {
+            event.issues = v;
+        }
+        if let Some(v) = c.amounts {
+            event.amounts = v;
+        }
+        if let Some(v) = c.location {
+            event.location = Some(v);
+        }
+        if let Some(v) = c.summary {
+            event.summary = v;
+        }
+        if let Some(v) = c.sources {
+            event.sources = v;
+        }
+        if let Some(v) = c.confidence {
+            event.confidence = Some(v);
+        }
+        if let Some(v) = c.payload {
+            if v.kind() == event.kind() {
+                event.payload = v;
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

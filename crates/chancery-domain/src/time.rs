@@ -105,6 +105,18 @@ impl ValidTime {
             .then_with(|| self.end_exclusive().cmp(&other.end_exclusive()))
     }
 
+    /// The valid time that starts at `earliest` (Unix seconds) with the given precision: the
+    /// inverse of [`ValidTime::earliest`], except that an instant comes back in UTC.
+    pub fn from_earliest(earliest: i64, precision: Precision) -> Option<ValidTime> {
+        let t = OffsetDateTime::from_unix_timestamp(earliest).ok()?;
+        Some(match precision {
+            Precision::Year => ValidTime::Year(t.year()),
+            Precision::Month => ValidTime::Month(t.year(), t.month()),
+            Precision::Day => ValidTime::Day(t.date()),
+            Precision::Instant => ValidTime::Instant(t),
+        })
+    }
+
     pub fn parse(s: &str) -> Result<Self, TimeError> {
         let b = s.as_bytes();
         let digits = |r: std::ops::Range<usize>| {

@@ -100,13 +100,12 @@ impl SledLog {
         let dir = dir.as_ref();
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Storage(format!("cannot create {}: {e}", dir.display())))?;
-        let db = sled::Config::new()
+        let sled_config = sled::Config::new()
             .path(dir)
             .segment_size(SEGMENT_SIZE)
             .cache_capacity(config.cache_bytes)
-            .flush_every_ms(None)
-            .open()
-            .map_err(|e| open_error(dir, e))?;
+            .flush_every_ms(None);
+        let db = open_released(&sled_config).map_err(|e| open_error(dir, e))?;
         let tree = db.open_tree("log").map_err(storage_error)?;
         check_format(&tree)?;
         let reader = Reader { tree };
@@ -196,6 +195,25 @@ impl SledLog {
             .read()
             .map(|h| *h)
             .unwrap_or(Head::EMPTY)
+    }
+}
+
+/// Opens a sled database, waiting up to two seconds for a lock that this process released: sled
+/// closes its file from a background thread pool shortly after the last handle is dropped, so an
+/// immediate reopen (a restart within one process, a test) can find the lock still held. Another
+/// process holding it fails after the wait, with a message saying so.
+fn open_released(config: &sled::Config) -> sled::Result<sled::Db> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        match config.open() {
+            Err(e)
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other,
+        }
     }
 }
 

@@ -3,10 +3,12 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use chancery::data::{DEFAULT_DATA_DIR, DataDir};
 use chancery::exchange::{self, ExportFormat, Progress, Source};
+use chancery_projections::{CheckpointPolicy, Projections};
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -45,6 +47,8 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Ndjson)]
         format: Format,
     },
+    /// Rebuild every projection from the log, from position 1.
+    Replay,
     /// Walk the hash chain and report the first broken position, if any.
     Verify {
         /// Verify this export file instead of the store.
@@ -175,6 +179,35 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             bar.finish_and_clear();
             eprintln!("exported {written} events");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Replay => {
+            let log = data
+                .open_log()
+                .with_context(|| format!("cannot open the store in {}", data.root().display()))?;
+            let dir = data.projections_dir();
+            Projections::reset(&dir).with_context(|| format!("cannot reset {}", dir.display()))?;
+            let projections =
+                Projections::open(Arc::new(log), Some(&dir), CheckpointPolicy::default()).await?;
+            let (bar, update) = progress_bar();
+            let started = std::time::Instant::now();
+            let replayed = projections
+                .catch_up(&|done, total| {
+                    update(Progress {
+                        phase: "replaying",
+                        done,
+                        total: Some(total),
+                    })
+                })
+                .await;
+            bar.finish_and_clear();
+            let replayed = replayed?;
+            projections.close()?;
+            let seconds = started.elapsed().as_secs_f64();
+            println!(
+                "replayed {replayed} events into the projections in {seconds:.2} s ({:.0} events/s)",
+                replayed as f64 / seconds.max(1e-9)
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify { file } => {

@@ -1,0 +1,354 @@
+//! The engine: keeps the projection state up with the log. It loads the checkpoint (refusing one
+//! that is ahead of the log or from another log), catches up from it, follows the live feed, and
+//! saves a checkpoint every so many events or so much time. It never applies an event the log
+//! has not made durable, so the state is never ahead of the log.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use chancery_domain::{Hash, NewEvent, Payload, Position, RecordedEvent};
+use chancery_store::{EventFilter, EventLog, ReadRequest, StoreError};
+use futures_util::StreamExt;
+use tokio::sync::watch;
+
+use crate::checkpoint::{CheckpointStore, Loaded};
+use crate::error::ProjectionError;
+use crate::query::Computed;
+use crate::state::{PositionKey, ProjectionState, Step};
+
+/// When to save a checkpoint while following the log.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckpointPolicy {
+    pub every_events: u64,
+    pub every: Duration,
+}
+
+impl Default for CheckpointPolicy {
+    fn default() -> Self {
+        Self {
+            every_events: 10_000,
+            every: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Events read at a time while catching up.
+const CATCH_UP_CHUNK: usize = 4_096;
+/// Events between checkpoints while catching up.
+const CATCH_UP_CHECKPOINT: u64 = 200_000;
+
+/// Present positions by key, with the generation of the list they were computed from.
+pub(crate) type PositionCache =
+    std::collections::HashMap<PositionKey, (u64, Option<Arc<Computed>>)>;
+
+pub(crate) struct Inner {
+    pub state: ProjectionState,
+    pub last_hash: Hash,
+}
+
+/// The projections of one log, and the query facade over them (see `facade.rs`).
+pub struct Projections {
+    pub(crate) log: Arc<dyn EventLog>,
+    pub(crate) inner: RwLock<Inner>,
+    store: Option<CheckpointStore>,
+    applied: watch::Sender<Position>,
+    /// Current positions, by key, with the list generation they were computed at.
+    pub(crate) cache: Mutex<PositionCache>,
+    policy: CheckpointPolicy,
+}
+
+impl Projections {
+    /// Opens the projections of `log`, checkpointed in `dir` (or in memory only, with `None`).
+    /// The state is loaded from the checkpoint; call [`Projections::catch_up`] to reach the head.
+    pub async fn open(
+        log: Arc<dyn EventLog>,
+        dir: Option<&Path>,
+        policy: CheckpointPolicy,
+    ) -> Result<Arc<Self>, ProjectionError> {
+        let store = dir.map(CheckpointStore::open).transpose()?;
+        let (state, hash) = match store.as_ref().map(CheckpointStore::load).transpose()? {
+            None | Some(Loaded::Empty) => (ProjectionState::default(), Hash::GENESIS),
+            Some(Loaded::Stale { .. }) => {
+                if let Some(store) = &store {
+                    store.clear()?;
+                }
+                (ProjectionState::default(), Hash::GENESIS)
+            }
+            Some(Loaded::State { state, hash }) => (*state, hash),
+        };
+        let head = log.head().await?;
+        let checkpoint = state.head();
+        if checkpoint > head.position {
+            return Err(ProjectionError::AheadOfLog {
+                checkpoint,
+                head: head.position,
+            });
+        }
+        if checkpoint > 0 {
+            let record = log.read_raw(checkpoint, 1).await?;
+            let matches = record
+                .first()
+                .and_then(|r| chancery_domain::verify_record_hash(&r.bytes).ok())
+                == Some(hash);
+            if !matches {
+                return Err(ProjectionError::Diverged {
+                    position: checkpoint,
+                });
+            }
+        }
+        let (applied, _) = watch::channel(checkpoint);
+        Ok(Arc::new(Self {
+            log,
+            inner: RwLock::new(Inner {
+                state,
+                last_hash: hash,
+            }),
+            store,
+            applied,
+            cache: Mutex::new(Default::default()),
+            policy,
+        }))
+    }
+
+    /// Forgets the checkpoint in `dir`, so that the next [`Projections::open`] starts from 1.
+    pub fn reset(dir: &Path) -> Result<(), ProjectionError> {
+        CheckpointStore::open(dir)?.clear()
+    }
+
+    /// The last position applied.
+    pub fn applied(&self) -> Position {
+        *self.applied.borrow()
+    }
+
+    pub fn log(&self) -> &Arc<dyn EventLog> {
+        &self.log
+    }
+
+    /// Applies the log from the state's head up to the log's current head, reporting progress
+    /// as (applied, head). Returns how many events were applied.
+    pub async fn catch_up(
+        &self,
+        progress: &(dyn Fn(Position, Position) + Sync),
+    ) -> Result<u64, ProjectionError> {
+        let mut count = 0;
+        let mut since_save = 0;
+        loop {
+            let head = self.log.head().await?.position;
+            let from = self.applied() + 1;
+            if from > head {
+                break;
+            }
+            let records = self
+                .log
+                .read(ReadRequest::forward(from, CATCH_UP_CHUNK))
+                .await?;
+            if records.is_empty() {
+                return Err(StoreError::Corrupt {
+                    position: Some(from),
+                    detail: "missing below the head".into(),
+                }
+                .into());
+            }
+            for record in records {
+                self.apply_record(&record).await?;
+                count += 1;
+                since_save += 1;
+            }
+            progress(self.applied(), head);
+            if since_save >= CATCH_UP_CHECKPOINT {
+                self.save()?;
+                since_save = 0;
+            }
+        }
+        if count > 0 {
+            self.save()?;
+        }
+        Ok(count)
+    }
+
+    /// Follows the live log forever from the applied position, saving checkpoints by policy.
+    /// Returns only on an error (including the log closing).
+    pub async fn follow(&self) -> Result<(), ProjectionError> {
+        let mut stream = self.log.subscribe(self.applied(), EventFilter::all());
+        let mut unsaved = 0u64;
+        let mut last_save = Instant::now();
+        loop {
+            let next = if unsaved > 0 {
+                let wait = self.policy.every.saturating_sub(last_save.elapsed());
+                match tokio::time::timeout(wait, stream.next()).await {
+                    Ok(item) => item,
+                    Err(_) => {
+                        self.save()?;
+                        unsaved = 0;
+                        last_save = Instant::now();
+                        continue;
+                    }
+                }
+            } else {
+                stream.next().await
+            };
+            let record = match next {
+                Some(Ok(record)) => record,
+                Some(Err(e)) => {
+                    let _ = self.save();
+                    return Err(e.into());
+                }
+                None => {
+                    let _ = self.save();
+                    return Err(StoreError::Closed.into());
+                }
+            };
+            self.apply_record(&record).await?;
+            unsaved += 1;
+            if unsaved >= self.policy.every_events || last_save.elapsed() >= self.policy.every {
+                self.save()?;
+                unsaved = 0;
+                last_save = Instant::now();
+            }
+        }
+    }
+
+    /// Saves a checkpoint of what is applied (a no-op without a checkpoint directory).
+    pub fn save(&self) -> Result<(), ProjectionError> {
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        let mut inner = self
+            .inner
+            .write()
+            .map_err(|_| ProjectionError::Corrupt("state lock poisoned".into()))?;
+        let hash = inner.last_hash;
+        store.save(&mut inner.state, hash)
+    }
+
+    /// Saves and flushes, for a clean shutdown.
+    pub fn close(&self) -> Result<(), ProjectionError> {
+        self.save()?;
+        if let Some(store) = &self.store {
+            store.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Waits until the projections have applied `position`, for at most `timeout`.
+    pub async fn wait_for(
+        &self,
+        position: Position,
+        timeout: Duration,
+    ) -> Result<(), ProjectionError> {
+        let mut rx = self.applied.subscribe();
+        let started = Instant::now();
+        let reached =
+            tokio::time::timeout(timeout, rx.wait_for(|applied| *applied >= position)).await;
+        match reached {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(ProjectionError::NotYet {
+                wanted: position,
+                applied: self.applied(),
+                waited_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            }),
+        }
+    }
+
+    async fn position_of(&self, id: chancery_domain::EventId) -> Result<Position, ProjectionError> {
+        match self.log.event(id).await? {
+            Some(record) => Ok(record.position),
+            None => Err(ProjectionError::Corrupt(format!(
+                "event {id} is referenced but not in the log"
+            ))),
+        }
+    }
+
+    /// An act as it reads at `known_at`: as recorded, with the corrections known by then applied.
+    pub async fn effective_event(
+        &self,
+        position: Position,
+        known_at: Position,
+    ) -> Result<Option<NewEvent>, ProjectionError> {
+        let corrections: Vec<Position> = {
+            let inner = self
+                .inner
+                .read()
+                .map_err(|_| ProjectionError::Corrupt("state lock poisoned".into()))?;
+            match inner.state.act(position) {
+                Some(act) => act
+                    .versions
+                    .iter()
+                    .skip(1)
+                    .map(|f| f.known_from)
+                    .filter(|p| *p <= known_at)
+                    .collect(),
+                None => Vec::new(),
+            }
+        };
+        let Some(original) = self.record(position).await? else {
+            return Ok(None);
+        };
+        let mut event = original.event.clone();
+        for p in corrections {
+            if let Some(record) = self.record(p).await? {
+                if let Payload::Correction(c) = &record.event.payload {
+                    c.changes.apply_to(&mut event);
+                }
+            }
+        }
+        Ok(Some(event))
+    }
+
+    pub(crate) async fn record(
+        &self,
+        position: Position,
+    ) -> Result<Option<Arc<RecordedEvent>>, ProjectionError> {
+        let found = self.log.read(ReadRequest::forward(position, 1)).await?;
+        Ok(found.into_iter().next().filter(|r| r.position == position))
+    }
+
+    async fn apply_record(&self, record: &RecordedEvent) -> Result<(), ProjectionError> {
+        let corrected;
+        let step = match &record.event.payload {
+            Payload::Retraction(r) => Step::Retraction {
+                record,
+                target: self.position_of(r.retracts).await?,
+            },
+            Payload::Correction(c) => {
+                let target = self.position_of(c.corrects).await?;
+                let mut event = self
+                    .effective_event(target, record.position - 1)
+                    .await?
+                    .ok_or_else(|| {
+                        ProjectionError::Corrupt(format!(
+                            "the corrected event at {target} is missing"
+                        ))
+                    })?;
+                c.changes.apply_to(&mut event);
+                corrected = event;
+                Step::Correction {
+                    record,
+                    target,
+                    corrected: &corrected,
+                }
+            }
+            _ if record.event.kind().is_diplomatic() => Step::Act(record),
+            _ => Step::Bookkeeping(record),
+        };
+        {
+            let mut inner = self
+                .inner
+                .write()
+                .map_err(|_| ProjectionError::Corrupt("state lock poisoned".into()))?;
+            inner.state.apply(step)?;
+            inner.last_hash = record.hash;
+        }
+        self.applied.send_replace(record.position);
+        Ok(())
+    }
+
+    /// Whether this state answers every question as `other` does (for tests of replay).
+    pub fn same_state_as(&self, other: &Projections) -> bool {
+        match (self.inner.read(), other.inner.read()) {
+            (Ok(a), Ok(b)) => a.state.same_as(&b.state),
+            _ => false,
+        }
+    }
+}

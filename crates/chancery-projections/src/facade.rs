@@ -1,0 +1,581 @@
+//! The query facade: what the API layer asks of the projections, in plain Rust. Every question
+//! takes an [`AsOf`]: the world as of a valid time, as the log knew it at a position or instant.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use chancery_domain::payload::Payload;
+use chancery_domain::{
+    Amount, Attribution, EventId, IssueSlug, Kind, NewEvent, PartyCode, Position, RecordedEvent,
+    TimelineSlug, Timestamp, ValidTime,
+};
+
+use crate::engine::Projections;
+use crate::error::ProjectionError;
+use crate::facts::Stance;
+use crate::query::{Bucket, BucketTotals, ChronologyQuery, Computed, When};
+use crate::rules::{StandoffStatus, standoff_status};
+use crate::state::{PairKey, PositionKey, ProjectionState, Slot};
+
+/// What the log knew: up to a position, or up to an instant of transaction time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KnownAt {
+    Position(Position),
+    Instant(Timestamp),
+}
+
+/// The two times of a question. `None` means now: the present world, as known now.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct AsOf {
+    /// The world as of this valid time (inclusive of its whole span: a day means its end).
+    pub valid_at: Option<ValidTime>,
+    pub known_at: Option<KnownAt>,
+}
+
+impl AsOf {
+    pub const NOW: AsOf = AsOf {
+        valid_at: None,
+        known_at: None,
+    };
+
+    pub fn known_at_position(position: Position) -> AsOf {
+        AsOf {
+            valid_at: None,
+            known_at: Some(KnownAt::Position(position)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PositionQuery {
+    pub timeline: Option<TimelineSlug>,
+    pub parties: Vec<PartyCode>,
+    pub issues: Vec<IssueSlug>,
+    pub as_of: AsOf,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PositionChange {
+    pub stance: Stance,
+    pub at: ValidTime,
+    pub event: EventId,
+}
+
+/// Where a party stands on an issue of a timeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PositionView {
+    pub timeline: TimelineSlug,
+    pub party: PartyCode,
+    pub issue: IssueSlug,
+    pub stance: Stance,
+    /// The newest event holding the stance, as it reads at the question's known-at time.
+    pub event: NewEvent,
+    pub event_position: Position,
+    pub amounts: Vec<Amount>,
+    pub conditions: Vec<String>,
+    pub first_stated: ValidTime,
+    pub last_reaffirmed: ValidTime,
+    pub reaffirmed: u32,
+    /// The events of the current stance, oldest first (the newest 50 at most).
+    pub supporting: Vec<EventId>,
+    pub attribution: Vec<Attribution>,
+    pub confidence: Option<f64>,
+    pub history: Vec<PositionChange>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Side {
+    pub party: PartyCode,
+    pub stance: Stance,
+    pub event: EventId,
+}
+
+/// Where an issue stands between the parties of a timeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StandoffView {
+    pub timeline: TimelineSlug,
+    pub issue: IssueSlug,
+    pub status: StandoffStatus,
+    pub sides: Vec<Side>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RelationsQuery {
+    pub a: PartyCode,
+    pub b: PartyCode,
+    pub bucket: Bucket,
+    pub from: Option<ValidTime>,
+    pub to: Option<ValidTime>,
+    pub timeline: Option<TimelineSlug>,
+    pub as_of: AsOf,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RelationsBucket {
+    /// The first day of the bucket.
+    pub start: ValidTime,
+    pub totals: BucketTotals,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChronologyRequest {
+    pub timelines: Vec<TimelineSlug>,
+    pub parties: Vec<PartyCode>,
+    pub issues: Vec<IssueSlug>,
+    pub kinds: Vec<Kind>,
+    pub valid_from: Option<ValidTime>,
+    pub valid_to: Option<ValidTime>,
+    pub as_of: AsOf,
+    pub after: Option<Slot>,
+    pub before: Option<Slot>,
+    /// Take the page from the end (the last `limit` before `before`).
+    pub backward: bool,
+    pub limit: usize,
+    pub include_retracted: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChronologyEntry {
+    /// Where the entry sits in valid-time order; a cursor for the next page.
+    pub slot: Slot,
+    pub record: Arc<RecordedEvent>,
+    /// The event as it reads at the question's known-at time (corrections applied).
+    pub effective: NewEvent,
+    pub retracted: bool,
+    pub corrected: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChronologyPage {
+    pub entries: Vec<ChronologyEntry>,
+    pub has_more: bool,
+}
+
+fn now_seconds() -> i64 {
+    Timestamp::from_system_time(SystemTime::now()).unix_seconds()
+}
+
+fn valid_time(seconds: i64, precision: chancery_domain::Precision) -> ValidTime {
+    ValidTime::from_earliest(seconds, precision)
+        .unwrap_or(ValidTime::Year(chancery_domain::time::MIN_YEAR))
+}
+
+impl Projections {
+    fn read_state(
+        &self,
+    ) -> Result<std::sync::RwLockReadGuard<'_, crate::engine::Inner>, ProjectionError> {
+        self.inner
+            .read()
+            .map_err(|_| ProjectionError::Corrupt("state lock poisoned".into()))
+    }
+
+    /// The two times of a question as numbers: now is the present time and the applied head.
+    pub fn when(&self, as_of: &AsOf) -> Result<When, ProjectionError> {
+        let inner = self.read_state()?;
+        Ok(resolve(&inner.state, as_of))
+    }
+
+    /// A position, from the cache when the question is about the present and nothing changed.
+    fn position(
+        &self,
+        state: &ProjectionState,
+        key: &PositionKey,
+        when: When,
+    ) -> Option<Arc<Computed>> {
+        let list = state.positions.get(key)?;
+        let current = when.known_at >= state.head() && when.valid_at >= list.settles_at;
+        if current {
+            if let Ok(cache) = self.cache.lock() {
+                if let Some((generation, computed)) = cache.get(key) {
+                    if *generation == list.generation {
+                        return computed.clone();
+                    }
+                }
+            }
+        }
+        let computed = state.compute_position(key, when).map(Arc::new);
+        if current {
+            if let Ok(mut cache) = self.cache.lock() {
+                cache.insert(*key, (list.generation, computed.clone()));
+            }
+        }
+        computed
+    }
+
+    pub async fn positions(
+        &self,
+        query: &PositionQuery,
+    ) -> Result<Vec<PositionView>, ProjectionError> {
+        let (when, found) = {
+            let inner = self.read_state()?;
+            let state = &inner.state;
+            let when = resolve(state, &query.as_of);
+            let timeline = match &query.timeline {
+                Some(t) => match state.names.timelines.get(t.as_str()) {
+                    Some(id) => Some(id),
+                    None => return Ok(Vec::new()),
+                },
+                None => None,
+            };
+            let parties: Vec<u32> = query
+                .parties
+                .iter()
+                .filter_map(|p| state.names.parties.get(p.as_str()))
+                .collect();
+            let issues: Vec<u32> = query
+                .issues
+                .iter()
+                .filter_map(|i| state.names.issues.get(i.as_str()))
+                .collect();
+            if (!query.parties.is_empty() && parties.is_empty())
+                || (!query.issues.is_empty() && issues.is_empty())
+            {
+                return Ok(Vec::new());
+            }
+            let mut keys: Vec<PositionKey> = state
+                .positions
+                .keys()
+                .filter(|k| timeline.is_none_or(|t| k.timeline == t))
+                .filter(|k| parties.is_empty() || parties.contains(&k.party))
+                .filter(|k| issues.is_empty() || issues.contains(&k.issue))
+                .copied()
+                .collect();
+            keys.sort_by(|a, b| {
+                let name = |k: &PositionKey| {
+                    (
+                        state.names.timelines.name(k.timeline),
+                        state.names.issues.name(k.issue),
+                        state.names.parties.name(k.party),
+                    )
+                };
+                name(a).cmp(&name(b))
+            });
+            let mut found = Vec::new();
+            for key in keys {
+                if let Some(computed) = self.position(state, &key, when) {
+                    let ids: Vec<EventId> = computed
+                        .supporting
+                        .iter()
+                        .filter_map(|s| state.act(s.position).map(|a| a.id))
+                        .collect();
+                    let history: Vec<PositionChange> = computed
+                        .history
+                        .iter()
+                        .filter_map(|c| {
+                            Some(PositionChange {
+                                stance: c.stance,
+                                at: valid_time(c.at, c.precision),
+                                event: state.act(c.slot.position)?.id,
+                            })
+                        })
+                        .collect();
+                    let Some(names) = names_of(state, &key) else {
+                        continue;
+                    };
+                    found.push((names, computed, ids, history));
+                }
+            }
+            (when, found)
+        };
+        let mut views = Vec::with_capacity(found.len());
+        for ((timeline, party, issue), computed, supporting, history) in found {
+            let Some(event) = self
+                .effective_event(computed.latest.position, when.known_at)
+                .await?
+            else {
+                continue;
+            };
+            views.push(PositionView {
+                timeline,
+                party,
+                issue,
+                stance: computed.stance,
+                amounts: event.amounts.clone(),
+                conditions: conditions(&event),
+                first_stated: valid_time(computed.first.valid, computed.first.precision),
+                last_reaffirmed: valid_time(computed.latest.valid, computed.latest.precision),
+                reaffirmed: computed.reaffirmed,
+                supporting,
+                attribution: attributions(&event),
+                confidence: event.confidence,
+                history,
+                event_position: computed.latest.position,
+                event,
+            });
+        }
+        Ok(views)
+    }
+
+    pub fn standoffs(
+        &self,
+        timeline: Option<&TimelineSlug>,
+        issues: &[IssueSlug],
+        as_of: &AsOf,
+    ) -> Result<Vec<StandoffView>, ProjectionError> {
+        let inner = self.read_state()?;
+        let state = &inner.state;
+        let when = resolve(state, as_of);
+        let timeline_id = match timeline {
+            Some(t) => match state.names.timelines.get(t.as_str()) {
+                Some(id) => Some(id),
+                None => return Ok(Vec::new()),
+            },
+            None => None,
+        };
+        let issue_ids: Vec<u32> = issues
+            .iter()
+            .filter_map(|i| state.names.issues.get(i.as_str()))
+            .collect();
+        if !issues.is_empty() && issue_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut groups: Vec<(u32, u32)> = state
+            .standoff_parties
+            .keys()
+            .filter(|(t, i)| {
+                timeline_id.is_none_or(|x| x == *t)
+                    && (issue_ids.is_empty() || issue_ids.contains(i))
+            })
+            .copied()
+            .collect();
+        groups.sort_by(|a, b| {
+            (
+                state.names.timelines.name(a.0),
+                state.names.issues.name(a.1),
+            )
+                .cmp(&(
+                    state.names.timelines.name(b.0),
+                    state.names.issues.name(b.1),
+                ))
+        });
+        let mut out = Vec::new();
+        for (t, i) in groups {
+            let mut sides = Vec::new();
+            for key in state.standoff_keys(t, i) {
+                if let Some(computed) = self.position(state, &key, when) {
+                    let Some((_, party, _)) = names_of(state, &key) else {
+                        continue;
+                    };
+                    let Some(act) = state.act(computed.latest.position) else {
+                        continue;
+                    };
+                    sides.push(Side {
+                        party,
+                        stance: computed.stance,
+                        event: act.id,
+                    });
+                }
+            }
+            if sides.is_empty() {
+                continue;
+            }
+            sides.sort_by(|a, b| a.party.cmp(&b.party));
+            let stances: Vec<Stance> = sides.iter().map(|s| s.stance).collect();
+            let Some((timeline, _, issue)) = names_of(
+                state,
+                &PositionKey {
+                    timeline: t,
+                    party: sides_party(state, t, i),
+                    issue: i,
+                },
+            ) else {
+                continue;
+            };
+            out.push(StandoffView {
+                timeline,
+                issue,
+                status: standoff_status(&stances),
+                sides,
+            });
+        }
+        Ok(out)
+    }
+
+    pub fn relations(
+        &self,
+        query: &RelationsQuery,
+    ) -> Result<Vec<RelationsBucket>, ProjectionError> {
+        let inner = self.read_state()?;
+        let state = &inner.state;
+        let when = resolve(state, &query.as_of);
+        let (Some(a), Some(b)) = (
+            state.names.parties.get(query.a.as_str()),
+            state.names.parties.get(query.b.as_str()),
+        ) else {
+            return Ok(Vec::new());
+        };
+        let timeline = match &query.timeline {
+            Some(t) => match state.names.timelines.get(t.as_str()) {
+                Some(id) => Some(id),
+                None => return Ok(Vec::new()),
+            },
+            None => None,
+        };
+        let from = query.from.map_or(i64::MIN, |f| f.earliest());
+        let to = query.to.map_or(i64::MAX, |t| t.end_exclusive());
+        Ok(state
+            .relations(PairKey::new(a, b), query.bucket, from, to, timeline, when)
+            .into_iter()
+            .map(|totals| RelationsBucket {
+                start: valid_time(totals.start, chancery_domain::Precision::Day),
+                totals,
+            })
+            .collect())
+    }
+
+    pub async fn chronology(
+        &self,
+        request: &ChronologyRequest,
+    ) -> Result<ChronologyPage, ProjectionError> {
+        let (when, items, has_more) = {
+            let inner = self.read_state()?;
+            let state = &inner.state;
+            let when = resolve(state, &request.as_of);
+            let ids = |names: &crate::intern::Namespace, list: &[&str]| -> Option<Vec<u32>> {
+                let found: Vec<u32> = list.iter().filter_map(|n| names.get(n)).collect();
+                if !list.is_empty() && found.is_empty() {
+                    None
+                } else {
+                    Some(found)
+                }
+            };
+            let timelines = ids(
+                &state.names.timelines,
+                &request
+                    .timelines
+                    .iter()
+                    .map(|t| t.as_str())
+                    .collect::<Vec<_>>(),
+            );
+            let parties = ids(
+                &state.names.parties,
+                &request
+                    .parties
+                    .iter()
+                    .map(|t| t.as_str())
+                    .collect::<Vec<_>>(),
+            );
+            let issues = ids(
+                &state.names.issues,
+                &request
+                    .issues
+                    .iter()
+                    .map(|t| t.as_str())
+                    .collect::<Vec<_>>(),
+            );
+            let (Some(timelines), Some(parties), Some(issues)) = (timelines, parties, issues)
+            else {
+                return Ok(ChronologyPage {
+                    entries: Vec::new(),
+                    has_more: false,
+                });
+            };
+            let query = ChronologyQuery {
+                timelines,
+                parties,
+                issues,
+                kinds: request.kinds.clone(),
+                valid_from: request.valid_from.map(|v| v.earliest()),
+                valid_to: request.valid_to.map(|v| v.end_exclusive()),
+                when,
+                after: request.after,
+                before: request.before,
+                backward: request.backward,
+                limit: request.limit,
+                include_retracted: request.include_retracted,
+            };
+            let (items, more) = state.chronology_page(&query);
+            (when, items, more)
+        };
+        let mut entries = Vec::with_capacity(items.len());
+        for item in items {
+            let Some(record) = self.record(item.slot.position).await? else {
+                continue;
+            };
+            let effective = if item.corrected {
+                self.effective_event(item.slot.position, when.known_at)
+                    .await?
+                    .unwrap_or_else(|| record.event.clone())
+            } else {
+                record.event.clone()
+            };
+            entries.push(ChronologyEntry {
+                slot: item.slot,
+                record,
+                effective,
+                retracted: item.retracted,
+                corrected: item.corrected,
+            });
+        }
+        Ok(ChronologyPage { entries, has_more })
+    }
+
+    /// Whether an event is retracted, and whether corrected, as known at a position.
+    pub fn status_of(
+        &self,
+        position: Position,
+        known_at: Option<Position>,
+    ) -> Result<Option<(bool, bool)>, ProjectionError> {
+        let inner = self.read_state()?;
+        let state = &inner.state;
+        let known_at = known_at.unwrap_or(state.head());
+        Ok(state.act(position).and_then(|act| {
+            state
+                .shown_version(act, known_at)
+                .map(|(v, _, retracted)| (retracted, v > 0))
+        }))
+    }
+}
+
+fn resolve(state: &ProjectionState, as_of: &AsOf) -> When {
+    let head = state.head();
+    let known_at = match as_of.known_at {
+        None => head,
+        Some(KnownAt::Position(p)) => p.min(head),
+        Some(KnownAt::Instant(t)) => state.position_at_instant(t),
+    };
+    let valid_at = as_of
+        .valid_at
+        .map_or_else(now_seconds, |v| v.end_exclusive() - 1);
+    When { valid_at, known_at }
+}
+
+/// The names of a key. Interned names were valid slugs and codes when interned, so this fails
+/// only on a damaged checkpoint; such keys are left out of answers.
+fn names_of(
+    state: &ProjectionState,
+    key: &PositionKey,
+) -> Option<(TimelineSlug, PartyCode, IssueSlug)> {
+    Some((
+        TimelineSlug::new(state.names.timelines.name(key.timeline)).ok()?,
+        PartyCode::new(state.names.parties.name(key.party)).ok()?,
+        IssueSlug::new(state.names.issues.name(key.issue)).ok()?,
+    ))
+}
+
+/// Any party of a standoff, to name its key (the party is not part of the standoff's name).
+fn sides_party(state: &ProjectionState, timeline: u32, issue: u32) -> u32 {
+    state
+        .standoff_parties
+        .get(&(timeline, issue))
+        .and_then(|p| p.first().copied())
+        .unwrap_or(0)
+}
+
+fn conditions(event: &NewEvent) -> Vec<String> {
+    match &event.payload {
+        Payload::Offer(o) => o.conditions.clone(),
+        Payload::Threat(t) => t.condition.iter().cloned().collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn attributions(event: &NewEvent) -> Vec<Attribution> {
+    let mut out: Vec<Attribution> = Vec::new();
+    for s in &event.sources {
+        if !out.contains(&s.attribution) {
+            out.push(s.attribution);
+        }
+    }
+    out
+}

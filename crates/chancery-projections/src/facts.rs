@@ -1,0 +1,380 @@
+//! Facts: the part of each event that projections evaluate, kept compact in memory and in the
+//! checkpoint. Parties, issues and timelines are interned as small numbers.
+
+use chancery_domain::codes::{QuadClass, codes};
+use chancery_domain::payload::{MeasureAction, Payload};
+use chancery_domain::{EventId, Kind, Modality, NewEvent, Position, Precision, Timestamp};
+
+use crate::intern::Names;
+
+/// Where a party stands on an issue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Stance {
+    Demand,
+    Offer,
+    ConditionalOffer,
+    Concession,
+    Refusal,
+    Threat,
+    Measure,
+    Agreed,
+    Statement,
+    Withdrawn,
+}
+
+impl Stance {
+    pub const ALL: [Stance; 10] = [
+        Stance::Demand,
+        Stance::Offer,
+        Stance::ConditionalOffer,
+        Stance::Concession,
+        Stance::Refusal,
+        Stance::Threat,
+        Stance::Measure,
+        Stance::Agreed,
+        Stance::Statement,
+        Stance::Withdrawn,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Stance::Demand => "DEMAND",
+            Stance::Offer => "OFFER",
+            Stance::ConditionalOffer => "CONDITIONAL_OFFER",
+            Stance::Concession => "CONCESSION",
+            Stance::Refusal => "REFUSAL",
+            Stance::Threat => "THREAT",
+            Stance::Measure => "MEASURE",
+            Stance::Agreed => "AGREED",
+            Stance::Statement => "STATEMENT",
+            Stance::Withdrawn => "WITHDRAWN",
+        }
+    }
+
+    fn tag(self) -> u8 {
+        self as u8
+    }
+
+    fn from_tag(tag: u8) -> Option<Stance> {
+        Stance::ALL.get(usize::from(tag)).copied()
+    }
+}
+
+/// How an event sets its parties' stance on its issues. See [`crate::rules`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StanceRule {
+    /// Sets no stance: seminars, visits, talks, accusations.
+    None,
+    Fixed(Stance),
+    /// A measure imposed: a threat until it takes effect, then a measure.
+    Impose {
+        effective: i64,
+    },
+    /// A measure eased or lifted: the stance is withdrawn once it takes effect.
+    Ease {
+        effective: i64,
+    },
+}
+
+/// One version of an act: as first recorded, or as a correction left it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fact {
+    /// The position from which this version is known: the event's own, or its correction's.
+    pub known_from: Position,
+    pub timeline: u32,
+    pub kind: Kind,
+    pub modality: Modality,
+    /// The start of valid time, in Unix seconds (the earliest instant it may denote).
+    pub valid: i64,
+    pub precision: Precision,
+    pub rule: StanceRule,
+    pub quad: Option<QuadClass>,
+    pub goldstein: f64,
+    pub actors: Box<[u32]>,
+    pub targets: Box<[u32]>,
+    pub issues: Box<[u32]>,
+}
+
+impl Fact {
+    /// The facts of an act (a diplomatic event, possibly as corrected). `None` for
+    /// registrations, retractions and corrections, which are not acts.
+    pub fn of(event: &NewEvent, known_from: Position, names: &mut Names) -> Option<Fact> {
+        if !event.kind().is_diplomatic() {
+            return None;
+        }
+        let occurred = event.occurred.as_ref()?;
+        let codes = codes(event);
+        let mut actors: Vec<u32> = Vec::new();
+        for p in &event.actors {
+            let id = names.party(p.party.as_str());
+            if !actors.contains(&id) {
+                actors.push(id);
+            }
+        }
+        let mut targets: Vec<u32> = Vec::new();
+        for p in &event.targets {
+            let id = names.party(p.party.as_str());
+            if !targets.contains(&id) && !actors.contains(&id) {
+                targets.push(id);
+            }
+        }
+        Some(Fact {
+            known_from,
+            timeline: names.timeline(event.timeline.as_str()),
+            kind: event.kind(),
+            modality: occurred.modality,
+            valid: occurred.start.earliest(),
+            precision: occurred.start.precision(),
+            rule: stance_rule(&event.payload, occurred.start.earliest()),
+            quad: codes.map(|c| c.quad_class),
+            goldstein: codes.map_or(0.0, |c| c.goldstein),
+            actors: actors.into(),
+            targets: targets.into(),
+            issues: event
+                .issues
+                .iter()
+                .map(|i| names.issue(i.as_str()))
+                .collect(),
+        })
+    }
+}
+
+fn stance_rule(payload: &Payload, valid: i64) -> StanceRule {
+    match payload {
+        Payload::Offer(o) if o.conditions.is_empty() => StanceRule::Fixed(Stance::Offer),
+        Payload::Offer(_) => StanceRule::Fixed(Stance::ConditionalOffer),
+        Payload::Demand(_) => StanceRule::Fixed(Stance::Demand),
+        Payload::Refusal(_) => StanceRule::Fixed(Stance::Refusal),
+        Payload::Concession(_) => StanceRule::Fixed(Stance::Concession),
+        Payload::Threat(_) => StanceRule::Fixed(Stance::Threat),
+        Payload::Agreement(_) => StanceRule::Fixed(Stance::Agreed),
+        Payload::Statement(_) => StanceRule::Fixed(Stance::Statement),
+        Payload::Measure(m) => {
+            let effective = m
+                .effective
+                .as_ref()
+                .map_or(valid.max(m.announced.earliest()), |e| e.earliest());
+            match m.action {
+                MeasureAction::Impose => StanceRule::Impose { effective },
+                MeasureAction::Ease => StanceRule::Ease { effective },
+            }
+        }
+        _ => StanceRule::None,
+    }
+}
+
+/// What the projections keep of each position of the log.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Entry {
+    /// Registrations, retractions and corrections: only when they were recorded.
+    Bookkeeping {
+        recorded_at: Timestamp,
+    },
+    Act(Act),
+}
+
+impl Entry {
+    pub fn recorded_at(&self) -> Timestamp {
+        match self {
+            Entry::Bookkeeping { recorded_at } => *recorded_at,
+            Entry::Act(a) => a.recorded_at,
+        }
+    }
+}
+
+/// An act and every version of it the log holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Act {
+    pub id: EventId,
+    pub recorded_at: Timestamp,
+    /// Oldest first; each ends where the next begins.
+    pub versions: Vec<Fact>,
+    /// The position of the retraction that withdrew it, if any.
+    pub retracted_at: Option<Position>,
+}
+
+impl Act {
+    /// The positions `[from, until)` during which version `v` is the known one.
+    pub fn known_interval(&self, v: usize) -> (Position, Position) {
+        let from = self.versions.get(v).map_or(Position::MAX, |f| f.known_from);
+        let until = self
+            .versions
+            .get(v + 1)
+            .map(|f| f.known_from)
+            .or(self.retracted_at)
+            .unwrap_or(Position::MAX);
+        (from, until)
+    }
+
+    /// The version known at position `known_at`, if the act was known and not retracted then.
+    pub fn version_at(&self, known_at: Position) -> Option<(usize, &Fact)> {
+        if self.retracted_at.is_some_and(|r| r <= known_at) {
+            return None;
+        }
+        self.versions
+            .iter()
+            .enumerate()
+            .rev()
+            .find(|(_, f)| f.known_from <= known_at)
+    }
+}
+
+// Binary encoding of entries for the checkpoint: little-endian, versioned by the projection
+// version (a change here is a change of PROJECTION_VERSION, which rebuilds).
+
+pub fn encode(entry: &Entry, out: &mut Vec<u8>) {
+    match entry {
+        Entry::Bookkeeping { recorded_at } => {
+            out.push(0);
+            out.extend_from_slice(&recorded_at.unix_micros().to_le_bytes());
+        }
+        Entry::Act(a) => {
+            out.push(1);
+            out.extend_from_slice(&a.recorded_at.unix_micros().to_le_bytes());
+            out.extend_from_slice(a.id.as_bytes());
+            out.extend_from_slice(&a.retracted_at.unwrap_or(0).to_le_bytes());
+            out.push(u8::try_from(a.versions.len()).unwrap_or(u8::MAX));
+            for f in a.versions.iter().take(usize::from(u8::MAX)) {
+                out.extend_from_slice(&f.known_from.to_le_bytes());
+                out.extend_from_slice(&f.timeline.to_le_bytes());
+                out.push(f.kind.tag());
+                out.push(f.modality as u8);
+                out.extend_from_slice(&f.valid.to_le_bytes());
+                out.push(f.precision as u8);
+                match f.rule {
+                    StanceRule::None => out.push(0),
+                    StanceRule::Fixed(s) => out.extend_from_slice(&[1, s.tag()]),
+                    StanceRule::Impose { effective } => {
+                        out.push(2);
+                        out.extend_from_slice(&effective.to_le_bytes());
+                    }
+                    StanceRule::Ease { effective } => {
+                        out.push(3);
+                        out.extend_from_slice(&effective.to_le_bytes());
+                    }
+                }
+                out.push(f.quad.map_or(0, QuadClass::number));
+                out.extend_from_slice(&f.goldstein.to_le_bytes());
+                for list in [&f.actors, &f.targets, &f.issues] {
+                    out.push(u8::try_from(list.len()).unwrap_or(u8::MAX));
+                    for x in list.iter().take(usize::from(u8::MAX)) {
+                        out.extend_from_slice(&x.to_le_bytes());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Reads entries back; `None` if the bytes are damaged.
+pub struct Decoder<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Decoder<'a> {
+    pub fn new(bytes: &'a [u8]) -> Self {
+        Self { bytes }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let (head, rest) = self.bytes.split_first_chunk::<N>()?;
+        self.bytes = rest;
+        Some(*head)
+    }
+
+    fn u8(&mut self) -> Option<u8> {
+        self.take::<1>().map(|b| b[0])
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        self.take().map(u32::from_le_bytes)
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        self.take().map(u64::from_le_bytes)
+    }
+
+    fn i64(&mut self) -> Option<i64> {
+        self.take().map(i64::from_le_bytes)
+    }
+
+    fn list(&mut self) -> Option<Box<[u32]>> {
+        let n = self.u8()?;
+        (0..n).map(|_| self.u32()).collect()
+    }
+
+    pub fn entry(&mut self) -> Option<Entry> {
+        let tag = self.u8()?;
+        let recorded_at = Timestamp::from_unix_micros(self.i64()?);
+        if tag == 0 {
+            return Some(Entry::Bookkeeping { recorded_at });
+        }
+        let id = EventId::from_bytes(self.take::<16>()?);
+        let retracted_at = Some(self.u64()?).filter(|p| *p != 0);
+        let n = self.u8()?;
+        let mut versions = Vec::with_capacity(usize::from(n));
+        for _ in 0..n {
+            let known_from = self.u64()?;
+            let timeline = self.u32()?;
+            let kind = Kind::from_tag(self.u8()?)?;
+            let modality = match self.u8()? {
+                0 => Modality::Occurred,
+                1 => Modality::Planned,
+                2 => Modality::Hypothetical,
+                3 => Modality::Denied,
+                _ => return None,
+            };
+            let valid = self.i64()?;
+            let precision = match self.u8()? {
+                0 => Precision::Year,
+                1 => Precision::Month,
+                2 => Precision::Day,
+                3 => Precision::Instant,
+                _ => return None,
+            };
+            let rule = match self.u8()? {
+                0 => StanceRule::None,
+                1 => StanceRule::Fixed(Stance::from_tag(self.u8()?)?),
+                2 => StanceRule::Impose {
+                    effective: self.i64()?,
+                },
+                3 => StanceRule::Ease {
+                    effective: self.i64()?,
+                },
+                _ => return None,
+            };
+            let quad = match self.u8()? {
+                0 => None,
+                n => Some(*QuadClass::ALL.get(usize::from(n) - 1)?),
+            };
+            let goldstein = f64::from_le_bytes(self.take()?);
+            let actors = self.list()?;
+            let targets = self.list()?;
+            let issues = self.list()?;
+            versions.push(Fact {
+                known_from,
+                timeline,
+                kind,
+                modality,
+                valid,
+                precision,
+                rule,
+                quad,
+                goldstein,
+                actors,
+                targets,
+                issues,
+            });
+        }
+        Some(Entry::Act(Act {
+            id,
+            recorded_at,
+            versions,
+            retracted_at,
+        }))
+    }
+}

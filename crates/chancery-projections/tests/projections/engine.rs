@@ -1,0 +1,165 @@
+//! The engine's guarantees: checkpoints resume, are never ahead of the log, and belong to their log.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chancery_domain::sample;
+use chancery_projections::{AsOf, CheckpointPolicy, ProjectionError, Projections, Stance};
+
+use crate::support::*;
+
+#[test]
+fn a_reopened_checkpoint_resumes_and_equals_a_rebuild() {
+    runtime().block_on(async {
+        let World {
+            projections,
+            log,
+            dir,
+        } = world(demo_events()).await;
+        let head = log.head().await.unwrap().position;
+        projections.close().unwrap();
+        drop(projections);
+        let checkpoints = dir.path().join("projections");
+        let reopened = Projections::open(
+            Arc::clone(&log),
+            Some(&checkpoints),
+            CheckpointPolicy::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            reopened.applied(),
+            head,
+            "the checkpoint holds everything applied"
+        );
+        assert_eq!(reopened.catch_up(&|_, _| {}).await.unwrap(), 0);
+        let rebuilt = Projections::open(Arc::clone(&log), None, CheckpointPolicy::default())
+            .await
+            .unwrap();
+        rebuilt.catch_up(&|_, _| {}).await.unwrap();
+        assert!(reopened.same_state_as(&rebuilt));
+        assert_eq!(
+            stance(
+                &reopened,
+                "us-china-trade",
+                "CHN",
+                "trade-deficit",
+                AsOf::NOW
+            )
+            .await,
+            Some(Stance::Refusal)
+        );
+    });
+}
+
+#[test]
+fn a_checkpoint_ahead_of_the_log_is_refused() {
+    runtime().block_on(async {
+        let World {
+            projections,
+            log: _log,
+            dir: keep,
+        } = world(demo_events()).await;
+        projections.close().unwrap();
+        drop(projections);
+        let dir = keep.path().join("projections");
+        // A shorter log in the checkpoint's place: the demo's first ten events only.
+        let other = tempfile::tempdir().unwrap();
+        let short = open_log(other.path()).await;
+        append_all(&*short, demo_events().into_iter().take(10).collect()).await;
+        let err = Projections::open(short, Some(&dir), CheckpointPolicy::default())
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(
+            err,
+            ProjectionError::AheadOfLog {
+                checkpoint: 28,
+                head: 10
+            }
+        );
+        assert!(err.to_string().contains("chancery replay"));
+    });
+}
+
+#[test]
+fn a_checkpoint_of_another_log_is_refused_and_a_reset_rebuilds() {
+    runtime().block_on(async {
+        let World {
+            projections,
+            log: _log,
+            dir: keep,
+        } = world(demo_events()).await;
+        projections.close().unwrap();
+        drop(projections);
+        let dir = keep.path().join("projections");
+        let other = tempfile::tempdir().unwrap();
+        let different = open_log(other.path()).await;
+        let mut events = demo_events();
+        events.truncate(27);
+        events.push(sample::statement(
+            "us-china-trade",
+            "USA",
+            &["tariffs"],
+            "2018-05-01",
+        ));
+        append_all(&*different, events).await;
+        let err = Projections::open(
+            Arc::clone(&different),
+            Some(&dir),
+            CheckpointPolicy::default(),
+        )
+        .await
+        .err()
+        .unwrap();
+        assert_eq!(err, ProjectionError::Diverged { position: 28 });
+        Projections::reset(&dir).unwrap();
+        let rebuilt = Projections::open(different, Some(&dir), CheckpointPolicy::default())
+            .await
+            .unwrap();
+        assert_eq!(rebuilt.applied(), 0);
+        assert_eq!(rebuilt.catch_up(&|_, _| {}).await.unwrap(), 28);
+    });
+}
+
+#[test]
+fn following_the_log_reads_your_writes_within_a_bound() {
+    runtime().block_on(async {
+        let w = world(demo_events()).await;
+        let follower = Arc::clone(&w.projections);
+        let task = tokio::spawn(async move { follower.follow().await });
+        let e = sample::statement(
+            "us-china-trade",
+            "USA",
+            &["made-in-china-2025"],
+            "2018-05-05",
+        );
+        append_all(&*w.log, vec![e]).await;
+        let head = w.log.head().await.unwrap().position;
+        w.projections
+            .wait_for(head, Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert_eq!(
+            stance(
+                &w.projections,
+                "us-china-trade",
+                "USA",
+                "made-in-china-2025",
+                AsOf::NOW
+            )
+            .await,
+            Some(Stance::Statement)
+        );
+        let err = w
+            .projections
+            .wait_for(head + 5, Duration::from_millis(50))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ProjectionError::NotYet { applied, .. } if applied == head),
+            "{err}"
+        );
+        task.abort();
+    });
+}

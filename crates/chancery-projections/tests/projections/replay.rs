@@ -1,0 +1,330 @@
+//! Property tests over random logs with late reports, planned events, retractions and
+//! corrections: incremental state equals a rebuild from scratch, and every as-of answer for a
+//! past `knownAt` equals the present answer of the log truncated there.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chancery_domain::payload::*;
+use chancery_domain::sample::{self, act};
+use chancery_domain::{
+    EventId, Modality, NewEvent, Occurred, Participant, PartyCode, Payload, TimelineSlug, ValidTime,
+};
+use chancery_projections::{
+    AsOf, Bucket, CheckpointPolicy, ChronologyRequest, KnownAt, PositionQuery, Projections,
+    RelationsQuery,
+};
+use proptest::prelude::*;
+
+use crate::support::*;
+
+const PARTIES: [&str; 3] = ["USA", "CHN", "EU"];
+const ISSUES: [&str; 3] = ["x", "y", "z"];
+const TIMELINES: [&str; 2] = ["a", "b"];
+
+#[derive(Debug, Clone)]
+enum Op {
+    Act {
+        timeline: usize,
+        kind: u8,
+        actor: usize,
+        target: usize,
+        issues: u8,
+        day: u16,
+        modality: u8,
+        delay: u8,
+    },
+    Retract {
+        pick: usize,
+    },
+    Correct {
+        pick: usize,
+        day: Option<u16>,
+        issues: Option<u8>,
+        modality: Option<u8>,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (0..2usize, 0..10u8, 0..3usize, 0..3usize, 1..8u8, 0..150u16, 0..8u8, 0..40u8)
+            .prop_map(|(timeline, kind, actor, target, issues, day, modality, delay)| Op::Act { timeline, kind, actor, target, issues, day, modality, delay }),
+        1 => any::<usize>().prop_map(|pick| Op::Retract { pick }),
+        1 => (any::<usize>(), prop::option::of(0..150u16), prop::option::of(1..8u8), prop::option::of(0..8u8))
+            .prop_map(|(pick, day, issues, modality)| Op::Correct { pick, day, issues, modality }),
+    ]
+}
+
+fn date(day: u16) -> ValidTime {
+    let d = time::Date::from_ordinal_date(2018, 1).unwrap() + time::Duration::days(i64::from(day));
+    if day % 7 == 0 {
+        ValidTime::Month(d.year(), d.month())
+    } else {
+        ValidTime::Day(d)
+    }
+}
+
+fn modality(m: u8) -> Modality {
+    match m {
+        5 => Modality::Planned,
+        6 => Modality::Hypothetical,
+        7 => Modality::Denied,
+        _ => Modality::Occurred,
+    }
+}
+
+fn issues(mask: u8) -> Vec<&'static str> {
+    (0..3)
+        .filter(|i| mask & (1 << i) != 0)
+        .map(|i| ISSUES[i])
+        .collect()
+}
+
+fn party(i: usize) -> PartyCode {
+    PartyCode::new(PARTIES[i]).unwrap()
+}
+
+/// Turns operations into a valid log: registrations first, then acts, retractions and corrections
+/// of acts that are still live.
+fn events(ops: &[Op]) -> Vec<NewEvent> {
+    let mut out = Vec::new();
+    for t in TIMELINES {
+        out.extend(sample::world(t, &[], &[]));
+    }
+    out.extend(PARTIES.iter().map(|p| sample::register_party("a", p)));
+    out.extend(ISSUES.iter().map(|i| sample::register_issue("a", i)));
+    let mut live: Vec<(EventId, TimelineSlug, Kind)> = Vec::new();
+    for op in ops {
+        match *op {
+            Op::Act {
+                timeline,
+                kind,
+                actor,
+                target,
+                issues: mask,
+                day,
+                modality: m,
+                delay,
+            } => {
+                let tl = TIMELINES[timeline];
+                let start = date(day);
+                let payload = match kind {
+                    0 => Payload::Offer(Offer {
+                        terms: "o".into(),
+                        conditions: if delay % 2 == 0 {
+                            vec![]
+                        } else {
+                            vec!["c".into()]
+                        },
+                        reaffirms: None,
+                    }),
+                    1 => Payload::Demand(Demand {
+                        terms: "d".into(),
+                        demand_type: DemandType::PolicyChange,
+                        deadline: None,
+                        reaffirms: None,
+                    }),
+                    2 => Payload::Refusal(Refusal {
+                        terms: "r".into(),
+                        of: RefusalOf::ToDiscuss,
+                        refuses: vec![],
+                    }),
+                    3 => Payload::Concession(Concession {
+                        terms: "c".into(),
+                        concession_type: ConcessionType::AccedeToDemand,
+                        answers: vec![],
+                    }),
+                    4 => Payload::Threat(Threat {
+                        terms: "t".into(),
+                        instrument: Instrument::Tariff,
+                        condition: None,
+                        deadline: None,
+                    }),
+                    5 => Payload::Statement(Statement {
+                        claim: "s".into(),
+                        tone: Tone::Neutral,
+                    }),
+                    6 | 7 => Payload::Measure(Measure {
+                        terms: "m".into(),
+                        instrument: Instrument::Tariff,
+                        action: if kind == 6 {
+                            MeasureAction::Impose
+                        } else {
+                            MeasureAction::Ease
+                        },
+                        announced: start,
+                        effective: (delay > 0).then(|| date(day + u16::from(delay))),
+                        rate_percent: None,
+                    }),
+                    8 => Payload::Agreement(Agreement {
+                        terms: "a".into(),
+                        form: AgreementForm::JointStatement,
+                    }),
+                    _ => Payload::Talks(Talks {
+                        participants: vec![party(actor), party((actor + 1) % 3)],
+                        place: "p".into(),
+                        format: TalksFormat::Consultation,
+                        rounds: None,
+                    }),
+                };
+                let target = if target == actor {
+                    (target + 1) % 3
+                } else {
+                    target
+                };
+                let mut e = act(
+                    tl,
+                    payload,
+                    PARTIES[actor],
+                    Some(PARTIES[target]),
+                    &issues(mask),
+                    "2018-01-01",
+                );
+                e.occurred = Some(Occurred {
+                    start,
+                    end: None,
+                    modality: modality(m),
+                });
+                if kind == 8 {
+                    e.actors.push(Participant::party(party(target)));
+                    e.targets.clear();
+                }
+                live.push((e.id, e.timeline.clone(), e.kind()));
+                out.push(e);
+            }
+            Op::Retract { pick } => {
+                if live.is_empty() {
+                    continue;
+                }
+                let (id, tl, _) = live.remove(pick % live.len());
+                out.push(sample::retraction(tl.as_str(), id));
+            }
+            Op::Correct {
+                pick,
+                day,
+                issues: mask,
+                modality: m,
+            } => {
+                if live.is_empty() {
+                    continue;
+                }
+                let (id, tl, _) = live[pick % live.len()].clone();
+                let changes = CorrectionChanges {
+                    occurred: day.map(|d| Occurred {
+                        start: date(d),
+                        end: None,
+                        modality: modality(m.unwrap_or(0)),
+                    }),
+                    issues: mask
+                        .map(|m| issues(m).into_iter().map(|i| i.parse().unwrap()).collect()),
+                    summary: Some("corrected".into()),
+                    ..Default::default()
+                };
+                let mut e = NewEvent::new(
+                    tl,
+                    Payload::Correction(Box::new(Correction {
+                        corrects: id,
+                        reason: "r".into(),
+                        changes,
+                    })),
+                );
+                e.summary = "correction".into();
+                out.push(e);
+            }
+        }
+    }
+    out
+}
+
+use chancery_domain::Kind;
+
+fn config() -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(256);
+    ProptestConfig {
+        cases,
+        max_shrink_iters: 200,
+        ..ProptestConfig::default()
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// Projections kept up incrementally, live and across a checkpoint save and reload, equal
+    /// projections rebuilt from position 1.
+    #[test]
+    fn incremental_state_equals_a_rebuild(ops in prop::collection::vec(op(), 0..40), cut in 0.0f64..1.0) {
+        runtime().block_on(async {
+            let all = events(&ops);
+            let dir = tempfile::tempdir().unwrap();
+            let log = open_log(dir.path()).await;
+            let checkpoints = dir.path().join("projections");
+            let split = ((all.len() as f64) * cut) as usize;
+            let (first, second) = all.split_at(split);
+
+            let live = Projections::open(Arc::clone(&log), Some(&checkpoints), CheckpointPolicy::default()).await.unwrap();
+            let follower = Arc::clone(&live);
+            let task = tokio::spawn(async move { follower.follow().await });
+            append_all(&*log, first.to_vec()).await;
+            let head = log.head().await.unwrap().position;
+            live.wait_for(head, Duration::from_secs(60)).await.unwrap();
+            task.abort();
+            let _ = task.await;
+            live.close().unwrap();
+            drop(live);
+
+            let resumed = Projections::open(Arc::clone(&log), Some(&checkpoints), CheckpointPolicy::default()).await.unwrap();
+            prop_assert_eq!(resumed.applied(), head);
+            append_all(&*log, second.to_vec()).await;
+            resumed.catch_up(&|_, _| {}).await.unwrap();
+
+            let rebuilt = Projections::open(Arc::clone(&log), None, CheckpointPolicy::default()).await.unwrap();
+            rebuilt.catch_up(&|_, _| {}).await.unwrap();
+            prop_assert!(resumed.same_state_as(&rebuilt));
+            Ok(())
+        })?;
+    }
+
+    /// Asking the full log "as known at position K" answers as the log cut at K answers now.
+    #[test]
+    fn as_of_answers_equal_a_rebuild_of_the_truncated_log(ops in prop::collection::vec(op(), 1..40), k in 0.0f64..1.0, days in prop::collection::vec(prop::option::of(0..160u16), 1..4)) {
+        runtime().block_on(async {
+            let all = events(&ops);
+            let dir = tempfile::tempdir().unwrap();
+            let log = open_log(dir.path()).await;
+            append_all(&*log, all).await;
+            let full = Projections::open(Arc::clone(&log), None, CheckpointPolicy::default()).await.unwrap();
+            full.catch_up(&|_, _| {}).await.unwrap();
+
+            let head = log.head().await.unwrap().position;
+            let known = ((head as f64) * k).ceil().max(1.0) as u64;
+            let raw: Vec<Vec<u8>> = log.read_raw(1, usize::try_from(known).unwrap()).await.unwrap().into_iter().map(|r| r.bytes).collect();
+            let cut_dir = tempfile::tempdir().unwrap();
+            let cut_log = open_log(cut_dir.path()).await;
+            cut_log.restore(raw).await.unwrap();
+            let cut = Projections::open(Arc::clone(&cut_log), None, CheckpointPolicy::default()).await.unwrap();
+            cut.catch_up(&|_, _| {}).await.unwrap();
+
+            for day in days {
+                let valid_at = day.map(date);
+                let past = AsOf { valid_at, known_at: Some(KnownAt::Position(known)) };
+                let present = AsOf { valid_at, known_at: None };
+                let q = |as_of| PositionQuery { timeline: None, parties: vec![], issues: vec![], as_of };
+                prop_assert_eq!(full.positions(&q(past)).await.unwrap(), cut.positions(&q(present)).await.unwrap());
+                prop_assert_eq!(full.standoffs(None, &[], &past).unwrap(), cut.standoffs(None, &[], &present).unwrap());
+                for (a, b) in [("USA", "CHN"), ("USA", "EU"), ("CHN", "EU")] {
+                    let r = |as_of| RelationsQuery { a: a.parse().unwrap(), b: b.parse().unwrap(), bucket: Bucket::Month, from: None, to: None, timeline: None, as_of };
+                    prop_assert_eq!(full.relations(&r(past)).unwrap(), cut.relations(&r(present)).unwrap());
+                }
+                let c = |as_of| ChronologyRequest { as_of, limit: 1000, include_retracted: true, ..ChronologyRequest::default() };
+                let full_page = full.chronology(&c(past)).await.unwrap();
+                let cut_page = cut.chronology(&c(present)).await.unwrap();
+                prop_assert_eq!(full_page, cut_page);
+            }
+            Ok(())
+        })?;
+    }
+}
