@@ -41,6 +41,14 @@ pub fn event(position: Position) -> [u8; 9] {
     k
 }
 
+/// The position of an `E` key; `None` for keys of other keyspaces.
+pub fn event_position(key: &[u8]) -> Option<Position> {
+    match key {
+        [EVENT, rest @ ..] => rest.try_into().ok().map(u64::from_be_bytes),
+        _ => None,
+    }
+}
+
 pub fn id(id: &EventId) -> [u8; 17] {
     let mut k = [ID; 17];
     k[1..].copy_from_slice(id.as_bytes());

@@ -4,6 +4,10 @@
 //! [`keys`]). Writes go through a single writer thread ([`writer`]) that commits in groups and
 //! makes each group durable with `fdatasync` ([`durability`]) before acknowledging. Reads go
 //! straight to sled ([`reader`]). Subscriptions use the shared live feed of `chancery-store`.
+//!
+//! [`SledLog::plan_append`] asks the writer what an append would write without writing it: the
+//! NATS backend decides its appends with it, against its local replica, so both backends follow
+//! one set of rules.
 
 mod durability;
 pub mod keys;
@@ -30,7 +34,7 @@ use futures_util::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::reader::{Reader, corrupt, storage_error};
-use crate::writer::{Command, Shared, Writer};
+use crate::writer::{Command, Planned, Shared, Writer};
 
 /// Tuning of the sled log. The defaults suit a server.
 #[derive(Debug, Clone)]
@@ -41,6 +45,10 @@ pub struct SledConfig {
     pub max_group_events: usize,
     /// sled's page cache, in bytes.
     pub cache_bytes: u64,
+    /// Whether each commit group is made durable with `fdatasync` before it is acknowledged (the
+    /// default). Turn it off only for a copy whose durability lies elsewhere, such as the NATS
+    /// backend's local replica: a crash may then lose its last groups, which it fetches again.
+    pub durable: bool,
 }
 
 impl Default for SledConfig {
@@ -49,8 +57,23 @@ impl Default for SledConfig {
             live_buffer: 4096,
             max_group_events: 8192,
             cache_bytes: 128 * 1024 * 1024,
+            durable: true,
         }
     }
+}
+
+/// What an append or a restore would write, worked out against the log as it is, with nothing
+/// written (see [`SledLog::plan_append`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// The head the records continue: the first is at `base.position + 1` and chains to
+    /// `base.hash`.
+    pub base: Head,
+    /// Where each event goes, in request order; for a retried append, where each already is.
+    pub outcome: AppendOutcome,
+    /// The sealed records to write with their stored bytes, in position order, one per entry of
+    /// `outcome`; none when the outcome is `deduplicated`.
+    pub records: Vec<(Arc<RecordedEvent>, Vec<u8>)>,
 }
 
 /// sled writes pages larger than a quarter of a segment to blob files, which it never syncs.
@@ -147,6 +170,7 @@ impl SledLog {
             registry,
             shared: Arc::clone(&shared),
             max_group_events: config.max_group_events.max(MAX_BATCH_EVENTS),
+            durable: config.durable,
             unsynced: Vec::new(),
         };
         let handle = std::thread::Builder::new()
@@ -173,6 +197,43 @@ impl SledLog {
             groups: self.inner.shared.groups.load(Ordering::Relaxed),
             syncs: self.inner.shared.syncs.load(Ordering::Relaxed),
         }
+    }
+
+    /// Works out what [`EventLog::append`] would do, against the log as it is now, and writes
+    /// nothing: the sealed records (positions from the head on, chained to its hash, with their
+    /// versions and `recordedAt`) and the outcome, or the error the append would give. The rules
+    /// are the append's own: validation, expected version, idempotency by id.
+    ///
+    /// For a backend that stores the records elsewhere first and feeds them back through
+    /// [`EventLog::restore`]; the plan holds only while nothing else is written in between.
+    pub async fn plan_append(&self, request: AppendRequest) -> Result<Plan, StoreError> {
+        precheck(&request)?;
+        self.send(|reply| Command::Plan {
+            what: Planned::Append(request),
+            reply,
+        })
+        .await
+    }
+
+    /// Checks records as [`EventLog::restore`] would, writing nothing, and answers with them as
+    /// a plan (their positions, ids and versions).
+    pub async fn plan_restore(&self, records: Vec<Vec<u8>>) -> Result<Plan, StoreError> {
+        let decoded = checked_records(records)?;
+        if decoded.is_empty() {
+            return Ok(Plan {
+                base: self.head_now(),
+                outcome: AppendOutcome {
+                    events: Vec::new(),
+                    deduplicated: false,
+                },
+                records: Vec::new(),
+            });
+        }
+        self.send(|reply| Command::Plan {
+            what: Planned::Restore(decoded),
+            reply,
+        })
+        .await
     }
 
     async fn send<T>(
@@ -284,6 +345,31 @@ fn precheck(request: &AppendRequest) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The checks of a restore done by the caller's task: each record's hash, decoding and validity.
+fn checked_records(records: Vec<Vec<u8>>) -> Result<Vec<(RecordedEvent, Vec<u8>)>, StoreError> {
+    if records.len() > MAX_BATCH_EVENTS * 10 {
+        return Err(StoreError::Limit(format!(
+            "{} records in one restore; the limit is {}",
+            records.len(),
+            MAX_BATCH_EVENTS * 10
+        )));
+    }
+    let mut decoded = Vec::with_capacity(records.len());
+    for (i, bytes) in records.into_iter().enumerate() {
+        let refuse = |why: String| {
+            StoreError::Restore(format!(
+                "record {} of the batch {why}; nothing was restored",
+                i + 1
+            ))
+        };
+        verify_record_hash(&bytes).map_err(|e| refuse(format!("fails its hash check: {e}")))?;
+        let record = decode_record(&bytes).map_err(|e| refuse(format!("cannot be read: {e}")))?;
+        validate(&record.event).map_err(|e| refuse(format!("is invalid: {e}")))?;
+        decoded.push((record, bytes));
+    }
+    Ok(decoded)
+}
+
 impl ForwardReader for Reader {
     fn read_forward(
         &self,
@@ -312,28 +398,7 @@ impl EventLog for SledLog {
 
     fn restore(&self, records: Vec<Vec<u8>>) -> BoxFuture<'_, Result<RestoreOutcome, StoreError>> {
         async move {
-            if records.len() > MAX_BATCH_EVENTS * 10 {
-                return Err(StoreError::Limit(format!(
-                    "{} records in one restore; the limit is {}",
-                    records.len(),
-                    MAX_BATCH_EVENTS * 10
-                )));
-            }
-            let mut decoded = Vec::with_capacity(records.len());
-            for (i, bytes) in records.into_iter().enumerate() {
-                let refuse = |why: String| {
-                    StoreError::Restore(format!(
-                        "record {} of the batch {why}; nothing was restored",
-                        i + 1
-                    ))
-                };
-                verify_record_hash(&bytes)
-                    .map_err(|e| refuse(format!("fails its hash check: {e}")))?;
-                let record =
-                    decode_record(&bytes).map_err(|e| refuse(format!("cannot be read: {e}")))?;
-                validate(&record.event).map_err(|e| refuse(format!("is invalid: {e}")))?;
-                decoded.push((record, bytes));
-            }
+            let decoded = checked_records(records)?;
             if decoded.is_empty() {
                 return Ok(RestoreOutcome {
                     restored: 0,

@@ -7,6 +7,10 @@
 //! no trace; the rest of its group goes on. Group commit is what makes durability affordable:
 //! requests that arrive while a group is being synced form the next group, so one sync serves many
 //! appends.
+//!
+//! A plan runs the same `append` (or `restore`) into a scratch group after the group's commit and
+//! answers with the records it would have written, then undoes its registry entries: a backend
+//! that stores records elsewhere first (the NATS stream) decides with the very same rules.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -23,6 +27,7 @@ use chancery_store::{
 };
 use tokio::sync::{mpsc, oneshot};
 
+use crate::Plan;
 use crate::durability::DiskSync;
 use crate::keys::{self, IdEntry};
 use crate::reader::{Reader, io_error, storage_error};
@@ -37,13 +42,33 @@ pub enum Command {
         records: Vec<(RecordedEvent, Vec<u8>)>,
         reply: oneshot::Sender<Result<RestoreOutcome, StoreError>>,
     },
+    /// Works out an append or a restore against the log as it is, writing nothing.
+    Plan {
+        what: Planned,
+        reply: oneshot::Sender<Result<Plan, StoreError>>,
+    },
+}
+
+/// What a plan is for.
+pub enum Planned {
+    Append(AppendRequest),
+    /// Records already decoded and hash-checked by the caller, with their stored bytes.
+    Restore(Vec<(RecordedEvent, Vec<u8>)>),
 }
 
 impl Command {
     fn events(&self) -> usize {
         match self {
-            Command::Append { request, .. } => request.events.len(),
-            Command::Restore { records, .. } => records.len(),
+            Command::Append { request, .. }
+            | Command::Plan {
+                what: Planned::Append(request),
+                ..
+            } => request.events.len(),
+            Command::Restore { records, .. }
+            | Command::Plan {
+                what: Planned::Restore(records),
+                ..
+            } => records.len(),
         }
     }
 }
@@ -66,6 +91,8 @@ pub struct Writer {
     pub registry: Registry,
     pub shared: Arc<Shared>,
     pub max_group_events: usize,
+    /// Whether each group is synced to disk before it is acknowledged (see `SledConfig::durable`).
+    pub durable: bool,
     /// Records applied to sled whose flush or sync failed: not yet acknowledged or published.
     pub unsynced: Vec<Arc<RecordedEvent>>,
 }
@@ -173,6 +200,7 @@ impl Writer {
         let now = Timestamp::from_system_time(SystemTime::now());
         let mut group = Group::default();
         let mut replies = Vec::with_capacity(commands.len());
+        let mut plans = Vec::new();
         for command in commands {
             match command {
                 Command::Append { request, reply } => {
@@ -183,6 +211,7 @@ impl Writer {
                     let result = self.restore(&mut group, records);
                     replies.push(Reply::Restore(reply, result));
                 }
+                Command::Plan { what, reply } => plans.push((what, reply)),
             }
         }
 
@@ -215,6 +244,61 @@ impl Writer {
                 }
             }
         }
+        // Plans see the log as this group left it, never a group half staged.
+        for (what, reply) in plans {
+            drop(reply.send(self.plan(what)));
+        }
+    }
+
+    /// Runs an append or a restore into a scratch group that is never written, and answers with
+    /// the records it would write. Its registry entries are undone: it leaves no trace.
+    fn plan(&mut self, what: Planned) -> Result<Plan, StoreError> {
+        let base = self.head;
+        let mut scratch = Group::default();
+        let result = match what {
+            Planned::Append(request) => {
+                let now = Timestamp::from_system_time(SystemTime::now());
+                self.append(&mut scratch, request, now)
+            }
+            Planned::Restore(records) => {
+                self.restore(&mut scratch, records).map(|_| AppendOutcome {
+                    events: scratch
+                        .records
+                        .iter()
+                        .map(|r| Appended {
+                            id: r.event.id,
+                            position: r.position,
+                            version: r.version,
+                        })
+                        .collect(),
+                    deduplicated: false,
+                })
+            }
+        };
+        for entry in scratch.registered.drain(..).rev() {
+            self.registry.remove(&entry);
+        }
+        let outcome = result?;
+        let mut bytes: HashMap<Position, Vec<u8>> = scratch
+            .ops
+            .into_iter()
+            .filter_map(|(key, value)| keys::event_position(&key).map(|p| (p, value)))
+            .collect();
+        let records = scratch
+            .records
+            .into_iter()
+            .map(|record| {
+                let stored = bytes
+                    .remove(&record.position)
+                    .unwrap_or_else(|| record.encode());
+                (record, stored)
+            })
+            .collect();
+        Ok(Plan {
+            base,
+            outcome,
+            records,
+        })
     }
 
     /// Writes the group and makes it durable. When the batch could not be applied, nothing
@@ -225,10 +309,13 @@ impl Writer {
     fn persist(&mut self, group: &mut Group) -> Result<(), StoreError> {
         if !group.ops.is_empty() {
             let mut batch = sled::Batch::default();
+            let writes = group.ops.len();
             for (k, v) in group.ops.drain(..) {
                 batch.insert(k, v);
             }
-            if let Err(e) = self.reader.tree.apply_batch(batch) {
+            let applied = self.reader.tree.apply_batch(batch);
+            reclaim_epoch_garbage(writes);
+            if let Err(e) = applied {
                 for entry in group.registered.drain(..).rev() {
                     self.registry.remove(&entry);
                 }
@@ -239,11 +326,13 @@ impl Writer {
         }
         // The flush is only half of durability; the sync below is the other half.
         #[allow(clippy::disallowed_methods)]
-        let flushed = self
-            .db
-            .flush()
-            .map_err(storage_error)
-            .and_then(|_| self.sync.sync().map_err(|e| io_error(&e)));
+        let flushed = self.db.flush().map_err(storage_error).and_then(|_| {
+            if self.durable {
+                self.sync.sync().map_err(|e| io_error(&e))
+            } else {
+                Ok(())
+            }
+        });
         if let Err(e) = flushed {
             self.unsynced.append(&mut group.records);
             let detail = format!("{e}; the outcome is unknown: retry with the same event ids");
@@ -610,6 +699,20 @@ impl Writer {
     fn abort(&mut self, scope: &mut Scope, error: StoreError) -> StoreError {
         self.undo(scope);
         error
+    }
+}
+
+/// Lets crossbeam-epoch free what a large sled batch left behind.
+///
+/// sled applies a whole batch under one epoch guard, deferring the frees of every page it
+/// replaces, and crossbeam-epoch frees deferred garbage only a few bags at a time, when a thread
+/// pins. A writer that applies batches of thousands of writes, pinning once per batch, piles
+/// garbage up faster than it is freed: memory grew by tens of kilobytes per event until the
+/// process was killed. Flushing a pinned guard runs a collection step; doing it in proportion to
+/// the batch keeps memory flat (measured in `docs/benchmarks.md`).
+fn reclaim_epoch_garbage(writes: usize) {
+    for _ in 0..(writes / 32 + 8) {
+        crossbeam_epoch::pin().flush();
     }
 }
 

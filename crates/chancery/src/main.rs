@@ -6,10 +6,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
+use chancery::config::{FileConfig, LogFormat, Overrides, ServerConfig};
 use chancery::data::{DEFAULT_DATA_DIR, DataDir};
 use chancery::exchange::{self, ExportFormat, Progress, Source};
+use chancery::server::{App, shutdown_signal};
 use chancery_projections::{CheckpointPolicy, Projections};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Parser)]
@@ -19,9 +21,9 @@ use indicatif::{ProgressBar, ProgressStyle};
     about = "An event-sourced store for diplomatic timelines"
 )]
 struct Cli {
-    /// The data directory (the event log and the projections live inside it).
-    #[arg(long, global = true, env = "CHANCERY_DATA", default_value = DEFAULT_DATA_DIR)]
-    data: PathBuf,
+    /// The data directory (the event log and the projections live inside it) [default: ./data].
+    #[arg(long, global = true, env = "CHANCERY_DATA")]
+    data: Option<PathBuf>,
 
     #[command(subcommand)]
     command: Command,
@@ -29,6 +31,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve the GraphQL API (and GraphiQL at /graphiql) over the data directory.
+    Serve(ServeArgs),
+    /// Print the GraphQL schema (SDL).
+    Schema,
     /// Import an event file (one event per line) or restore an export into the store.
     ///
     /// The whole file is checked first: if any line is bad, nothing is written and the line and
@@ -55,6 +61,46 @@ enum Command {
         #[arg(long)]
         file: Option<PathBuf>,
     },
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// The address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "CHANCERY_LISTEN")]
+    listen: Option<String>,
+    /// Load the example scenario first, if the store is empty.
+    #[arg(long)]
+    demo: bool,
+    /// A TOML configuration file (flags and environment override it).
+    #[arg(long, env = "CHANCERY_CONFIG")]
+    config: Option<PathBuf>,
+    /// Access tokens as role:token (roles: reader, recorder, admin); repeat or separate by commas.
+    #[arg(
+        long = "token",
+        env = "CHANCERY_TOKENS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    tokens: Vec<String>,
+    /// Whether reads need no token [default: true].
+    #[arg(long, env = "CHANCERY_OPEN_READS")]
+    open_reads: Option<bool>,
+    /// Browser origins allowed to open WebSockets besides the server's own (`*` for any).
+    #[arg(
+        long = "allow-origin",
+        env = "CHANCERY_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    allowed_origins: Vec<String>,
+    /// Whether introspection and field suggestions are on [default: true].
+    #[arg(long, env = "CHANCERY_INTROSPECTION")]
+    introspection: Option<bool>,
+    /// Seconds a WebSocket may wait before connection_init [default: 3].
+    #[arg(long, env = "CHANCERY_WS_INIT_TIMEOUT")]
+    ws_init_timeout: Option<u64>,
+    /// Log format: text or json [default: text].
+    #[arg(long, env = "CHANCERY_LOG_FORMAT")]
+    log_format: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -113,9 +159,60 @@ fn progress_bar() -> (ProgressBar, impl Fn(Progress) + Sync) {
     (bar, update)
 }
 
+fn init_logging(format: LogFormat, default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CHANCERY_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn serve(args: ServeArgs, data: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let file = match &args.config {
+        Some(path) => FileConfig::load(path)?,
+        None => FileConfig::default(),
+    };
+    let overrides = Overrides {
+        listen: args.listen,
+        data,
+        tokens: args.tokens,
+        open_reads: args.open_reads,
+        allowed_origins: args.allowed_origins,
+        introspection: args.introspection,
+        ws_init_timeout_seconds: args.ws_init_timeout,
+        log_format: args.log_format,
+    };
+    let config = ServerConfig::resolve(file, overrides)?;
+    init_logging(config.log_format, "info");
+    tracing::info!(?config, "starting");
+    let app = App::open(&config, args.demo).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let address = listener.local_addr()?;
+    println!("chancery: listening on http://{address} (GraphiQL at http://{address}/graphiql)");
+    std::io::stdout().flush()?;
+    app.serve(listener, shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let data = DataDir::new(&cli.data);
+    let data = DataDir::new(
+        cli.data
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+    );
     match cli.command {
+        Command::Serve(args) => serve(args, cli.data).await,
+        Command::Schema => {
+            print!("{}", chancery_graphql::sdl());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Import { file } => {
             let log = data
                 .open_log()

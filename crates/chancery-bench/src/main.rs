@@ -1,0 +1,77 @@
+//! `chancery-bench`: measures Chancery next to its baselines in one run and writes
+//! `docs/benchmarks.md` (and `.json`). Scales are flags with small defaults, so that CI can run a
+//! smoke pass of every benchmark.
+
+mod replay;
+mod report;
+mod synthetic;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "chancery-bench",
+    about = "Benchmarks of Chancery against baselines measured in the same run"
+)]
+struct Cli {
+    /// Where the report goes.
+    #[arg(long, global = true, default_value = "docs")]
+    out: PathBuf,
+    /// Measurements per figure (the report gives the median).
+    #[arg(long, global = true, default_value_t = 3)]
+    runs: usize,
+    #[command(subcommand)]
+    command: Bench,
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Every benchmark.
+    All {
+        #[arg(long, default_value_t = 20_000)]
+        events: u64,
+    },
+    /// Replay of a generated log into all projections, against a raw sled scan with decoding.
+    Replay {
+        #[arg(long, default_value_t = 20_000)]
+        events: u64,
+        /// Keep the generated log here and reuse it on later runs.
+        #[arg(long)]
+        keep: Option<PathBuf>,
+    },
+    #[command(hide = true)]
+    RawScan {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    #[command(hide = true)]
+    ReplayChild {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+}
+
+fn command_line() -> String {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    format!(
+        "cargo run --release -p chancery-bench -- {}",
+        args.join(" ")
+    )
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let command = command_line();
+    match cli.command {
+        Bench::All { events } => replay::run(events, cli.runs, None, &cli.out, &command).await?,
+        Bench::Replay { events, keep } => {
+            replay::run(events, cli.runs, keep.as_deref(), &cli.out, &command).await?
+        }
+        Bench::RawScan { dir } => replay::raw_scan(&dir)?,
+        Bench::ReplayChild { dir } => replay::replay(&dir).await?,
+    }
+    Ok(())
+}

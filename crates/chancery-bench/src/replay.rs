@@ -1,0 +1,231 @@
+//! Replay: rebuilding every projection from a generated log, against a raw scan of the same sled
+//! tree with the same decoding. Each measurement runs in a child process of its own, so that its
+//! peak memory (VmHWM) is its own.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use chancery_domain::decode_record;
+use chancery_projections::{CheckpointPolicy, Projections};
+use chancery_store::{AppendRequest, EventLog, ExpectedVersion};
+use chancery_store_sled::{SledConfig, SledLog};
+
+use crate::report::{Figure, Section, machine, median, today};
+use crate::synthetic::{Acts, TIMELINES, registrations};
+
+/// Events per append while generating.
+const BATCH: usize = 1_000;
+
+/// Generates `events` acts into a fresh log in `dir/log`.
+pub async fn generate(dir: &Path, events: u64) -> anyhow::Result<()> {
+    let log = SledLog::open(dir.join("log"), SledConfig::default())?;
+    for t in 0..TIMELINES {
+        let events = registrations(t);
+        let timeline = events[0].timeline.clone();
+        log.append(AppendRequest {
+            timeline,
+            expected: ExpectedVersion::NoTimeline,
+            events,
+        })
+        .await?;
+    }
+    let mut generators: Vec<Acts> = (0..TIMELINES)
+        .map(|t| Acts::new(0x5eed + t as u64, t))
+        .collect();
+    let mut written = 0u64;
+    let started = Instant::now();
+    while written < events {
+        let t = usize::try_from(written / BATCH as u64).unwrap_or(0) % TIMELINES;
+        let n = (events - written).min(BATCH as u64);
+        let batch: Vec<_> = (0..n)
+            .map(|i| generators[t].next_event(written + i))
+            .collect();
+        let timeline = batch[0].timeline.clone();
+        log.append(AppendRequest {
+            timeline,
+            expected: ExpectedVersion::Any,
+            events: batch,
+        })
+        .await?;
+        written += n;
+        if written % 100_000 == 0 {
+            eprintln!(
+                "generated {written} events ({:.0} events/s)",
+                written as f64 / started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The child's report: events handled, seconds, peak resident memory in KiB.
+pub fn print_result(events: u64, seconds: f64) {
+    println!("RESULT {events} {seconds} {}", peak_rss_kib());
+}
+
+pub fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Child: scans the log tree and decodes every record, as replay must.
+pub fn raw_scan(dir: &Path) -> anyhow::Result<()> {
+    let db = sled::Config::new()
+        .path(dir.join("log"))
+        .segment_size(8 * 1024 * 1024)
+        .flush_every_ms(None)
+        .open()?;
+    let tree = db.open_tree("log")?;
+    let started = Instant::now();
+    let mut events = 0u64;
+    for kv in tree.scan_prefix(b"E") {
+        let (_, bytes) = kv?;
+        let record = decode_record(&bytes)?;
+        std::hint::black_box(&record);
+        events += 1;
+    }
+    print_result(events, started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Child: rebuilds every projection from position 1, checkpoint included.
+pub async fn replay(dir: &Path) -> anyhow::Result<()> {
+    let log: Arc<dyn EventLog> = Arc::new(SledLog::open(dir.join("log"), SledConfig::default())?);
+    let checkpoints = dir.join("projections");
+    Projections::reset(&checkpoints)?;
+    let projections = Projections::open(
+        Arc::clone(&log),
+        Some(&checkpoints),
+        CheckpointPolicy::default(),
+    )
+    .await?;
+    let started = Instant::now();
+    let events = projections.catch_up(&|_, _| {}).await?;
+    projections.close()?;
+    print_result(events, started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+struct Measured {
+    events: u64,
+    seconds: f64,
+    rss_kib: u64,
+}
+
+fn child(dir: &Path, which: &str) -> anyhow::Result<Measured> {
+    let exe = std::env::current_exe()?;
+    let out = Command::new(exe)
+        .arg(which)
+        .arg("--dir")
+        .arg(dir)
+        .output()
+        .context("cannot run the benchmark child")?;
+    if !out.status.success() {
+        bail!("{which} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .context("the child printed no result")?;
+    let parts: Vec<&str> = line.split_whitespace().collect();
+    Ok(Measured {
+        events: parts[0].parse()?,
+        seconds: parts[1].parse()?,
+        rss_kib: parts[2].parse()?,
+    })
+}
+
+pub async fn run(
+    events: u64,
+    runs: usize,
+    keep: Option<&Path>,
+    out: &Path,
+    command: &str,
+) -> anyhow::Result<()> {
+    let temp = tempfile::tempdir()?;
+    let dir = keep.unwrap_or(temp.path());
+    if !dir.join("log").exists() {
+        eprintln!("replay: generating {events} events in {}", dir.display());
+        generate(dir, events).await?;
+    }
+    let mut replay_rate = Vec::new();
+    let mut scan_rate = Vec::new();
+    let mut replay_rss = Vec::new();
+    let mut scan_rss = Vec::new();
+    let mut total = 0;
+    for run in 0..runs {
+        // Alternate the order, so neither always finds a warm page cache.
+        let order: [&str; 2] = if run % 2 == 0 {
+            ["raw-scan", "replay-child"]
+        } else {
+            ["replay-child", "raw-scan"]
+        };
+        for which in order {
+            let m = child(dir, which)?;
+            eprintln!(
+                "replay run {run}: {which} {} events in {:.3} s, peak RSS {} MiB",
+                m.events,
+                m.seconds,
+                m.rss_kib / 1024
+            );
+            let rate = m.events as f64 / m.seconds;
+            if which == "raw-scan" {
+                scan_rate.push(rate);
+                scan_rss.push(m.rss_kib as f64 / 1024.0);
+                total = m.events;
+            } else {
+                replay_rate.push(rate);
+                replay_rss.push(m.rss_kib as f64 / 1024.0);
+            }
+        }
+    }
+    let replay_median = median(&mut replay_rate.clone());
+    let scan_median = median(&mut scan_rate.clone());
+    let figures = vec![
+        Figure {
+            name: "replay into all projections".into(),
+            value: replay_median,
+            unit: "events/s".into(),
+            baseline_name: Some("raw sled scan + decode".into()),
+            baseline: Some(scan_median),
+            target: Some("≥ 1,000,000 events/s and ≥ 0.5 × baseline".into()),
+            met: Some(replay_median >= 1_000_000.0 && replay_median >= 0.5 * scan_median),
+            runs: replay_rate,
+            note: None,
+        },
+        Figure {
+            name: "peak RSS of the replay process".into(),
+            value: median(&mut replay_rss.clone()),
+            unit: "MiB".into(),
+            baseline_name: Some("peak RSS of the raw scan process".into()),
+            baseline: Some(median(&mut scan_rss.clone())),
+            target: None,
+            met: None,
+            runs: replay_rss,
+            note: None,
+        },
+    ];
+    let section = Section {
+        title: "Replay of a generated log".into(),
+        command: command.into(),
+        machine: machine(),
+        date: today(),
+        scale: format!("{total} events in the log ({TIMELINES} timelines, 20 parties, 40 issues, ~1% retractions and corrections, 2% late reports), {runs} runs"),
+        figures,
+        notes: vec![
+            "Each measurement runs in its own child process (`raw-scan`, `replay-child`) so its peak RSS is its own; the order alternates between runs. Replay includes reading the log through the `EventLog` trait, decoding, applying to every projection and writing the final checkpoint.".into(),
+        ],
+    };
+    crate::report::write(out, "replay", section)
+}

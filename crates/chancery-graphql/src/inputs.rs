@@ -1,0 +1,652 @@
+//! Input types: an event as a client records it (its kind chosen by the one field set in the
+//! `@oneOf` payload input), corrections, registrations, filters and as-of times, and their
+//! conversion to domain values. Values with a syntax (codes, slugs, dates) are parsed by scalars
+//! at coercion; what needs the log (references) is checked by validation at append.
+
+use async_graphql::{ID, InputObject, OneofObject};
+use chancery_domain::payload as p;
+use chancery_domain::{EventId, IssueSlug, NewEvent, TimelineSlug};
+
+use crate::enums::*;
+use crate::error::{ApiError, ApiResult, Code};
+use crate::scalars::{DateTime, Long, Party, Slug, ValidTime};
+
+#[derive(InputObject, Clone)]
+pub struct OccurredInput {
+    pub start: ValidTime,
+    pub end: Option<ValidTime>,
+    #[graphql(default_with = "Modality::Occurred")]
+    pub modality: Modality,
+}
+
+#[derive(InputObject, Clone)]
+pub struct ParticipantInput {
+    pub party: Party,
+    /// One of the party's registered actors.
+    pub actor: Option<Slug>,
+}
+
+#[derive(InputObject, Clone)]
+pub struct AmountInput {
+    /// A magnitude: non-negative, finite, at most 1e16 (a rate: at most 10,000).
+    pub value: f64,
+    /// An ISO 4217 currency code (USD, CNY, EUR) or PERCENT.
+    pub unit: String,
+    /// What it measures ("cut of the annual trade deficit").
+    pub measures: String,
+}
+
+#[derive(InputObject, Clone)]
+pub struct SourceInput {
+    pub publication: String,
+    pub title: Option<String>,
+    pub url: Option<String>,
+    pub published: Option<ValidTime>,
+    pub attribution: Attribution,
+    /// A short quote (at most 500 characters), never the full text.
+    pub quote: Option<String>,
+}
+
+#[derive(InputObject, Clone)]
+pub struct OfferInput {
+    pub terms: String,
+    #[graphql(default)]
+    pub conditions: Vec<String>,
+    /// The earlier offer this one restates.
+    pub reaffirms: Option<ID>,
+}
+#[derive(InputObject, Clone)]
+pub struct DemandInput {
+    pub terms: String,
+    #[graphql(default_with = "DemandType::PolicyChange")]
+    pub demand_type: DemandType,
+    pub deadline: Option<ValidTime>,
+    pub reaffirms: Option<ID>,
+}
+#[derive(InputObject, Clone)]
+pub struct ThreatInput {
+    pub terms: String,
+    pub instrument: Instrument,
+    pub condition: Option<String>,
+    pub deadline: Option<ValidTime>,
+}
+#[derive(InputObject, Clone)]
+pub struct RefusalInput {
+    pub terms: String,
+    pub of: RefusalOf,
+    #[graphql(default)]
+    pub refuses: Vec<ID>,
+}
+#[derive(InputObject, Clone)]
+pub struct ConcessionInput {
+    pub terms: String,
+    #[graphql(default_with = "ConcessionType::AccedeToDemand")]
+    pub concession_type: ConcessionType,
+    #[graphql(default)]
+    pub answers: Vec<ID>,
+}
+#[derive(InputObject, Clone)]
+pub struct AgreementInput {
+    pub terms: String,
+    pub form: AgreementForm,
+}
+#[derive(InputObject, Clone)]
+pub struct MeasureInput {
+    pub terms: String,
+    pub instrument: Instrument,
+    #[graphql(default_with = "MeasureAction::Impose")]
+    pub action: MeasureAction,
+    pub announced: ValidTime,
+    pub effective: Option<ValidTime>,
+    pub rate_percent: Option<f64>,
+}
+#[derive(InputObject, Clone)]
+pub struct StatementInput {
+    pub claim: String,
+    #[graphql(default_with = "Tone::Neutral")]
+    pub tone: Tone,
+}
+#[derive(InputObject, Clone)]
+pub struct AccusationInput {
+    pub claim: String,
+    pub form: AccusationForm,
+}
+#[derive(InputObject, Clone)]
+pub struct SeminarInput {
+    pub host: Party,
+    pub days: u32,
+    #[graphql(default)]
+    pub participants: Vec<String>,
+    pub topic: Option<String>,
+}
+#[derive(InputObject, Clone)]
+pub struct VisitInput {
+    pub visitor: Party,
+    pub host: Party,
+    pub place: String,
+    pub purpose: String,
+}
+#[derive(InputObject, Clone)]
+pub struct TalksInput {
+    pub participants: Vec<Party>,
+    pub place: String,
+    #[graphql(default_with = "TalksFormat::Negotiation")]
+    pub format: TalksFormat,
+    pub rounds: Option<u32>,
+}
+
+/// The act: set exactly one field, named after the kind.
+#[derive(OneofObject, Clone)]
+pub enum ActInput {
+    Offer(OfferInput),
+    Demand(DemandInput),
+    Threat(ThreatInput),
+    Refusal(RefusalInput),
+    Concession(ConcessionInput),
+    Agreement(AgreementInput),
+    Measure(MeasureInput),
+    Statement(StatementInput),
+    Accusation(AccusationInput),
+    Seminar(SeminarInput),
+    Visit(VisitInput),
+    Talks(TalksInput),
+}
+
+/// An act of one or more parties, with its sources.
+#[derive(InputObject, Clone)]
+pub struct EventInput {
+    /// A UUID v7 you choose, so that a retry is idempotent; one is generated if left out.
+    pub id: Option<ID>,
+    pub occurred: OccurredInput,
+    pub actors: Vec<ParticipantInput>,
+    #[graphql(default)]
+    pub targets: Vec<ParticipantInput>,
+    #[graphql(default)]
+    pub issues: Vec<Slug>,
+    #[graphql(default)]
+    pub amounts: Vec<AmountInput>,
+    pub location: Option<String>,
+    pub summary: String,
+    pub sources: Vec<SourceInput>,
+    /// From 0 to 1.
+    pub confidence: Option<f64>,
+    pub act: ActInput,
+}
+
+/// What version the timeline must be at: set at most one field; none means any.
+#[derive(OneofObject, Clone, Copy)]
+pub enum ExpectedVersionInput {
+    /// Any version.
+    Any(bool),
+    /// The timeline has no events yet.
+    NoTimeline(bool),
+    /// Exactly this version.
+    Exact(Long),
+}
+
+impl ExpectedVersionInput {
+    pub fn to_domain(input: Option<ExpectedVersionInput>) -> chancery_store::ExpectedVersion {
+        match input {
+            None | Some(ExpectedVersionInput::Any(_)) => chancery_store::ExpectedVersion::Any,
+            Some(ExpectedVersionInput::NoTimeline(_)) => {
+                chancery_store::ExpectedVersion::NoTimeline
+            }
+            Some(ExpectedVersionInput::Exact(v)) => chancery_store::ExpectedVersion::Exact(v.0),
+        }
+    }
+}
+
+/// The new values of a correction; fields left out keep their value.
+#[derive(InputObject, Clone, Default)]
+pub struct ChangesInput {
+    pub occurred: Option<OccurredInput>,
+    pub actors: Option<Vec<ParticipantInput>>,
+    pub targets: Option<Vec<ParticipantInput>>,
+    pub issues: Option<Vec<Slug>>,
+    pub amounts: Option<Vec<AmountInput>>,
+    pub location: Option<String>,
+    pub summary: Option<String>,
+    pub sources: Option<Vec<SourceInput>>,
+    pub confidence: Option<f64>,
+    /// A new payload, of the corrected event's kind.
+    pub act: Option<ActInput>,
+}
+
+/// Which events: within a list any value matches; across lists all must.
+#[derive(InputObject, Clone, Default)]
+pub struct EventFilterInput {
+    #[graphql(default)]
+    pub timelines: Vec<Slug>,
+    #[graphql(default)]
+    pub parties: Vec<Party>,
+    #[graphql(default)]
+    pub issues: Vec<Slug>,
+    #[graphql(default)]
+    pub kinds: Vec<Kind>,
+    /// Valid time from (inclusive).
+    pub valid_from: Option<ValidTime>,
+    /// Valid time to (exclusive of anything starting after its span).
+    pub valid_to: Option<ValidTime>,
+    /// Words that must appear in the summary (case-insensitive).
+    pub text: Option<String>,
+    /// Include retracted events (flagged `retracted`). Default true.
+    #[graphql(default = true)]
+    pub include_retracted: bool,
+}
+
+/// The two times of a question: the world as of a valid time, as the log knew it at a position
+/// or at an instant. Leave all out for now.
+#[derive(InputObject, Clone, Copy, Default)]
+pub struct AsOfInput {
+    pub valid_at: Option<ValidTime>,
+    /// What the log held up to this position.
+    pub known_at: Option<Long>,
+    /// What the log held at this instant of transaction time.
+    pub known_at_time: Option<DateTime>,
+}
+
+impl AsOfInput {
+    pub fn to_domain(input: Option<AsOfInput>) -> ApiResult<chancery_projections::AsOf> {
+        let Some(i) = input else {
+            return Ok(chancery_projections::AsOf::NOW);
+        };
+        let known_at = match (i.known_at, i.known_at_time) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::validation(
+                    "asOf.knownAtTime",
+                    "give knownAt or knownAtTime, not both",
+                ));
+            }
+            (Some(p), None) => Some(chancery_projections::KnownAt::Position(p.0)),
+            (None, Some(t)) => Some(chancery_projections::KnownAt::Instant(t.0)),
+            (None, None) => None,
+        };
+        Ok(chancery_projections::AsOf {
+            valid_at: i.valid_at.map(|v| v.0),
+            known_at,
+        })
+    }
+}
+
+pub fn event_id(value: &ID, field: &str) -> ApiResult<EventId> {
+    value
+        .as_str()
+        .parse()
+        .map_err(|_| ApiError::validation(field, format!("{:?} is not a UUID", value.as_str())))
+}
+
+fn ids(values: &[ID], field: &str) -> ApiResult<Vec<EventId>> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| event_id(v, &format!("{field}[{i}]")))
+        .collect()
+}
+
+pub fn timeline_slug(value: &Slug, field: &str) -> ApiResult<TimelineSlug> {
+    value
+        .typed()
+        .ok_or_else(|| ApiError::validation(field, "not a slug"))
+}
+
+pub fn issue_slugs(values: &[Slug], field: &str) -> ApiResult<Vec<IssueSlug>> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            v.typed()
+                .ok_or_else(|| ApiError::validation(format!("{field}[{i}]"), "not a slug"))
+        })
+        .collect()
+}
+
+fn participants(
+    values: &[ParticipantInput],
+    field: &str,
+) -> ApiResult<Vec<chancery_domain::Participant>> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let actor = match &v.actor {
+                Some(a) => Some(a.typed().ok_or_else(|| {
+                    ApiError::validation(format!("{field}[{i}].actor"), "not a slug")
+                })?),
+                None => None,
+            };
+            Ok(chancery_domain::Participant {
+                party: v.party.0.clone(),
+                actor,
+            })
+        })
+        .collect()
+}
+
+fn amounts(values: &[AmountInput]) -> Vec<chancery_domain::Amount> {
+    values
+        .iter()
+        .map(|a| chancery_domain::Amount {
+            value: a.value,
+            unit: a.unit.clone(),
+            measures: a.measures.clone(),
+        })
+        .collect()
+}
+
+fn sources(values: &[SourceInput]) -> Vec<chancery_domain::Source> {
+    values
+        .iter()
+        .map(|s| chancery_domain::Source {
+            publication: s.publication.clone(),
+            title: s.title.clone(),
+            url: s.url.clone(),
+            published: s.published.map(|v| v.0),
+            attribution: s.attribution.into(),
+            quote: s.quote.clone(),
+        })
+        .collect()
+}
+
+fn occurred(o: &OccurredInput) -> chancery_domain::Occurred {
+    chancery_domain::Occurred {
+        start: o.start.0,
+        end: o.end.map(|v| v.0),
+        modality: o.modality.into(),
+    }
+}
+
+impl ActInput {
+    pub fn to_payload(&self, field: &str) -> ApiResult<p::Payload> {
+        Ok(match self {
+            ActInput::Offer(x) => p::Payload::Offer(p::Offer {
+                terms: x.terms.clone(),
+                conditions: x.conditions.clone(),
+                reaffirms: x
+                    .reaffirms
+                    .as_ref()
+                    .map(|r| event_id(r, &format!("{field}.offer.reaffirms")))
+                    .transpose()?,
+            }),
+            ActInput::Demand(x) => p::Payload::Demand(p::Demand {
+                terms: x.terms.clone(),
+                demand_type: x.demand_type.into(),
+                deadline: x.deadline.map(|v| v.0),
+                reaffirms: x
+                    .reaffirms
+                    .as_ref()
+                    .map(|r| event_id(r, &format!("{field}.demand.reaffirms")))
+                    .transpose()?,
+            }),
+            ActInput::Threat(x) => p::Payload::Threat(p::Threat {
+                terms: x.terms.clone(),
+                instrument: x.instrument.into(),
+                condition: x.condition.clone(),
+                deadline: x.deadline.map(|v| v.0),
+            }),
+            ActInput::Refusal(x) => p::Payload::Refusal(p::Refusal {
+                terms: x.terms.clone(),
+                of: x.of.into(),
+                refuses: ids(&x.refuses, &format!("{field}.refusal.refuses"))?,
+            }),
+            ActInput::Concession(x) => p::Payload::Concession(p::Concession {
+                terms: x.terms.clone(),
+                concession_type: x.concession_type.into(),
+                answers: ids(&x.answers, &format!("{field}.concession.answers"))?,
+            }),
+            ActInput::Agreement(x) => p::Payload::Agreement(p::Agreement {
+                terms: x.terms.clone(),
+                form: x.form.into(),
+            }),
+            ActInput::Measure(x) => p::Payload::Measure(p::Measure {
+                terms: x.terms.clone(),
+                instrument: x.instrument.into(),
+                action: x.action.into(),
+                announced: x.announced.0,
+                effective: x.effective.map(|v| v.0),
+                rate_percent: x.rate_percent,
+            }),
+            ActInput::Statement(x) => p::Payload::Statement(p::Statement {
+                claim: x.claim.clone(),
+                tone: x.tone.into(),
+            }),
+            ActInput::Accusation(x) => p::Payload::Accusation(p::Accusation {
+                claim: x.claim.clone(),
+                form: x.form.into(),
+            }),
+            ActInput::Seminar(x) => p::Payload::Seminar(p::Seminar {
+                host: x.host.0.clone(),
+                days: x.days,
+                participants: x.participants.clone(),
+                topic: x.topic.clone(),
+            }),
+            ActInput::Visit(x) => p::Payload::Visit(p::Visit {
+                visitor: x.visitor.0.clone(),
+                host: x.host.0.clone(),
+                place: x.place.clone(),
+                purpose: x.purpose.clone(),
+            }),
+            ActInput::Talks(x) => p::Payload::Talks(p::Talks {
+                participants: x.participants.iter().map(|p| p.0.clone()).collect(),
+                place: x.place.clone(),
+                format: x.format.into(),
+                rounds: x.rounds,
+            }),
+        })
+    }
+}
+
+/// An id given by the client, or a new UUID v7.
+pub fn new_id(given: &Option<ID>, field: &str) -> ApiResult<EventId> {
+    match given {
+        Some(id) => event_id(id, field),
+        None => Ok(EventId::new_v7()),
+    }
+}
+
+impl EventInput {
+    pub fn to_event(&self, timeline: &TimelineSlug, field: &str) -> ApiResult<NewEvent> {
+        let mut e = NewEvent::new(
+            timeline.clone(),
+            self.act.to_payload(&format!("{field}.act"))?,
+        );
+        e.id = new_id(&self.id, &format!("{field}.id"))?;
+        e.occurred = Some(occurred(&self.occurred));
+        e.actors = participants(&self.actors, &format!("{field}.actors"))?;
+        e.targets = participants(&self.targets, &format!("{field}.targets"))?;
+        e.issues = issue_slugs(&self.issues, &format!("{field}.issues"))?;
+        e.amounts = amounts(&self.amounts);
+        e.location = self.location.clone();
+        e.summary = self.summary.clone();
+        e.sources = sources(&self.sources);
+        e.confidence = self.confidence;
+        Ok(e)
+    }
+}
+
+impl ChangesInput {
+    pub fn to_changes(&self, field: &str) -> ApiResult<p::CorrectionChanges> {
+        Ok(p::CorrectionChanges {
+            occurred: self.occurred.as_ref().map(occurred),
+            actors: self
+                .actors
+                .as_deref()
+                .map(|a| participants(a, &format!("{field}.actors")))
+                .transpose()?,
+            targets: self
+                .targets
+                .as_deref()
+                .map(|a| participants(a, &format!("{field}.targets")))
+                .transpose()?,
+            issues: self
+                .issues
+                .as_deref()
+                .map(|i| issue_slugs(i, &format!("{field}.issues")))
+                .transpose()?,
+            amounts: self.amounts.as_deref().map(amounts),
+            location: self.location.clone(),
+            summary: self.summary.clone(),
+            sources: self.sources.as_deref().map(sources),
+            confidence: self.confidence,
+            payload: self
+                .act
+                .as_ref()
+                .map(|a| a.to_payload(&format!("{field}.act")))
+                .transpose()?,
+        })
+    }
+}
+
+impl EventFilterInput {
+    pub fn to_store_filter(&self) -> ApiResult<chancery_store::EventFilter> {
+        Ok(chancery_store::EventFilter {
+            timelines: self
+                .timelines
+                .iter()
+                .enumerate()
+                .map(|(i, t)| timeline_slug(t, &format!("filter.timelines[{i}]")))
+                .collect::<ApiResult<_>>()?,
+            parties: self.parties.iter().map(|p| p.0.clone()).collect(),
+            issues: issue_slugs(&self.issues, "filter.issues")?,
+            kinds: self.kinds.iter().map(|k| (*k).into()).collect(),
+        })
+    }
+
+    /// The part of the filter the log's indexes cannot apply: valid time and text.
+    pub fn matches_rest(&self, event: &NewEvent) -> bool {
+        let valid_ok = match (&event.occurred, self.valid_from, self.valid_to) {
+            (_, None, None) => true,
+            (None, _, _) => false,
+            (Some(o), from, to) => {
+                from.is_none_or(|f| o.start.earliest() >= f.0.earliest())
+                    && to.is_none_or(|t| o.start.earliest() < t.0.end_exclusive())
+            }
+        };
+        valid_ok
+            && self
+                .text
+                .as_ref()
+                .is_none_or(|t| contains_words(&event.summary, t))
+    }
+}
+
+/// Whether every word of `query` appears in `text`, ignoring case.
+pub fn contains_words(text: &str, query: &str) -> bool {
+    let text = text.to_lowercase();
+    query
+        .split_whitespace()
+        .all(|w| text.contains(&w.to_lowercase()))
+}
+
+#[derive(InputObject, Clone)]
+pub struct RegisterPartyInput {
+    pub id: Option<ID>,
+    /// The timeline whose log records the registration (parties are shared by all timelines).
+    pub timeline: Slug,
+    pub code: Party,
+    pub name: String,
+    pub kind: PartyKind,
+}
+
+#[derive(InputObject, Clone)]
+pub struct RegisterActorInput {
+    pub id: Option<ID>,
+    pub timeline: Slug,
+    pub slug: Slug,
+    pub name: String,
+    pub party: Party,
+    pub role: String,
+    pub from: Option<ValidTime>,
+    pub to: Option<ValidTime>,
+}
+
+#[derive(InputObject, Clone)]
+pub struct RegisterIssueInput {
+    pub id: Option<ID>,
+    pub timeline: Slug,
+    pub slug: Slug,
+    pub title: String,
+    pub description: Option<String>,
+}
+
+#[derive(InputObject, Clone)]
+pub struct RegisterTimelineInput {
+    pub id: Option<ID>,
+    pub slug: Slug,
+    pub title: String,
+    pub description: Option<String>,
+}
+
+impl RegisterPartyInput {
+    pub fn to_event(&self) -> ApiResult<NewEvent> {
+        let mut e = NewEvent::new(
+            timeline_slug(&self.timeline, "input.timeline")?,
+            p::Payload::PartyRegistered(p::PartyRegistered {
+                code: self.code.0.clone(),
+                name: self.name.clone(),
+                party_kind: self.kind.into(),
+            }),
+        );
+        e.id = new_id(&self.id, "input.id")?;
+        Ok(e)
+    }
+}
+
+impl RegisterActorInput {
+    pub fn to_event(&self) -> ApiResult<NewEvent> {
+        let mut e = NewEvent::new(
+            timeline_slug(&self.timeline, "input.timeline")?,
+            p::Payload::ActorRegistered(p::ActorRegistered {
+                slug: self
+                    .slug
+                    .typed()
+                    .ok_or_else(|| ApiError::validation("input.slug", "not a slug"))?,
+                name: self.name.clone(),
+                party: self.party.0.clone(),
+                role: self.role.clone(),
+                from: self.from.map(|v| v.0),
+                to: self.to.map(|v| v.0),
+            }),
+        );
+        e.id = new_id(&self.id, "input.id")?;
+        Ok(e)
+    }
+}
+
+impl RegisterIssueInput {
+    pub fn to_event(&self) -> ApiResult<NewEvent> {
+        let mut e = NewEvent::new(
+            timeline_slug(&self.timeline, "input.timeline")?,
+            p::Payload::IssueRegistered(p::IssueRegistered {
+                slug: self
+                    .slug
+                    .typed()
+                    .ok_or_else(|| ApiError::validation("input.slug", "not a slug"))?,
+                title: self.title.clone(),
+                description: self.description.clone(),
+            }),
+        );
+        e.id = new_id(&self.id, "input.id")?;
+        Ok(e)
+    }
+}
+
+impl RegisterTimelineInput {
+    pub fn to_event(&self) -> ApiResult<NewEvent> {
+        let slug = timeline_slug(&self.slug, "input.slug")?;
+        let mut e = NewEvent::new(
+            slug.clone(),
+            p::Payload::TimelineRegistered(p::TimelineRegistered {
+                slug,
+                title: self.title.clone(),
+                description: self.description.clone(),
+            }),
+        );
+        e.id = new_id(&self.id, "input.id")?;
+        Ok(e)
+    }
+}
+
+/// A refusal of an unknown-code request, shared by resolvers.
+pub fn forbidden(what: &str) -> ApiError {
+    ApiError::new(Code::Forbidden, format!("this token may not {what}"))
+}

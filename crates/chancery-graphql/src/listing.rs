@@ -1,0 +1,307 @@
+//! Event lists: a page of events by log position (read from the log) or by valid time (read from
+//! the chronology projection), filtered, as of a moment, with Relay cursors.
+
+use std::sync::Arc;
+
+use chancery_domain::{Position, RecordedEvent};
+use chancery_projections::{AsOf, ChronologyRequest};
+use chancery_store::{Direction, ReadRequest};
+
+use crate::api::Api;
+use crate::cursor::Cursor;
+use crate::enums::EventOrder;
+use crate::error::{ApiError, ApiResult, Code};
+use crate::inputs::{EventFilterInput, issue_slugs, timeline_slug};
+use crate::objects::Event;
+use crate::views::{EventConnection, EventEdge, PageInfo};
+
+/// Events read from the log at a time while filling a page.
+const CHUNK: usize = 256;
+/// Default page size when neither `first` nor `last` is given.
+const DEFAULT_PAGE: usize = 50;
+
+pub struct PageArgs {
+    pub first: Option<i32>,
+    pub after: Option<String>,
+    pub last: Option<i32>,
+    pub before: Option<String>,
+}
+
+impl PageArgs {
+    /// The page size and direction, checked against the limit.
+    fn size(&self, max: usize) -> ApiResult<(usize, bool)> {
+        let (n, backward, name) = match (self.first, self.last) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::validation(
+                    "last",
+                    "give first (with after) or last (with before), not both",
+                ));
+            }
+            (Some(n), None) => (n, false, "first"),
+            (None, Some(n)) => (n, true, "last"),
+            (None, None) => {
+                return Ok((
+                    DEFAULT_PAGE.min(max),
+                    self.before.is_some() && self.after.is_none(),
+                ));
+            }
+        };
+        let n = usize::try_from(n)
+            .map_err(|_| ApiError::validation(name, format!("{n} is negative")))?;
+        if n > max {
+            return Err(ApiError::field(
+                Code::Limit,
+                name,
+                format!("{n} is more than the page size limit of {max}"),
+            ));
+        }
+        Ok((n, backward))
+    }
+}
+
+fn connection(items: Vec<(String, Event)>, has_next: bool, has_previous: bool) -> EventConnection {
+    let start_cursor = items.first().map(|(c, _)| c.clone());
+    let end_cursor = items.last().map(|(c, _)| c.clone());
+    EventConnection {
+        edges: items
+            .into_iter()
+            .map(|(cursor, node)| EventEdge { cursor, node })
+            .collect(),
+        page_info: PageInfo {
+            has_next_page: has_next,
+            has_previous_page: has_previous,
+            start_cursor,
+            end_cursor,
+        },
+    }
+}
+
+pub async fn events(
+    api: &Api,
+    filter: &EventFilterInput,
+    order: EventOrder,
+    page: &PageArgs,
+    as_of: &AsOf,
+) -> ApiResult<EventConnection> {
+    let (size, backward) = page.size(api.limits.max_page_size)?;
+    match order {
+        EventOrder::Log => by_log(api, filter, page, size, backward, as_of).await,
+        EventOrder::ValidTime => by_valid_time(api, filter, page, size, backward, as_of).await,
+    }
+}
+
+fn log_cursor(text: &Option<String>, field: &str) -> ApiResult<Option<Position>> {
+    match text {
+        None => Ok(None),
+        Some(t) => match Cursor::decode(t, field)? {
+            Cursor::Log(p) => Ok(Some(p)),
+            Cursor::ValidTime(_) => Err(ApiError::validation(
+                field,
+                "a valid-time cursor cannot page a log-ordered list",
+            )),
+        },
+    }
+}
+
+/// The event as it reads at the question's time, or `None` if the question leaves it out.
+async fn shown(
+    api: &Api,
+    record: Arc<RecordedEvent>,
+    filter: &EventFilterInput,
+    as_of: &AsOf,
+    known_at: Position,
+) -> ApiResult<Option<Event>> {
+    let (retracted, corrected) = api
+        .projections
+        .status_of(record.position, Some(known_at))?
+        .unwrap_or((false, false));
+    if retracted && !filter.include_retracted {
+        return Ok(None);
+    }
+    let content = if corrected {
+        api.projections
+            .effective_event(record.position, known_at)
+            .await?
+            .unwrap_or_else(|| record.event.clone())
+    } else {
+        record.event.clone()
+    };
+    if let (Some(valid_at), Some(occurred)) = (as_of.valid_at, &content.occurred) {
+        if occurred.start.earliest() >= valid_at.end_exclusive() {
+            return Ok(None);
+        }
+    }
+    if !filter.matches_rest(&content) {
+        return Ok(None);
+    }
+    Ok(Some(Event {
+        record,
+        content: Arc::new(content),
+        retracted,
+        corrected,
+    }))
+}
+
+async fn by_log(
+    api: &Api,
+    filter: &EventFilterInput,
+    page: &PageArgs,
+    size: usize,
+    backward: bool,
+    as_of: &AsOf,
+) -> ApiResult<EventConnection> {
+    let known_at = api.projections.when(as_of)?.known_at;
+    let store_filter = filter.to_store_filter()?;
+    let after = log_cursor(&page.after, "after")?;
+    let before = log_cursor(&page.before, "before")?;
+    let mut items: Vec<(String, Event)> = Vec::new();
+    let mut more = false;
+    let mut from = if backward {
+        before.map_or(known_at, |b| b.saturating_sub(1).min(known_at))
+    } else {
+        after.map_or(1, |a| a + 1)
+    };
+    'pages: loop {
+        if (backward && from == 0) || (!backward && from > known_at) {
+            break;
+        }
+        let direction = if backward {
+            Direction::Backward
+        } else {
+            Direction::Forward
+        };
+        let batch = api
+            .log
+            .read(ReadRequest {
+                from,
+                direction,
+                filter: store_filter.clone(),
+                limit: CHUNK,
+            })
+            .await?;
+        let exhausted = batch.len() < CHUNK;
+        for record in batch {
+            if (!backward && record.position > known_at)
+                || after.is_some_and(|a| record.position <= a)
+                || before.is_some_and(|b| record.position >= b)
+            {
+                if !backward && record.position > known_at {
+                    break 'pages;
+                }
+                continue;
+            }
+            from = if backward {
+                record.position.saturating_sub(1)
+            } else {
+                record.position + 1
+            };
+            if let Some(event) = shown(api, record, filter, as_of, known_at).await? {
+                if items.len() == size {
+                    more = true;
+                    break 'pages;
+                }
+                items.push((Cursor::Log(event.record.position).encode(), event));
+            }
+        }
+        if exhausted {
+            break;
+        }
+    }
+    if backward {
+        items.reverse();
+        Ok(connection(items, before.is_some(), more))
+    } else {
+        Ok(connection(items, more, after.is_some()))
+    }
+}
+
+fn slot_cursor(
+    text: &Option<String>,
+    field: &str,
+) -> ApiResult<Option<chancery_projections::Slot>> {
+    match text {
+        None => Ok(None),
+        Some(t) => match Cursor::decode(t, field)? {
+            Cursor::ValidTime(s) => Ok(Some(s)),
+            Cursor::Log(_) => Err(ApiError::validation(
+                field,
+                "a log cursor cannot page a valid-time-ordered list",
+            )),
+        },
+    }
+}
+
+async fn by_valid_time(
+    api: &Api,
+    filter: &EventFilterInput,
+    page: &PageArgs,
+    size: usize,
+    backward: bool,
+    as_of: &AsOf,
+) -> ApiResult<EventConnection> {
+    let after = slot_cursor(&page.after, "after")?;
+    let before = slot_cursor(&page.before, "before")?;
+    let mut request = ChronologyRequest {
+        timelines: filter
+            .timelines
+            .iter()
+            .enumerate()
+            .map(|(i, t)| timeline_slug(t, &format!("filter.timelines[{i}]")))
+            .collect::<ApiResult<_>>()?,
+        parties: filter.parties.iter().map(|p| p.0.clone()).collect(),
+        issues: issue_slugs(&filter.issues, "filter.issues")?,
+        kinds: filter.kinds.iter().map(|k| (*k).into()).collect(),
+        valid_from: filter.valid_from.map(|v| v.0),
+        valid_to: filter.valid_to.map(|v| v.0),
+        as_of: *as_of,
+        after,
+        before,
+        backward,
+        limit: CHUNK,
+        include_retracted: filter.include_retracted,
+    };
+    let mut items: Vec<(String, Event)> = Vec::new();
+    let mut more = false;
+    'pages: loop {
+        let page = api.projections.chronology(&request).await?;
+        // Entries come oldest first either way: continue before the oldest, or after the newest.
+        if backward {
+            request.before = page.entries.first().map(|e| e.slot).or(request.before);
+        } else {
+            request.after = page.entries.last().map(|e| e.slot).or(request.after);
+        }
+        let entries = if backward {
+            page.entries.into_iter().rev().collect::<Vec<_>>()
+        } else {
+            page.entries
+        };
+        for entry in entries {
+            if !filter.matches_rest(&entry.effective) {
+                continue;
+            }
+            if items.len() == size {
+                more = true;
+                break 'pages;
+            }
+            let cursor = Cursor::ValidTime(entry.slot).encode();
+            items.push((
+                cursor,
+                Event {
+                    record: entry.record,
+                    content: Arc::new(entry.effective),
+                    retracted: entry.retracted,
+                    corrected: entry.corrected,
+                },
+            ));
+        }
+        if !page.has_more {
+            break;
+        }
+    }
+    if backward {
+        items.reverse();
+        Ok(connection(items, before.is_some(), more))
+    } else {
+        Ok(connection(items, more, after.is_some()))
+    }
+}

@@ -1,0 +1,342 @@
+//! The mutation root: recording acts (a batch is atomic), retracting, correcting, registering.
+//! Every mutation may carry an `expectedVersion` and client-chosen ids, and answers with the
+//! events written and their positions; a retry with the same ids answers with the originals.
+//!
+//! Acts are recorded through one input whose `act` field is a `@oneOf` naming the kind (rather
+//! than one mutation per kind): a batch can then mix kinds atomically (a demand and the refusal
+//! it met, as they were reported together), while each kind keeps a typed input.
+
+use std::time::Instant;
+
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use chancery_domain::payload as p;
+use chancery_domain::{NewEvent, TimelineSlug};
+use chancery_store::{AppendOutcome, AppendRequest, ReadRequest};
+
+use crate::api::{Api, api, caller};
+use crate::auth::Role;
+use crate::error::{ApiError, ApiResult, Code};
+use crate::inputs::*;
+use crate::objects::Event;
+use crate::scalars::{Long, Slug};
+
+pub struct Mutation;
+
+/// What a mutation wrote.
+#[derive(SimpleObject)]
+pub struct AppendResult {
+    /// The events, in order, with their positions.
+    pub events: Vec<Event>,
+    pub first_position: Long,
+    pub last_position: Long,
+    /// The timeline's version after the append (the `expectedVersion` for the next one).
+    pub timeline_version: Long,
+    /// True when the whole batch had been recorded before (a retry): nothing new was written.
+    pub deduplicated: bool,
+}
+
+#[derive(InputObject)]
+pub struct RetractInput {
+    /// The retraction's own id (a UUID v7), for idempotent retries.
+    pub id: Option<ID>,
+    /// The event to retract.
+    pub event: ID,
+    pub reason: String,
+}
+
+#[derive(InputObject)]
+pub struct CorrectInput {
+    /// The correction's own id (a UUID v7), for idempotent retries.
+    pub id: Option<ID>,
+    /// The event to correct.
+    pub event: ID,
+    pub reason: String,
+    pub changes: ChangesInput,
+}
+
+/// Appends, counts it, and reads back what was written.
+async fn append(
+    api: &Api,
+    timeline: TimelineSlug,
+    expected: Option<ExpectedVersionInput>,
+    events: Vec<NewEvent>,
+) -> ApiResult<AppendResult> {
+    let count = events.len();
+    let started = Instant::now();
+    let outcome = api
+        .log
+        .append(AppendRequest {
+            timeline,
+            expected: ExpectedVersionInput::to_domain(expected),
+            events,
+        })
+        .await;
+    api.metrics
+        .record_append(count, started.elapsed(), outcome.is_ok());
+    let outcome: AppendOutcome = outcome?;
+    let first = outcome.events.first().map_or(0, |e| e.position);
+    let mut written = Vec::with_capacity(outcome.events.len());
+    for appended in &outcome.events {
+        let record = api
+            .log
+            .read(ReadRequest::forward(appended.position, 1))
+            .await?
+            .into_iter()
+            .next()
+            .filter(|r| r.event.id == appended.id)
+            .ok_or_else(|| {
+                ApiError::internal(format!(
+                    "event {} is not at position {}",
+                    appended.id, appended.position
+                ))
+            })?;
+        written.push(Event::as_recorded(record));
+    }
+    Ok(AppendResult {
+        events: written,
+        first_position: Long(first),
+        last_position: Long(outcome.last_position()),
+        timeline_version: Long(outcome.last_version()),
+        deduplicated: outcome.deduplicated,
+    })
+}
+
+fn recorder(ctx: &Context<'_>, api: &Api, what: &str) -> ApiResult<()> {
+    api.access.check(caller(ctx), Role::Recorder, what)
+}
+
+fn admin(ctx: &Context<'_>, api: &Api, what: &str) -> ApiResult<()> {
+    api.access.check(caller(ctx), Role::Admin, what)
+}
+
+/// The timeline of an earlier event, for retractions and corrections.
+async fn timeline_of(
+    api: &Api,
+    id: &ID,
+    field: &str,
+) -> ApiResult<(chancery_domain::EventId, TimelineSlug)> {
+    let target = event_id(id, field)?;
+    match api.log.event(target).await? {
+        Some(record) => Ok((target, record.event.timeline.clone())),
+        None => Err(ApiError::field(
+            Code::NotFound,
+            field,
+            format!("no event {target} in the log"),
+        )),
+    }
+}
+
+#[Object]
+impl Mutation {
+    /// Records one act in a timeline.
+    async fn record_event(
+        &self,
+        ctx: &Context<'_>,
+        timeline: Slug,
+        event: EventInput,
+        expected_version: Option<ExpectedVersionInput>,
+    ) -> ApiResult<AppendResult> {
+        let api = api(ctx)?;
+        recorder(ctx, api, "recording events")?;
+        let timeline = timeline_slug(&timeline, "timeline")?;
+        let e = event.to_event(&timeline, "event")?;
+        let kind = act_field(&e);
+        append(api, timeline, expected_version, vec![e])
+            .await
+            .map_err(|err| locate(err, |_, rest| format!("event{}", act_path(rest, &kind))))
+    }
+
+    /// Records a batch of acts in a timeline, atomically (all or none; at most 1,000): the batch
+    /// import.
+    async fn record_events(
+        &self,
+        ctx: &Context<'_>,
+        timeline: Slug,
+        events: Vec<EventInput>,
+        expected_version: Option<ExpectedVersionInput>,
+    ) -> ApiResult<AppendResult> {
+        let api = api(ctx)?;
+        recorder(ctx, api, "recording events")?;
+        let timeline = timeline_slug(&timeline, "timeline")?;
+        let batch = events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| e.to_event(&timeline, &format!("events[{i}]")))
+            .collect::<ApiResult<Vec<_>>>()?;
+        let kinds: Vec<String> = batch.iter().map(act_field).collect();
+        append(api, timeline, expected_version, batch)
+            .await
+            .map_err(|err| {
+                locate(err, |i, rest| {
+                    format!(
+                        "events[{i}]{}",
+                        act_path(rest, kinds.get(i).map_or("", String::as_str))
+                    )
+                })
+            })
+    }
+
+    /// Withdraws an event: projections then act as if it had never been recorded; the log keeps
+    /// both.
+    async fn retract_event(
+        &self,
+        ctx: &Context<'_>,
+        input: RetractInput,
+        expected_version: Option<ExpectedVersionInput>,
+    ) -> ApiResult<AppendResult> {
+        let api = api(ctx)?;
+        recorder(ctx, api, "retracting events")?;
+        let (target, timeline) = timeline_of(api, &input.event, "input.event").await?;
+        let mut e = NewEvent::new(
+            timeline.clone(),
+            p::Payload::Retraction(p::Retraction {
+                retracts: target,
+                reason: input.reason.clone(),
+            }),
+        );
+        e.id = new_id(&input.id, "input.id")?;
+        e.summary = format!(
+            "Retraction: {}",
+            input.reason.chars().take(200).collect::<String>()
+        );
+        append(api, timeline, expected_version, vec![e])
+            .await
+            .map_err(|err| locate(err, |_, rest| input_path(rest)))
+    }
+
+    /// Replaces fields of an event from now on; the log keeps what was believed before.
+    async fn correct_event(
+        &self,
+        ctx: &Context<'_>,
+        input: CorrectInput,
+        expected_version: Option<ExpectedVersionInput>,
+    ) -> ApiResult<AppendResult> {
+        let api = api(ctx)?;
+        recorder(ctx, api, "correcting events")?;
+        let (target, timeline) = timeline_of(api, &input.event, "input.event").await?;
+        let changes = input.changes.to_changes("input.changes")?;
+        let correction = p::Correction {
+            corrects: target,
+            reason: input.reason.clone(),
+            changes,
+        };
+        let mut e = NewEvent::new(
+            timeline.clone(),
+            p::Payload::Correction(Box::new(correction)),
+        );
+        e.id = new_id(&input.id, "input.id")?;
+        e.summary = format!(
+            "Correction: {}",
+            input.reason.chars().take(200).collect::<String>()
+        );
+        append(api, timeline, expected_version, vec![e])
+            .await
+            .map_err(|err| locate(err, |_, rest| input_path(rest)))
+    }
+
+    /// Opens a timeline (a dossier). Needs an admin token.
+    async fn register_timeline(
+        &self,
+        ctx: &Context<'_>,
+        input: RegisterTimelineInput,
+    ) -> ApiResult<AppendResult> {
+        let api = api(ctx)?;
+        admin(ctx, api, "registering timelines")?;
+        let e = input.to_event()?;
+        let timeline = e.timeline.clone();
+        append(api, timeline, None, vec![e])
+            .await
+            .map_err(|err| locate(err, |_, rest| input_path(rest)))
+    }
+
+    /// Registers a party, for every timeline. Needs an admin token.
+    async fn register_party(
+        &self,
+        ctx: &Context<'_>,
+        input: RegisterPartyInput,
+        expected_version: Option<ExpectedVersionInput>,
+    ) -> ApiResult<AppendResult> {
+        let api = api(ctx)?;
+        admin(ctx, api, "registering parties")?;
+        let e = input.to_event()?;
+        let timeline = e.timeline.clone();
+        append(api, timeline, expected_version, vec![e])
+            .await
+            .map_err(|err| locate(err, |_, rest| input_path(rest)))
+    }
+
+    /// Registers an actor of a party. Needs an admin token.
+    async fn register_actor(
+        &self,
+        ctx: &Context<'_>,
+        input: RegisterActorInput,
+        expected_version: Option<ExpectedVersionInput>,
+    ) -> ApiResult<AppendResult> {
+        let api = api(ctx)?;
+        admin(ctx, api, "registering actors")?;
+        let e = input.to_event()?;
+        let timeline = e.timeline.clone();
+        append(api, timeline, expected_version, vec![e])
+            .await
+            .map_err(|err| locate(err, |_, rest| input_path(rest)))
+    }
+
+    /// Registers an issue. Needs an admin token.
+    async fn register_issue(
+        &self,
+        ctx: &Context<'_>,
+        input: RegisterIssueInput,
+        expected_version: Option<ExpectedVersionInput>,
+    ) -> ApiResult<AppendResult> {
+        let api = api(ctx)?;
+        admin(ctx, api, "registering issues")?;
+        let e = input.to_event()?;
+        let timeline = e.timeline.clone();
+        append(api, timeline, expected_version, vec![e])
+            .await
+            .map_err(|err| locate(err, |_, rest| input_path(rest)))
+    }
+}
+
+/// Moves an error's field path from the log's terms (`events[i].payload.x`) to the mutation's
+/// arguments, so a client sees which of its fields is wrong.
+fn locate(mut e: ApiError, place: impl Fn(usize, &str) -> String) -> ApiError {
+    if let Some(field) = &e.field {
+        if let Some(rest) = field.strip_prefix("events[") {
+            if let Some((index, rest)) = rest.split_once(']') {
+                if let Ok(i) = index.parse::<usize>() {
+                    e.field = Some(place(i, rest));
+                }
+            }
+        }
+    }
+    e
+}
+
+/// `.payload.x` of an act is `.act.<kind>.x` in the input.
+fn act_path(rest: &str, kind: &str) -> String {
+    match rest.strip_prefix(".payload") {
+        Some(inner) => format!(".act.{kind}{inner}"),
+        None => rest.to_owned(),
+    }
+}
+
+/// The oneOf field naming an act's kind in the input.
+fn act_field(e: &NewEvent) -> String {
+    e.kind().name().to_ascii_lowercase()
+}
+
+/// Paths of a retraction, correction or registration, all given as `input`.
+fn input_path(rest: &str) -> String {
+    let mapped = match rest {
+        ".payload.retracts" | ".payload.corrects" => ".event".to_owned(),
+        ".payload.partyKind" => ".kind".to_owned(),
+        other => match other.strip_prefix(".payload.changes.payload") {
+            Some(inner) => format!(".changes.act{inner}"),
+            None => other
+                .strip_prefix(".payload")
+                .map_or_else(|| other.to_owned(), str::to_owned),
+        },
+    };
+    format!("input{mapped}")
+}

@@ -1,0 +1,83 @@
+//! Logs for the tests: each on a stream of its own (its own name and subjects) on the shared
+//! server, with a replica in a temporary directory.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chancery_store::contract::{Fixture, LIVE_BUFFER};
+use chancery_store_nats::{NatsConfig, NatsLog};
+use tempfile::TempDir;
+
+use crate::server;
+
+static NEXT_STREAM: AtomicU64 = AtomicU64::new(1);
+
+/// A stream no other test uses: its name and subject prefix.
+pub fn fresh_stream() -> (String, String) {
+    let n = NEXT_STREAM.fetch_add(1, Ordering::Relaxed);
+    (format!("T{n}"), format!("t{n}.log"))
+}
+
+/// The configuration of a log on `stream`, with its replica in `dir`.
+pub fn config((stream, prefix): &(String, String), dir: &TempDir) -> NatsConfig {
+    let server = server::get().expect("the caller checked that a server runs");
+    NatsConfig {
+        stream: stream.clone(),
+        subject_prefix: prefix.clone(),
+        live_buffer: LIVE_BUFFER,
+        ..NatsConfig::new(vec![server.url.clone()], dir.path().join("replica"))
+    }
+}
+
+/// A log on `stream`, with a replica of its own, and the directory that must outlive it.
+pub async fn log_on(stream: &(String, String)) -> (NatsLog, TempDir) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let log = NatsLog::connect(config(stream, &dir))
+        .await
+        .expect("the log connects");
+    (log, dir)
+}
+
+/// A fresh, empty log, as the contract suite wants.
+pub async fn fixture() -> Fixture {
+    let (log, dir) = log_on(&fresh_stream()).await;
+    // The log must close before its directory goes: the guard drops them in that order.
+    let guard = (log.clone(), dir);
+    Fixture {
+        log: Arc::new(log),
+        guard: Box::new(guard),
+    }
+}
+
+/// Runs a test on a runtime of its own, unless no nats-server is at hand (see `server::get`).
+pub fn run<F: std::future::Future<Output = ()>>(test: impl FnOnce() -> F) {
+    if server::get().is_none() {
+        return;
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(test());
+}
+
+/// The next `n` positions a subscription yields.
+pub async fn next_positions(
+    stream: &mut chancery_store::EventStream,
+    n: usize,
+) -> Vec<chancery_domain::Position> {
+    use futures_util::StreamExt;
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let item = tokio::time::timeout(chancery_store::contract::PATIENCE, stream.next())
+            .await
+            .expect("the subscription stalled");
+        out.push(
+            item.expect("the subscription ended")
+                .expect("the subscription failed")
+                .position,
+        );
+    }
+    out
+}

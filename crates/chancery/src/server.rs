@@ -1,0 +1,248 @@
+//! The server: opens the stores of a data directory, keeps the projections up with the log, and
+//! serves the GraphQL API with health, readiness and metrics. It takes a listener and a shutdown
+//! signal, so tests can start it on port 0 and stop it when they like.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use chancery_graphql::http::Endpoint;
+use chancery_graphql::ws::Origins;
+use chancery_graphql::{Api, Metrics};
+use chancery_projections::{CheckpointPolicy, ProjectionError, Projections};
+use chancery_store::{EventLog, StoreError};
+
+use crate::config::ServerConfig;
+use crate::data::DataDir;
+use crate::demo;
+use crate::exchange::ExchangeError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot open the event log in {dir}: {source}")]
+    Log { dir: String, source: StoreError },
+    #[error("cannot load the demo scenario: {0}")]
+    Demo(#[from] ExchangeError),
+    #[error(transparent)]
+    Projections(#[from] ProjectionError),
+    #[error("the server failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A server ready to serve: its stores are open.
+pub struct App {
+    pub api: Arc<Api>,
+    pub projections: Arc<Projections>,
+    pub log: Arc<dyn EventLog>,
+    ready: Arc<AtomicBool>,
+    origins: Vec<String>,
+}
+
+impl App {
+    /// Opens the data directory's log and projections; with `demo`, loads the example scenario
+    /// into an empty log first.
+    pub async fn open(config: &ServerConfig, demo: bool) -> Result<App, ServerError> {
+        let data = DataDir::new(&config.data);
+        let log = data.open_log().map_err(|source| ServerError::Log {
+            dir: data.log_dir().display().to_string(),
+            source,
+        })?;
+        let log: Arc<dyn EventLog> = Arc::new(log);
+        App::with_log(log, Some(&data), config, demo).await
+    }
+
+    /// A server over any log; projections checkpoint in the data directory if one is given.
+    pub async fn with_log(
+        log: Arc<dyn EventLog>,
+        data: Option<&DataDir>,
+        config: &ServerConfig,
+        demo: bool,
+    ) -> Result<App, ServerError> {
+        if demo {
+            let head = log.head().await.map_err(|source| ServerError::Log {
+                dir: "the log".into(),
+                source,
+            })?;
+            if head.position == 0 {
+                let summary = demo::load(&*log).await?;
+                tracing::info!(events = summary.written, "loaded the demo scenario");
+            } else {
+                tracing::info!(
+                    head = head.position,
+                    "the store is not empty: the demo scenario was not loaded"
+                );
+            }
+        }
+        let dir = data.map(DataDir::projections_dir);
+        let projections = Projections::open(
+            Arc::clone(&log),
+            dir.as_deref(),
+            CheckpointPolicy::default(),
+        )
+        .await?;
+        if !config.access.has_writers() {
+            tracing::warn!(
+                "no recorder or admin token is configured: the API is read-only (set CHANCERY_TOKENS=role:token,...)"
+            );
+        }
+        let api = Arc::new(Api {
+            log: Arc::clone(&log),
+            projections: Arc::clone(&projections),
+            access: config.access.clone(),
+            metrics: Arc::new(Metrics::default()),
+            limits: config.limits.clone(),
+            introspection: config.introspection,
+        });
+        Ok(App {
+            api,
+            projections,
+            log,
+            ready: Arc::new(AtomicBool::new(false)),
+            origins: config.allowed_origins.clone(),
+        })
+    }
+
+    /// The HTTP routes.
+    pub fn router(&self) -> axum::Router {
+        let endpoint = Endpoint {
+            schema: chancery_graphql::build(Arc::clone(&self.api)),
+            api: Arc::clone(&self.api),
+            origins: Origins {
+                allowed: self.origins.clone(),
+            },
+        };
+        let health = Health {
+            api: Arc::clone(&self.api),
+            ready: Arc::clone(&self.ready),
+        };
+        let operations = axum::Router::new()
+            .route("/healthz", get(healthz))
+            .route("/readyz", get(readyz))
+            .route("/metrics", get(metrics))
+            .route("/", get(|| async { Redirect::temporary("/graphiql") }))
+            .with_state(health);
+        chancery_graphql::http::router(endpoint)
+            .merge(operations)
+            .layer(axum::middleware::from_fn(log_request))
+    }
+
+    /// Serves until `shutdown` resolves, then stops taking requests, finishes those under way,
+    /// and saves a checkpoint of the projections.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        let router = self.router();
+        let projections = Arc::clone(&self.projections);
+        let ready = Arc::clone(&self.ready);
+        let follower = tokio::spawn(async move {
+            let started = Instant::now();
+            let caught_up = projections.catch_up(&|_, _| {}).await?;
+            ready.store(true, Ordering::SeqCst);
+            tracing::info!(
+                events = caught_up,
+                applied = projections.applied(),
+                seconds = started.elapsed().as_secs_f64(),
+                "projections caught up; ready"
+            );
+            projections.follow().await
+        });
+        if let Ok(address) = listener.local_addr() {
+            tracing::info!(%address, "listening");
+        }
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        follower.abort();
+        if let Ok(Err(e)) = follower.await {
+            tracing::error!(error = %e, "the projections stopped");
+        }
+        self.projections.close()?;
+        tracing::info!("stopped");
+        served.map_err(ServerError::Io)
+    }
+}
+
+#[derive(Clone)]
+struct Health {
+    api: Arc<Api>,
+    ready: Arc<AtomicBool>,
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Ready once the projections have caught up with the log as it was at start.
+async fn readyz(State(h): State<Health>) -> Response {
+    let head = h.api.log.head().await.map(|h| h.position).unwrap_or(0);
+    let applied = h.api.projections.applied();
+    let body = serde_json::json!({ "ready": h.ready.load(Ordering::SeqCst), "head": head, "projected": applied });
+    let status = if h.ready.load(Ordering::SeqCst) {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+async fn metrics(State(h): State<Health>) -> Response {
+    let head = h.api.log.head().await.map(|h| h.position).unwrap_or(0);
+    let applied = h.api.projections.applied();
+    let text = h.api.metrics.render(&[
+        ("chancery_log_head", "The log's last position.", head as f64),
+        (
+            "chancery_projected_position",
+            "The last position the projections applied.",
+            applied as f64,
+        ),
+        (
+            "chancery_projection_lag",
+            "Events the projections are behind the log.",
+            head.saturating_sub(applied) as f64,
+        ),
+    ]);
+    let mut response = text.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
+
+async fn log_request(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    tracing::debug!(%method, %path, status = response.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
+    response
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
+}
