@@ -3,7 +3,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod cli;
+mod clients;
 mod crash;
 mod durability;
 mod fixtures;
+mod graphql;
 mod support;
+mod ui;

@@ -109,3 +109,97 @@ pub fn verified(data: &Path) -> (u64, String) {
         hash.unwrap(),
     )
 }
+
+/// A running `chancery serve` on a free loopback port, with a fresh data directory of its own;
+/// killed (and its directory removed) when dropped, also when a test panics.
+pub struct Server {
+    /// `http://127.0.0.1:<port>`, as the server printed it.
+    pub url: String,
+    child: std::process::Child,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+    _data: tempfile::TempDir,
+}
+
+impl Server {
+    /// Starts `chancery --data <fresh dir> serve --listen 127.0.0.1:0 <args>` and waits (60 s at
+    /// most) for its `listening on` line. `CHANCERY_*` variables are not passed on, so only
+    /// `args` configure it.
+    pub fn start(args: &[&str]) -> Server {
+        use std::io::{BufRead, BufReader, Read};
+        use std::process::Stdio;
+        use std::sync::{Arc, Mutex, mpsc};
+        use std::time::Duration;
+
+        let data = tempfile::tempdir().unwrap();
+        let mut command = Command::new(chancery_bin());
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("CHANCERY_") {
+                command.env_remove(name);
+            }
+        }
+        let mut child = command
+            .arg("--data")
+            .arg(data.path())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("chancery serve starts");
+        // The server's log, kept to show when something fails.
+        let log = Arc::new(Mutex::new(String::new()));
+        let mut stderr = child.stderr.take().unwrap();
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 8192];
+            while let Ok(n @ 1..) = stderr.read(&mut buffer) {
+                let text = String::from_utf8_lossy(&buffer[..n]);
+                sink.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push_str(&text);
+            }
+        });
+        // Standard output is read to its end, so the server never blocks on a full pipe.
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix("chancery: listening on ") {
+                    let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_owned());
+                }
+            }
+        });
+        let mut server = Server {
+            url: String::new(),
+            child,
+            log,
+            _data: data,
+        };
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(url) if url.starts_with("http://") => server.url = url,
+            outcome => {
+                let status = server.child.try_wait().ok().flatten();
+                panic!(
+                    "chancery serve {args:?} did not say it was listening within 60 s \
+                     ({outcome:?}; exit status {status:?}); its log:\n{}",
+                    server.log()
+                );
+            }
+        }
+        server
+    }
+
+    /// What the server has logged so far (standard error).
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -40,6 +40,8 @@ pub struct ApiError {
     pub code: Code,
     pub message: String,
     pub field: Option<String>,
+    /// Every field at fault with its own message, when there are several (validation).
+    pub problems: Vec<(String, String)>,
 }
 
 impl ApiError {
@@ -48,6 +50,7 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            problems: Vec::new(),
         }
     }
 
@@ -56,7 +59,29 @@ impl ApiError {
             code,
             message: message.into(),
             field: Some(field.into()),
+            problems: Vec::new(),
         }
+    }
+
+    /// Renames every field path (and rewrites the message to match).
+    pub fn map_fields(mut self, rename: impl Fn(&str) -> String) -> Self {
+        if self.problems.is_empty() {
+            self.field = self.field.map(|f| rename(&f));
+            return self;
+        }
+        self.problems = self
+            .problems
+            .into_iter()
+            .map(|(f, m)| (rename(&f), m))
+            .collect();
+        self.field = self.problems.first().map(|(f, _)| f.clone());
+        self.message = self
+            .problems
+            .iter()
+            .map(|(f, m)| format!("{f}: {m}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        self
     }
 
     pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
@@ -74,12 +99,14 @@ impl ApiError {
     }
 
     /// Prefixes the field path, e.g. with the argument name.
-    pub fn within(mut self, prefix: &str) -> Self {
-        self.field = Some(match self.field {
-            Some(f) if !f.is_empty() => format!("{prefix}.{f}"),
-            _ => prefix.to_owned(),
-        });
-        self
+    pub fn within(self, prefix: &str) -> Self {
+        self.map_fields(|f| {
+            if f.is_empty() {
+                prefix.to_owned()
+            } else {
+                format!("{prefix}.{f}")
+            }
+        })
     }
 }
 
@@ -89,6 +116,25 @@ impl ErrorExtensions for ApiError {
             e.set("code", self.code.as_str());
             if let Some(field) = &self.field {
                 e.set("field", field.as_str());
+            }
+            if self.problems.len() > 1 {
+                let list: Vec<async_graphql::Value> = self
+                    .problems
+                    .iter()
+                    .map(|(f, m)| {
+                        let mut o = async_graphql::indexmap::IndexMap::new();
+                        o.insert(
+                            async_graphql::Name::new("field"),
+                            async_graphql::Value::String(f.clone()),
+                        );
+                        o.insert(
+                            async_graphql::Name::new("message"),
+                            async_graphql::Value::String(m.clone()),
+                        );
+                        async_graphql::Value::Object(o)
+                    })
+                    .collect();
+                e.set("problems", async_graphql::Value::List(list));
             }
         })
     }
@@ -103,7 +149,17 @@ impl From<ApiError> for async_graphql::Error {
 impl From<ValidationErrors> for ApiError {
     fn from(errors: ValidationErrors) -> Self {
         let field = errors.first().map(|e| e.field.clone()).unwrap_or_default();
-        ApiError::field(Code::Validation, field, errors.to_string())
+        let problems = errors
+            .0
+            .iter()
+            .map(|e| (e.field.clone(), e.message.clone()))
+            .collect();
+        ApiError {
+            code: Code::Validation,
+            message: errors.to_string(),
+            field: Some(field),
+            problems,
+        }
     }
 }
 
@@ -140,3 +196,36 @@ impl From<ProjectionError> for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// The code for an error async-graphql raised itself (it has no `extensions.code`): its depth and
+/// complexity limits are `LIMIT`, everything else (parse, validation, coercion) `VALIDATION`.
+pub fn code_for_library_error(message: &str) -> Code {
+    if message.contains("nested too deep")
+        || message.contains("too complex")
+        || message.contains("recursive depth")
+    {
+        Code::Limit
+    } else {
+        Code::Validation
+    }
+}
+
+/// Gives every error of a serialized response an `extensions.code`.
+pub fn add_missing_codes(body: &mut serde_json::Value) {
+    if let Some(serde_json::Value::Array(errors)) = body.get_mut("errors") {
+        for e in errors {
+            if let serde_json::Value::Object(err) = e {
+                let code = code_for_library_error(
+                    err.get("message").and_then(|m| m.as_str()).unwrap_or(""),
+                );
+                if let serde_json::Value::Object(ext) = err
+                    .entry("extensions")
+                    .or_insert_with(|| serde_json::json!({}))
+                {
+                    ext.entry("code")
+                        .or_insert_with(|| serde_json::Value::String(code.as_str().into()));
+                }
+            }
+        }
+    }
+}

@@ -252,25 +252,18 @@ async fn execute(
                         None
                     }
                 })
-                .unwrap_or_else(|| Code::Validation.as_str().into())
+                .unwrap_or_else(|| {
+                    crate::error::code_for_library_error(&e.message)
+                        .as_str()
+                        .into()
+                })
         })
         .unwrap_or_else(|| "ok".into());
     let mut body = serde_json::to_value(&response).unwrap_or_else(
         |_| json!({ "errors": [error_json(Code::Internal, "the response could not be encoded")] }),
     );
+    crate::error::add_missing_codes(&mut body);
     if let Value::Object(map) = &mut body {
-        // A validation error's errors lack an extensions.code from our resolvers: give them one.
-        if let Some(Value::Array(errors)) = map.get_mut("errors") {
-            for e in errors {
-                if let Value::Object(err) = e {
-                    let ext = err.entry("extensions").or_insert_with(|| json!({}));
-                    if let Value::Object(ext) = ext {
-                        ext.entry("code")
-                            .or_insert_with(|| Value::String(Code::Validation.as_str().into()));
-                    }
-                }
-            }
-        }
         if request_error {
             map.remove("data");
         }

@@ -300,17 +300,19 @@ impl Mutation {
 
 /// Moves an error's field path from the log's terms (`events[i].payload.x`) to the mutation's
 /// arguments, so a client sees which of its fields is wrong.
-fn locate(mut e: ApiError, place: impl Fn(usize, &str) -> String) -> ApiError {
-    if let Some(field) = &e.field {
-        if let Some(rest) = field.strip_prefix("events[") {
-            if let Some((index, rest)) = rest.split_once(']') {
-                if let Ok(i) = index.parse::<usize>() {
-                    e.field = Some(place(i, rest));
-                }
-            }
+fn locate(e: ApiError, place: impl Fn(usize, &str) -> String) -> ApiError {
+    e.map_fields(|field| {
+        let Some(rest) = field.strip_prefix("events[") else {
+            return field.to_owned();
+        };
+        match rest
+            .split_once(']')
+            .and_then(|(i, rest)| Some((i.parse::<usize>().ok()?, rest)))
+        {
+            Some((i, rest)) => place(i, rest),
+            None => field.to_owned(),
         }
-    }
-    e
+    })
 }
 
 /// `.payload.x` of an act is `.act.<kind>.x` in the input.

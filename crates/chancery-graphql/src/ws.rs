@@ -103,9 +103,9 @@ enum Outgoing {
     Close(u16, &'static str),
 }
 
-/// What subscription tasks tell the connection.
+/// What subscription tasks tell the connection: this id (started as this serial number) ended.
 enum Event {
-    Done(String),
+    Done(String, u64),
 }
 
 struct Connection {
@@ -116,7 +116,10 @@ struct Connection {
     init_seen: bool,
     acked: bool,
     caller: Caller,
-    subscriptions: HashMap<String, AbortHandle>,
+    /// Running subscriptions by id, with the serial number each was started as, so that the end
+    /// of an old one never removes a newer one that reused its id.
+    subscriptions: HashMap<String, (u64, AbortHandle)>,
+    started: u64,
 }
 
 async fn connection(socket: WebSocket, endpoint: Endpoint, protocol: Protocol) {
@@ -132,12 +135,16 @@ async fn connection(socket: WebSocket, endpoint: Endpoint, protocol: Protocol) {
                     }
                 }
                 Outgoing::Close(code, reason) => {
+                    // After a client's close, tungstenite has already queued its reply and this
+                    // send fails; flushing and closing the sink gets whichever frame is due out.
                     let _ = sink
                         .send(Message::Close(Some(CloseFrame {
                             code,
                             reason: reason.into(),
                         })))
                         .await;
+                    let _ = sink.flush().await;
+                    let _ = sink.close().await;
                     break;
                 }
             }
@@ -154,21 +161,26 @@ async fn connection(socket: WebSocket, endpoint: Endpoint, protocol: Protocol) {
         acked: false,
         caller: Caller::ANONYMOUS,
         subscriptions: HashMap::new(),
+        started: 0,
     };
     let deadline = tokio::time::sleep(init_timeout);
     tokio::pin!(deadline);
     let mut keepalive = tokio::time::interval(Duration::from_secs(20));
     loop {
         tokio::select! {
+            // Ended subscriptions first: their ids must be free before the next message is read.
+            biased;
+            Some(Event::Done(id, serial)) = done.recv() => {
+                if c.subscriptions.get(&id).is_some_and(|(s, _)| *s == serial) {
+                    c.subscriptions.remove(&id);
+                }
+            }
             () = &mut deadline, if !c.init_seen => {
                 c.close(4408, "Connection initialisation timeout").await;
                 break;
             }
             _ = keepalive.tick(), if c.protocol == Protocol::Legacy && c.acked => {
                 c.send(json!({ "type": "ka" })).await;
-            }
-            Some(Event::Done(id)) = done.recv() => {
-                c.subscriptions.remove(&id);
             }
             message = incoming.next() => match message {
                 Some(Ok(Message::Text(text))) => {
@@ -181,11 +193,17 @@ async fn connection(socket: WebSocket, endpoint: Endpoint, protocol: Protocol) {
                     break;
                 }
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                Some(Ok(Message::Close(frame))) => {
+                    // Answer a close with a close: the clean end of the handshake.
+                    let code = frame.map_or(1000, |f| f.code);
+                    c.close(if code == 1005 { 1000 } else { code }, "").await;
+                    break;
+                }
+                Some(Err(_)) | None => break,
             }
         }
     }
-    for (_, task) in c.subscriptions.drain() {
+    for (_, (_, task)) in c.subscriptions.drain() {
         task.abort();
     }
     drop(c);
@@ -253,8 +271,12 @@ impl Connection {
             }
             (Protocol::Transport, "complete") | (Protocol::Legacy, "stop") => {
                 if let Some(id) = message.get("id").and_then(Value::as_str) {
-                    if let Some(task) = self.subscriptions.remove(id) {
+                    if let Some((_, task)) = self.subscriptions.remove(id) {
                         task.abort();
+                        // The legacy protocol confirms a stop; graphql-transport-ws does not.
+                        if self.protocol == Protocol::Legacy {
+                            self.send(json!({ "type": "complete", "id": id })).await;
+                        }
                     }
                 }
                 true
@@ -339,15 +361,17 @@ impl Connection {
         if let Some(variables) = payload.get("variables").filter(|v| v.is_object()) {
             request = request.variables(async_graphql::Variables::from_json(variables.clone()));
         }
+        self.started += 1;
+        let serial = self.started;
         let task = tokio::spawn(run_subscription(
             self.endpoint.clone(),
             self.protocol,
-            id.clone(),
+            (id.clone(), serial),
             request,
             self.out.clone(),
             self.events.clone(),
         ));
-        self.subscriptions.insert(id, task.abort_handle());
+        self.subscriptions.insert(id, (serial, task.abort_handle()));
         true
     }
 
@@ -361,25 +385,16 @@ impl Connection {
     }
 }
 
-/// Adds `extensions.code` to errors that lack one (async-graphql's own validation errors).
+/// Adds `extensions.code` to errors that lack one (async-graphql's own).
 fn with_codes(mut body: Value) -> Value {
-    if let Some(Value::Array(errors)) = body.get_mut("errors") {
-        for e in errors {
-            if let Value::Object(err) = e {
-                if let Value::Object(ext) = err.entry("extensions").or_insert_with(|| json!({})) {
-                    ext.entry("code")
-                        .or_insert_with(|| Value::String(Code::Validation.as_str().into()));
-                }
-            }
-        }
-    }
+    crate::error::add_missing_codes(&mut body);
     body
 }
 
 async fn run_subscription(
     endpoint: Endpoint,
     protocol: Protocol,
-    id: String,
+    (id, serial): (String, u64),
     request: Request,
     out: mpsc::Sender<Outgoing>,
     events: mpsc::Sender<Event>,
@@ -390,7 +405,9 @@ async fn run_subscription(
     };
     let mut stream = endpoint.schema.execute_stream(request);
     let mut first = true;
-    let mut failed = false;
+    // The last message (`complete`, or `error` for a refused operation) goes out only after the
+    // connection has been told the id is free: a client may reuse an id as soon as it has it.
+    let mut last = Some(json!({ "type": "complete", "id": id }));
     while let Some(response) = stream.next().await {
         let request_error = first
             && response.data == async_graphql::Value::Null
@@ -400,29 +417,28 @@ async fn run_subscription(
         let body = with_codes(serde_json::to_value(&response).unwrap_or_else(
             |_| json!({ "errors": [{ "message": "the response could not be encoded" }] }),
         ));
-        let message = if request_error {
-            failed = true;
+        if request_error {
             let errors = body.get("errors").cloned().unwrap_or(Value::Array(vec![]));
-            match protocol {
+            last = Some(match protocol {
                 Protocol::Transport => json!({ "type": "error", "id": id, "payload": errors }),
                 Protocol::Legacy => {
                     json!({ "type": "error", "id": id, "payload": errors.get(0).cloned().unwrap_or(Value::Null) })
                 }
-            }
+            });
+            break;
+        }
+        let kind = if protocol == Protocol::Transport {
+            "next"
         } else {
-            let kind = if protocol == Protocol::Transport {
-                "next"
-            } else {
-                "data"
-            };
-            json!({ "type": kind, "id": id, "payload": body })
+            "data"
         };
-        if !send(message).await || failed {
+        if !send(json!({ "type": kind, "id": id, "payload": body })).await {
+            last = None;
             break;
         }
     }
-    if !failed {
-        send(json!({ "type": "complete", "id": id })).await;
+    let _ = events.send(Event::Done(id.clone(), serial)).await;
+    if let Some(message) = last {
+        send(message).await;
     }
-    let _ = events.send(Event::Done(id)).await;
 }

@@ -39,8 +39,7 @@ const CATCH_UP_CHUNK: usize = 4_096;
 const CATCH_UP_CHECKPOINT: u64 = 200_000;
 
 /// Present positions by key, with the generation of the list they were computed from.
-pub(crate) type PositionCache =
-    std::collections::HashMap<PositionKey, (u64, Option<Arc<Computed>>)>;
+pub(crate) type PositionCache = crate::state::IdMap<PositionKey, (u64, Option<Arc<Computed>>)>;
 
 pub(crate) struct Inner {
     pub state: ProjectionState,

@@ -14,6 +14,37 @@ use crate::error::ProjectionError;
 use crate::facts::{Act, Entry, Fact};
 use crate::intern::Names;
 
+/// A fast hash for the small integer keys of the indexes (SipHash showed in replay profiles; the
+/// keys are interned ids chosen by us, not by an adversary).
+#[derive(Default, Clone, Copy)]
+pub struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+}
+
+pub type IdMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<IdHasher>>;
+
 /// Entries per checkpoint page.
 pub const PAGE: u64 = 256;
 
@@ -37,6 +68,14 @@ pub struct SlotList {
 
 impl SlotList {
     fn insert(&mut self, slot: Slot, settles_at: i64) {
+        // Most slots come after every other (events arrive roughly in valid-time order); only
+        // late reports and corrections need the search.
+        if self.slots.last().is_none_or(|last| *last < slot) {
+            self.slots.push(slot);
+            self.settles_at = self.settles_at.max(settles_at);
+            self.generation += 1;
+            return;
+        }
         let at = self.slots.partition_point(|s| *s < slot);
         if self.slots.get(at) != Some(&slot) {
             self.slots.insert(at, slot);
@@ -103,10 +142,10 @@ pub struct ProjectionState {
     pub names: Names,
     /// One per log position: `entries[p - 1]` is position `p`.
     pub entries: Vec<Entry>,
-    pub positions: HashMap<PositionKey, SlotList>,
+    pub positions: IdMap<PositionKey, SlotList>,
     /// Which parties hold a position on each (timeline, issue).
-    pub standoff_parties: HashMap<(u32, u32), BTreeSet<u32>>,
-    pub relations: HashMap<PairKey, SlotList>,
+    pub standoff_parties: IdMap<(u32, u32), BTreeSet<u32>>,
+    pub relations: IdMap<PairKey, SlotList>,
     /// Every version of every act, by valid time.
     pub chronology: SlotList,
     /// Checkpoint pages changed since the last checkpoint.

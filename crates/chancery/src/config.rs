@@ -25,6 +25,16 @@ pub struct FileConfig {
     pub introspection: Option<bool>,
     pub ws_init_timeout_seconds: Option<u64>,
     pub log_format: Option<String>,
+    pub request_timeout_ms: Option<u64>,
+    pub max_wait_ms: Option<u64>,
+    pub max_subscriptions_per_connection: Option<usize>,
+    pub max_connections: Option<usize>,
+    pub max_complexity: Option<usize>,
+    pub max_depth: Option<usize>,
+    /// `sled` (the default) or `nats://host:port[,host:port...]`.
+    pub store: Option<String>,
+    pub nats_stream: Option<String>,
+    pub nats_replicas: Option<usize>,
 }
 
 impl FileConfig {
@@ -50,6 +60,66 @@ pub struct Overrides {
     pub introspection: Option<bool>,
     pub ws_init_timeout_seconds: Option<u64>,
     pub log_format: Option<String>,
+    pub request_timeout_ms: Option<u64>,
+    pub max_wait_ms: Option<u64>,
+    pub max_subscriptions_per_connection: Option<usize>,
+    pub max_connections: Option<usize>,
+    pub max_complexity: Option<usize>,
+    pub max_depth: Option<usize>,
+    pub store: Option<String>,
+    pub nats_stream: Option<String>,
+    pub nats_replicas: Option<usize>,
+}
+
+/// Where the log lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreChoice {
+    /// The embedded sled log in the data directory.
+    Sled,
+    /// A NATS JetStream stream; the data directory holds this server's replica and projections.
+    Nats {
+        servers: Vec<String>,
+        stream: String,
+        replicas: usize,
+    },
+}
+
+impl StoreChoice {
+    pub fn parse(
+        text: &str,
+        stream: Option<String>,
+        replicas: Option<usize>,
+    ) -> Result<StoreChoice, ConfigError> {
+        let text = text.trim();
+        if text.is_empty() || text == "sled" {
+            return Ok(StoreChoice::Sled);
+        }
+        let Some(rest) = text.strip_prefix("nats://") else {
+            return Err(ConfigError(format!(
+                "store {text:?}: use sled or nats://host:port[,host:port...]"
+            )));
+        };
+        let servers: Vec<String> = rest
+            .split(',')
+            .map(|s| s.trim().trim_start_matches("nats://"))
+            .filter(|s| !s.is_empty())
+            .map(|s| format!("nats://{s}"))
+            .collect();
+        if servers.is_empty() {
+            return Err(ConfigError("store nats:// names no server".into()));
+        }
+        let replicas = replicas.unwrap_or(if servers.len() >= 3 { 3 } else { 1 });
+        if !matches!(replicas, 1 | 3 | 5) {
+            return Err(ConfigError(format!(
+                "nats replicas {replicas}: use 1, 3 or 5"
+            )));
+        }
+        Ok(StoreChoice::Nats {
+            servers,
+            stream: stream.unwrap_or_else(|| "CHANCERY".into()),
+            replicas,
+        })
+    }
 }
 
 /// The resolved configuration of a server.
@@ -57,6 +127,7 @@ pub struct Overrides {
 pub struct ServerConfig {
     pub listen: SocketAddr,
     pub data: PathBuf,
+    pub store: StoreChoice,
     pub access: Access,
     pub allowed_origins: Vec<String>,
     pub introspection: bool,
@@ -75,6 +146,7 @@ impl std::fmt::Debug for ServerConfig {
         f.debug_struct("ServerConfig")
             .field("listen", &self.listen)
             .field("data", &self.data)
+            .field("store", &self.store)
             .field("access", &self.access)
             .field("allowed_origins", &self.allowed_origins)
             .field("introspection", &self.introspection)
@@ -140,6 +212,31 @@ impl ServerConfig {
         {
             limits.init_timeout = Duration::from_secs(seconds.max(1));
         }
+        if let Some(ms) = overrides.request_timeout_ms.or(file.request_timeout_ms) {
+            limits.request_timeout = Duration::from_millis(ms.max(1));
+        }
+        if let Some(ms) = overrides.max_wait_ms.or(file.max_wait_ms) {
+            limits.max_wait = Duration::from_millis(ms);
+        }
+        let pick = |flag: Option<usize>, file: Option<usize>, default: usize| {
+            flag.or(file).unwrap_or(default)
+        };
+        limits.max_subscriptions_per_connection = pick(
+            overrides.max_subscriptions_per_connection,
+            file.max_subscriptions_per_connection,
+            limits.max_subscriptions_per_connection,
+        );
+        limits.max_connections = pick(
+            overrides.max_connections,
+            file.max_connections,
+            limits.max_connections,
+        );
+        limits.max_complexity = pick(
+            overrides.max_complexity,
+            file.max_complexity,
+            limits.max_complexity,
+        );
+        limits.max_depth = pick(overrides.max_depth, file.max_depth, limits.max_depth);
         let log_format = match overrides.log_format.or(file.log_format).as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -149,8 +246,14 @@ impl ServerConfig {
                 )));
             }
         };
+        let store = StoreChoice::parse(
+            overrides.store.or(file.store).as_deref().unwrap_or("sled"),
+            overrides.nats_stream.or(file.nats_stream),
+            overrides.nats_replicas.or(file.nats_replicas),
+        )?;
         Ok(ServerConfig {
             listen,
+            store,
             data: overrides
                 .data
                 .or(file.data)
@@ -195,6 +298,74 @@ mod tests {
         assert_eq!(defaults.listen.to_string(), DEFAULT_LISTEN);
         assert!(defaults.access.open_reads);
         assert_eq!(defaults.data, PathBuf::from("data"));
+    }
+
+    #[test]
+    fn the_store_is_sled_or_a_nats_cluster() {
+        assert_eq!(
+            StoreChoice::parse("sled", None, None).unwrap(),
+            StoreChoice::Sled
+        );
+        let one = StoreChoice::parse("nats://127.0.0.1:4222", None, None).unwrap();
+        assert_eq!(
+            one,
+            StoreChoice::Nats {
+                servers: vec!["nats://127.0.0.1:4222".into()],
+                stream: "CHANCERY".into(),
+                replicas: 1
+            }
+        );
+        let three = StoreChoice::parse(
+            "nats://a:4222,b:4222,nats://c:4222",
+            Some("LOG".into()),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            three,
+            StoreChoice::Nats {
+                servers: vec![
+                    "nats://a:4222".into(),
+                    "nats://b:4222".into(),
+                    "nats://c:4222".into()
+                ],
+                stream: "LOG".into(),
+                replicas: 3
+            }
+        );
+        assert!(StoreChoice::parse("postgres://x", None, None).is_err());
+        assert!(StoreChoice::parse("nats://a:1", None, Some(2)).is_err());
+    }
+
+    #[test]
+    fn every_limit_can_be_set() {
+        let file = FileConfig {
+            max_depth: Some(4),
+            request_timeout_ms: Some(250),
+            ..FileConfig::default()
+        };
+        let overrides = Overrides {
+            max_complexity: Some(10),
+            max_wait_ms: Some(20),
+            max_subscriptions_per_connection: Some(2),
+            max_connections: Some(3),
+            ws_init_timeout_seconds: Some(1),
+            ..Overrides::default()
+        };
+        let limits = ServerConfig::resolve(file, overrides).unwrap().limits;
+        assert_eq!((limits.max_depth, limits.max_complexity), (4, 10));
+        assert_eq!(
+            (limits.request_timeout, limits.max_wait),
+            (Duration::from_millis(250), Duration::from_millis(20))
+        );
+        assert_eq!(
+            (
+                limits.max_subscriptions_per_connection,
+                limits.max_connections
+            ),
+            (2, 3)
+        );
+        assert_eq!(limits.init_timeout, Duration::from_secs(1));
     }
 
     #[test]

@@ -28,6 +28,11 @@ impl DataDir {
         self.root.join("log")
     }
 
+    /// The local replica of a NATS-backed log: derived, rebuilt from the stream when needed.
+    pub fn replica_dir(&self) -> PathBuf {
+        self.root.join("replica")
+    }
+
     /// Projections and their checkpoints: derived, so they may be deleted and rebuilt.
     pub fn projections_dir(&self) -> PathBuf {
         self.root.join("projections")

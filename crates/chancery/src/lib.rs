@@ -8,3 +8,4 @@ pub mod data;
 pub mod demo;
 pub mod exchange;
 pub mod server;
+pub mod ui;

@@ -10,22 +10,23 @@ use std::time::Instant;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chancery_graphql::http::Endpoint;
 use chancery_graphql::ws::Origins;
 use chancery_graphql::{Api, Metrics};
 use chancery_projections::{CheckpointPolicy, ProjectionError, Projections};
 use chancery_store::{EventLog, StoreError};
+use chancery_store_nats::{NatsConfig, NatsLog};
 
-use crate::config::ServerConfig;
+use crate::config::{ServerConfig, StoreChoice};
 use crate::data::DataDir;
 use crate::demo;
 use crate::exchange::ExchangeError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("cannot open the event log in {dir}: {source}")]
+    #[error("cannot open the event log at {dir}: {source}")]
     Log { dir: String, source: StoreError },
     #[error("cannot load the demo scenario: {0}")]
     Demo(#[from] ExchangeError),
@@ -49,11 +50,38 @@ impl App {
     /// into an empty log first.
     pub async fn open(config: &ServerConfig, demo: bool) -> Result<App, ServerError> {
         let data = DataDir::new(&config.data);
-        let log = data.open_log().map_err(|source| ServerError::Log {
-            dir: data.log_dir().display().to_string(),
-            source,
-        })?;
-        let log: Arc<dyn EventLog> = Arc::new(log);
+        let log: Arc<dyn EventLog> = match &config.store {
+            StoreChoice::Sled => Arc::new(data.open_log().map_err(|source| ServerError::Log {
+                dir: data.log_dir().display().to_string(),
+                source,
+            })?),
+            StoreChoice::Nats {
+                servers,
+                stream,
+                replicas,
+            } => {
+                let mut nats = NatsConfig::new(servers.clone(), data.replica_dir());
+                nats.stream = stream.clone();
+                nats.replicas = *replicas;
+                let place = format!("{} (stream {stream})", servers.join(","));
+                let log = NatsLog::connect(nats)
+                    .await
+                    .map_err(|source| ServerError::Log {
+                        dir: place.clone(),
+                        source,
+                    })?;
+                // Serve what the stream holds now, not what this server's replica held when it stopped.
+                let head = log
+                    .catch_up()
+                    .await
+                    .map_err(|source| ServerError::Log { dir: place, source })?;
+                tracing::info!(
+                    head = head.position,
+                    "the replica caught up with the stream"
+                );
+                Arc::new(log)
+            }
+        };
         App::with_log(log, Some(&data), config, demo).await
     }
 
@@ -125,7 +153,7 @@ impl App {
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics))
-            .route("/", get(|| async { Redirect::temporary("/graphiql") }))
+            .merge(crate::ui::router())
             .with_state(health);
         chancery_graphql::http::router(endpoint)
             .merge(operations)

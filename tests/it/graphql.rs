@@ -1,0 +1,936 @@
+//! The GraphQL API over HTTP, against the real server binary: every query, mutation and error
+//! code, the GraphQL-over-HTTP rules, limits, access, and the committed SDL.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+const RECORDER: &str = "recorder-token-0123456789";
+const ADMIN: &str = "admin-token-0123456789abc";
+const READER: &str = "reader-token-0123456789ab";
+
+/// A running `chancery serve`, killed when dropped.
+pub(crate) struct Api {
+    child: Child,
+    address: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Api {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Api {
+    fn start(extra: &[&str]) -> Api {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(chancery_bin())
+            .arg("--data")
+            .arg(dir.path())
+            .args(["serve", "--demo", "--listen", "127.0.0.1:0"])
+            .args([
+                "--token",
+                &format!("recorder:{RECORDER}"),
+                "--token",
+                &format!("admin:{ADMIN}"),
+                "--token",
+                &format!("reader:{READER}"),
+            ])
+            .args(extra)
+            .env("CHANCERY_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix("chancery: listening on http://") {
+                    let _ = tx.send(rest.split(' ').next().unwrap_or("").to_owned());
+                }
+            }
+        });
+        let address = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the server started listening");
+        let api = Api {
+            child,
+            address,
+            _dir: dir,
+        };
+        // Ready means the projections caught up with the demo.
+        for _ in 0..600 {
+            if api.request("GET", "/readyz", &[], None).status == 200 {
+                return api;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the server never became ready");
+    }
+
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Reply {
+        let mut stream = TcpStream::connect(&self.address).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
+            self.address
+        );
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        if let Some(b) = body {
+            head.push_str(&format!("Content-Length: {}\r\n", b.len()));
+        }
+        head.push_str("\r\n");
+        // The server may answer (413) and close before taking a large body: read what it said.
+        let _ = stream.write_all(head.as_bytes());
+        if let Some(b) = body {
+            let _ = stream.write_all(b);
+        }
+        let mut raw = Vec::new();
+        let _ = stream.read_to_end(&mut raw);
+        Reply::parse(&raw)
+    }
+
+    /// POSTs a GraphQL request as JSON, optionally with a token.
+    fn graphql(&self, token: Option<&str>, query: &str, variables: Value) -> Reply {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let mut headers = vec![("Content-Type", "application/json")];
+        if let Some(a) = &auth {
+            headers.push(("Authorization", a));
+        }
+        let body = json!({ "query": query, "variables": variables }).to_string();
+        self.request("POST", "/graphql", &headers, Some(body.as_bytes()))
+    }
+
+    fn query(&self, query: &str) -> Value {
+        let reply = self.graphql(None, query, json!({}));
+        let body = reply.json();
+        assert!(body.get("errors").is_none(), "unexpected errors: {body}");
+        body["data"].clone()
+    }
+
+    fn head(&self) -> u64 {
+        self.query("{ head { position } }")["head"]["position"]
+            .as_u64()
+            .unwrap()
+    }
+}
+
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn parse(raw: &[u8]) -> Reply {
+        let split = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a header block");
+        let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+        let mut lines = head.lines();
+        let status = lines
+            .next()
+            .and_then(|l| l.split(' ').nth(1))
+            .and_then(|s| s.parse().ok())
+            .unwrap();
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| {
+                l.split_once(':')
+                    .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            })
+            .collect();
+        let mut body = raw[split + 4..].to_vec();
+        if headers
+            .iter()
+            .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"))
+        {
+            body = dechunk(&body);
+        }
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+fn dechunk(mut body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(end) = body.windows(2).position(|w| w == b"\r\n") {
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&body[..end]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&body[end + 2..end + 2 + size]);
+        body = &body[end + 2 + size + 2..];
+    }
+    out
+}
+
+/// The first error's code and field.
+fn error_of(body: &Value) -> (String, String) {
+    let e = &body["errors"][0];
+    (
+        e["extensions"]["code"].as_str().unwrap_or("").to_owned(),
+        e["extensions"]["field"].as_str().unwrap_or("").to_owned(),
+    )
+}
+
+const STATEMENT: &str = r#"mutation($id: ID, $summary: String!) {
+  recordEvent(timeline: "us-china-trade", event: {
+    id: $id,
+    occurred: { start: "2018-05-05" },
+    actors: [{ party: "USA" }], targets: [{ party: "CHN" }], issues: ["tariffs"],
+    summary: $summary,
+    sources: [{ publication: "Test Wire", attribution: OFFICIAL }],
+    act: { statement: { claim: "talks were constructive", tone: OPTIMISTIC } }
+  }) { firstPosition lastPosition timelineVersion deduplicated events { id position kind content { codes { cameo goldstein } } } }
+}"#;
+
+#[test]
+fn the_committed_sdl_is_the_code_s_schema() {
+    let out = chancery_ok(&workspace(), &["schema"]);
+    let committed = std::fs::read_to_string(workspace().join("schema/chancery.graphql")).unwrap();
+    assert!(
+        out == committed,
+        "schema/chancery.graphql is stale: run `cargo run -p chancery -- schema > schema/chancery.graphql`"
+    );
+}
+
+#[test]
+fn the_demo_standoffs_show_the_deficit_deadlocked_with_each_side() {
+    let api = Api::start(&[]);
+    let data = api.query(r#"{ standoffs(timeline: "us-china-trade", issues: ["trade-deficit"]) { status issue { slug title } timeline { slug } sides { party { code name } stance } } }"#);
+    let standoff = &data["standoffs"][0];
+    assert_eq!(standoff["status"], "DEADLOCKED");
+    assert_eq!(standoff["issue"]["slug"], "trade-deficit");
+    assert_eq!(
+        standoff["sides"],
+        json!([{ "party": { "code": "CHN", "name": "China" }, "stance": "REFUSAL" }, { "party": { "code": "USA", "name": "United States" }, "stance": "DEMAND" }])
+    );
+}
+
+#[test]
+fn positions_answer_as_of_a_valid_time_and_show_amounts_and_history() {
+    let api = Api::start(&[]);
+    let now = api.query(r#"{ positions(timeline: "us-china-trade", parties: ["USA"], issues: ["trade-deficit", "tariffs"]) { issue { slug } stance amounts { value unit measures } firstStated reaffirmed attribution history { stance at } event { kind content { summary } } } }"#);
+    let positions = now["positions"].as_array().unwrap();
+    assert_eq!(positions.len(), 2);
+    let deficit = positions
+        .iter()
+        .find(|p| p["issue"]["slug"] == "trade-deficit")
+        .unwrap();
+    assert_eq!(deficit["stance"], "DEMAND");
+    assert_eq!(deficit["amounts"][0]["value"], 100e9);
+    assert_eq!(deficit["firstStated"], "2018-03");
+    assert_eq!(deficit["event"]["kind"], "DEMAND");
+    let tariffs = positions
+        .iter()
+        .find(|p| p["issue"]["slug"] == "tariffs")
+        .unwrap();
+    assert_eq!(tariffs["stance"], "THREAT");
+
+    let before = api.query(r#"{ positions(timeline: "us-china-trade", parties: ["CHN"], issues: ["trade-deficit"], asOf: { validAt: "2018-04-27" }) { stance } }"#);
+    assert_eq!(
+        before["positions"],
+        json!([]),
+        "China had no stance on the deficit before the seminar"
+    );
+}
+
+#[test]
+fn events_page_forward_and_backward_by_log_and_by_valid_time() {
+    let api = Api::start(&[]);
+    let page = api.query(r#"{ events(first: 5) { edges { cursor node { position } } pageInfo { hasNextPage hasPreviousPage endCursor } } }"#);
+    let positions: Vec<u64> = page["events"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["position"].as_u64().unwrap())
+        .collect();
+    assert_eq!(positions, vec![1, 2, 3, 4, 5]);
+    assert_eq!(page["events"]["pageInfo"]["hasNextPage"], true);
+    let end = page["events"]["pageInfo"]["endCursor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let next = api.query(&format!(r#"{{ events(first: 3, after: "{end}") {{ edges {{ node {{ position }} }} pageInfo {{ hasPreviousPage }} }} }}"#));
+    let positions: Vec<u64> = next["events"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["position"].as_u64().unwrap())
+        .collect();
+    assert_eq!(positions, vec![6, 7, 8]);
+    assert_eq!(next["events"]["pageInfo"]["hasPreviousPage"], true);
+
+    let last = api.query(r#"{ events(last: 2) { edges { node { position } } pageInfo { hasPreviousPage hasNextPage } } }"#);
+    let positions: Vec<u64> = last["events"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["position"].as_u64().unwrap())
+        .collect();
+    assert_eq!(positions, vec![27, 28]);
+    assert_eq!(last["events"]["pageInfo"]["hasPreviousPage"], true);
+
+    // By valid time: the demands of March come first, the hypothetical June visit last.
+    let valid = api.query(r#"{ events(order: VALID_TIME, first: 100, filter: { timelines: ["us-china-trade"] }) { edges { node { kind content { occurred { start precision modality } } } } } }"#);
+    let edges = valid["events"]["edges"].as_array().unwrap();
+    assert_eq!(edges.len(), 16, "the 16 acts, without the 12 registrations");
+    assert_eq!(edges[0]["node"]["content"]["occurred"]["start"], "2018-03");
+    assert_eq!(
+        edges[0]["node"]["content"]["occurred"]["precision"],
+        "MONTH"
+    );
+    assert_eq!(
+        edges[15]["node"]["content"]["occurred"]["modality"],
+        "HYPOTHETICAL"
+    );
+
+    // Filters: by party and kind, and by words of the summary.
+    let filtered = api.query(r#"{ events(first: 50, filter: { parties: ["CHN"], kinds: [REFUSAL] }) { edges { node { kind } } } }"#);
+    assert_eq!(filtered["events"]["edges"].as_array().unwrap().len(), 2);
+    let text = api.query(
+        r#"{ events(first: 50, filter: { text: "savings rates" }) { edges { node { kind } } } }"#,
+    );
+    assert_eq!(
+        text["events"]["edges"],
+        json!([{ "node": { "kind": "STATEMENT" } }])
+    );
+}
+
+#[test]
+fn an_event_exposes_its_codes_sources_and_payload() {
+    let api = Api::start(&[]);
+    let data = api.query(r#"{ event(id: "016318ff-b000-7000-8000-00000000000f") { kind position version recordedAt hash prevHash
+        content { summary amounts { value unit } sources { publication attribution } codes { cameo cameoLabel ploverType ploverMode quadClass goldstein tableVersion }
+          payload { ... on ThreatPayload { instrument terms } } } } }"#);
+    let e = &data["event"];
+    assert_eq!(e["kind"], "THREAT");
+    assert_eq!(
+        e["content"]["codes"],
+        json!({ "cameo": "1312", "cameoLabel": "Threaten to boycott, embargo, or sanction", "ploverType": "THREATEN", "ploverMode": "restrict", "quadClass": "VERBAL_CONFLICT", "goldstein": -5.8, "tableVersion": 1 })
+    );
+    assert_eq!(e["content"]["payload"]["instrument"], "TARIFF");
+    assert_eq!(e["hash"].as_str().unwrap().len(), 64);
+    let missing = api.query(r#"{ event(id: "016318ff-b000-7000-8000-0000000000ff") { id } }"#);
+    assert_eq!(missing["event"], Value::Null);
+}
+
+#[test]
+fn the_registry_lists_timelines_parties_actors_and_issues() {
+    let api = Api::start(&[]);
+    let data = api.query(r#"{ timelines { slug title version } parties { code name kind } actors(party: "USA") { slug role party { code } } issues { slug } }"#);
+    assert_eq!(
+        data["timelines"],
+        json!([{ "slug": "us-china-trade", "title": "US-China trade talks, 2018", "version": 28 }])
+    );
+    assert_eq!(data["parties"].as_array().unwrap().len(), 2);
+    assert_eq!(data["actors"].as_array().unwrap().len(), 2);
+    assert_eq!(data["issues"].as_array().unwrap().len(), 6);
+}
+
+#[test]
+fn relations_are_bucketed_with_quad_classes_and_goldstein() {
+    let api = Api::start(&[]);
+    let data = api.query(r#"{ relations(a: "USA", b: "CHN", bucket: MONTH) { buckets { start events verbalConflict goldsteinSum } total { events goldsteinMean } } }"#);
+    let buckets = data["relations"]["buckets"].as_array().unwrap();
+    assert_eq!(
+        buckets[0],
+        json!({ "start": "2018-03-01", "events": 2, "verbalConflict": 2, "goldsteinSum": -10.0 })
+    );
+    assert_eq!(data["relations"]["total"]["events"], 13);
+}
+
+#[test]
+fn recording_returns_positions_and_retries_are_idempotent() {
+    let api = Api::start(&[]);
+    let id = "01963f00-0000-7000-8000-000000000001";
+    let vars = json!({ "id": id, "summary": "The US calls the talks constructive." });
+    let body = api.graphql(Some(RECORDER), STATEMENT, vars.clone()).json();
+    let result = &body["data"]["recordEvent"];
+    assert_eq!(result["firstPosition"], 29, "{body}");
+    assert_eq!(result["timelineVersion"], 29);
+    assert_eq!(result["deduplicated"], false);
+    assert_eq!(result["events"][0]["content"]["codes"]["cameo"], "013");
+
+    // Read your writes: the projections have it once they reach its position.
+    let positions = api.query(r#"{ positions(timeline: "us-china-trade", parties: ["USA"], issues: ["tariffs"], atLeast: 29) { stance } }"#);
+    assert_eq!(positions["positions"][0]["stance"], "STATEMENT");
+
+    let again = api.graphql(Some(RECORDER), STATEMENT, vars).json();
+    assert_eq!(again["data"]["recordEvent"]["deduplicated"], true);
+    assert_eq!(again["data"]["recordEvent"]["firstPosition"], 29);
+    assert_eq!(api.head(), 29);
+
+    let other = api
+        .graphql(
+            Some(RECORDER),
+            STATEMENT,
+            json!({ "id": id, "summary": "Something else." }),
+        )
+        .json();
+    assert_eq!(
+        error_of(&other),
+        ("CONFLICT".into(), "id".into()),
+        "{other}"
+    );
+    assert_eq!(api.head(), 29);
+}
+
+#[test]
+fn expected_versions_conflict_with_the_actual_version_named() {
+    let api = Api::start(&[]);
+    let batch = r#"mutation($v: Long!) { recordEvents(timeline: "us-china-trade", expectedVersion: { exact: $v }, events: [
+        { occurred: { start: "2018-05-04" }, actors: [{ party: "CHN" }], summary: "a", sources: [{ publication: "W", attribution: NAMED }], act: { statement: { claim: "x" } } },
+        { occurred: { start: "2018-05-04" }, actors: [{ party: "USA" }], summary: "b", sources: [{ publication: "W", attribution: NAMED }], act: { demand: { terms: "y" } } }
+    ]) { lastPosition timelineVersion } }"#;
+    let ok = api
+        .graphql(Some(RECORDER), batch, json!({ "v": 28 }))
+        .json();
+    assert_eq!(
+        ok["data"]["recordEvents"],
+        json!({ "lastPosition": 30, "timelineVersion": 30 })
+    );
+    let stale = api
+        .graphql(Some(RECORDER), batch, json!({ "v": 28 }))
+        .json();
+    let (code, field) = error_of(&stale);
+    assert_eq!(
+        (code.as_str(), field.as_str()),
+        ("CONFLICT", "expectedVersion")
+    );
+    assert!(
+        stale["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("it is at version 30"),
+        "{stale}"
+    );
+    assert_eq!(api.head(), 30);
+}
+
+#[test]
+fn bad_input_names_the_field_and_writes_nothing() {
+    let api = Api::start(&[]);
+    let record = |event: &str| {
+        let q = format!(
+            r#"mutation {{ recordEvent(timeline: "us-china-trade", event: {event}) {{ lastPosition }} }}"#
+        );
+        api.graphql(Some(RECORDER), &q, json!({})).json()
+    };
+    let base = |amount_unit: &str, target: &str, start: &str| {
+        format!(
+            r#"{{ occurred: {{ start: "{start}" }}, actors: [{{ party: "USA" }}], targets: [{{ party: "{target}" }}], issues: ["tariffs"],
+                amounts: [{{ value: 5, unit: "{amount_unit}", measures: "goods" }}], summary: "s", sources: [{{ publication: "W", attribution: NAMED }}],
+                act: {{ threat: {{ terms: "t", instrument: TARIFF }} }} }}"#
+        )
+    };
+    let body = record(&base("USX", "CHN", "2018-05-05"));
+    assert_eq!(
+        error_of(&body),
+        ("VALIDATION".into(), "event.amounts[0].unit".into()),
+        "{body}"
+    );
+    let body = record(&base("USD", "FRA", "2018-05-05"));
+    assert_eq!(
+        error_of(&body),
+        ("VALIDATION".into(), "event.targets[0].party".into()),
+        "{body}"
+    );
+    // A malformed valid time is refused at coercion, with its path.
+    let body = record(&base("USD", "CHN", "2018-02-30"));
+    assert_eq!(error_of(&body).0, "VALIDATION", "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no such day"),
+        "{body}"
+    );
+    // An end before the start; an act payload field.
+    let body = record(
+        r#"{ occurred: { start: "2018-05-05", end: "2018-05-01" }, actors: [{ party: "USA" }], summary: "s", sources: [{ publication: "W", attribution: NAMED }], act: { offer: { terms: "" } } }"#,
+    );
+    let fields: Vec<&str> = body["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .split("; ")
+        .collect();
+    assert_eq!(
+        error_of(&body),
+        ("VALIDATION".into(), "event.occurred.end".into()),
+        "{body}"
+    );
+    assert!(
+        fields
+            .iter()
+            .any(|f| f.starts_with("event.act.offer.terms: must not be empty")),
+        "{body}"
+    );
+    assert_eq!(
+        body["errors"][0]["extensions"]["problems"][1]["field"], "event.act.offer.terms",
+        "{body}"
+    );
+    // Two kinds at once break the @oneOf.
+    let body = record(
+        r#"{ occurred: { start: "2018-05-05" }, actors: [{ party: "USA" }], summary: "s", sources: [{ publication: "W", attribution: NAMED }], act: { offer: { terms: "a" }, demand: { terms: "b" } } }"#,
+    );
+    assert_eq!(error_of(&body).0, "VALIDATION", "{body}");
+    assert_eq!(api.head(), 28, "nothing was written");
+}
+
+#[test]
+fn writes_need_a_token_of_the_right_role() {
+    let api = Api::start(&[]);
+    let vars = json!({ "summary": "x" });
+    let anonymous = api.graphql(None, STATEMENT, vars.clone()).json();
+    assert_eq!(error_of(&anonymous).0, "UNAUTHORIZED");
+    let reader = api.graphql(Some(READER), STATEMENT, vars.clone()).json();
+    assert_eq!(error_of(&reader).0, "FORBIDDEN");
+    let register = r#"mutation { registerParty(input: { timeline: "us-china-trade", code: "EU", name: "European Union", kind: ORGANIZATION }) { lastPosition } }"#;
+    let recorder = api.graphql(Some(RECORDER), register, json!({})).json();
+    assert_eq!(error_of(&recorder).0, "FORBIDDEN", "{recorder}");
+    let admin = api.graphql(Some(ADMIN), register, json!({})).json();
+    assert_eq!(
+        admin["data"]["registerParty"]["lastPosition"], 29,
+        "{admin}"
+    );
+    let forged = api.graphql(
+        Some("not-a-token-at-all"),
+        "{ head { position } }",
+        json!({}),
+    );
+    assert_eq!(forged.status, 401);
+    assert_eq!(error_of(&forged.json()).0, "UNAUTHORIZED");
+    assert_eq!(api.head(), 29);
+}
+
+#[test]
+fn closed_reads_need_a_token() {
+    let api = Api::start(&["--open-reads", "false"]);
+    let anonymous = api.graphql(None, "{ head { position } }", json!({})).json();
+    assert_eq!(error_of(&anonymous).0, "UNAUTHORIZED");
+    let reader = api
+        .graphql(Some(READER), "{ head { position } }", json!({}))
+        .json();
+    assert_eq!(reader["data"]["head"]["position"], 28);
+}
+
+#[test]
+fn retractions_and_corrections_change_answers_from_then_on() {
+    let api = Api::start(&[]);
+    let refusal = "016318ff-b000-7000-8000-000000000015";
+    let retract = format!(
+        r#"mutation {{ retractEvent(input: {{ event: "{refusal}", reason: "misreported" }}) {{ lastPosition events {{ kind }} }} }}"#
+    );
+    let body = api.graphql(Some(RECORDER), &retract, json!({})).json();
+    assert_eq!(
+        body["data"]["retractEvent"]["events"][0]["kind"], "RETRACTION",
+        "{body}"
+    );
+    let status = api.query(r#"{ standoffs(timeline: "us-china-trade", issues: ["trade-deficit"], atLeast: 29) { status } }"#);
+    assert_eq!(status["standoffs"][0]["status"], "OPEN");
+    let before = api.query(r#"{ standoffs(timeline: "us-china-trade", issues: ["trade-deficit"], asOf: { knownAt: 28 }) { status } }"#);
+    assert_eq!(before["standoffs"][0]["status"], "DEADLOCKED");
+    let event = api.query(&format!(r#"{{ event(id: "{refusal}") {{ retracted }} }}"#));
+    assert_eq!(event["event"]["retracted"], true);
+
+    let demand = "016318ff-b000-7000-8000-00000000000d";
+    let correct = format!(
+        r#"mutation {{ correctEvent(input: {{ event: "{demand}", reason: "the cut was $200 billion", changes: {{ amounts: [{{ value: 200e9, unit: "USD", measures: "cut" }}] }} }}) {{ lastPosition }} }}"#
+    );
+    let body = api.graphql(Some(RECORDER), &correct, json!({})).json();
+    assert_eq!(body["data"]["correctEvent"]["lastPosition"], 30, "{body}");
+    let corrected = api.query(&format!(r#"{{ event(id: "{demand}", atLeast: 30) {{ corrected content {{ amounts {{ value }} }} recorded {{ amounts {{ value }} }} }} }}"#));
+    assert_eq!(corrected["event"]["corrected"], true);
+    assert_eq!(corrected["event"]["content"]["amounts"][0]["value"], 200e9);
+    assert_eq!(corrected["event"]["recorded"]["amounts"][0]["value"], 100e9);
+
+    let missing = api.graphql(Some(RECORDER), r#"mutation { retractEvent(input: { event: "016318ff-b000-7000-8000-0000000000ff", reason: "x" }) { lastPosition } }"#, json!({})).json();
+    assert_eq!(
+        error_of(&missing),
+        ("NOT_FOUND".into(), "input.event".into())
+    );
+}
+
+#[test]
+fn graphql_over_http_negotiates_media_types_and_refuses_what_it_must() {
+    let api = Api::start(&[]);
+    let get = api.request("GET", "/graphql?query=%7Bhead%7Bposition%7D%7D", &[], None);
+    assert_eq!(get.status, 200);
+    assert_eq!(get.json()["data"]["head"]["position"], 28);
+    let mutation = api.request("GET", "/graphql?query=mutation%7BregisterTimeline(input%3A%7Bslug%3A%22x%22%2Ctitle%3A%22x%22%7D)%7BlastPosition%7D%7D", &[], None);
+    assert_eq!(mutation.status, 405);
+    assert_eq!(mutation.header("allow"), Some("POST"));
+    let form = api.request(
+        "POST",
+        "/graphql",
+        &[("Content-Type", "text/plain")],
+        Some(br#"{"query":"{head{position}}"}"#),
+    );
+    assert_eq!(form.status, 415);
+    let broken = api.request(
+        "POST",
+        "/graphql",
+        &[("Content-Type", "application/json")],
+        Some(b"{\"query\":"),
+    );
+    assert_eq!(broken.status, 400);
+    // A document that does not validate: 400 without data for graphql-response+json, 200 for json.
+    let bad = br#"{"query":"{ nothing }"}"#;
+    let strict = api.request(
+        "POST",
+        "/graphql",
+        &[
+            ("Content-Type", "application/json"),
+            ("Accept", "application/graphql-response+json"),
+        ],
+        Some(bad),
+    );
+    assert_eq!(strict.status, 400);
+    assert!(
+        strict
+            .header("content-type")
+            .unwrap()
+            .starts_with("application/graphql-response+json")
+    );
+    assert!(strict.json().get("data").is_none());
+    assert_eq!(error_of(&strict.json()).0, "VALIDATION");
+    let legacy = api.request(
+        "POST",
+        "/graphql",
+        &[
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json"),
+        ],
+        Some(bad),
+    );
+    assert_eq!(legacy.status, 200);
+    let unacceptable = api.request(
+        "POST",
+        "/graphql",
+        &[
+            ("Content-Type", "application/json"),
+            ("Accept", "text/html"),
+        ],
+        Some(bad),
+    );
+    assert_eq!(unacceptable.status, 406);
+    // Batches: answered in order, capped.
+    let batch = api.request(
+        "POST",
+        "/graphql",
+        &[("Content-Type", "application/json")],
+        Some(br#"[{"query":"{head{position}}"},{"query":"{parties{code}}"}]"#),
+    );
+    let answers = batch.json();
+    assert_eq!(answers[0]["data"]["head"]["position"], 28);
+    assert_eq!(answers[1]["data"]["parties"].as_array().unwrap().len(), 2);
+    let flood: Vec<Value> = (0..11)
+        .map(|_| json!({ "query": "{head{position}}" }))
+        .collect();
+    let flood = api.request(
+        "POST",
+        "/graphql",
+        &[("Content-Type", "application/json")],
+        Some(Value::Array(flood).to_string().as_bytes()),
+    );
+    assert_eq!(error_of(&flood.json()).0, "LIMIT");
+}
+
+#[test]
+fn each_limit_answers_with_a_limit_error() {
+    let api = Api::start(&["--request-timeout-ms", "300", "--max-wait-ms", "60000"]);
+    let code = |reply: Reply| error_of(&reply.json()).0;
+    // Aliases.
+    let aliases: String = (0..31)
+        .map(|i| format!("a{i}: head {{ position }} "))
+        .collect();
+    assert_eq!(
+        code(api.graphql(None, &format!("{{ {aliases} }}"), json!({}))),
+        "LIMIT"
+    );
+    // Depth: the schema has no cycles, but introspection nests as deep as one likes.
+    let deep = format!(
+        "{{ __schema {{ types {{ fields {{ type {}name{} }} }} }} }}",
+        "{ ofType ".repeat(14),
+        " }".repeat(14)
+    );
+    assert_eq!(code(api.graphql(None, &deep, json!({}))), "LIMIT");
+    // Page size.
+    assert_eq!(
+        code(api.graphql(
+            None,
+            "{ events(first: 501) { edges { cursor } } }",
+            json!({})
+        )),
+        "LIMIT"
+    );
+    // Request body size.
+    let big = format!(
+        r#"{{"query":"{{head{{position}}}}","variables":{{"x":"{}"}}}}"#,
+        "x".repeat(5 * 1024 * 1024)
+    );
+    let reply = api.request(
+        "POST",
+        "/graphql",
+        &[("Content-Type", "application/json")],
+        Some(big.as_bytes()),
+    );
+    assert_eq!(reply.status, 413);
+    assert_eq!(code(reply), "LIMIT");
+    // Per-request timeout: waiting (up to a minute) for a position that never comes outlasts 300 ms.
+    let slow = api
+        .graphql(None, "{ positions(atLeast: 999) { stance } }", json!({}))
+        .json();
+    assert_eq!(error_of(&slow).0, "LIMIT");
+    assert!(
+        slow["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("took longer than"),
+        "{slow}"
+    );
+    // Batch size is in the HTTP test above; subscriptions and connections in the WebSocket tests.
+}
+
+#[test]
+fn a_query_too_complex_for_the_limit_is_refused() {
+    let api = Api::start(&["--max-complexity", "10"]);
+    let small = api
+        .graphql(None, "{ head { position hash } }", json!({}))
+        .json();
+    assert_eq!(small["data"]["head"]["position"], 28);
+    let wide = api.graphql(None, "{ head { position hash recordedAt projected } parties { code name kind } issues { slug title description } timelines { slug title description version } }", json!({})).json();
+    assert_eq!(error_of(&wide).0, "LIMIT", "{wide}");
+}
+
+#[test]
+fn the_standard_introspection_query_fits_the_limits() {
+    let api = Api::start(&[]);
+    let query = r#"query IntrospectionQuery { __schema { queryType { name } mutationType { name } subscriptionType { name }
+      types { ...FullType } directives { name description locations args { ...InputValue } } } }
+      fragment FullType on __Type { kind name description fields(includeDeprecated: true) { name description args { ...InputValue }
+        type { ...TypeRef } isDeprecated deprecationReason } inputFields { ...InputValue } interfaces { ...TypeRef }
+        enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason } possibleTypes { ...TypeRef } }
+      fragment InputValue on __InputValue { name description type { ...TypeRef } defaultValue }
+      fragment TypeRef on __Type { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } } }"#;
+    let data = api.query(query);
+    assert!(data["__schema"]["types"].as_array().unwrap().len() > 50);
+    let off = Api::start(&["--introspection", "false"]);
+    let body = off
+        .graphql(None, "{ __schema { queryType { name } } }", json!({}))
+        .json();
+    assert!(
+        body["data"]["__schema"].is_null(),
+        "introspection can be switched off: {body}"
+    );
+}
+
+#[test]
+fn operations_endpoints_and_graphiql_are_served() {
+    let api = Api::start(&[]);
+    assert_eq!(api.request("GET", "/healthz", &[], None).status, 200);
+    let ready = api.request("GET", "/readyz", &[], None);
+    assert_eq!(
+        ready.json(),
+        json!({ "ready": true, "head": 28, "projected": 28 })
+    );
+    api.graphql(Some(RECORDER), STATEMENT, json!({ "summary": "counted" }));
+    let metrics = api.request("GET", "/metrics", &[], None).text();
+    for line in [
+        "chancery_appends_total 1",
+        "chancery_appended_events_total 1",
+        "chancery_append_seconds_count 1",
+        "chancery_open_subscriptions 0",
+        "chancery_log_head 29",
+    ] {
+        assert!(metrics.contains(line), "missing {line:?} in:\n{metrics}");
+    }
+    assert!(metrics.contains("chancery_requests_total{outcome=\"ok\"}"));
+    let page = api.request("GET", "/graphiql", &[], None);
+    assert_eq!(page.status, 200);
+    assert!(
+        page.header("content-type")
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(
+        page.header("content-security-policy")
+            .unwrap()
+            .contains("default-src 'none'")
+    );
+    assert!(page.text().contains("/graphiql/assets/"));
+    let script = api.request("GET", "/graphiql/assets/graphiql.min.js", &[], None);
+    assert_eq!(script.status, 200);
+    assert!(script.body.len() > 500_000);
+    assert_eq!(
+        api.request("GET", "/graphiql/assets/../../etc/passwd", &[], None)
+            .status,
+        404
+    );
+}
+
+mod websocket {
+    //! What only a WebSocket can show: a live subscription, and its two limits.
+
+    use futures_util::{SinkExt, StreamExt};
+    use serde_json::{Value, json};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    use super::*;
+
+    type Socket = tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >;
+
+    async fn connect(api: &Api) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
+        let mut request = format!("ws://{}/graphql/ws", api.address).into_client_request()?;
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            "graphql-transport-ws".parse().unwrap(),
+        );
+        let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
+        socket
+            .send(Message::text(
+                json!({ "type": "connection_init" }).to_string(),
+            ))
+            .await?;
+        let ack = next_json(&mut socket).await;
+        assert_eq!(ack["type"], "connection_ack");
+        Ok(socket)
+    }
+
+    async fn next_json(socket: &mut Socket) -> Value {
+        loop {
+            let message = tokio::time::timeout(Duration::from_secs(60), socket.next())
+                .await
+                .expect("a message in time")
+                .expect("open")
+                .expect("readable");
+            if let Message::Text(text) = message {
+                return serde_json::from_str(text.as_str()).unwrap();
+            }
+        }
+    }
+
+    async fn subscribe(socket: &mut Socket, id: &str, query: &str) {
+        socket
+            .send(Message::text(
+                json!({ "type": "subscribe", "id": id, "payload": { "query": query } }).to_string(),
+            ))
+            .await
+            .unwrap();
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_subscription_catches_up_then_follows_and_resumes_after_its_cursor() {
+        let api = Api::start(&[]);
+        runtime().block_on(async {
+            let mut socket = connect(&api).await.unwrap();
+            subscribe(&mut socket, "a", "subscription { events(filter: { kinds: [REFUSAL] }) { position cursor kind } }").await;
+            let first = next_json(&mut socket).await;
+            assert_eq!(first["type"], "next");
+            assert_eq!(first["payload"]["data"]["events"]["kind"], "REFUSAL");
+            let second = next_json(&mut socket).await;
+            let cursor = second["payload"]["data"]["events"]["cursor"].as_str().unwrap().to_owned();
+            let before = second["payload"]["data"]["events"]["position"].as_u64().unwrap();
+
+            // A new subscription from that cursor gets only what comes after it: a live refusal.
+            subscribe(&mut socket, "b", &format!(r#"subscription {{ events(after: "{cursor}") {{ position kind }} }}"#)).await;
+            let refusal = r#"mutation { recordEvent(timeline: "us-china-trade", event: { occurred: { start: "2018-05-04" }, actors: [{ party: "USA" }], targets: [{ party: "CHN" }], issues: ["made-in-china-2025"], summary: "The US rejects China's view.", sources: [{ publication: "W", attribution: NAMED }], act: { refusal: { terms: "no", of: TO_ACCEPT } } }) { lastPosition } }"#;
+            let written = api.graphql(Some(RECORDER), refusal, json!({})).json()["data"]["recordEvent"]["lastPosition"].as_u64().unwrap();
+            let mut seen_b = Vec::new();
+            let mut live_a = None;
+            while seen_b.last() != Some(&written) || live_a.is_none() {
+                let m = next_json(&mut socket).await;
+                match m["id"].as_str() {
+                    Some("b") => seen_b.push(m["payload"]["data"]["events"]["position"].as_u64().unwrap()),
+                    Some("a") => live_a = m["payload"]["data"]["events"]["position"].as_u64(),
+                    _ => panic!("unexpected {m}"),
+                }
+            }
+            assert_eq!(seen_b, ((before + 1)..=written).collect::<Vec<_>>(), "every position after the cursor, once");
+            assert_eq!(live_a, Some(written));
+        });
+    }
+
+    #[test]
+    fn subscriptions_per_connection_and_connections_are_limited() {
+        let api = Api::start(&[
+            "--max-subscriptions-per-connection",
+            "2",
+            "--max-connections",
+            "2",
+        ]);
+        runtime().block_on(async {
+            let mut socket = connect(&api).await.unwrap();
+            for id in ["1", "2", "3"] {
+                subscribe(
+                    &mut socket,
+                    id,
+                    "subscription { events(filter: { kinds: [AGREEMENT] }) { position } }",
+                )
+                .await;
+            }
+            let refused = next_json(&mut socket).await;
+            assert_eq!(refused["type"], "error");
+            assert_eq!(refused["id"], "3");
+            assert_eq!(refused["payload"][0]["extensions"]["code"], "LIMIT");
+
+            let _second = connect(&api).await.unwrap();
+            let third = connect(&api).await;
+            let Err(refused) = third else {
+                panic!("a third connection is refused")
+            };
+            assert!(refused.to_string().contains("503"), "{refused}");
+        });
+    }
+}
