@@ -8,5 +8,6 @@ mod crash;
 mod durability;
 mod fixtures;
 mod graphql;
+mod nats;
 mod support;
 mod ui;

@@ -14,7 +14,7 @@ use chancery_store::{AppendRequest, EventLog, ExpectedVersion};
 use chancery_store_sled::{SledConfig, SledLog};
 
 use crate::report::{Figure, Section, machine, median, today};
-use crate::synthetic::{Acts, TIMELINES, registrations};
+use crate::synthetic::{Acts, TIMELINES, register_timelines};
 
 /// Events per append while generating.
 const BATCH: usize = 1_000;
@@ -22,16 +22,7 @@ const BATCH: usize = 1_000;
 /// Generates `events` acts into a fresh log in `dir/log`.
 pub async fn generate(dir: &Path, events: u64) -> anyhow::Result<()> {
     let log = SledLog::open(dir.join("log"), SledConfig::default())?;
-    for t in 0..TIMELINES {
-        let events = registrations(t);
-        let timeline = events[0].timeline.clone();
-        log.append(AppendRequest {
-            timeline,
-            expected: ExpectedVersion::NoTimeline,
-            events,
-        })
-        .await?;
-    }
+    register_timelines(&log, TIMELINES).await?;
     let mut generators: Vec<Acts> = (0..TIMELINES)
         .map(|t| Acts::new(0x5eed + t as u64, t))
         .collect();

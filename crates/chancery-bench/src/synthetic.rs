@@ -7,6 +7,7 @@ use chancery_domain::{
     Amount, Attribution, EventId, IssueSlug, Modality, NewEvent, Occurred, Participant, PartyCode,
     Payload, Source, TimelineSlug, ValidTime,
 };
+use chancery_store::{AppendRequest, EventLog, ExpectedVersion, StoreError};
 
 pub const TIMELINES: usize = 4;
 pub const PARTIES: usize = 20;
@@ -98,6 +99,17 @@ impl Acts {
             rng: Rng::new(seed),
             timeline,
             recent: Vec::new(),
+        }
+    }
+
+    /// The next act only (no retraction or correction): for append benchmarks, where every event
+    /// must stand on its own.
+    pub fn next_act(&mut self, n: u64) -> NewEvent {
+        loop {
+            let e = self.next_event(n);
+            if e.kind().is_diplomatic() {
+                return e;
+            }
         }
     }
 
@@ -272,4 +284,19 @@ impl Acts {
         }
         e
     }
+}
+
+/// Registers timelines `0..count` (their parties, issues and the timeline itself) in `log`.
+pub async fn register_timelines(log: &impl EventLog, count: usize) -> Result<(), StoreError> {
+    for t in 0..count {
+        let events = registrations(t);
+        let timeline = events[0].timeline.clone();
+        log.append(AppendRequest {
+            timeline,
+            expected: ExpectedVersion::NoTimeline,
+            events,
+        })
+        .await?;
+    }
+    Ok(())
 }

@@ -110,11 +110,23 @@ impl NatsLog {
         self.inner.replica.head().await
     }
 
+    /// Asks the stream for its last sequence. Bounded by the publish timeout rather than the
+    /// connection's request timeout: while a replicated stream elects a new leader the request
+    /// goes unanswered, and a writer does better to ask again than to wait the full timeout.
     async fn stream_last(&self) -> Result<Position, StoreError> {
-        let info =
-            self.inner.stream.get_info().await.map_err(|e| {
+        let limit = self.inner.config.publish_timeout;
+        let asked = tokio::time::timeout(limit, self.inner.stream.get_info()).await;
+        let info = match asked {
+            Err(_) => {
+                return Err(StoreError::Storage(format!(
+                    "stream {} did not say its last sequence within {limit:?}",
+                    self.stream()
+                )));
+            }
+            Ok(answer) => answer.map_err(|e| {
                 stream::nats_error(&format!("cannot read stream {}", self.stream()), e)
-            })?;
+            })?,
+        };
         Ok(info.state.last_sequence)
     }
 
@@ -164,8 +176,21 @@ impl NatsLog {
             (Some(_), StoreError::Storage(why)) => outcome_unknown(StoreError::Storage(why)),
             (_, e) => e,
         };
-        for attempt in 0..config.max_attempts.max(1) {
-            let last = self.stream_last().await.map_err(|e| fail(&unknown, e))?;
+        let attempts = config.max_attempts.max(1);
+        let started = tokio::time::Instant::now();
+        for attempt in 0..attempts {
+            let last = match self.stream_last().await {
+                Ok(last) => last,
+                // A stream between leaders answers again within a few seconds: ask again.
+                Err(StoreError::Storage(why))
+                    if attempt + 1 < attempts && started.elapsed() < config.timeout =>
+                {
+                    tracing::debug!(attempt, %why, "stream unavailable; retrying");
+                    back_off(attempt).await;
+                    continue;
+                }
+                Err(e) => return Err(fail(&unknown, e)),
+            };
             self.applied(last).await.map_err(|e| fail(&unknown, e))?;
             let plan = plan().await?;
             if plan.records.is_empty() {
@@ -181,7 +206,9 @@ impl NatsLog {
                 })
                 .collect();
             let base = plan.base.position;
-            match publish::publish(&self.inner.client, &outgoing, base, config.timeout).await {
+            match publish::publish(&self.inner.client, &outgoing, base, config.publish_timeout)
+                .await
+            {
                 Ok(Published::Stored(last)) => {
                     let planned = base + plan.records.len() as Position;
                     if last != planned {

@@ -12,6 +12,7 @@
 mod durability;
 pub mod keys;
 mod reader;
+mod wal;
 mod writer;
 
 use std::collections::HashSet;
@@ -86,8 +87,10 @@ const SEGMENT_SIZE: usize = 8 * 1024 * 1024;
 pub struct WriterStats {
     /// Commit groups made durable.
     pub groups: u64,
-    /// `fdatasync` calls made.
+    /// `fdatasync` calls made on the write-ahead log (one per group).
     pub syncs: u64,
+    /// Checkpoints: sled flushed and synced, the write-ahead log behind it deleted.
+    pub checkpoints: u64,
 }
 
 /// The sled event log. Cheap to clone; the writer stops when the last clone is dropped.
@@ -151,6 +154,17 @@ impl SledLog {
         };
         let (registry, versions) = reader.load_state()?;
         let sync = durability::DiskSync::open(dir).map_err(|e| reader::io_error(&e))?;
+        // Records acknowledged from the write-ahead log that sled had not made durable yet.
+        let wal_dir = dir.join("wal");
+        let (tail, wal) = if config.durable {
+            let tail = wal::read_tail(&wal_dir, head.position).map_err(|e| corrupt(None, &e))?;
+            (
+                tail,
+                Some(wal::Wal::open(&wal_dir).map_err(|e| reader::io_error(&e))?),
+            )
+        } else {
+            (Vec::new(), None)
+        };
 
         let feed = LiveFeed::new(head.position, config.live_buffer.max(1));
         let shared = Arc::new(Shared {
@@ -159,9 +173,10 @@ impl SledLog {
             feed,
             syncs: AtomicU64::new(0),
             groups: AtomicU64::new(0),
+            checkpoints: AtomicU64::new(0),
         });
         let (tx, rx) = mpsc::channel(1024);
-        let writer = Writer {
+        let mut writer = Writer {
             db,
             reader: reader.clone(),
             sync,
@@ -170,9 +185,14 @@ impl SledLog {
             registry,
             shared: Arc::clone(&shared),
             max_group_events: config.max_group_events.max(MAX_BATCH_EVENTS),
-            durable: config.durable,
             unsynced: Vec::new(),
+            unsynced_lines: Vec::new(),
+            wal,
+            last_checkpoint: std::time::Instant::now(),
         };
+        if !tail.is_empty() {
+            writer.recover(tail)?;
+        }
         let handle = std::thread::Builder::new()
             .name("chancery-log-writer".into())
             .spawn(move || writer.run(rx))
@@ -192,10 +212,17 @@ impl SledLog {
         &self.inner.path
     }
 
+    /// Makes sled durable up to the head and drops the write-ahead log behind it (the writer does
+    /// this every second while appends go on, and at shutdown).
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        self.send(|reply| Command::Checkpoint { reply }).await
+    }
+
     pub fn writer_stats(&self) -> WriterStats {
         WriterStats {
             groups: self.inner.shared.groups.load(Ordering::Relaxed),
             syncs: self.inner.shared.syncs.load(Ordering::Relaxed),
+            checkpoints: self.inner.shared.checkpoints.load(Ordering::Relaxed),
         }
     }
 

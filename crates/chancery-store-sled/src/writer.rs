@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use chancery_domain::registry::RegistryEntry;
 use chancery_domain::{
@@ -31,6 +31,10 @@ use crate::Plan;
 use crate::durability::DiskSync;
 use crate::keys::{self, IdEntry};
 use crate::reader::{Reader, io_error, storage_error};
+use crate::wal::{MAX_SEGMENT_BYTES, Wal};
+
+/// How often sled is made durable behind the write-ahead log while appends go on.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 pub enum Command {
     Append {
@@ -46,6 +50,10 @@ pub enum Command {
     Plan {
         what: Planned,
         reply: oneshot::Sender<Result<Plan, StoreError>>,
+    },
+    /// Makes everything applied so far durable in sled, and drops the write-ahead log behind it.
+    Checkpoint {
+        reply: oneshot::Sender<Result<(), StoreError>>,
     },
 }
 
@@ -69,6 +77,7 @@ impl Command {
                 what: Planned::Restore(records),
                 ..
             } => records.len(),
+            Command::Checkpoint { .. } => 0,
         }
     }
 }
@@ -80,6 +89,7 @@ pub struct Shared {
     pub feed: Arc<LiveFeed>,
     pub syncs: std::sync::atomic::AtomicU64,
     pub groups: std::sync::atomic::AtomicU64,
+    pub checkpoints: std::sync::atomic::AtomicU64,
 }
 
 pub struct Writer {
@@ -91,16 +101,21 @@ pub struct Writer {
     pub registry: Registry,
     pub shared: Arc<Shared>,
     pub max_group_events: usize,
-    /// Whether each group is synced to disk before it is acknowledged (see `SledConfig::durable`).
-    pub durable: bool,
-    /// Records applied to sled whose flush or sync failed: not yet acknowledged or published.
+    /// Records applied to sled whose write-ahead log sync failed: not yet acknowledged or
+    /// published, and their log lines, to write again with the next group.
     pub unsynced: Vec<Arc<RecordedEvent>>,
+    pub unsynced_lines: Vec<u8>,
+    /// The write-ahead log (none for a copy whose durability lies elsewhere).
+    pub wal: Option<Wal>,
+    pub last_checkpoint: Instant,
 }
 
 /// The writes of the current group, not yet applied.
 #[derive(Default)]
 struct Group {
     ops: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The records' write-ahead log lines.
+    lines: Vec<u8>,
     ids: HashMap<EventId, IdEntry>,
     versions: HashMap<TimelineSlug, u64>,
     records: Vec<Arc<RecordedEvent>>,
@@ -112,6 +127,8 @@ struct Group {
 #[derive(Default)]
 struct Scope {
     ops: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The records' write-ahead log lines.
+    lines: Vec<u8>,
     ids: HashMap<EventId, IdEntry>,
     records: Vec<Arc<RecordedEvent>>,
     registered: Vec<RegistryEntry>,
@@ -182,6 +199,9 @@ impl Writer {
             }
             self.commit(group);
         }
+        // The channel closed: the log is shutting down. Leave sled complete and the write-ahead
+        // log short; if this fails, the log still holds every record and the next open replays it.
+        let _ = self.checkpoint();
     }
 
     fn current_head(&self, group: &Group) -> Head {
@@ -201,6 +221,7 @@ impl Writer {
         let mut group = Group::default();
         let mut replies = Vec::with_capacity(commands.len());
         let mut plans = Vec::new();
+        let mut checkpoints = Vec::new();
         for command in commands {
             match command {
                 Command::Append { request, reply } => {
@@ -212,6 +233,7 @@ impl Writer {
                     replies.push(Reply::Restore(reply, result));
                 }
                 Command::Plan { what, reply } => plans.push((what, reply)),
+                Command::Checkpoint { reply } => checkpoints.push(reply),
             }
         }
 
@@ -248,6 +270,69 @@ impl Writer {
         for (what, reply) in plans {
             drop(reply.send(self.plan(what)));
         }
+        if !checkpoints.is_empty() {
+            let done = self.checkpoint();
+            for reply in checkpoints {
+                drop(reply.send(done.clone()));
+            }
+        } else if self.last_checkpoint.elapsed() >= CHECKPOINT_EVERY
+            || self
+                .wal
+                .as_ref()
+                .is_some_and(|w| w.bytes >= MAX_SEGMENT_BYTES)
+        {
+            // Best effort: a failed checkpoint leaves the write-ahead log longer, nothing lost.
+            let _ = self.checkpoint();
+        }
+    }
+
+    /// Replays the records of the write-ahead log that sled lost in a crash, through the checked
+    /// restore path, then checkpoints. Runs at open, before the writer takes requests.
+    pub fn recover(&mut self, lines: Vec<Vec<u8>>) -> Result<u64, StoreError> {
+        let count = lines.len();
+        let mut records = Vec::with_capacity(count);
+        for bytes in lines {
+            let record =
+                chancery_domain::decode_record(&bytes).map_err(|e| StoreError::Corrupt {
+                    position: None,
+                    detail: format!("the write-ahead log: {e}"),
+                })?;
+            records.push((record, bytes));
+        }
+        let (reply, mut outcome) = oneshot::channel();
+        self.commit(vec![Command::Restore { records, reply }]);
+        match outcome.try_recv() {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                return Err(StoreError::Corrupt {
+                    position: None,
+                    detail: format!("the write-ahead log cannot be replayed: {e}"),
+                });
+            }
+            Err(_) => {
+                return Err(StoreError::Storage(
+                    "the write-ahead log replay got no answer".into(),
+                ));
+            }
+        }
+        self.checkpoint()?;
+        Ok(count as u64)
+    }
+
+    /// Makes sled durable up to the head (flush, then fdatasync of its data file) and starts a new
+    /// write-ahead log segment, deleting the older ones, whose records sled now holds.
+    fn checkpoint(&mut self) -> Result<(), StoreError> {
+        #[allow(clippy::disallowed_methods)] // the flush is followed by an fdatasync below
+        self.db.flush().map_err(storage_error)?;
+        if let Some(wal) = &mut self.wal {
+            self.sync.sync().map_err(|e| io_error(&e))?;
+            wal.rotate().map_err(|e| io_error(&e))?;
+        }
+        self.last_checkpoint = Instant::now();
+        self.shared
+            .checkpoints
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
     /// Runs an append or a restore into a scratch group that is never written, and answers with
@@ -324,15 +409,16 @@ impl Writer {
             self.head = self.current_head(group);
             self.versions.extend(group.versions.drain());
         }
-        // The flush is only half of durability; the sync below is the other half.
-        #[allow(clippy::disallowed_methods)]
-        let flushed = self.db.flush().map_err(storage_error).and_then(|_| {
-            if self.durable {
-                self.sync.sync().map_err(|e| io_error(&e))
-            } else {
-                Ok(())
-            }
-        });
+        // Durable once the write-ahead log has the group's lines on the disk: one write, one sync.
+        let mut lines = std::mem::take(&mut self.unsynced_lines);
+        lines.extend_from_slice(&group.lines);
+        let flushed = match &mut self.wal {
+            Some(wal) if !lines.is_empty() => wal.append(&lines).map_err(|e| io_error(&e)),
+            _ => Ok(()),
+        };
+        if flushed.is_err() {
+            self.unsynced_lines = lines;
+        }
         if let Err(e) = flushed {
             self.unsynced.append(&mut group.records);
             let detail = format!("{e}; the outcome is unknown: retry with the same event ids");
@@ -341,9 +427,11 @@ impl Writer {
                 _ => StoreError::Storage(detail),
             });
         }
-        self.shared
-            .syncs
-            .store(self.sync.syncs, std::sync::atomic::Ordering::Relaxed);
+        if let Some(wal) = &self.wal {
+            self.shared
+                .syncs
+                .store(wal.syncs, std::sync::atomic::Ordering::Relaxed);
+        }
         self.shared
             .groups
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -532,6 +620,8 @@ impl Writer {
     ) -> Result<(), StoreError> {
         let event = &record.event;
         let position = record.position;
+        scope.lines.extend_from_slice(&bytes);
+        scope.lines.push(b'\n');
         scope.ops.push((keys::event(position).to_vec(), bytes));
         let entry = IdEntry {
             position,
@@ -591,6 +681,7 @@ impl Writer {
             return;
         }
         group.ops.extend(scope.ops);
+        group.lines.extend(scope.lines);
         group.ops.push((
             keys::timeline_head(timeline),
             version.to_be_bytes().to_vec(),
@@ -688,6 +779,7 @@ impl Writer {
             ));
         }
         group.ops.extend(scope.ops);
+        group.lines.extend(scope.lines);
         group.ids.extend(scope.ids);
         group.versions.extend(versions);
         group.records.extend(scope.records);

@@ -1,0 +1,511 @@
+//! Durable appends: Chancery's sled log against what bounds it, measured in the same run: the
+//! disk's own fdatasync loop, raw sled writing the very same keys with one flush and fdatasync
+//! per batch, and PostgreSQL (a private cluster on loopback, one transaction per append).
+
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use chancery_domain::{Hash, NewEvent, RecordedEvent, Timestamp};
+use chancery_store::{AppendRequest, EventLog, ExpectedVersion};
+use chancery_store_sled::{SledConfig, SledLog, keys};
+
+use crate::report::{Figure, Section, machine, median, today};
+use crate::synthetic::{Acts, register_timelines};
+
+/// One append's worth of events of one timeline.
+fn events(timeline: usize, count: usize, seed: u64) -> Vec<NewEvent> {
+    let mut acts = Acts::new(seed, timeline);
+    (0..count).map(|i| acts.next_act(i as u64)).collect()
+}
+
+async fn open_log(dir: &Path, timelines: usize) -> anyhow::Result<SledLog> {
+    let log = SledLog::open(dir.join("log"), SledConfig::default())?;
+    register_timelines(&log, timelines).await?;
+    Ok(log)
+}
+
+/// The disk's limit: 300-byte appends to a file, each followed by `fdatasync`.
+pub fn disk_loop(dir: &Path, appends: usize) -> anyhow::Result<f64> {
+    let mut file = File::create(dir.join("fdatasync-loop"))?;
+    let record = [b'x'; 300];
+    let started = Instant::now();
+    for _ in 0..appends {
+        file.write_all(&record)?;
+        file.sync_data()?;
+    }
+    Ok(appends as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Chancery, one writer awaiting each acknowledgement, one event per append.
+pub async fn one_writer(dir: &Path, appends: usize) -> anyhow::Result<f64> {
+    batches(dir, 1, appends).await
+}
+
+/// Chancery, `writers` concurrent writers each appending one event at a time to its own
+/// timeline. Returns events/s and the average commit group size.
+pub async fn concurrent_writers(
+    dir: &Path,
+    writers: usize,
+    each: usize,
+) -> anyhow::Result<(f64, f64)> {
+    let log = Arc::new(open_log(dir, writers).await?);
+    let before = log.writer_stats();
+    let work: Vec<Vec<NewEvent>> = (0..writers)
+        .map(|w| events(w, each, 100 + w as u64))
+        .collect();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for events in work {
+        let log = Arc::clone(&log);
+        tasks.push(tokio::spawn(async move {
+            let timeline = events[0].timeline.clone();
+            for e in events {
+                log.append(AppendRequest {
+                    timeline: timeline.clone(),
+                    expected: ExpectedVersion::Any,
+                    events: vec![e],
+                })
+                .await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let after = log.writer_stats();
+    let total = (writers * each) as f64;
+    Ok((
+        total / seconds,
+        total / (after.groups - before.groups).max(1) as f64,
+    ))
+}
+
+/// Chancery, one writer appending batches of `batch` events.
+pub async fn batches(dir: &Path, batch: usize, count: usize) -> anyhow::Result<f64> {
+    let log = open_log(dir, 1).await?;
+    let work: Vec<Vec<NewEvent>> = events(0, batch * count, 21)
+        .chunks(batch)
+        .map(<[NewEvent]>::to_vec)
+        .collect();
+    let timeline = work[0][0].timeline.clone();
+    let started = Instant::now();
+    for events in work {
+        log.append(AppendRequest {
+            timeline: timeline.clone(),
+            expected: ExpectedVersion::Any,
+            events,
+        })
+        .await?;
+    }
+    Ok((batch * count) as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Raw sled: the same keys Chancery writes for the same events (records sealed beforehand, off
+/// the clock), `group` events per batch, each batch applied, flushed and fdatasynced.
+pub fn raw_sled(dir: &Path, group: usize, total: usize) -> anyhow::Result<f64> {
+    let path = dir.join("raw-sled");
+    let db = sled::Config::new()
+        .path(&path)
+        .segment_size(8 * 1024 * 1024)
+        .flush_every_ms(None)
+        .open()?;
+    let tree = db.open_tree("log")?;
+    let data = File::open(path.join("db"))?;
+    let mut prev = Hash::GENESIS;
+    let mut writes: Vec<Vec<(Vec<u8>, Vec<u8>)>> = Vec::new();
+    for (i, chunk) in events(0, total, 31).chunks(group).enumerate() {
+        let mut batch = Vec::new();
+        for (j, e) in chunk.iter().enumerate() {
+            let position = (i * group + j + 1) as u64;
+            let (record, bytes) = RecordedEvent::seal(
+                position,
+                position,
+                Timestamp::from_unix_micros(1),
+                prev,
+                e.clone(),
+            );
+            prev = record.hash;
+            batch.push((keys::event(position).to_vec(), bytes));
+            batch.push((keys::id(&e.id).to_vec(), position.to_be_bytes().to_vec()));
+            batch.push((
+                keys::version(&e.timeline, position),
+                position.to_be_bytes().to_vec(),
+            ));
+            batch.push((
+                keys::tag(keys::DIM_TIMELINE, e.timeline.as_str().as_bytes(), position),
+                Vec::new(),
+            ));
+            batch.push((
+                keys::tag(keys::DIM_KIND, &keys::kind_value(e.kind()), position),
+                Vec::new(),
+            ));
+            for p in e.parties() {
+                batch.push((
+                    keys::tag(keys::DIM_PARTY, p.as_str().as_bytes(), position),
+                    Vec::new(),
+                ));
+            }
+            for issue in &e.issues {
+                batch.push((
+                    keys::tag(keys::DIM_ISSUE, issue.as_str().as_bytes(), position),
+                    Vec::new(),
+                ));
+            }
+        }
+        writes.push(batch);
+    }
+    let started = Instant::now();
+    for batch in writes {
+        let mut b = sled::Batch::default();
+        let n = batch.len();
+        for (k, v) in batch {
+            b.insert(k, v);
+        }
+        tree.apply_batch(b)?;
+        for _ in 0..(n / 32 + 8) {
+            // As the writer does (see chancery-store-sled's writer.rs): without it, memory grows.
+            crossbeam_epoch::pin().flush();
+        }
+        #[allow(clippy::disallowed_methods)] // the baseline's own flush, followed by its fdatasync
+        db.flush()?;
+        data.sync_data()?;
+    }
+    Ok(total as f64 / started.elapsed().as_secs_f64())
+}
+
+/// A private PostgreSQL cluster on loopback, stopped when dropped.
+pub struct Postgres {
+    dir: tempfile::TempDir,
+    port: u16,
+    as_user: Option<&'static str>,
+}
+
+fn tool(name: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
+fn running_as_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+impl Postgres {
+    /// Starts a cluster if `initdb`, `pg_ctl` and `pgbench` are installed; `None` (said on
+    /// standard error) if not.
+    pub fn start() -> anyhow::Result<Option<Postgres>> {
+        if ["initdb", "pg_ctl", "pgbench", "psql"]
+            .iter()
+            .any(|t| tool(t).is_none())
+        {
+            eprintln!(
+                "appends: PostgreSQL (initdb, pg_ctl, pgbench, psql) is not installed: its baseline is left out"
+            );
+            return Ok(None);
+        }
+        let dir = tempfile::tempdir()?;
+        // PostgreSQL refuses to run as root: run it as the `postgres` user then.
+        let as_user = running_as_root().then_some("postgres");
+        if let Some(user) = as_user {
+            let status = Command::new("chown")
+                .args(["-R", &format!("{user}:{user}")])
+                .arg(dir.path())
+                .status()?;
+            if !status.success() {
+                bail!("cannot hand {} to {user}", dir.path().display());
+            }
+        }
+        let port = free_port()?;
+        let pg = Postgres { dir, port, as_user };
+        let data = pg.dir.path().join("data");
+        pg.run(
+            "initdb",
+            &[
+                "-D",
+                &data.to_string_lossy(),
+                "-U",
+                "bench",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+        )?;
+        let options = format!(
+            "-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories='{}' -c synchronous_commit=on -c fsync=on -c shared_buffers=128MB -c max_connections=50",
+            pg.dir.path().display()
+        );
+        pg.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &data.to_string_lossy(),
+                "-o",
+                &options,
+                "-l",
+                &pg.dir.path().join("log").to_string_lossy(),
+                "-w",
+                "start",
+            ],
+        )?;
+        pg.sql("CREATE TABLE events (position bigserial PRIMARY KEY, stream int NOT NULL, version int NOT NULL, payload jsonb NOT NULL, UNIQUE (stream, version))")?;
+        Ok(Some(pg))
+    }
+
+    fn command(&self, program: &str) -> Command {
+        match self.as_user {
+            Some(user) => {
+                let mut c = Command::new("runuser");
+                c.args(["-u", user, "--", program]);
+                c
+            }
+            None => Command::new(program),
+        }
+    }
+
+    fn run(&self, program: &str, args: &[&str]) -> anyhow::Result<String> {
+        let out = self
+            .command(program)
+            .args(args)
+            .current_dir(self.dir.path())
+            .output()
+            .with_context(|| format!("cannot run {program}"))?;
+        if !out.status.success() {
+            bail!(
+                "{program} failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    fn sql(&self, statement: &str) -> anyhow::Result<String> {
+        let port = self.port.to_string();
+        self.run(
+            "psql",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                "bench",
+                "-d",
+                "postgres",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-q",
+                "-c",
+                statement,
+            ],
+        )
+    }
+
+    /// Appends per second with `clients` clients, each appending one event per transaction to
+    /// its own stream with the next version (the expected-version check of an event store).
+    pub fn appends(&self, clients: usize, seconds: u64) -> anyhow::Result<f64> {
+        self.sql("TRUNCATE events")?;
+        let payload = format!("{{\"summary\": \"{}\"}}", "x".repeat(270));
+        let script = format!(
+            "INSERT INTO events (stream, version, payload) VALUES (:client_id, (SELECT coalesce(max(version), 0) + 1 FROM events WHERE stream = :client_id), '{payload}');\n"
+        );
+        let script_path = self.dir.path().join("append.sql");
+        std::fs::write(&script_path, script)?;
+        if let Some(user) = self.as_user {
+            let _ = Command::new("chown")
+                .arg(format!("{user}:{user}"))
+                .arg(&script_path)
+                .status();
+        }
+        let port = self.port.to_string();
+        let out = self.run(
+            "pgbench",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                "bench",
+                "-n",
+                "-c",
+                &clients.to_string(),
+                "-j",
+                &clients.min(2).to_string(),
+                "-T",
+                &seconds.to_string(),
+                "-f",
+                &script_path.to_string_lossy(),
+                "postgres",
+            ],
+        )?;
+        out.lines()
+            .find(|l| l.starts_with("tps = "))
+            .and_then(|l| l.split_whitespace().nth(2))
+            .and_then(|v| v.parse().ok())
+            .with_context(|| format!("pgbench printed no tps: {out}"))
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("data");
+        let _ = self
+            .command("pg_ctl")
+            .args([
+                "-D",
+                &data.to_string_lossy(),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ])
+            .output();
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Runs every append benchmark `runs` times at scale `n` (appends per figure).
+pub async fn run(n: usize, runs: usize, out: &Path, command: &str) -> anyhow::Result<()> {
+    let mut disk = Vec::new();
+    let mut one = Vec::new();
+    let mut concurrent = Vec::new();
+    let mut groups = Vec::new();
+    let mut raw_at_group = Vec::new();
+    let mut hundred = Vec::new();
+    let mut raw_hundred = Vec::new();
+    let mut pg1 = Vec::new();
+    let mut pg8 = Vec::new();
+    let postgres = Postgres::start()?;
+    let writers = 64;
+    for run in 0..runs {
+        let scratch = tempfile::tempdir()?;
+        let fresh = |name: &str| -> anyhow::Result<std::path::PathBuf> {
+            let p = scratch.path().join(format!("{name}-{run}"));
+            std::fs::create_dir_all(&p)?;
+            Ok(p)
+        };
+        disk.push(disk_loop(&fresh("disk")?, n)?);
+        one.push(one_writer(&fresh("one")?, n).await?);
+        let (rate, group) =
+            concurrent_writers(&fresh("concurrent")?, writers, (n * 4 / writers).max(2)).await?;
+        concurrent.push(rate);
+        groups.push(group);
+        let g = group.round().max(1.0) as usize;
+        raw_at_group.push(raw_sled(&fresh("raw-group")?, g, (n * 4).max(g))?);
+        hundred.push(batches(&fresh("hundred")?, 100, (n / 10).max(1)).await?);
+        raw_hundred.push(raw_sled(&fresh("raw-hundred")?, 100, (n * 10).max(100))?);
+        if let Some(pg) = &postgres {
+            let seconds = (n as u64 / 200).clamp(2, 20);
+            pg1.push(pg.appends(1, seconds)?);
+            pg8.push(pg.appends(8, seconds)?);
+        }
+        eprintln!(
+            "appends run {run}: disk {:.0}/s, one writer {:.0}/s, 64 writers {:.0}/s (group {:.1}), raw sled at that group {:.0}/s, batches of 100 {:.0}/s, raw sled batches of 100 {:.0}/s, postgres 1 {:?} 8 {:?}",
+            disk[run],
+            one[run],
+            concurrent[run],
+            groups[run],
+            raw_at_group[run],
+            hundred[run],
+            raw_hundred[run],
+            pg1.last(),
+            pg8.last()
+        );
+    }
+    let m = |v: &Vec<f64>| median(&mut v.clone());
+    let group = m(&groups);
+    let mut figures = vec![
+        Figure {
+            name: "durable appends, one writer awaiting each ack".into(),
+            value: m(&one),
+            unit: "events/s".into(),
+            baseline_name: Some("the disk's fdatasync loop (300-byte appends)".into()),
+            baseline: Some(m(&disk)),
+            target: Some("≥ 0.8 × baseline".into()),
+            met: Some(m(&one) >= 0.8 * m(&disk)),
+            runs: one.clone(),
+            note: None,
+        },
+        Figure {
+            name: format!(
+                "durable appends, {writers} writers, one event each, {writers} timelines (ANY)"
+            ),
+            value: m(&concurrent),
+            unit: "events/s".into(),
+            baseline_name: Some(format!(
+                "raw sled, same keys, batches of {group:.0} events (the mean group)"
+            )),
+            baseline: Some(m(&raw_at_group)),
+            target: Some("≥ 0.6 × raw sled at the same group size".into()),
+            met: Some(m(&concurrent) >= 0.6 * m(&raw_at_group)),
+            runs: concurrent.clone(),
+            note: Some(format!(
+                "Mean commit group of the {writers}-writer run: {group:.1} events (runs: {groups:?})."
+            )),
+        },
+        Figure {
+            name: "durable appends in batches of 100".into(),
+            value: m(&hundred),
+            unit: "events/s".into(),
+            baseline_name: Some("raw sled, same keys, batch of 100 + flush + fdatasync".into()),
+            baseline: Some(m(&raw_hundred)),
+            target: Some("≥ 0.8 × baseline".into()),
+            met: Some(m(&hundred) >= 0.8 * m(&raw_hundred)),
+            runs: hundred.clone(),
+            note: None,
+        },
+    ];
+    if !pg8.is_empty() {
+        figures.push(Figure {
+            name: format!("durable appends, {writers} writers (as above), against PostgreSQL"),
+            value: m(&concurrent),
+            unit: "events/s".into(),
+            baseline_name: Some("PostgreSQL, 8 clients, one transaction per append".into()),
+            baseline: Some(m(&pg8)),
+            target: Some("≥ 10 × baseline".into()),
+            met: Some(m(&concurrent) >= 10.0 * m(&pg8)),
+            runs: concurrent.clone(),
+            note: Some(format!(
+                "PostgreSQL with 1 client: {:.0} appends/s (runs {:?}); with 8: runs {:?}.",
+                m(&pg1),
+                pg1,
+                pg8
+            )),
+        });
+    }
+    let section = Section {
+        title: "Durable appends".into(),
+        command: command.into(),
+        machine: machine(),
+        date: today(),
+        scale: format!("{n} appends per single-writer figure, {} per concurrent figure, {runs} runs", n * 4),
+        figures,
+        notes: vec![
+            "Every Chancery figure is durable: an append is acknowledged after sled's flush and an fdatasync of its data file (see the strace test). Raw sled writes the same keys as Chancery's writer for the same events, sealed beforehand off the clock, so the ratio is Chancery's own cost (validation, encoding, hashing, the writer's channel and bookkeeping). PostgreSQL runs in a private cluster on loopback with synchronous_commit and fsync on, an `events` table with a bigserial position, UNIQUE(stream, version) and a jsonb payload, one INSERT per transaction computing the next version of the client's stream.".into(),
+            if postgres.is_none() { "PostgreSQL was not installed on this machine: its baseline is missing from this run.".into() } else { String::new() },
+        ]
+        .into_iter()
+        .filter(|n| !n.is_empty())
+        .collect(),
+    };
+    crate::report::write(out, "appends", section)
+}

