@@ -2,12 +2,15 @@
 //! users and operators meet them (the CLI, crashes, the disk).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
+mod bad_input;
 mod cli;
 mod clients;
 mod crash;
 mod durability;
+mod faults;
 mod fixtures;
 mod graphql;
 mod nats;
+mod schemathesis;
 mod support;
 mod ui;

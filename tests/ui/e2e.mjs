@@ -353,6 +353,33 @@ await check('on a narrow screen the page fits and shows the lanes', async () => 
   currentPage = page;
 });
 
+await check('GraphiQL renders and answers a query with the network off', async () => {
+  // Offline: the context may reach the server on loopback and nothing else.
+  const offline = await browser.newContext({ viewport: { width: 1280, height: 800 }, deviceScaleFactor: 1 });
+  const blocked = [];
+  await offline.route('**/*', (route) => {
+    const u = route.request().url();
+    if (u.startsWith(origin) || u.startsWith(origin.replace(/^http/, 'ws')) || u.startsWith('data:')) return route.continue();
+    blocked.push(u);
+    return route.abort('internetdisconnected');
+  });
+  const gi = await offline.newPage();
+  currentPage = gi;
+  watch(gi);
+  // The schema comes by introspection from the server itself.
+  const introspected = gi.waitForResponse((r) => r.url() === `${origin}/graphql` && r.status() === 200);
+  await gi.goto(`${base}/graphiql`);
+  await gi.locator('.graphiql-container').waitFor();
+  await introspected;
+  // Run the default query ({ __typename }) with GraphiQL's own button; the answer shows.
+  await gi.locator('.graphiql-execute-button').click();
+  await gi.locator('.graphiql-response').getByText('"Query"').waitFor();
+  expect(!blocked.length, `GraphiQL tried to reach the network: ${blocked.join(', ')}`);
+  await shot(gi, 'graphiql-offline-1280x800.png');
+  await offline.close();
+  currentPage = page;
+});
+
 await check('no console errors, CSP violations, failed requests or requests elsewhere', async () => {
   expect(!problems.length, `the browser reported:\n${problems.join('\n')}`);
 });

@@ -8,7 +8,11 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod appends;
+mod client;
+mod fanout;
+mod load;
 mod nats;
+mod reads;
 mod replay;
 mod report;
 mod synthetic;
@@ -54,6 +58,54 @@ enum Bench {
         #[arg(long)]
         keep: Option<PathBuf>,
     },
+    /// The real `chancery` binary on a generated store: time to ready (first start and restart),
+    /// GraphQL reads under 32 keep-alive clients against a bare axum handler answering the same
+    /// bytes, server memory, and bytes on disk per byte of canonical event. Needs `chancery`
+    /// beside this executable (`cargo build --release -p chancery`) or `$CHANCERY_BIN`.
+    Reads {
+        #[arg(long, default_value_t = 20_000)]
+        events: u64,
+        /// Seconds of load per query and target in each run.
+        #[arg(long, default_value_t = reads::DEFAULT_SECONDS)]
+        seconds: f64,
+        /// Keep the generated store here and reuse it on later runs.
+        #[arg(long)]
+        keep: Option<PathBuf>,
+    },
+    /// Live fan-out: the real `chancery` binary (beside this executable, or `$CHANCERY_BIN`) with
+    /// WebSocket subscribers on `events` while mutations record events at a steady rate: delivery
+    /// latency from send to receipt, and every position seen once, in order, by every subscriber.
+    Fanout {
+        #[arg(long, default_value_t = fanout::DEFAULT_SUBSCRIBERS)]
+        subscribers: usize,
+        /// Events per second recorded.
+        #[arg(long, default_value_t = fanout::DEFAULT_RATE)]
+        rate: u64,
+        #[arg(long, default_value_t = fanout::DEFAULT_SECONDS)]
+        seconds: u64,
+        /// Keep-alive HTTP connections sending the mutations.
+        #[arg(long, default_value_t = fanout::DEFAULT_WRITERS)]
+        writers: usize,
+    },
+    /// A bounded load test of the real `chancery` binary (beside this executable, or
+    /// `$CHANCERY_BIN`): writers (some racing on expectedVersion), readers and WebSocket
+    /// subscribers for `--seconds`, then checks that nothing failed but the conflicts, that every
+    /// acknowledged event is in the log once, and that every subscriber saw every position once,
+    /// in order; reports the server's peak RSS. Exits non-zero when a check fails.
+    Load {
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Writers appending with any version.
+        #[arg(long, default_value_t = 4)]
+        writers: usize,
+        /// Writers appending with the version they last saw, so that they conflict.
+        #[arg(long, default_value_t = 2)]
+        racers: usize,
+        #[arg(long, default_value_t = 4)]
+        readers: usize,
+        #[arg(long, default_value_t = 8)]
+        subscribers: usize,
+    },
     /// Appends on NATS JetStream at R1 and R3 through Chancery's backend, against raw JetStream
     /// publishes in the same run (starts its own nats-servers: `$CHANCERY_NATS_SERVER` or PATH).
     Nats {
@@ -98,10 +150,65 @@ async fn main() -> anyhow::Result<()> {
             )
             .await?;
             replay::run(events, cli.runs, None, &cli.out, &command).await?;
+            fanout::run(fanout::Scale::default(), cli.runs, &cli.out, &command).await?;
+            reads::run(
+                events,
+                cli.runs,
+                reads::DEFAULT_SECONDS,
+                None,
+                &cli.out,
+                &command,
+            )
+            .await?;
         }
         Bench::Appends { appends } => appends::run(appends, cli.runs, &cli.out, &command).await?,
         Bench::Replay { events, keep } => {
             replay::run(events, cli.runs, keep.as_deref(), &cli.out, &command).await?
+        }
+        Bench::Reads {
+            events,
+            seconds,
+            keep,
+        } => {
+            reads::run(
+                events,
+                cli.runs,
+                seconds,
+                keep.as_deref(),
+                &cli.out,
+                &command,
+            )
+            .await?
+        }
+        Bench::Fanout {
+            subscribers,
+            rate,
+            seconds,
+            writers,
+        } => {
+            let scale = fanout::Scale {
+                subscribers,
+                rate,
+                seconds,
+                writers,
+            };
+            fanout::run(scale, cli.runs, &cli.out, &command).await?
+        }
+        Bench::Load {
+            seconds,
+            writers,
+            racers,
+            readers,
+            subscribers,
+        } => {
+            load::run(load::Scale {
+                seconds,
+                writers,
+                racers,
+                readers,
+                subscribers,
+            })
+            .await?
         }
         Bench::Nats { events, writers } => {
             nats::run(events, writers, cli.runs, &cli.out, &command).await?

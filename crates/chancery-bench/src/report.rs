@@ -95,6 +95,14 @@ pub fn today() -> String {
 
 /// Merges `section` under `key` into the JSON report in `dir`, and rewrites the Markdown.
 pub fn write(dir: &Path, key: &str, section: Section) -> anyhow::Result<()> {
+    // A benchmark that could not measure must fail, not report a blank: CI's smoke pass relies
+    // on it.
+    if section.figures.is_empty() {
+        anyhow::bail!("benchmark {key} produced no figures");
+    }
+    if let Some(f) = section.figures.iter().find(|f| !f.value.is_finite()) {
+        anyhow::bail!("benchmark {key}: {} is not a number ({})", f.name, f.value);
+    }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let json_path = dir.join("benchmarks.json");
     let mut all: BTreeMap<String, Section> = match std::fs::read(&json_path) {

@@ -31,6 +31,15 @@ impl Role {
             Role::Admin => "admin",
         }
     }
+
+    /// The name with its article, for messages ("an admin token").
+    fn with_article(self) -> &'static str {
+        match self {
+            Role::Reader => "a reader",
+            Role::Recorder => "a recorder",
+            Role::Admin => "an admin",
+        }
+    }
 }
 
 /// The configured tokens. Their values never appear in `Debug` output or logs.
@@ -115,16 +124,16 @@ impl Access {
             None => Err(ApiError::new(
                 Code::Unauthorized,
                 format!(
-                    "{what} needs a {} token (Authorization: Bearer <token>)",
-                    role.name()
+                    "{what} needs {} token (Authorization: Bearer <token>)",
+                    role.with_article()
                 ),
             )),
             Some(r) if r < role => Err(ApiError::new(
                 Code::Forbidden,
                 format!(
-                    "{what} needs a {} token; this one is a {} token",
-                    role.name(),
-                    r.name()
+                    "{what} needs {} token; this one is {} token",
+                    role.with_article(),
+                    r.with_article()
                 ),
             )),
             Some(_) => Ok(()),

@@ -5,6 +5,7 @@ use chancery_domain::{Position, Precision};
 use chancery_projections::Slot;
 
 use crate::error::{ApiError, ApiResult};
+use crate::scalars::MAX_LONG;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cursor {
@@ -84,12 +85,15 @@ impl Cursor {
         let bytes = decode64(text).ok_or_else(bad)?;
         let text = String::from_utf8(bytes).map_err(|_| bad())?;
         let parts: Vec<&str> = text.split(':').collect();
+        // Positions this server gives are Longs: a larger one is forged, and would overflow
+        // where a page continues after it.
+        let long = |t: &str| t.parse::<u64>().ok().filter(|n| *n <= MAX_LONG);
         match parts.as_slice() {
-            ["log", p] => Ok(Cursor::Log(p.parse().map_err(|_| bad())?)),
+            ["log", p] => Ok(Cursor::Log(long(p).ok_or_else(bad)?)),
             ["valid", valid, precision, position, version] => Ok(Cursor::ValidTime(Slot {
                 valid: valid.parse().map_err(|_| bad())?,
                 precision: precision_of(precision).ok_or_else(bad)?,
-                position: position.parse().map_err(|_| bad())?,
+                position: long(position).ok_or_else(bad)?,
                 version: version.parse().map_err(|_| bad())?,
             })),
             _ => Err(bad()),
@@ -115,7 +119,8 @@ mod tests {
         ] {
             assert_eq!(Cursor::decode(&c.encode(), "after").unwrap(), c);
         }
-        for bad in ["", "!!", "bG9nOng", "aGVsbG8"] {
+        let forged = encode64(b"log:18446744073709551615");
+        for bad in ["", "!!", "bG9nOng", "aGVsbG8", forged.as_str()] {
             assert!(Cursor::decode(bad, "after").is_err(), "{bad}");
         }
     }

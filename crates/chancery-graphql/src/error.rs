@@ -203,6 +203,7 @@ pub fn code_for_library_error(message: &str) -> Code {
     if message.contains("nested too deep")
         || message.contains("too complex")
         || message.contains("recursive depth")
+        || message.contains("recursion depth")
     {
         Code::Limit
     } else {
@@ -210,22 +211,97 @@ pub fn code_for_library_error(message: &str) -> Code {
     }
 }
 
-/// Gives every error of a serialized response an `extensions.code`.
+/// Why a document does not parse, without the line of it that pest's message quotes: a document
+/// of one long line would otherwise come back whole in the error.
+pub fn parse_error_message(error: &async_graphql::parser::Error) -> String {
+    let text = error.to_string();
+    let kept: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.contains('|'))
+        .map(|line| line.trim_start_matches("= "))
+        .collect();
+    format!("the query does not parse: {}", kept.join(" "))
+}
+
+/// The argument an error async-graphql raised at validation names in its message
+/// (`Invalid value for argument "event.amounts.0.value", ...`), written as our field paths are
+/// (`event.amounts[0].value`).
+pub fn field_of_library_error(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("Invalid value for argument \"")?;
+    let (path, _) = rest.split_once('"')?;
+    let mut field = String::with_capacity(path.len() + 2);
+    for segment in path.split('.') {
+        if !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit()) {
+            field.push_str(&format!("[{segment}]"));
+        } else {
+            if !field.is_empty() {
+                field.push('.');
+            }
+            field.push_str(segment);
+        }
+    }
+    Some(field)
+}
+
+/// Gives every error of a serialized response an `extensions.code`, and an `extensions.field`
+/// where async-graphql's own message names the argument.
 pub fn add_missing_codes(body: &mut serde_json::Value) {
     if let Some(serde_json::Value::Array(errors)) = body.get_mut("errors") {
         for e in errors {
             if let serde_json::Value::Object(err) = e {
-                let code = code_for_library_error(
-                    err.get("message").and_then(|m| m.as_str()).unwrap_or(""),
-                );
+                let message = err.get("message").and_then(|m| m.as_str()).unwrap_or("");
+                let code = code_for_library_error(message);
+                let field = field_of_library_error(message);
                 if let serde_json::Value::Object(ext) = err
                     .entry("extensions")
                     .or_insert_with(|| serde_json::json!({}))
                 {
-                    ext.entry("code")
-                        .or_insert_with(|| serde_json::Value::String(code.as_str().into()));
+                    if ext.contains_key("code") {
+                        continue;
+                    }
+                    ext.insert("code".into(), code.as_str().into());
+                    if let Some(field) = field {
+                        ext.entry("field").or_insert_with(|| field.into());
+                    }
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_errors_say_where_without_quoting_the_document() {
+        let long = format!("{{ head {{ position {} ", "x ".repeat(10_000));
+        let error = async_graphql::parser::parse_query(&long).unwrap_err();
+        let message = parse_error_message(&error);
+        assert!(
+            message.starts_with("the query does not parse: --> 1:"),
+            "{message}"
+        );
+        assert!(message.contains("expected"), "{message}");
+        assert!(message.len() < 200, "{message}");
+    }
+
+    #[test]
+    fn library_errors_get_a_code_and_the_argument_they_name() {
+        let mut body = serde_json::json!({ "errors": [
+            { "message": "Invalid value for argument \"event.amounts.0.value\", expected type \"Float\"" },
+            { "message": "Query is nested too deep." },
+            { "message": "mine", "extensions": { "code": "CONFLICT", "field": "id" } },
+        ] });
+        add_missing_codes(&mut body);
+        assert_eq!(
+            body["errors"],
+            serde_json::json!([
+                { "message": "Invalid value for argument \"event.amounts.0.value\", expected type \"Float\"", "extensions": { "code": "VALIDATION", "field": "event.amounts[0].value" } },
+                { "message": "Query is nested too deep.", "extensions": { "code": "LIMIT" } },
+                { "message": "mine", "extensions": { "code": "CONFLICT", "field": "id" } },
+            ])
+        );
     }
 }

@@ -176,7 +176,7 @@ async fn execute(
     };
     let document = match async_graphql::parser::parse_query(&incoming.query) {
         Ok(d) => d,
-        Err(e) => return refused(Code::Validation, format!("the query does not parse: {e}")),
+        Err(e) => return refused(Code::Validation, crate::error::parse_error_message(&e)),
     };
     let aliases = count_aliases(&document);
     if aliases > api.limits.max_aliases {

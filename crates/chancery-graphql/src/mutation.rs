@@ -9,6 +9,7 @@
 use std::time::Instant;
 
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use chancery_domain::limits::MAX_BATCH_EVENTS;
 use chancery_domain::payload as p;
 use chancery_domain::{NewEvent, TimelineSlug};
 use chancery_store::{AppendOutcome, AppendRequest, ReadRequest};
@@ -143,7 +144,7 @@ impl Mutation {
         let kind = act_field(&e);
         append(api, timeline, expected_version, vec![e])
             .await
-            .map_err(|err| locate(err, |_, rest| format!("event{}", act_path(rest, &kind))))
+            .map_err(|err| locate(err, |_, rest| event_path("event", rest, &kind)))
     }
 
     /// Records a batch of acts in a timeline, atomically (all or none; at most 1,000): the batch
@@ -158,6 +159,17 @@ impl Mutation {
         let api = api(ctx)?;
         recorder(ctx, api, "recording events")?;
         let timeline = timeline_slug(&timeline, "timeline")?;
+        // Refused before 1,001 events are converted and validated for nothing, with its field.
+        if events.len() > MAX_BATCH_EVENTS {
+            return Err(ApiError::field(
+                Code::Limit,
+                "events",
+                format!(
+                    "{} events in one batch; the limit is {MAX_BATCH_EVENTS}: split the batch",
+                    events.len()
+                ),
+            ));
+        }
         let batch = events
             .iter()
             .enumerate()
@@ -168,9 +180,10 @@ impl Mutation {
             .await
             .map_err(|err| {
                 locate(err, |i, rest| {
-                    format!(
-                        "events[{i}]{}",
-                        act_path(rest, kinds.get(i).map_or("", String::as_str))
+                    event_path(
+                        &format!("events[{i}]"),
+                        rest,
+                        kinds.get(i).map_or("", String::as_str),
                     )
                 })
             })
@@ -313,6 +326,16 @@ fn locate(e: ApiError, place: impl Fn(usize, &str) -> String) -> ApiError {
             None => field.to_owned(),
         }
     })
+}
+
+/// Where a field of a recorded act is in the input: under `event` (or `events[i]`), except its
+/// timeline, which is the mutation's own `timeline` argument.
+fn event_path(prefix: &str, rest: &str, kind: &str) -> String {
+    if rest == ".timeline" {
+        "timeline".to_owned()
+    } else {
+        format!("{prefix}{}", act_path(rest, kind))
+    }
 }
 
 /// `.payload.x` of an act is `.act.<kind>.x` in the input.

@@ -127,26 +127,39 @@ async fn connection(socket: WebSocket, endpoint: Endpoint, protocol: Protocol) {
     let (mut sink, mut incoming) = socket.split();
     let (out, mut outgoing) = mpsc::channel::<Outgoing>(256);
     let writer = tokio::spawn(async move {
-        while let Some(message) = outgoing.recv().await {
-            match message {
-                Outgoing::Text(text) => {
-                    if sink.send(Message::Text(text.into())).await.is_err() {
-                        break;
+        while let Some(first) = outgoing.recv().await {
+            // Everything already queued goes out in one flush: a commit wakes every
+            // subscription at once, and a send and flush per message costs a syscall each.
+            let mut next = Some(first);
+            let mut close = None;
+            let mut fed = false;
+            while let Some(message) = next.take() {
+                match message {
+                    Outgoing::Text(text) => {
+                        if sink.feed(Message::Text(text.into())).await.is_err() {
+                            return;
+                        }
+                        fed = true;
+                        next = outgoing.try_recv().ok();
                     }
+                    Outgoing::Close(code, reason) => close = Some((code, reason)),
                 }
-                Outgoing::Close(code, reason) => {
-                    // After a client's close, tungstenite has already queued its reply and this
-                    // send fails; flushing and closing the sink gets whichever frame is due out.
-                    let _ = sink
-                        .send(Message::Close(Some(CloseFrame {
-                            code,
-                            reason: reason.into(),
-                        })))
-                        .await;
-                    let _ = sink.flush().await;
-                    let _ = sink.close().await;
-                    break;
-                }
+            }
+            if fed && sink.flush().await.is_err() {
+                return;
+            }
+            if let Some((code, reason)) = close {
+                // After a client's close, tungstenite has already queued its reply and this
+                // send fails; flushing and closing the sink gets whichever frame is due out.
+                let _ = sink
+                    .send(Message::Close(Some(CloseFrame {
+                        code,
+                        reason: reason.into(),
+                    })))
+                    .await;
+                let _ = sink.flush().await;
+                let _ = sink.close().await;
+                break;
             }
         }
     });
@@ -352,7 +365,13 @@ impl Connection {
                 self.send(self.error_message(&id, vec![error])).await;
                 return true;
             }
-            _ => {}
+            Ok(_) => {}
+            Err(e) => {
+                let message = crate::error::parse_error_message(&e);
+                let error = json!({ "message": message, "extensions": { "code": Code::Validation.as_str() } });
+                self.send(self.error_message(&id, vec![error])).await;
+                return true;
+            }
         }
         let mut request = Request::new(query).data(self.caller);
         if let Some(name) = payload.get("operationName").and_then(Value::as_str) {

@@ -54,7 +54,39 @@ pub struct Projections {
     applied: watch::Sender<Position>,
     /// Current positions, by key, with the list generation they were computed at.
     pub(crate) cache: Mutex<PositionCache>,
+    /// Recorded events that answers showed lately: a record never changes once written, and
+    /// reading and decoding one from the log costs far more than the answer that shows it.
+    records: Mutex<RecordCache>,
     policy: CheckpointPolicy,
+}
+
+/// Records by position, bounded: two generations, the older dropped whole when the newer fills,
+/// so a record in use stays (it is moved up when read) and memory stays under two generations.
+#[derive(Default)]
+struct RecordCache {
+    young: crate::state::IdMap<Position, Arc<RecordedEvent>>,
+    old: crate::state::IdMap<Position, Arc<RecordedEvent>>,
+}
+
+impl RecordCache {
+    /// Records per generation: about 8 MiB at a typical 1 KiB record.
+    const GENERATION: usize = 8_192;
+
+    fn get(&mut self, position: Position) -> Option<Arc<RecordedEvent>> {
+        if let Some(record) = self.young.get(&position) {
+            return Some(Arc::clone(record));
+        }
+        let record = self.old.remove(&position)?;
+        self.put(Arc::clone(&record));
+        Some(record)
+    }
+
+    fn put(&mut self, record: Arc<RecordedEvent>) {
+        if self.young.len() >= Self::GENERATION {
+            self.old = std::mem::take(&mut self.young);
+        }
+        self.young.insert(record.position, record);
+    }
 }
 
 impl Projections {
@@ -106,6 +138,7 @@ impl Projections {
             store,
             applied,
             cache: Mutex::new(Default::default()),
+            records: Mutex::new(RecordCache::default()),
             policy,
         }))
     }
@@ -178,7 +211,7 @@ impl Projections {
                 match tokio::time::timeout(wait, stream.next()).await {
                     Ok(item) => item,
                     Err(_) => {
-                        self.save()?;
+                        self.save_while_following();
                         unsaved = 0;
                         last_save = Instant::now();
                         continue;
@@ -201,10 +234,19 @@ impl Projections {
             self.apply_record(&record).await?;
             unsaved += 1;
             if unsaved >= self.policy.every_events || last_save.elapsed() >= self.policy.every {
-                self.save()?;
+                self.save_while_following();
                 unsaved = 0;
                 last_save = Instant::now();
             }
+        }
+    }
+
+    /// Saves a checkpoint while following. A checkpoint only shortens the next start, so one
+    /// that fails (a full disk) is logged and tried again at the next one: the projections keep
+    /// following the log and answering.
+    fn save_while_following(&self) {
+        if let Err(error) = self.save() {
+            tracing::warn!(%error, applied = self.applied(), "the projections' checkpoint failed; they keep following the log");
         }
     }
 
@@ -299,8 +341,15 @@ impl Projections {
         &self,
         position: Position,
     ) -> Result<Option<Arc<RecordedEvent>>, ProjectionError> {
+        if let Some(record) = self.records.lock().ok().and_then(|mut c| c.get(position)) {
+            return Ok(Some(record));
+        }
         let found = self.log.read(ReadRequest::forward(position, 1)).await?;
-        Ok(found.into_iter().next().filter(|r| r.position == position))
+        let record = found.into_iter().next().filter(|r| r.position == position);
+        if let (Some(record), Ok(mut cache)) = (&record, self.records.lock()) {
+            cache.put(Arc::clone(record));
+        }
+        Ok(record)
     }
 
     async fn apply_record(&self, record: &RecordedEvent) -> Result<(), ProjectionError> {

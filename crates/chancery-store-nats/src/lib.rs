@@ -192,8 +192,13 @@ impl NatsLog {
                 Err(e) => return Err(fail(&unknown, e)),
             };
             self.applied(last).await.map_err(|e| fail(&unknown, e))?;
-            let plan = plan().await?;
+            let mut plan = plan().await?;
             if plan.records.is_empty() {
+                // After a publish that went unanswered, finding every event already written
+                // means that publish landed: this append wrote them, it did not find them.
+                if unknown.is_some() {
+                    plan.outcome.deduplicated = false;
+                }
                 return Ok(plan);
             }
             let outgoing: Vec<Outgoing<'_>> = plan

@@ -80,7 +80,7 @@ pub struct Plan {
 /// sled writes pages larger than a quarter of a segment to blob files, which it never syncs.
 /// With 8 MiB segments a page must exceed 2 MiB for that; a leaf holds at most 17 entries of at
 /// most 64 KiB, so the log's pages never do.
-const SEGMENT_SIZE: usize = 8 * 1024 * 1024;
+pub(crate) const SEGMENT_SIZE: usize = 8 * 1024 * 1024;
 
 /// Counters of the writer's work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,32 +126,12 @@ impl SledLog {
         let dir = dir.as_ref();
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Storage(format!("cannot create {}: {e}", dir.display())))?;
-        let sled_config = sled::Config::new()
-            .path(dir)
-            .segment_size(SEGMENT_SIZE)
-            .cache_capacity(config.cache_bytes)
-            .flush_every_ms(None);
-        let db = open_released(&sled_config).map_err(|e| open_error(dir, e))?;
+        let db =
+            open_released(&sled_config(dir, config.cache_bytes)).map_err(|e| open_error(dir, e))?;
         let tree = db.open_tree("log").map_err(storage_error)?;
         check_format(&tree)?;
-        let reader = Reader { tree };
-
-        let head = match reader.last_record()? {
-            None => Head::EMPTY,
-            Some((record, bytes)) => {
-                verify_record_hash(&bytes).map_err(|e| {
-                    corrupt(
-                        Some(record.position),
-                        &format!("the last record fails its check: {e}"),
-                    )
-                })?;
-                Head {
-                    position: record.position,
-                    hash: record.hash,
-                    recorded_at: Some(record.recorded_at),
-                }
-            }
-        };
+        let reader = Reader::new(tree);
+        let head = head_of(&reader)?;
         let (registry, versions) = reader.load_state()?;
         let sync = durability::DiskSync::open(dir).map_err(|e| reader::io_error(&e))?;
         // Records acknowledged from the write-ahead log that sled had not made durable yet.
@@ -177,7 +157,11 @@ impl SledLog {
         });
         let (tx, rx) = mpsc::channel(1024);
         let mut writer = Writer {
-            db,
+            db: Some(db),
+            dir: dir.to_owned(),
+            cache_bytes: config.cache_bytes,
+            sled_failed: false,
+            failure_logged: false,
             reader: reader.clone(),
             sync,
             head,
@@ -286,11 +270,40 @@ impl SledLog {
     }
 }
 
+/// sled's settings for the log in `dir`.
+pub(crate) fn sled_config(dir: &Path, cache_bytes: u64) -> sled::Config {
+    sled::Config::new()
+        .path(dir)
+        .segment_size(SEGMENT_SIZE)
+        .cache_capacity(cache_bytes)
+        .flush_every_ms(None)
+}
+
+/// The head of the log as sled holds it: its last record, checked.
+pub(crate) fn head_of(reader: &Reader) -> Result<Head, StoreError> {
+    Ok(match reader.last_record()? {
+        None => Head::EMPTY,
+        Some((record, bytes)) => {
+            verify_record_hash(&bytes).map_err(|e| {
+                corrupt(
+                    Some(record.position),
+                    &format!("the last record fails its check: {e}"),
+                )
+            })?;
+            Head {
+                position: record.position,
+                hash: record.hash,
+                recorded_at: Some(record.recorded_at),
+            }
+        }
+    })
+}
+
 /// Opens a sled database, waiting up to two seconds for a lock that this process released: sled
 /// closes its file from a background thread pool shortly after the last handle is dropped, so an
 /// immediate reopen (a restart within one process, a test) can find the lock still held. Another
 /// process holding it fails after the wait, with a message saying so.
-fn open_released(config: &sled::Config) -> sled::Result<sled::Db> {
+pub(crate) fn open_released(config: &sled::Config) -> sled::Result<sled::Db> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
     loop {
         match config.open() {
@@ -312,14 +325,21 @@ fn open_error(dir: &Path, e: sled::Error) -> StoreError {
             "{} is in use by another Chancery process ({text})",
             dir.display()
         ))
-    } else {
-        match storage_error(e) {
-            StoreError::Corrupt { position, detail } => StoreError::Corrupt {
-                position,
-                detail: format!("{}: {detail}", dir.display()),
-            },
-            other => other,
+    } else if let sled::Error::Corruption { at, .. } = e {
+        // sled checks its data file's checksums as it recovers; it says where only sometimes.
+        let place = at.map_or_else(
+            || "found while recovering".to_owned(),
+            |at| format!("at {at:?}"),
+        );
+        StoreError::Corrupt {
+            position: None,
+            detail: format!(
+                "{}, sled's data file, is damaged ({place}); restore the log from a backup",
+                dir.join("db").display()
+            ),
         }
+    } else {
+        storage_error(e)
     }
 }
 

@@ -2,7 +2,7 @@
 //! walk the smallest fitting index and check the rest of the filter on each event.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use chancery_domain::{
     EventId, Kind, Position, RecordedEvent, Registry, TimelineSlug, decode_record,
@@ -25,23 +25,58 @@ pub fn storage_error(e: sled::Error) -> StoreError {
 
 pub fn io_error(io: &std::io::Error) -> StoreError {
     if io.kind() == std::io::ErrorKind::StorageFull || io.raw_os_error() == Some(28) {
-        StoreError::StorageFull(format!(
-            "{io}; free some space: appends resume when there is room, reads keep working"
-        ))
+        // Not `io` itself: sled hands on its sticky errors formatted with `Debug`.
+        StoreError::StorageFull(
+            "no space left on the log's disk; free some space: appends resume when there is \
+             room, reads keep working"
+                .into(),
+        )
     } else {
         StoreError::Storage(io.to_string())
     }
 }
 
+/// Reads of the log tree. Clones share the tree, which the writer swaps when it reopens the
+/// database: sled refuses every write after its first I/O error (a full disk), and only a reopen
+/// clears that.
 #[derive(Clone)]
 pub struct Reader {
-    pub tree: sled::Tree,
+    /// `None` only while the writer reopens the database.
+    tree: Arc<RwLock<Option<sled::Tree>>>,
 }
 
 impl Reader {
+    pub fn new(tree: sled::Tree) -> Self {
+        Self {
+            tree: Arc::new(RwLock::new(Some(tree))),
+        }
+    }
+
+    /// The tree as it is now; each read takes its own handle, so a reopen waits for no reader.
+    pub fn tree(&self) -> Result<sled::Tree, StoreError> {
+        self.tree
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+            .ok_or_else(|| {
+                StoreError::Storage(
+                    "the log is being reopened after a write failure; retry shortly".into(),
+                )
+            })
+    }
+
+    /// Puts another tree in place (`None` to let the database go), answering the one before.
+    pub fn replace(&self, tree: Option<sled::Tree>) -> Option<sled::Tree> {
+        let mut slot = self
+            .tree
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        std::mem::replace(&mut *slot, tree)
+    }
+
     pub fn record(&self, position: Position) -> Result<Option<RecordedEvent>, StoreError> {
         match self
-            .tree
+            .tree()?
             .get(keys::event(position))
             .map_err(storage_error)?
         {
@@ -53,7 +88,7 @@ impl Reader {
     /// The last record, if any.
     pub fn last_record(&self) -> Result<Option<(RecordedEvent, Vec<u8>)>, StoreError> {
         let last = self
-            .tree
+            .tree()?
             .scan_prefix([keys::EVENT])
             .next_back()
             .transpose()
@@ -69,7 +104,7 @@ impl Reader {
     }
 
     pub fn id_entry(&self, id: &EventId) -> Result<Option<IdEntry>, StoreError> {
-        match self.tree.get(keys::id(id)).map_err(storage_error)? {
+        match self.tree()?.get(keys::id(id)).map_err(storage_error)? {
             None => Ok(None),
             Some(v) => IdEntry::decode(&v)
                 .map(Some)
@@ -91,7 +126,7 @@ impl Reader {
 
     pub fn timeline_version(&self, timeline: &TimelineSlug) -> Result<Option<u64>, StoreError> {
         let value = self
-            .tree
+            .tree()?
             .get(keys::timeline_head(timeline))
             .map_err(storage_error)?;
         Ok(value.and_then(|v| keys::u64_prefix(&v)))
@@ -126,6 +161,10 @@ impl Reader {
         from: Position,
         backward: bool,
     ) -> Box<dyn Iterator<Item = Result<Position, StoreError>> + '_> {
+        let tree = match self.tree() {
+            Ok(tree) => tree,
+            Err(e) => return Box::new(std::iter::once(Err(e))),
+        };
         let wildcard = |values: Vec<Vec<u8>>| {
             values
                 .into_iter()
@@ -174,12 +213,11 @@ impl Reader {
             )
         } else {
             let range = if backward {
-                self.tree.range(keys::event(0)..=keys::event(from)).rev()
+                tree.range(keys::event(0)..=keys::event(from)).rev()
             } else {
                 // A reversed range of a reversed range would not type-check as one iterator.
                 return Box::new(
-                    self.tree
-                        .range(keys::event(from)..=keys::event(Position::MAX))
+                    tree.range(keys::event(from)..=keys::event(Position::MAX))
                         .map(|kv| {
                             let (k, _) = kv.map_err(storage_error)?;
                             keys::u64_suffix(&k)
@@ -201,7 +239,7 @@ impl Reader {
                     value,
                     if backward { from } else { Position::MAX },
                 );
-                let range = self.tree.range(lo..=hi);
+                let range = tree.range(lo..=hi);
                 let to_position = |kv: Result<(sled::IVec, sled::IVec), sled::Error>| {
                     let (k, _) = kv.map_err(storage_error)?;
                     keys::u64_suffix(&k).ok_or_else(|| corrupt(None, "a tag key is malformed"))
@@ -225,7 +263,7 @@ impl Reader {
         let lo = keys::version(timeline, from_version);
         let hi = keys::version(timeline, u64::MAX);
         let mut out = Vec::new();
-        for kv in self.tree.range(lo..=hi).take(limit) {
+        for kv in self.tree()?.range(lo..=hi).take(limit) {
             let (_, value) = kv.map_err(storage_error)?;
             let position = keys::u64_prefix(&value)
                 .ok_or_else(|| corrupt(None, "a version entry is malformed"))?;
@@ -240,7 +278,7 @@ impl Reader {
     pub fn read_raw(&self, from: Position, limit: usize) -> Result<Vec<RawRecord>, StoreError> {
         let mut out = Vec::new();
         for kv in self
-            .tree
+            .tree()?
             .range(keys::event(from)..=keys::event(Position::MAX))
             .take(limit)
         {
@@ -267,7 +305,7 @@ impl Reader {
         let mut positions = Vec::new();
         for kind in registrations {
             for kv in self
-                .tree
+                .tree()?
                 .scan_prefix(keys::tag_prefix(keys::DIM_KIND, &keys::kind_value(kind)))
             {
                 let (k, _) = kv.map_err(storage_error)?;
@@ -284,7 +322,7 @@ impl Reader {
             registry.apply(&record.event);
         }
         let mut versions = HashMap::new();
-        for kv in self.tree.scan_prefix([keys::TIMELINE_HEAD]) {
+        for kv in self.tree()?.scan_prefix([keys::TIMELINE_HEAD]) {
             let (k, v) = kv.map_err(storage_error)?;
             let slug = std::str::from_utf8(&k[1..])
                 .ok()

@@ -29,6 +29,8 @@ pub struct Wal {
     pub bytes: u64,
     /// `fdatasync` calls made on segments.
     pub syncs: u64,
+    /// A failed write left a torn line that could not be cut off: start a new segment.
+    torn: bool,
 }
 
 fn segment_name(sequence: u64) -> String {
@@ -71,7 +73,13 @@ impl Wal {
             sequence,
             bytes: 0,
             syncs: 0,
+            torn: false,
         })
+    }
+
+    /// The directory of the segments.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     fn create(dir: &Path, sequence: u64) -> io::Result<File> {
@@ -85,23 +93,40 @@ impl Wal {
     }
 
     /// Appends records (each already ending with a newline) and makes them durable.
+    ///
+    /// A write that fails part way (a full disk) is cut off again, so that the next group's lines
+    /// do not follow a torn one: a damaged line in the middle of a segment is corruption. If it
+    /// cannot be cut off, the next append starts a new segment, and the torn line stays the last
+    /// of its segment, which a replay drops like a crash's.
     pub fn append(&mut self, lines: &[u8]) -> io::Result<()> {
-        self.file.write_all(lines)?;
+        if self.torn {
+            self.start_segment()?;
+        }
+        if let Err(e) = self.file.write_all(lines) {
+            self.torn = self.file.set_len(self.bytes).is_err();
+            return Err(e);
+        }
+        self.bytes += lines.len() as u64;
         self.file.sync_data()?;
         self.syncs += 1;
-        self.bytes += lines.len() as u64;
+        Ok(())
+    }
+
+    fn start_segment(&mut self) -> io::Result<()> {
+        let next = self.sequence + 1;
+        self.file = Self::create(&self.dir, next)?;
+        self.sequence = next;
+        self.bytes = 0;
+        self.torn = false;
         Ok(())
     }
 
     /// After a checkpoint made everything so far durable in sled: starts a new segment and
     /// deletes the older ones.
     pub fn rotate(&mut self) -> io::Result<()> {
-        let next = self.sequence + 1;
-        self.file = Self::create(&self.dir, next)?;
-        self.sequence = next;
-        self.bytes = 0;
+        self.start_segment()?;
         for (n, path) in segments(&self.dir)? {
-            if n < next {
+            if n < self.sequence {
                 fs::remove_file(path)?;
             }
         }
@@ -111,26 +136,38 @@ impl Wal {
 
 /// The records of a WAL directory with positions after `head`, in order, checked.
 ///
-/// A torn last line (a crash in the middle of a write) is what an unacknowledged group leaves
-/// behind, and is dropped. Anything else that does not read back is corruption.
+/// A torn last line of a segment (a crash in the middle of a write, or a write that failed on a
+/// full disk and could not be cut off) is what an unacknowledged group leaves behind, and is
+/// dropped. A damaged line followed by others is corruption, reported with its file, line and
+/// byte offset; a position missing between the records found is too.
 pub fn read_tail(dir: &Path, head: Position) -> Result<Vec<Vec<u8>>, String> {
     let mut found: BTreeMap<Position, Vec<u8>> = BTreeMap::new();
     let all = segments(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
-    for (index, (_, path)) in all.iter().enumerate() {
-        let last_segment = index + 1 == all.len();
+    for (_, path) in &all {
         let file = File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let mut lines = BufReader::new(file).split(b'\n').peekable();
+        let mut offset = 0u64;
+        let mut number = 0u64;
         while let Some(line) = lines.next() {
             let line = line.map_err(|e| format!("cannot read {}: {e}", path.display()))?;
             let is_last_line = lines.peek().is_none();
+            let line_offset = offset;
+            offset += line.len() as u64 + 1;
+            number += 1;
             let checked = verify_record_hash(&line)
                 .map_err(|e| e.to_string())
                 .and_then(|_| decode_record(&line).map_err(|e| e.to_string()));
             let record = match checked {
                 Ok(record) => record,
-                // Only the very end of the log may be torn.
-                Err(_) if is_last_line && last_segment => break,
-                Err(e) => return Err(format!("{} holds a damaged record: {e}", path.display())),
+                // Only the end of a segment may be torn.
+                Err(_) if is_last_line => break,
+                Err(e) => {
+                    return Err(format!(
+                        "{}, line {number} (byte {line_offset}): a damaged record ({e}), with \
+                         records after it, so not a torn write",
+                        path.display()
+                    ));
+                }
             };
             if record.position <= head {
                 continue;

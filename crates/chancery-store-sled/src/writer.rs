@@ -13,6 +13,7 @@
 //! that stores records elsewhere first (the NATS stream) decides with the very same rules.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -30,8 +31,13 @@ use tokio::sync::{mpsc, oneshot};
 use crate::Plan;
 use crate::durability::DiskSync;
 use crate::keys::{self, IdEntry};
-use crate::reader::{Reader, io_error, storage_error};
-use crate::wal::{MAX_SEGMENT_BYTES, Wal};
+use crate::reader::{Reader, corrupt, io_error, storage_error};
+use crate::wal::{self, MAX_SEGMENT_BYTES, Wal};
+
+/// Free space a reopen needs before it lets the database go (a reopen that failed for want of
+/// space would leave nothing to read from): sled may write up to a segment as it recovers, and
+/// the write-ahead log's records are applied again.
+const REOPEN_RESERVE: u64 = 2 * crate::SEGMENT_SIZE as u64;
 
 /// How often sled is made durable behind the write-ahead log while appends go on.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
@@ -93,7 +99,16 @@ pub struct Shared {
 }
 
 pub struct Writer {
-    pub db: sled::Db,
+    /// `None` only while a reopen is under way (or failed).
+    pub db: Option<sled::Db>,
+    /// The log's directory and sled's cache size, to reopen the database.
+    pub dir: PathBuf,
+    pub cache_bytes: u64,
+    /// sled failed a write: it refuses every write from then on (its I/O errors are sticky), so
+    /// the database is reopened before the next group, once the disk has room.
+    pub sled_failed: bool,
+    /// A storage failure was logged, and its end will be.
+    pub failure_logged: bool,
     pub reader: Reader,
     pub sync: DiskSync,
     pub head: Head,
@@ -217,6 +232,13 @@ impl Writer {
     }
 
     fn commit(&mut self, commands: Vec<Command>) {
+        if self.sled_failed {
+            if let Err(error) = self.reopen() {
+                self.log_failure(&error);
+                refuse_all(commands, &error);
+                return;
+            }
+        }
         let now = Timestamp::from_system_time(SystemTime::now());
         let mut group = Group::default();
         let mut replies = Vec::with_capacity(commands.len());
@@ -244,6 +266,13 @@ impl Writer {
         };
         match durable {
             Ok(()) => {
+                if self.failure_logged && !group.records.is_empty() {
+                    self.failure_logged = false;
+                    tracing::info!(
+                        head = self.head.position,
+                        "appends are durable again after a storage failure"
+                    );
+                }
                 let mut published = std::mem::take(&mut self.unsynced);
                 published.extend(group.records.iter().cloned());
                 self.publish(&group, &published);
@@ -258,6 +287,7 @@ impl Writer {
                 }
             }
             Err(error) => {
+                self.log_failure(&error);
                 for reply in replies {
                     match reply {
                         Reply::Append(tx, result) => drop(tx.send(result.and(Err(error.clone())))),
@@ -322,8 +352,15 @@ impl Writer {
     /// Makes sled durable up to the head (flush, then fdatasync of its data file) and starts a new
     /// write-ahead log segment, deleting the older ones, whose records sled now holds.
     fn checkpoint(&mut self) -> Result<(), StoreError> {
+        let db = self
+            .db
+            .as_ref()
+            .ok_or_else(|| StoreError::Storage("the database is not open".into()))?;
         #[allow(clippy::disallowed_methods)] // the flush is followed by an fdatasync below
-        self.db.flush().map_err(storage_error)?;
+        if let Err(e) = db.flush() {
+            self.sled_failed = true;
+            return Err(storage_error(e));
+        }
         if let Some(wal) = &mut self.wal {
             self.sync.sync().map_err(|e| io_error(&e))?;
             wal.rotate().map_err(|e| io_error(&e))?;
@@ -333,6 +370,72 @@ impl Writer {
             .checkpoints
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Reopens the database after sled failed a write (a full disk), once there is room: sled
+    /// comes back as its files left it, the write-ahead log's records past its head are applied
+    /// again, and records that were never acknowledged (their log write failed) are dropped;
+    /// their appends were answered "outcome unknown", and a retry with the same ids writes them.
+    fn reopen(&mut self) -> Result<(), StoreError> {
+        let free = fs2::available_space(&self.dir).map_err(|e| io_error(&e))?;
+        let needed = REOPEN_RESERVE + self.wal.as_ref().map_or(0, |w| w.bytes);
+        if free < needed {
+            let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+            return Err(StoreError::StorageFull(format!(
+                "no space left on the log's disk: {} has {:.1} MiB free, and the log needs \
+                 {:.1} MiB to resume appending; free some space (reads keep working)",
+                self.dir.display(),
+                mib(free),
+                mib(needed)
+            )));
+        }
+        tracing::warn!(dir = %self.dir.display(), free, "reopening the log's database after a storage failure");
+        // Every handle must go before sled's lock is released.
+        self.reader.replace(None);
+        self.db = None;
+        let db = crate::open_released(&crate::sled_config(&self.dir, self.cache_bytes))
+            .map_err(storage_error)?;
+        let tree = db.open_tree("log").map_err(storage_error)?;
+        self.reader.replace(Some(tree));
+        self.db = Some(db);
+        self.sync = DiskSync::open(&self.dir).map_err(|e| io_error(&e))?;
+        self.head = crate::head_of(&self.reader)?;
+        let (registry, versions) = self.reader.load_state()?;
+        self.registry = registry;
+        self.versions = versions;
+        self.unsynced.clear();
+        self.unsynced_lines.clear();
+        self.sled_failed = false;
+        if let Some(wal) = &self.wal {
+            let tail =
+                wal::read_tail(wal.dir(), self.head.position).map_err(|e| corrupt(None, &e))?;
+            if !tail.is_empty() {
+                self.recover(tail)?;
+            }
+        }
+        if let Ok(mut shared) = self.shared.registry.write() {
+            *shared = Arc::new(self.registry.clone());
+        }
+        tracing::info!(
+            head = self.head.position,
+            "the log's database is open again"
+        );
+        Ok(())
+    }
+
+    /// Logs the first of a run of storage failures, for the operator: the disk is full, or failed.
+    fn log_failure(&mut self, error: &StoreError) {
+        if self.failure_logged || !error.is_transient() {
+            return;
+        }
+        self.failure_logged = true;
+        match error {
+            StoreError::StorageFull(_) => tracing::error!(
+                %error,
+                "no space left on the log's disk: appends are refused until there is room; reads keep working"
+            ),
+            _ => tracing::error!(%error, "the log's storage failed: appends are refused"),
+        }
     }
 
     /// Runs an append or a restore into a scratch group that is never written, and answers with
@@ -398,13 +501,18 @@ impl Writer {
             for (k, v) in group.ops.drain(..) {
                 batch.insert(k, v);
             }
-            let applied = self.reader.tree.apply_batch(batch);
+            let applied = self
+                .reader
+                .tree()
+                .and_then(|tree| tree.apply_batch(batch).map_err(storage_error));
             reclaim_epoch_garbage(writes);
             if let Err(e) = applied {
                 for entry in group.registered.drain(..).rev() {
                     self.registry.remove(&entry);
                 }
-                return Err(storage_error(e));
+                // Part of the batch may be applied in memory: the reopen drops it.
+                self.sled_failed = true;
+                return Err(e);
             }
             self.head = self.current_head(group);
             self.versions.extend(group.versions.drain());
@@ -439,9 +547,14 @@ impl Writer {
     }
 
     fn publish(&self, group: &Group, records: &[Arc<RecordedEvent>]) {
+        let mut published = 0;
         if let Ok(mut head) = self.shared.head.write() {
+            published = head.position;
             *head = self.head;
         }
+        // A reopen replays records of the write-ahead log that subscribers already had.
+        let fresh = records.partition_point(|r| r.position <= published);
+        let records = &records[fresh..];
         if !group.registered.is_empty() {
             if let Ok(mut registry) = self.shared.registry.write() {
                 *registry = Arc::new(self.registry.clone());
@@ -791,6 +904,18 @@ impl Writer {
     fn abort(&mut self, scope: &mut Scope, error: StoreError) -> StoreError {
         self.undo(scope);
         error
+    }
+}
+
+/// Answers every command of a group with the error that stopped it.
+fn refuse_all(commands: Vec<Command>, error: &StoreError) {
+    for command in commands {
+        match command {
+            Command::Append { reply, .. } => drop(reply.send(Err(error.clone()))),
+            Command::Restore { reply, .. } => drop(reply.send(Err(error.clone()))),
+            Command::Plan { reply, .. } => drop(reply.send(Err(error.clone()))),
+            Command::Checkpoint { reply } => drop(reply.send(Err(error.clone()))),
+        }
     }
 }
 

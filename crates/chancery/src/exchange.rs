@@ -12,6 +12,7 @@
 use std::collections::{HashMap, HashSet};
 use std::io::{self, BufRead, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chancery_domain::codes::codes;
 use chancery_domain::{
@@ -474,6 +475,58 @@ pub enum ExportFormat {
     Csv,
 }
 
+/// The first line of an NDJSON export of a log at `head`.
+fn header_line(head: &chancery_store::Head) -> Result<Vec<u8>, ExchangeError> {
+    let header = ExportHeader {
+        format: EXPORT_FORMAT.into(),
+        version: EXPORT_VERSION,
+        events: head.position,
+        head_hash: head.hash,
+    };
+    let mut line = serde_json::to_vec(&header).map_err(|e| ExchangeError::Io(e.to_string()))?;
+    line.push(b'\n');
+    Ok(line)
+}
+
+/// The NDJSON export of the log up to its head when the stream starts, in chunks (the header
+/// line, then a chunk of records at a time): what the server sends for an online backup. The log
+/// is append-only, so the prefix read is a consistent snapshot, however long the transfer takes
+/// and whatever is appended meanwhile.
+pub fn export_stream(
+    log: Arc<dyn EventLog>,
+) -> impl futures_util::Stream<Item = Result<Vec<u8>, ExchangeError>> + Send {
+    // The next position to send and the last, once the header is out.
+    futures_util::stream::try_unfold(
+        (log, None::<(Position, Position)>),
+        |(log, range)| async move {
+            let Some((next, last)) = range else {
+                let head = log.head().await?;
+                let header = header_line(&head)?;
+                return Ok(Some((header, (log, Some((1, head.position))))));
+            };
+            if next > last {
+                return Ok(None);
+            }
+            let limit =
+                usize::try_from((last - next + 1).min(RECORD_CHUNK as u64)).unwrap_or(RECORD_CHUNK);
+            let records = log.read_raw(next, limit).await?;
+            let Some(end) = records.last().map(|r| r.position) else {
+                return Err(StoreError::Corrupt {
+                    position: Some(next),
+                    detail: "missing below the head".into(),
+                }
+                .into());
+            };
+            let mut chunk = Vec::with_capacity(records.iter().map(|r| r.bytes.len() + 1).sum());
+            for r in &records {
+                chunk.extend_from_slice(&r.bytes);
+                chunk.push(b'\n');
+            }
+            Ok(Some((chunk, (log, Some((end + 1, last))))))
+        },
+    )
+}
+
 /// Writes the log up to its current head. Returns how many records were written.
 pub async fn export(
     log: &dyn EventLog,
@@ -484,17 +537,7 @@ pub async fn export(
     let head = log.head().await?;
     let io = ExchangeError::Write;
     match format {
-        ExportFormat::Ndjson => {
-            let header = ExportHeader {
-                format: EXPORT_FORMAT.into(),
-                version: EXPORT_VERSION,
-                events: head.position,
-                head_hash: head.hash,
-            };
-            serde_json::to_writer(&mut *out, &header)
-                .map_err(|e| ExchangeError::Io(e.to_string()))?;
-            out.write_all(b"\n").map_err(io)?;
-        }
+        ExportFormat::Ndjson => out.write_all(&header_line(&head)?).map_err(io)?,
         ExportFormat::Csv => out.write_all(CSV_HEADER.as_bytes()).map_err(io)?,
     }
     let mut next = 1;

@@ -7,22 +7,25 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use chancery_graphql::error::Code;
 use chancery_graphql::http::Endpoint;
 use chancery_graphql::ws::Origins;
-use chancery_graphql::{Api, Metrics};
+use chancery_graphql::{Api, Metrics, Role};
 use chancery_projections::{CheckpointPolicy, ProjectionError, Projections};
 use chancery_store::{EventLog, StoreError};
 use chancery_store_nats::{NatsConfig, NatsLog};
+use futures_util::StreamExt;
 
 use crate::config::{ServerConfig, StoreChoice};
 use crate::data::DataDir;
 use crate::demo;
-use crate::exchange::ExchangeError;
+use crate::exchange::{self, ExchangeError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -153,6 +156,7 @@ impl App {
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics))
+            .route("/export", get(export))
             .merge(crate::ui::router())
             .with_state(health);
         chancery_graphql::http::router(endpoint)
@@ -241,6 +245,40 @@ async fn metrics(State(h): State<Health>) -> Response {
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
+
+/// An online backup: the NDJSON export of the log up to its head when the request came (what
+/// `chancery export` writes, which cannot run beside the server: the server holds the data
+/// directory's lock). Restore it with `chancery import`. Admins only.
+async fn export(State(h): State<Health>, headers: HeaderMap) -> Response {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let allowed = h
+        .api
+        .access
+        .identify(authorization)
+        .and_then(|caller| h.api.access.check(caller, Role::Admin, "a backup"));
+    if let Err(refused) = allowed {
+        let status = match refused.code {
+            Code::Forbidden => StatusCode::FORBIDDEN,
+            _ => StatusCode::UNAUTHORIZED,
+        };
+        return (status, format!("{}\n", refused.message)).into_response();
+    }
+    let chunks = exchange::export_stream(Arc::clone(&h.api.log)).map(|chunk| {
+        // The body is cut short; the client sees fewer records than the header announced.
+        chunk.map_err(|e| {
+            tracing::error!(error = %e, "a backup stopped");
+            std::io::Error::other(e.to_string())
+        })
+    });
+    let mut response = Body::from_stream(chunks).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
     );
     response
 }

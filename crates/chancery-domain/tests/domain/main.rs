@@ -3,5 +3,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod codes;
+mod decoding_fuzz;
 mod encoding;
 mod validation;

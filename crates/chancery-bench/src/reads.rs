@@ -1,0 +1,829 @@
+//! Reads: what serving a large store costs, measured on the real `chancery` binary over a
+//! generated store: time from spawn to ready (first start, then a restart from the projections'
+//! checkpoint), GraphQL reads under concurrent keep-alive clients against a bare axum handler
+//! answering the very same bytes, the server's memory after that load, and bytes on disk per
+//! byte of canonical event.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::client::chancery_bin;
+use anyhow::{Context, bail};
+use axum::body::Bytes;
+use chancery_domain::verify_record_hash;
+use chancery_projections::Projections;
+use chancery_store::EventLog;
+use chancery_store_sled::{SledConfig, SledLog};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::net::TcpStream;
+use tokio::process::{Child, ChildStdout, Command};
+
+use crate::report::{Figure, Section, machine, median, today};
+use crate::synthetic::{ISSUES, PARTIES, TIMELINES};
+
+/// Seconds of load per query and target when no `--seconds` is given: enough for a smoke run.
+pub const DEFAULT_SECONDS: f64 = 1.0;
+/// Concurrent clients of every load.
+pub const CLIENTS: usize = 32;
+/// A first start on a large store rebuilds every projection; give it all the time it needs.
+const START_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+const STOP_TIMEOUT: Duration = Duration::from_secs(120);
+/// A stored record is its canonical body with `,"hash":"<64 hex>"}` (75 bytes) in place of the
+/// closing brace (1 byte): see `chancery_domain::record::encode_record`.
+const HASH_SUFFIX_GROWTH: u64 = 74;
+const MB: f64 = 1e6;
+
+/// What profiles of the server showed when targets were first measured here, added to the report
+/// while targets are missed; profile again (the commands are in the note) after changing the
+/// server, and update this.
+const PROFILE_NOTE: &str = "Where the time goes (`perf record -e cpu-clock --call-graph dwarf` of the server, 2026-12-02). \
+Reads: for `positions`, about 45% of the server's CPU is `SledLog::read` and `decode_record` (serde_json) under \
+`Projections::effective_event`/`record`: each position's `event` field reads and decodes its record from sled on every \
+request (no cache of decoded events), so the cost grows with the number of positions answered; the 50-event page \
+decodes its 50 records the same way. For `standoffs` (no event field) the time is async-graphql's per-field \
+resolution and allocation (mimalloc's `_mi_page_malloc_zero` about 15% self) and converting the answer to a \
+`serde_json::Value` before writing it (about 15%). The bare handler, on the same transport and clients, shows that \
+HTTP is not the limit. Restart on 1M events: nearly all of it comes before the server listens: about 55% opening the \
+log's sled database (`PageCache::start`: reading sled's page snapshot and growing its page table) and about 40% loading \
+the projections' checkpoint (`CheckpointStore::load`, of which `ProjectionState::index_all` rebuilds the indexes, \
+about 22%). Memory: the sled caches are bounded (log 128 MiB, checkpoints 64 MiB); compare the RSS at ready with the \
+RSS after the load for what the projections' state holds and what the reads add.";
+
+/// The timeline every read asks about.
+const TIMELINE: &str = "dossier-0";
+
+/// The fields the timeline page shows of an event (crates/chancery/assets/ui/gql.js).
+const EVENT_FIELDS: &str = "fragment Ev on Event {
+  id position kind cursor retracted corrected recordedAt hash
+  timeline { slug }
+  content {
+    occurred { start end precision modality }
+    actors { party { code name } actor { slug name role } }
+    targets { party { code name } actor { slug name role } }
+    issues { slug title }
+    amounts { value unit measures }
+    location summary confidence
+    sources { publication title url published attribution quote }
+    codes { cameo cameoLabel ploverType ploverMode quadClass goldstein tableVersion }
+    payload {
+      __typename
+      ... on OfferPayload { terms conditions reaffirms }
+      ... on DemandPayload { terms demandType deadline reaffirms }
+      ... on ThreatPayload { terms instrument condition deadline }
+      ... on RefusalPayload { terms of refuses }
+      ... on ConcessionPayload { terms concessionType answers }
+      ... on AgreementPayload { terms form }
+      ... on MeasurePayload { terms instrument action announced effective ratePercent }
+      ... on StatementPayload { claim tone }
+      ... on AccusationPayload { claim form }
+      ... on VisitPayload { visitor host place purpose }
+      ... on TalksPayload { participants place format rounds }
+      ... on RetractionPayload { retracts reason }
+      ... on CorrectionPayload { corrects reason changedFields }
+    }
+  }
+}";
+
+/// One read under load: its GraphQL request and where its answer's list is.
+struct ReadQuery {
+    name: &'static str,
+    request: Value,
+    /// JSON pointer to the list the answer must not leave empty.
+    list: &'static str,
+}
+
+fn read_queries() -> Vec<ReadQuery> {
+    vec![
+        ReadQuery {
+            name: "positions of one timeline",
+            request: json!({
+                "query": "query Positions($timeline: Slug) { positions(timeline: $timeline) { \
+                    party { code name } issue { slug title } stance event { id kind content { summary } } \
+                    firstStated lastReaffirmed reaffirmed conditions attribution confidence } }",
+                "variables": { "timeline": TIMELINE },
+            }),
+            list: "/data/positions",
+        },
+        ReadQuery {
+            name: "standoffs of one timeline",
+            request: json!({
+                "query": "query Standoffs($timeline: Slug) { standoffs(timeline: $timeline) { \
+                    issue { slug title } status sides { party { code } stance event } } }",
+                "variables": { "timeline": TIMELINE },
+            }),
+            list: "/data/standoffs",
+        },
+        ReadQuery {
+            name: "a 50-event timeline page",
+            request: json!({
+                "query": format!("query Page($filter: EventFilterInput) {{ \
+                    events(filter: $filter, order: LOG, first: 50) {{ \
+                    edges {{ node {{ ...Ev }} }} pageInfo {{ hasNextPage endCursor }} }} }}\n{EVENT_FIELDS}"),
+                "variables": { "filter": { "timelines": [TIMELINE] } },
+            }),
+            list: "/data/events/edges",
+        },
+    ]
+}
+
+/// One HTTP/1.1 keep-alive connection: sends prepared requests and reads whole answers (which
+/// carry a `Content-Length`, as both servers measured here send).
+struct Connection {
+    stream: TcpStream,
+    buffer: Vec<u8>,
+}
+
+impl Connection {
+    async fn open(address: SocketAddr) -> anyhow::Result<Self> {
+        let stream = TcpStream::connect(address)
+            .await
+            .with_context(|| format!("cannot connect to {address}"))?;
+        stream.set_nodelay(true)?;
+        Ok(Self {
+            stream,
+            buffer: Vec::with_capacity(64 * 1024),
+        })
+    }
+
+    async fn read_more(&mut self) -> anyhow::Result<()> {
+        self.buffer.reserve(64 * 1024);
+        if self.stream.read_buf(&mut self.buffer).await? == 0 {
+            bail!("the server closed the connection");
+        }
+        Ok(())
+    }
+
+    /// Sends `request` and answers the status and body of the response.
+    async fn exchange(&mut self, request: &[u8]) -> anyhow::Result<(u16, &[u8])> {
+        self.stream.write_all(request).await?;
+        self.buffer.clear();
+        let body_start = loop {
+            if let Some(end) = self.buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                break end + 4;
+            }
+            self.read_more().await?;
+        };
+        let head = std::str::from_utf8(&self.buffer[..body_start])
+            .context("the response head is not text")?;
+        let status: u16 = head
+            .get(9..12)
+            .and_then(|s| s.parse().ok())
+            .with_context(|| format!("a malformed status line: {head:?}"))?;
+        let length: usize = head
+            .lines()
+            .find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse().ok())?
+            })
+            .with_context(|| format!("a response without Content-Length: {head:?}"))?;
+        while self.buffer.len() < body_start + length {
+            self.read_more().await?;
+        }
+        if self.buffer.len() > body_start + length {
+            bail!("the server sent more than one response");
+        }
+        Ok((status, &self.buffer[body_start..]))
+    }
+}
+
+fn post(address: SocketAddr, body: &[u8]) -> Vec<u8> {
+    let mut request = format!(
+        "POST /graphql HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    request
+}
+
+/// A running `chancery serve`, killed if dropped before [`Server::stop`].
+struct Server {
+    child: Child,
+    address: SocketAddr,
+    log: PathBuf,
+    /// Held so that the server's stdout stays open while it runs.
+    _stdout: Lines<BufReader<ChildStdout>>,
+}
+
+/// How long a start took: from spawn to the "listening" line, and to `/readyz` answering 200.
+struct Started {
+    listening: f64,
+    ready: f64,
+}
+
+impl Server {
+    async fn start(bin: &Path, data: &Path, log: PathBuf) -> anyhow::Result<(Server, Started)> {
+        let stderr = std::fs::File::create(&log)
+            .with_context(|| format!("cannot create {}", log.display()))?;
+        let spawned = Instant::now();
+        let mut child = Command::new(bin)
+            .arg("--data")
+            .arg(data)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot run {}", bin.display()))?;
+        let stdout = child.stdout.take().context("the server has no stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let listening = tokio::time::timeout(START_TIMEOUT, async {
+            while let Some(line) = lines.next_line().await? {
+                if let Some(rest) = line.strip_prefix("chancery: listening on http://") {
+                    let address = rest.split_whitespace().next().unwrap_or_default();
+                    return address
+                        .parse::<SocketAddr>()
+                        .with_context(|| format!("a listening line without address: {line}"));
+                }
+            }
+            bail!("the server exited before listening")
+        })
+        .await;
+        let address = match listening {
+            Ok(Ok(address)) => address,
+            Ok(Err(e)) => bail!("{e}; its log:\n{}", tail(&log)),
+            Err(_) => bail!(
+                "the server did not listen in time; its log:\n{}",
+                tail(&log)
+            ),
+        };
+        let listening = spawned.elapsed().as_secs_f64();
+        let mut server = Server {
+            child,
+            address,
+            log,
+            _stdout: lines,
+        };
+        loop {
+            if server.ready().await? {
+                break;
+            }
+            if let Some(status) = server.child.try_wait()? {
+                bail!(
+                    "the server exited ({status}) before it was ready; its log:\n{}",
+                    tail(&server.log)
+                );
+            }
+            if spawned.elapsed() > START_TIMEOUT {
+                bail!("the server was not ready in time");
+            }
+            // Readiness is polled: the server announces it nowhere else. 2 ms is far below the
+            // times measured.
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let ready = spawned.elapsed().as_secs_f64();
+        Ok((server, Started { listening, ready }))
+    }
+
+    async fn ready(&self) -> anyhow::Result<bool> {
+        let mut connection = Connection::open(self.address).await?;
+        let request = format!(
+            "GET /readyz HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.address
+        );
+        let (status, _) = connection.exchange(request.as_bytes()).await?;
+        match status {
+            200 => Ok(true),
+            503 => Ok(false),
+            other => bail!("/readyz answered {other}"),
+        }
+    }
+
+    /// VmRSS and VmHWM of the server process, in MB.
+    fn memory(&self) -> anyhow::Result<(f64, f64)> {
+        let pid = self.child.id().context("the server has exited")?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+        let field = |name: &str| -> anyhow::Result<f64> {
+            let kib: f64 = status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+                .with_context(|| format!("no {name} in /proc/{pid}/status"))?;
+            Ok(kib * 1024.0 / MB)
+        };
+        Ok((field("VmRSS:")?, field("VmHWM:")?))
+    }
+
+    /// CPU time the server process has used so far, in seconds (user + system).
+    fn cpu_seconds(&self) -> anyhow::Result<f64> {
+        let pid = self.child.id().context("the server has exited")?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+        // Fields after the command name (which may hold spaces, so split after its `)`):
+        // state is field 3, utime 14 and stime 15, in clock ticks of 1/100 s (USER_HZ on Linux).
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        let ticks = |i: usize| -> anyhow::Result<f64> {
+            fields
+                .get(i - 3)
+                .and_then(|v| v.parse::<f64>().ok())
+                .with_context(|| format!("no field {i} in /proc/{pid}/stat"))
+        };
+        Ok((ticks(14)? + ticks(15)?) / 100.0)
+    }
+
+    /// Stops the server gracefully (SIGTERM), as an operator would, so that it saves its
+    /// projections' checkpoint.
+    async fn stop(mut self) -> anyhow::Result<()> {
+        let pid = self.child.id().context("the server has exited")?;
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .context("cannot run kill")?;
+        if !sent.success() {
+            bail!("kill -TERM {pid} failed");
+        }
+        let status = tokio::time::timeout(STOP_TIMEOUT, self.child.wait())
+            .await
+            .with_context(|| {
+                format!("the server did not stop within {STOP_TIMEOUT:?} of SIGTERM")
+            })??;
+        if !status.success() {
+            bail!(
+                "the server stopped with {status}; its log:\n{}",
+                tail(&self.log)
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The last lines of a server's log, for error messages.
+fn tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+/// A bare axum handler answering every `POST /graphql` with `answer`: what serving these bytes
+/// costs without GraphQL, projections or the store.
+async fn bare_handler(answer: Bytes) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    let router = axum::Router::new().route(
+        "/graphql",
+        axum::routing::post(move |_request: Bytes| {
+            let answer = answer.clone();
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "application/json; charset=utf-8",
+                    )],
+                    answer,
+                )
+            }
+        }),
+    );
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            eprintln!("reads: the bare handler stopped: {e}");
+        }
+    });
+    Ok((address, task))
+}
+
+/// What one load measured.
+struct Loaded {
+    p50_ms: f64,
+    p99_ms: f64,
+    per_second: f64,
+    requests: usize,
+}
+
+/// `CLIENTS` clients, each on its own keep-alive connection, send `body` to `address` one
+/// request after another for `seconds`; every answer must be 200 with exactly `expected`.
+async fn load(
+    address: SocketAddr,
+    body: &[u8],
+    expected: &Bytes,
+    seconds: f64,
+) -> anyhow::Result<Loaded> {
+    let request = Arc::new(post(address, body));
+    let duration = Duration::from_secs_f64(seconds);
+    let barrier = Arc::new(tokio::sync::Barrier::new(CLIENTS));
+    let mut clients = Vec::new();
+    for _ in 0..CLIENTS {
+        let mut connection = Connection::open(address).await?;
+        let request = Arc::clone(&request);
+        let expected = expected.clone();
+        let barrier = Arc::clone(&barrier);
+        clients.push(tokio::spawn(async move {
+            let mut latencies_us: Vec<u32> = Vec::with_capacity(1 << 14);
+            barrier.wait().await;
+            let started = Instant::now();
+            while started.elapsed() < duration {
+                let sent = Instant::now();
+                let (status, answer) = connection.exchange(&request).await?;
+                let took = sent.elapsed();
+                if status != 200 || answer != &expected[..] {
+                    bail!(
+                        "an answer under load differs from the one captured (status {status}, {} bytes): {}",
+                        answer.len(),
+                        String::from_utf8_lossy(&answer[..answer.len().min(300)])
+                    );
+                }
+                latencies_us.push(u32::try_from(took.as_micros()).unwrap_or(u32::MAX));
+            }
+            anyhow::Ok((latencies_us, started.elapsed().as_secs_f64()))
+        }));
+    }
+    let mut all = Vec::new();
+    let mut elapsed: f64 = 0.0;
+    for client in clients {
+        let (latencies, seconds) = client.await??;
+        all.extend(latencies);
+        elapsed = elapsed.max(seconds);
+    }
+    if all.is_empty() {
+        bail!("no request completed");
+    }
+    all.sort_unstable();
+    let quantile = |q: f64| all[((all.len() - 1) as f64 * q).round() as usize] as f64 / 1000.0;
+    Ok(Loaded {
+        p50_ms: quantile(0.50),
+        p99_ms: quantile(0.99),
+        per_second: all.len() as f64 / elapsed,
+        requests: all.len(),
+    })
+}
+
+/// Asks the server once and checks the answer is a real one: no errors, a non-empty list.
+async fn capture(
+    address: SocketAddr,
+    query: &ReadQuery,
+) -> anyhow::Result<(Vec<u8>, Bytes, usize)> {
+    let body = serde_json::to_vec(&query.request)?;
+    let mut connection = Connection::open(address).await?;
+    let (status, answer) = connection.exchange(&post(address, &body)).await?;
+    let answer = Bytes::copy_from_slice(answer);
+    let parsed: Value = serde_json::from_slice(&answer)
+        .with_context(|| format!("{}: the answer is not JSON", query.name))?;
+    let items = parsed
+        .pointer(query.list)
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    if status != 200 || parsed.get("errors").is_some() || items == 0 {
+        bail!(
+            "{}: the server answered {status} with no {}: {}",
+            query.name,
+            query.list,
+            String::from_utf8_lossy(&answer[..answer.len().min(500)])
+        );
+    }
+    Ok((body, answer, items))
+}
+
+/// Bytes a directory takes: allocated on disk (blocks) and apparent (lengths).
+fn disk_usage(path: &Path) -> anyhow::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut allocated = 0;
+    let mut apparent = 0;
+    for entry in
+        std::fs::read_dir(path).with_context(|| format!("cannot list {}", path.display()))?
+    {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        if meta.is_dir() {
+            let (a, b) = disk_usage(&entry.path())?;
+            allocated += a;
+            apparent += b;
+        } else {
+            allocated += meta.blocks() * 512;
+            apparent += meta.len();
+        }
+    }
+    Ok((allocated, apparent))
+}
+
+/// Events in the log and the sum of their canonical encodings (the bodies the hash chain
+/// covers), read from the stored records, each checked against its hash.
+async fn canonical_bytes(log_dir: &Path) -> anyhow::Result<(u64, u64)> {
+    let log = SledLog::open(log_dir, SledConfig::default())?;
+    let mut events = 0u64;
+    let mut bytes = 0u64;
+    let mut from = 1;
+    loop {
+        let records = log.read_raw(from, 10_000).await?;
+        let Some(last) = records.last() else { break };
+        from = last.position + 1;
+        for record in &records {
+            verify_record_hash(&record.bytes)
+                .with_context(|| format!("the record at {} is damaged", record.position))?;
+            bytes += record.bytes.len() as u64 - HASH_SUFFIX_GROWTH;
+            events += 1;
+        }
+    }
+    Ok((events, bytes))
+}
+
+/// A figure whose value is the median of `runs`, against the median of `baselines`.
+fn figure(
+    name: impl Into<String>,
+    runs: &[f64],
+    unit: &str,
+    baseline_name: impl Into<String>,
+    baselines: &[f64],
+) -> Figure {
+    Figure {
+        name: name.into(),
+        value: median(&mut runs.to_vec()),
+        unit: unit.into(),
+        baseline_name: Some(baseline_name.into()),
+        baseline: Some(median(&mut baselines.to_vec())),
+        target: None,
+        met: None,
+        runs: runs.to_vec(),
+        note: None,
+    }
+}
+
+/// `figure` with its target, in words, and whether it is met.
+fn with_target(mut figure: Figure, words: &str, met: impl Fn(&Figure) -> bool) -> Figure {
+    figure.met = Some(met(&figure));
+    figure.target = Some(words.into());
+    figure
+}
+
+/// Per query: runs of p50, p99 and throughput, for the server and for the bare handler.
+#[derive(Default)]
+struct QueryRuns {
+    p50: [Vec<f64>; 2],
+    p99: [Vec<f64>; 2],
+    per_second: [Vec<f64>; 2],
+    /// Server CPU time per request (user + system), in ms.
+    server_cpu_ms: Vec<f64>,
+}
+
+pub async fn run(
+    events: u64,
+    runs: usize,
+    seconds: f64,
+    keep: Option<&Path>,
+    out: &Path,
+    command: &str,
+) -> anyhow::Result<()> {
+    if runs == 0 || seconds <= 0.0 {
+        bail!("reads needs at least one run of more than 0 seconds");
+    }
+    let bin = chancery_bin()?;
+    let temp = tempfile::tempdir()?;
+    let dir = keep.unwrap_or(temp.path()).to_path_buf();
+    if !dir.join("log").exists() {
+        eprintln!("reads: generating {events} events in {}", dir.display());
+        crate::replay::generate(&dir, events).await?;
+    }
+    let logs = tempfile::tempdir()?;
+    let empty = tempfile::tempdir()?;
+    let mut started_servers = 0;
+    let mut next_log = || {
+        started_servers += 1;
+        logs.path().join(format!("server-{started_servers}.log"))
+    };
+
+    // The fixed cost of a start: the same binary restarting on an empty store (created by a
+    // first start that is not measured, as creating a store is no part of a restart).
+    let (server, _) = Server::start(&bin, empty.path(), next_log()).await?;
+    server.stop().await?;
+    let (mut empty_ready, mut empty_rss, mut empty_hwm) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let (server, started) = Server::start(&bin, empty.path(), next_log()).await?;
+        let (rss, hwm) = server.memory()?;
+        server.stop().await?;
+        empty_ready.push(started.ready);
+        empty_rss.push(rss);
+        empty_hwm.push(hwm);
+    }
+
+    let queries = read_queries();
+    let mut captured: Vec<(Vec<u8>, Bytes, usize)> = Vec::new();
+    let mut bare = Vec::new();
+    let mut measured: Vec<QueryRuns> = queries.iter().map(|_| QueryRuns::default()).collect();
+    let (mut first_ready, mut first_listening) = (Vec::new(), Vec::new());
+    let (mut restart_ready, mut restart_listening) = (Vec::new(), Vec::new());
+    let (mut rss, mut hwm, mut ready_rss) = (Vec::new(), Vec::new(), Vec::new());
+    for run in 0..runs {
+        Projections::reset(&dir.join("projections"))?;
+        let (server, first) = Server::start(&bin, &dir, next_log()).await?;
+        server.stop().await?;
+        let (server, restart) = Server::start(&bin, &dir, next_log()).await?;
+        eprintln!(
+            "reads run {run}: first start ready in {:.3} s (listening at {:.3} s), restart ready in {:.3} s (listening at {:.3} s)",
+            first.ready, first.listening, restart.ready, restart.listening
+        );
+        ready_rss.push(server.memory()?.0);
+        first_ready.push(first.ready);
+        first_listening.push(first.listening);
+        restart_ready.push(restart.ready);
+        restart_listening.push(restart.listening);
+        if captured.is_empty() {
+            for query in &queries {
+                let captured_answer = capture(server.address, query).await?;
+                bare.push(bare_handler(captured_answer.1.clone()).await?);
+                captured.push(captured_answer);
+            }
+        }
+        for (i, query) in queries.iter().enumerate() {
+            let (body, answer, _) = &captured[i];
+            // Alternate which goes first, so neither always follows the other's load.
+            let targets = if run % 2 == 0 { [0, 1] } else { [1, 0] };
+            for target in targets {
+                let address = if target == 0 {
+                    server.address
+                } else {
+                    bare[i].0
+                };
+                // A short warm-up: connections, caches and allocator pools, not measured.
+                load(address, body, answer, (seconds / 5.0).min(0.5)).await?;
+                let cpu_before = server.cpu_seconds()?;
+                let m = load(address, body, answer, seconds).await?;
+                if target == 0 {
+                    let cpu = server.cpu_seconds()? - cpu_before;
+                    measured[i]
+                        .server_cpu_ms
+                        .push(cpu * 1000.0 / m.requests as f64);
+                }
+                eprintln!(
+                    "reads run {run}: {} on {}: p50 {:.3} ms, p99 {:.3} ms, {:.0} requests/s",
+                    query.name,
+                    if target == 0 { "chancery" } else { "bare axum" },
+                    m.p50_ms,
+                    m.p99_ms,
+                    m.per_second
+                );
+                measured[i].p50[target].push(m.p50_ms);
+                measured[i].p99[target].push(m.p99_ms);
+                measured[i].per_second[target].push(m.per_second);
+            }
+        }
+        let (r, h) = server.memory()?;
+        rss.push(r);
+        hwm.push(h);
+        server.stop().await?;
+    }
+    for (_, task) in &bare {
+        task.abort();
+    }
+
+    let (log_disk, log_apparent) = disk_usage(&dir.join("log"))?;
+    let (projections_disk, projections_apparent) = disk_usage(&dir.join("projections"))?;
+    let (total_events, canonical) = canonical_bytes(&dir.join("log")).await?;
+    let canonical_mb = canonical as f64 / MB;
+    eprintln!(
+        "reads: {total_events} events, {canonical_mb:.1} MB canonical; log {:.1} MB, projections {:.1} MB on disk",
+        log_disk as f64 / MB,
+        projections_disk as f64 / MB
+    );
+
+    let ms = |v: &[f64]| v.iter().map(|s| s * 1000.0).collect::<Vec<_>>();
+    let empty_name = "the same binary restarting on an empty store";
+    let mut figures = vec![
+        figure(
+            "first start: spawn to /readyz 200, projections from scratch",
+            &ms(&first_ready),
+            "ms",
+            empty_name,
+            &ms(&empty_ready),
+        ),
+        with_target(
+            figure(
+                "restart after SIGTERM: spawn to /readyz 200, from the checkpoint",
+                &ms(&restart_ready),
+                "ms",
+                empty_name,
+                &ms(&empty_ready),
+            ),
+            "≤ 1,000 ms",
+            |f| f.value <= 1000.0,
+        ),
+    ];
+    for (query, m) in queries.iter().zip(&measured) {
+        let bare_name = "bare axum handler, same bytes";
+        figures.push(figure(
+            format!("{}: p50 latency", query.name),
+            &m.p50[0],
+            "ms",
+            bare_name,
+            &m.p50[1],
+        ));
+        figures.push(with_target(
+            figure(
+                format!("{}: p99 latency", query.name),
+                &m.p99[0],
+                "ms",
+                bare_name,
+                &m.p99[1],
+            ),
+            "≤ 5 ms",
+            |f| f.value <= 5.0,
+        ));
+        figures.push(with_target(
+            figure(
+                format!("{}: throughput", query.name),
+                &m.per_second[0],
+                "requests/s",
+                bare_name,
+                &m.per_second[1],
+            ),
+            "≥ 0.5 × baseline",
+            |f| f.ratio().is_some_and(|r| r >= 0.5),
+        ));
+    }
+    figures.push(with_target(
+        figure(
+            "server VmRSS after the load",
+            &rss,
+            "MB",
+            format!("{empty_name}, idle"),
+            &empty_rss,
+        ),
+        "≤ 300 MB",
+        |f| f.value <= 300.0,
+    ));
+    figures.push(figure(
+        "server VmRSS at ready after the restart, before the load",
+        &ready_rss,
+        "MB",
+        format!("{empty_name}, idle"),
+        &empty_rss,
+    ));
+    figures.push(figure(
+        "server VmHWM (peak RSS) after the load",
+        &hwm,
+        "MB",
+        format!("{empty_name}, idle"),
+        &empty_hwm,
+    ));
+    let on_disk = |name: &str, bytes: u64| {
+        figure(
+            name,
+            &[bytes as f64 / MB],
+            "MB",
+            "canonical encodings of the events",
+            &[canonical_mb],
+        )
+    };
+    figures.push(with_target(
+        on_disk(
+            "data directory on disk (log + projections)",
+            log_disk + projections_disk,
+        ),
+        "≤ 2.5 × baseline",
+        |f| f.ratio().is_some_and(|r| r <= 2.5),
+    ));
+    figures.push(on_disk("log on disk", log_disk));
+    figures.push(on_disk("projections on disk", projections_disk));
+
+    let sizes: Vec<String> = queries
+        .iter()
+        .zip(&captured)
+        .zip(&measured)
+        .map(|((q, (_, answer, items)), m)| {
+            format!(
+                "{}: {items} items, {} bytes, {:.2} ms of server CPU per request",
+                q.name,
+                answer.len(),
+                median(&mut m.server_cpu_ms.clone())
+            )
+        })
+        .collect();
+    let section = Section {
+        title: "Reads from a generated store".into(),
+        command: command.into(),
+        machine: machine(),
+        date: today(),
+        scale: format!(
+            "{total_events} events in the log ({TIMELINES} timelines, {PARTIES} parties, {ISSUES} issues); reads of timeline `{TIMELINE}`; {CLIENTS} keep-alive HTTP/1.1 clients for {seconds} s per query and target; {runs} runs"
+        ),
+        figures,
+        notes: vec![
+            format!(
+                "The real `chancery serve` in a process of its own on loopback; the clients and the bare axum baseline share the benchmark's process (and the machine's cores with the server). Every answer under load is checked to be 200 and byte-identical to the one captured first. Answers (server CPU from /proc/PID/stat over the measured load, medians): {}.",
+                sizes.join("; ")
+            ),
+            format!(
+                "Starts are timed from spawn to the first `/readyz` 200 (polled every 2 ms); the \"listening\" line came after {:.0} ms (first start) and {:.0} ms (restart), medians: the rest is catching up. Each run resets the projections before its first start.",
+                median(&mut ms(&first_listening)),
+                median(&mut ms(&restart_listening)),
+            ),
+            format!(
+                "Disk: allocated blocks after a graceful stop (apparent sizes: log {:.1} MB, projections {:.1} MB). Canonical bytes: each record's hashed body (`encode_record`), summed over the {total_events} records read back from the log.",
+                log_apparent as f64 / MB,
+                projections_apparent as f64 / MB,
+            ),
+        ],
+    };
+    let mut section = section;
+    if section.figures.iter().any(|f| f.met == Some(false)) {
+        section.notes.push(PROFILE_NOTE.into());
+    }
+    crate::report::write(out, "reads", section)
+}

@@ -1,0 +1,821 @@
+//! Faults of the disk, and an operator's way out of them: a full disk (the server on a small
+//! tmpfs), damaged data files at open, and an online backup restored into a fresh directory.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+const RECORDER: &str = "recorder-token-faults-0123456789";
+const ADMIN: &str = "admin-token-faults-0123456789ab";
+const PATIENCE: Duration = Duration::from_secs(120);
+
+/// A `chancery serve` over a data directory the test chose, killed when dropped.
+struct Serving {
+    child: Child,
+    address: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl Serving {
+    /// Starts the server and waits for its `listening on` line and then for `/readyz`.
+    fn start(data: &Path, extra: &[&str]) -> Serving {
+        let mut command = Command::new(chancery_bin());
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("CHANCERY_") {
+                command.env_remove(name);
+            }
+        }
+        let mut child = command
+            .arg("--data")
+            .arg(data)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["--token", &format!("recorder:{RECORDER}")])
+            .args(["--token", &format!("admin:{ADMIN}")])
+            .args(extra)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("chancery serve starts");
+        let log = Arc::new(Mutex::new(String::new()));
+        let mut stderr = child.stderr.take().unwrap();
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 8192];
+            while let Ok(n @ 1..) = stderr.read(&mut buffer) {
+                let text = String::from_utf8_lossy(&buffer[..n]);
+                sink.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push_str(&text);
+            }
+        });
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix("chancery: listening on http://") {
+                    let _ = tx.send(rest.split(' ').next().unwrap_or("").to_owned());
+                }
+            }
+        });
+        let mut serving = Serving {
+            child,
+            address: String::new(),
+            log,
+        };
+        match rx.recv_timeout(PATIENCE) {
+            Ok(address) => serving.address = address,
+            Err(_) => panic!(
+                "the server did not listen within {PATIENCE:?}; its log:\n{}",
+                serving.log()
+            ),
+        }
+        let deadline = Instant::now() + PATIENCE;
+        while http(&serving.address, "GET", "/readyz", None, None).0 != 200 {
+            assert!(
+                Instant::now() < deadline,
+                "the server never became ready; its log:\n{}",
+                serving.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        serving
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Stops the server with SIGTERM (a clean shutdown) and waits for it to exit.
+    fn stop(&mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + PATIENCE;
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "the server did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn graphql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let body = json!({ "query": query, "variables": variables }).to_string();
+        let (status, reply) = http(&self.address, "POST", "/graphql", token, Some(&body));
+        serde_json::from_slice(&reply).unwrap_or_else(|e| {
+            panic!(
+                "not JSON ({e}, status {status}): {}",
+                String::from_utf8_lossy(&reply)
+            )
+        })
+    }
+
+    /// A query that must answer without errors.
+    fn query(&self, query: &str) -> Value {
+        let body = self.graphql(None, query, json!({}));
+        assert!(body.get("errors").is_none(), "unexpected errors: {body}");
+        body["data"].clone()
+    }
+
+    fn head(&self) -> u64 {
+        self.query("{ head { position } }")["head"]["position"]
+            .as_u64()
+            .unwrap()
+    }
+
+    /// Records a batch: the (id, position) of each event, or the error's code and message.
+    fn record(&self, events: &[Value]) -> Result<Vec<(String, u64)>, (String, String)> {
+        let body = self.graphql(Some(RECORDER), RECORD, json!({ "events": events }));
+        if let Some(error) = body["errors"].get(0) {
+            return Err((
+                error["extensions"]["code"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned(),
+                error["message"].as_str().unwrap_or("").to_owned(),
+            ));
+        }
+        Ok(body["data"]["recordEvents"]["events"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no events in {body}"))
+            .iter()
+            .map(|e| {
+                (
+                    e["id"].as_str().unwrap().to_owned(),
+                    e["position"].as_u64().unwrap(),
+                )
+            })
+            .collect())
+    }
+
+    /// An online backup through `GET /export`.
+    fn backup(&self) -> Vec<u8> {
+        self.backup_pausing(|| {})
+    }
+
+    /// An online backup that reads the first 64 KiB of the answer, runs `pause`, then reads the
+    /// rest: a slow reader, during whose transfer the log moves on.
+    fn backup_pausing(&self, pause: impl FnOnce()) -> Vec<u8> {
+        let mut stream = send(&self.address, "GET", "/export", Some(ADMIN), None).unwrap();
+        let mut raw = vec![0u8; 64 << 10];
+        stream.read_exact(&mut raw).unwrap();
+        pause();
+        stream.read_to_end(&mut raw).unwrap();
+        let (status, body) = parse_reply(&raw);
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        body
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const RECORD: &str = r#"mutation($events: [EventInput!]!) {
+  recordEvents(timeline: "us-china-trade", events: $events) { events { id position } }
+}"#;
+
+/// Event `n` of a test: demands, offers and statements by either side on three issues, with
+/// text of `padding` characters, so that positions and standoffs change as they go.
+fn event(n: u64, padding: usize) -> Value {
+    let (actor, target) = if n.is_multiple_of(2) {
+        ("USA", "CHN")
+    } else {
+        ("CHN", "USA")
+    };
+    let issue = ["tariffs", "trade-deficit", "made-in-china-2025"][(n / 2 % 3) as usize];
+    let text = format!("terms {n} {}", "x".repeat(padding));
+    let act = match n % 3 {
+        0 => json!({ "demand": { "terms": text } }),
+        1 => json!({ "offer": { "terms": text } }),
+        _ => json!({ "statement": { "claim": text } }),
+    };
+    json!({
+        "id": format!("01970000-0000-7000-8000-{n:012x}"),
+        "occurred": { "start": format!("2018-06-{:02}", 1 + n % 28) },
+        "actors": [{ "party": actor }],
+        "targets": [{ "party": target }],
+        "issues": [issue],
+        "summary": format!("event {n} {}", "s".repeat(padding / 2)),
+        "sources": [{ "publication": "Fault Wire", "attribution": "OFFICIAL" }],
+        "act": act,
+    })
+}
+
+/// One HTTP/1.1 request with `Connection: close`: the status and the (de-chunked) body; status 0
+/// when nothing listens.
+fn http(
+    address: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, Vec<u8>) {
+    let Some(mut stream) = send(address, method, path, token, body) else {
+        return (0, Vec::new());
+    };
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    parse_reply(&raw)
+}
+
+/// Sends a request; the answer is to be read from the stream.
+fn send(
+    address: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> Option<TcpStream> {
+    let mut stream = TcpStream::connect(address).ok()?;
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
+    if let Some(token) = token {
+        head.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
+    if let Some(body) = body {
+        head.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    if let Some(body) = body {
+        stream.write_all(body.as_bytes()).unwrap();
+    }
+    Some(stream)
+}
+
+fn parse_reply(raw: &[u8]) -> (u16, Vec<u8>) {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a header block");
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap();
+    let mut body = raw[split + 4..].to_vec();
+    if head.contains("transfer-encoding: chunked") {
+        let mut out = Vec::new();
+        let mut rest = &body[..];
+        while let Some(end) = rest.windows(2).position(|w| w == b"\r\n") {
+            let size = usize::from_str_radix(String::from_utf8_lossy(&rest[..end]).trim(), 16)
+                .expect("a chunk size");
+            if size == 0 {
+                break;
+            }
+            out.extend_from_slice(&rest[end + 2..end + 2 + size]);
+            rest = &rest[end + 2 + size + 2..];
+        }
+        body = out;
+    }
+    (status, body)
+}
+
+/// The records of an export, by position: (id, stored line).
+fn records_of(export: &[u8]) -> (Value, BTreeMap<u64, (String, Vec<u8>)>) {
+    let mut lines = export.split(|b| *b == b'\n').filter(|l| !l.is_empty());
+    let header: Value = serde_json::from_slice(lines.next().expect("a header line")).unwrap();
+    let mut records = BTreeMap::new();
+    for line in lines {
+        let record: Value = serde_json::from_slice(line).unwrap();
+        records.insert(
+            record["position"].as_u64().unwrap(),
+            (
+                record["event"]["id"].as_str().unwrap().to_owned(),
+                line.to_vec(),
+            ),
+        );
+    }
+    (header, records)
+}
+
+/// A tmpfs mounted on a fresh directory, unmounted when dropped (also when the test panics).
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    /// Mounts one of `mib` MiB; `None` (after a loud notice) where mounting is not allowed,
+    /// outside CI. In CI it must work.
+    fn mount(mib: u64) -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(dir.path())
+            .output();
+        match mounted {
+            Ok(out) if out.status.success() => Some(Tmpfs { dir }),
+            outcome => {
+                let why = match outcome {
+                    Ok(out) => stderr(&out),
+                    Err(e) => e.to_string(),
+                };
+                assert!(
+                    !in_ci(),
+                    "the disk-full test must mount a tmpfs in CI (run as root): {why}"
+                );
+                eprintln!(
+                    "\n*** NOT RUN: cannot mount a tmpfs ({}); the disk-full test checked nothing ***\n",
+                    why.trim()
+                );
+                None
+            }
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Bytes free, as `df` says.
+    fn free(&self) -> u64 {
+        let out = Command::new("df")
+            .args(["-B1", "--output=avail"])
+            .arg(self.path())
+            .output()
+            .unwrap();
+        stdout(&out)
+            .lines()
+            .nth(1)
+            .and_then(|l| l.trim().parse().ok())
+            .unwrap_or_else(|| panic!("unexpected df output: {}", stdout(&out)))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let unmounted = Command::new("umount")
+            .arg(self.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !unmounted {
+            // Something still holds a file: detach it now, it goes when released.
+            let _ = Command::new("umount").arg("-l").arg(self.path()).status();
+        }
+    }
+}
+
+/// Writes a file of `bytes` zeros (or as many as fit) and answers how many fit.
+fn fill(path: &Path, bytes: u64) -> u64 {
+    let mut file = std::fs::File::create(path).unwrap();
+    let chunk = vec![0u8; 1 << 20];
+    let mut written = 0;
+    while written < bytes {
+        let n = (bytes - written).min(chunk.len() as u64) as usize;
+        match file.write(&chunk[..n]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => written += n as u64,
+        }
+    }
+    written
+}
+
+#[test]
+fn a_full_disk_refuses_appends_clearly_keeps_reads_and_resumes_when_space_returns() {
+    const TMPFS_MIB: u64 = 64;
+    const LEFT_FREE: u64 = 6 << 20;
+    const BATCH: u64 = 40;
+    const PADDING: usize = 1_800;
+    let Some(tmpfs) = Tmpfs::mount(TMPFS_MIB) else {
+        return;
+    };
+    let data = tmpfs.path().join("data");
+    let mut server = Serving::start(&data, &["--demo"]);
+    let demo_head = server.head();
+
+    // Leave a few MiB free: the appends fill them.
+    let filler = tmpfs.path().join("filler");
+    let free_before = tmpfs.free();
+    let filled = fill(&filler, free_before.saturating_sub(LEFT_FREE));
+
+    let mut acknowledged: Vec<(String, u64)> = Vec::new();
+    let mut unknown: Vec<Vec<Value>> = Vec::new();
+    let mut errors: Vec<(String, String)> = Vec::new();
+    let mut acknowledged_before_full = None;
+    let mut failures_in_a_row = 0;
+    let mut n = 0;
+    let started = Instant::now();
+    // Until three appends in a row fail. One may succeed between failures: a checkpoint that
+    // deletes write-ahead log segments frees some space.
+    while failures_in_a_row < 3 {
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "appends never failed on a full disk ({} acknowledged)",
+            acknowledged.len()
+        );
+        let batch: Vec<Value> = (n..n + BATCH).map(|i| event(i, PADDING)).collect();
+        n += BATCH;
+        match server.record(&batch) {
+            Ok(done) => {
+                acknowledged.extend(done);
+                failures_in_a_row = 0;
+            }
+            Err(error) => {
+                acknowledged_before_full.get_or_insert(acknowledged.len());
+                errors.push(error);
+                unknown.push(batch);
+                failures_in_a_row += 1;
+            }
+        }
+    }
+    let acknowledged_before_full = acknowledged_before_full.unwrap_or_default();
+    for (code, message) in &errors {
+        assert_eq!(code, "INTERNAL", "{message}");
+        assert!(
+            message.contains("storage is full") && !message.contains("reference"),
+            "the error says the disk is full, unmasked: {message}"
+        );
+    }
+    let server_log = server.log();
+    assert!(
+        server_log.contains("no space left on the log's disk"),
+        "an operator can tell from the log: {server_log}"
+    );
+    assert!(!server_log.contains("panicked"), "{server_log}");
+
+    // Reads keep working, and nothing unacknowledged is visible.
+    let last_acknowledged = acknowledged.last().map_or(demo_head, |(_, p)| *p);
+    assert_eq!(server.head(), last_acknowledged);
+    let latest = server.query(
+        r#"{ events(last: 3) { edges { node { id position } } } positions(timeline: "us-china-trade", issues: ["tariffs"]) { party { code } stance } }"#,
+    );
+    let edges = latest["events"]["edges"].as_array().unwrap();
+    assert_eq!(
+        edges.last().unwrap()["node"]["position"].as_u64(),
+        Some(last_acknowledged)
+    );
+    assert!(!latest["positions"].as_array().unwrap().is_empty());
+    // The projections still follow: they reach the last acknowledged position.
+    server.query(&format!(
+        r#"{{ standoffs(timeline: "us-china-trade", atLeast: {last_acknowledged}) {{ status }} }}"#
+    ));
+
+    // Space returns: the appends whose outcome was unknown are retried with the same ids, then
+    // new ones go on.
+    std::fs::remove_file(&filler).unwrap();
+    for batch in &unknown {
+        let done = server
+            .record(batch)
+            .unwrap_or_else(|e| panic!("a retry after space returned failed: {e:?}"));
+        acknowledged.extend(done);
+    }
+    for _ in 0..3 {
+        let batch: Vec<Value> = (n..n + BATCH).map(|i| event(i, PADDING)).collect();
+        n += BATCH;
+        let done = server
+            .record(&batch)
+            .unwrap_or_else(|e| panic!("an append after space returned failed: {e:?}"));
+        acknowledged.extend(done);
+    }
+    let head_after = server.head();
+    let check = |export: &[u8], when: &str| {
+        let (header, records) = records_of(export);
+        assert_eq!(header["events"].as_u64(), Some(head_after), "{when}");
+        assert_eq!(
+            records.keys().copied().collect::<Vec<_>>(),
+            (1..=head_after).collect::<Vec<_>>(),
+            "{when}: gapless"
+        );
+        for (id, position) in &acknowledged {
+            assert_eq!(
+                records.get(position).map(|(i, _)| i),
+                Some(id),
+                "{when}: acknowledged {id} at {position}"
+            );
+        }
+    };
+    check(&server.backup(), "after space returned");
+    let reopened = server.log().contains("reopening the log's database");
+
+    // After a restart on the same directory, everything acknowledged is still there.
+    server.stop();
+    let server = Serving::start(&data, &[]);
+    assert_eq!(server.head(), head_after);
+    check(&server.backup(), "after a restart");
+    drop(server);
+    let (verified_events, _) = verified(&data);
+    assert_eq!(verified_events, head_after);
+
+    eprintln!(
+        "disk full: tmpfs {TMPFS_MIB} MiB, filler {:.1} MiB of {:.1} MiB free, batches of {BATCH} \
+         events of about {} bytes; {acknowledged_before_full} events acknowledged before the \
+         first failure ({:.1} s); errors: {:?}; database reopened: {reopened}; after freeing \
+         space {} batches retried with the same ids and 3 new ones; {} acknowledged events \
+         checked after the restart (head {head_after}, chain verified)",
+        filled as f64 / 1048576.0,
+        free_before as f64 / 1048576.0,
+        PADDING * 2 + 300,
+        started.elapsed().as_secs_f64(),
+        errors
+            .iter()
+            .map(|(c, m)| format!("{c}: {m}"))
+            .collect::<Vec<_>>(),
+        unknown.len(),
+        acknowledged.len(),
+    );
+}
+
+/// Runs `chancery verify` and `chancery serve` on a damaged store: both must refuse it with a
+/// message containing every one of `expected`, and neither may panic.
+fn refused_at_open(data: &Path, expected: &[&str]) -> String {
+    let out = chancery(data, &["verify"]);
+    let said = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(
+        !out.status.success() && out.status.code() != Some(101),
+        "verify accepted a damaged store: {said}"
+    );
+    assert!(!said.contains("panicked"), "{said}");
+    for part in expected {
+        assert!(
+            said.contains(part),
+            "verify's message names {part:?}: {said}"
+        );
+    }
+    let mut serve = Command::new(chancery_bin())
+        .arg("--data")
+        .arg(data)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(status) = serve.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = serve.kill();
+            panic!("serve kept running on a damaged store");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut served = String::new();
+    serve
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut served)
+        .unwrap();
+    serve
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut served)
+        .unwrap();
+    assert!(
+        !status.success() && status.code() != Some(101),
+        "serve: {status:?} {served}"
+    );
+    assert!(!served.contains("listening on"), "{served}");
+    assert!(!served.contains("panicked"), "{served}");
+    for part in expected {
+        assert!(
+            served.contains(part),
+            "serve's message names {part:?}: {served}"
+        );
+    }
+    said.trim().to_owned()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn damaged_data_files_are_reported_at_open_with_what_and_where() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good");
+    chancery_ok(&good, &["import", demo_file().to_str().unwrap()]);
+    let export = dir.path().join("export.ndjson");
+    chancery_ok(&good, &["export", "--out", export.to_str().unwrap()]);
+    let export = std::fs::read(&export).unwrap();
+    let (_, records) = records_of(&export);
+    let lines: Vec<Vec<u8>> = records.values().map(|(_, l)| l.clone()).collect();
+    let store = |name: &str| -> PathBuf {
+        let copy = dir.path().join(name);
+        copy_dir(&good, &copy);
+        copy
+    };
+    let segment = |data: &Path| data.join("log/wal/seg-0000000100.wal");
+    let flip = |line: &[u8]| {
+        let mut damaged = line.to_vec();
+        let middle = damaged.len() / 2;
+        damaged[middle] ^= 0x01;
+        damaged
+    };
+
+    // A write-ahead log segment with a damaged line followed by intact ones.
+    let middle = store("wal-middle");
+    let mut content = Vec::new();
+    for (i, line) in lines[..5].iter().enumerate() {
+        content.extend(if i == 2 { flip(line) } else { line.clone() });
+        content.push(b'\n');
+    }
+    std::fs::write(segment(&middle), &content).unwrap();
+    let byte = lines[0].len() + lines[1].len() + 2;
+    let said = refused_at_open(
+        &middle,
+        &[
+            "seg-0000000100.wal, line 3",
+            &format!("(byte {byte})"),
+            "damaged record",
+        ],
+    );
+    eprintln!("a damaged WAL line: {said}");
+
+    // A torn last line is a crash in the middle of a write, not corruption.
+    let torn = store("wal-torn");
+    let mut content = Vec::new();
+    for line in &lines[..5] {
+        content.extend_from_slice(line);
+        content.push(b'\n');
+    }
+    content.extend_from_slice(&lines[5][..lines[5].len() / 2]);
+    std::fs::write(segment(&torn), &content).unwrap();
+    assert_eq!(verified(&torn).0, 28, "a torn last line is dropped");
+
+    // sled's data file cut short.
+    let truncated = store("db-truncated");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(truncated.join("log/db"))
+        .unwrap()
+        .set_len(5_000)
+        .unwrap();
+    let said = refused_at_open(&truncated, &["log/db, sled's data file, is damaged"]);
+    eprintln!("a truncated db: {said}");
+
+    // A flipped byte in the last event's record in sled's data file. sled may hold an older,
+    // superseded copy of its page too: the byte is flipped in every copy, so the live one is hit.
+    let flipped = store("db-flipped");
+    let db = flipped.join("log/db");
+    let mut bytes = std::fs::read(&db).unwrap();
+    let summary = b"may fly to Washington about a month later";
+    let copies: Vec<usize> = (0..bytes.len() - summary.len())
+        .filter(|&i| bytes[i..].starts_with(summary))
+        .collect();
+    assert!(!copies.is_empty(), "the last record is in the data file");
+    for at in &copies {
+        bytes[at + 4] ^= 0x01;
+    }
+    std::fs::write(&db, &bytes).unwrap();
+    let said = refused_at_open(&flipped, &["log/db, sled's data file, is damaged"]);
+    eprintln!(
+        "a flipped byte in the last record of the db ({} copies): {said}",
+        copies.len()
+    );
+
+    // The intact copy still verifies: the damage, not the copying, is what was found.
+    assert_eq!(verified(&good).0, 28);
+}
+
+#[test]
+fn an_online_backup_restores_to_a_store_that_verifies_and_answers_alike() {
+    const BATCH: u64 = 100;
+    const PADDING: usize = 400;
+    let dir = tempfile::tempdir().unwrap();
+    let original = dir.path().join("original");
+    let server = Arc::new(Serving::start(&original, &["--demo"]));
+
+    // A writer appends through the server all along, until told to stop.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (progress_tx, progress) = mpsc::channel::<u64>();
+    let writer = {
+        let server = Arc::clone(&server);
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut n = 0;
+            let mut acknowledged = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                let batch: Vec<Value> = (n..n + BATCH).map(|i| event(i, PADDING)).collect();
+                n += BATCH;
+                let done = server
+                    .record(&batch)
+                    .unwrap_or_else(|e| panic!("an append failed during the backup: {e:?}"));
+                let _ = progress_tx.send(done.last().unwrap().1);
+                acknowledged.extend(done);
+            }
+            acknowledged
+        })
+    };
+    // Back up once the writer is well under way, and while it goes on.
+    let wait_for = |position: u64| {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let reached = progress
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .expect("the writer makes progress");
+            if reached >= position {
+                return reached;
+            }
+        }
+    };
+    wait_for(28 + 20 * BATCH);
+    let head_before = server.head();
+    let started = Instant::now();
+    let mut head_after = 0;
+    let backup = server.backup_pausing(|| head_after = wait_for(head_before + 3 * BATCH));
+    let seconds = started.elapsed().as_secs_f64();
+    let (header, records) = records_of(&backup);
+    let backed_up = header["events"].as_u64().unwrap();
+    assert!(
+        backed_up >= head_before && backed_up < head_after,
+        "the backup holds the log as it was when it began: {head_before} <= {backed_up} < {head_after}"
+    );
+    assert_eq!(
+        records.len() as u64,
+        backed_up,
+        "every record up to the header's count"
+    );
+    // The writer goes on past the backup, so the original moves on.
+    wait_for(head_after + 5 * BATCH);
+    stop.store(true, Ordering::SeqCst);
+    let acknowledged = writer.join().unwrap();
+    let final_head = server.head();
+    assert!(final_head > backed_up);
+
+    let file = dir.path().join("backup.ndjson");
+    std::fs::write(&file, &backup).unwrap();
+    let verified_file = chancery_ok(dir.path(), &["verify", "--file", file.to_str().unwrap()]);
+    assert!(verified_file.contains("chain intact"), "{verified_file}");
+    let restored = dir.path().join("restored");
+    let out = chancery_ok(&restored, &["import", file.to_str().unwrap()]);
+    assert!(
+        out.contains(&format!("restored {backed_up} records")),
+        "{out}"
+    );
+    let (events, hash) = verified(&restored);
+    assert_eq!(events, backed_up);
+    assert_eq!(Some(hash.as_str()), header["headHash"].as_str());
+
+    // The restore answers as the original did when it knew the backed-up prefix.
+    let copy = Serving::start(&restored, &[]);
+    assert_eq!(copy.head(), backed_up);
+    let questions = |known_at: String| {
+        [
+            format!(
+                r#"{{ positions(timeline: "us-china-trade"{known_at}) {{ party {{ code }} issue {{ slug }} stance firstStated lastReaffirmed reaffirmed event {{ id position }} }} }}"#
+            ),
+            format!(
+                r#"{{ standoffs(timeline: "us-china-trade"{known_at}) {{ issue {{ slug }} status sides {{ party {{ code }} stance }} }} }}"#
+            ),
+        ]
+    };
+    let as_of = format!(", asOf: {{ knownAt: {backed_up} }}");
+    let mut compared = 0;
+    for (then, now) in questions(as_of).iter().zip(questions(String::new())) {
+        let original_then = server.query(then);
+        assert_eq!(original_then, copy.query(&now), "{then}");
+        if now.contains("positions(") {
+            assert_ne!(
+                server.query(&now),
+                original_then,
+                "the original moved on since the backup, so the comparison can tell"
+            );
+        }
+        compared += 1;
+    }
+    // Every event acknowledged up to the backup's head is in the restore.
+    let restored_ids: BTreeMap<u64, String> = records
+        .iter()
+        .map(|(position, (id, _))| (*position, id.clone()))
+        .collect();
+    let in_backup = acknowledged
+        .iter()
+        .filter(|(_, position)| *position <= backed_up)
+        .inspect(|(id, position)| assert_eq!(restored_ids.get(position), Some(id)))
+        .count();
+    eprintln!(
+        "online backup: {} bytes, {backed_up} events (head {head_before} when it began, \
+         {head_after} when it ended: {} events appended during the {seconds:.2} s backup); \
+         original at {final_head} when the writer stopped; restore verified (head hash {hash}); \
+         {compared} queries compared; {in_backup} acknowledged events found in the restore",
+        backup.len(),
+        head_after - head_before,
+    );
+}
