@@ -137,6 +137,10 @@ async fn connection(socket: WebSocket, endpoint: Endpoint, protocol: Protocol) {
                 match message {
                     Outgoing::Text(text) => {
                         if sink.feed(Message::Text(text.into())).await.is_err() {
+                            // The peer closed first (a message raced its close frame):
+                            // flushing and closing still sends the reply tungstenite queued.
+                            let _ = sink.flush().await;
+                            let _ = sink.close().await;
                             return;
                         }
                         fed = true;
