@@ -2,12 +2,12 @@
 //! tmpfs), damaged data files at open, and an online backup restored into a fresh directory.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -20,66 +20,20 @@ const PATIENCE: Duration = Duration::from_secs(120);
 
 /// A `chancery serve` over a data directory the test chose, killed when dropped.
 struct Serving {
-    child: Child,
+    server: Server,
     address: String,
-    log: Arc<Mutex<String>>,
 }
 
 impl Serving {
     /// Starts the server and waits for its `listening on` line and then for `/readyz`.
     fn start(data: &Path, extra: &[&str]) -> Serving {
-        let mut command = Command::new(chancery_bin());
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("CHANCERY_") {
-                command.env_remove(name);
-            }
-        }
-        let mut child = command
-            .arg("--data")
-            .arg(data)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(["--token", &format!("recorder:{RECORDER}")])
-            .args(["--token", &format!("admin:{ADMIN}")])
-            .args(extra)
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("chancery serve starts");
-        let log = Arc::new(Mutex::new(String::new()));
-        let mut stderr = child.stderr.take().unwrap();
-        let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
-            let mut buffer = [0u8; 8192];
-            while let Ok(n @ 1..) = stderr.read(&mut buffer) {
-                let text = String::from_utf8_lossy(&buffer[..n]);
-                sink.lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push_str(&text);
-            }
-        });
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(rest) = line.strip_prefix("chancery: listening on http://") {
-                    let _ = tx.send(rest.split(' ').next().unwrap_or("").to_owned());
-                }
-            }
-        });
-        let mut serving = Serving {
-            child,
-            address: String::new(),
-            log,
-        };
-        match rx.recv_timeout(PATIENCE) {
-            Ok(address) => serving.address = address,
-            Err(_) => panic!(
-                "the server did not listen within {PATIENCE:?}; its log:\n{}",
-                serving.log()
-            ),
-        }
+        let recorder = format!("recorder:{RECORDER}");
+        let admin = format!("admin:{ADMIN}");
+        let mut args = vec!["--token", recorder.as_str(), "--token", admin.as_str()];
+        args.extend_from_slice(extra);
+        let server = Server::start_in(data, &args);
+        let address = server.url.trim_start_matches("http://").to_owned();
+        let serving = Serving { server, address };
         let deadline = Instant::now() + PATIENCE;
         while http(&serving.address, "GET", "/readyz", None, None).0 != 200 {
             assert!(
@@ -93,21 +47,12 @@ impl Serving {
     }
 
     fn log(&self) -> String {
-        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.server.log()
     }
 
     /// Stops the server with SIGTERM (a clean shutdown) and waits for it to exit.
     fn stop(&mut self) {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let deadline = Instant::now() + PATIENCE;
-        while self.child.try_wait().unwrap().is_none() {
-            assert!(
-                Instant::now() < deadline,
-                "the server did not stop on SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.server.stop();
     }
 
     fn graphql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
@@ -175,13 +120,6 @@ impl Serving {
         let (status, body) = parse_reply(&raw);
         assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
         body
-    }
-}
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

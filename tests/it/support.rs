@@ -117,7 +117,8 @@ pub struct Server {
     pub url: String,
     child: std::process::Child,
     log: std::sync::Arc<std::sync::Mutex<String>>,
-    _data: tempfile::TempDir,
+    /// The fresh data directory, when the server owns one (see [`Server::start_in`]).
+    _data: Option<tempfile::TempDir>,
 }
 
 impl Server {
@@ -125,12 +126,19 @@ impl Server {
     /// most) for its `listening on` line. `CHANCERY_*` variables are not passed on, so only
     /// `args` configure it.
     pub fn start(args: &[&str]) -> Server {
+        let data = tempfile::tempdir().unwrap();
+        let mut server = Server::start_in(data.path(), args);
+        server._data = Some(data);
+        server
+    }
+
+    /// Like [`Server::start`], over a data directory the caller chose (and keeps).
+    pub fn start_in(data: &Path, args: &[&str]) -> Server {
         use std::io::{BufRead, BufReader, Read};
         use std::process::Stdio;
         use std::sync::{Arc, Mutex, mpsc};
         use std::time::Duration;
 
-        let data = tempfile::tempdir().unwrap();
         let mut command = Command::new(chancery_bin());
         for (name, _) in std::env::vars_os() {
             if name.to_string_lossy().starts_with("CHANCERY_") {
@@ -139,7 +147,7 @@ impl Server {
         }
         let mut child = command
             .arg("--data")
-            .arg(data.path())
+            .arg(data)
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
             .env("NO_COLOR", "1")
@@ -175,7 +183,7 @@ impl Server {
             url: String::new(),
             child,
             log,
-            _data: data,
+            _data: None,
         };
         match rx.recv_timeout(Duration::from_secs(60)) {
             Ok(url) if url.starts_with("http://") => server.url = url,
@@ -194,6 +202,21 @@ impl Server {
     /// What the server has logged so far (standard error).
     pub fn log(&self) -> String {
         self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Stops the server with SIGTERM (a clean shutdown) and waits, two minutes at most, for it
+    /// to exit.
+    pub fn stop(&mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server did not stop on SIGTERM"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 }
 

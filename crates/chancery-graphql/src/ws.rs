@@ -127,43 +127,26 @@ async fn connection(socket: WebSocket, endpoint: Endpoint, protocol: Protocol) {
     let (mut sink, mut incoming) = socket.split();
     let (out, mut outgoing) = mpsc::channel::<Outgoing>(256);
     let writer = tokio::spawn(async move {
-        while let Some(first) = outgoing.recv().await {
-            // Everything already queued goes out in one flush: a commit wakes every
-            // subscription at once, and a send and flush per message costs a syscall each.
-            let mut next = Some(first);
-            let mut close = None;
-            let mut fed = false;
-            while let Some(message) = next.take() {
-                match message {
-                    Outgoing::Text(text) => {
-                        if sink.feed(Message::Text(text.into())).await.is_err() {
-                            // The peer closed first (a message raced its close frame):
-                            // flushing and closing still sends the reply tungstenite queued.
-                            let _ = sink.flush().await;
-                            let _ = sink.close().await;
-                            return;
-                        }
-                        fed = true;
-                        next = outgoing.try_recv().ok();
+        while let Some(message) = outgoing.recv().await {
+            match message {
+                Outgoing::Text(text) => {
+                    if sink.send(Message::Text(text.into())).await.is_err() {
+                        break;
                     }
-                    Outgoing::Close(code, reason) => close = Some((code, reason)),
                 }
-            }
-            if fed && sink.flush().await.is_err() {
-                return;
-            }
-            if let Some((code, reason)) = close {
-                // After a client's close, tungstenite has already queued its reply and this
-                // send fails; flushing and closing the sink gets whichever frame is due out.
-                let _ = sink
-                    .send(Message::Close(Some(CloseFrame {
-                        code,
-                        reason: reason.into(),
-                    })))
-                    .await;
-                let _ = sink.flush().await;
-                let _ = sink.close().await;
-                break;
+                Outgoing::Close(code, reason) => {
+                    // After a client's close, tungstenite has already queued its reply and this
+                    // send fails; flushing and closing the sink gets whichever frame is due out.
+                    let _ = sink
+                        .send(Message::Close(Some(CloseFrame {
+                            code,
+                            reason: reason.into(),
+                        })))
+                        .await;
+                    let _ = sink.flush().await;
+                    let _ = sink.close().await;
+                    break;
+                }
             }
         }
     });
