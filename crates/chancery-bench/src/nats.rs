@@ -217,6 +217,8 @@ async fn chancery_appends(
     }
     let seconds = started.elapsed().as_secs_f64();
     let written = per_writer * writers as u64;
+    // Writes through the other servers reach this one's replica through its follower.
+    logs[0].catch_up().await?;
     let records = logs[0]
         .read_raw(
             registered + 1,
