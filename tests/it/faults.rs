@@ -323,6 +323,25 @@ fn fill(path: &Path, bytes: u64) -> u64 {
     written
 }
 
+/// Asserts that an export holds positions 1 to `head` without a gap, each acknowledged event
+/// at the position its append answered.
+fn check_export(export: &[u8], head: u64, acknowledged: &[(String, u64)], when: &str) {
+    let (header, records) = records_of(export);
+    assert_eq!(header["events"].as_u64(), Some(head), "{when}");
+    assert_eq!(
+        records.keys().copied().collect::<Vec<_>>(),
+        (1..=head).collect::<Vec<_>>(),
+        "{when}: gapless"
+    );
+    for (id, position) in acknowledged {
+        assert_eq!(
+            records.get(position).map(|(i, _)| i),
+            Some(id),
+            "{when}: acknowledged {id} at {position}"
+        );
+    }
+}
+
 #[test]
 fn a_full_disk_refuses_appends_clearly_keeps_reads_and_resumes_when_space_returns() {
     const TMPFS_MIB: u64 = 64;
@@ -388,16 +407,25 @@ fn a_full_disk_refuses_appends_clearly_keeps_reads_and_resumes_when_space_return
 
     // Reads keep working, and nothing unacknowledged is visible.
     let last_acknowledged = acknowledged.last().map_or(demo_head, |(_, p)| *p);
-    assert_eq!(server.head(), last_acknowledged);
+    assert_eq!(server.head(), last_acknowledged, "{}", server.log());
     let latest = server.query(
         r#"{ events(last: 3) { edges { node { id position } } } positions(timeline: "us-china-trade", issues: ["tariffs"]) { party { code } stance } }"#,
     );
     let edges = latest["events"]["edges"].as_array().unwrap();
     assert_eq!(
         edges.last().unwrap()["node"]["position"].as_u64(),
-        Some(last_acknowledged)
+        Some(last_acknowledged),
+        "{}",
+        server.log()
     );
     assert!(!latest["positions"].as_array().unwrap().is_empty());
+    // Every record reads back, not only the recent ones in sled's cache.
+    check_export(
+        &server.backup(),
+        last_acknowledged,
+        &acknowledged,
+        "while the disk is full",
+    );
     // The projections still follow: they reach the last acknowledged position.
     server.query(&format!(
         r#"{{ standoffs(timeline: "us-china-trade", atLeast: {last_acknowledged}) {{ status }} }}"#
@@ -421,22 +449,7 @@ fn a_full_disk_refuses_appends_clearly_keeps_reads_and_resumes_when_space_return
         acknowledged.extend(done);
     }
     let head_after = server.head();
-    let check = |export: &[u8], when: &str| {
-        let (header, records) = records_of(export);
-        assert_eq!(header["events"].as_u64(), Some(head_after), "{when}");
-        assert_eq!(
-            records.keys().copied().collect::<Vec<_>>(),
-            (1..=head_after).collect::<Vec<_>>(),
-            "{when}: gapless"
-        );
-        for (id, position) in &acknowledged {
-            assert_eq!(
-                records.get(position).map(|(i, _)| i),
-                Some(id),
-                "{when}: acknowledged {id} at {position}"
-            );
-        }
-    };
+    let check = |export: &[u8], when: &str| check_export(export, head_after, &acknowledged, when);
     check(&server.backup(), "after space returned");
     let reopened = server.log().contains("reopening the log's database");
 

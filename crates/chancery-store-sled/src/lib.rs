@@ -12,6 +12,7 @@
 mod durability;
 pub mod keys;
 mod reader;
+mod reserve;
 mod wal;
 mod writer;
 
@@ -128,6 +129,13 @@ impl SledLog {
             .map_err(|e| StoreError::Storage(format!("cannot create {}: {e}", dir.display())))?;
         let db =
             open_released(&sled_config(dir, config.cache_bytes)).map_err(|e| open_error(dir, e))?;
+        let reserved = reserve::make(dir).map_err(|e| reader::io_error(&e))?;
+        if !reserved {
+            tracing::warn!(
+                dir = %dir.display(),
+                "no room for the log's reserve: a full disk may make reads fail until there is room"
+            );
+        }
         let tree = db.open_tree("log").map_err(storage_error)?;
         check_format(&tree)?;
         let reader = Reader::new(tree);
@@ -161,6 +169,8 @@ impl SledLog {
             dir: dir.to_owned(),
             cache_bytes: config.cache_bytes,
             sled_failed: false,
+            disk_full: false,
+            reopening: false,
             failure_logged: false,
             reader: reader.clone(),
             sync,

@@ -32,12 +32,16 @@ use crate::Plan;
 use crate::durability::DiskSync;
 use crate::keys::{self, IdEntry};
 use crate::reader::{Reader, corrupt, io_error, storage_error};
+use crate::reserve;
 use crate::wal::{self, MAX_SEGMENT_BYTES, Wal};
 
-/// Free space a reopen needs before it lets the database go (a reopen that failed for want of
-/// space would leave nothing to read from): sled may write up to a segment as it recovers, and
-/// the write-ahead log's records are applied again.
-const REOPEN_RESERVE: u64 = 2 * crate::SEGMENT_SIZE as u64;
+/// Free space a reopen needs, besides the write-ahead log's tail that it applies again, before
+/// it lets the database go (a reopen that failed for want of space would leave nothing to read
+/// from): sled may write up to a segment as it recovers.
+const REOPEN_ROOM: u64 = crate::SEGMENT_SIZE as u64;
+
+/// Free space appends wait for after the disk filled: room for the reserve again, and a segment.
+const RESUME_ROOM: u64 = reserve::RESERVE_BYTES + crate::SEGMENT_SIZE as u64;
 
 /// How often sled is made durable behind the write-ahead log while appends go on.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
@@ -107,6 +111,11 @@ pub struct Writer {
     /// sled failed a write: it refuses every write from then on (its I/O errors are sticky), so
     /// the database is reopened before the next group, once the disk has room.
     pub sled_failed: bool,
+    /// The disk filled: the reserve was released and the database reopened into its room, so
+    /// reads go on; appends are refused until there is room to make the reserve again.
+    pub disk_full: bool,
+    /// A reopen is replaying the write-ahead log: its failures are the reopen's to answer.
+    pub reopening: bool,
     /// A storage failure was logged, and its end will be.
     pub failure_logged: bool,
     pub reader: Reader,
@@ -232,13 +241,19 @@ impl Writer {
     }
 
     fn commit(&mut self, commands: Vec<Command>) {
-        if self.sled_failed {
-            if let Err(error) = self.reopen() {
+        if self.sled_failed || self.disk_full {
+            if let Err(error) = self.resume() {
                 self.log_failure(&error);
                 refuse_all(commands, &error);
                 return;
             }
         }
+        self.commit_group(commands);
+    }
+
+    /// Commits one group of commands, without [`Writer::commit`]'s gate: a reopen replays the
+    /// write-ahead log through it while appends are still refused.
+    fn commit_group(&mut self, commands: Vec<Command>) {
         let now = Timestamp::from_system_time(SystemTime::now());
         let mut group = Group::default();
         let mut replies = Vec::with_capacity(commands.len());
@@ -288,6 +303,9 @@ impl Writer {
             }
             Err(error) => {
                 self.log_failure(&error);
+                if matches!(error, StoreError::StorageFull(_)) && !self.reopening {
+                    self.disk_filled();
+                }
                 for reply in replies {
                     match reply {
                         Reply::Append(tx, result) => drop(tx.send(result.and(Err(error.clone())))),
@@ -302,6 +320,9 @@ impl Writer {
         }
         if !checkpoints.is_empty() {
             let done = self.checkpoint();
+            if matches!(done, Err(StoreError::StorageFull(_))) && !self.reopening {
+                self.disk_filled();
+            }
             for reply in checkpoints {
                 drop(reply.send(done.clone()));
             }
@@ -312,7 +333,10 @@ impl Writer {
                 .is_some_and(|w| w.bytes >= MAX_SEGMENT_BYTES)
         {
             // Best effort: a failed checkpoint leaves the write-ahead log longer, nothing lost.
-            let _ = self.checkpoint();
+            let done = self.checkpoint();
+            if matches!(done, Err(StoreError::StorageFull(_))) && !self.reopening {
+                self.disk_filled();
+            }
         }
     }
 
@@ -330,9 +354,10 @@ impl Writer {
             records.push((record, bytes));
         }
         let (reply, mut outcome) = oneshot::channel();
-        self.commit(vec![Command::Restore { records, reply }]);
+        self.commit_group(vec![Command::Restore { records, reply }]);
         match outcome.try_recv() {
             Ok(Ok(_)) => {}
+            Ok(Err(e @ StoreError::StorageFull(_))) => return Err(e),
             Ok(Err(e)) => {
                 return Err(StoreError::Corrupt {
                     position: None,
@@ -378,7 +403,7 @@ impl Writer {
     /// their appends were answered "outcome unknown", and a retry with the same ids writes them.
     fn reopen(&mut self) -> Result<(), StoreError> {
         let free = fs2::available_space(&self.dir).map_err(|e| io_error(&e))?;
-        let needed = REOPEN_RESERVE + self.wal.as_ref().map_or(0, |w| w.bytes);
+        let needed = REOPEN_ROOM + self.wal.as_ref().map_or(0, |w| w.bytes);
         if free < needed {
             let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
             return Err(StoreError::StorageFull(format!(
@@ -396,8 +421,27 @@ impl Writer {
         let db = crate::open_released(&crate::sled_config(&self.dir, self.cache_bytes))
             .map_err(storage_error)?;
         let tree = db.open_tree("log").map_err(storage_error)?;
-        self.reader.replace(Some(tree));
         self.db = Some(db);
+        // Readers get the tree once the write-ahead log's tail is back in it, never before: the
+        // log they see never falls behind what was acknowledged. Until then they are told to
+        // retry; the writer works on a handle of its own.
+        let shared = std::mem::replace(&mut self.reader, Reader::new(tree.clone()));
+        self.reopening = true;
+        let restored = self.restore_state();
+        self.reopening = false;
+        self.reader = shared;
+        restored?;
+        self.sled_failed = false;
+        self.reader.replace(Some(tree));
+        tracing::info!(
+            head = self.head.position,
+            "the log's database is open again"
+        );
+        Ok(())
+    }
+
+    /// Reads the reopened database's state, and applies the write-ahead log's records past it.
+    fn restore_state(&mut self) -> Result<(), StoreError> {
         self.sync = DiskSync::open(&self.dir).map_err(|e| io_error(&e))?;
         self.head = crate::head_of(&self.reader)?;
         let (registry, versions) = self.reader.load_state()?;
@@ -405,7 +449,6 @@ impl Writer {
         self.versions = versions;
         self.unsynced.clear();
         self.unsynced_lines.clear();
-        self.sled_failed = false;
         if let Some(wal) = &self.wal {
             let tail =
                 wal::read_tail(wal.dir(), self.head.position).map_err(|e| corrupt(None, &e))?;
@@ -416,10 +459,53 @@ impl Writer {
         if let Ok(mut shared) = self.shared.registry.write() {
             *shared = Arc::new(self.registry.clone());
         }
-        tracing::info!(
-            head = self.head.position,
-            "the log's database is open again"
-        );
+        Ok(())
+    }
+
+    /// The disk filled: releases the reserve and reopens the database into its room at once, so
+    /// that no read meets sled's sticky error (it fails reads that would write on their way, a
+    /// page split say, until a reopen). Appends wait in [`Writer::resume`].
+    fn disk_filled(&mut self) {
+        if self.disk_full && !self.sled_failed {
+            return;
+        }
+        self.disk_full = true;
+        // sled may hold the error already, from a write of its own in the background.
+        self.sled_failed = true;
+        match reserve::release(&self.dir) {
+            Ok(true) => tracing::warn!(
+                dir = %self.dir.display(),
+                "the log's disk is full: released its reserve so that reads go on"
+            ),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(%e, "cannot release the log's reserve"),
+        }
+        if let Err(e) = self.reopen() {
+            tracing::warn!(%e, "cannot reopen the log's database yet; reads may fail until there is room");
+        }
+    }
+
+    /// Gets the log ready to append after a storage failure: the database reopened if sled
+    /// failed, and the reserve made again if the disk filled, once there is room for both.
+    fn resume(&mut self) -> Result<(), StoreError> {
+        if self.sled_failed {
+            self.reopen()?;
+        }
+        if self.disk_full {
+            let free = fs2::available_space(&self.dir).map_err(|e| io_error(&e))?;
+            if free < RESUME_ROOM || !reserve::make(&self.dir).map_err(|e| io_error(&e))? {
+                let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+                return Err(StoreError::StorageFull(format!(
+                    "no space left on the log's disk: {} has {:.1} MiB free, and the log needs \
+                     {:.1} MiB to resume appending; free some space (reads keep working)",
+                    self.dir.display(),
+                    mib(free),
+                    mib(RESUME_ROOM)
+                )));
+            }
+            self.disk_full = false;
+            tracing::info!(dir = %self.dir.display(), "the log's disk has room again: its reserve is back");
+        }
         Ok(())
     }
 
@@ -529,10 +615,10 @@ impl Writer {
         }
         if let Err(e) = flushed {
             self.unsynced.append(&mut group.records);
-            let detail = format!("{e}; the outcome is unknown: retry with the same event ids");
+            let unknown = "the outcome is unknown: retry with the same event ids";
             return Err(match e {
-                StoreError::StorageFull(_) => StoreError::StorageFull(detail),
-                _ => StoreError::Storage(detail),
+                StoreError::StorageFull(m) => StoreError::StorageFull(format!("{m}; {unknown}")),
+                other => StoreError::Storage(format!("{other}; {unknown}")),
             });
         }
         if let Some(wal) = &self.wal {
