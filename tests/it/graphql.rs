@@ -276,6 +276,42 @@ fn positions_answer_as_of_a_valid_time_and_show_amounts_and_history() {
 }
 
 #[test]
+fn a_positions_lists_answer_alike_however_they_are_selected() {
+    // The server computes `supporting` and `history` only when the selection asks for them;
+    // fragments and aliases must still count as asking.
+    let api = Api::start(&[]);
+    let args = r#"timeline: "us-china-trade", parties: ["USA"], issues: ["trade-deficit"]"#;
+    let direct = api.query(&format!(
+        "{{ positions({args}) {{ stance supporting history {{ stance at event }} }} }}"
+    ));
+    let position = &direct["positions"][0];
+    assert!(
+        !position["supporting"].as_array().unwrap().is_empty(),
+        "{direct}"
+    );
+    assert!(
+        !position["history"].as_array().unwrap().is_empty(),
+        "{direct}"
+    );
+    let spread = api.query(&format!(
+        "{{ positions({args}) {{ stance ...Lists }} }} \
+         fragment Lists on PartyPosition {{ supporting history {{ stance at event }} }}"
+    ));
+    assert_eq!(spread, direct);
+    let inline = api.query(&format!(
+        "{{ positions({args}) {{ stance ... on PartyPosition {{ supporting history {{ stance at event }} }} }} }}"
+    ));
+    assert_eq!(inline, direct);
+    let aliased = api.query(&format!(
+        "{{ positions({args}) {{ stance s: supporting h: history {{ stance at event }} }} }}"
+    ));
+    assert_eq!(aliased["positions"][0]["s"], position["supporting"]);
+    assert_eq!(aliased["positions"][0]["h"], position["history"]);
+    let bare = api.query(&format!("{{ positions({args}) {{ stance }} }}"));
+    assert_eq!(bare["positions"][0]["stance"], position["stance"]);
+}
+
+#[test]
 fn events_page_forward_and_backward_by_log_and_by_valid_time() {
     let api = Api::start(&[]);
     let page = api.query(r#"{ events(first: 5) { edges { cursor node { position } } pageInfo { hasNextPage hasPreviousPage endCursor } } }"#);

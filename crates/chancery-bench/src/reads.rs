@@ -40,13 +40,15 @@ const MB: f64 = 1e6;
 /// What profiles of the server showed when targets were first measured here, added to the report
 /// while targets are missed; profile again (the commands are in the note) after changing the
 /// server, and update this.
-const PROFILE_NOTE: &str = "Where the time goes (`perf record -e cpu-clock --call-graph dwarf` of the server, 2026-12-02). \
-Reads: for `positions`, about 45% of the server's CPU is `SledLog::read` and `decode_record` (serde_json) under \
-`Projections::effective_event`/`record`: each position's `event` field reads and decodes its record from sled on every \
-request (no cache of decoded events), so the cost grows with the number of positions answered; the 50-event page \
-decodes its 50 records the same way. For `standoffs` (no event field) the time is async-graphql's per-field \
-resolution and allocation (mimalloc's `_mi_page_malloc_zero` about 15% self) and converting the answer to a \
-`serde_json::Value` before writing it (about 15%). The bare handler, on the same transport and clients, shows that \
+const PROFILE_NOTE: &str = "Where the time goes (`perf record --call-graph dwarf` of the server, 2026-12-02, after the reads changes of that day). \
+Reads: a position's `supporting` and `history` lists are computed only when the selection asks for them (they cost a \
+lookup per listed event, about 40 ms per request for the 800 positions here), and an event's content is shared with the \
+projections' record cache instead of read again from sled and decoded; an answer without errors is written straight \
+from async-graphql's response, without a `serde_json::Value` in between. What remains for `positions` is async-graphql \
+itself: about two thirds of the server's samples are its per-object, per-field resolution of the 800 positions and \
+their events (allocation and `insert_value` included), and about 11% serializing its `ConstValue` tree; the projections' \
+own work is a few percent. The next step is to answer hot lists without building a value per field. Standoffs and the \
+50-event page spend their time the same way. The bare handler, on the same transport and clients, shows that \
 HTTP is not the limit. Restart on 1M events: nearly all of it comes before the server listens: about 55% opening the \
 log's sled database (`PageCache::start`: reading sled's page snapshot and growing its page table) and about 40% loading \
 the projections' checkpoint (`CheckpointStore::load`, of which `ProjectionState::index_all` rebuilds the indexes, \

@@ -155,7 +155,8 @@ fn incoming(value: &Value) -> Result<Incoming, String> {
 
 /// The outcome of one request, ready to be written.
 struct Outcome {
-    body: Value,
+    /// The answer, encoded as JSON.
+    body: Vec<u8>,
     /// True when the document was refused before execution (no `data`).
     request_error: bool,
     code: String,
@@ -170,7 +171,7 @@ async fn execute(
 ) -> Outcome {
     let api = &endpoint.api;
     let refused = |code: Code, message: String| Outcome {
-        body: json!({ "errors": [error_json(code, &message)] }),
+        body: encode(&json!({ "errors": [error_json(code, &message)] })),
         request_error: true,
         code: code.as_str().into(),
     };
@@ -199,7 +200,9 @@ async fn execute(
         };
         if operation.is_some_and(|op| op.node.ty == OperationType::Mutation) {
             return Outcome {
-                body: json!({ "errors": [error_json(Code::Validation, "mutations need POST")] }),
+                body: encode(
+                    &json!({ "errors": [error_json(Code::Validation, "mutations need POST")] }),
+                ),
                 request_error: true,
                 code: "METHOD".into(),
             };
@@ -228,7 +231,9 @@ async fn execute(
         Ok(r) => r,
         Err(_) => {
             return Outcome {
-                body: json!({ "errors": [error_json(Code::Limit, &format!("the request took longer than {} s", api.limits.request_timeout.as_secs()))] }),
+                body: encode(
+                    &json!({ "errors": [error_json(Code::Limit, &format!("the request took longer than {} s", api.limits.request_timeout.as_secs()))] }),
+                ),
                 request_error: false,
                 code: Code::Limit.as_str().into(),
             };
@@ -259,15 +264,21 @@ async fn execute(
                 })
         })
         .unwrap_or_else(|| "ok".into());
-    let mut body = serde_json::to_value(&response).unwrap_or_else(
-        |_| json!({ "errors": [error_json(Code::Internal, "the response could not be encoded")] }),
-    );
-    crate::error::add_missing_codes(&mut body);
-    if let Value::Object(map) = &mut body {
-        if request_error {
-            map.remove("data");
+    let unencodable =
+        || json!({ "errors": [error_json(Code::Internal, "the response could not be encoded")] });
+    // An answer without errors is written as it is; only errors need their codes completed.
+    let body = if response.errors.is_empty() {
+        serde_json::to_vec(&response).unwrap_or_else(|_| encode(&unencodable()))
+    } else {
+        let mut body = serde_json::to_value(&response).unwrap_or_else(|_| unencodable());
+        crate::error::add_missing_codes(&mut body);
+        if let Value::Object(map) = &mut body {
+            if request_error {
+                map.remove("data");
+            }
         }
-    }
+        encode(&body)
+    };
     Outcome {
         body,
         request_error,
@@ -285,8 +296,7 @@ fn respond(endpoint: &Endpoint, media: MediaType, outcomes: Vec<Outcome>, batch:
     if !batch {
         if let Some(o) = outcomes.first() {
             if o.code == "METHOD" {
-                let mut response =
-                    (StatusCode::METHOD_NOT_ALLOWED, axum::Json(o.body.clone())).into_response();
+                let mut response = (StatusCode::METHOD_NOT_ALLOWED, o.body.clone()).into_response();
                 response
                     .headers_mut()
                     .insert(header::ALLOW, HeaderValue::from_static("POST"));
@@ -304,19 +314,33 @@ fn respond(endpoint: &Endpoint, media: MediaType, outcomes: Vec<Outcome>, batch:
         StatusCode::OK
     };
     let body = if batch {
-        Value::Array(outcomes.into_iter().map(|o| o.body).collect())
+        let mut body =
+            Vec::with_capacity(outcomes.iter().map(|o| o.body.len() + 1).sum::<usize>() + 2);
+        body.push(b'[');
+        for (i, o) in outcomes.into_iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(&o.body);
+        }
+        body.push(b']');
+        body
     } else {
         outcomes
             .into_iter()
             .next()
-            .map(|o| o.body)
-            .unwrap_or(Value::Null)
+            .map_or_else(|| b"null".to_vec(), |o| o.body)
     };
-    let mut response = (status, axum::Json(body)).into_response();
+    let mut response = (status, body).into_response();
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, media.header());
     response
+}
+
+fn encode(body: &Value) -> Vec<u8> {
+    // A `Value` always encodes: its keys are strings and its numbers finite.
+    serde_json::to_vec(body).unwrap_or_else(|_| b"null".to_vec())
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
@@ -400,7 +424,9 @@ pub async fn post(State(endpoint): State<Endpoint>, headers: HeaderMap, body: By
                 match incoming(item) {
                     Ok(i) => outcomes.push(execute(&endpoint, i, caller, &Method::POST).await),
                     Err(message) => outcomes.push(Outcome {
-                        body: json!({ "errors": [error_json(Code::Validation, &message)] }),
+                        body: encode(
+                            &json!({ "errors": [error_json(Code::Validation, &message)] }),
+                        ),
                         request_error: true,
                         code: "VALIDATION".into(),
                     }),

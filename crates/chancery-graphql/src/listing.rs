@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use chancery_domain::{Position, RecordedEvent};
-use chancery_projections::{AsOf, ChronologyRequest};
+use chancery_projections::{AsOf, ChronologyRequest, Content};
 use chancery_store::{Direction, ReadRequest};
 
 use crate::api::Api;
@@ -122,9 +122,9 @@ async fn shown(
         api.projections
             .effective_event(record.position, known_at)
             .await?
-            .unwrap_or_else(|| record.event.clone())
+            .unwrap_or_else(|| Content::Recorded(Arc::clone(&record)))
     } else {
-        record.event.clone()
+        Content::Recorded(Arc::clone(&record))
     };
     if let (Some(valid_at), Some(occurred)) = (as_of.valid_at, &content.occurred) {
         if occurred.start.earliest() >= valid_at.end_exclusive() {
@@ -136,7 +136,7 @@ async fn shown(
     }
     Ok(Some(Event {
         record,
-        content: Arc::new(content),
+        content,
         retracted,
         corrected,
     }))
@@ -288,7 +288,7 @@ async fn by_valid_time(
                 cursor,
                 Event {
                     record: entry.record,
-                    content: Arc::new(entry.effective),
+                    content: entry.effective,
                     retracted: entry.retracted,
                     corrected: entry.corrected,
                 },

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use async_graphql::{Context, ID, Json, Object, SimpleObject, Union};
 use chancery_domain::payload as p;
-use chancery_domain::{NewEvent, RecordedEvent, Registry};
+use chancery_domain::{RecordedEvent, Registry};
+use chancery_projections::Content;
 
 use crate::api::api;
 use crate::cursor::Cursor;
@@ -216,7 +217,7 @@ pub struct Codes {
 }
 
 /// What an event says: who, to whom, about what, when, how much, according to whom.
-pub struct EventContent(pub Arc<NewEvent>);
+pub struct EventContent(pub Content);
 
 #[Object]
 impl EventContent {
@@ -293,7 +294,7 @@ impl EventContent {
 pub struct Event {
     pub record: Arc<RecordedEvent>,
     /// The content as it reads at the question's known-at time (corrections applied).
-    pub content: Arc<NewEvent>,
+    pub content: Content,
     pub retracted: bool,
     pub corrected: bool,
 }
@@ -301,7 +302,7 @@ pub struct Event {
 impl Event {
     /// An event as recorded, with no retraction or correction known.
     pub fn as_recorded(record: Arc<RecordedEvent>) -> Event {
-        let content = Arc::new(record.event.clone());
+        let content = Content::Recorded(Arc::clone(&record));
         Event {
             record,
             content,
@@ -358,11 +359,11 @@ impl Event {
     }
     /// The event as it reads at the question's time, corrections applied.
     async fn content(&self) -> EventContent {
-        EventContent(Arc::clone(&self.content))
+        EventContent(self.content.clone())
     }
     /// The event exactly as recorded.
     async fn recorded(&self) -> EventContent {
-        EventContent(Arc::new(self.record.event.clone()))
+        EventContent(Content::Recorded(Arc::clone(&self.record)))
     }
 }
 

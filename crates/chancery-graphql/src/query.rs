@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use async_graphql::{Context, ID, Object};
-use chancery_projections::{PositionQuery, RelationsQuery};
+use chancery_projections::{Content, PositionLists, PositionQuery, RelationsQuery};
 
 use crate::api::{Api, api, caller};
 use crate::enums::{Bucket, EventOrder};
@@ -69,13 +69,13 @@ impl Query {
             api.projections
                 .effective_event(record.position, known_at)
                 .await?
-                .unwrap_or_else(|| record.event.clone())
+                .unwrap_or_else(|| Content::Recorded(Arc::clone(&record)))
         } else {
-            record.event.clone()
+            Content::Recorded(Arc::clone(&record))
         };
         Ok(Some(Event {
             record,
-            content: Arc::new(content),
+            content,
             retracted,
             corrected,
         }))
@@ -188,6 +188,10 @@ impl Query {
             parties: parties.into_iter().map(|p| p.0).collect(),
             issues: issue_slugs(&issues, "issues")?,
             as_of: AsOfInput::to_domain(as_of)?,
+            lists: PositionLists {
+                supporting: ctx.look_ahead().field("supporting").exists(),
+                history: ctx.look_ahead().field("history").exists(),
+            },
         };
         Ok(api
             .projections

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use async_graphql::{Context, SimpleObject, Subscription};
-use chancery_projections::{AsOf, ChronologyRequest, KnownAt, PositionQuery};
+use chancery_projections::{AsOf, ChronologyRequest, KnownAt, PositionLists, PositionQuery};
 use chancery_store::EventFilter;
 use futures_util::stream::{self, BoxStream, StreamExt};
 
@@ -106,6 +106,7 @@ impl Subscription {
             parties: vec![party.0],
             issues: vec![issue],
             as_of: AsOf::NOW,
+            lists: PositionLists::default(),
         };
         let gauge = api.metrics.subscription_opened();
         struct State {
@@ -255,6 +256,7 @@ async fn replay_step(
             parties: vec![],
             issues: vec![],
             as_of,
+            lists: PositionLists::default(),
         })
         .await?;
     let standoffs = api.projections.standoffs(Some(timeline), &[], &as_of)?;
@@ -262,7 +264,7 @@ async fn replay_step(
         step,
         event: Event {
             record: entry.record,
-            content: Arc::new(entry.effective),
+            content: entry.effective,
             retracted: entry.retracted,
             corrected: entry.corrected,
         },

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use async_graphql::{Context, ID, Object, SimpleObject};
+use chancery_projections::Content;
 use chancery_projections::{PositionView, StandoffView};
-use chancery_store::ReadRequest;
 
 use crate::api::api;
 use crate::enums::{Attribution, Bucket, Stance, StandoffStatus};
@@ -49,21 +49,21 @@ impl PartyPosition {
     }
     /// The newest event holding the stance, as it reads at the question's time.
     async fn event(&self, ctx: &Context<'_>) -> ApiResult<Event> {
-        let log = &api(ctx)?.log;
-        let record = log
-            .read(ReadRequest::forward(self.0.event_position, 1))
-            .await?
-            .into_iter()
-            .next()
-            .ok_or_else(|| {
-                ApiError::internal(format!("the event at {} is missing", self.0.event_position))
-            })?;
-        let corrected = record.event != self.0.event;
+        let record = match &self.0.event {
+            Content::Recorded(record) => Arc::clone(record),
+            Content::Corrected(_) => api(ctx)?
+                .projections
+                .recorded(self.0.event_position)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::internal(format!("the event at {} is missing", self.0.event_position))
+                })?,
+        };
         Ok(Event {
             record,
-            content: Arc::new(self.0.event.clone()),
+            content: self.0.event.clone(),
             retracted: false,
-            corrected,
+            corrected: matches!(self.0.event, Content::Corrected(_)),
         })
     }
     /// The amounts of the newest event.

@@ -7,13 +7,14 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use chancery_domain::{Hash, NewEvent, Payload, Position, RecordedEvent};
+use chancery_domain::{Hash, Payload, Position, RecordedEvent};
 use chancery_store::{EventFilter, EventLog, ReadRequest, StoreError};
 use futures_util::StreamExt;
 use tokio::sync::watch;
 
 use crate::checkpoint::{CheckpointStore, Loaded};
 use crate::error::ProjectionError;
+use crate::facade::Content;
 use crate::query::Computed;
 use crate::state::{PositionKey, ProjectionState, Step};
 
@@ -306,7 +307,7 @@ impl Projections {
         &self,
         position: Position,
         known_at: Position,
-    ) -> Result<Option<NewEvent>, ProjectionError> {
+    ) -> Result<Option<Content>, ProjectionError> {
         let corrections: Vec<Position> = {
             let inner = self
                 .inner
@@ -326,6 +327,9 @@ impl Projections {
         let Some(original) = self.record(position).await? else {
             return Ok(None);
         };
+        if corrections.is_empty() {
+            return Ok(Some(Content::Recorded(original)));
+        }
         let mut event = original.event.clone();
         for p in corrections {
             if let Some(record) = self.record(p).await? {
@@ -334,7 +338,15 @@ impl Projections {
                 }
             }
         }
-        Ok(Some(event))
+        Ok(Some(Content::Corrected(Arc::new(event))))
+    }
+
+    /// The record at a position, from a cache of recently read ones.
+    pub async fn recorded(
+        &self,
+        position: Position,
+    ) -> Result<Option<Arc<RecordedEvent>>, ProjectionError> {
+        self.record(position).await
     }
 
     pub(crate) async fn record(
@@ -368,7 +380,8 @@ impl Projections {
                         ProjectionError::Corrupt(format!(
                             "the corrected event at {target} is missing"
                         ))
-                    })?;
+                    })?
+                    .to_event();
                 c.changes.apply_to(&mut event);
                 corrected = event;
                 Step::Correction {

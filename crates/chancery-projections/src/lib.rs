@@ -20,8 +20,9 @@ pub mod state;
 pub use engine::{CheckpointPolicy, Projections};
 pub use error::ProjectionError;
 pub use facade::{
-    AsOf, ChronologyEntry, ChronologyPage, ChronologyRequest, KnownAt, PositionChange,
-    PositionQuery, PositionView, RelationsBucket, RelationsQuery, Side, StandoffView,
+    AsOf, ChronologyEntry, ChronologyPage, ChronologyRequest, Content, KnownAt, PositionChange,
+    PositionLists, PositionQuery, PositionView, RelationsBucket, RelationsQuery, Side,
+    StandoffView,
 };
 pub use facts::Stance;
 pub use query::{Bucket, BucketTotals};

@@ -312,7 +312,7 @@ proptest! {
                 let valid_at = day.map(date);
                 let past = AsOf { valid_at, known_at: Some(KnownAt::Position(known)) };
                 let present = AsOf { valid_at, known_at: None };
-                let q = |as_of| PositionQuery { timeline: None, parties: vec![], issues: vec![], as_of };
+                let q = |as_of| PositionQuery { as_of, ..PositionQuery::default() };
                 prop_assert_eq!(full.positions(&q(past)).await.unwrap(), cut.positions(&q(present)).await.unwrap());
                 prop_assert_eq!(full.standoffs(None, &[], &past).unwrap(), cut.standoffs(None, &[], &present).unwrap());
                 for (a, b) in [("USA", "CHN"), ("USA", "EU"), ("CHN", "EU")] {

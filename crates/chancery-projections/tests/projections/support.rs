@@ -96,6 +96,7 @@ pub async fn position(
         parties: vec![party.parse().unwrap()],
         issues: vec![issue.parse().unwrap()],
         as_of,
+        ..PositionQuery::default()
     };
     let mut found = p.positions(&q).await.unwrap();
     assert!(found.len() <= 1);
