@@ -312,6 +312,88 @@ fn a_positions_lists_answer_alike_however_they_are_selected() {
 }
 
 #[test]
+fn cached_answers_follow_the_log_and_the_clock() {
+    let api = Api::start(&[]);
+    let last = r#"{ events(last: 1) { edges { node { position } } } }"#;
+    let counter = |name: &str| -> u64 {
+        let metrics = api.request("GET", "/metrics", &[], None).text();
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in:\n{metrics}"))
+    };
+    let hits = counter("chancery_answer_cache_hits_total");
+    assert_eq!(api.query(last), api.query(last));
+    assert!(
+        counter("chancery_answer_cache_hits_total") > hits,
+        "the second answer came from the cache"
+    );
+
+    // A write moves the head: the next answer is computed again.
+    api.graphql(
+        Some(RECORDER),
+        STATEMENT,
+        json!({ "summary": "moves the head" }),
+    );
+    api.query(r#"{ standoffs(atLeast: 29) { status } }"#);
+    assert_eq!(
+        api.query(last)["events"]["edges"][0]["node"]["position"],
+        29
+    );
+
+    // The present moves too: a measure taking effect in a few seconds reads as a threat until
+    // then, and as a measure after, though the log does not change.
+    let now = std::time::SystemTime::now();
+    let instant =
+        |t: std::time::SystemTime| chancery_domain::Timestamp::from_system_time(t).to_string();
+    // On a whole second: the server reads the present to the second.
+    let since_epoch = now.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let effective_at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(since_epoch + 3);
+    let measure = format!(
+        r#"mutation {{ recordEvent(timeline: "us-china-trade", event: {{
+            occurred: {{ start: "{start}" }},
+            actors: [{{ party: "USA" }}], targets: [{{ party: "CHN" }}], issues: ["tariffs"],
+            summary: "Tariffs announced, effective in three seconds.",
+            sources: [{{ publication: "Test Wire", attribution: OFFICIAL }}],
+            act: {{ measure: {{ terms: "25% on listed goods", instrument: TARIFF, announced: "{start}", effective: "{effective}" }} }}
+        }}) {{ lastPosition }} }}"#,
+        start = instant(now - std::time::Duration::from_secs(60)),
+        effective = instant(effective_at),
+    );
+    let written = api.graphql(Some(RECORDER), &measure, json!({})).json();
+    let position = written["data"]["recordEvent"]["lastPosition"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{written}"));
+    api.query(&format!(
+        r#"{{ standoffs(atLeast: {position}) {{ status }} }}"#
+    ));
+    let stance = r#"{ positions(timeline: "us-china-trade", parties: ["USA"], issues: ["tariffs"]) { stance } }"#;
+    let before = api.query(stance)["positions"][0]["stance"].clone();
+    if std::time::SystemTime::now() < effective_at {
+        assert_eq!(before, "THREAT");
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let now_stance = api.query(stance)["positions"][0]["stance"].clone();
+        if now_stance == "MEASURE" {
+            assert!(
+                std::time::SystemTime::now() >= effective_at,
+                "a measure before its effective instant"
+            );
+            break;
+        }
+        assert_eq!(now_stance, "THREAT");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the measure never took effect in the answers"
+        );
+        // The clock is what this waits for; nothing else can signal it.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
 fn events_page_forward_and_backward_by_log_and_by_valid_time() {
     let api = Api::start(&[]);
     let page = api.query(r#"{ events(first: 5) { edges { cursor node { position } } pageInfo { hasNextPage hasPreviousPage endCursor } } }"#);

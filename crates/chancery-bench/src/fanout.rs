@@ -1020,7 +1020,7 @@ pub async fn run(scale: Scale, runs: usize, out: &Path, command: &str) -> anyhow
     ];
     if m(&p99) > 50.0 && m(&p50) <= m(&rt50) {
         notes.push(format!(
-            "Subscribers received events before the writers had their answers (delivery p50 {:.1} ms against a mutation round trip of {:.1} ms): what misses the target is the write's latency under fan-out, not delivery lagging behind the log. Each commit wakes every subscription at once; each then runs its GraphQL selection, encodes its own JSON and sends its own WebSocket frame (one `sendto` each: the server's system time above), on the same tokio workers that must also answer the mutation, so the answer waits behind the fan-out of the events before it, and the writers, each awaiting its answer, fall behind the requested rate.",
+            "Subscribers received events before the writers had their answers (delivery p50 {:.1} ms against a mutation round trip of {:.1} ms): what misses the target is the write's latency under fan-out, not delivery lagging behind the log. Each commit wakes every subscription at once; each then runs its GraphQL selection and encodes its own JSON, and its connection's writer sends whatever is queued in one flush (a `sendto` per flush: the server's system time above), on the same tokio workers that must also answer the mutation, so the answer waits behind the fan-out of the events before it, and the writers, each awaiting its answer, fall behind the requested rate.",
             m(&p50),
             m(&rt50)
         ));

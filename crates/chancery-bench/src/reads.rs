@@ -47,8 +47,11 @@ projections' record cache instead of read again from sled and decoded; an answer
 from async-graphql's response, without a `serde_json::Value` in between. What remains for `positions` is async-graphql \
 itself: about two thirds of the server's samples are its per-object, per-field resolution of the 800 positions and \
 their events (allocation and `insert_value` included), and about 11% serializing its `ConstValue` tree; the projections' \
-own work is a few percent. The next step is to answer hot lists without building a value per field. Standoffs and the \
-50-event page spend their time the same way. The bare handler, on the same transport and clients, shows that \
+own work is a few percent. Standoffs and the 50-event page spend their time the same way. Repeated questions are now \
+answered from the answer cache (`chancery-graphql/src/answers.rs`), so the figures without \"asked afresh\" measure a \
+cache hit, plus one computation per question each second (the cache is stamped with the present second); the \
+\"asked afresh\" figures measure the computation itself. The next step for both is to answer hot lists without building \
+a value per field. The bare handler, on the same transport and clients, shows that \
 HTTP is not the limit. Restart on 1M events: nearly all of it comes before the server listens: about 55% opening the \
 log's sled database (`PageCache::start`: reading sled's page snapshot and growing its page table) and about 40% loading \
 the projections' checkpoint (`CheckpointStore::load`, of which `ProjectionState::index_all` rebuilds the indexes, \
@@ -403,28 +406,60 @@ struct Loaded {
 
 /// `CLIENTS` clients, each on its own keep-alive connection, send `body` to `address` one
 /// request after another for `seconds`; every answer must be 200 with exactly `expected`.
+/// Whether every request is the same, or each differs by a comment at the end of its document:
+/// the answer is the same, but Chancery's answer cache cannot serve it, so each is computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Asking {
+    Same,
+    Afresh,
+}
+
+/// The request body with a comment ending its document: another question to a cache, the same
+/// to GraphQL.
+fn with_comment(body: &Value, comment: &str) -> anyhow::Result<Vec<u8>> {
+    let mut body = body.clone();
+    if let Some(Value::String(query)) = body.get_mut("query") {
+        query.push_str("\n# ");
+        query.push_str(comment);
+    }
+    Ok(serde_json::to_vec(&body)?)
+}
+
 async fn load(
     address: SocketAddr,
     body: &[u8],
     expected: &Bytes,
     seconds: f64,
+    asking: Asking,
 ) -> anyhow::Result<Loaded> {
     let request = Arc::new(post(address, body));
+    let parsed: Arc<Value> = Arc::new(serde_json::from_slice(body)?);
     let duration = Duration::from_secs_f64(seconds);
     let barrier = Arc::new(tokio::sync::Barrier::new(CLIENTS));
     let mut clients = Vec::new();
-    for _ in 0..CLIENTS {
+    for client in 0..CLIENTS {
         let mut connection = Connection::open(address).await?;
         let request = Arc::clone(&request);
+        let parsed = Arc::clone(&parsed);
         let expected = expected.clone();
         let barrier = Arc::clone(&barrier);
         clients.push(tokio::spawn(async move {
             let mut latencies_us: Vec<u32> = Vec::with_capacity(1 << 14);
             barrier.wait().await;
             let started = Instant::now();
+            let mut asked = 0u64;
             while started.elapsed() < duration {
+                let fresh;
+                let request: &[u8] = match asking {
+                    Asking::Same => &request,
+                    Asking::Afresh => {
+                        asked += 1;
+                        fresh = post(address, &with_comment(&parsed, &format!("{client}.{asked}"))?);
+                        &fresh
+                    }
+                };
                 let sent = Instant::now();
-                let (status, answer) = connection.exchange(&request).await?;
+                let (status, answer) = connection.exchange(request).await?;
                 let took = sent.elapsed();
                 if status != 200 || answer != &expected[..] {
                     bail!(
@@ -558,11 +593,12 @@ fn with_target(mut figure: Figure, words: &str, met: impl Fn(&Figure) -> bool) -
 /// Per query: runs of p50, p99 and throughput, for the server and for the bare handler.
 #[derive(Default)]
 struct QueryRuns {
-    p50: [Vec<f64>; 2],
-    p99: [Vec<f64>; 2],
-    per_second: [Vec<f64>; 2],
-    /// Server CPU time per request (user + system), in ms.
-    server_cpu_ms: Vec<f64>,
+    /// By target: Chancery, the bare handler, and Chancery asked afresh each time.
+    p50: [Vec<f64>; 3],
+    p99: [Vec<f64>; 3],
+    per_second: [Vec<f64>; 3],
+    /// Server CPU time per request (user + system), in ms: asked the same, and afresh.
+    server_cpu_ms: [Vec<f64>; 2],
 }
 
 pub async fn run(
@@ -635,28 +671,31 @@ pub async fn run(
         }
         for (i, query) in queries.iter().enumerate() {
             let (body, answer, _) = &captured[i];
-            // Alternate which goes first, so neither always follows the other's load.
-            let targets = if run % 2 == 0 { [0, 1] } else { [1, 0] };
+            // Alternate which goes first, so none always follows another's load.
+            let targets = if run % 2 == 0 { [0, 1, 2] } else { [2, 1, 0] };
             for target in targets {
-                let address = if target == 0 {
-                    server.address
-                } else {
+                let address = if target == 1 {
                     bare[i].0
+                } else {
+                    server.address
+                };
+                let asking = if target == 2 {
+                    Asking::Afresh
+                } else {
+                    Asking::Same
                 };
                 // A short warm-up: connections, caches and allocator pools, not measured.
-                load(address, body, answer, (seconds / 5.0).min(0.5)).await?;
+                load(address, body, answer, (seconds / 5.0).min(0.5), asking).await?;
                 let cpu_before = server.cpu_seconds()?;
-                let m = load(address, body, answer, seconds).await?;
-                if target == 0 {
+                let m = load(address, body, answer, seconds, asking).await?;
+                if target != 1 {
                     let cpu = server.cpu_seconds()? - cpu_before;
-                    measured[i]
-                        .server_cpu_ms
-                        .push(cpu * 1000.0 / m.requests as f64);
+                    measured[i].server_cpu_ms[target / 2].push(cpu * 1000.0 / m.requests as f64);
                 }
                 eprintln!(
                     "reads run {run}: {} on {}: p50 {:.3} ms, p99 {:.3} ms, {:.0} requests/s",
                     query.name,
-                    if target == 0 { "chancery" } else { "bare axum" },
+                    ["chancery", "bare axum", "chancery asked afresh"][target],
                     m.p50_ms,
                     m.p99_ms,
                     m.per_second
@@ -738,6 +777,21 @@ pub async fn run(
             "≥ 0.5 × baseline",
             |f| f.ratio().is_some_and(|r| r >= 0.5),
         ));
+        let afresh = format!("{}, asked afresh (no answer-cache hit)", query.name);
+        figures.push(figure(
+            format!("{afresh}: p99 latency"),
+            &m.p99[2],
+            "ms",
+            bare_name,
+            &m.p99[1],
+        ));
+        figures.push(figure(
+            format!("{afresh}: throughput"),
+            &m.per_second[2],
+            "requests/s",
+            bare_name,
+            &m.per_second[1],
+        ));
     }
     figures.push(with_target(
         figure(
@@ -790,10 +844,11 @@ pub async fn run(
         .zip(&measured)
         .map(|((q, (_, answer, items)), m)| {
             format!(
-                "{}: {items} items, {} bytes, {:.2} ms of server CPU per request",
+                "{}: {items} items, {} bytes, {:.2} ms of server CPU per request ({:.2} ms asked afresh)",
                 q.name,
                 answer.len(),
-                median(&mut m.server_cpu_ms.clone())
+                median(&mut m.server_cpu_ms[0].clone()),
+                median(&mut m.server_cpu_ms[1].clone())
             )
         })
         .collect();
@@ -808,7 +863,7 @@ pub async fn run(
         figures,
         notes: vec![
             format!(
-                "The real `chancery serve` in a process of its own on loopback; the clients and the bare axum baseline share the benchmark's process (and the machine's cores with the server). Every answer under load is checked to be 200 and byte-identical to the one captured first. Answers (server CPU from /proc/PID/stat over the measured load, medians): {}.",
+                "The real `chancery serve` in a process of its own on loopback; the clients and the bare axum baseline share the benchmark's process (and the machine's cores with the server). Every answer under load is checked to be 200 and byte-identical to the one captured first. Chancery answers repeated read queries from its answer cache (valid while the log, the projections and the present second are unchanged); each query is also measured \"asked afresh\", every request's document ending in a different comment, so that every answer is computed. Answers (server CPU from /proc/PID/stat over the measured load, medians): {}.",
                 sizes.join("; ")
             ),
             format!(

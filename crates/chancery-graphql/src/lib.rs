@@ -4,6 +4,7 @@
 //!
 //! This is the only crate that knows GraphQL; it never names a storage backend.
 
+pub mod answers;
 pub mod api;
 pub mod auth;
 pub mod cursor;

@@ -32,6 +32,8 @@ pub struct Metrics {
     open_subscriptions: AtomicI64,
     open_connections: AtomicI64,
     requests: [AtomicU64; OUTCOMES.len()],
+    answer_hits: AtomicU64,
+    answer_misses: AtomicU64,
 }
 
 impl Metrics {
@@ -62,6 +64,16 @@ impl Metrics {
             .position(|o| *o == outcome)
             .unwrap_or(OUTCOMES.len() - 1);
         self.requests[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A read query looked up in the answer cache.
+    pub fn record_answer_lookup(&self, hit: bool) {
+        let counter = if hit {
+            &self.answer_hits
+        } else {
+            &self.answer_misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn subscription_opened(self: &Arc<Self>) -> Gauge {
@@ -163,6 +175,18 @@ impl Metrics {
                 n.load(Ordering::Relaxed)
             );
         }
+        counter(
+            &mut out,
+            "chancery_answer_cache_hits_total",
+            "Read queries answered from the answer cache.",
+            self.answer_hits.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "chancery_answer_cache_misses_total",
+            "Read queries that could be cached but were computed.",
+            self.answer_misses.load(Ordering::Relaxed),
+        );
         for (name, help, value) in extra_gauges {
             gauge(&mut out, name, help, *value);
         }

@@ -127,28 +127,39 @@ async fn connection(socket: WebSocket, endpoint: Endpoint, protocol: Protocol) {
     let (mut sink, mut incoming) = socket.split();
     let (out, mut outgoing) = mpsc::channel::<Outgoing>(256);
     let writer = tokio::spawn(async move {
-        while let Some(message) = outgoing.recv().await {
-            match message {
-                Outgoing::Text(text) => {
-                    if sink.send(Message::Text(text.into())).await.is_err() {
-                        break;
+        'writing: while let Some(first) = outgoing.recv().await {
+            // Everything already queued goes out in one flush: a commit wakes every subscription
+            // of a connection at once, and a flush per message costs a write each.
+            let mut next = Some(first);
+            while let Some(message) = next.take() {
+                match message {
+                    Outgoing::Text(text) => {
+                        if sink.feed(Message::Text(text.into())).await.is_err() {
+                            break 'writing;
+                        }
+                        next = outgoing.try_recv().ok();
+                    }
+                    Outgoing::Close(code, reason) => {
+                        let _ = sink
+                            .feed(Message::Close(Some(CloseFrame {
+                                code,
+                                reason: reason.into(),
+                            })))
+                            .await;
+                        break 'writing;
                     }
                 }
-                Outgoing::Close(code, reason) => {
-                    // After a client's close, tungstenite has already queued its reply and this
-                    // send fails; flushing and closing the sink gets whichever frame is due out.
-                    let _ = sink
-                        .send(Message::Close(Some(CloseFrame {
-                            code,
-                            reason: reason.into(),
-                        })))
-                        .await;
-                    let _ = sink.flush().await;
-                    let _ = sink.close().await;
-                    break;
-                }
+            }
+            if sink.flush().await.is_err() {
+                break;
             }
         }
+        // However the writing ended (our close, the client's, or a send that raced the client's
+        // close), flushing and closing gets out the frame that is due: ours, or the reply
+        // tungstenite queued to the client's close. Leaving without it is an abnormal close
+        // (1006) for the client.
+        let _ = sink.flush().await;
+        let _ = sink.close().await;
     });
     let (events, mut done) = mpsc::channel::<Event>(256);
     let init_timeout = endpoint.api.limits.init_timeout;

@@ -633,6 +633,12 @@ impl Writer {
     }
 
     fn publish(&self, group: &Group, records: &[Arc<RecordedEvent>]) {
+        // The registry goes first: a reader that sees the new head sees what it registered.
+        if !group.registered.is_empty() {
+            if let Ok(mut registry) = self.shared.registry.write() {
+                *registry = Arc::new(self.registry.clone());
+            }
+        }
         let mut published = 0;
         if let Ok(mut head) = self.shared.head.write() {
             published = head.position;
@@ -641,11 +647,6 @@ impl Writer {
         // A reopen replays records of the write-ahead log that subscribers already had.
         let fresh = records.partition_point(|r| r.position <= published);
         let records = &records[fresh..];
-        if !group.registered.is_empty() {
-            if let Ok(mut registry) = self.shared.registry.write() {
-                *registry = Arc::new(self.registry.clone());
-            }
-        }
         self.shared.feed.publish(records);
     }
 

@@ -1,0 +1,197 @@
+//! A cache of whole answers to read queries over HTTP, each valid for one state of the store.
+//!
+//! A query's answer is a function of its document, variables and operation name, the caller's
+//! role, the log's head, the position the projections have applied, and the present time (an
+//! `asOf` left out means "now", to the second, and a measure takes effect at its instant). The
+//! cache keys answers by the first four and stamps them with the last three: an answer is
+//! served only while the stamp it was computed under is still the current one, so it is
+//! exactly the answer a fresh computation would give. Dashboards polling the same questions
+//! then cost one computation per question per second, however many they are.
+//!
+//! Left out: mutations; answers with errors; documents that say `atLeast` (a read that must wait
+//! for a position must not be answered from the state before it); and answers computed while the
+//! stamp moved, or while the projections were behind the log (their registry and the log's could
+//! disagree for a moment).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+
+use crate::api::Api;
+use crate::auth::Role;
+
+/// Answers kept for one stamp, at most.
+const MAX_ANSWERS: usize = 256;
+/// Bytes of answers kept for one stamp, at most, and the largest answer kept.
+const MAX_BYTES: usize = 32 << 20;
+const MAX_ANSWER_BYTES: usize = 4 << 20;
+
+/// The state an answer was computed under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    head: u64,
+    applied: u64,
+    second: u64,
+}
+
+impl Stamp {
+    /// The current stamp, or `None` when answers must not be cached now: the projections are
+    /// behind the log.
+    pub async fn now(api: &Api) -> Option<Stamp> {
+        let head = api.log.head().await.ok()?.position;
+        let applied = api.projections.applied();
+        if applied != head {
+            return None;
+        }
+        let second = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs();
+        Some(Stamp {
+            head,
+            applied,
+            second,
+        })
+    }
+}
+
+/// What an answer depends on besides the stamp.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Question {
+    role: Option<Role>,
+    document: String,
+    operation: Option<String>,
+    variables: String,
+}
+
+impl Question {
+    /// The question a request asks, if its answer may be cached.
+    pub fn of(
+        role: Option<Role>,
+        document: &str,
+        operation: Option<&str>,
+        variables: Option<&serde_json::Value>,
+    ) -> Option<Question> {
+        if document.contains("atLeast") {
+            return None;
+        }
+        Some(Question {
+            role,
+            document: document.to_owned(),
+            operation: operation.map(str::to_owned),
+            variables: variables.map(|v| v.to_string()).unwrap_or_default(),
+        })
+    }
+}
+
+#[derive(Default)]
+struct Held {
+    stamp: Option<Stamp>,
+    answers: HashMap<Question, Bytes>,
+    bytes: usize,
+}
+
+/// The answers of the current stamp.
+#[derive(Default)]
+pub struct AnswerCache {
+    held: Mutex<Held>,
+}
+
+impl AnswerCache {
+    /// The answer computed under `stamp`, if there is one.
+    pub fn get(&self, stamp: Stamp, question: &Question) -> Option<Bytes> {
+        let held = self.held.lock().ok()?;
+        if held.stamp != Some(stamp) {
+            return None;
+        }
+        held.answers.get(question).cloned()
+    }
+
+    /// Keeps an answer computed wholly under `stamp`; answers of older stamps go.
+    pub fn put(&self, stamp: Stamp, question: Question, answer: Bytes) {
+        if answer.len() > MAX_ANSWER_BYTES {
+            return;
+        }
+        let Ok(mut held) = self.held.lock() else {
+            return;
+        };
+        if held.stamp != Some(stamp) {
+            *held = Held {
+                stamp: Some(stamp),
+                ..Held::default()
+            };
+        }
+        if held.answers.len() >= MAX_ANSWERS || held.bytes + answer.len() > MAX_BYTES {
+            return;
+        }
+        held.bytes += answer.len();
+        held.answers.insert(question, answer);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stamp(head: u64, second: u64) -> Stamp {
+        Stamp {
+            head,
+            applied: head,
+            second,
+        }
+    }
+
+    fn asked_by(role: Role, document: &str) -> Question {
+        Question::of(Some(role), document, None, None).expect("a cacheable question")
+    }
+
+    fn question(document: &str) -> Question {
+        asked_by(Role::Reader, document)
+    }
+
+    #[test]
+    fn an_answer_serves_only_its_own_stamp_and_question() {
+        let cache = AnswerCache::default();
+        let q = question("{ head { position } }");
+        cache.put(stamp(7, 100), q.clone(), Bytes::from_static(b"seven"));
+        assert_eq!(cache.get(stamp(7, 100), &q).as_deref(), Some(&b"seven"[..]));
+        assert_eq!(cache.get(stamp(8, 100), &q), None, "the log moved");
+        assert_eq!(cache.get(stamp(7, 101), &q), None, "a second passed");
+        let admin = asked_by(Role::Admin, "{ head { position } }");
+        assert_eq!(cache.get(stamp(7, 100), &admin), None, "another role");
+        let other = question("{ parties { code } }");
+        assert_eq!(cache.get(stamp(7, 100), &other), None);
+        // A newer stamp clears the older answers.
+        cache.put(stamp(8, 100), other.clone(), Bytes::from_static(b"parties"));
+        assert_eq!(cache.get(stamp(8, 100), &q), None);
+        assert_eq!(
+            cache.get(stamp(8, 100), &other).as_deref(),
+            Some(&b"parties"[..])
+        );
+    }
+
+    #[test]
+    fn reads_that_wait_for_a_position_are_never_cached() {
+        assert_eq!(
+            Question::of(None, "{ standoffs(atLeast: 5) { status } }", None, None),
+            None
+        );
+    }
+
+    #[test]
+    fn the_cache_stays_bounded() {
+        let cache = AnswerCache::default();
+        let s = stamp(1, 1);
+        for i in 0..(MAX_ANSWERS + 10) {
+            cache.put(
+                s,
+                question(&format!("{{ q{i} }}")),
+                Bytes::from_static(b"x"),
+            );
+        }
+        let held = cache.held.lock().map(|h| h.answers.len()).unwrap_or(0);
+        assert_eq!(held, MAX_ANSWERS);
+        let big = vec![0u8; MAX_ANSWER_BYTES + 1];
+        cache.put(s, question("{ big }"), Bytes::from(big));
+        assert_eq!(cache.get(s, &question("{ big }")), None);
+    }
+}
