@@ -53,7 +53,7 @@ impl PartyPosition {
             Content::Recorded(record) => Arc::clone(record),
             Content::Corrected(_) => api(ctx)?
                 .projections
-                .recorded(self.0.event_position)
+                .record(self.0.event_position)
                 .await?
                 .ok_or_else(|| {
                     ApiError::internal(format!("the event at {} is missing", self.0.event_position))

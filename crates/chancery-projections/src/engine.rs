@@ -342,14 +342,7 @@ impl Projections {
     }
 
     /// The record at a position, from a cache of recently read ones.
-    pub async fn recorded(
-        &self,
-        position: Position,
-    ) -> Result<Option<Arc<RecordedEvent>>, ProjectionError> {
-        self.record(position).await
-    }
-
-    pub(crate) async fn record(
+    pub async fn record(
         &self,
         position: Position,
     ) -> Result<Option<Arc<RecordedEvent>>, ProjectionError> {
