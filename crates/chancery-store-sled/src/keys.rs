@@ -1,6 +1,6 @@
-//! The key layout of the log tree. All keyspaces live in one sled tree because sled applies a
-//! batch atomically only within one tree: an event and all its indexes are then written in one
-//! atomic, crash-safe step, without the cost of a multi-tree transaction.
+//! The key layout of the log tree. All keyspaces live in one tree, written by one thread in a
+//! fixed order (an event's `E` key before its indexes), so that what sled recovers after a crash,
+//! a prefix of those writes, can be taken back to the last checkpoint (see `rollback`).
 //!
 //! | prefix | key | value |
 //! | --- | --- | --- |
@@ -9,11 +9,11 @@
 //! | `V` | timeline, 0, version (u64 BE) | position (u64 BE) |
 //! | `H` | timeline | the timeline's version (u64 BE) |
 //! | `X` | dimension, value, 0, position (u64 BE) | empty: the filter indexes |
-//! | `M` | name | metadata (`format`) |
+//! | `M` | name | metadata (`format`; `checkpoint`: the head at the last checkpoint, u64 BE) |
 //!
 //! Slugs and codes never contain a 0 byte, so `value, 0` ends a prefix exactly.
 
-use chancery_domain::{EventId, Kind, Position, TimelineSlug};
+use chancery_domain::{EventId, Kind, NewEvent, Position, TimelineSlug};
 
 pub const EVENT: u8 = b'E';
 pub const ID: u8 = b'I';
@@ -97,6 +97,9 @@ pub fn kind_value(kind: Kind) -> [u8; 1] {
 
 pub const META_FORMAT: &[u8] = b"Mformat";
 
+/// The head's position when sled was last made durable: what a crash can take sled back to.
+pub const META_CHECKPOINT: &[u8] = b"Mcheckpoint";
+
 /// Reads a big-endian u64 from the last 8 bytes of a key or the first 8 of a value.
 pub fn u64_suffix(bytes: &[u8]) -> Option<u64> {
     let tail = bytes.get(bytes.len().checked_sub(8)?..)?;
@@ -138,4 +141,23 @@ impl IdEntry {
             timeline,
         })
     }
+}
+
+/// The filter index keys of an event.
+pub fn event_tags(event: &NewEvent, position: Position) -> Vec<Vec<u8>> {
+    let mut out = vec![
+        tag(DIM_TIMELINE, event.timeline.as_str().as_bytes(), position),
+        tag(DIM_KIND, &kind_value(event.kind()), position),
+    ];
+    for party in event.parties() {
+        out.push(tag(DIM_PARTY, party.as_str().as_bytes(), position));
+    }
+    for issue in &event.issues {
+        out.push(tag(DIM_ISSUE, issue.as_str().as_bytes(), position));
+    }
+    if matches!(event.kind(), Kind::Retraction | Kind::Correction) {
+        out.push(tag(DIM_PARTY, WILDCARD, position));
+        out.push(tag(DIM_ISSUE, WILDCARD, position));
+    }
+    out
 }

@@ -13,6 +13,7 @@ mod durability;
 pub mod keys;
 mod reader;
 mod reserve;
+mod rollback;
 mod wal;
 mod writer;
 
@@ -138,6 +139,19 @@ impl SledLog {
         }
         let tree = db.open_tree("log").map_err(storage_error)?;
         check_format(&tree)?;
+        let marked = tree
+            .contains_key(keys::META_CHECKPOINT)
+            .map_err(storage_error)?;
+        if config.durable {
+            let undone = rollback::to_checkpoint(&tree)?;
+            if undone > 0 {
+                tracing::info!(
+                    dir = %dir.display(),
+                    undone,
+                    "took the log back to its last checkpoint; the write-ahead log replays the rest"
+                );
+            }
+        }
         let reader = Reader::new(tree);
         let head = head_of(&reader)?;
         let (registry, versions) = reader.load_state()?;
@@ -186,6 +200,10 @@ impl SledLog {
         };
         if !tail.is_empty() {
             writer.recover(tail)?;
+        } else if config.durable && !marked {
+            // Groups are not atomic in sled between checkpoints: a crash must find a mark to
+            // go back to.
+            writer.checkpoint()?;
         }
         let handle = std::thread::Builder::new()
             .name("chancery-log-writer".into())

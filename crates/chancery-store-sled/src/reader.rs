@@ -346,7 +346,7 @@ pub fn corrupt(position: Option<Position>, detail: &str) -> StoreError {
     }
 }
 
-fn decode(position: Position, bytes: &[u8]) -> Result<RecordedEvent, StoreError> {
+pub(crate) fn decode(position: Position, bytes: &[u8]) -> Result<RecordedEvent, StoreError> {
     let record = decode_record(bytes).map_err(|e| corrupt(Some(position), &e.to_string()))?;
     if record.position != position {
         return Err(corrupt(

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use chancery_domain::registry::RegistryEntry;
 use chancery_domain::{
-    EventId, EventRef, Kind, NewEvent, Payload, Position, RecordedEvent, References, Registry,
+    EventId, EventRef, NewEvent, Payload, Position, RecordedEvent, References, Registry,
     TimelineSlug, Timestamp, ValidationErrors, validate_references,
 };
 use chancery_store::{
@@ -376,11 +376,21 @@ impl Writer {
 
     /// Makes sled durable up to the head (flush, then fdatasync of its data file) and starts a new
     /// write-ahead log segment, deleting the older ones, whose records sled now holds.
-    fn checkpoint(&mut self) -> Result<(), StoreError> {
+    pub fn checkpoint(&mut self) -> Result<(), StoreError> {
         let db = self
             .db
             .as_ref()
             .ok_or_else(|| StoreError::Storage("the database is not open".into()))?;
+        if self.wal.is_some() {
+            let marked = self
+                .reader
+                .tree()
+                .and_then(|tree| crate::rollback::mark(&tree, self.head.position));
+            if let Err(e) = marked {
+                self.sled_failed = true;
+                return Err(e);
+            }
+        }
         #[allow(clippy::disallowed_methods)] // the flush is followed by an fdatasync below
         if let Err(e) = db.flush() {
             self.sled_failed = true;
@@ -443,6 +453,9 @@ impl Writer {
     /// Reads the reopened database's state, and applies the write-ahead log's records past it.
     fn restore_state(&mut self) -> Result<(), StoreError> {
         self.sync = DiskSync::open(&self.dir).map_err(|e| io_error(&e))?;
+        if self.wal.is_some() {
+            crate::rollback::to_checkpoint(&self.reader.tree()?)?;
+        }
         self.head = crate::head_of(&self.reader)?;
         let (registry, versions) = self.reader.load_state()?;
         self.registry = registry;
@@ -582,15 +595,26 @@ impl Writer {
     /// ids then gets their positions.
     fn persist(&mut self, group: &mut Group) -> Result<(), StoreError> {
         if !group.ops.is_empty() {
-            let mut batch = sled::Batch::default();
             let writes = group.ops.len();
-            for (k, v) in group.ops.drain(..) {
-                batch.insert(k, v);
-            }
-            let applied = self
-                .reader
-                .tree()
-                .and_then(|tree| tree.apply_batch(batch).map_err(storage_error));
+            let durable = self.wal.is_some();
+            let ops = group.ops.drain(..);
+            let applied = self.reader.tree().and_then(|tree| {
+                if durable {
+                    // One by one, in order: a sled batch would write its manifest to the disk now,
+                    // beside the write-ahead log's sync; a crash is taken back to the last
+                    // checkpoint instead (see `rollback`).
+                    for (k, v) in ops {
+                        tree.insert(k, v).map_err(storage_error)?;
+                    }
+                    Ok(())
+                } else {
+                    let mut batch = sled::Batch::default();
+                    for (k, v) in ops {
+                        batch.insert(k, v);
+                    }
+                    tree.apply_batch(batch).map_err(storage_error)
+                }
+            });
             reclaim_epoch_garbage(writes);
             if let Err(e) = applied {
                 for entry in group.registered.drain(..).rev() {
@@ -837,7 +861,7 @@ impl Writer {
             keys::version(&event.timeline, record.version),
             position.to_be_bytes().to_vec(),
         ));
-        for key in tag_keys(event, position) {
+        for key in keys::event_tags(event, position) {
             scope.ops.push((key, Vec::new()));
         }
         if let Payload::Retraction(r) = &event.payload {
@@ -1018,35 +1042,4 @@ fn reclaim_epoch_garbage(writes: usize) {
     for _ in 0..(writes / 32 + 8) {
         crossbeam_epoch::pin().flush();
     }
-}
-
-/// The filter index keys of an event.
-fn tag_keys(event: &NewEvent, position: Position) -> Vec<Vec<u8>> {
-    let mut out = vec![
-        keys::tag(
-            keys::DIM_TIMELINE,
-            event.timeline.as_str().as_bytes(),
-            position,
-        ),
-        keys::tag(keys::DIM_KIND, &keys::kind_value(event.kind()), position),
-    ];
-    for party in event.parties() {
-        out.push(keys::tag(
-            keys::DIM_PARTY,
-            party.as_str().as_bytes(),
-            position,
-        ));
-    }
-    for issue in &event.issues {
-        out.push(keys::tag(
-            keys::DIM_ISSUE,
-            issue.as_str().as_bytes(),
-            position,
-        ));
-    }
-    if matches!(event.kind(), Kind::Retraction | Kind::Correction) {
-        out.push(keys::tag(keys::DIM_PARTY, keys::WILDCARD, position));
-        out.push(keys::tag(keys::DIM_ISSUE, keys::WILDCARD, position));
-    }
-    out
 }
