@@ -138,6 +138,9 @@ impl Reader {
             return Ok(out);
         }
         let backward = request.direction == Direction::Backward;
+        if request.filter.is_empty() {
+            return self.read_all(request.from, request.limit, backward);
+        }
         let mut positions = self.positions(&request.filter, request.from, backward);
         while out.len() < request.limit {
             let Some(position) = positions.next() else {
@@ -150,6 +153,30 @@ impl Reader {
             if request.filter.matches(&record.event) {
                 out.push(Arc::new(record));
             }
+        }
+        Ok(out)
+    }
+
+    /// Every record from `from` on (or back): one scan of the `E` keys, their values decoded as
+    /// they come, rather than a lookup per position (replay reads the whole log this way).
+    fn read_all(
+        &self,
+        from: Position,
+        limit: usize,
+        backward: bool,
+    ) -> Result<Vec<Arc<RecordedEvent>>, StoreError> {
+        let tree = self.tree()?;
+        let range: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> = if backward {
+            Box::new(tree.range(keys::event(0)..=keys::event(from)).rev())
+        } else {
+            Box::new(tree.range(keys::event(from)..=keys::event(Position::MAX)))
+        };
+        let mut out = Vec::with_capacity(limit.min(4096));
+        for kv in range.take(limit) {
+            let (key, bytes) = kv.map_err(storage_error)?;
+            let position =
+                keys::u64_suffix(&key).ok_or_else(|| corrupt(None, "an event key is malformed"))?;
+            out.push(Arc::new(decode(position, &bytes)?));
         }
         Ok(out)
     }
