@@ -1025,6 +1025,24 @@ pub async fn run(scale: Scale, runs: usize, out: &Path, command: &str) -> anyhow
             m(&rt50)
         ));
     }
+    let deliveries_per_second = m(&rate) * n as f64;
+    if deliveries_per_second > 0.0 {
+        // The CPU window runs over the write phase and the drain after it.
+        let window = (scale.seconds as f64 + m(&drain)) / scale.seconds as f64;
+        let per_delivery = |cores: f64| cores * window / deliveries_per_second * 1e6;
+        let (user_us, system_us) = (
+            per_delivery(m(&server_user)),
+            per_delivery(m(&server_system)),
+        );
+        let requested = scale.rate as f64 * n as f64;
+        notes.push(format!(
+            "Server CPU per delivery: {user_us:.1} µs of user time and {system_us:.1} µs of system time (the cores above over the {deliveries_per_second:.0} deliveries per second made). At that cost, {} events/s to {n} subscribers would take {:.1} cores of the server alone, {:.1} of them in the kernel's sends, on a machine with {}: no scheduling meets the target, only a cheaper delivery. What would make it cheaper: encoding each event once for every subscription with the same selection, leaving one frame write per connection; not built, since async-graphql resolves each subscription's selection on a stream of its own.",
+            scale.rate,
+            (user_us + system_us) * requested / 1e6,
+            system_us * requested / 1e6,
+            std::thread::available_parallelism().map_or(1, |c| c.get()),
+        ));
+    }
     if failures > 0 {
         notes.push(format!(
             "{failures} mutations failed over all runs (their events are not counted as written)."

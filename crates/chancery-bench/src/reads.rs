@@ -16,7 +16,7 @@ use axum::body::Bytes;
 use chancery_domain::verify_record_hash;
 use chancery_projections::Projections;
 use chancery_store::EventLog;
-use chancery_store_sled::{SledConfig, SledLog};
+use chancery_store_sled::{SledConfig, SledLog, keys};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::net::TcpStream;
@@ -55,8 +55,17 @@ a value per field. The bare handler, on the same transport and clients, shows th
 HTTP is not the limit. Restart on 1M events: nearly all of it comes before the server listens: about 55% opening the \
 log's sled database (`PageCache::start`: reading sled's page snapshot and growing its page table) and about 40% loading \
 the projections' checkpoint (`CheckpointStore::load`, of which `ProjectionState::index_all` rebuilds the indexes, \
-about 22%). Memory: the sled caches are bounded (log 128 MiB, checkpoints 64 MiB); compare the RSS at ready with the \
-RSS after the load for what the projections' state holds and what the reads add.";
+about 22%). Memory (`perf record -e page-faults -c 1 --call-graph dwarf` of a restart on the 1M-event store, \
+2026-12-02, every first touch of a page counted): about three quarters of the faults come from loading the \
+projections' checkpoint: 42% rebuilding the indexes (`index_version`: every act's slot in the chronology and in each \
+position and relation it counts in, in vectors that grow as they fill), 17% decoding the entries (an `Act` per \
+event, with its facts, actors and issues on the heap), 15% the checkpoint tree's sled cache; most of the rest is the \
+log's sled at open. The projections keep every event's facts and their indexes in memory, by design: as-of answers \
+come from the index of each key without replaying the log. Trimming the index vectors to their length after the load \
+was tried and changed nothing (745 MB at ready against 742 MB); meeting 300 MB at 1M events would take keeping the \
+entries on disk (paged from the checkpoint tree) with only the indexes resident, a change of design not made here. \
+The sled caches are bounded (log 128 MiB, checkpoints 64 MiB); the RSS after the load, against the RSS at ready, \
+shows what the reads add.";
 
 /// The timeline every read asks about.
 const TIMELINE: &str = "dossier-0";
@@ -541,6 +550,37 @@ fn disk_usage(path: &Path) -> anyhow::Result<(u64, u64)> {
     Ok((allocated, apparent))
 }
 
+/// Bytes of keys and values in one sled tree, by the first byte of the key (its keyspace): what
+/// sled's files hold, to set against their size.
+fn stored_bytes(
+    db_dir: &Path,
+    tree: &str,
+    segment_size: Option<usize>,
+) -> anyhow::Result<std::collections::BTreeMap<u8, u64>> {
+    let mut config = sled::Config::new().path(db_dir).flush_every_ms(None);
+    if let Some(size) = segment_size {
+        config = config.segment_size(size);
+    }
+    // sled lets go of its lock from a background thread shortly after the last handle drops.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let db = loop {
+        match config.open() {
+            Err(e) if Instant::now() < deadline && e.to_string().contains("lock") => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => break other.with_context(|| format!("cannot open {}", db_dir.display()))?,
+        }
+    };
+    let mut by_keyspace = std::collections::BTreeMap::new();
+    for kv in db.open_tree(tree)?.iter() {
+        let (k, v) = kv?;
+        *by_keyspace
+            .entry(k.first().copied().unwrap_or(0))
+            .or_default() += (k.len() + v.len()) as u64;
+    }
+    Ok(by_keyspace)
+}
+
 /// Events in the log and the sum of their canonical encodings (the bodies the hash chain
 /// covers), read from the stored records, each checked against its hash.
 async fn canonical_bytes(log_dir: &Path) -> anyhow::Result<(u64, u64)> {
@@ -718,6 +758,25 @@ pub async fn run(
     let (projections_disk, projections_apparent) = disk_usage(&dir.join("projections"))?;
     let (total_events, canonical) = canonical_bytes(&dir.join("log")).await?;
     let canonical_mb = canonical as f64 / MB;
+    let log_held = stored_bytes(&dir.join("log"), "log", Some(8 * 1024 * 1024))?;
+    let projections_held = stored_bytes(&dir.join("projections"), "projections", None)?;
+    let held = |map: &std::collections::BTreeMap<u8, u64>, keyspaces: &[u8]| {
+        keyspaces.iter().filter_map(|k| map.get(k)).sum::<u64>() as f64 / MB
+    };
+    let log_total = log_held.values().sum::<u64>() as f64 / MB;
+    let projections_total = projections_held.values().sum::<u64>() as f64 / MB;
+    let disk_breakdown = format!(
+        "Disk, by what it holds (keys and values read back from each sled tree after the stop): the log's tree holds {log_total:.1} MB, {:.2} × the canonical bytes: records {:.1} MB (each record's canonical body plus its hash), the id index {:.1} MB, versions and timeline heads {:.1} MB, the filter tags {:.1} MB; sled's files take {:.2} × that. The projections' tree holds {projections_total:.1} MB in files {:.2} × as large. sled is log-structured: a change rewrites the tree node it falls in, and a segment is reclaimed only once most of it is dead, so its files run well above what they hold. The target (≤ 2.5 × canonical) would need, beside the records' {:.2} × themselves, an engine with little space amplification, or compression (sled's zstd compression is not enabled: it would cost every write and every cache miss CPU, and was not measured).",
+        log_total / canonical_mb,
+        held(&log_held, &[keys::EVENT]),
+        held(&log_held, &[keys::ID]),
+        held(&log_held, &[keys::VERSION, keys::TIMELINE_HEAD]),
+        held(&log_held, &[keys::TAG]),
+        log_disk as f64 / MB / log_total.max(f64::MIN_POSITIVE),
+        projections_disk as f64 / MB / projections_total.max(f64::MIN_POSITIVE),
+        held(&log_held, &[keys::EVENT]) / canonical_mb,
+    );
+    eprintln!("reads: {disk_breakdown}");
     eprintln!(
         "reads: {total_events} events, {canonical_mb:.1} MB canonical; log {:.1} MB, projections {:.1} MB on disk",
         log_disk as f64 / MB,
@@ -876,6 +935,7 @@ pub async fn run(
                 log_apparent as f64 / MB,
                 projections_apparent as f64 / MB,
             ),
+            disk_breakdown,
         ],
     };
     let mut section = section;
