@@ -144,9 +144,32 @@ impl Projections {
         }))
     }
 
-    /// Forgets the checkpoint in `dir`, so that the next [`Projections::open`] starts from 1.
+    /// Forgets the checkpoint in `dir`, and frees the space it took, so that the next
+    /// [`Projections::open`] starts from 1.
+    ///
+    /// The directory is removed rather than emptied: sled keeps the files of a cleared tree at
+    /// their size, so every rebuild (`chancery replay`) grew the directory by another copy.
     pub fn reset(dir: &Path) -> Result<(), ProjectionError> {
-        CheckpointStore::open(dir)?.clear()
+        // Opening it first refuses a checkpoint that a running server holds (sled's lock).
+        drop(CheckpointStore::open(dir)?);
+        // sled closes its files from a background thread just after the handle goes; a file it
+        // was still writing can make the first removal find the directory not empty.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            match std::fs::remove_dir_all(dir) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => {
+                    return Err(ProjectionError::Storage(format!(
+                        "cannot remove {}: {e}",
+                        dir.display()
+                    )));
+                }
+            }
+        }
     }
 
     /// The last position applied.

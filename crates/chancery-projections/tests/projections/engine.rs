@@ -122,6 +122,61 @@ fn a_checkpoint_of_another_log_is_refused_and_a_reset_rebuilds() {
     });
 }
 
+/// Bytes of the files under `dir`, 0 if it is gone.
+fn bytes_under(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .map(|e| e.unwrap())
+        .map(|e| {
+            let meta = e.metadata().unwrap();
+            if meta.is_dir() {
+                bytes_under(&e.path())
+            } else {
+                meta.len()
+            }
+        })
+        .sum()
+}
+
+#[test]
+fn a_reset_frees_the_checkpoint_s_space_and_refuses_one_in_use() {
+    runtime().block_on(async {
+        let World {
+            projections,
+            log,
+            dir: keep,
+        } = world(demo_events()).await;
+        let dir = keep.path().join("projections");
+        let err = Projections::reset(&dir).err();
+        assert!(
+            matches!(err, Some(ProjectionError::Storage(_))),
+            "a checkpoint held open is not reset: {err:?}"
+        );
+        projections.close().unwrap();
+        drop(projections);
+        let before = bytes_under(&dir);
+        assert!(before > 0, "the checkpoint was written");
+        for _ in 0..3 {
+            Projections::reset(&dir).unwrap();
+            assert_eq!(bytes_under(&dir), 0, "a reset leaves nothing behind");
+            let rebuilt =
+                Projections::open(Arc::clone(&log), Some(&dir), CheckpointPolicy::default())
+                    .await
+                    .unwrap();
+            assert_eq!(rebuilt.applied(), 0);
+            rebuilt.catch_up(&|_, _| {}).await.unwrap();
+            rebuilt.close().unwrap();
+        }
+        assert!(
+            bytes_under(&dir) <= before,
+            "three rebuilds take no more room than one: {} against {before} bytes",
+            bytes_under(&dir)
+        );
+    });
+}
+
 #[test]
 fn following_the_log_reads_your_writes_within_a_bound() {
     runtime().block_on(async {
