@@ -8,16 +8,21 @@
 //! exactly the answer a fresh computation would give. Dashboards polling the same questions
 //! then cost one computation per question per second, however many they are.
 //!
+//! One computation per question and stamp: a request that misses while another computes the
+//! same answer waits for it ([`AnswerCache::claim`]) instead of computing it again, so that the
+//! clients polling one question do not all compute it at the turn of each second.
+//!
 //! Left out: mutations; answers with errors; documents that say `atLeast` (a read that must wait
 //! for a position must not be answered from the state before it); and answers computed while the
 //! stamp moved, or while the projections were behind the log (their registry and the log's could
 //! disagree for a moment).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
+use tokio::sync::Notify;
 
 use crate::api::Api;
 use crate::auth::Role;
@@ -94,9 +99,97 @@ struct Held {
 #[derive(Default)]
 pub struct AnswerCache {
     held: Mutex<Held>,
+    /// Answers being computed, with the stamp they are computed under; their waiters are woken
+    /// when the computation ends, kept or not.
+    computing: Mutex<HashMap<Question, (Stamp, Arc<Notify>)>>,
+}
+
+/// What [`AnswerCache::claim`] gives: the answer, or the task of computing it.
+pub enum Claim {
+    Answer(Bytes),
+    /// Compute the answer, [`AnswerCache::put`] it, then drop this: whoever waited is woken.
+    Compute(Computing),
+}
+
+/// A claim on computing an answer. Dropping it, whatever happened, wakes the requests waiting
+/// for the answer; those that then find none compute it themselves.
+pub struct Computing {
+    cache: Arc<AnswerCache>,
+    question: Option<Question>,
+    notify: Arc<Notify>,
+}
+
+impl Drop for Computing {
+    fn drop(&mut self) {
+        if let Some(question) = self.question.take() {
+            if let Ok(mut computing) = self.cache.computing.lock() {
+                let ours = computing
+                    .get(&question)
+                    .is_some_and(|(_, notify)| Arc::ptr_eq(notify, &self.notify));
+                if ours {
+                    computing.remove(&question);
+                }
+            }
+        }
+        self.notify.notify_waiters();
+    }
 }
 
 impl AnswerCache {
+    /// The answer under `stamp`, once whoever is computing it has finished; or, when nobody is,
+    /// the claim to compute it. A request waits at most once: if the computation it waited for
+    /// kept nothing (an error, a stamp that moved), it computes the answer itself.
+    pub async fn claim(self: &Arc<Self>, stamp: Stamp, question: &Question) -> Claim {
+        let notify = {
+            let Ok(mut computing) = self.computing.lock() else {
+                return Claim::Compute(self.unclaimed());
+            };
+            if let Some(answer) = self.get(stamp, question) {
+                return Claim::Answer(answer);
+            }
+            match computing.get(question) {
+                Some((at, notify)) if *at == stamp => Arc::clone(notify),
+                _ => {
+                    let notify = Arc::new(Notify::new());
+                    computing.insert(question.clone(), (stamp, Arc::clone(&notify)));
+                    return Claim::Compute(Computing {
+                        cache: Arc::clone(self),
+                        question: Some(question.clone()),
+                        notify,
+                    });
+                }
+            }
+        };
+        let notified = notify.notified();
+        tokio::pin!(notified);
+        // Registered before looking again, so that an end between the two is not missed.
+        notified.as_mut().enable();
+        let still_computing = self
+            .computing
+            .lock()
+            .map(|c| {
+                c.get(question)
+                    .is_some_and(|(_, n)| Arc::ptr_eq(n, &notify))
+            })
+            .unwrap_or(false);
+        if still_computing {
+            notified.await;
+        }
+        match self.get(stamp, question) {
+            Some(answer) => Claim::Answer(answer),
+            None => Claim::Compute(self.unclaimed()),
+        }
+    }
+
+    /// A computation nobody waits for.
+    fn unclaimed(self: &Arc<Self>) -> Computing {
+        Computing {
+            cache: Arc::clone(self),
+            question: None,
+            notify: Arc::new(Notify::new()),
+        }
+    }
+
     /// The answer computed under `stamp`, if there is one.
     pub fn get(&self, stamp: Stamp, question: &Question) -> Option<Bytes> {
         let held = self.held.lock().ok()?;
@@ -167,6 +260,48 @@ mod tests {
             cache.get(stamp(8, 100), &other).as_deref(),
             Some(&b"parties"[..])
         );
+    }
+
+    #[tokio::test]
+    async fn a_question_being_computed_is_waited_for_not_computed_again() {
+        let cache = Arc::new(AnswerCache::default());
+        let q = question("{ positions { stance } }");
+        let s = stamp(3, 30);
+        let Claim::Compute(first) = cache.claim(s, &q).await else {
+            panic!("nobody was computing it");
+        };
+        let waiting = {
+            let (cache, q) = (Arc::clone(&cache), q.clone());
+            tokio::spawn(async move { cache.claim(s, &q).await })
+        };
+        tokio::task::yield_now().await;
+        // Another stamp is another computation: it does not wait.
+        assert!(matches!(
+            cache.claim(stamp(4, 30), &q).await,
+            Claim::Compute(_)
+        ));
+        assert!(!waiting.is_finished(), "the second request waits");
+        cache.put(s, q.clone(), Bytes::from_static(b"answer"));
+        drop(first);
+        match waiting.await.expect("the waiter ends") {
+            Claim::Answer(answer) => assert_eq!(&answer[..], b"answer"),
+            Claim::Compute(_) => panic!("the waiter computed what was kept"),
+        }
+        // A computation that keeps nothing lets its waiter compute.
+        let q2 = question("{ standoffs { status } }");
+        let Claim::Compute(failed) = cache.claim(s, &q2).await else {
+            panic!("nobody was computing it");
+        };
+        let waiting = {
+            let (cache, q2) = (Arc::clone(&cache), q2.clone());
+            tokio::spawn(async move { cache.claim(s, &q2).await })
+        };
+        tokio::task::yield_now().await;
+        drop(failed);
+        assert!(matches!(
+            waiting.await.expect("the waiter ends"),
+            Claim::Compute(_)
+        ));
     }
 
     #[test]

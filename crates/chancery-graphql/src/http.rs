@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::answers::{AnswerCache, Question, Stamp};
+use crate::answers::{AnswerCache, Claim, Question, Stamp};
 use crate::api::Api;
 use crate::auth::Caller;
 use crate::error::Code;
@@ -234,8 +234,23 @@ async fn execute(
     }
     // Only a query's answer is kept; anything else will not find one.
     let question = question.filter(|_| operation_type == Some(OperationType::Query));
-    if question.is_some() && stamp.is_some() {
-        api.metrics.record_answer_lookup(false);
+    // Held until the answer is kept (or not): requests asking the same meanwhile wait for it.
+    let mut _computing = None;
+    if let (Some(question), Some(stamp)) = (&question, stamp) {
+        match endpoint.answers.claim(stamp, question).await {
+            Claim::Answer(body) => {
+                api.metrics.record_answer_lookup(true);
+                return Outcome {
+                    body,
+                    request_error: false,
+                    code: "ok".into(),
+                };
+            }
+            Claim::Compute(claim) => {
+                api.metrics.record_answer_lookup(false);
+                _computing = Some(claim);
+            }
+        }
     }
     let mut request = Request::new(incoming.query).data(caller);
     if let Some(name) = incoming.operation_name {
