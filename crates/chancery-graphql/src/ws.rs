@@ -431,6 +431,25 @@ async fn run_subscription(
             && !response.errors.is_empty()
             && response.errors.iter().all(|e| e.path.is_empty());
         first = false;
+        let kind = if protocol == Protocol::Transport {
+            "next"
+        } else {
+            "data"
+        };
+        // An answer without errors is written straight into its frame: with a thousand
+        // subscribers, building a `Value` per delivery and printing it was a fifth of the work.
+        if response.errors.is_empty() {
+            if let (Ok(id_json), Ok(payload)) =
+                (serde_json::to_string(&id), serde_json::to_string(&response))
+            {
+                let frame = format!(r#"{{"type":"{kind}","id":{id_json},"payload":{payload}}}"#);
+                if out.send(Outgoing::Text(frame)).await.is_err() {
+                    last = None;
+                    break;
+                }
+                continue;
+            }
+        }
         let body = with_codes(serde_json::to_value(&response).unwrap_or_else(
             |_| json!({ "errors": [{ "message": "the response could not be encoded" }] }),
         ));
@@ -444,11 +463,6 @@ async fn run_subscription(
             });
             break;
         }
-        let kind = if protocol == Protocol::Transport {
-            "next"
-        } else {
-            "data"
-        };
         if !send(json!({ "type": kind, "id": id, "payload": body })).await {
             last = None;
             break;
