@@ -138,10 +138,9 @@ impl Reader {
             return Ok(out);
         }
         let backward = request.direction == Direction::Backward;
-        if request.filter.is_empty() {
+        let Some(mut positions) = self.positions(&request.filter, request.from, backward) else {
             return self.read_all(request.from, request.limit, backward);
-        }
-        let mut positions = self.positions(&request.filter, request.from, backward);
+        };
         while out.len() < request.limit {
             let Some(position) = positions.next() else {
                 break;
@@ -181,16 +180,17 @@ impl Reader {
         Ok(out)
     }
 
-    /// Positions to visit for a filter, from the most selective index it allows.
+    /// Positions to visit for a filter, from the most selective index it allows; `None` for a
+    /// filter that names nothing, which no index narrows: [`Reader::read_all`] reads those.
     fn positions(
         &self,
         filter: &EventFilter,
         from: Position,
         backward: bool,
-    ) -> Box<dyn Iterator<Item = Result<Position, StoreError>> + '_> {
+    ) -> Option<Box<dyn Iterator<Item = Result<Position, StoreError>> + '_>> {
         let tree = match self.tree() {
             Ok(tree) => tree,
-            Err(e) => return Box::new(std::iter::once(Err(e))),
+            Err(e) => return Some(Box::new(std::iter::once(Err(e)))),
         };
         let wildcard = |values: Vec<Vec<u8>>| {
             values
@@ -239,23 +239,7 @@ impl Reader {
                     .collect(),
             )
         } else {
-            let range = if backward {
-                tree.range(keys::event(0)..=keys::event(from)).rev()
-            } else {
-                // A reversed range of a reversed range would not type-check as one iterator.
-                return Box::new(
-                    tree.range(keys::event(from)..=keys::event(Position::MAX))
-                        .map(|kv| {
-                            let (k, _) = kv.map_err(storage_error)?;
-                            keys::u64_suffix(&k)
-                                .ok_or_else(|| corrupt(None, "an event key is malformed"))
-                        }),
-                );
-            };
-            return Box::new(range.map(|kv| {
-                let (k, _) = kv.map_err(storage_error)?;
-                keys::u64_suffix(&k).ok_or_else(|| corrupt(None, "an event key is malformed"))
-            }));
+            return None;
         };
         let streams: Vec<Box<dyn Iterator<Item = Result<Position, StoreError>>>> = values
             .iter()
@@ -278,7 +262,7 @@ impl Reader {
                 }
             })
             .collect();
-        Box::new(Merged::new(streams, backward))
+        Some(Box::new(Merged::new(streams, backward)))
     }
 
     pub fn read_timeline(
