@@ -7,8 +7,8 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
-use chancery_domain::{EventId, Hash, decode_record, verify_record_hash};
-use chancery_store::EventLog;
+use chancery_domain::{EventId, Hash};
+use chancery_store::{EventLog, ReadRequest};
 use chancery_store_sled::{SledConfig, SledLog};
 
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -130,16 +130,15 @@ async fn check_log(path: &std::path::Path, acknowledged: &[(u64, EventId)]) -> u
     let mut prev = Hash::GENESIS;
     let mut next = 1;
     loop {
-        let records = log.read_raw(next, 1000).await.unwrap();
+        let records = log.read(ReadRequest::forward(next, 1000)).await.unwrap();
         if records.is_empty() {
             break;
         }
-        for r in records {
-            assert_eq!(r.position, next, "positions are gapless");
-            verify_record_hash(&r.bytes).expect("each record's hash verifies");
-            let record = decode_record(&r.bytes).unwrap();
-            assert_eq!(record.prev_hash, prev, "the chain links position {next}");
-            prev = record.hash;
+        for record in records {
+            assert_eq!(record.position(), next, "positions are gapless");
+            record.verify().expect("each record's hash verifies");
+            assert_eq!(record.prev_hash(), prev, "the chain links position {next}");
+            prev = record.hash();
             next += 1;
         }
     }
@@ -151,7 +150,7 @@ async fn check_log(path: &std::path::Path, acknowledged: &[(u64, EventId)]) -> u
             .await
             .unwrap()
             .unwrap_or_else(|| panic!("acknowledged event {id} at {position} is lost"));
-        assert_eq!(found.position, *position, "acknowledged event {id} moved");
+        assert_eq!(found.position(), *position, "acknowledged event {id} moved");
     }
     head.position
 }

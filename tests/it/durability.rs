@@ -1,5 +1,5 @@
-//! Durability: every commit group reaches the disk with an fdatasync of the write-ahead log before
-//! it is acknowledged, and sled's own files are synced at checkpoints. sled's flush alone only
+//! Durability: every commit group reaches the disk with an fdatasync of its segment before it is
+//! acknowledged, and the index's sled files are synced at checkpoints. sled's flush alone only
 //! calls sync_file_range, so without Chancery's syncs the counts below would be 0.
 
 use std::fs;
@@ -31,7 +31,7 @@ fn every_commit_group_is_fdatasynced() {
     let summary = dir.path().join("strace.txt");
 
     let status = Command::new(strace)
-        // -y names each descriptor's file, so the log's syncs can be told from sled's.
+        // -y names each descriptor's file, so the segments' syncs can be told from sled's.
         .args(["-f", "-y", "-e", "trace=fdatasync,fsync", "-o"])
         .arg(&summary)
         .arg(chancery_bin())
@@ -50,9 +50,9 @@ fn every_commit_group_is_fdatasynced() {
             .count()
     };
     assert_eq!(
-        syncs_of(".wal>"),
+        syncs_of(".seg>"),
         3,
-        "one fdatasync of the write-ahead log per commit group:\n{trace}"
+        "one fdatasync of the segment per commit group:\n{trace}"
     );
     assert!(
         syncs_of("/db>") >= 1,

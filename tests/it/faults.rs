@@ -557,60 +557,65 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// The frames of a segment file: each one's bytes, in order.
+fn frames_of(segment: &[u8]) -> Vec<Vec<u8>> {
+    let mut frames = Vec::new();
+    let mut at = 0;
+    while at + 9 <= segment.len() {
+        let length = u32::from_le_bytes(segment[at..at + 4].try_into().unwrap()) as usize;
+        frames.push(segment[at..at + 9 + length].to_vec());
+        at += 9 + length;
+    }
+    frames
+}
+
 #[test]
 fn damaged_data_files_are_reported_at_open_with_what_and_where() {
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good");
     chancery_ok(&good, &["import", demo_file().to_str().unwrap()]);
-    let export = dir.path().join("export.ndjson");
-    chancery_ok(&good, &["export", "--out", export.to_str().unwrap()]);
-    let export = std::fs::read(&export).unwrap();
-    let (_, records) = records_of(&export);
-    let lines: Vec<Vec<u8>> = records.values().map(|(_, l)| l.clone()).collect();
     let store = |name: &str| -> PathBuf {
         let copy = dir.path().join(name);
         copy_dir(&good, &copy);
         copy
     };
-    let segment = |data: &Path| data.join("log/wal/seg-0000000100.wal");
-    let flip = |line: &[u8]| {
-        let mut damaged = line.to_vec();
+    let segment_name = "00000000000000000001.seg";
+    let segment = |data: &Path| data.join("log/records").join(segment_name);
+    let original = std::fs::read(segment(&good)).unwrap();
+    let frames = frames_of(&original);
+    assert_eq!(frames.len(), 28, "one segment holds the demo");
+    let flip = |frame: &[u8]| {
+        let mut damaged = frame.to_vec();
         let middle = damaged.len() / 2;
         damaged[middle] ^= 0x01;
         damaged
     };
 
-    // A write-ahead log segment with a damaged line followed by intact ones.
-    let middle = store("wal-middle");
-    let mut content = Vec::new();
-    for (i, line) in lines[..5].iter().enumerate() {
-        content.extend(if i == 2 { flip(line) } else { line.clone() });
-        content.push(b'\n');
-    }
+    // Past the last checkpoint (what a crash leaves for the next open to read): a damaged frame
+    // followed by an intact one is corruption, not a torn write.
+    let middle = store("segment-middle");
+    let mut content = original.clone();
+    content.extend(flip(&frames[3]));
+    content.extend(frames[4].clone());
     std::fs::write(segment(&middle), &content).unwrap();
-    let byte = lines[0].len() + lines[1].len() + 2;
     let said = refused_at_open(
         &middle,
         &[
-            "seg-0000000100.wal, line 3",
-            &format!("(byte {byte})"),
+            &format!("{segment_name}, byte {}", original.len()),
             "damaged record",
         ],
     );
-    eprintln!("a damaged WAL line: {said}");
+    eprintln!("a damaged frame past the checkpoint: {said}");
 
-    // A torn last line is a crash in the middle of a write, not corruption.
-    let torn = store("wal-torn");
-    let mut content = Vec::new();
-    for line in &lines[..5] {
-        content.extend_from_slice(line);
-        content.push(b'\n');
-    }
-    content.extend_from_slice(&lines[5][..lines[5].len() / 2]);
+    // A torn last frame is a crash in the middle of a write, not corruption.
+    let torn = store("segment-torn");
+    let mut content = original.clone();
+    content.extend_from_slice(&frames[5][..frames[5].len() / 2]);
     std::fs::write(segment(&torn), &content).unwrap();
-    assert_eq!(verified(&torn).0, 28, "a torn last line is dropped");
+    assert_eq!(verified(&torn).0, 28, "a torn last frame is dropped");
 
-    // sled's data file cut short.
+    // The index's sled file cut short: the index is derived from the records, so it is built
+    // again from the segments, and the store reads as before.
     let truncated = store("db-truncated");
     std::fs::OpenOptions::new()
         .write(true)
@@ -618,27 +623,46 @@ fn damaged_data_files_are_reported_at_open_with_what_and_where() {
         .unwrap()
         .set_len(5_000)
         .unwrap();
-    let said = refused_at_open(&truncated, &["log/db, sled's data file, is damaged"]);
-    eprintln!("a truncated db: {said}");
+    assert_eq!(
+        verified(&truncated),
+        verified(&good),
+        "the index is rebuilt"
+    );
+    assert_eq!(
+        chancery_ok(&truncated, &["export"]),
+        chancery_ok(&good, &["export"])
+    );
 
-    // A flipped byte in the last event's record in sled's data file. sled may hold an older,
-    // superseded copy of its page too: the byte is flipped in every copy, so the live one is hit.
-    let flipped = store("db-flipped");
-    let db = flipped.join("log/db");
-    let mut bytes = std::fs::read(&db).unwrap();
+    // A flipped byte in the last event's record: its frame's checksum fails when the head is read
+    // at open.
+    let flipped = store("segment-flipped");
+    let mut bytes = original.clone();
     let summary = b"may fly to Washington about a month later";
     let copies: Vec<usize> = (0..bytes.len() - summary.len())
         .filter(|&i| bytes[i..].starts_with(summary))
         .collect();
-    assert!(!copies.is_empty(), "the last record is in the data file");
-    for at in &copies {
-        bytes[at + 4] ^= 0x01;
-    }
-    std::fs::write(&db, &bytes).unwrap();
-    let said = refused_at_open(&flipped, &["log/db, sled's data file, is damaged"]);
-    eprintln!(
-        "a flipped byte in the last record of the db ({} copies): {said}",
-        copies.len()
+    assert_eq!(copies.len(), 1, "the last record is stored once");
+    bytes[copies[0] + 4] ^= 0x01;
+    std::fs::write(segment(&flipped), &bytes).unwrap();
+    let said = refused_at_open(&flipped, &[segment_name, "damaged record"]);
+    eprintln!("a flipped byte in the last record: {said}");
+
+    // A flipped byte in an earlier record, behind the checkpoint: the store opens (reading every
+    // record at every start would not scale), and `verify`, which reads them all, finds it.
+    let early = store("segment-early");
+    let mut bytes = original.clone();
+    let at = frames[..10].iter().map(Vec::len).sum::<usize>() + 20;
+    bytes[at] ^= 0x01;
+    std::fs::write(segment(&early), &bytes).unwrap();
+    let out = chancery(&early, &["verify"]);
+    let said = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(
+        !out.status.success(),
+        "verify accepted a damaged record: {said}"
+    );
+    assert!(
+        said.contains(segment_name) && said.contains("damaged record"),
+        "verify names the file and the damage: {said}"
     );
 
     // The intact copy still verifies: the damage, not the copying, is what was found.

@@ -14,6 +14,7 @@ use chancery_domain::{Hash, NewEvent, RecordedEvent, Timestamp};
 use chancery_store::{AppendRequest, EventLog, ExpectedVersion};
 use chancery_store_sled::{SledConfig, SledLog, keys};
 
+use crate::client::{free_port, on_path};
 use crate::report::{Figure, Section, machine, median, today};
 use crate::synthetic::{Acts, register_timelines};
 
@@ -114,8 +115,10 @@ pub async fn batches(dir: &Path, batch: usize, count: usize) -> anyhow::Result<f
     Ok((batch * count) as f64 / started.elapsed().as_secs_f64())
 }
 
-/// Raw sled: the same keys Chancery writes for the same events (records sealed beforehand, off
-/// the clock), `group` events per batch, each batch applied, flushed and fdatasynced.
+/// The raw writes of the same events: their stored records framed into an append-only file with
+/// one write and one fdatasync per group, and their index keys inserted into sled, as Chancery's
+/// writer does (records sealed beforehand, off the clock). What is left to Chancery is its own
+/// work: the channel, sequencing (validation, versions, idempotency), sealing and bookkeeping.
 pub fn raw_sled(dir: &Path, group: usize, total: usize) -> anyhow::Result<f64> {
     let path = dir.join("raw-sled");
     let db = sled::Config::new()
@@ -123,49 +126,54 @@ pub fn raw_sled(dir: &Path, group: usize, total: usize) -> anyhow::Result<f64> {
         .segment_size(8 * 1024 * 1024)
         .flush_every_ms(None)
         .open()?;
-    let tree = db.open_tree("log")?;
-    let data = File::open(path.join("db"))?;
+    let tree = db.open_tree("index")?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path.join("records"))?;
     let mut prev = Hash::GENESIS;
-    let mut writes: Vec<Vec<(Vec<u8>, Vec<u8>)>> = Vec::new();
+    let mut groups: Vec<(Vec<u8>, Vec<RecordedEvent>)> = Vec::new();
     for (i, chunk) in events(0, total, 31).chunks(group).enumerate() {
-        let mut batch = Vec::new();
+        let mut frames = Vec::new();
+        let mut sealed = Vec::new();
         for (j, e) in chunk.iter().enumerate() {
             let position = (i * group + j + 1) as u64;
-            let (record, bytes) = RecordedEvent::seal(
+            let record = RecordedEvent::seal(
                 position,
                 position,
                 Timestamp::from_unix_micros(1),
                 prev,
                 e.clone(),
             );
-            prev = record.hash;
-            batch.push((keys::event(position).to_vec(), bytes));
-            batch.push((keys::id(&e.id).to_vec(), position.to_be_bytes().to_vec()));
-            batch.push((
-                keys::version(&e.timeline, position),
-                position.to_be_bytes().to_vec(),
-            ));
-            for tag in keys::event_tags(e, position) {
-                batch.push((tag, Vec::new()));
-            }
+            prev = record.hash();
+            let stored = record.stored();
+            frames.extend_from_slice(&u32::try_from(stored.len())?.to_le_bytes());
+            frames.extend_from_slice(&[0; 5]);
+            frames.extend_from_slice(stored);
+            sealed.push(record);
         }
-        writes.push(batch);
+        groups.push((frames, sealed));
     }
+    let mut file = file;
+    let mut postings = chancery_store_sled::postings::Postings::default();
     let started = Instant::now();
-    for batch in writes {
-        let mut b = sled::Batch::default();
-        let n = batch.len();
-        for (k, v) in batch {
-            b.insert(k, v);
+    for (frames, sealed) in groups {
+        file.write_all(&frames)?;
+        file.sync_data()?;
+        let mut writes = Vec::new();
+        let mut listed = Vec::new();
+        for record in &sealed {
+            keys::record_entries(record, &record.view()?, &mut writes, &mut listed)?;
         }
-        tree.apply_batch(b)?;
+        writes.extend(postings.append(&tree, &listed)?);
+        let n = writes.len();
+        for (k, v) in writes {
+            tree.insert(k, v)?;
+        }
         for _ in 0..(n / 32 + 8) {
             // As the writer does (see chancery-store-sled's writer.rs): without it, memory grows.
             crossbeam_epoch::pin().flush();
         }
-        #[allow(clippy::disallowed_methods)] // the baseline's own flush, followed by its fdatasync
-        db.flush()?;
-        data.sync_data()?;
     }
     Ok(total as f64 / started.elapsed().as_secs_f64())
 }
@@ -175,14 +183,6 @@ pub struct Postgres {
     dir: tempfile::TempDir,
     port: u16,
     as_user: Option<&'static str>,
-}
-
-fn tool(name: &str) -> Option<std::path::PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(name))
-            .find(|p| p.is_file())
-    })
 }
 
 fn running_as_root() -> bool {
@@ -198,7 +198,7 @@ impl Postgres {
     pub fn start() -> anyhow::Result<Option<Postgres>> {
         if ["initdb", "pg_ctl", "pgbench", "psql"]
             .iter()
-            .any(|t| tool(t).is_none())
+            .any(|t| on_path(t).is_none())
         {
             eprintln!(
                 "appends: PostgreSQL (initdb, pg_ctl, pgbench, psql) is not installed: its baseline is left out"
@@ -365,12 +365,6 @@ impl Drop for Postgres {
             ])
             .output();
     }
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
 }
 
 /// Runs every append benchmark `runs` times at scale `n` (appends per figure).

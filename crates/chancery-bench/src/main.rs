@@ -10,12 +10,14 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod appends;
 mod client;
 mod fanout;
+mod ingest;
 mod load;
 mod nats;
 mod reads;
 mod replay;
 mod report;
 mod synthetic;
+mod umadb;
 
 use std::path::PathBuf;
 
@@ -116,6 +118,25 @@ enum Bench {
         #[arg(long, default_value_t = 4)]
         writers: usize,
     },
+    /// Chancery's write path and full read against UmaDB in the same run: the real `chancery`
+    /// binary (beside this executable, or `$CHANCERY_BIN`) recording events through GraphQL
+    /// mutations from 1, 8 and 64 keep-alive writers and in batches of 100, its server CPU per
+    /// event, and `GET /export` of a whole store; UmaDB's server (`$CHANCERY_UMADB` or `umadb` on
+    /// PATH: `pip install umadb==0.7.8`) appending the same events through its gRPC client, and
+    /// reading them all back.
+    Ingest {
+        /// Events in the store read whole.
+        #[arg(long, default_value_t = 20_000)]
+        events: u64,
+        /// Events of the one-writer phase (8 writers write half as many each, 64 writers a
+        /// quarter, batches of 100 a fifth as many requests).
+        #[arg(long, default_value_t = 1_000)]
+        appends: usize,
+        /// Another `chancery` binary (an older build) measured beside this one, alternating per
+        /// run, for a before/after comparison.
+        #[arg(long)]
+        baseline_bin: Option<PathBuf>,
+    },
     #[command(hide = true)]
     RawScan {
         #[arg(long)]
@@ -160,6 +181,12 @@ async fn main() -> anyhow::Result<()> {
                 &command,
             )
             .await?;
+            let scale = ingest::Scale {
+                events,
+                appends: ingest::appends_for_all(events),
+                baseline_bin: None,
+            };
+            ingest::run(scale, cli.runs, &cli.out, &command).await?;
         }
         Bench::Appends { appends } => appends::run(appends, cli.runs, &cli.out, &command).await?,
         Bench::Replay { events, keep } => {
@@ -212,6 +239,18 @@ async fn main() -> anyhow::Result<()> {
         }
         Bench::Nats { events, writers } => {
             nats::run(events, writers, cli.runs, &cli.out, &command).await?
+        }
+        Bench::Ingest {
+            events,
+            appends,
+            baseline_bin,
+        } => {
+            let scale = ingest::Scale {
+                events,
+                appends,
+                baseline_bin,
+            };
+            ingest::run(scale, cli.runs, &cli.out, &command).await?
         }
         Bench::RawScan { dir } => replay::raw_scan(&dir)?,
         Bench::ReplayChild { dir } => replay::replay(&dir).await?,

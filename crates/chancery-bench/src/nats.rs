@@ -13,7 +13,7 @@ use anyhow::{Context, bail};
 use async_nats::HeaderMap;
 use async_nats::jetstream::stream::{Config, DiscardPolicy, RetentionPolicy, StorageType};
 use bytes::Bytes;
-use chancery_store::{AppendRequest, EventLog, ExpectedVersion};
+use chancery_store::{AppendRequest, EventLog, ExpectedVersion, ReadRequest};
 use chancery_store_nats::{NatsConfig, NatsLog};
 use tokio::task::JoinSet;
 
@@ -220,16 +220,16 @@ async fn chancery_appends(
     // Writes through the other servers reach this one's replica through its follower.
     logs[0].catch_up().await?;
     let records = logs[0]
-        .read_raw(
+        .read(ReadRequest::forward(
             registered + 1,
             usize::try_from(written).unwrap_or(usize::MAX),
-        )
+        ))
         .await?;
     if records.len() as u64 != written {
         bail!("{} records after {written} appends", records.len());
     }
     let mean_size =
-        records.iter().map(|r| r.bytes.len() as f64).sum::<f64>() / records.len().max(1) as f64;
+        records.iter().map(|r| r.stored().len() as f64).sum::<f64>() / records.len().max(1) as f64;
     // The logs close (their followers stop) before their replicas' directory goes.
     drop(logs);
     drop(dir);

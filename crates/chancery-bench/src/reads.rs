@@ -5,22 +5,20 @@
 //! byte of canonical event.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::client::chancery_bin;
+use crate::client::{Server, chancery_bin};
 use anyhow::{Context, bail};
 use axum::body::Bytes;
 use chancery_domain::verify_record_hash;
 use chancery_projections::Projections;
-use chancery_store::EventLog;
+use chancery_store::{EventLog, ReadRequest};
 use chancery_store_sled::{SledConfig, SledLog, keys};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::process::{Child, ChildStdout, Command};
 
 use crate::report::{Figure, Section, machine, median, today};
 use crate::synthetic::{ISSUES, PARTIES, TIMELINES};
@@ -29,9 +27,6 @@ use crate::synthetic::{ISSUES, PARTIES, TIMELINES};
 pub const DEFAULT_SECONDS: f64 = 1.0;
 /// Concurrent clients of every load.
 pub const CLIENTS: usize = 32;
-/// A first start on a large store rebuilds every projection; give it all the time it needs.
-const START_TIMEOUT: Duration = Duration::from_secs(30 * 60);
-const STOP_TIMEOUT: Duration = Duration::from_secs(120);
 /// A stored record is its canonical body with `,"hash":"<64 hex>"}` (75 bytes) in place of the
 /// closing brace (1 byte): see `chancery_domain::record::encode_record`.
 const HASH_SUFFIX_GROWTH: u64 = 74;
@@ -213,168 +208,6 @@ fn post(address: SocketAddr, body: &[u8]) -> Vec<u8> {
     .into_bytes();
     request.extend_from_slice(body);
     request
-}
-
-/// A running `chancery serve`, killed if dropped before [`Server::stop`].
-struct Server {
-    child: Child,
-    address: SocketAddr,
-    log: PathBuf,
-    /// Held so that the server's stdout stays open while it runs.
-    _stdout: Lines<BufReader<ChildStdout>>,
-}
-
-/// How long a start took: from spawn to the "listening" line, and to `/readyz` answering 200.
-struct Started {
-    listening: f64,
-    ready: f64,
-}
-
-impl Server {
-    async fn start(bin: &Path, data: &Path, log: PathBuf) -> anyhow::Result<(Server, Started)> {
-        let stderr = std::fs::File::create(&log)
-            .with_context(|| format!("cannot create {}", log.display()))?;
-        let spawned = Instant::now();
-        let mut child = Command::new(bin)
-            .arg("--data")
-            .arg(data)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("cannot run {}", bin.display()))?;
-        let stdout = child.stdout.take().context("the server has no stdout")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let listening = tokio::time::timeout(START_TIMEOUT, async {
-            while let Some(line) = lines.next_line().await? {
-                if let Some(rest) = line.strip_prefix("chancery: listening on http://") {
-                    let address = rest.split_whitespace().next().unwrap_or_default();
-                    return address
-                        .parse::<SocketAddr>()
-                        .with_context(|| format!("a listening line without address: {line}"));
-                }
-            }
-            bail!("the server exited before listening")
-        })
-        .await;
-        let address = match listening {
-            Ok(Ok(address)) => address,
-            Ok(Err(e)) => bail!("{e}; its log:\n{}", tail(&log)),
-            Err(_) => bail!(
-                "the server did not listen in time; its log:\n{}",
-                tail(&log)
-            ),
-        };
-        let listening = spawned.elapsed().as_secs_f64();
-        let mut server = Server {
-            child,
-            address,
-            log,
-            _stdout: lines,
-        };
-        loop {
-            if server.ready().await? {
-                break;
-            }
-            if let Some(status) = server.child.try_wait()? {
-                bail!(
-                    "the server exited ({status}) before it was ready; its log:\n{}",
-                    tail(&server.log)
-                );
-            }
-            if spawned.elapsed() > START_TIMEOUT {
-                bail!("the server was not ready in time");
-            }
-            // Readiness is polled: the server announces it nowhere else. 2 ms is far below the
-            // times measured.
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        let ready = spawned.elapsed().as_secs_f64();
-        Ok((server, Started { listening, ready }))
-    }
-
-    async fn ready(&self) -> anyhow::Result<bool> {
-        let mut connection = Connection::open(self.address).await?;
-        let request = format!(
-            "GET /readyz HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            self.address
-        );
-        let (status, _) = connection.exchange(request.as_bytes()).await?;
-        match status {
-            200 => Ok(true),
-            503 => Ok(false),
-            other => bail!("/readyz answered {other}"),
-        }
-    }
-
-    /// VmRSS and VmHWM of the server process, in MB.
-    fn memory(&self) -> anyhow::Result<(f64, f64)> {
-        let pid = self.child.id().context("the server has exited")?;
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-        let field = |name: &str| -> anyhow::Result<f64> {
-            let kib: f64 = status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|v| v.parse().ok())
-                .with_context(|| format!("no {name} in /proc/{pid}/status"))?;
-            Ok(kib * 1024.0 / MB)
-        };
-        Ok((field("VmRSS:")?, field("VmHWM:")?))
-    }
-
-    /// CPU time the server process has used so far, in seconds (user + system).
-    fn cpu_seconds(&self) -> anyhow::Result<f64> {
-        let pid = self.child.id().context("the server has exited")?;
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-        // Fields after the command name (which may hold spaces, so split after its `)`):
-        // state is field 3, utime 14 and stime 15, in clock ticks of 1/100 s (USER_HZ on Linux).
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest.split_whitespace().collect())
-            .unwrap_or_default();
-        let ticks = |i: usize| -> anyhow::Result<f64> {
-            fields
-                .get(i - 3)
-                .and_then(|v| v.parse::<f64>().ok())
-                .with_context(|| format!("no field {i} in /proc/{pid}/stat"))
-        };
-        Ok((ticks(14)? + ticks(15)?) / 100.0)
-    }
-
-    /// Stops the server gracefully (SIGTERM), as an operator would, so that it saves its
-    /// projections' checkpoint.
-    async fn stop(mut self) -> anyhow::Result<()> {
-        let pid = self.child.id().context("the server has exited")?;
-        let sent = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .context("cannot run kill")?;
-        if !sent.success() {
-            bail!("kill -TERM {pid} failed");
-        }
-        let status = tokio::time::timeout(STOP_TIMEOUT, self.child.wait())
-            .await
-            .with_context(|| {
-                format!("the server did not stop within {STOP_TIMEOUT:?} of SIGTERM")
-            })??;
-        if !status.success() {
-            bail!(
-                "the server stopped with {status}; its log:\n{}",
-                tail(&self.log)
-            );
-        }
-        Ok(())
-    }
-}
-
-/// The last lines of a server's log, for error messages.
-fn tail(log: &Path) -> String {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(20)..].join("\n")
 }
 
 /// A bare axum handler answering every `POST /graphql` with `answer`: what serving these bytes
@@ -589,13 +422,16 @@ async fn canonical_bytes(log_dir: &Path) -> anyhow::Result<(u64, u64)> {
     let mut bytes = 0u64;
     let mut from = 1;
     loop {
-        let records = log.read_raw(from, 10_000).await?;
+        let records = log.read(ReadRequest::forward(from, 10_000)).await?;
         let Some(last) = records.last() else { break };
-        from = last.position + 1;
+        from = last.position() + 1;
         for record in &records {
-            verify_record_hash(&record.bytes)
-                .with_context(|| format!("the record at {} is damaged", record.position))?;
-            bytes += record.bytes.len() as u64 - HASH_SUFFIX_GROWTH;
+            let line = record
+                .canonical_json()
+                .with_context(|| format!("the record at {} is damaged", record.position()))?;
+            verify_record_hash(&line)
+                .with_context(|| format!("the record at {} is damaged", record.position()))?;
+            bytes += line.len() as u64 - HASH_SUFFIX_GROWTH;
             events += 1;
         }
     }
@@ -669,11 +505,11 @@ pub async fn run(
 
     // The fixed cost of a start: the same binary restarting on an empty store (created by a
     // first start that is not measured, as creating a store is no part of a restart).
-    let (server, _) = Server::start(&bin, empty.path(), next_log()).await?;
+    let (server, _) = Server::start(&bin, empty.path(), next_log(), &[]).await?;
     server.stop().await?;
     let (mut empty_ready, mut empty_rss, mut empty_hwm) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
-        let (server, started) = Server::start(&bin, empty.path(), next_log()).await?;
+        let (server, started) = Server::start(&bin, empty.path(), next_log(), &[]).await?;
         let (rss, hwm) = server.memory()?;
         server.stop().await?;
         empty_ready.push(started.ready);
@@ -690,9 +526,9 @@ pub async fn run(
     let (mut rss, mut hwm, mut ready_rss) = (Vec::new(), Vec::new(), Vec::new());
     for run in 0..runs {
         Projections::reset(&dir.join("projections"))?;
-        let (server, first) = Server::start(&bin, &dir, next_log()).await?;
+        let (server, first) = Server::start(&bin, &dir, next_log(), &[]).await?;
         server.stop().await?;
-        let (server, restart) = Server::start(&bin, &dir, next_log()).await?;
+        let (server, restart) = Server::start(&bin, &dir, next_log(), &[]).await?;
         eprintln!(
             "reads run {run}: first start ready in {:.3} s (listening at {:.3} s), restart ready in {:.3} s (listening at {:.3} s)",
             first.ready, first.listening, restart.ready, restart.listening
@@ -758,23 +594,24 @@ pub async fn run(
     let (projections_disk, projections_apparent) = disk_usage(&dir.join("projections"))?;
     let (total_events, canonical) = canonical_bytes(&dir.join("log")).await?;
     let canonical_mb = canonical as f64 / MB;
-    let log_held = stored_bytes(&dir.join("log"), "log", Some(8 * 1024 * 1024))?;
+    let log_held = stored_bytes(&dir.join("log"), "index", Some(8 * 1024 * 1024))?;
     let projections_held = stored_bytes(&dir.join("projections"), "projections", None)?;
+    let (segments_disk, segments_apparent) = disk_usage(&dir.join("log").join("records"))?;
     let held = |map: &std::collections::BTreeMap<u8, u64>, keyspaces: &[u8]| {
         keyspaces.iter().filter_map(|k| map.get(k)).sum::<u64>() as f64 / MB
     };
-    let log_total = log_held.values().sum::<u64>() as f64 / MB;
+    let index_total = log_held.values().sum::<u64>() as f64 / MB;
     let projections_total = projections_held.values().sum::<u64>() as f64 / MB;
+    let index_disk = log_disk.saturating_sub(segments_disk) as f64 / MB;
     let disk_breakdown = format!(
-        "Disk, by what it holds (keys and values read back from each sled tree after the stop): the log's tree holds {log_total:.1} MB, {:.2} × the canonical bytes: records {:.1} MB (each record's canonical body plus its hash), the id index {:.1} MB, versions and timeline heads {:.1} MB, the filter tags {:.1} MB; sled's files take {:.2} × that. The projections' tree holds {projections_total:.1} MB in files {:.2} × as large. sled is log-structured: a change rewrites the tree node it falls in, and a segment is reclaimed only once most of it is dead, so its files run well above what they hold. The target (≤ 2.5 × canonical) would need, beside the records' {:.2} × themselves, an engine with little space amplification, or compression (sled's zstd compression is not enabled: it would cost every write and every cache miss CPU, and was not measured).",
-        log_total / canonical_mb,
-        held(&log_held, &[keys::EVENT]),
+        "Disk, by what it holds: the records' segments take {:.1} MB ({:.2} × the canonical bytes; {:.1} MB apparent, the records in their stored form with their frames and offsets). The index's sled tree holds {index_total:.1} MB (keys and values read back after the stop: the id index {:.1} MB, the posting lists of timelines, parties, issues and kinds {:.1} MB) in files of {index_disk:.1} MB, {:.2} × that. The projections' tree holds {projections_total:.1} MB in files {:.2} × as large. sled is log-structured: a change rewrites the tree node it falls in, and a segment is reclaimed only once most of it is dead, so its files run well above what they hold.",
+        segments_disk as f64 / MB,
+        segments_disk as f64 / MB / canonical_mb,
+        segments_apparent as f64 / MB,
         held(&log_held, &[keys::ID]),
-        held(&log_held, &[keys::VERSION, keys::TIMELINE_HEAD]),
-        held(&log_held, &[keys::TAG]),
-        log_disk as f64 / MB / log_total.max(f64::MIN_POSITIVE),
+        held(&log_held, &[keys::POSTINGS]),
+        index_disk / index_total.max(f64::MIN_POSITIVE),
         projections_disk as f64 / MB / projections_total.max(f64::MIN_POSITIVE),
-        held(&log_held, &[keys::EVENT]) / canonical_mb,
     );
     eprintln!("reads: {disk_breakdown}");
     eprintln!(

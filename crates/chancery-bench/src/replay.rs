@@ -1,5 +1,5 @@
-//! Replay: rebuilding every projection from a generated log, against a raw scan of the same sled
-//! tree with the same decoding. Each measurement runs in a child process of its own, so that its
+//! Replay: rebuilding every projection from a generated log, against a raw scan of the same
+//! segment files decoding what replay decodes (each record's header, terms and payload). Each measurement runs in a child process of its own, so that its
 //! peak memory (VmHWM) is its own.
 
 use std::path::Path;
@@ -8,19 +8,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use chancery_domain::decode_record;
+use chancery_domain::RecordedEvent;
 use chancery_projections::{CheckpointPolicy, Projections};
 use chancery_store::{AppendRequest, EventLog, ExpectedVersion};
 use chancery_store_sled::{SledConfig, SledLog};
 
 use crate::report::{Figure, Section, machine, median, today};
 use crate::synthetic::{Acts, TIMELINES, register_timelines};
-
-/// What bounds the figure, from profiles of the two children; the figures themselves are the run's.
-const PROFILE_NOTE: &str = "Where the time goes (`perf record --call-graph dwarf` of `raw-scan` and `replay-child` on the 1M-event log, 2026-12-02). \
-The raw scan spends about two thirds of its time in `decode_record` (serde_json building each record's strings, vectors and maps) and most of the rest in sled's iterator; a third of all its samples are the kernel zeroing fresh pages as sled's cache and the allocator grow. \
-Replay reads the log the same way: since that day an unfiltered read is one scan of the `E` keys, decoded as they come (it was a scan for positions followed by a sled lookup per position, 136,000 against 143,000 events/s in runs side by side). Of the replay child's samples about 55% are that read (35% decoding, 18% sled's iterator), 18% applying to the projections (of which 8% indexing each event's versions), 7% the final checkpoint and 8% opening sled (before the clock starts); page faults are again a fifth, spread over all of it. \
-So replay runs at about 0.6 of the scan, which meets its ratio; 1,000,000 events/s is out of reach while decoding alone runs at a quarter of that: it needs a cheaper stored encoding of records (binary, or decoding only what the projections read) and a store that hands out values without sled's per-entry work, not faster projections.";
 
 /// Events per append while generating.
 const BATCH: usize = 1_000;
@@ -75,21 +69,38 @@ pub fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-/// Child: scans the log tree and decodes every record, as replay must.
+/// Child: reads the log's segment files from start to end, checks each frame's checksum, and
+/// decodes each record as far as replay must (its header, its terms and its payload).
 pub fn raw_scan(dir: &Path) -> anyhow::Result<()> {
-    let db = sled::Config::new()
-        .path(dir.join("log"))
-        .segment_size(8 * 1024 * 1024)
-        .flush_every_ms(None)
-        .open()?;
-    let tree = db.open_tree("log")?;
+    let records = dir.join("log").join("records");
+    let mut segments: Vec<std::path::PathBuf> = std::fs::read_dir(&records)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    segments.sort();
     let started = Instant::now();
     let mut events = 0u64;
-    for kv in tree.scan_prefix(b"E") {
-        let (_, bytes) = kv?;
-        let record = decode_record(&bytes)?;
-        std::hint::black_box(&record);
-        events += 1;
+    let mut buf = Vec::new();
+    for path in segments {
+        let mut file = std::fs::File::open(&path)?;
+        buf.clear();
+        std::io::Read::read_to_end(&mut file, &mut buf)?;
+        let mut at = 0;
+        while at + 9 <= buf.len() {
+            let length = u32::from_le_bytes(buf[at..at + 4].try_into()?) as usize;
+            let crc = u32::from_le_bytes(buf[at + 4..at + 8].try_into()?);
+            let end = at + 9 + length;
+            let frame = buf.get(at + 8..end).context("a frame is cut short")?;
+            if crc32fast::hash(frame) != crc {
+                bail!("{}: a frame's checksum does not match", path.display());
+            }
+            let record = RecordedEvent::from_stored(&frame[1..])?;
+            let view = record.view()?;
+            std::hint::black_box(view.payload()?);
+            std::hint::black_box(view.actors().count() + view.issues().count());
+            events += 1;
+            at = end;
+        }
     }
     print_result(events, started.elapsed().as_secs_f64());
     Ok(())
@@ -222,7 +233,6 @@ pub async fn run(
         figures,
         notes: vec![
             "Each measurement runs in its own child process (`raw-scan`, `replay-child`) so its peak RSS is its own; the order alternates between runs. Replay includes reading the log through the `EventLog` trait, decoding, applying to every projection and writing the final checkpoint.".into(),
-            PROFILE_NOTE.into(),
         ],
     };
     crate::report::write(out, "replay", section)

@@ -465,10 +465,14 @@ pub const CODES_TABLE: &[EventCodes] = &[
 
 /// The key that decides an event's codes, or `None` for bookkeeping events.
 pub fn code_key(event: &NewEvent) -> Option<CodeKey> {
-    code_key_of(&event.payload, event)
+    code_key_of(&event.payload, &|party| {
+        event.actors.iter().any(|a| a.party.as_str() == party)
+    })
 }
 
-fn code_key_of(payload: &Payload, event: &NewEvent) -> Option<CodeKey> {
+/// The codes key of a payload, given which parties act (a visit's code depends on whether the
+/// visitor or the host acts): for readers that hold an event's terms rather than the event.
+pub fn code_key_of(payload: &Payload, acts: &dyn Fn(&str) -> bool) -> Option<CodeKey> {
     Some(match payload {
         Payload::Offer(_) => K::Offer,
         Payload::Demand(d) => K::Demand(d.demand_type),
@@ -481,8 +485,8 @@ fn code_key_of(payload: &Payload, event: &NewEvent) -> Option<CodeKey> {
         Payload::Accusation(a) => K::Accusation(a.form),
         Payload::Seminar(_) => K::Seminar,
         Payload::Visit(v) => {
-            let visitor_acts = event.actors.iter().any(|a| a.party == v.visitor);
-            let host_acts = event.actors.iter().any(|a| a.party == v.host);
+            let visitor_acts = acts(v.visitor.as_str());
+            let host_acts = acts(v.host.as_str());
             if host_acts && !visitor_acts {
                 K::VisitHosted
             } else {

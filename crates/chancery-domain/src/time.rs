@@ -258,17 +258,39 @@ impl fmt::Display for Timestamp {
         let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000)
             .map_err(|_| fmt::Error)?
             .to_offset(UtcOffset::UTC);
-        write!(
-            f,
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-            t.year(),
-            t.month() as u8,
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second(),
-            t.microsecond()
-        )
+        // Written digit by digit: every exported record has one, and `write!` with padding is
+        // slow by comparison.
+        let year = match u32::try_from(t.year()) {
+            Ok(year) if year <= 9999 => year,
+            _ => {
+                return write!(
+                    f,
+                    "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+                    t.year(),
+                    t.month() as u8,
+                    t.day(),
+                    t.hour(),
+                    t.minute(),
+                    t.second(),
+                    t.microsecond()
+                );
+            }
+        };
+        let mut out = *b"0000-00-00T00:00:00.000000Z";
+        let mut put = |at: usize, width: usize, mut value: u32| {
+            for i in (at..at + width).rev() {
+                out[i] = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+        };
+        put(0, 4, year);
+        put(5, 2, u32::from(t.month() as u8));
+        put(8, 2, u32::from(t.day()));
+        put(11, 2, u32::from(t.hour()));
+        put(14, 2, u32::from(t.minute()));
+        put(17, 2, u32::from(t.second()));
+        put(20, 6, t.microsecond());
+        f.write_str(std::str::from_utf8(&out).map_err(|_| fmt::Error)?)
     }
 }
 

@@ -18,8 +18,8 @@ use serde_json::{Value, json};
 use crate::answers::{AnswerCache, Claim, Question, Stamp};
 use crate::api::Api;
 use crate::auth::Caller;
+use crate::documents::DocumentCache;
 use crate::error::Code;
-use crate::limits::count_aliases;
 use crate::schema::ChanSchema;
 
 pub const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
@@ -32,6 +32,8 @@ pub struct Endpoint {
     pub origins: crate::ws::Origins,
     /// Answers to read queries, for as long as the store and the second do not change.
     pub answers: Arc<AnswerCache>,
+    /// Parsed documents, by their text.
+    pub documents: Arc<DocumentCache>,
 }
 
 /// The media type an answer is written in.
@@ -200,11 +202,11 @@ async fn execute(
             };
         }
     }
-    let document = match async_graphql::parser::parse_query(&incoming.query) {
-        Ok(d) => d,
+    let parsed = match endpoint.documents.get(&incoming.query) {
+        Ok(parsed) => parsed,
         Err(e) => return refused(Code::Validation, crate::error::parse_error_message(&e)),
     };
-    let aliases = count_aliases(&document);
+    let aliases = parsed.aliases;
     if aliases > api.limits.max_aliases {
         return refused(
             Code::Limit,
@@ -214,15 +216,7 @@ async fn execute(
             ),
         );
     }
-    let operation = match &incoming.operation_name {
-        Some(name) => document
-            .operations
-            .iter()
-            .find(|(n, _)| n.map(|n| n.as_str()) == Some(name.as_str()))
-            .map(|(_, op)| op),
-        None => document.operations.iter().next().map(|(_, op)| op),
-    };
-    let operation_type = operation.map(|op| op.node.ty);
+    let operation_type = parsed.operation_type(incoming.operation_name.as_deref());
     if method == Method::GET && operation_type == Some(OperationType::Mutation) {
         return Outcome {
             body: encode(
@@ -253,6 +247,8 @@ async fn execute(
         }
     }
     let mut request = Request::new(incoming.query).data(caller);
+    // Parsed once per document text, not once per request.
+    request.set_parsed_query(parsed.document.clone());
     if let Some(name) = incoming.operation_name {
         request = request.operation_name(name);
     }

@@ -529,6 +529,30 @@ impl EventFilterInput {
     }
 }
 
+impl EventFilterInput {
+    /// [`EventFilterInput::matches_rest`] on a record as recorded: its terms suffice unless the
+    /// filter searches text.
+    pub fn matches_rest_record(&self, record: &chancery_domain::RecordedEvent) -> ApiResult<bool> {
+        let unreadable = |e: chancery_domain::RecordError| {
+            ApiError::internal(format!("a stored record cannot be read: {e}"))
+        };
+        if self.text.is_some() {
+            return Ok(self.matches_rest(record.event().map_err(unreadable)?));
+        }
+        if self.valid_from.is_none() && self.valid_to.is_none() {
+            return Ok(true);
+        }
+        let view = record.view().map_err(unreadable)?;
+        Ok(match (&view.occurred, self.valid_from, self.valid_to) {
+            (None, _, _) => false,
+            (Some(o), from, to) => {
+                from.is_none_or(|f| o.start.earliest() >= f.0.earliest())
+                    && to.is_none_or(|t| o.start.earliest() < t.0.end_exclusive())
+            }
+        })
+    }
+}
+
 /// Whether every word of `query` appears in `text`, ignoring case.
 pub fn contains_words(text: &str, query: &str) -> bool {
     let text = text.to_lowercase();

@@ -8,6 +8,7 @@ pub mod answers;
 pub mod api;
 pub mod auth;
 pub mod cursor;
+pub mod documents;
 pub mod enums;
 pub mod error;
 pub mod http;

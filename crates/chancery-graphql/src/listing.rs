@@ -1,10 +1,8 @@
 //! Event lists: a page of events by log position (read from the log) or by valid time (read from
 //! the chronology projection), filtered, as of a moment, with Relay cursors.
 
-use std::sync::Arc;
-
 use chancery_domain::{Position, RecordedEvent};
-use chancery_projections::{AsOf, ChronologyRequest, Content};
+use chancery_projections::{AsOf, ChronologyRequest};
 use chancery_store::{Direction, ReadRequest};
 
 use crate::api::Api;
@@ -103,43 +101,63 @@ fn log_cursor(text: &Option<String>, field: &str) -> ApiResult<Option<Position>>
     }
 }
 
-/// The event as it reads at the question's time, or `None` if the question leaves it out.
+/// An event as the log knew it at `known_at`: whether a retraction withdrew it, and its content
+/// as corrected by then (decoded only if a correction changed it).
+pub async fn as_known(api: &Api, record: RecordedEvent, known_at: Position) -> ApiResult<Event> {
+    let (retracted, corrected) = api
+        .projections
+        .status_of(record.position(), Some(known_at))?
+        .unwrap_or((false, false));
+    let corrected_content = if corrected {
+        api.projections
+            .effective_event(record.position(), known_at)
+            .await?
+    } else {
+        None
+    };
+    Ok(Event {
+        record,
+        corrected_content,
+        retracted,
+        corrected,
+    })
+}
+
+/// The event as it reads at the question's time, or `None` if the question leaves it out. The
+/// record is decoded only if a correction, a text search or the selection needs it.
 async fn shown(
     api: &Api,
-    record: Arc<RecordedEvent>,
+    record: RecordedEvent,
     filter: &EventFilterInput,
     as_of: &AsOf,
     known_at: Position,
 ) -> ApiResult<Option<Event>> {
-    let (retracted, corrected) = api
-        .projections
-        .status_of(record.position, Some(known_at))?
-        .unwrap_or((false, false));
-    if retracted && !filter.include_retracted {
+    let event = as_known(api, record, known_at).await?;
+    if event.retracted && !filter.include_retracted {
         return Ok(None);
     }
-    let content = if corrected {
-        api.projections
-            .effective_event(record.position, known_at)
-            .await?
-            .unwrap_or_else(|| Content::Recorded(Arc::clone(&record)))
-    } else {
-        Content::Recorded(Arc::clone(&record))
-    };
-    if let (Some(valid_at), Some(occurred)) = (as_of.valid_at, &content.occurred) {
-        if occurred.start.earliest() >= valid_at.end_exclusive() {
+    if let Some(valid_at) = as_of.valid_at {
+        let occurred = match &event.corrected_content {
+            Some(c) => c.occurred.clone(),
+            None => {
+                event
+                    .record
+                    .view()
+                    .map_err(|e| {
+                        ApiError::internal(format!("a stored record cannot be read: {e}"))
+                    })?
+                    .occurred
+            }
+        };
+        if occurred.is_some_and(|o| o.start.earliest() >= valid_at.end_exclusive()) {
             return Ok(None);
         }
     }
-    if !filter.matches_rest(&content) {
-        return Ok(None);
-    }
-    Ok(Some(Event {
-        record,
-        content,
-        retracted,
-        corrected,
-    }))
+    let rest = match &event.corrected_content {
+        Some(c) => filter.matches_rest(c),
+        None => filter.matches_rest_record(&event.record)?,
+    };
+    Ok(rest.then_some(event))
 }
 
 async fn by_log(
@@ -181,26 +199,27 @@ async fn by_log(
             .await?;
         let exhausted = batch.len() < CHUNK;
         for record in batch {
-            if (!backward && record.position > known_at)
-                || after.is_some_and(|a| record.position <= a)
-                || before.is_some_and(|b| record.position >= b)
+            let position = record.position();
+            if (!backward && position > known_at)
+                || after.is_some_and(|a| position <= a)
+                || before.is_some_and(|b| position >= b)
             {
-                if !backward && record.position > known_at {
+                if !backward && position > known_at {
                     break 'pages;
                 }
                 continue;
             }
             from = if backward {
-                record.position.saturating_sub(1)
+                position.saturating_sub(1)
             } else {
-                record.position + 1
+                position + 1
             };
             if let Some(event) = shown(api, record, filter, as_of, known_at).await? {
                 if items.len() == size {
                     more = true;
                     break 'pages;
                 }
-                items.push((Cursor::Log(event.record.position).encode(), event));
+                items.push((Cursor::Log(event.record.position()).encode(), event));
             }
         }
         if exhausted {
@@ -288,7 +307,7 @@ async fn by_valid_time(
                 cursor,
                 Event {
                     record: entry.record,
-                    content: entry.effective,
+                    corrected_content: Some(entry.effective),
                     retracted: entry.retracted,
                     corrected: entry.corrected,
                 },

@@ -12,7 +12,7 @@ use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use chancery_domain::limits::MAX_BATCH_EVENTS;
 use chancery_domain::payload as p;
 use chancery_domain::{NewEvent, TimelineSlug};
-use chancery_store::{AppendOutcome, AppendRequest, ReadRequest};
+use chancery_store::{AppendOutcome, AppendRequest};
 
 use crate::api::{Api, api, caller};
 use crate::auth::Role;
@@ -76,23 +76,12 @@ async fn append(
         .record_append(count, started.elapsed(), outcome.is_ok());
     let outcome: AppendOutcome = outcome?;
     let first = outcome.events.first().map_or(0, |e| e.position);
-    let mut written = Vec::with_capacity(outcome.events.len());
-    for appended in &outcome.events {
-        let record = api
-            .log
-            .read(ReadRequest::forward(appended.position, 1))
-            .await?
-            .into_iter()
-            .next()
-            .filter(|r| r.event.id == appended.id)
-            .ok_or_else(|| {
-                ApiError::internal(format!(
-                    "event {} is not at position {}",
-                    appended.id, appended.position
-                ))
-            })?;
-        written.push(Event::as_recorded(record));
-    }
+    let written = outcome
+        .records
+        .iter()
+        .cloned()
+        .map(Event::as_recorded)
+        .collect();
     Ok(AppendResult {
         events: written,
         first_position: Long(first),
@@ -118,7 +107,14 @@ async fn timeline_of(
 ) -> ApiResult<(chancery_domain::EventId, TimelineSlug)> {
     let target = event_id(id, field)?;
     match api.log.event(target).await? {
-        Some(record) => Ok((target, record.event.timeline.clone())),
+        Some(record) => {
+            let view = record
+                .view()
+                .map_err(|e| ApiError::internal(format!("a stored record cannot be read: {e}")))?;
+            let timeline = TimelineSlug::new(view.timeline)
+                .map_err(|e| ApiError::internal(format!("a stored record cannot be read: {e}")))?;
+            Ok((target, timeline))
+        }
         None => Err(ApiError::field(
             Code::NotFound,
             field,

@@ -5,13 +5,13 @@ use std::sync::Arc;
 
 use async_graphql::{Context, ID, Json, Object, SimpleObject, Union};
 use chancery_domain::payload as p;
-use chancery_domain::{RecordedEvent, Registry};
+use chancery_domain::{RecordedEvent, Registry, TimelineSlug};
 use chancery_projections::Content;
 
 use crate::api::api;
 use crate::cursor::Cursor;
 use crate::enums::*;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::scalars::{DateTime, Long, Party as PartyScalar, Slug, ValidTime};
 
 async fn registry(ctx: &Context<'_>) -> ApiResult<Arc<Registry>> {
@@ -290,64 +290,83 @@ impl EventContent {
     }
 }
 
-/// An event of the log.
+/// An event of the log. Its header (id, position, kind, times, hashes) is read without decoding
+/// the record; its content is decoded only when a selection asks for it.
 pub struct Event {
-    pub record: Arc<RecordedEvent>,
-    /// The content as it reads at the question's known-at time (corrections applied).
-    pub content: Content,
+    pub record: RecordedEvent,
+    /// The content as it reads at the question's known-at time, when corrections changed it;
+    /// `None` when it is the record's own.
+    pub corrected_content: Option<Content>,
     pub retracted: bool,
     pub corrected: bool,
 }
 
 impl Event {
     /// An event as recorded, with no retraction or correction known.
-    pub fn as_recorded(record: Arc<RecordedEvent>) -> Event {
-        let content = Content::Recorded(Arc::clone(&record));
+    pub fn as_recorded(record: RecordedEvent) -> Event {
         Event {
             record,
-            content,
+            corrected_content: None,
             retracted: false,
             corrected: false,
         }
+    }
+
+    /// An event with the content a question's known-at time gives it.
+    pub fn with_content(record: RecordedEvent, content: Content) -> Event {
+        let corrected = matches!(content, Content::Corrected(_));
+        Event {
+            record,
+            corrected_content: corrected.then_some(content),
+            retracted: false,
+            corrected,
+        }
+    }
+
+    fn own_content(&self) -> ApiResult<Content> {
+        Content::recorded(self.record.clone()).map_err(ApiError::from)
     }
 }
 
 #[Object]
 impl Event {
     async fn id(&self) -> ID {
-        ID(self.record.event.id.to_string())
+        ID(self.record.id().to_string())
     }
     /// The event's place in the global log (gapless, from 1).
     async fn position(&self) -> Long {
-        Long(self.record.position)
+        Long(self.record.position())
     }
     async fn timeline(&self, ctx: &Context<'_>) -> ApiResult<Timeline> {
-        Ok(Timeline::from_registry(
-            &*registry(ctx).await?,
-            &self.record.event.timeline,
-        ))
+        let view = self
+            .record
+            .view()
+            .map_err(|e| ApiError::internal(format!("a stored record cannot be read: {e}")))?;
+        let slug = TimelineSlug::new(view.timeline)
+            .map_err(|e| ApiError::internal(format!("a stored record cannot be read: {e}")))?;
+        Ok(Timeline::from_registry(&*registry(ctx).await?, &slug))
     }
     /// The event's version within its timeline.
     async fn version(&self) -> Long {
-        Long(self.record.version)
+        Long(self.record.version())
     }
     async fn kind(&self) -> Kind {
-        self.record.event.kind().into()
+        self.record.kind().into()
     }
     /// Transaction time: when the log recorded it.
     async fn recorded_at(&self) -> DateTime {
-        DateTime(self.record.recorded_at)
+        DateTime(self.record.recorded_at())
     }
     /// SHA-256 of the record (hex), chained to the previous one.
     async fn hash(&self) -> String {
-        self.record.hash.to_hex()
+        self.record.hash().to_hex()
     }
     async fn prev_hash(&self) -> String {
-        self.record.prev_hash.to_hex()
+        self.record.prev_hash().to_hex()
     }
     /// Resumes an `events` subscription or a log-ordered list exactly after this event.
     async fn cursor(&self) -> String {
-        Cursor::Log(self.record.position).encode()
+        Cursor::Log(self.record.position()).encode()
     }
     /// Whether a retraction withdrew it (as known at the question's time).
     async fn retracted(&self) -> bool {
@@ -358,12 +377,15 @@ impl Event {
         self.corrected
     }
     /// The event as it reads at the question's time, corrections applied.
-    async fn content(&self) -> EventContent {
-        EventContent(self.content.clone())
+    async fn content(&self) -> ApiResult<EventContent> {
+        match &self.corrected_content {
+            Some(content) => Ok(EventContent(content.clone())),
+            None => self.own_content().map(EventContent),
+        }
     }
     /// The event exactly as recorded.
-    async fn recorded(&self) -> EventContent {
-        EventContent(Content::Recorded(Arc::clone(&self.record)))
+    async fn recorded(&self) -> ApiResult<EventContent> {
+        self.own_content().map(EventContent)
     }
 }
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use async_graphql::{Context, ID, Object};
-use chancery_projections::{Content, PositionLists, PositionQuery, RelationsQuery};
+use chancery_projections::{PositionLists, PositionQuery, RelationsQuery};
 
 use crate::api::{Api, api, caller};
 use crate::enums::{Bucket, EventOrder};
@@ -58,27 +58,12 @@ impl Query {
             return Ok(None);
         };
         let known_at = api.projections.when(&as_of)?.known_at;
-        if record.position > known_at {
+        if record.position() > known_at {
             return Ok(None);
         }
-        let (retracted, corrected) = api
-            .projections
-            .status_of(record.position, Some(known_at))?
-            .unwrap_or((false, false));
-        let content = if corrected {
-            api.projections
-                .effective_event(record.position, known_at)
-                .await?
-                .unwrap_or_else(|| Content::Recorded(Arc::clone(&record)))
-        } else {
-            Content::Recorded(Arc::clone(&record))
-        };
-        Ok(Some(Event {
-            record,
-            content,
-            retracted,
-            corrected,
-        }))
+        crate::listing::as_known(api, record, known_at)
+            .await
+            .map(Some)
     }
 
     /// Events, filtered, by log position or by valid time, a page at a time.

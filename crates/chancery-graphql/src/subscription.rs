@@ -72,10 +72,11 @@ impl Subscription {
             .filter_map(move |item| {
                 let _open = &gauge;
                 let out = match item {
-                    Ok(record) if filter.matches_rest(&record.event) => {
-                        Some(Ok(Event::as_recorded(record)))
-                    }
-                    Ok(_) => None,
+                    Ok(record) => match filter.matches_rest_record(&record) {
+                        Ok(true) => Some(Ok(Event::as_recorded(record))),
+                        Ok(false) => None,
+                        Err(e) => Some(Err(e.into())),
+                    },
                     Err(e) => Some(Err(ApiError::from(e).into())),
                 };
                 async move { out }
@@ -130,7 +131,7 @@ impl Subscription {
                 let position = match s.wait_for.take() {
                     Some(p) => p,
                     None => match s.feed.next().await {
-                        Some(Ok(record)) => record.position,
+                        Some(Ok(record)) => record.position(),
                         Some(Err(e)) => return Some((Err(ApiError::from(e).into()), s)),
                         None => return None,
                     },
@@ -264,7 +265,7 @@ async fn replay_step(
         step,
         event: Event {
             record: entry.record,
-            content: entry.effective,
+            corrected_content: Some(entry.effective),
             retracted: entry.retracted,
             corrected: entry.corrected,
         },

@@ -1,8 +1,6 @@
 //! Output types for projections: positions, standoffs, relations, and the connection types of
 //! event lists.
 
-use std::sync::Arc;
-
 use async_graphql::{Context, ID, Object, SimpleObject};
 use chancery_projections::Content;
 use chancery_projections::{PositionView, StandoffView};
@@ -50,7 +48,7 @@ impl PartyPosition {
     /// The newest event holding the stance, as it reads at the question's time.
     async fn event(&self, ctx: &Context<'_>) -> ApiResult<Event> {
         let record = match &self.0.event {
-            Content::Recorded(record) => Arc::clone(record),
+            Content::Recorded(record) => record.clone(),
             Content::Corrected(_) => api(ctx)?
                 .projections
                 .record(self.0.event_position)
@@ -59,12 +57,7 @@ impl PartyPosition {
                     ApiError::internal(format!("the event at {} is missing", self.0.event_position))
                 })?,
         };
-        Ok(Event {
-            record,
-            content: self.0.event.clone(),
-            retracted: false,
-            corrected: matches!(self.0.event, Content::Corrected(_)),
-        })
+        Ok(Event::with_content(record, self.0.event.clone()))
     }
     /// The amounts of the newest event.
     async fn amounts(&self) -> Vec<Amount> {

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use chancery_domain::{Hash, Payload, Position, RecordedEvent};
+use chancery_domain::{Hash, Kind, NewEvent, Payload, Position, RecordError, RecordedEvent};
 use chancery_store::{EventFilter, EventLog, ReadRequest, StoreError};
 use futures_util::StreamExt;
 use tokio::sync::watch;
@@ -65,28 +65,28 @@ pub struct Projections {
 /// so a record in use stays (it is moved up when read) and memory stays under two generations.
 #[derive(Default)]
 struct RecordCache {
-    young: crate::state::IdMap<Position, Arc<RecordedEvent>>,
-    old: crate::state::IdMap<Position, Arc<RecordedEvent>>,
+    young: crate::state::IdMap<Position, RecordedEvent>,
+    old: crate::state::IdMap<Position, RecordedEvent>,
 }
 
 impl RecordCache {
     /// Records per generation: about 8 MiB at a typical 1 KiB record.
     const GENERATION: usize = 8_192;
 
-    fn get(&mut self, position: Position) -> Option<Arc<RecordedEvent>> {
+    fn get(&mut self, position: Position) -> Option<RecordedEvent> {
         if let Some(record) = self.young.get(&position) {
-            return Some(Arc::clone(record));
+            return Some(record.clone());
         }
         let record = self.old.remove(&position)?;
-        self.put(Arc::clone(&record));
+        self.put(record.clone());
         Some(record)
     }
 
-    fn put(&mut self, record: Arc<RecordedEvent>) {
+    fn put(&mut self, record: RecordedEvent) {
         if self.young.len() >= Self::GENERATION {
             self.old = std::mem::take(&mut self.young);
         }
-        self.young.insert(record.position, record);
+        self.young.insert(record.position(), record);
     }
 }
 
@@ -118,10 +118,11 @@ impl Projections {
             });
         }
         if checkpoint > 0 {
-            let record = log.read_raw(checkpoint, 1).await?;
+            let record = log.read(ReadRequest::forward(checkpoint, 1)).await?;
             let matches = record
                 .first()
-                .and_then(|r| chancery_domain::verify_record_hash(&r.bytes).ok())
+                .filter(|r| r.position() == checkpoint)
+                .map(RecordedEvent::hash)
                 == Some(hash);
             if !matches {
                 return Err(ProjectionError::Diverged {
@@ -318,7 +319,7 @@ impl Projections {
 
     async fn position_of(&self, id: chancery_domain::EventId) -> Result<Position, ProjectionError> {
         match self.log.event(id).await? {
-            Some(record) => Ok(record.position),
+            Some(record) => Ok(record.position()),
             None => Err(ProjectionError::Corrupt(format!(
                 "event {id} is referenced but not in the log"
             ))),
@@ -351,12 +352,12 @@ impl Projections {
             return Ok(None);
         };
         if corrections.is_empty() {
-            return Ok(Some(Content::Recorded(original)));
+            return Content::recorded(original).map(Some);
         }
-        let mut event = original.event.clone();
+        let mut event = unreadable(position, original.event())?.clone();
         for p in corrections {
             if let Some(record) = self.record(p).await? {
-                if let Payload::Correction(c) = &record.event.payload {
+                if let Payload::Correction(c) = &unreadable(p, record.event())?.payload {
                     c.changes.apply_to(&mut event);
                 }
             }
@@ -368,29 +369,41 @@ impl Projections {
     pub async fn record(
         &self,
         position: Position,
-    ) -> Result<Option<Arc<RecordedEvent>>, ProjectionError> {
+    ) -> Result<Option<RecordedEvent>, ProjectionError> {
         if let Some(record) = self.records.lock().ok().and_then(|mut c| c.get(position)) {
             return Ok(Some(record));
         }
         let found = self.log.read(ReadRequest::forward(position, 1)).await?;
-        let record = found.into_iter().next().filter(|r| r.position == position);
+        let record = found
+            .into_iter()
+            .next()
+            .filter(|r| r.position() == position);
         if let (Some(record), Ok(mut cache)) = (&record, self.records.lock()) {
-            cache.put(Arc::clone(record));
+            cache.put(record.clone());
         }
         Ok(record)
     }
 
     async fn apply_record(&self, record: &RecordedEvent) -> Result<(), ProjectionError> {
         let corrected;
-        let step = match &record.event.payload {
-            Payload::Retraction(r) => Step::Retraction {
+        let payload = match record.kind() {
+            Kind::Retraction | Kind::Correction => Some(
+                record
+                    .view()
+                    .and_then(|v| v.payload())
+                    .map_err(|e| unreadable_error(record.position(), &e))?,
+            ),
+            _ => None,
+        };
+        let step = match &payload {
+            Some(Payload::Retraction(r)) => Step::Retraction {
                 record,
                 target: self.position_of(r.retracts).await?,
             },
-            Payload::Correction(c) => {
+            Some(Payload::Correction(c)) => {
                 let target = self.position_of(c.corrects).await?;
                 let mut event = self
-                    .effective_event(target, record.position - 1)
+                    .effective_event(target, record.position() - 1)
                     .await?
                     .ok_or_else(|| {
                         ProjectionError::Corrupt(format!(
@@ -406,7 +419,7 @@ impl Projections {
                     corrected: &corrected,
                 }
             }
-            _ if record.event.kind().is_diplomatic() => Step::Act(record),
+            _ if record.kind().is_diplomatic() => Step::Act(record),
             _ => Step::Bookkeeping(record),
         };
         {
@@ -415,9 +428,9 @@ impl Projections {
                 .write()
                 .map_err(|_| ProjectionError::Corrupt("state lock poisoned".into()))?;
             inner.state.apply(step)?;
-            inner.last_hash = record.hash;
+            inner.last_hash = record.hash();
         }
-        self.applied.send_replace(record.position);
+        self.applied.send_replace(record.position());
         Ok(())
     }
 
@@ -428,4 +441,16 @@ impl Projections {
             _ => false,
         }
     }
+}
+
+fn unreadable_error(position: Position, e: &RecordError) -> ProjectionError {
+    ProjectionError::Corrupt(format!("the record at position {position}: {e}"))
+}
+
+/// A decoded event, or the damage that kept it from decoding.
+fn unreadable(
+    position: Position,
+    event: Result<&NewEvent, RecordError>,
+) -> Result<&NewEvent, ProjectionError> {
+    event.map_err(|e| unreadable_error(position, &e))
 }

@@ -158,7 +158,7 @@ pub struct ChronologyRequest {
 pub struct ChronologyEntry {
     /// Where the entry sits in valid-time order; a cursor for the next page.
     pub slot: Slot,
-    pub record: Arc<RecordedEvent>,
+    pub record: RecordedEvent,
     /// The event as it reads at the question's known-at time (corrections applied).
     pub effective: Content,
     pub retracted: bool,
@@ -169,11 +169,20 @@ pub struct ChronologyEntry {
 /// correction is known by then (shared, not copied), else a corrected copy.
 #[derive(Debug, Clone)]
 pub enum Content {
-    Recorded(Arc<RecordedEvent>),
+    /// Made by [`Content::recorded`] only, which decodes the record first.
+    Recorded(RecordedEvent),
     Corrected(Arc<NewEvent>),
 }
 
 impl Content {
+    /// A record's own content: decoded now, so that reading it later cannot fail.
+    pub fn recorded(record: RecordedEvent) -> Result<Content, ProjectionError> {
+        record.event().map_err(|e| {
+            ProjectionError::Corrupt(format!("the record at position {}: {e}", record.position()))
+        })?;
+        Ok(Content::Recorded(record))
+    }
+
     pub fn to_event(&self) -> NewEvent {
         NewEvent::clone(self)
     }
@@ -184,7 +193,11 @@ impl std::ops::Deref for Content {
 
     fn deref(&self) -> &NewEvent {
         match self {
-            Content::Recorded(record) => &record.event,
+            Content::Recorded(record) => match record.decoded() {
+                Some(event) => event,
+                // `Content::recorded` decoded it: a decoded event stays decoded.
+                None => unreachable!("a recorded content is decoded when it is made"),
+            },
             Content::Corrected(event) => event,
         }
     }
@@ -551,12 +564,16 @@ impl Projections {
             let Some(record) = self.record(item.slot.position).await? else {
                 continue;
             };
-            let effective = if item.corrected {
-                self.effective_event(item.slot.position, when.known_at)
-                    .await?
-                    .unwrap_or_else(|| Content::Recorded(Arc::clone(&record)))
-            } else {
-                Content::Recorded(Arc::clone(&record))
+            let effective = match item.corrected {
+                true => {
+                    self.effective_event(item.slot.position, when.known_at)
+                        .await?
+                }
+                false => None,
+            };
+            let effective = match effective {
+                Some(content) => content,
+                None => Content::recorded(record.clone())?,
             };
             entries.push(ChronologyEntry {
                 slot: item.slot,

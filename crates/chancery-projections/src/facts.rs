@@ -1,9 +1,11 @@
 //! Facts: the part of each event that projections evaluate, kept compact in memory and in the
 //! checkpoint. Parties, issues and timelines are interned as small numbers.
 
-use chancery_domain::codes::{QuadClass, codes};
+use chancery_domain::codes::{QuadClass, code_key_of, codes, codes_for_key};
 use chancery_domain::payload::{MeasureAction, Payload};
-use chancery_domain::{EventId, Kind, Modality, NewEvent, Position, Precision, Timestamp};
+use chancery_domain::{
+    EventId, EventView, Kind, Modality, NewEvent, Position, Precision, RecordError, Timestamp,
+};
 
 use crate::intern::Names;
 
@@ -136,6 +138,54 @@ impl Fact {
                 .map(|i| names.issue(i.as_str()))
                 .collect(),
         })
+    }
+}
+
+impl Fact {
+    /// [`Fact::of`] from a record's terms, decoding no more than its payload.
+    pub fn of_view(
+        view: &EventView<'_>,
+        known_from: Position,
+        names: &mut Names,
+    ) -> Result<Option<Fact>, RecordError> {
+        if !view.kind.is_diplomatic() {
+            return Ok(None);
+        }
+        let Some(occurred) = view.occurred.as_ref() else {
+            return Ok(None);
+        };
+        let payload = view.payload()?;
+        let codes = code_key_of(&payload, &|party| view.actors().any(|(a, _)| a == party))
+            .and_then(codes_for_key);
+        let mut actors: Vec<u32> = Vec::new();
+        for (party, _) in view.actors() {
+            let id = names.party(party);
+            if !actors.contains(&id) {
+                actors.push(id);
+            }
+        }
+        let mut targets: Vec<u32> = Vec::new();
+        for (party, _) in view.targets() {
+            let id = names.party(party);
+            if !targets.contains(&id) && !actors.contains(&id) {
+                targets.push(id);
+            }
+        }
+        let valid = occurred.start.earliest();
+        Ok(Some(Fact {
+            known_from,
+            timeline: names.timeline(view.timeline),
+            kind: view.kind,
+            modality: occurred.modality,
+            valid,
+            precision: occurred.start.precision(),
+            rule: stance_rule(&payload, valid),
+            quad: codes.map(|c| c.quad_class),
+            goldstein: codes.map_or(0.0, |c| c.goldstein),
+            actors: actors.into(),
+            targets: targets.into(),
+            issues: view.issues().map(|i| names.issue(i)).collect(),
+        }))
     }
 }
 

@@ -185,39 +185,44 @@ impl ProjectionState {
             Step::Act(r) | Step::Bookkeeping(r) => *r,
             Step::Retraction { record, .. } | Step::Correction { record, .. } => *record,
         };
-        if record.position != self.head() + 1 {
+        let position = record.position();
+        if position != self.head() + 1 {
             return Err(ProjectionError::OutOfOrder {
                 expected: self.head() + 1,
-                got: record.position,
+                got: position,
             });
         }
         match step {
             Step::Act(r) => {
-                let fact = Fact::of(&r.event, r.position, &mut self.names);
+                let unreadable = |e: chancery_domain::RecordError| {
+                    ProjectionError::Corrupt(format!("the record at {position}: {e}"))
+                };
+                let view = r.view().map_err(unreadable)?;
+                let fact = Fact::of_view(&view, position, &mut self.names).map_err(unreadable)?;
                 match fact {
                     Some(fact) => {
                         self.entries.push(Entry::Act(Act {
-                            id: r.event.id,
-                            recorded_at: r.recorded_at,
+                            id: r.id(),
+                            recorded_at: r.recorded_at(),
                             versions: vec![fact],
                             retracted_at: None,
                         }));
-                        self.index_version(r.position, 0, false);
+                        self.index_version(position, 0, false);
                     }
                     None => self.entries.push(Entry::Bookkeeping {
-                        recorded_at: r.recorded_at,
+                        recorded_at: r.recorded_at(),
                     }),
                 }
             }
             Step::Bookkeeping(r) => self.entries.push(Entry::Bookkeeping {
-                recorded_at: r.recorded_at,
+                recorded_at: r.recorded_at(),
             }),
             Step::Retraction { record, target } => {
                 self.entries.push(Entry::Bookkeeping {
-                    recorded_at: record.recorded_at,
+                    recorded_at: record.recorded_at(),
                 });
                 let act = self.act_mut(target)?;
-                act.retracted_at = Some(record.position);
+                act.retracted_at = Some(position);
                 let last = act.versions.len().saturating_sub(1);
                 self.touch_version(target, last);
                 self.dirty_pages.insert(page_of(target));
@@ -228,15 +233,13 @@ impl ProjectionState {
                 corrected,
             } => {
                 self.entries.push(Entry::Bookkeeping {
-                    recorded_at: record.recorded_at,
+                    recorded_at: record.recorded_at(),
                 });
-                let fact =
-                    Fact::of(corrected, record.position, &mut self.names).ok_or_else(|| {
-                        ProjectionError::Corrupt(format!(
-                            "the correction at {} does not leave an act",
-                            record.position
-                        ))
-                    })?;
+                let fact = Fact::of(corrected, position, &mut self.names).ok_or_else(|| {
+                    ProjectionError::Corrupt(format!(
+                        "the correction at {position} does not leave an act"
+                    ))
+                })?;
                 let act = self.act_mut(target)?;
                 act.versions.push(fact);
                 let new = act.versions.len() - 1;
@@ -245,7 +248,7 @@ impl ProjectionState {
                 self.dirty_pages.insert(page_of(target));
             }
         }
-        self.dirty_pages.insert(page_of(record.position));
+        self.dirty_pages.insert(page_of(position));
         Ok(())
     }
 

@@ -59,7 +59,12 @@ impl NatsConfig {
     /// The subject of a timeline's events. Slugs are lowercase words joined by hyphens, so they
     /// are always one valid subject token.
     pub fn subject(&self, timeline: &TimelineSlug) -> String {
-        format!("{}.{}", self.subject_prefix, timeline.as_str())
+        self.subject_of(timeline.as_str())
+    }
+
+    /// The subject of a timeline named by a slug already checked (a stored record's).
+    pub fn subject_of(&self, timeline: &str) -> String {
+        format!("{}.{timeline}", self.subject_prefix)
     }
 
     /// The stream's only subject filter.

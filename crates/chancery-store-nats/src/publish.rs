@@ -1,5 +1,5 @@
-//! Writing planned records to the stream: one message per record, guarded by the sequence the
-//! plan continues, as one atomic batch when there are several.
+//! Writing sealed records to the stream: one message per record (its stored form), guarded by
+//! the sequence the records continue, as one atomic batch when there are several.
 //!
 //! Headers (nats-server 2.12.1+, ADR-50 "JetStream Batch Publishing"; verified against 2.15.1):
 //! - `Nats-Expected-Last-Sequence` on the only or first message: the stream stores nothing unless
@@ -15,7 +15,6 @@
 //! the sequence (10071) before any duplicate check; a batch holding an id seen within the window
 //! fails whole (10201). Either way the writer catches up and plans again, and the replica answers.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::{Client, HeaderMap, Request, StatusCode};
@@ -49,11 +48,10 @@ pub enum Published {
     Refused(StoreError),
 }
 
-/// A record to publish: where it goes and its stored bytes.
+/// A record to publish, and where it goes.
 pub struct Outgoing<'a> {
     pub subject: String,
-    pub record: &'a Arc<RecordedEvent>,
-    pub bytes: &'a [u8],
+    pub record: &'a RecordedEvent,
 }
 
 /// Publishes records that continue the stream at sequence `base`.
@@ -70,14 +68,14 @@ pub async fn publish(
         return Ok(Published::Stored(base));
     };
     if rest.is_empty() {
-        let mut headers = message_headers(last.record.event.id);
+        let mut headers = message_headers(last.record.id());
         headers.insert(EXPECTED_LAST_SEQUENCE, base.to_string());
         let reply = request(client, last, headers, timeout).await?;
         return ack(&reply);
     }
     let batch = EventId::new_v7().to_string();
     for (i, out) in rest.iter().enumerate() {
-        let mut headers = message_headers(out.record.event.id);
+        let mut headers = message_headers(out.record.id());
         headers.insert(BATCH_ID, batch.as_str());
         headers.insert(BATCH_SEQUENCE, (i + 1).to_string());
         if i == 0 {
@@ -94,7 +92,7 @@ pub async fn publish(
                 .map_err(|e| nats_error("publishing a batch failed, the outcome is unknown", e))?;
         }
     }
-    let mut headers = message_headers(last.record.event.id);
+    let mut headers = message_headers(last.record.id());
     headers.insert(BATCH_ID, batch.as_str());
     headers.insert(BATCH_SEQUENCE, records.len().to_string());
     headers.insert(BATCH_COMMIT, "1");
@@ -109,7 +107,7 @@ fn message_headers(id: EventId) -> HeaderMap {
 }
 
 fn payload(out: &Outgoing<'_>) -> Bytes {
-    Bytes::copy_from_slice(out.bytes)
+    Bytes::copy_from_slice(out.record.stored())
 }
 
 async fn request(

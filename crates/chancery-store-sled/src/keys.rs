@@ -1,53 +1,47 @@
-//! The key layout of the log tree. All keyspaces live in one tree, written by one thread in a
-//! fixed order (an event's `E` key before its indexes), so that what sled recovers after a crash,
-//! a prefix of those writes, can be taken back to the last checkpoint (see `rollback`).
+//! The key layout of the index tree: every keyspace in one sled tree, with the records
+//! themselves in the segment files (see `segments`).
 //!
 //! | prefix | key | value |
 //! | --- | --- | --- |
-//! | `E` | position (u64 BE) | the record's canonical bytes |
-//! | `I` | event id (16 bytes) | position (u64 BE), kind tag, retracted flag, timeline |
-//! | `V` | timeline, 0, version (u64 BE) | position (u64 BE) |
-//! | `H` | timeline | the timeline's version (u64 BE) |
-//! | `X` | dimension, value, 0, position (u64 BE) | empty: the filter indexes |
-//! | `M` | name | metadata (`format`; `checkpoint`: the head at the last checkpoint, u64 BE) |
+//! | `I` | event id (16 bytes) | position (u64 BE), kind tag, position of its retraction (u64 BE, 0 for none), timeline |
+//! | `P` | dimension, value, 0, first position (u64 BE) | a block of the term's posting list (see `postings`) |
+//! | `M` | name | metadata (`format`; `checkpoint`: the mark of the last checkpoint) |
+//!
+//! The posting lists' dimensions are the timeline (whose list also gives each event's version),
+//! the parties, the issues and the kind.
+//!
+//! Every entry says which position it is about, and readers ignore entries past the head they
+//! read at: an entry written for a record that a crash then took away (a copy whose records are
+//! not synced per group) is invisible, and is written again, the same, when that record comes
+//! back. So the index never needs to be rolled back; recovery only writes what is missing.
 //!
 //! Slugs and codes never contain a 0 byte, so `value, 0` ends a prefix exactly.
 
-use chancery_domain::{EventId, Kind, NewEvent, Position, TimelineSlug};
+use chancery_domain::{EventId, EventView, Kind, Position, RecordedEvent, TimelineSlug};
+use chancery_store::sequencer;
 
-pub const EVENT: u8 = b'E';
 pub const ID: u8 = b'I';
-pub const VERSION: u8 = b'V';
-pub const TIMELINE_HEAD: u8 = b'H';
-pub const TAG: u8 = b'X';
-pub const META: u8 = b'M';
+pub const POSTINGS: u8 = b'P';
 
-/// The filter dimensions of the `X` keyspace.
+/// The posting lists' dimensions.
 pub const DIM_TIMELINE: u8 = b't';
 pub const DIM_PARTY: u8 = b'p';
 pub const DIM_ISSUE: u8 = b'i';
 pub const DIM_KIND: u8 = b'k';
 
-/// The party and issue value under which retractions and corrections are indexed, so that party
+/// The party and issue value under which retractions and corrections are listed, so that party
 /// and issue filters find them (see `chancery_store::filter`).
 pub const WILDCARD: &[u8] = b"*";
 
-/// The on-disk format of this layout; stored under `M format`.
-pub const FORMAT: u64 = 1;
+/// The on-disk format of this layout; stored under `M format`. Format 1 kept the records in the
+/// tree and a write-ahead log beside it (see `upgrade`).
+pub const FORMAT: u64 = 2;
 
-pub fn event(position: Position) -> [u8; 9] {
-    let mut k = [EVENT; 9];
-    k[1..].copy_from_slice(&position.to_be_bytes());
-    k
-}
+pub const META_FORMAT: &[u8] = b"Mformat";
 
-/// The position of an `E` key; `None` for keys of other keyspaces.
-pub fn event_position(key: &[u8]) -> Option<Position> {
-    match key {
-        [EVENT, rest @ ..] => rest.try_into().ok().map(u64::from_be_bytes),
-        _ => None,
-    }
-}
+/// The mark of the last checkpoint (`segments::Mark`): how far the index and the segments'
+/// offsets are durable.
+pub const META_CHECKPOINT: &[u8] = b"Mcheckpoint";
 
 pub fn id(id: &EventId) -> [u8; 17] {
     let mut k = [ID; 17];
@@ -55,50 +49,19 @@ pub fn id(id: &EventId) -> [u8; 17] {
     k
 }
 
-pub fn version(timeline: &TimelineSlug, version: u64) -> Vec<u8> {
-    let mut k = version_prefix(timeline);
-    k.extend_from_slice(&version.to_be_bytes());
-    k
-}
-
-pub fn version_prefix(timeline: &TimelineSlug) -> Vec<u8> {
-    let mut k = Vec::with_capacity(timeline.as_str().len() + 10);
-    k.push(VERSION);
-    k.extend_from_slice(timeline.as_str().as_bytes());
-    k.push(0);
-    k
-}
-
-pub fn timeline_head(timeline: &TimelineSlug) -> Vec<u8> {
-    let mut k = Vec::with_capacity(timeline.as_str().len() + 1);
-    k.push(TIMELINE_HEAD);
-    k.extend_from_slice(timeline.as_str().as_bytes());
-    k
-}
-
-pub fn tag_prefix(dimension: u8, value: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(value.len() + 11);
-    k.push(TAG);
+/// The prefix of a term's posting list.
+pub fn postings(dimension: u8, value: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(value.len() + 3);
+    k.push(POSTINGS);
     k.push(dimension);
     k.extend_from_slice(value);
     k.push(0);
     k
 }
 
-pub fn tag(dimension: u8, value: &[u8], position: Position) -> Vec<u8> {
-    let mut k = tag_prefix(dimension, value);
-    k.extend_from_slice(&position.to_be_bytes());
-    k
-}
-
 pub fn kind_value(kind: Kind) -> [u8; 1] {
     [kind.tag()]
 }
-
-pub const META_FORMAT: &[u8] = b"Mformat";
-
-/// The head's position when sled was last made durable: what a crash can take sled back to.
-pub const META_CHECKPOINT: &[u8] = b"Mcheckpoint";
 
 /// Reads a big-endian u64 from the last 8 bytes of a key or the first 8 of a value.
 pub fn u64_suffix(bytes: &[u8]) -> Option<u64> {
@@ -115,16 +78,17 @@ pub fn u64_prefix(bytes: &[u8]) -> Option<u64> {
 pub struct IdEntry {
     pub position: Position,
     pub kind: Kind,
-    pub retracted: bool,
+    /// The position of the retraction that withdrew it, if any.
+    pub retracted_at: Option<Position>,
     pub timeline: TimelineSlug,
 }
 
 impl IdEntry {
     pub fn encode(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(10 + self.timeline.as_str().len());
+        let mut v = Vec::with_capacity(17 + self.timeline.as_str().len());
         v.extend_from_slice(&self.position.to_be_bytes());
         v.push(self.kind.tag());
-        v.push(u8::from(self.retracted));
+        v.extend_from_slice(&self.retracted_at.unwrap_or(0).to_be_bytes());
         v.extend_from_slice(self.timeline.as_str().as_bytes());
         v
     }
@@ -132,32 +96,61 @@ impl IdEntry {
     pub fn decode(bytes: &[u8]) -> Option<IdEntry> {
         let position = u64_prefix(bytes)?;
         let kind = Kind::from_tag(*bytes.get(8)?)?;
-        let retracted = *bytes.get(9)? != 0;
-        let timeline = TimelineSlug::new(std::str::from_utf8(bytes.get(10..)?).ok()?).ok()?;
+        let retracted_at = u64_prefix(bytes.get(9..)?).filter(|p| *p != 0);
+        let timeline = TimelineSlug::new(std::str::from_utf8(bytes.get(17..)?).ok()?).ok()?;
         Some(IdEntry {
             position,
             kind,
-            retracted,
+            retracted_at,
             timeline,
         })
     }
+
+    /// What the sequencer needs of it, as the log stood at `head`.
+    pub fn as_of(&self, head: Position) -> sequencer::IdEntry {
+        sequencer::IdEntry {
+            position: self.position,
+            kind: self.kind,
+            timeline: self.timeline.clone(),
+            retracted: self.retracted_at.is_some_and(|r| r <= head),
+        }
+    }
 }
 
-/// The filter index keys of an event.
-pub fn event_tags(event: &NewEvent, position: Position) -> Vec<Vec<u8>> {
-    let mut out = vec![
-        tag(DIM_TIMELINE, event.timeline.as_str().as_bytes(), position),
-        tag(DIM_KIND, &kind_value(event.kind()), position),
-    ];
-    for party in event.parties() {
-        out.push(tag(DIM_PARTY, party.as_str().as_bytes(), position));
+/// The index entries of one record: its id entry, and its position in the posting list of each
+/// of its terms. A retraction's mark on its target is the caller's, since it needs the target's
+/// entry.
+pub fn record_entries(
+    record: &RecordedEvent,
+    view: &EventView<'_>,
+    writes: &mut Vec<(Vec<u8>, Vec<u8>)>,
+    postings_of: &mut Vec<(Vec<u8>, Position)>,
+) -> Result<IdEntry, chancery_domain::RecordError> {
+    let position = record.position();
+    let timeline = TimelineSlug::new(view.timeline)
+        .map_err(|e| chancery_domain::RecordError::Malformed(e.to_string()))?;
+    let entry = IdEntry {
+        position,
+        kind: record.kind(),
+        retracted_at: None,
+        timeline,
+    };
+    writes.push((id(&record.id()).to_vec(), entry.encode()));
+    postings_of.push((postings(DIM_TIMELINE, view.timeline.as_bytes()), position));
+    postings_of.push((postings(DIM_KIND, &kind_value(record.kind())), position));
+    let mut parties: Vec<&str> = Vec::new();
+    for (party, _) in view.actors().chain(view.targets()) {
+        if !parties.contains(&party) {
+            parties.push(party);
+            postings_of.push((postings(DIM_PARTY, party.as_bytes()), position));
+        }
     }
-    for issue in &event.issues {
-        out.push(tag(DIM_ISSUE, issue.as_str().as_bytes(), position));
+    for issue in view.issues() {
+        postings_of.push((postings(DIM_ISSUE, issue.as_bytes()), position));
     }
-    if matches!(event.kind(), Kind::Retraction | Kind::Correction) {
-        out.push(tag(DIM_PARTY, WILDCARD, position));
-        out.push(tag(DIM_ISSUE, WILDCARD, position));
+    if matches!(record.kind(), Kind::Retraction | Kind::Correction) {
+        postings_of.push((postings(DIM_PARTY, WILDCARD), position));
+        postings_of.push((postings(DIM_ISSUE, WILDCARD), position));
     }
-    out
+    Ok(entry)
 }

@@ -1,57 +1,66 @@
-//! The embedded event log on sled: Chancery's default backend.
+//! The embedded event log: Chancery's default backend.
 //!
-//! Layout: one sled database per log directory, with the log's keyspaces in one tree (see
-//! [`keys`]). Writes go through a single writer thread ([`writer`]) that commits in groups and
-//! makes each group durable with `fdatasync` ([`durability`]) before acknowledging. Reads go
-//! straight to sled ([`reader`]). Subscriptions use the shared live feed of `chancery-store`.
+//! Layout of a log directory: the records in append-only segment files (`records/`, see
+//! [`segments`]), written once in their stored form; and a sled database holding only indexes
+//! (ids, timeline versions, filter tags: see [`keys`]). Writes go through a single writer
+//! thread ([`writer`]) that has the sequencer check and seal each commit group, appends it to the
+//! open segment with one write and one `fdatasync`, indexes it, and only then acknowledges.
+//! Reads take records from the segments and use the index to find them ([`reader`]).
+//! Subscriptions use the shared live feed of `chancery-store`.
 //!
-//! [`SledLog::plan_append`] asks the writer what an append would write without writing it: the
-//! NATS backend decides its appends with it, against its local replica, so both backends follow
-//! one set of rules.
+//! [`SledLog::snapshot`] gives the log as it stands, for the sequencer: the NATS backend checks
+//! and seals its appends against its local replica that way, with the same rules.
 
 mod durability;
 pub mod keys;
+pub mod postings;
 mod reader;
 mod reserve;
-mod rollback;
-mod wal;
+mod segments;
+mod upgrade;
+mod v1_wal;
 mod writer;
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
 use chancery_domain::limits::MAX_BATCH_EVENTS;
-use chancery_domain::{
-    EventId, Position, RecordedEvent, Registry, TimelineSlug, ValidationErrors, decode_record,
-    validate, verify_record_hash,
-};
+use chancery_domain::{EventId, Position, RecordedEvent, Registry, TimelineSlug};
+use chancery_store::sequencer::{self, LogState};
 use chancery_store::{
     AppendOutcome, AppendRequest, Direction, EventFilter, EventLog, EventStream, ForwardReader,
-    Head, LiveFeed, RawRecord, ReadRequest, RestoreOutcome, StoreError,
+    Head, LiveFeed, ReadRequest, RestoreOutcome, StoreError,
 };
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::reader::{Reader, corrupt, storage_error};
-use crate::writer::{Command, Planned, Shared, Writer};
+use crate::segments::{Appender, Segments};
+use crate::writer::{Command, Health, Shared, View, Writer};
 
-/// Tuning of the sled log. The defaults suit a server.
+/// The sled tree of the index.
+pub(crate) const INDEX_TREE: &str = "index";
+/// The directory of the segments, inside the log's.
+pub(crate) const RECORDS_DIR: &str = "records";
+
+/// Tuning of the log. The defaults suit a server.
 #[derive(Debug, Clone)]
 pub struct SledConfig {
     /// Recent events kept in memory for live subscribers; slower ones read from storage.
     pub live_buffer: usize,
     /// Most events the writer commits in one group (one sync).
     pub max_group_events: usize,
-    /// sled's page cache, in bytes.
+    /// sled's page cache for the index, in bytes.
     pub cache_bytes: u64,
     /// Whether each commit group is made durable with `fdatasync` before it is acknowledged (the
     /// default). Turn it off only for a copy whose durability lies elsewhere, such as the NATS
     /// backend's local replica: a crash may then lose its last groups, which it fetches again.
     pub durable: bool,
+    /// Bytes of records after which a segment is closed and the next one started.
+    pub segment_bytes: u64,
 }
 
 impl Default for SledConfig {
@@ -59,43 +68,30 @@ impl Default for SledConfig {
         Self {
             live_buffer: 4096,
             max_group_events: 8192,
-            cache_bytes: 128 * 1024 * 1024,
+            cache_bytes: 64 * 1024 * 1024,
             durable: true,
+            segment_bytes: 256 * 1024 * 1024,
         }
     }
 }
 
-/// What an append or a restore would write, worked out against the log as it is, with nothing
-/// written (see [`SledLog::plan_append`]).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Plan {
-    /// The head the records continue: the first is at `base.position + 1` and chains to
-    /// `base.hash`.
-    pub base: Head,
-    /// Where each event goes, in request order; for a retried append, where each already is.
-    pub outcome: AppendOutcome,
-    /// The sealed records to write with their stored bytes, in position order, one per entry of
-    /// `outcome`; none when the outcome is `deduplicated`.
-    pub records: Vec<(Arc<RecordedEvent>, Vec<u8>)>,
-}
-
 /// sled writes pages larger than a quarter of a segment to blob files, which it never syncs.
-/// With 8 MiB segments a page must exceed 2 MiB for that; a leaf holds at most 17 entries of at
-/// most 64 KiB, so the log's pages never do.
-pub(crate) const SEGMENT_SIZE: usize = 8 * 1024 * 1024;
+/// With 8 MiB segments a page must exceed 2 MiB for that; the index's entries are small, so its
+/// pages never do.
+pub(crate) const SLED_SEGMENT: usize = 8 * 1024 * 1024;
 
 /// Counters of the writer's work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WriterStats {
     /// Commit groups made durable.
     pub groups: u64,
-    /// `fdatasync` calls made on the write-ahead log (one per group).
+    /// `fdatasync` calls made on segments (one per group of a durable log).
     pub syncs: u64,
-    /// Checkpoints: sled flushed and synced, the write-ahead log behind it deleted.
+    /// Checkpoints: the index and the segments' offsets made durable.
     pub checkpoints: u64,
 }
 
-/// The sled event log. Cheap to clone; the writer stops when the last clone is dropped.
+/// The log. Cheap to clone; the writer stops when the last clone is dropped.
 #[derive(Clone)]
 pub struct SledLog {
     inner: Arc<Inner>,
@@ -122,8 +118,50 @@ impl Drop for Inner {
     }
 }
 
+/// The log as it stood when taken: what the sequencer needs to check and seal appends against
+/// it, every lookup bounded by that head.
+pub struct Snapshot {
+    head: Head,
+    registry: Arc<Registry>,
+    reader: Arc<Reader>,
+}
+
+impl Snapshot {
+    fn view(&self) -> View<'_> {
+        View {
+            head: self.head,
+            registry: &self.registry,
+            versions: None,
+            reader: &self.reader,
+        }
+    }
+}
+
+impl LogState for Snapshot {
+    fn head(&self) -> Head {
+        self.head
+    }
+
+    fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    fn version(&self, timeline: &TimelineSlug) -> Result<Option<u64>, StoreError> {
+        self.view().version(timeline)
+    }
+
+    fn id_entry(&self, id: &EventId) -> Result<Option<sequencer::IdEntry>, StoreError> {
+        self.view().id_entry(id)
+    }
+
+    fn record(&self, position: Position) -> Result<Option<RecordedEvent>, StoreError> {
+        self.view().record(position)
+    }
+}
+
 impl SledLog {
-    /// Opens (or creates) the log in `dir`, resuming at its head.
+    /// Opens (or creates) the log in `dir`, resuming at its head: a store of format 1 is
+    /// upgraded first, and what the segments hold past the last checkpoint is indexed again.
     pub fn open(dir: impl AsRef<Path>, config: SledConfig) -> Result<SledLog, StoreError> {
         let dir = dir.as_ref();
         std::fs::create_dir_all(dir)
@@ -137,40 +175,42 @@ impl SledLog {
                 "no room for the log's reserve: a full disk may make reads fail until there is room"
             );
         }
-        let tree = db.open_tree("log").map_err(storage_error)?;
+        upgrade::if_needed(&db, dir, config.segment_bytes)?;
+        let tree = db.open_tree(INDEX_TREE).map_err(storage_error)?;
         check_format(&tree)?;
-        let marked = tree
-            .contains_key(keys::META_CHECKPOINT)
-            .map_err(storage_error)?;
-        if config.durable {
-            let undone = rollback::to_checkpoint(&tree)?;
-            if undone > 0 {
-                tracing::info!(
-                    dir = %dir.display(),
-                    undone,
-                    "took the log back to its last checkpoint; the write-ahead log replays the rest"
-                );
-            }
+        let mark = writer::read_mark(&tree)?;
+        let (segments, tail) = Segments::open(&dir.join(RECORDS_DIR), mark)?;
+        let segments = Arc::new(segments);
+        let published = Arc::new(AtomicU64::new(mark.head));
+        let reader = Reader::new(Arc::clone(&segments), tree.clone(), Arc::clone(&published));
+        let mut postings = postings::Postings::default();
+        writer::index_records(&tree, &mut postings, &tail.records)?;
+        let head = head_of(
+            &reader,
+            tail.records
+                .last()
+                .map_or(mark.head, RecordedEvent::position),
+        )?;
+        let (registry, versions) = reader.load_state(head.position)?;
+        published.store(head.position, Ordering::Release);
+        if !tail.records.is_empty() {
+            tracing::info!(
+                dir = %dir.display(),
+                records = tail.records.len(),
+                "indexed the records written since the last checkpoint"
+            );
         }
-        let reader = Reader::new(tree);
-        let head = head_of(&reader)?;
-        let (registry, versions) = reader.load_state()?;
         let sync = durability::DiskSync::open(dir).map_err(|e| reader::io_error(&e))?;
-        // Records acknowledged from the write-ahead log that sled had not made durable yet.
-        let wal_dir = dir.join("wal");
-        let (tail, wal) = if config.durable {
-            let tail = wal::read_tail(&wal_dir, head.position).map_err(|e| corrupt(None, &e))?;
-            (
-                tail,
-                Some(wal::Wal::open(&wal_dir).map_err(|e| reader::io_error(&e))?),
-            )
-        } else {
-            (Vec::new(), None)
-        };
-
+        let appender = Appender::new(
+            Arc::clone(&segments),
+            mark,
+            config.segment_bytes,
+            config.durable,
+        )?;
         let feed = LiveFeed::new(head.position, config.live_buffer.max(1));
         let shared = Arc::new(Shared {
             head: RwLock::new(head),
+            published,
             registry: RwLock::new(Arc::new(registry.clone())),
             feed,
             syncs: AtomicU64::new(0),
@@ -182,27 +222,21 @@ impl SledLog {
             db: Some(db),
             dir: dir.to_owned(),
             cache_bytes: config.cache_bytes,
-            sled_failed: false,
-            disk_full: false,
-            reopening: false,
+            health: Health::Ready,
             failure_logged: false,
             reader: reader.clone(),
+            appender,
             sync,
             head,
+            durable_end: head.position,
             versions,
             registry,
             shared: Arc::clone(&shared),
+            postings,
             max_group_events: config.max_group_events.max(MAX_BATCH_EVENTS),
-            unsynced: Vec::new(),
-            unsynced_lines: Vec::new(),
-            wal,
             last_checkpoint: std::time::Instant::now(),
         };
-        if !tail.is_empty() {
-            writer.recover(tail)?;
-        } else if config.durable && !marked {
-            // Groups are not atomic in sled between checkpoints: a crash must find a mark to
-            // go back to.
+        if !tail.records.is_empty() || mark.head != head.position {
             writer.checkpoint()?;
         }
         let handle = std::thread::Builder::new()
@@ -224,8 +258,8 @@ impl SledLog {
         &self.inner.path
     }
 
-    /// Makes sled durable up to the head and drops the write-ahead log behind it (the writer does
-    /// this every second while appends go on, and at shutdown).
+    /// Makes the index durable up to the head (the writer does this every second while appends
+    /// go on, and at shutdown).
     pub async fn checkpoint(&self) -> Result<(), StoreError> {
         self.send(|reply| Command::Checkpoint { reply }).await
     }
@@ -238,41 +272,30 @@ impl SledLog {
         }
     }
 
-    /// Works out what [`EventLog::append`] would do, against the log as it is now, and writes
-    /// nothing: the sealed records (positions from the head on, chained to its hash, with their
-    /// versions and `recordedAt`) and the outcome, or the error the append would give. The rules
-    /// are the append's own: validation, expected version, idempotency by id.
-    ///
-    /// For a backend that stores the records elsewhere first and feeds them back through
-    /// [`EventLog::restore`]; the plan holds only while nothing else is written in between.
-    pub async fn plan_append(&self, request: AppendRequest) -> Result<Plan, StoreError> {
-        precheck(&request)?;
-        self.send(|reply| Command::Plan {
-            what: Planned::Append(request),
-            reply,
-        })
-        .await
+    /// The log as it stands now, for the sequencer: a backend that stores records elsewhere
+    /// first (the NATS stream) checks and seals its appends against it, and feeds what it stored
+    /// back through [`EventLog::restore`]. Lookups never see past this head.
+    pub fn snapshot(&self) -> Snapshot {
+        let head = self.head_now();
+        Snapshot {
+            head,
+            registry: self.registry_now().unwrap_or_default(),
+            reader: Arc::clone(&self.inner.reader),
+        }
     }
 
-    /// Checks records as [`EventLog::restore`] would, writing nothing, and answers with them as
-    /// a plan (their positions, ids and versions).
-    pub async fn plan_restore(&self, records: Vec<Vec<u8>>) -> Result<Plan, StoreError> {
-        let decoded = checked_records(records)?;
-        if decoded.is_empty() {
-            return Ok(Plan {
-                base: self.head_now(),
-                outcome: AppendOutcome {
-                    events: Vec::new(),
-                    deduplicated: false,
-                },
-                records: Vec::new(),
-            });
-        }
-        self.send(|reply| Command::Plan {
-            what: Planned::Restore(decoded),
-            reply,
-        })
-        .await
+    fn registry_now(&self) -> Result<Arc<Registry>, StoreError> {
+        self.inner
+            .shared
+            .registry
+            .read()
+            .map(|r| Arc::clone(&r))
+            .map_err(|_| StoreError::Storage("registry lock poisoned".into()))
+    }
+
+    /// Bytes the log takes on disk: its segments, and sled's files.
+    pub fn disk_bytes(&self) -> u64 {
+        self.inner.reader.segments().disk_bytes()
     }
 
     async fn send<T>(
@@ -298,40 +321,38 @@ impl SledLog {
     }
 }
 
-/// sled's settings for the log in `dir`.
+/// sled's settings for the index in `dir`.
 pub(crate) fn sled_config(dir: &Path, cache_bytes: u64) -> sled::Config {
     sled::Config::new()
         .path(dir)
-        .segment_size(SEGMENT_SIZE)
+        .segment_size(SLED_SEGMENT)
         .cache_capacity(cache_bytes)
         .flush_every_ms(None)
 }
 
-/// The head of the log as sled holds it: its last record, checked.
-pub(crate) fn head_of(reader: &Reader) -> Result<Head, StoreError> {
-    Ok(match reader.last_record()? {
-        None => Head::EMPTY,
-        Some((record, bytes)) => {
-            verify_record_hash(&bytes).map_err(|e| {
-                corrupt(
-                    Some(record.position),
-                    &format!("the last record fails its check: {e}"),
-                )
-            })?;
-            Head {
-                position: record.position,
-                hash: record.hash,
-                recorded_at: Some(record.recorded_at),
-            }
-        }
-    })
+/// The head at `position`: its record read and its hash checked, so that a damaged last record
+/// is found at open.
+fn head_of(reader: &Reader, position: Position) -> Result<Head, StoreError> {
+    if position == 0 {
+        return Ok(Head::EMPTY);
+    }
+    let record = reader
+        .record_within(position, position)?
+        .ok_or_else(|| corrupt(Some(position), "the last record is missing"))?;
+    record.verify().map_err(|e| {
+        corrupt(
+            Some(position),
+            &format!("the last record fails its check: {e}"),
+        )
+    })?;
+    Ok(writer::head_of_record(&record))
 }
 
 /// Opens a sled database, waiting up to two seconds for a lock that this process released: sled
 /// closes its file from a background thread pool shortly after the last handle is dropped, so an
 /// immediate reopen (a restart within one process, a test) can find the lock still held. Another
 /// process holding it fails after the wait, with a message saying so.
-pub(crate) fn open_released(config: &sled::Config) -> sled::Result<sled::Db> {
+pub fn open_released(config: &sled::Config) -> sled::Result<sled::Db> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
     loop {
         match config.open() {
@@ -393,65 +414,13 @@ fn check_format(tree: &sled::Tree) -> Result<(), StoreError> {
     }
 }
 
-/// Structural checks done by the caller's task, so the writer thread only does what needs order.
-fn precheck(request: &AppendRequest) -> Result<(), StoreError> {
-    if request.events.is_empty() {
-        return Err(StoreError::Invalid(ValidationErrors::single(
-            "events",
-            "an append needs at least one event",
-        )));
-    }
-    if request.events.len() > MAX_BATCH_EVENTS {
-        return Err(StoreError::Limit(format!(
-            "{} events in one append; the limit is {MAX_BATCH_EVENTS}: split the batch",
-            request.events.len()
-        )));
-    }
-    let mut ids = HashSet::with_capacity(request.events.len());
-    for (i, event) in request.events.iter().enumerate() {
-        validate(event).map_err(|e| StoreError::Invalid(e.within(&format!("events[{i}]"))))?;
-        if !ids.insert(event.id) {
-            return Err(StoreError::Invalid(ValidationErrors::single(
-                format!("events[{i}].id"),
-                format!("{} appears twice in this batch", event.id),
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// The checks of a restore done by the caller's task: each record's hash, decoding and validity.
-fn checked_records(records: Vec<Vec<u8>>) -> Result<Vec<(RecordedEvent, Vec<u8>)>, StoreError> {
-    if records.len() > MAX_BATCH_EVENTS * 10 {
-        return Err(StoreError::Limit(format!(
-            "{} records in one restore; the limit is {}",
-            records.len(),
-            MAX_BATCH_EVENTS * 10
-        )));
-    }
-    let mut decoded = Vec::with_capacity(records.len());
-    for (i, bytes) in records.into_iter().enumerate() {
-        let refuse = |why: String| {
-            StoreError::Restore(format!(
-                "record {} of the batch {why}; nothing was restored",
-                i + 1
-            ))
-        };
-        verify_record_hash(&bytes).map_err(|e| refuse(format!("fails its hash check: {e}")))?;
-        let record = decode_record(&bytes).map_err(|e| refuse(format!("cannot be read: {e}")))?;
-        validate(&record.event).map_err(|e| refuse(format!("is invalid: {e}")))?;
-        decoded.push((record, bytes));
-    }
-    Ok(decoded)
-}
-
 impl ForwardReader for Reader {
     fn read_forward(
         &self,
         from: Position,
         filter: &EventFilter,
         limit: usize,
-    ) -> BoxFuture<'_, Result<Vec<Arc<RecordedEvent>>, StoreError>> {
+    ) -> BoxFuture<'_, Result<Vec<RecordedEvent>, StoreError>> {
         let request = ReadRequest {
             from,
             direction: Direction::Forward,
@@ -465,7 +434,7 @@ impl ForwardReader for Reader {
 impl EventLog for SledLog {
     fn append(&self, request: AppendRequest) -> BoxFuture<'_, Result<AppendOutcome, StoreError>> {
         async move {
-            precheck(&request)?;
+            sequencer::precheck(&request)?;
             self.send(|reply| Command::Append { request, reply }).await
         }
         .boxed()
@@ -473,18 +442,14 @@ impl EventLog for SledLog {
 
     fn restore(&self, records: Vec<Vec<u8>>) -> BoxFuture<'_, Result<RestoreOutcome, StoreError>> {
         async move {
-            let decoded = checked_records(records)?;
-            if decoded.is_empty() {
+            let records = sequencer::check_restore(records, MAX_BATCH_EVENTS * 10)?;
+            if records.is_empty() {
                 return Ok(RestoreOutcome {
                     restored: 0,
                     head: self.head_now(),
                 });
             }
-            self.send(|reply| Command::Restore {
-                records: decoded,
-                reply,
-            })
-            .await
+            self.send(|reply| Command::Restore { records, reply }).await
         }
         .boxed()
     }
@@ -494,10 +459,7 @@ impl EventLog for SledLog {
         async move { Ok(head) }.boxed()
     }
 
-    fn read(
-        &self,
-        request: ReadRequest,
-    ) -> BoxFuture<'_, Result<Vec<Arc<RecordedEvent>>, StoreError>> {
+    fn read(&self, request: ReadRequest) -> BoxFuture<'_, Result<Vec<RecordedEvent>, StoreError>> {
         async move { self.inner.reader.read(&request) }.boxed()
     }
 
@@ -506,7 +468,7 @@ impl EventLog for SledLog {
         timeline: TimelineSlug,
         from_version: u64,
         limit: usize,
-    ) -> BoxFuture<'_, Result<Vec<Arc<RecordedEvent>>, StoreError>> {
+    ) -> BoxFuture<'_, Result<Vec<RecordedEvent>, StoreError>> {
         async move {
             self.inner
                 .reader
@@ -515,16 +477,8 @@ impl EventLog for SledLog {
         .boxed()
     }
 
-    fn read_raw(
-        &self,
-        from: Position,
-        limit: usize,
-    ) -> BoxFuture<'_, Result<Vec<RawRecord>, StoreError>> {
-        async move { self.inner.reader.read_raw(from, limit) }.boxed()
-    }
-
-    fn event(&self, id: EventId) -> BoxFuture<'_, Result<Option<Arc<RecordedEvent>>, StoreError>> {
-        async move { Ok(self.inner.reader.event(&id)?.map(Arc::new)) }.boxed()
+    fn event(&self, id: EventId) -> BoxFuture<'_, Result<Option<RecordedEvent>, StoreError>> {
+        async move { self.inner.reader.event(&id) }.boxed()
     }
 
     fn timeline_version(
@@ -535,13 +489,7 @@ impl EventLog for SledLog {
     }
 
     fn registry(&self) -> BoxFuture<'_, Result<Arc<Registry>, StoreError>> {
-        let registry = self
-            .inner
-            .shared
-            .registry
-            .read()
-            .map(|r| Arc::clone(&r))
-            .map_err(|_| StoreError::Storage("registry lock poisoned".into()));
+        let registry = self.registry_now();
         async move { registry }.boxed()
     }
 

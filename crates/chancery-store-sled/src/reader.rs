@@ -1,15 +1,18 @@
-//! Reads of the log tree: events by position, id and timeline version, and filtered scans that
-//! walk the smallest fitting index and check the rest of the filter on each event.
+//! Reads of the log: records by position from the segments, by id and timeline version through
+//! the index, and filtered scans that walk the smallest fitting index and check the rest of the
+//! filter on each record's terms. Every read is bounded by a head: nothing past the head the
+//! writer published is ever seen.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use chancery_domain::{
-    EventId, Kind, Position, RecordedEvent, Registry, TimelineSlug, decode_record,
-};
-use chancery_store::{Direction, EventFilter, RawRecord, ReadRequest, StoreError};
+use chancery_domain::{EventId, Kind, Position, RecordedEvent, Registry, TimelineSlug};
+use chancery_store::{Direction, EventFilter, ReadRequest, StoreError};
 
 use crate::keys::{self, IdEntry};
+use crate::postings;
+use crate::segments::Segments;
 
 /// Turns a sled error into the store's: a full disk is told apart, so users know what to do.
 pub fn storage_error(e: sled::Error) -> StoreError {
@@ -36,20 +39,41 @@ pub fn io_error(io: &std::io::Error) -> StoreError {
     }
 }
 
-/// Reads of the log tree. Clones share the tree, which the writer swaps when it reopens the
-/// database: sled refuses every write after its first I/O error (a full disk), and only a reopen
-/// clears that.
+pub fn corrupt(position: Option<Position>, detail: &str) -> StoreError {
+    StoreError::Corrupt {
+        position,
+        detail: detail.to_owned(),
+    }
+}
+
+/// Reads of the log. Clones share the segments, the index tree (which the writer swaps when it
+/// reopens the database: sled refuses every write after its first I/O error, and only a reopen
+/// clears that) and the published head.
 #[derive(Clone)]
 pub struct Reader {
+    segments: Arc<Segments>,
     /// `None` only while the writer reopens the database.
     tree: Arc<RwLock<Option<sled::Tree>>>,
+    /// The head the writer published: the end of what readers may see.
+    published: Arc<AtomicU64>,
 }
 
 impl Reader {
-    pub fn new(tree: sled::Tree) -> Self {
+    pub fn new(segments: Arc<Segments>, tree: sled::Tree, published: Arc<AtomicU64>) -> Self {
         Self {
+            segments,
             tree: Arc::new(RwLock::new(Some(tree))),
+            published,
         }
+    }
+
+    /// The published head's position.
+    pub fn head(&self) -> Position {
+        self.published.load(Ordering::Acquire)
+    }
+
+    pub fn segments(&self) -> &Arc<Segments> {
+        &self.segments
     }
 
     /// The tree as it is now; each read takes its own handle, so a reopen waits for no reader.
@@ -74,108 +98,126 @@ impl Reader {
         std::mem::replace(&mut *slot, tree)
     }
 
-    pub fn record(&self, position: Position) -> Result<Option<RecordedEvent>, StoreError> {
-        match self
-            .tree()?
-            .get(keys::event(position))
-            .map_err(storage_error)?
-        {
-            None => Ok(None),
-            Some(bytes) => decode(position, &bytes).map(Some),
+    /// A reader of the same log with a tree of its own (the writer's, while it reopens).
+    pub fn with_tree(&self, tree: sled::Tree) -> Reader {
+        Reader {
+            segments: Arc::clone(&self.segments),
+            tree: Arc::new(RwLock::new(Some(tree))),
+            published: Arc::clone(&self.published),
         }
     }
 
-    /// The last record, if any.
-    pub fn last_record(&self) -> Result<Option<(RecordedEvent, Vec<u8>)>, StoreError> {
-        let last = self
-            .tree()?
-            .scan_prefix([keys::EVENT])
-            .next_back()
-            .transpose()
-            .map_err(storage_error)?;
-        match last {
+    /// The record at `position`, if it is at most `bound`.
+    pub fn record_within(
+        &self,
+        position: Position,
+        bound: Position,
+    ) -> Result<Option<RecordedEvent>, StoreError> {
+        if position == 0 || position > bound {
+            return Ok(None);
+        }
+        self.segments.read(position)
+    }
+
+    /// What the index says of an event, as the log stood at `bound`.
+    pub fn id_entry_within(
+        &self,
+        id: &EventId,
+        bound: Position,
+    ) -> Result<Option<IdEntry>, StoreError> {
+        match self.tree()?.get(keys::id(id)).map_err(storage_error)? {
             None => Ok(None),
-            Some((key, bytes)) => {
-                let position = keys::u64_suffix(&key)
-                    .ok_or_else(|| corrupt(None, "an event key is malformed"))?;
-                Ok(Some((decode(position, &bytes)?, bytes.to_vec())))
+            Some(v) => {
+                let entry = IdEntry::decode(&v)
+                    .ok_or_else(|| corrupt(None, &format!("the id entry of {id} is malformed")))?;
+                Ok((entry.position <= bound).then_some(entry))
             }
         }
     }
 
-    pub fn id_entry(&self, id: &EventId) -> Result<Option<IdEntry>, StoreError> {
-        match self.tree()?.get(keys::id(id)).map_err(storage_error)? {
+    pub fn event(&self, id: &EventId) -> Result<Option<RecordedEvent>, StoreError> {
+        let head = self.head();
+        match self.id_entry_within(id, head)? {
             None => Ok(None),
-            Some(v) => IdEntry::decode(&v)
+            Some(entry) => self
+                .record_within(entry.position, head)?
                 .map(Some)
-                .ok_or_else(|| corrupt(None, &format!("the id entry of {id} is malformed"))),
+                .ok_or_else(|| {
+                    corrupt(
+                        Some(entry.position),
+                        &format!("event {id} is indexed but its record is missing"),
+                    )
+                }),
         }
     }
 
-    pub fn event(&self, id: &EventId) -> Result<Option<RecordedEvent>, StoreError> {
-        match self.id_entry(id)? {
-            None => Ok(None),
-            Some(entry) => self.record(entry.position)?.map(Some).ok_or_else(|| {
-                corrupt(
-                    Some(entry.position),
-                    &format!("event {id} is indexed but its record is missing"),
-                )
-            }),
-        }
+    /// A timeline's version as the log stood at `bound`: the number of its events up to there.
+    pub fn timeline_version_within(
+        &self,
+        timeline: &str,
+        bound: Position,
+    ) -> Result<Option<u64>, StoreError> {
+        let prefix = keys::postings(keys::DIM_TIMELINE, timeline.as_bytes());
+        let count = postings::count(&self.tree()?, &prefix, bound)?;
+        Ok((count > 0).then_some(count))
     }
 
     pub fn timeline_version(&self, timeline: &TimelineSlug) -> Result<Option<u64>, StoreError> {
-        let value = self
-            .tree()?
-            .get(keys::timeline_head(timeline))
-            .map_err(storage_error)?;
-        Ok(value.and_then(|v| keys::u64_prefix(&v)))
+        self.timeline_version_within(timeline.as_str(), self.head())
     }
 
-    pub fn read(&self, request: &ReadRequest) -> Result<Vec<Arc<RecordedEvent>>, StoreError> {
+    pub fn read(&self, request: &ReadRequest) -> Result<Vec<RecordedEvent>, StoreError> {
+        let head = self.head();
         let mut out = Vec::new();
         if request.limit == 0 {
             return Ok(out);
         }
         let backward = request.direction == Direction::Backward;
-        let Some(mut positions) = self.positions(&request.filter, request.from, backward) else {
-            return self.read_all(request.from, request.limit, backward);
+        let from = request.from.min(head);
+        let Some(mut positions) = self.positions(&request.filter, from, backward, head) else {
+            return self.read_all(request.from, request.limit, backward, head);
         };
         while out.len() < request.limit {
             let Some(position) = positions.next() else {
                 break;
             };
-            let position = position?;
             let record = self
-                .record(position)?
-                .ok_or_else(|| corrupt(Some(position), "indexed but missing"))?;
-            if request.filter.matches(&record.event) {
-                out.push(Arc::new(record));
+                .record_within(position?, head)?
+                .ok_or_else(|| corrupt(None, "indexed past the log's end"))?;
+            if request.filter.matches_record(&record) {
+                out.push(record);
             }
         }
         Ok(out)
     }
 
-    /// Every record from `from` on (or back): one scan of the `E` keys, their values decoded as
-    /// they come, rather than a lookup per position (replay reads the whole log this way).
+    /// Every record from `from` on (or back), read from the segments in one pass.
     fn read_all(
         &self,
         from: Position,
         limit: usize,
         backward: bool,
-    ) -> Result<Vec<Arc<RecordedEvent>>, StoreError> {
-        let tree = self.tree()?;
-        let range: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> = if backward {
-            Box::new(tree.range(keys::event(0)..=keys::event(from)).rev())
+        head: Position,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let limit = u64::try_from(limit).unwrap_or(u64::MAX);
+        let (lo, hi) = if backward {
+            let hi = from.min(head);
+            (hi.saturating_sub(limit - 1).max(1), hi)
         } else {
-            Box::new(tree.range(keys::event(from)..=keys::event(Position::MAX)))
+            let lo = from.max(1);
+            (lo, head.min(lo.saturating_add(limit - 1)))
         };
-        let mut out = Vec::with_capacity(limit.min(4096));
-        for kv in range.take(limit) {
-            let (key, bytes) = kv.map_err(storage_error)?;
-            let position =
-                keys::u64_suffix(&key).ok_or_else(|| corrupt(None, "an event key is malformed"))?;
-            out.push(Arc::new(decode(position, &bytes)?));
+        let mut out = Vec::with_capacity(
+            usize::try_from((hi + 1).saturating_sub(lo))
+                .unwrap_or(0)
+                .min(65_536),
+        );
+        self.segments.scan(lo, hi, &mut |record| {
+            out.push(record);
+            true
+        })?;
+        if backward {
+            out.reverse();
         }
         Ok(out)
     }
@@ -187,7 +229,11 @@ impl Reader {
         filter: &EventFilter,
         from: Position,
         backward: bool,
+        head: Position,
     ) -> Option<Box<dyn Iterator<Item = Result<Position, StoreError>> + '_>> {
+        if filter.is_empty() {
+            return None;
+        }
         let tree = match self.tree() {
             Ok(tree) => tree,
             Err(e) => return Some(Box::new(std::iter::once(Err(e)))),
@@ -198,29 +244,17 @@ impl Reader {
                 .chain([keys::WILDCARD.to_vec()])
                 .collect::<Vec<_>>()
         };
+        let names = |list: &[&str]| list.iter().map(|s| s.as_bytes().to_vec()).collect();
         let (dimension, values): (u8, Vec<Vec<u8>>) = if !filter.issues.is_empty() {
-            (
-                keys::DIM_ISSUE,
-                wildcard(
-                    filter
-                        .issues
-                        .iter()
-                        .map(|i| i.as_str().as_bytes().to_vec())
-                        .collect(),
-                ),
-            )
+            let issues: Vec<&str> = filter.issues.iter().map(|i| i.as_str()).collect();
+            (keys::DIM_ISSUE, wildcard(names(&issues)))
         } else if !filter.parties.is_empty() {
-            (
-                keys::DIM_PARTY,
-                wildcard(
-                    filter
-                        .parties
-                        .iter()
-                        .map(|p| p.as_str().as_bytes().to_vec())
-                        .collect(),
-                ),
-            )
-        } else if !filter.kinds.is_empty() {
+            let parties: Vec<&str> = filter.parties.iter().map(|p| p.as_str()).collect();
+            (keys::DIM_PARTY, wildcard(names(&parties)))
+        } else if !filter.timelines.is_empty() {
+            let timelines: Vec<&str> = filter.timelines.iter().map(|t| t.as_str()).collect();
+            (keys::DIM_TIMELINE, names(&timelines))
+        } else {
             (
                 keys::DIM_KIND,
                 filter
@@ -229,143 +263,79 @@ impl Reader {
                     .map(|k| keys::kind_value(*k).to_vec())
                     .collect(),
             )
-        } else if !filter.timelines.is_empty() {
-            (
-                keys::DIM_TIMELINE,
-                filter
-                    .timelines
-                    .iter()
-                    .map(|t| t.as_str().as_bytes().to_vec())
-                    .collect(),
-            )
-        } else {
-            return None;
         };
-        let streams: Vec<Box<dyn Iterator<Item = Result<Position, StoreError>>>> = values
+        let streams: Vec<Positions<'_>> = values
             .iter()
             .map(|value| {
-                let lo = keys::tag(dimension, value, if backward { 0 } else { from });
-                let hi = keys::tag(
-                    dimension,
-                    value,
-                    if backward { from } else { Position::MAX },
-                );
-                let range = tree.range(lo..=hi);
-                let to_position = |kv: Result<(sled::IVec, sled::IVec), sled::Error>| {
-                    let (k, _) = kv.map_err(storage_error)?;
-                    keys::u64_suffix(&k).ok_or_else(|| corrupt(None, "a tag key is malformed"))
-                };
-                if backward {
-                    Box::new(range.rev().map(to_position)) as Box<dyn Iterator<Item = _>>
-                } else {
-                    Box::new(range.map(to_position))
-                }
+                let prefix = keys::postings(dimension, value);
+                Box::new(postings::positions(&tree, prefix, from, backward, head)) as Positions<'_>
             })
             .collect();
         Some(Box::new(Merged::new(streams, backward)))
     }
 
+    /// Events of a timeline from a version on, in version order.
     pub fn read_timeline(
         &self,
         timeline: &TimelineSlug,
         from_version: u64,
         limit: usize,
-    ) -> Result<Vec<Arc<RecordedEvent>>, StoreError> {
-        let lo = keys::version(timeline, from_version);
-        let hi = keys::version(timeline, u64::MAX);
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let head = self.head();
+        let tree = self.tree()?;
+        let prefix = keys::postings(keys::DIM_TIMELINE, timeline.as_str().as_bytes());
+        let Some(start) = postings::nth(&tree, &prefix, from_version.max(1) - 1, head)? else {
+            return Ok(Vec::new());
+        };
         let mut out = Vec::new();
-        for kv in self.tree()?.range(lo..=hi).take(limit) {
-            let (_, value) = kv.map_err(storage_error)?;
-            let position = keys::u64_prefix(&value)
-                .ok_or_else(|| corrupt(None, "a version entry is malformed"))?;
+        for position in postings::positions(&tree, prefix, start, false, head).take(limit) {
+            let position = position?;
             let record = self
-                .record(position)?
-                .ok_or_else(|| corrupt(Some(position), "versioned but missing"))?;
-            out.push(Arc::new(record));
+                .record_within(position, head)?
+                .ok_or_else(|| corrupt(Some(position), "listed but missing"))?;
+            out.push(record);
         }
         Ok(out)
     }
 
-    pub fn read_raw(&self, from: Position, limit: usize) -> Result<Vec<RawRecord>, StoreError> {
-        let mut out = Vec::new();
-        for kv in self
-            .tree()?
-            .range(keys::event(from)..=keys::event(Position::MAX))
-            .take(limit)
-        {
-            let (k, v) = kv.map_err(storage_error)?;
-            let position =
-                keys::u64_suffix(&k).ok_or_else(|| corrupt(None, "an event key is malformed"))?;
-            out.push(RawRecord {
-                position,
-                bytes: v.to_vec(),
-            });
-        }
-        Ok(out)
-    }
-
-    /// Rebuilds the registry and timeline versions from the indexes, at open.
-    pub fn load_state(&self) -> Result<(Registry, HashMap<TimelineSlug, u64>), StoreError> {
+    /// Rebuilds the registry and the timelines' versions as the log stands at `head`: the
+    /// registrations from the kind index, the versions from each registered timeline's last.
+    pub fn load_state(
+        &self,
+        head: Position,
+    ) -> Result<(Registry, HashMap<TimelineSlug, u64>), StoreError> {
         let mut registry = Registry::default();
-        let registrations = [
+        let tree = self.tree()?;
+        let mut positions = Vec::new();
+        for kind in [
             Kind::TimelineRegistered,
             Kind::PartyRegistered,
             Kind::ActorRegistered,
             Kind::IssueRegistered,
-        ];
-        let mut positions = Vec::new();
-        for kind in registrations {
-            for kv in self
-                .tree()?
-                .scan_prefix(keys::tag_prefix(keys::DIM_KIND, &keys::kind_value(kind)))
-            {
-                let (k, _) = kv.map_err(storage_error)?;
-                positions.push(
-                    keys::u64_suffix(&k).ok_or_else(|| corrupt(None, "a tag key is malformed"))?,
-                );
+        ] {
+            let prefix = keys::postings(keys::DIM_KIND, &keys::kind_value(kind));
+            for position in postings::positions(&tree, prefix, 0, false, head) {
+                positions.push(position?);
             }
         }
         positions.sort_unstable();
         for position in positions {
             let record = self
-                .record(position)?
+                .record_within(position, head)?
                 .ok_or_else(|| corrupt(Some(position), "indexed but missing"))?;
-            registry.apply(&record.event);
+            let event = record
+                .event()
+                .map_err(|e| corrupt(Some(position), &e.to_string()))?;
+            registry.apply(event);
         }
         let mut versions = HashMap::new();
-        for kv in self.tree()?.scan_prefix([keys::TIMELINE_HEAD]) {
-            let (k, v) = kv.map_err(storage_error)?;
-            let slug = std::str::from_utf8(&k[1..])
-                .ok()
-                .and_then(|s| TimelineSlug::new(s).ok());
-            let version = keys::u64_prefix(&v);
-            match (slug, version) {
-                (Some(slug), Some(version)) => {
-                    versions.insert(slug, version);
-                }
-                _ => return Err(corrupt(None, "a timeline head entry is malformed")),
+        for timeline in registry.timelines.keys() {
+            if let Some(v) = self.timeline_version_within(timeline.as_str(), head)? {
+                versions.insert(timeline.clone(), v);
             }
         }
         Ok((registry, versions))
     }
-}
-
-pub fn corrupt(position: Option<Position>, detail: &str) -> StoreError {
-    StoreError::Corrupt {
-        position,
-        detail: detail.to_owned(),
-    }
-}
-
-pub(crate) fn decode(position: Position, bytes: &[u8]) -> Result<RecordedEvent, StoreError> {
-    let record = decode_record(bytes).map_err(|e| corrupt(Some(position), &e.to_string()))?;
-    if record.position != position {
-        return Err(corrupt(
-            Some(position),
-            &format!("the record says position {}", record.position),
-        ));
-    }
-    Ok(record)
 }
 
 /// A stream of positions read from an index.
@@ -379,10 +349,7 @@ struct Merged<'a> {
 }
 
 impl<'a> Merged<'a> {
-    fn new(
-        streams: Vec<Box<dyn Iterator<Item = Result<Position, StoreError>> + 'a>>,
-        backward: bool,
-    ) -> Self {
+    fn new(streams: Vec<Positions<'a>>, backward: bool) -> Self {
         Self {
             streams: streams.into_iter().map(Iterator::peekable).collect(),
             backward,

@@ -17,7 +17,7 @@ use fs2::FileExt;
 
 /// The reserve's size: room for sled to recover (up to a segment) and for the write-ahead log's
 /// tail to be applied again, which a checkpoint every second keeps short.
-pub const RESERVE_BYTES: u64 = 2 * crate::SEGMENT_SIZE as u64;
+pub const RESERVE_BYTES: u64 = 2 * crate::SLED_SEGMENT as u64;
 
 const FILE_NAME: &str = "reserve";
 

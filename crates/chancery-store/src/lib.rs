@@ -1,11 +1,13 @@
 //! The event-log contract: one trait ([`EventLog`]) that every storage backend implements, its
-//! errors, the filters and live subscriptions shared by backends, and (feature `testing`) the
+//! errors, the rules of appending that every backend applies ([`sequencer`]), the filters and
+//! live subscriptions shared by backends, and (feature `testing`) the
 //! contract test suite that every backend must pass unchanged.
 
 pub mod error;
 pub mod filter;
 pub mod live;
 pub mod log;
+pub mod sequencer;
 
 #[cfg(feature = "testing")]
 pub mod contract;
@@ -15,5 +17,5 @@ pub use filter::EventFilter;
 pub use live::{ForwardReader, LiveFeed};
 pub use log::{
     AppendOutcome, AppendRequest, Appended, Direction, EventLog, EventStream, ExpectedVersion,
-    Head, RawRecord, ReadRequest, RestoreOutcome,
+    Head, ReadRequest, RestoreOutcome,
 };

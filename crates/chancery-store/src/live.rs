@@ -27,13 +27,13 @@ pub trait ForwardReader: Send + Sync + 'static {
         from: Position,
         filter: &EventFilter,
         limit: usize,
-    ) -> BoxFuture<'_, Result<Vec<Arc<RecordedEvent>>, StoreError>>;
+    ) -> BoxFuture<'_, Result<Vec<RecordedEvent>, StoreError>>;
 }
 
 /// The head position and the most recent events, published by the backend after each commit.
 pub struct LiveFeed {
     head: watch::Sender<Position>,
-    recent: RwLock<VecDeque<Arc<RecordedEvent>>>,
+    recent: RwLock<VecDeque<RecordedEvent>>,
     capacity: usize,
 }
 
@@ -58,7 +58,7 @@ impl LiveFeed {
 
     /// Publishes events just committed, in position order, continuing the head. Call only once
     /// they are durable and readable from storage.
-    pub fn publish(&self, events: &[Arc<RecordedEvent>]) {
+    pub fn publish(&self, events: &[RecordedEvent]) {
         let Some(last) = events.last() else { return };
         {
             let mut recent = self
@@ -67,7 +67,7 @@ impl LiveFeed {
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             let contiguous = recent
                 .back()
-                .is_none_or(|b| events[0].position == b.position + 1);
+                .is_none_or(|b| events[0].position() == b.position() + 1);
             if !contiguous {
                 recent.clear();
             }
@@ -75,10 +75,10 @@ impl LiveFeed {
                 if recent.len() == self.capacity {
                     recent.pop_front();
                 }
-                recent.push_back(Arc::clone(e));
+                recent.push_back(e.clone());
             }
         }
-        self.head.send_replace(last.position);
+        self.head.send_replace(last.position());
     }
 
     /// Matching events from `from` up to `to` found in the ring, at most `limit`, and the last
@@ -89,12 +89,12 @@ impl LiveFeed {
         to: Position,
         filter: &EventFilter,
         limit: usize,
-    ) -> Option<(Vec<Arc<RecordedEvent>>, Position)> {
+    ) -> Option<(Vec<RecordedEvent>, Position)> {
         let recent = self
             .recent
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let first = recent.front()?.position;
+        let first = recent.front()?.position();
         if from < first {
             return None;
         }
@@ -102,12 +102,12 @@ impl LiveFeed {
         let mut found = Vec::new();
         let mut scanned = from.saturating_sub(1);
         for e in recent.iter().skip(skip) {
-            if e.position > to || found.len() == limit {
+            if e.position() > to || found.len() == limit {
                 break;
             }
-            scanned = e.position;
-            if filter.matches(&e.event) {
-                found.push(Arc::clone(e));
+            scanned = e.position();
+            if filter.matches_record(e) {
+                found.push(e.clone());
             }
         }
         Some((found, scanned))
@@ -120,7 +120,7 @@ struct Cursor<R> {
     filter: EventFilter,
     head: watch::Receiver<Position>,
     next: Position,
-    pending: VecDeque<Arc<RecordedEvent>>,
+    pending: VecDeque<RecordedEvent>,
     finished: bool,
 }
 
@@ -163,7 +163,7 @@ pub fn subscribe<R: ForwardReader>(
                 }
                 match c.reader.read_forward(c.next, &c.filter, CHUNK).await {
                     Ok(found) => {
-                        let last = found.last().map_or(0, |e| e.position);
+                        let last = found.last().map_or(0, RecordedEvent::position);
                         // A short read reached the log's end, which is at least `head`.
                         c.next = if found.len() < CHUNK {
                             (head + 1).max(last + 1)

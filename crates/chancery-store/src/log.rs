@@ -66,6 +66,8 @@ pub struct AppendOutcome {
     pub events: Vec<Appended>,
     /// True when the whole batch had been recorded before: nothing new was written.
     pub deduplicated: bool,
+    /// The records, one per event, in order: what an answer shows without reading them back.
+    pub records: Vec<RecordedEvent>,
 }
 
 impl AppendOutcome {
@@ -138,14 +140,6 @@ impl ReadRequest {
     }
 }
 
-/// An event's stored bytes, exactly as written: what export and verify work on, so that they
-/// survive schema upgrades.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RawRecord {
-    pub position: Position,
-    pub bytes: Vec<u8>,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RestoreOutcome {
     pub restored: u64,
@@ -153,7 +147,7 @@ pub struct RestoreOutcome {
 }
 
 /// A live feed of recorded events.
-pub type EventStream = BoxStream<'static, Result<Arc<RecordedEvent>, StoreError>>;
+pub type EventStream = BoxStream<'static, Result<RecordedEvent, StoreError>>;
 
 /// The event log. Every backend implements it and passes the contract test suite.
 pub trait EventLog: Send + Sync {
@@ -162,15 +156,14 @@ pub trait EventLog: Send + Sync {
 
     /// Writes records exported from another log verbatim (same positions, times and hashes),
     /// continuing this log's chain: the first must follow the current head. Every record is
-    /// checked (hash, chain, positions, versions, validity) before anything is written.
+    /// checked (hash, chain, positions, versions, validity) before anything is written. The
+    /// records are stored bytes in any form `chancery_domain::decode_record` reads: export lines
+    /// (canonical JSON) or another log's stored form.
     fn restore(&self, records: Vec<Vec<u8>>) -> BoxFuture<'_, Result<RestoreOutcome, StoreError>>;
 
     fn head(&self) -> BoxFuture<'_, Result<Head, StoreError>>;
 
-    fn read(
-        &self,
-        request: ReadRequest,
-    ) -> BoxFuture<'_, Result<Vec<Arc<RecordedEvent>>, StoreError>>;
+    fn read(&self, request: ReadRequest) -> BoxFuture<'_, Result<Vec<RecordedEvent>, StoreError>>;
 
     /// Events of one timeline from a version on, in version order.
     fn read_timeline(
@@ -178,16 +171,9 @@ pub trait EventLog: Send + Sync {
         timeline: TimelineSlug,
         from_version: u64,
         limit: usize,
-    ) -> BoxFuture<'_, Result<Vec<Arc<RecordedEvent>>, StoreError>>;
+    ) -> BoxFuture<'_, Result<Vec<RecordedEvent>, StoreError>>;
 
-    /// Stored bytes from a position on, in position order.
-    fn read_raw(
-        &self,
-        from: Position,
-        limit: usize,
-    ) -> BoxFuture<'_, Result<Vec<RawRecord>, StoreError>>;
-
-    fn event(&self, id: EventId) -> BoxFuture<'_, Result<Option<Arc<RecordedEvent>>, StoreError>>;
+    fn event(&self, id: EventId) -> BoxFuture<'_, Result<Option<RecordedEvent>, StoreError>>;
 
     /// The current version of a timeline, `None` when it has no events.
     fn timeline_version(

@@ -5,9 +5,10 @@
 //!   appends in batches, skipping events already recorded with the same content, so it can be
 //!   re-run safely.
 //! - **Exports** (format `chancery-export`, version 1) start with a header line, then hold every
-//!   record's stored bytes, one per line, in position order. Importing an export into an empty
-//!   store restores it exactly: same ids, positions, times and hashes. Export and import thus
-//!   double as backup and restore, and `verify` can check an export on its own.
+//!   record's canonical JSON (the bytes its hash covers, with the hash), one per line, in
+//!   position order. Importing an export into an empty store restores it exactly: same ids,
+//!   positions, times and hashes, and exporting it again gives the same bytes. Export and import
+//!   thus double as backup and restore, and `verify` can check an export on its own.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{self, BufRead, Write};
@@ -16,10 +17,10 @@ use std::sync::Arc;
 
 use chancery_domain::codes::codes;
 use chancery_domain::{
-    EventId, EventRef, Hash, NewEvent, Payload, Position, RecordedEvent, References, Registry,
-    decode_record, validate, validate_references, verify_record_hash,
+    EventId, EventRef, Hash, NewEvent, Payload, Position, RecordError, RecordedEvent, References,
+    Registry, validate, validate_references,
 };
-use chancery_store::{AppendRequest, EventLog, ExpectedVersion, StoreError};
+use chancery_store::{AppendRequest, EventLog, ExpectedVersion, ReadRequest, StoreError};
 use serde::{Deserialize, Serialize};
 
 /// The name in every export's header line.
@@ -228,12 +229,17 @@ async fn import_events(
         }
         summary.read += 1;
         if let Some(stored) = log.event(event.id).await? {
-            if stored.event != event {
+            if stored
+                .event()
+                .map_err(|e| unreadable(stored.position(), &e))?
+                != &event
+            {
                 return Err(line_error(
                     number,
                     format!(
                         "id: {} is already recorded at position {} with other content",
-                        event.id, stored.position
+                        event.id,
+                        stored.position()
                     ),
                 ));
             }
@@ -251,9 +257,12 @@ async fn import_events(
         for id in event.referenced_events() {
             if let std::collections::hash_map::Entry::Vacant(slot) = known.entry(id) {
                 if let Some(stored) = log.event(id).await? {
+                    let event = stored
+                        .event()
+                        .map_err(|e| unreadable(stored.position(), &e))?;
                     slot.insert(EventRef {
-                        kind: stored.event.kind(),
-                        timeline: stored.event.timeline.clone(),
+                        kind: event.kind(),
+                        timeline: event.timeline.clone(),
                         retracted: false,
                     });
                 }
@@ -362,20 +371,23 @@ async fn restore(
     let mut prev = Hash::GENESIS;
     for (expected_position, item) in (1..).zip(lines(source.open()?).skip(1)) {
         let (number, text, _) = item?;
-        let record = check_record(number, text.as_bytes(), expected_position, prev)?;
-        if record.position <= head.position {
-            let stored = log.read_raw(record.position, 1).await?;
-            if stored.first().map(|r| r.bytes.as_slice()) != Some(text.as_bytes()) {
+        let record = check_line(number, text.as_bytes(), expected_position, prev)?;
+        let position = record.position();
+        if position <= head.position {
+            let stored = log.read(ReadRequest::forward(position, 1)).await?;
+            let same = stored
+                .first()
+                .is_some_and(|r| r.position() == position && r.hash() == record.hash());
+            if !same {
                 return Err(line_error(
                     number,
                     format!(
-                        "position {} differs from what this store holds: restore into an empty store",
-                        record.position
+                        "position {position} differs from what this store holds: restore into an empty store"
                     ),
                 ));
             }
         }
-        prev = record.hash;
+        prev = record.hash();
         summary.read += 1;
         progress(Progress {
             phase: "checking",
@@ -444,29 +456,70 @@ async fn restore_chunk(
     Ok(out.restored)
 }
 
-/// Checks one stored record: its hash, its schema, its place in the chain.
-fn check_record(
+/// Checks one export line: its hash, its canonical form, its schema, its place in the chain.
+fn check_line(
     line: u64,
     bytes: &[u8],
     position: Position,
     prev: Hash,
 ) -> Result<RecordedEvent, ExchangeError> {
     let at = |m: String| line_error(line, format!("position {position}: {m}"));
-    verify_record_hash(bytes).map_err(|e| at(e.to_string()))?;
-    let record = decode_record(bytes).map_err(|e| at(e.to_string()))?;
-    if record.position != position {
-        return Err(at(format!(
-            "the record says position {}, out of order",
-            record.position
-        )));
-    }
-    if record.prev_hash != prev {
-        return Err(at(format!(
-            "the chain is broken: prevHash is {} but the record before hashes to {prev}",
-            record.prev_hash
-        )));
-    }
+    let record = RecordedEvent::from_canonical_json(bytes).map_err(|e| at(e.to_string()))?;
+    check_chain(&record, position, prev).map_err(at)?;
     Ok(record)
+}
+
+/// Checks a record's place in the chain: its position, and the hash it chains to.
+fn check_chain(record: &RecordedEvent, position: Position, prev: Hash) -> Result<(), String> {
+    if record.position() != position {
+        return Err(format!(
+            "the record says position {}, out of order",
+            record.position()
+        ));
+    }
+    if record.prev_hash() != prev {
+        return Err(format!(
+            "the chain is broken: prevHash is {} but the record before hashes to {prev}",
+            record.prev_hash()
+        ));
+    }
+    Ok(())
+}
+
+fn unreadable(position: Position, e: &RecordError) -> ExchangeError {
+    StoreError::Corrupt {
+        position: Some(position),
+        detail: e.to_string(),
+    }
+    .into()
+}
+
+/// Records `next..=last` of the log, at most a chunk, in order.
+async fn read_chunk(
+    log: &dyn EventLog,
+    next: Position,
+    last: Position,
+) -> Result<Vec<RecordedEvent>, ExchangeError> {
+    let limit = usize::try_from((last - next + 1).min(RECORD_CHUNK as u64)).unwrap_or(RECORD_CHUNK);
+    let records = log.read(ReadRequest::forward(next, limit)).await?;
+    if records.first().map(RecordedEvent::position) != Some(next) {
+        return Err(StoreError::Corrupt {
+            position: Some(next),
+            detail: "missing below the head".into(),
+        }
+        .into());
+    }
+    Ok(records)
+}
+
+/// Appends a record's export line (its canonical JSON and a newline).
+fn export_line(record: &RecordedEvent, out: &mut Vec<u8>) -> Result<(), ExchangeError> {
+    let line = record
+        .canonical_json()
+        .map_err(|e| unreadable(record.position(), &e))?;
+    out.extend_from_slice(&line);
+    out.push(b'\n');
+    Ok(())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -507,20 +560,11 @@ pub fn export_stream(
             if next > last {
                 return Ok(None);
             }
-            let limit =
-                usize::try_from((last - next + 1).min(RECORD_CHUNK as u64)).unwrap_or(RECORD_CHUNK);
-            let records = log.read_raw(next, limit).await?;
-            let Some(end) = records.last().map(|r| r.position) else {
-                return Err(StoreError::Corrupt {
-                    position: Some(next),
-                    detail: "missing below the head".into(),
-                }
-                .into());
-            };
-            let mut chunk = Vec::with_capacity(records.iter().map(|r| r.bytes.len() + 1).sum());
-            for r in &records {
-                chunk.extend_from_slice(&r.bytes);
-                chunk.push(b'\n');
+            let records = read_chunk(log.as_ref(), next, last).await?;
+            let end = records.last().map_or(next, RecordedEvent::position);
+            let mut chunk = Vec::with_capacity(records.len() * 1024);
+            for record in &records {
+                export_line(record, &mut chunk)?;
             }
             Ok(Some((chunk, (log, Some((end + 1, last))))))
         },
@@ -541,33 +585,18 @@ pub async fn export(
         ExportFormat::Csv => out.write_all(CSV_HEADER.as_bytes()).map_err(io)?,
     }
     let mut next = 1;
+    let mut lines = Vec::new();
     while next <= head.position {
-        let limit = usize::try_from((head.position - next + 1).min(RECORD_CHUNK as u64))
-            .unwrap_or(RECORD_CHUNK);
-        let records = log.read_raw(next, limit).await?;
-        if records.is_empty() {
-            return Err(StoreError::Corrupt {
-                position: Some(next),
-                detail: "missing below the head".into(),
-            }
-            .into());
-        }
-        for r in &records {
+        let records = read_chunk(log, next, head.position).await?;
+        lines.clear();
+        for record in &records {
             match format {
-                ExportFormat::Ndjson => {
-                    out.write_all(&r.bytes).map_err(io)?;
-                    out.write_all(b"\n").map_err(io)?;
-                }
-                ExportFormat::Csv => {
-                    let record = decode_record(&r.bytes).map_err(|e| StoreError::Corrupt {
-                        position: Some(r.position),
-                        detail: e.to_string(),
-                    })?;
-                    out.write_all(csv_row(&record).as_bytes()).map_err(io)?;
-                }
+                ExportFormat::Ndjson => export_line(record, &mut lines)?,
+                ExportFormat::Csv => lines.extend_from_slice(csv_row(record)?.as_bytes()),
             }
-            next = r.position + 1;
+            next = record.position() + 1;
         }
+        out.write_all(&lines).map_err(io)?;
         progress(Progress {
             phase: "exporting",
             done: next - 1,
@@ -591,8 +620,8 @@ fn csv_field(out: &mut String, value: &str) {
     out.push(',');
 }
 
-fn csv_row(r: &RecordedEvent) -> String {
-    let e = &r.event;
+fn csv_row(r: &RecordedEvent) -> Result<String, ExchangeError> {
+    let e = r.event().map_err(|err| unreadable(r.position(), &err))?;
     let join = |parts: Vec<String>| parts.join(";");
     let participants = |list: &[chancery_domain::Participant]| {
         join(
@@ -607,9 +636,9 @@ fn csv_row(r: &RecordedEvent) -> String {
     let codes = codes(e);
     let mut row = String::new();
     for value in [
-        r.position.to_string(),
-        r.version.to_string(),
-        r.recorded_at.to_string(),
+        r.position().to_string(),
+        r.version().to_string(),
+        r.recorded_at().to_string(),
         e.timeline.to_string(),
         e.id.to_string(),
         e.kind().to_string(),
@@ -647,13 +676,13 @@ fn csv_row(r: &RecordedEvent) -> String {
             .map(|c| c.quad_class.number().to_string())
             .unwrap_or_default(),
         codes.map(|c| c.goldstein.to_string()).unwrap_or_default(),
-        r.hash.to_string(),
+        r.hash().to_string(),
     ] {
         csv_field(&mut row, &value);
     }
     row.pop();
     row.push('\n');
-    row
+    Ok(row)
 }
 
 /// What a verification found.
@@ -674,28 +703,30 @@ pub async fn verify_log(
     let mut prev = Hash::GENESIS;
     let mut next = 1;
     while next <= head.position {
-        let records = log.read_raw(next, RECORD_CHUNK).await?;
-        if records.is_empty() {
-            return Ok(Verification {
-                records: next - 1,
-                head_hash: prev,
-                broken: Some((next, "the record is missing".into())),
-            });
-        }
-        for r in records
-            .into_iter()
-            .take_while(|r| r.position <= head.position)
-        {
-            match check_record(0, &r.bytes, next, prev) {
-                Ok(record) => prev = record.hash,
-                Err(ExchangeError::Line { message, .. }) => {
+        let records = match read_chunk(log, next, head.position).await {
+            Ok(records) => records,
+            Err(ExchangeError::Store(StoreError::Corrupt { detail, .. })) => {
+                return Ok(Verification {
+                    records: next - 1,
+                    head_hash: prev,
+                    broken: Some((next, detail)),
+                });
+            }
+            Err(other) => return Err(other),
+        };
+        for record in records {
+            let checked = check_chain(&record, next, prev)
+                .and_then(|()| record.verify().map_err(|e| e.to_string()))
+                .map_err(|m| format!("position {next}: {m}"));
+            match checked {
+                Ok(hash) => prev = hash,
+                Err(message) => {
                     return Ok(Verification {
                         records: next - 1,
                         head_hash: prev,
                         broken: Some((next, message)),
                     });
                 }
-                Err(other) => return Err(other),
             }
             next += 1;
         }
@@ -747,8 +778,8 @@ pub fn verify_export(
     let mut count = 0;
     for item in items {
         let (number, text, _) = item?;
-        match check_record(number, text.as_bytes(), count + 1, prev) {
-            Ok(record) => prev = record.hash,
+        match check_line(number, text.as_bytes(), count + 1, prev) {
+            Ok(record) => prev = record.hash(),
             Err(ExchangeError::Line { message, .. }) => {
                 return Ok(Verification {
                     records: count,

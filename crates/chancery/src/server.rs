@@ -148,6 +148,7 @@ impl App {
                 allowed: self.origins.clone(),
             },
             answers: Arc::default(),
+            documents: Arc::default(),
         };
         let health = Health {
             api: Arc::clone(&self.api),

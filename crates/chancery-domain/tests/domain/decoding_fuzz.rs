@@ -3,7 +3,7 @@
 //! panic, and damage must never pass for a good record. Cases per property: `CHANCERY_FUZZ_CASES`
 //! (default 10,000, about 5 s in a debug build).
 
-use chancery_domain::record::{encode_record, verify_record_hash};
+use chancery_domain::record::verify_record_hash;
 use chancery_domain::*;
 use proptest::prelude::*;
 
@@ -37,9 +37,10 @@ fn seal_demo() -> Vec<(RecordedEvent, Vec<u8>)> {
         .map(|(i, line)| {
             let event: NewEvent = serde_json::from_str(line).unwrap();
             let position = i as u64 + 1;
-            let (record, bytes) = RecordedEvent::seal(position, position, at, prev, event);
-            prev = record.hash;
-            (record, bytes)
+            let record = RecordedEvent::seal(position, position, at, prev, event);
+            prev = record.hash();
+            let line = record.canonical_json().unwrap();
+            (record, line)
         })
         .collect()
 }
@@ -87,18 +88,18 @@ fn apply(bytes: &mut Vec<u8>, damage: &Damage) {
 
 /// Whether a decoded record is self-consistent: its carried hash is the hash of its content.
 fn hash_matches_content(r: &RecordedEvent) -> bool {
-    encode_record(r.position, r.version, r.recorded_at, r.prev_hash, &r.event).1 == r.hash
+    r.verify().is_ok()
 }
 
-/// Checks what a reader may conclude from damaged bytes: the hash check refuses anything but the
-/// original bytes, and a decoding that hangs together can only be the original record (spelled
-/// differently, e.g. an upper-case UUID, which the hash check refuses anyway).
+/// Checks what a reader may conclude from a damaged export line: the hash check refuses
+/// anything but the original bytes, and so does decoding (which checks the hash and the
+/// canonical form).
 fn check_damaged(original: &(RecordedEvent, Vec<u8>), damaged: &[u8]) -> Result<(), TestCaseError> {
     let (record, bytes) = original;
     let verified = verify_record_hash(damaged);
     let decoded = decode_record(damaged);
     if damaged == bytes.as_slice() {
-        prop_assert_eq!(verified, Ok(record.hash));
+        prop_assert_eq!(verified, Ok(record.hash()));
         prop_assert_eq!(decoded, Ok(record.clone()));
         return Ok(());
     }
@@ -107,6 +108,18 @@ fn check_damaged(original: &(RecordedEvent, Vec<u8>), damaged: &[u8]) -> Result<
         "damaged bytes verified: {}",
         String::from_utf8_lossy(damaged)
     );
+    prop_assert!(
+        decoded.is_err(),
+        "damaged bytes decoded: {}",
+        String::from_utf8_lossy(damaged)
+    );
+    Ok(())
+}
+
+/// Checks what a reader may conclude from a damaged stored record: either it does not decode,
+/// or its content no longer hashes to the hash it carries, or it is the original record.
+fn check_damaged_stored(record: &RecordedEvent, damaged: &[u8]) -> Result<(), TestCaseError> {
+    let decoded = decode_record(damaged).and_then(|r| r.event().map(|_| r.clone()));
     if let Ok(decoded) = decoded {
         if hash_matches_content(&decoded) {
             prop_assert_eq!(
@@ -114,6 +127,7 @@ fn check_damaged(original: &(RecordedEvent, Vec<u8>), damaged: &[u8]) -> Result<
                 record,
                 "damage decoded to another record whose hash holds"
             );
+            prop_assert_eq!(damaged, record.stored(), "two stored forms of one record");
         }
     }
     Ok(())
@@ -128,7 +142,14 @@ proptest! {
         let verified = verify_record_hash(&bytes);
         let decoded = decode_record(&bytes);
         if let (Ok(hash), Ok(record)) = (&verified, &decoded) {
-            prop_assert_eq!(*hash, record.hash);
+            prop_assert_eq!(*hash, record.hash());
+        }
+        // As a stored record: the header may read, the rest never panics, nothing verifies.
+        if let Ok(record) = decode_record(&bytes) {
+            let _ = record.view().map(|v| v.payload());
+            if record.event().is_ok() {
+                prop_assert!(record.verify().is_err());
+            }
         }
     }
 
@@ -165,26 +186,51 @@ proptest! {
         }
         check_damaged(original, &damaged)?;
     }
+
+    /// The same damage to records in their stored form: never a panic, and never a record
+    /// whose hash holds unless unchanged.
+    #[test]
+    fn damaged_stored_records_are_never_taken_for_good_ones(
+        pick in any::<prop::sample::Index>(),
+        damages in prop::collection::vec(damage(), 1..4),
+    ) {
+        let records = demo_records();
+        let (record, _) = &records[pick.index(records.len())];
+        let mut damaged = record.stored().to_vec();
+        for d in &damages {
+            apply(&mut damaged, d);
+        }
+        check_damaged_stored(record, &damaged)?;
+    }
 }
 
 /// Every demo record survives the trip, so the damage property starts from good records.
 #[test]
 fn demo_records_verify_and_decode() {
     for (record, bytes) in demo_records() {
-        assert_eq!(verify_record_hash(bytes), Ok(record.hash));
+        assert_eq!(verify_record_hash(bytes), Ok(record.hash()));
         assert_eq!(decode_record(bytes).as_ref(), Ok(record));
+        let stored = decode_record(record.stored()).unwrap();
+        assert_eq!(stored.event().unwrap(), record.event().unwrap());
+        assert_eq!(stored.verify(), Ok(record.hash()));
+        assert_eq!(&stored.canonical_json().unwrap(), bytes);
     }
 }
 
-/// A change of spelling that decodes to the same record (an upper-case UUID digit) is still
-/// refused by the hash check: verification is over bytes, not over meaning.
+/// A change of spelling that means the same record (an upper-case UUID digit) is refused by the
+/// hash check: verification is over bytes, not over meaning, so an export line has one spelling.
 #[test]
-fn a_respelled_record_decodes_the_same_but_does_not_verify() {
+fn a_respelled_record_does_not_verify() {
     let records = demo_records();
     let (record, bytes) = &records[12];
     let text = String::from_utf8(bytes.clone()).unwrap();
     let respelled = text.replacen("016318ff", "016318FF", 1);
     assert_ne!(respelled, text);
-    assert_eq!(decode_record(respelled.as_bytes()).as_ref(), Ok(record));
+    let event: NewEvent = serde_json::from_value(
+        serde_json::from_str::<serde_json::Value>(&respelled).unwrap()["event"].clone(),
+    )
+    .unwrap();
+    assert_eq!(&event, record.event().unwrap(), "it means the same event");
     assert!(verify_record_hash(respelled.as_bytes()).is_err());
+    assert!(decode_record(respelled.as_bytes()).is_err());
 }

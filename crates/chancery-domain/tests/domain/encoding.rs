@@ -73,14 +73,23 @@ fn wrong_enum_values_and_dates_are_refused_with_what_is_allowed() {
 fn a_record_carries_a_hash_of_its_own_bytes_chained_to_the_previous_one() {
     let e = demo_event();
     let at = Timestamp::parse("2026-11-28T12:00:00Z").unwrap();
-    let (first, bytes1) = RecordedEvent::seal(1, 1, at, Hash::GENESIS, e.clone());
-    assert_eq!(verify_record_hash(&bytes1).unwrap(), first.hash);
-    assert_eq!(decode_record(&bytes1).unwrap(), first);
-    assert_eq!(first.encode(), bytes1);
+    let first = RecordedEvent::seal(1, 1, at, Hash::GENESIS, e.clone());
+    let line1 = first.canonical_json().unwrap();
+    assert_eq!(verify_record_hash(&line1).unwrap(), first.hash());
+    assert_eq!(decode_record(&line1).unwrap(), first);
+    assert_eq!(decode_record(first.stored()).unwrap(), first);
+    assert_eq!(first.verify(), Ok(first.hash()));
 
-    let (second, bytes2) = RecordedEvent::seal(2, 2, at, first.hash, e);
-    assert_ne!(second.hash, first.hash, "position and prevHash are hashed");
-    assert_eq!(decode_record(&bytes2).unwrap().prev_hash, first.hash);
+    let second = RecordedEvent::seal(2, 2, at, first.hash(), e);
+    assert_ne!(
+        second.hash(),
+        first.hash(),
+        "position and prevHash are hashed"
+    );
+    assert_eq!(
+        decode_record(second.stored()).unwrap().prev_hash(),
+        first.hash()
+    );
 }
 
 #[test]
@@ -119,6 +128,21 @@ fn records_from_a_newer_schema_are_refused_with_advice() {
         .unwrap()
         .replacen("\"schema\":1", "\"schema\":9", 1);
     let err = decode_record(newer.as_bytes()).unwrap_err().to_string();
+    assert!(err.contains("upgrade Chancery"), "{err}");
+}
+
+#[test]
+fn stored_records_of_a_newer_schema_are_refused_with_advice() {
+    let record = RecordedEvent::seal(
+        1,
+        1,
+        Timestamp::from_unix_micros(1),
+        Hash::GENESIS,
+        demo_event(),
+    );
+    let mut stored = record.stored().to_vec();
+    stored[1] = 9;
+    let err = decode_record(&stored).unwrap_err().to_string();
     assert!(err.contains("upgrade Chancery"), "{err}");
 }
 
@@ -190,9 +214,15 @@ proptest! {
         prop_assert!(validate(&event).is_ok(), "{:?}", validate(&event));
         let (bytes, hash) = encode_record(position, position, Timestamp::from_unix_micros(micros), Hash::GENESIS, &event);
         let record = decode_record(&bytes).unwrap();
-        prop_assert_eq!(&record.event, &event);
-        prop_assert_eq!(record.encode(), bytes.clone());
+        prop_assert_eq!(record.event().unwrap(), &event);
+        prop_assert_eq!(record.canonical_json().unwrap(), bytes.clone());
         prop_assert_eq!(verify_record_hash(&bytes).unwrap(), hash);
+        // The stored form holds exactly the same record: decoded from it, the canonical JSON and
+        // the hash come out the same.
+        let stored = decode_record(record.stored()).unwrap();
+        prop_assert_eq!(stored.event().unwrap(), &event);
+        prop_assert_eq!(stored.canonical_json().unwrap(), bytes);
+        prop_assert_eq!(stored.verify().unwrap(), hash);
     }
 }
 

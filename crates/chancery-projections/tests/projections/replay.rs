@@ -14,6 +14,7 @@ use chancery_projections::{
     AsOf, Bucket, CheckpointPolicy, ChronologyRequest, KnownAt, PositionQuery, Projections,
     RelationsQuery,
 };
+use chancery_store::ReadRequest;
 use proptest::prelude::*;
 
 use crate::support::*;
@@ -301,7 +302,7 @@ proptest! {
 
             let head = log.head().await.unwrap().position;
             let known = ((head as f64) * k).ceil().max(1.0) as u64;
-            let raw: Vec<Vec<u8>> = log.read_raw(1, usize::try_from(known).unwrap()).await.unwrap().into_iter().map(|r| r.bytes).collect();
+            let raw: Vec<Vec<u8>> = log.read(ReadRequest::forward(1, usize::try_from(known).unwrap())).await.unwrap().into_iter().map(|r| r.stored().to_vec()).collect();
             let cut_dir = tempfile::tempdir().unwrap();
             let cut_log = open_log(cut_dir.path()).await;
             cut_log.restore(raw).await.unwrap();

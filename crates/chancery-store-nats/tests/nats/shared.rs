@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chancery_domain::limits::MAX_BATCH_EVENTS;
-use chancery_domain::{Hash, NewEvent, decode_record, sample, verify_record_hash};
+use chancery_domain::{Hash, NewEvent, sample};
 use chancery_store::{
     AppendOutcome, AppendRequest, EventFilter, EventLog, ExpectedVersion, ReadRequest, StoreError,
 };
@@ -145,22 +145,22 @@ fn writers_racing_through_two_logs_keep_positions_gapless_and_the_chain_linear()
         assert_eq!(a.catch_up().await.unwrap().position, end);
         assert_eq!(b.catch_up().await.unwrap().position, end);
 
-        let raw = a.read_raw(1, usize::MAX).await.unwrap();
-        assert_eq!(raw, b.read_raw(1, usize::MAX).await.unwrap(), "one log");
+        let raw = support::all_records(&a).await;
+        assert_eq!(raw, support::all_records(&b).await, "one log");
         let mut prev = Hash::GENESIS;
         let mut version = 0;
-        for (i, r) in raw.iter().enumerate() {
-            let record = decode_record(&r.bytes).unwrap();
-            assert_eq!(r.position, i as u64 + 1, "positions are gapless");
-            assert_eq!(record.prev_hash, prev, "position {} chains", r.position);
-            assert_eq!(verify_record_hash(&r.bytes).unwrap(), record.hash);
-            assert_eq!(record.version, version + 1, "versions are gapless");
-            version = record.version;
-            prev = record.hash;
-            if let Some(appended) = by_position.get(&r.position) {
+        for (i, record) in raw.iter().enumerate() {
+            let position = record.position();
+            assert_eq!(position, i as u64 + 1, "positions are gapless");
+            assert_eq!(record.prev_hash(), prev, "position {position} chains");
+            assert_eq!(record.verify().unwrap(), record.hash());
+            assert_eq!(record.version(), version + 1, "versions are gapless");
+            version = record.version();
+            prev = record.hash();
+            if let Some(appended) = by_position.get(&position) {
                 assert_eq!(
                     (appended.id, appended.version),
-                    (record.event.id, record.version)
+                    (record.id(), record.version())
                 );
             }
         }

@@ -76,8 +76,16 @@ pub async fn next_positions(
         out.push(
             item.expect("the subscription ended")
                 .expect("the subscription failed")
-                .position,
+                .position(),
         );
     }
     out
+}
+
+/// Every record of a log, in order.
+pub async fn all_records(log: &NatsLog) -> Vec<chancery_domain::RecordedEvent> {
+    use chancery_store::EventLog;
+    log.read(chancery_store::ReadRequest::forward(1, usize::MAX))
+        .await
+        .unwrap()
 }

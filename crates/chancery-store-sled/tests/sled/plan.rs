@@ -1,8 +1,10 @@
-//! Plans: an append or restore worked out against the log with the writer's own rules, and
-//! nothing written; and a log that skips the sync, for replicas whose durability lies elsewhere.
+//! Sealing against a snapshot of the log: what the NATS backend does before it publishes. The
+//! sequencer's answer against `SledLog::snapshot` is what the append itself would do, and writes
+//! nothing; and a log that skips the sync, for replicas whose durability lies elsewhere.
 
-use chancery_domain::{NewEvent, sample, verify_record_hash};
-use chancery_store::{AppendRequest, EventLog, ExpectedVersion, StoreError};
+use chancery_domain::{NewEvent, RecordedEvent, Timestamp, sample, verify_record_hash};
+use chancery_store::sequencer::{self, Answer, Request, Sealed};
+use chancery_store::{AppendRequest, EventLog, ExpectedVersion, ReadRequest, StoreError};
 use chancery_store_sled::{SledConfig, SledLog};
 
 const T: &str = "t";
@@ -23,8 +25,34 @@ fn request(expected: ExpectedVersion, events: Vec<NewEvent>) -> AppendRequest {
     }
 }
 
+/// Seals one request against the log as it stands, writing nothing.
+fn seal(log: &SledLog, request: Request) -> Sealed {
+    sequencer::sequence(
+        &log.snapshot(),
+        vec![request],
+        Timestamp::from_unix_micros(1),
+    )
+}
+
+/// The outcome of one sealed append.
+fn outcome(sealed: &Sealed) -> Result<chancery_store::AppendOutcome, StoreError> {
+    match &sealed.answers[..] {
+        [Answer::Append(result)] => result.clone(),
+        other => panic!("one append answer, not {other:?}"),
+    }
+}
+
+async fn stored(log: &SledLog) -> Vec<Vec<u8>> {
+    log.read(ReadRequest::forward(1, 100))
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.stored().to_vec())
+        .collect()
+}
+
 #[test]
-fn a_plan_is_what_the_append_would_write_and_leaves_no_trace() {
+fn sealing_against_a_snapshot_is_what_the_append_would_write_and_leaves_no_trace() {
     let dir = tempfile::tempdir().unwrap();
     runtime().block_on(async {
         let log = SledLog::open(dir.path().join("log"), SledConfig::default()).unwrap();
@@ -41,25 +69,27 @@ fn a_plan_is_what_the_append_would_write_and_leaves_no_trace() {
             sample::register_party(T, "FRA"),
             sample::demand(T, "USA", "FRA", "deficit", "2018-05-01"),
         ];
-        let plan = log
-            .plan_append(request(ExpectedVersion::Exact(3), batch.clone()))
-            .await
-            .unwrap();
+        let plan = seal(
+            &log,
+            Request::Append(request(ExpectedVersion::Exact(3), batch.clone())),
+        );
+        let planned = outcome(&plan).unwrap();
 
         assert_eq!(plan.base, head);
-        assert!(!plan.outcome.deduplicated);
+        assert!(!planned.deduplicated);
         let mut prev = head.hash;
-        for ((record, bytes), appended) in plan.records.iter().zip(&plan.outcome.events) {
-            assert_eq!(verify_record_hash(bytes).unwrap(), record.hash);
-            assert_eq!(record.prev_hash, prev, "the plan continues the chain");
+        for (record, appended) in plan.records.iter().zip(&planned.events) {
+            let line = record.canonical_json().unwrap();
+            assert_eq!(verify_record_hash(&line).unwrap(), record.hash());
+            assert_eq!(record.prev_hash(), prev, "the plan continues the chain");
             assert_eq!(
-                (record.position, record.version, record.event.id),
+                (record.position(), record.version(), record.id()),
                 (appended.position, appended.version, appended.id)
             );
-            prev = record.hash;
+            prev = record.hash();
         }
         assert_eq!(
-            plan.outcome
+            planned
                 .events
                 .iter()
                 .map(|e| e.position)
@@ -78,12 +108,9 @@ fn a_plan_is_what_the_append_would_write_and_leaves_no_trace() {
         // Fed back through a restore, the planned records are the append.
         let copy_dir = tempfile::tempdir().unwrap();
         let copy = SledLog::open(copy_dir.path().join("log"), SledConfig::default()).unwrap();
-        let raw = log.read_raw(1, 100).await.unwrap();
-        copy.restore(raw.into_iter().map(|r| r.bytes).collect())
-            .await
-            .unwrap();
+        copy.restore(stored(&log).await).await.unwrap();
         let restored = copy
-            .restore(plan.records.iter().map(|(_, b)| b.clone()).collect())
+            .restore(plan.records.iter().map(|r| r.stored().to_vec()).collect())
             .await
             .unwrap();
         assert_eq!(restored.head.position, 5);
@@ -93,12 +120,12 @@ fn a_plan_is_what_the_append_would_write_and_leaves_no_trace() {
             .await
             .unwrap();
         assert!(retry.deduplicated);
-        assert_eq!(retry.events, plan.outcome.events);
+        assert_eq!(retry.events, planned.events);
     });
 }
 
 #[test]
-fn a_plan_gives_the_appends_answers_conflicts_and_retries() {
+fn sealing_gives_the_appends_answers_conflicts_and_retries() {
     let dir = tempfile::tempdir().unwrap();
     runtime().block_on(async {
         let log = SledLog::open(dir.path().join("log"), SledConfig::default()).unwrap();
@@ -108,19 +135,21 @@ fn a_plan_gives_the_appends_answers_conflicts_and_retries() {
             .await
             .unwrap();
 
-        let retry = log
-            .plan_append(request(ExpectedVersion::NoTimeline, world.clone()))
-            .await
-            .unwrap();
-        assert!(retry.outcome.deduplicated);
-        assert_eq!(retry.outcome.events, first.events);
+        let retry = seal(
+            &log,
+            Request::Append(request(ExpectedVersion::NoTimeline, world.clone())),
+        );
+        let answered = outcome(&retry).unwrap();
+        assert!(answered.deduplicated);
+        assert_eq!(answered.events, first.events);
         assert!(retry.records.is_empty());
 
         let e = sample::statement(T, "USA", &["deficit"], "2018-05-01");
-        let err = log
-            .plan_append(request(ExpectedVersion::Exact(2), vec![e.clone()]))
-            .await
-            .unwrap_err();
+        let err = outcome(&seal(
+            &log,
+            Request::Append(request(ExpectedVersion::Exact(2), vec![e.clone()])),
+        ))
+        .unwrap_err();
         assert!(
             matches!(
                 err,
@@ -133,26 +162,28 @@ fn a_plan_gives_the_appends_answers_conflicts_and_retries() {
         );
         let mut changed = world[0].clone();
         changed.summary = "other".into();
-        let err = log
-            .plan_append(request(ExpectedVersion::Any, vec![changed]))
-            .await
-            .unwrap_err();
+        let err = outcome(&seal(
+            &log,
+            Request::Append(request(ExpectedVersion::Any, vec![changed])),
+        ))
+        .unwrap_err();
         assert!(
             matches!(err, StoreError::IdConflict { position: 1, .. }),
             "{err}"
         );
         let bad = sample::statement(T, "USA", &["unregistered"], "2018-05-01");
-        let err = log
-            .plan_append(request(ExpectedVersion::Any, vec![e, bad]))
-            .await
-            .unwrap_err();
+        let err = outcome(&seal(
+            &log,
+            Request::Append(request(ExpectedVersion::Any, vec![e, bad])),
+        ))
+        .unwrap_err();
         assert!(matches!(err, StoreError::Invalid(_)), "{err}");
         assert_eq!(log.head().await.unwrap().position, 3);
     });
 }
 
 #[test]
-fn a_restore_plan_checks_the_records_and_writes_nothing() {
+fn sealing_a_restore_checks_the_records_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     runtime().block_on(async {
         let log = SledLog::open(dir.path().join("log"), SledConfig::default()).unwrap();
@@ -162,22 +193,20 @@ fn a_restore_plan_checks_the_records_and_writes_nothing() {
         ))
         .await
         .unwrap();
-        let raw: Vec<Vec<u8>> = log
-            .read_raw(1, 100)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|r| r.bytes)
-            .collect();
+        let raw = stored(&log).await;
         let copy_dir = tempfile::tempdir().unwrap();
         let copy = SledLog::open(copy_dir.path().join("log"), SledConfig::default()).unwrap();
+        let checked = |records: Vec<Vec<u8>>| -> Vec<RecordedEvent> {
+            sequencer::check_restore(records, 100).unwrap()
+        };
 
-        let plan = copy.plan_restore(raw.clone()).await.unwrap();
+        let plan = seal(&copy, Request::Restore(checked(raw.clone())));
+        assert!(matches!(plan.answers[..], [Answer::Restore(Ok(3))]));
         assert_eq!(plan.base.position, 0);
         assert_eq!(
             plan.records
                 .iter()
-                .map(|(_, b)| b.clone())
+                .map(|r| r.stored().to_vec())
                 .collect::<Vec<_>>(),
             raw
         );
@@ -188,11 +217,19 @@ fn a_restore_plan_checks_the_records_and_writes_nothing() {
         );
         assert!(copy.registry().await.unwrap().timelines.is_empty());
 
-        let err = copy
-            .plan_restore(vec![raw[0].clone(), raw[2].clone()])
-            .await
-            .unwrap_err();
-        assert!(matches!(err, StoreError::Restore(_)), "{err}");
+        let gap = seal(
+            &copy,
+            Request::Restore(checked(vec![raw[0].clone(), raw[2].clone()])),
+        );
+        assert!(
+            matches!(
+                gap.answers[..],
+                [Answer::Restore(Err(StoreError::Restore(_)))]
+            ),
+            "{:?}",
+            gap.answers
+        );
+        assert!(gap.records.is_empty());
     });
 }
 

@@ -289,7 +289,7 @@ fn check_import(file: &[u8]) -> Result<(), TestCaseError> {
                 for line in lines {
                     let event: NewEvent = serde_json::from_slice(line).unwrap();
                     let stored = log.event(event.id).await.unwrap();
-                    prop_assert_eq!(stored.map(|s| s.event.clone()), Some(event));
+                    prop_assert_eq!(stored.map(|s| s.event().unwrap().clone()), Some(event));
                 }
             }
             Err(ExchangeError::Line { .. }) => {
@@ -331,7 +331,7 @@ fn a_demo_line_under_a_fresh_id_is_accepted_and_reads_back() {
     let fixture = fixture();
     let stored = fixture.runtime.block_on(fixture.log.event(id)).unwrap();
     assert_eq!(
-        stored.map(|s| s.event.summary.clone()),
+        stored.map(|s| s.event().unwrap().summary.clone()),
         Some(value["summary"].as_str().unwrap().to_owned())
     );
 }

@@ -1,0 +1,1080 @@
+//! Ingest: Chancery's write path and full read against UmaDB, a Rust event store, in one run.
+//! The real `chancery serve` records synthetic events sent by keep-alive HTTP/1.1 writers as
+//! GraphQL mutations (`recordEvent`, one event per request, 1, 8 and 64 writers; `recordEvents`,
+//! 100 per request), while UmaDB's server (PyPI's `umadb`) appends the same events through its
+//! own gRPC client with as many tasks, each awaiting its answer; then both read a store of
+//! `--events` events whole (`GET /export`, UmaDB's read stream). With `--baseline-bin`, every
+//! Chancery figure is also measured with another `chancery` binary, alternating per run.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use chancery_domain::NewEvent;
+use serde_json::{Map, Value, json};
+use umadb_dcb::DcbEvent;
+
+use crate::client::{Http, Server, chancery_bin};
+use crate::report::{Figure, Section, machine, median, today};
+use crate::synthetic::{Acts, ISSUES, PARTIES, TIMELINES, registrations};
+use crate::umadb::{self, UmaDb};
+
+/// The admin token every server of this bench is started with: recording needs a recorder,
+/// `/export` an admin.
+const TOKEN: &str = "ingest-bench-admin-token-0123456789";
+
+const RECORD: &str = "mutation($t: Slug!, $e: EventInput!) { \
+    recordEvent(timeline: $t, event: $e) { firstPosition } }";
+const RECORD_MANY: &str = "mutation($t: Slug!, $e: [EventInput!]!) { \
+    recordEvents(timeline: $t, events: $e) { firstPosition } }";
+
+/// Events per append when filling the stores of the full read.
+const FILL_BATCH: usize = 1_000;
+
+/// The target of the 64-writer figure: so many times UmaDB's rate.
+const SIXTY_FOUR_WRITERS_TARGET: f64 = 1.5;
+/// The target of the server's CPU per event recorded by 64 writers, in µs.
+const CPU_TARGET_US: f64 = 50.0;
+
+/// How much to write and read.
+#[derive(Debug, Clone)]
+pub struct Scale {
+    /// Events in the store read whole.
+    pub events: u64,
+    /// Events of the one-writer phase; the other phases are sized from it.
+    pub appends: usize,
+    /// Another `chancery` binary measured beside this build's, alternately.
+    pub baseline_bin: Option<PathBuf>,
+}
+
+/// The size of `all`'s one-writer phase for a store of `events`: small, like the rest of `all`.
+pub fn appends_for_all(events: u64) -> usize {
+    usize::try_from(events / 20)
+        .unwrap_or(1_000)
+        .clamp(50, 1_000)
+}
+
+/// One writer phase: concurrent writers, each sending `requests` requests of `per_request`
+/// events one after another, each awaiting its answer.
+#[derive(Debug, Clone, Copy)]
+struct Phase {
+    writers: usize,
+    per_request: usize,
+    requests: usize,
+}
+
+impl Phase {
+    fn events(self) -> usize {
+        self.writers * self.per_request * self.requests
+    }
+
+    fn name(self) -> String {
+        if self.per_request == 1 {
+            let s = if self.writers == 1 { "" } else { "s" };
+            format!(
+                "{} writer{s}, one event per request, each awaiting its answer",
+                self.writers
+            )
+        } else {
+            format!(
+                "{} events per request, {} writer awaiting each answer",
+                self.per_request, self.writers
+            )
+        }
+    }
+}
+
+/// The phases, in the order the report lists them: 1, 8 and 64 writers of single events, then
+/// batches of 100.
+fn phases(appends: usize) -> [Phase; 4] {
+    [
+        Phase {
+            writers: 1,
+            per_request: 1,
+            requests: appends.max(2),
+        },
+        Phase {
+            writers: 8,
+            per_request: 1,
+            requests: (appends / 2).max(2),
+        },
+        Phase {
+            writers: 64,
+            per_request: 1,
+            requests: (appends / 4).max(2),
+        },
+        Phase {
+            writers: 1,
+            per_request: 100,
+            requests: (appends / 5).max(2),
+        },
+    ]
+}
+
+/// The events of one phase: per writer, per request, the events. Writer `w` writes to timeline
+/// `w % TIMELINES`, as synthetic acts of that timeline.
+fn phase_events(phase: Phase, seed: u64) -> Vec<Vec<Vec<NewEvent>>> {
+    (0..phase.writers)
+        .map(|w| {
+            let mut acts = Acts::new(seed + w as u64, w % TIMELINES);
+            (0..phase.requests)
+                .map(|r| {
+                    (0..phase.per_request)
+                        .map(|i| acts.next_act((r * phase.per_request + i) as u64))
+                        .collect()
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The GraphQL `EventInput` of an event: its JSON form without `timeline` (an argument of the
+/// mutation), with its `kind` and `payload` as the one field of `act` named after the kind.
+fn event_input(e: &NewEvent) -> anyhow::Result<Value> {
+    let mut value: Value = serde_json::from_slice(&e.to_canonical_json())?;
+    let object = value
+        .as_object_mut()
+        .context("an event's JSON is not an object")?;
+    object.remove("timeline");
+    let kind = object
+        .remove("kind")
+        .and_then(|k| k.as_str().map(str::to_lowercase))
+        .context("an event's JSON has no kind")?;
+    let payload = object
+        .remove("payload")
+        .context("an event's JSON has no payload")?;
+    let mut act = Map::new();
+    act.insert(kind, payload);
+    object.insert("act".into(), Value::Object(act));
+    Ok(value)
+}
+
+/// The body of the GraphQL request that records `events` (all of one timeline): `recordEvent`
+/// for one, `recordEvents` for more.
+fn request_body(events: &[NewEvent]) -> anyhow::Result<Vec<u8>> {
+    let first = events.first().context("a request without events")?;
+    let (query, input) = if events.len() == 1 {
+        (RECORD, event_input(first)?)
+    } else {
+        let inputs = events
+            .iter()
+            .map(event_input)
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        (RECORD_MANY, Value::Array(inputs))
+    };
+    Ok(json!({
+        "query": query,
+        "variables": { "t": first.timeline.to_string(), "e": input },
+    })
+    .to_string()
+    .into_bytes())
+}
+
+/// Fails unless a mutation's answer is a 200 with a position and no error.
+fn check_recorded(status: u16, reply: &[u8]) -> anyhow::Result<()> {
+    let answer: Value = serde_json::from_slice(reply).with_context(|| {
+        format!(
+            "HTTP {status} without JSON: {}",
+            String::from_utf8_lossy(reply)
+        )
+    })?;
+    let data = &answer["data"];
+    let position = data["recordEvent"]["firstPosition"]
+        .as_u64()
+        .or_else(|| data["recordEvents"]["firstPosition"].as_u64());
+    if status != 200 || !answer["errors"].is_null() || position.is_none() {
+        bail!("a mutation failed: HTTP {status}: {answer}");
+    }
+    Ok(())
+}
+
+/// The registrations every store starts with (timelines, parties, issues), as an NDJSON file for
+/// `chancery import`.
+fn write_registrations(path: &Path) -> anyhow::Result<u64> {
+    let mut out = std::io::BufWriter::new(
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+    );
+    let mut count = 0;
+    for t in 0..TIMELINES {
+        for e in registrations(t) {
+            out.write_all(&e.to_canonical_json())?;
+            out.write_all(b"\n")?;
+            count += 1;
+        }
+    }
+    out.flush()?;
+    Ok(count)
+}
+
+/// `chancery import` of `file` into the data directory `data`, with binary `bin`.
+fn import(bin: &Path, data: &Path, file: &Path) -> anyhow::Result<()> {
+    let out = std::process::Command::new(bin)
+        .arg("--data")
+        .arg(data)
+        .arg("import")
+        .arg(file)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run {} import", bin.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{} import {} failed ({}): {}{}",
+            bin.display(),
+            file.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// What one writer phase measured on one side.
+#[derive(Debug, Clone, Copy)]
+struct Measured {
+    per_second: f64,
+    /// Server CPU time (user + system) per event recorded, in µs.
+    cpu_us: f64,
+}
+
+/// Where the log files of the servers go, each start with a file of its own.
+struct Logs {
+    dir: tempfile::TempDir,
+    started: usize,
+}
+
+impl Logs {
+    fn next(&mut self, what: &str) -> PathBuf {
+        self.started += 1;
+        self.dir.path().join(format!("{what}-{}.log", self.started))
+    }
+}
+
+/// One phase through Chancery: a fresh data directory holding the registrations (imported with
+/// `bin` itself), `chancery serve` on it, one keep-alive connection per writer, all connected
+/// before the clock starts; every request's answer is checked.
+async fn chancery_phase(
+    bin: &Path,
+    registrations: &Path,
+    logs: &mut Logs,
+    bodies: &Arc<Vec<Vec<Vec<u8>>>>,
+    events: usize,
+) -> anyhow::Result<Measured> {
+    let data = tempfile::Builder::new()
+        .prefix("chancery-bench-ingest-")
+        .tempdir()?;
+    import(bin, data.path(), registrations)?;
+    let (server, _) = Server::start(
+        bin,
+        data.path(),
+        logs.next("chancery"),
+        &["--token", &format!("admin:{TOKEN}")],
+    )
+    .await?;
+    let address = server.address.to_string();
+    let mut connections = Vec::new();
+    for _ in 0..bodies.len() {
+        connections.push(Http::connect(&address, TOKEN).await?);
+    }
+    let cpu_before = server.cpu_seconds()?;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (w, mut http) in connections.into_iter().enumerate() {
+        let bodies = Arc::clone(bodies);
+        tasks.push(tokio::spawn(async move {
+            for body in &bodies[w] {
+                let (status, reply) = http.request("POST", "/graphql", Some(body)).await?;
+                check_recorded(status, &reply)?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let cpu = server.cpu_seconds()? - cpu_before;
+    server.stop().await?;
+    Ok(Measured {
+        per_second: events as f64 / seconds,
+        cpu_us: cpu * 1e6 / events as f64,
+    })
+}
+
+/// One phase through UmaDB: a fresh server and database, one client (so one HTTP/2 connection)
+/// per writer, all connected before the clock starts.
+async fn umadb_phase(
+    bin: &Path,
+    logs: &mut Logs,
+    work: Vec<Vec<Vec<DcbEvent>>>,
+    events: usize,
+) -> anyhow::Result<Measured> {
+    let db = tempfile::Builder::new()
+        .prefix("chancery-bench-umadb-")
+        .tempdir()?;
+    let server = UmaDb::start(bin, db.path(), logs.next("umadb")).await?;
+    let mut clients = Vec::new();
+    for _ in 0..work.len() {
+        clients.push(server.connect().await?);
+    }
+    let cpu_before = server.cpu_seconds()?;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (client, requests) in clients.into_iter().zip(work) {
+        tasks.push(tokio::spawn(async move {
+            for events in requests {
+                umadb::append(&client, events).await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let cpu = server.cpu_seconds()? - cpu_before;
+    server.stop().await?;
+    Ok(Measured {
+        per_second: events as f64 / seconds,
+        cpu_us: cpu * 1e6 / events as f64,
+    })
+}
+
+/// What a full read measured.
+#[derive(Debug, Clone, Copy)]
+struct FullRead {
+    per_second: f64,
+    records: u64,
+    bytes: u64,
+}
+
+/// `GET /export` of the whole log from a server on `data`, counting the records (the lines after
+/// the header) as they stream in.
+async fn chancery_full_read(bin: &Path, data: &Path, logs: &mut Logs) -> anyhow::Result<FullRead> {
+    let (server, _) = Server::start(
+        bin,
+        data,
+        logs.next("chancery-export"),
+        &["--token", &format!("admin:{TOKEN}")],
+    )
+    .await?;
+    let mut http = Http::connect(&server.address.to_string(), TOKEN).await?;
+    let (mut lines, mut bytes) = (0u64, 0u64);
+    let started = Instant::now();
+    let status = http
+        .request_streamed("GET", "/export", None, |piece| {
+            lines += piece.iter().filter(|&&b| b == b'\n').count() as u64;
+            bytes += piece.len() as u64;
+            Ok(())
+        })
+        .await?;
+    let seconds = started.elapsed().as_secs_f64();
+    server.stop().await?;
+    if status != 200 {
+        bail!("GET /export answered {status}");
+    }
+    let records = lines.saturating_sub(1);
+    Ok(FullRead {
+        per_second: records as f64 / seconds,
+        records,
+        bytes,
+    })
+}
+
+/// UmaDB's read of every event of the database in `db`, through its read stream.
+async fn umadb_full_read(bin: &Path, db: &Path, logs: &mut Logs) -> anyhow::Result<FullRead> {
+    let server = UmaDb::start(bin, db, logs.next("umadb-read")).await?;
+    let client = server.connect().await?;
+    let started = Instant::now();
+    let (records, bytes) = umadb::read_all(&client).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    drop(client);
+    server.stop().await?;
+    Ok(FullRead {
+        per_second: records as f64 / seconds,
+        records,
+        bytes,
+    })
+}
+
+/// Generates the store of the full read: the registrations, then `events` synthetic events
+/// (acts, late reports, retractions, corrections) in batches of `FILL_BATCH` per timeline in
+/// turn, as `replay` generates its logs. Writes them to `ndjson` for `chancery import` and, when
+/// there is an UmaDB, appends each batch to it. Answers how many records, and the seconds the
+/// UmaDB appends took.
+async fn generate_store(
+    events: u64,
+    ndjson: &Path,
+    umadb: Option<&UmaDb>,
+) -> anyhow::Result<(u64, f64)> {
+    let mut out = std::io::BufWriter::new(
+        std::fs::File::create(ndjson)
+            .with_context(|| format!("cannot create {}", ndjson.display()))?,
+    );
+    let client = match umadb {
+        Some(server) => Some(server.connect().await?),
+        None => None,
+    };
+    let mut umadb_seconds = 0.0;
+    let mut generators: Vec<Acts> = (0..TIMELINES)
+        .map(|t| Acts::new(0x1_96e5 + t as u64, t))
+        .collect();
+    let mut batch: Vec<NewEvent> = (0..TIMELINES).flat_map(registrations).collect();
+    let (mut records, mut written) = (0u64, 0u64);
+    loop {
+        for e in &batch {
+            out.write_all(&e.to_canonical_json())?;
+            out.write_all(b"\n")?;
+        }
+        records += batch.len() as u64;
+        if let Some(client) = &client {
+            let appending = Instant::now();
+            umadb::append(client, batch.iter().map(umadb::event).collect()).await?;
+            umadb_seconds += appending.elapsed().as_secs_f64();
+        }
+        if written >= events {
+            break;
+        }
+        let t = usize::try_from(written / FILL_BATCH as u64).unwrap_or(0) % TIMELINES;
+        let n = (events - written).min(FILL_BATCH as u64);
+        batch = (0..n)
+            .map(|i| generators[t].next_event(written + i))
+            .collect();
+        written += n;
+    }
+    out.flush()?;
+    Ok((records, umadb_seconds))
+}
+
+/// Who is measured: this build's `chancery`, the baseline build's, or UmaDB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    New,
+    Old,
+    UmaDb,
+}
+
+impl Side {
+    fn label(self) -> &'static str {
+        match self {
+            Side::New => "chancery",
+            Side::Old => "baseline build",
+            Side::UmaDb => "umadb",
+        }
+    }
+}
+
+/// Per side, every run's value.
+#[derive(Default, Clone)]
+struct Runs {
+    new: Vec<f64>,
+    old: Vec<f64>,
+    umadb: Vec<f64>,
+}
+
+impl Runs {
+    fn push(&mut self, side: Side, value: f64) {
+        match side {
+            Side::New => self.new.push(value),
+            Side::Old => self.old.push(value),
+            Side::UmaDb => self.umadb.push(value),
+        }
+    }
+}
+
+fn med(values: &[f64]) -> f64 {
+    median(&mut values.to_vec())
+}
+
+/// What every measurement of a run of this bench shares.
+struct Bench {
+    new: PathBuf,
+    old: Option<PathBuf>,
+    /// UmaDB's server, and what its `--version` says.
+    umadb: Option<(PathBuf, String)>,
+    scratch: tempfile::TempDir,
+    logs: Logs,
+    /// The registrations every Chancery store starts with, as an NDJSON file.
+    registrations: PathBuf,
+    registered: u64,
+}
+
+impl Bench {
+    fn new(scale: &Scale) -> anyhow::Result<Bench> {
+        let new = chancery_bin()?;
+        if let Some(old) = &scale.baseline_bin {
+            if !old.is_file() {
+                bail!("--baseline-bin {} is not a file", old.display());
+            }
+        }
+        let umadb = match umadb::umadb_bin()? {
+            Some(bin) => {
+                let version = umadb::version(&bin)?;
+                Some((bin, version))
+            }
+            None if std::env::var("CI").is_ok_and(|v| v == "true") => bail!(
+                "UmaDB's server is not installed: set CHANCERY_UMADB or put `umadb` on PATH \
+                 (pip install umadb=={}; tools/test installs it under target/tools/umadb)",
+                umadb::VERSION
+            ),
+            None => {
+                eprintln!(
+                    "ingest: UmaDB's server is not installed (CHANCERY_UMADB, or `umadb` on PATH; pip install umadb=={}): its figures are not measured",
+                    umadb::VERSION
+                );
+                None
+            }
+        };
+        let scratch = tempfile::Builder::new()
+            .prefix("chancery-bench-ingest-")
+            .tempdir()?;
+        let logs = Logs {
+            dir: tempfile::Builder::new()
+                .prefix("chancery-bench-ingest-logs-")
+                .tempdir()?,
+            started: 0,
+        };
+        let registrations = scratch.path().join("registrations.ndjson");
+        let registered = write_registrations(&registrations)?;
+        Ok(Bench {
+            new,
+            old: scale.baseline_bin.clone(),
+            umadb,
+            scratch,
+            logs,
+            registrations,
+            registered,
+        })
+    }
+
+    /// Who is measured in run `run`, in order: this build, the baseline build, UmaDB in even
+    /// runs, the other way round in odd ones, so that none always follows another.
+    fn sides(&self, run: usize) -> Vec<Side> {
+        let mut sides = vec![Side::New];
+        if self.old.is_some() {
+            sides.push(Side::Old);
+        }
+        if self.umadb.is_some() {
+            sides.push(Side::UmaDb);
+        }
+        if run % 2 == 1 {
+            sides.reverse();
+        }
+        sides
+    }
+
+    /// The `chancery` binary of a side (this build's for UmaDB's, which has none).
+    fn chancery(&self, side: Side) -> &Path {
+        match (side, &self.old) {
+            (Side::Old, Some(old)) => old,
+            _ => &self.new,
+        }
+    }
+
+    fn umadb_bin(&self) -> anyhow::Result<&Path> {
+        self.umadb
+            .as_ref()
+            .map(|(bin, _)| bin.as_path())
+            .context("UmaDB is not installed")
+    }
+}
+
+/// What the writer phases measured, per phase.
+struct Writes {
+    phases: [Phase; 4],
+    rates: Vec<Runs>,
+    cpu: Vec<Runs>,
+    /// The disk's fdatasync loop, once per run.
+    disk: Vec<f64>,
+}
+
+async fn measure_writes(bench: &mut Bench, runs: usize, appends: usize) -> anyhow::Result<Writes> {
+    let phases = phases(appends);
+    let mut rates: Vec<Runs> = vec![Runs::default(); phases.len()];
+    let mut cpu: Vec<Runs> = vec![Runs::default(); phases.len()];
+    let mut disk = Vec::new();
+    for run in 0..runs {
+        disk.push(crate::appends::disk_loop(
+            bench.scratch.path(),
+            phases[0].events(),
+        )?);
+        for (p, &phase) in phases.iter().enumerate() {
+            // The same events for every side, prepared before any clock starts.
+            let events = phase_events(phase, 0x1_5eed + (run * 1_000 + p * 100) as u64);
+            let bodies = events
+                .iter()
+                .map(|requests| requests.iter().map(|e| request_body(e)).collect())
+                .collect::<anyhow::Result<Vec<Vec<Vec<u8>>>>>()?;
+            let bodies = Arc::new(bodies);
+            let mut umadb_work = Some(
+                events
+                    .iter()
+                    .map(|requests| {
+                        requests
+                            .iter()
+                            .map(|e| e.iter().map(umadb::event).collect())
+                            .collect()
+                    })
+                    .collect::<Vec<Vec<Vec<DcbEvent>>>>(),
+            );
+            let count = phase.events();
+            let mut said = Vec::new();
+            for side in bench.sides(run) {
+                let m = match side {
+                    Side::UmaDb => {
+                        let work = umadb_work.take().context("UmaDB measured twice")?;
+                        let bin = bench.umadb_bin()?.to_owned();
+                        umadb_phase(&bin, &mut bench.logs, work, count).await?
+                    }
+                    _ => {
+                        let bin = bench.chancery(side).to_owned();
+                        let registrations = bench.registrations.clone();
+                        chancery_phase(&bin, &registrations, &mut bench.logs, &bodies, count)
+                            .await?
+                    }
+                };
+                rates[p].push(side, m.per_second);
+                cpu[p].push(side, m.cpu_us);
+                said.push(format!(
+                    "{} {:.0} events/s ({:.1} µs server CPU/event)",
+                    side.label(),
+                    m.per_second,
+                    m.cpu_us
+                ));
+            }
+            eprintln!(
+                "ingest run {run}: {} ({count} events): {}",
+                phase.name(),
+                said.join(", ")
+            );
+        }
+    }
+    Ok(Writes {
+        phases,
+        rates,
+        cpu,
+        disk,
+    })
+}
+
+/// What the full read measured.
+struct Reads {
+    records: u64,
+    rates: Runs,
+    export_bytes: u64,
+    umadb_bytes: u64,
+    /// Records per second of `chancery import`, per build.
+    imports: Vec<(Side, f64)>,
+    /// Events per second of the 1,000-event appends that filled UmaDB.
+    umadb_fill: Option<f64>,
+}
+
+/// The full read: one generated store, imported by each build into a data directory of its own
+/// and appended to one UmaDB database; each then read whole once per run.
+async fn measure_full_read(bench: &mut Bench, runs: usize, events: u64) -> anyhow::Result<Reads> {
+    let store_file = bench.scratch.path().join("store.ndjson");
+    let umadb_db = tempfile::Builder::new()
+        .prefix("chancery-bench-umadb-store-")
+        .tempdir()?;
+    let filling = match &bench.umadb {
+        Some((bin, _)) => {
+            Some(UmaDb::start(bin, umadb_db.path(), bench.logs.next("umadb-fill")).await?)
+        }
+        None => None,
+    };
+    let generating = Instant::now();
+    let (records, umadb_seconds) = generate_store(events, &store_file, filling.as_ref()).await?;
+    eprintln!(
+        "ingest: generated {records} records in {:.1} s ({umadb_seconds:.1} s of it appending to UmaDB, {FILL_BATCH} events per append)",
+        generating.elapsed().as_secs_f64(),
+    );
+    let umadb_fill = match filling {
+        Some(server) => {
+            server.stop().await?;
+            Some(records as f64 / umadb_seconds.max(f64::MIN_POSITIVE))
+        }
+        None => None,
+    };
+    let mut data_dirs = Vec::new();
+    let mut imports = Vec::new();
+    for side in bench.sides(0) {
+        if side == Side::UmaDb {
+            continue;
+        }
+        let bin = bench.chancery(side).to_owned();
+        let data = bench.scratch.path().join(format!("data-{}", side.label()));
+        let importing = Instant::now();
+        import(&bin, &data, &store_file)?;
+        let imported = importing.elapsed().as_secs_f64();
+        // The first start builds every projection: it is made here, off the clock, so that
+        // every measured start is a restart from the projections' checkpoint.
+        let building = Instant::now();
+        let (server, _) =
+            Server::start(&bin, &data, bench.logs.next("chancery-first"), &[]).await?;
+        server.stop().await?;
+        eprintln!(
+            "ingest: {} imported {records} records in {imported:.1} s; its first start took {:.1} s",
+            bin.display(),
+            building.elapsed().as_secs_f64()
+        );
+        imports.push((side, records as f64 / imported));
+        data_dirs.push((side, data));
+    }
+    let mut rates = Runs::default();
+    let (mut export_bytes, mut umadb_bytes) = (0, 0);
+    for run in 0..runs {
+        let mut said = Vec::new();
+        for side in bench.sides(run) {
+            let read = if side == Side::UmaDb {
+                let bin = bench.umadb_bin()?.to_owned();
+                let read = umadb_full_read(&bin, umadb_db.path(), &mut bench.logs).await?;
+                umadb_bytes = read.bytes;
+                read
+            } else {
+                let bin = bench.chancery(side).to_owned();
+                let data = data_dirs
+                    .iter()
+                    .find(|(s, _)| *s == side)
+                    .map(|(_, d)| d.clone())
+                    .context("a build without its store")?;
+                let read = chancery_full_read(&bin, &data, &mut bench.logs).await?;
+                export_bytes = read.bytes;
+                read
+            };
+            if read.records != records {
+                bail!(
+                    "{}'s full read gave {} records, but the store holds {records}",
+                    side.label(),
+                    read.records
+                );
+            }
+            rates.push(side, read.per_second);
+            said.push(format!("{} {:.0} events/s", side.label(), read.per_second));
+        }
+        eprintln!(
+            "ingest run {run}: full read of {records} records: {}",
+            said.join(", ")
+        );
+    }
+    Ok(Reads {
+        records,
+        rates,
+        export_bytes,
+        umadb_bytes,
+        imports,
+        umadb_fill,
+    })
+}
+
+/// A target against UmaDB: in words, and as a test of the value against UmaDB's.
+type Target = (&'static str, fn(f64, f64) -> bool);
+
+/// A figure of this build against UmaDB (when it was measured), with its target.
+fn against_umadb(
+    name: String,
+    unit: &str,
+    runs: &Runs,
+    umadb_name: String,
+    target: Option<Target>,
+) -> Figure {
+    let value = med(&runs.new);
+    let baseline = (!runs.umadb.is_empty()).then(|| med(&runs.umadb));
+    Figure {
+        name,
+        value,
+        unit: unit.into(),
+        baseline_name: baseline.map(|_| umadb_name),
+        baseline,
+        target: target.map(|(words, _)| words.into()),
+        met: target.and_then(|(_, met)| baseline.map(|b| met(value, b))),
+        runs: runs.new.clone(),
+        note: None,
+    }
+}
+
+/// A figure of this build against the baseline build, if one was measured.
+fn against_old(name: String, unit: &str, runs: &Runs, old_bin: &Path) -> Option<Figure> {
+    if runs.old.is_empty() {
+        return None;
+    }
+    let old_runs: Vec<String> = runs
+        .old
+        .iter()
+        .map(|v| {
+            if *v >= 100.0 {
+                format!("{v:.0}")
+            } else {
+                format!("{v:.1}")
+            }
+        })
+        .collect();
+    Some(Figure {
+        name: format!("{name}: this build against the baseline build"),
+        value: med(&runs.new),
+        unit: unit.into(),
+        baseline_name: Some(format!("baseline build {}", old_bin.display())),
+        baseline: Some(med(&runs.old)),
+        target: None,
+        met: None,
+        runs: runs.new.clone(),
+        note: Some(format!(
+            "{name}, the baseline build's runs: {}.",
+            old_runs.join(", ")
+        )),
+    })
+}
+
+/// What UmaDB's side of a phase is called in the report.
+fn umadb_name(phase: Phase) -> String {
+    if phase.per_request == 1 {
+        let s = if phase.writers == 1 { "" } else { "s" };
+        format!(
+            "UmaDB, {} task{s}, one event per append, each awaiting its answer",
+            phase.writers
+        )
+    } else {
+        format!(
+            "UmaDB, {} events per append, {} task awaiting each answer",
+            phase.per_request, phase.writers
+        )
+    }
+}
+
+fn figures(bench: &Bench, writes: &Writes, reads: &Reads) -> Vec<Figure> {
+    let [one, eight, sixty_four, hundred] = writes.phases;
+    let rates = &writes.rates;
+    let single = |phase: Phase| format!("recordEvent over GraphQL, {}", phase.name());
+    let mut figures = vec![
+        against_umadb(
+            single(one),
+            "events/s",
+            &rates[0],
+            umadb_name(one),
+            Some(("≥ 1.0 × UmaDB", |v, b| v >= b)),
+        ),
+        Figure {
+            name: format!("{} (against the disk)", single(one)),
+            value: med(&rates[0].new),
+            unit: "events/s".into(),
+            baseline_name: Some("the disk's fdatasync loop (300-byte appends, in process)".into()),
+            baseline: Some(med(&writes.disk)),
+            target: Some("≥ 0.8 × baseline".into()),
+            met: Some(med(&rates[0].new) >= 0.8 * med(&writes.disk)),
+            runs: rates[0].new.clone(),
+            note: None,
+        },
+        against_umadb(
+            single(eight),
+            "events/s",
+            &rates[1],
+            umadb_name(eight),
+            None,
+        ),
+        against_umadb(
+            single(sixty_four),
+            "events/s",
+            &rates[2],
+            umadb_name(sixty_four),
+            Some(("≥ 1.5 × UmaDB", |v, b| {
+                v >= SIXTY_FOUR_WRITERS_TARGET * b
+            })),
+        ),
+        against_umadb(
+            format!("recordEvents over GraphQL, {}", hundred.name()),
+            "events/s",
+            &rates[3],
+            umadb_name(hundred),
+            Some(("≥ 1.0 × UmaDB", |v, b| v >= b)),
+        ),
+    ];
+    let mut cpu = against_umadb(
+        format!("server CPU per event recorded, {}", sixty_four.name()),
+        "µs",
+        &writes.cpu[2],
+        format!("UmaDB's server, {}", umadb_name(sixty_four)),
+        None,
+    );
+    cpu.target = Some(format!("≤ {CPU_TARGET_US:.0} µs"));
+    cpu.met = Some(cpu.value <= CPU_TARGET_US);
+    figures.push(cpu);
+    figures.push(against_umadb(
+        "full read: GET /export of the whole log over HTTP".into(),
+        "events/s",
+        &reads.rates,
+        "UmaDB, every event through its gRPC read stream".into(),
+        Some(("≥ 1.0 × UmaDB", |v, b| v >= b)),
+    ));
+    if let Some(old) = &bench.old {
+        let compared = [
+            (
+                format!("recordEvent, {}", one.name()),
+                &rates[0],
+                "events/s",
+            ),
+            (
+                format!("recordEvent, {}", eight.name()),
+                &rates[1],
+                "events/s",
+            ),
+            (
+                format!("recordEvent, {}", sixty_four.name()),
+                &rates[2],
+                "events/s",
+            ),
+            (
+                format!("recordEvents, {}", hundred.name()),
+                &rates[3],
+                "events/s",
+            ),
+            (
+                format!("server CPU per event, {}", sixty_four.name()),
+                &writes.cpu[2],
+                "µs",
+            ),
+            (
+                "full read: GET /export".to_owned(),
+                &reads.rates,
+                "events/s",
+            ),
+        ];
+        for (name, runs, unit) in compared {
+            figures.extend(against_old(name, unit, runs, old));
+        }
+    }
+    figures
+}
+
+fn notes(bench: &Bench, writes: &Writes, reads: &Reads) -> Vec<String> {
+    let records = reads.records;
+    let imports: Vec<String> = reads
+        .imports
+        .iter()
+        .map(|(side, rate)| {
+            let build = if *side == Side::Old {
+                "the baseline build"
+            } else {
+                "this build"
+            };
+            format!("{build} {rate:.0} records/s")
+        })
+        .collect();
+    let umadb_version = bench
+        .umadb
+        .as_ref()
+        .map_or("(not installed)", |(_, version)| version.as_str());
+    let mut notes = vec![
+        format!(
+            "Chancery: the real `chancery serve` (sled store) on a fresh data directory per phase, which `chancery import` gave the registrations first ({} events: {TIMELINES} timelines, {PARTIES} parties, {ISSUES} issues). It acknowledges an append once its commit group is in the write-ahead log and the log is fdatasynced (ARCHITECTURE.md), after validating each event (structure, then references against the registry), encoding and hashing its record and indexing it. Each writer is a keep-alive HTTP/1.1 connection in the bench's tokio runtime that sends one GraphQL mutation and awaits its answer (checked: 200, a position, no error) before the next; writer w writes synthetic acts (`synthetic.rs`) to timeline `dossier-{{w mod {TIMELINES}}}`; request bodies are built before the clock starts, and every connection is open before it starts.",
+            bench.registered
+        ),
+        format!(
+            "UmaDB ({umadb_version}): its server from PyPI's `umadb` (a Python entry point that runs UmaDB's Rust server in process) on a fresh database per phase, driven by its Rust gRPC client (`umadb-client` {}) in the same runtime, one client, so one HTTP/2 connection, per task, each task awaiting each append's answer. Each append carries the same events as Chancery's request: data = the event's canonical JSON (what Chancery records of it), type = its kind, its id, and a tag per timeline, party and issue; appends are unconditional (no consistency boundary to check). UmaDB's writer thread takes every append waiting into one commit, writes the commit's pages, fdatasyncs, writes the header page and fdatasyncs again, then answers (`umadb-core`'s `Mvcc::commit`; `umadb --help` offers no switch to turn syncing off, and an strace of the 0.7.8 server counted 200 fdatasyncs for 100 appends made one at a time): both sides are durable when they answer, UmaDB with two syncs per commit where Chancery has one.",
+            umadb::VERSION
+        ),
+        format!(
+            "The full read: one generated store of {records} records (the registrations, then synthetic events with late reports, retractions and corrections, in batches of {FILL_BATCH} per timeline in turn), imported into each build's data directory with `chancery import` ({}) and appended to UmaDB {FILL_BATCH} events per append ({}); each server is restarted for each run (Chancery from its projections' checkpoint, after a first start off the clock). Chancery streams `GET /export` (an admin's online backup: a header line, then each record's stored bytes, {:.1} MB) and the bench counts its lines; UmaDB streams every event through its read stream in batches of the server's default size (1,024), which its client decodes ({:.1} MB of event data). Both count every record against the store's.",
+            imports.join(", "),
+            reads
+                .umadb_fill
+                .map_or("not measured".into(), |r| format!("{r:.0} events/s")),
+            reads.export_bytes as f64 / 1e6,
+            reads.umadb_bytes as f64 / 1e6,
+        ),
+    ];
+    let cpu: Vec<String> = writes
+        .phases
+        .iter()
+        .zip(&writes.cpu)
+        .map(|(phase, c)| {
+            let mut said = format!("{}: {:.1} µs", phase.name(), med(&c.new));
+            if !c.old.is_empty() {
+                said.push_str(&format!(" (the baseline build {:.1} µs)", med(&c.old)));
+            }
+            if !c.umadb.is_empty() {
+                said.push_str(&format!(" (UmaDB's server {:.1} µs)", med(&c.umadb)));
+            }
+            said
+        })
+        .collect();
+    notes.push(format!(
+        "Server CPU per event recorded (user + system of the server process from /proc/PID/stat over each measured phase, divided by its events; medians): {}. Both servers share the machine's cores with the bench's clients.",
+        cpu.join("; ")
+    ));
+    if bench.umadb.is_none() {
+        notes.push(format!(
+            "UmaDB was not installed on this machine (CHANCERY_UMADB, or `umadb` on PATH; `pip install umadb=={}`): its figures were not measured in this run.",
+            umadb::VERSION
+        ));
+    }
+    notes
+}
+
+pub async fn run(scale: Scale, runs: usize, out: &Path, command: &str) -> anyhow::Result<()> {
+    if runs == 0 || scale.appends == 0 {
+        bail!("ingest needs at least one run and one append");
+    }
+    let mut bench = Bench::new(&scale)?;
+    let writes = measure_writes(&mut bench, runs, scale.appends).await?;
+    let reads = measure_full_read(&mut bench, runs, scale.events).await?;
+    let [one, eight, sixty_four, hundred] = writes.phases;
+    let section = Section {
+        title: "Ingest and full read against UmaDB".into(),
+        command: command.into(),
+        machine: machine(),
+        date: today(),
+        scale: format!(
+            "{} events with 1 writer, {} with 8 writers ({} each), {} with 64 writers ({} each), {} in {} requests of 100; a full read of {} records; {runs} runs{}",
+            one.events(),
+            eight.events(),
+            eight.requests,
+            sixty_four.events(),
+            sixty_four.requests,
+            hundred.events(),
+            hundred.requests,
+            reads.records,
+            bench.old.as_ref().map_or(String::new(), |b| format!(
+                ", this build and the baseline build {} in turn",
+                b.display()
+            )),
+        ),
+        figures: figures(&bench, &writes, &reads),
+        notes: notes(&bench, &writes, &reads),
+    };
+    crate::report::write(out, "ingest", section)
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_input_is_the_event_s_json_with_its_payload_as_its_act() -> anyhow::Result<()> {
+        let e = Acts::new(7, 0).next_act(1);
+        let input = event_input(&e)?;
+        let json: Value = serde_json::from_slice(&e.to_canonical_json())?;
+        let kind = e.kind().name().to_lowercase();
+        assert_eq!(input["act"][&kind], json["payload"]);
+        assert_eq!(input["id"], json["id"]);
+        assert!(input.get("timeline").is_none() && input.get("kind").is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn phases_write_what_they_say() {
+        for phase in phases(100) {
+            let events = phase_events(phase, 1);
+            let total: usize = events.iter().flatten().map(Vec::len).sum();
+            assert_eq!(total, phase.events());
+            for (w, requests) in events.iter().enumerate() {
+                for request in requests {
+                    assert!(
+                        request
+                            .iter()
+                            .all(|e| e.timeline.to_string() == format!("dossier-{}", w % TIMELINES))
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! The appender: one task per server that writes to the stream in groups. Appends and restores
+//! queue on a channel; the task takes every request waiting (up to what one atomic batch may
+//! hold), waits until the local replica holds the stream's last message, has the sequencer check
+//! and seal the whole group against a snapshot of the replica, and publishes the group's records
+//! as one atomic batch guarded by the sequence they continue. One round of the stream serves
+//! every request of the group, as one `fdatasync` serves a group of the embedded log.
+//!
+//! If another server appended first, the stream refuses the batch whole; the task catches up
+//! and seals the group again (an expected version or an id may now answer differently). Each
+//! request gets its own answer: a request the sequencer refused leaves the others to go on.
+
+use std::hash::{BuildHasher, RandomState};
+use std::time::{Duration, SystemTime};
+
+use async_nats::Client;
+use async_nats::jetstream::stream::Stream;
+use chancery_domain::limits::MAX_BATCH_EVENTS;
+use chancery_domain::{Position, Timestamp};
+use chancery_store::sequencer::{self, Answer, Request};
+use chancery_store::{Head, StoreError};
+use chancery_store_sled::SledLog;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::config::NatsConfig;
+use crate::follower::Progress;
+use crate::publish::{self, Outgoing, Published};
+use crate::stream;
+
+/// A request waiting for its group, and where its answer goes.
+pub struct Pending {
+    pub request: Request,
+    pub reply: oneshot::Sender<Result<(Answer, Head), StoreError>>,
+}
+
+impl Pending {
+    fn events(&self) -> usize {
+        match &self.request {
+            Request::Append(r) => r.events.len(),
+            Request::Restore(r) => r.len(),
+        }
+    }
+}
+
+/// What writing to the stream needs: shared by the appender task and the log's own catch-up.
+#[derive(Clone)]
+pub struct Writer {
+    pub config: NatsConfig,
+    pub client: Client,
+    pub stream: Stream,
+    pub replica: SledLog,
+    pub progress: watch::Receiver<Progress>,
+}
+
+impl Writer {
+    /// Asks the stream for its last sequence. Bounded by the publish timeout rather than the
+    /// connection's request timeout: while a replicated stream elects a new leader the request
+    /// goes unanswered, and a writer does better to ask again than to wait the full timeout.
+    pub async fn stream_last(&self) -> Result<Position, StoreError> {
+        let limit = self.config.publish_timeout;
+        let asked = tokio::time::timeout(limit, self.stream.get_info()).await;
+        let info = match asked {
+            Err(_) => {
+                return Err(StoreError::Storage(format!(
+                    "stream {} did not say its last sequence within {limit:?}",
+                    self.config.stream
+                )));
+            }
+            Ok(answer) => answer.map_err(|e| {
+                stream::nats_error(&format!("cannot read stream {}", self.config.stream), e)
+            })?,
+        };
+        Ok(info.state.last_sequence)
+    }
+
+    /// Waits until the replica has applied `position`, or has stopped.
+    pub async fn applied(&self, position: Position) -> Result<(), StoreError> {
+        let mut progress = self.progress.clone();
+        let reached = tokio::time::timeout(
+            self.config.timeout,
+            progress.wait_for(|p| p.applied >= position || p.failed.is_some()),
+        )
+        .await;
+        let failed = match reached {
+            Err(_) => {
+                let at = self.progress.borrow().applied;
+                return Err(StoreError::Storage(format!(
+                    "the local replica did not reach position {position} of stream {} within \
+                     {:?} (it is at {at})",
+                    self.config.stream, self.config.timeout
+                )));
+            }
+            Ok(Err(_)) => return Err(StoreError::Closed),
+            Ok(Ok(p)) => p.failed.clone(),
+        };
+        failed.map_or(Ok(()), Err)
+    }
+
+    /// Takes groups of requests from the queue and writes them, until the queue closes.
+    pub async fn run(self, mut queue: mpsc::Receiver<Pending>) {
+        let mut carried: Option<Pending> = None;
+        loop {
+            let first = match carried.take() {
+                Some(p) => p,
+                None => match queue.recv().await {
+                    Some(p) => p,
+                    None => return,
+                },
+            };
+            let mut events = first.events();
+            let mut group = vec![first];
+            // What one atomic batch may hold; a request that would not fit waits for the next.
+            while events < MAX_BATCH_EVENTS {
+                match queue.try_recv() {
+                    Ok(next) if events + next.events() <= MAX_BATCH_EVENTS => {
+                        events += next.events();
+                        group.push(next);
+                    }
+                    Ok(next) => {
+                        carried = Some(next);
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            let (requests, replies): (Vec<Request>, Vec<_>) =
+                group.into_iter().map(|p| (p.request, p.reply)).unzip();
+            match self.write(requests).await {
+                Ok((answers, head)) => {
+                    for (reply, answer) in replies.into_iter().zip(answers) {
+                        drop(reply.send(Ok((answer, head))));
+                    }
+                }
+                Err(error) => {
+                    for reply in replies {
+                        drop(reply.send(Err(error.clone())));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Seals a group against an up-to-date replica and publishes it, until it wins the race to
+    /// the stream or there is nothing to write; answers what each request gets.
+    async fn write(&self, requests: Vec<Request>) -> Result<(Vec<Answer>, Head), StoreError> {
+        let config = &self.config;
+        // The error of a publish whose answer was lost: until a sealing tells, it may have landed.
+        let mut unknown: Option<StoreError> = None;
+        let fail = |unknown: &Option<StoreError>, e: StoreError| match (unknown, e) {
+            (Some(_), StoreError::Storage(why)) => outcome_unknown(StoreError::Storage(why)),
+            (_, e) => e,
+        };
+        let attempts = config.max_attempts.max(1);
+        let started = tokio::time::Instant::now();
+        for attempt in 0..attempts {
+            let last = match self.stream_last().await {
+                Ok(last) => last,
+                // A stream between leaders answers again within a few seconds: ask again.
+                Err(StoreError::Storage(why))
+                    if attempt + 1 < attempts && started.elapsed() < config.timeout =>
+                {
+                    tracing::debug!(attempt, %why, "stream unavailable; retrying");
+                    back_off(attempt).await;
+                    continue;
+                }
+                Err(e) => return Err(fail(&unknown, e)),
+            };
+            self.applied(last).await.map_err(|e| fail(&unknown, e))?;
+            let now = Timestamp::from_system_time(SystemTime::now());
+            let sealed = sequencer::sequence(&self.replica.snapshot(), copy_of(&requests), now);
+            let mut answers = sealed.answers;
+            if sealed.records.is_empty() {
+                // After a publish that went unanswered, finding every event already written
+                // means that publish landed: these appends wrote them, they did not find them.
+                if unknown.is_some() {
+                    for answer in &mut answers {
+                        if let Answer::Append(Ok(outcome)) = answer {
+                            outcome.deduplicated = false;
+                        }
+                    }
+                }
+                return Ok((answers, sealed.head));
+            }
+            let outgoing: Vec<Outgoing<'_>> = sealed
+                .records
+                .iter()
+                .map(|record| Outgoing {
+                    subject: config.subject_of(record.view().map_or("", |v| v.timeline)),
+                    record,
+                })
+                .collect();
+            let base = sealed.base.position;
+            match publish::publish(&self.client, &outgoing, base, config.publish_timeout).await {
+                Ok(Published::Stored(last)) => {
+                    let planned = base + sealed.records.len() as Position;
+                    if last != planned {
+                        return Err(StoreError::Corrupt {
+                            position: Some(last),
+                            detail: format!(
+                                "stream {} stored the append up to sequence {last}, where the \
+                                 plan said {planned}: the server ignored the expected sequence",
+                                config.stream
+                            ),
+                        });
+                    }
+                    return match self.applied(last).await {
+                        Ok(()) => Ok((answers, sealed.head)),
+                        Err(StoreError::Storage(why)) => Err(StoreError::Storage(format!(
+                            "the append is stored at positions {} to {last}, but {why}; a \
+                             retry with the same event ids answers with them",
+                            base + 1
+                        ))),
+                        Err(e) => Err(e),
+                    };
+                }
+                Ok(Published::Refused(e)) => return Err(e),
+                Ok(Published::Raced) => {}
+                Err(e) => unknown = Some(e),
+            }
+            drop(outgoing);
+            back_off(attempt).await;
+        }
+        Err(match unknown {
+            Some(e) => outcome_unknown(e),
+            None => StoreError::Storage(format!(
+                "other writers kept appending to stream {} first, {} times in a row; nothing \
+                 was written",
+                config.stream, config.max_attempts
+            )),
+        })
+    }
+}
+
+/// The requests again, for another sealing (the records are shared, not copied).
+fn copy_of(requests: &[Request]) -> Vec<Request> {
+    requests
+        .iter()
+        .map(|r| match r {
+            Request::Append(a) => Request::Append(a.clone()),
+            Request::Restore(records) => Request::Restore(records.clone()),
+        })
+        .collect()
+}
+
+fn outcome_unknown(e: StoreError) -> StoreError {
+    StoreError::Storage(format!(
+        "{e}; an earlier publish of this append went unanswered, so the outcome is unknown: \
+         retry with the same event ids"
+    ))
+}
+
+/// After a lost race, the first retry goes at once (the winner's records are already on their
+/// way); later ones wait a little, at random, so that two writers do not keep colliding.
+async fn back_off(attempt: u32) {
+    if attempt == 0 {
+        return;
+    }
+    let ceiling = 1u64 << attempt.min(5);
+    let jitter = RandomState::new().hash_one(attempt) % (ceiling * 1000);
+    tokio::time::sleep(Duration::from_micros(jitter)).await;
+}

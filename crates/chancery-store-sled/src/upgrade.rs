@@ -1,0 +1,172 @@
+//! Upgrading a store of format 1 (every record as canonical JSON in sled's `log` tree, with a
+//! write-ahead log beside it) to this format: each record is read back, checked (its hash, and
+//! that its bytes are the canonical encoding of what they say), written to the segments in its
+//! stored form, and indexed. Then the old tree and write-ahead log go.
+//!
+//! Safe to interrupt: until the old tree is dropped, the next open starts the upgrade again from
+//! nothing.
+
+use std::path::Path;
+
+use chancery_domain::{Hash, Position, RecordedEvent};
+use chancery_store::StoreError;
+
+use crate::keys;
+use crate::postings::Postings;
+use crate::reader::{corrupt, io_error, storage_error};
+use crate::segments::{Appender, Mark, Segments};
+
+/// The tree format 1 kept everything in.
+const V1_TREE: &str = "log";
+/// Format 1's keys: records by position, and the position of the last checkpoint.
+const V1_EVENT: u8 = b'E';
+const V1_CHECKPOINT: &[u8] = b"Mcheckpoint";
+const V1_FORMAT: u64 = 1;
+
+/// Records written per group while upgrading.
+const BATCH: usize = 4_096;
+
+/// Upgrades the store in `dir` if it is of format 1; answers how many records were carried over.
+pub fn if_needed(db: &sled::Db, dir: &Path, segment_bytes: u64) -> Result<u64, StoreError> {
+    let has_old = db
+        .tree_names()
+        .iter()
+        .any(|name| name.as_ref() == V1_TREE.as_bytes());
+    if !has_old {
+        return Ok(0);
+    }
+    let old = db.open_tree(V1_TREE).map_err(storage_error)?;
+    if old.is_empty() {
+        db.drop_tree(V1_TREE).map_err(storage_error)?;
+        return Ok(0);
+    }
+    match old.get(keys::META_FORMAT).map_err(storage_error)? {
+        Some(v) if keys::u64_prefix(&v) == Some(V1_FORMAT) => {}
+        other => {
+            return Err(corrupt(
+                None,
+                &format!(
+                    "{}: the old tree has format {:?}, which this build cannot upgrade",
+                    dir.display(),
+                    other.as_deref().and_then(keys::u64_prefix)
+                ),
+            ));
+        }
+    }
+    tracing::info!(dir = %dir.display(), "upgrading the log from format 1: records are rewritten in their stored form");
+
+    // Start from nothing: an upgrade interrupted before may have left part of its work.
+    let records_dir = dir.join(crate::RECORDS_DIR);
+    match std::fs::remove_dir_all(&records_dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_error(&e)),
+    }
+    db.drop_tree(crate::INDEX_TREE).map_err(storage_error)?;
+    let index = db.open_tree(crate::INDEX_TREE).map_err(storage_error)?;
+
+    // Format 1 took sled back to its checkpoint after a crash and replayed its write-ahead log.
+    let checkpoint = old
+        .get(V1_CHECKPOINT)
+        .map_err(storage_error)?
+        .and_then(|v| keys::u64_prefix(&v));
+    let (segments, _) = Segments::open(&records_dir, Mark::EMPTY)?;
+    let segments = std::sync::Arc::new(segments);
+    let mut carried = Carry {
+        appender: Appender::new(
+            std::sync::Arc::clone(&segments),
+            Mark::EMPTY,
+            segment_bytes,
+            false,
+        )?,
+        index: &index,
+        postings: Postings::default(),
+        expected: 1,
+        prev: Hash::GENESIS,
+        batch: Vec::with_capacity(BATCH),
+    };
+    for kv in old.range([V1_EVENT].as_slice()..[V1_EVENT + 1].as_slice()) {
+        let (key, bytes) = kv.map_err(storage_error)?;
+        let position = keys::u64_suffix(&key)
+            .ok_or_else(|| corrupt(None, "a format-1 record key is malformed"))?;
+        if checkpoint.is_some_and(|c| position > c) {
+            break;
+        }
+        let record = RecordedEvent::from_canonical_json(&bytes)
+            .map_err(|e| corrupt(Some(position), &format!("a format-1 record: {e}")))?;
+        carried.push(record)?;
+        if carried.expected % 100_000 == 0 {
+            tracing::info!(records = carried.expected - 1, "upgrading the log");
+        }
+    }
+    let wal = dir.join("wal");
+    if checkpoint.is_some() {
+        let head = carried.expected - 1;
+        for record in crate::v1_wal::read_tail(&wal, head).map_err(|e| corrupt(None, &e))? {
+            carried.push(record)?;
+        }
+    }
+    carried.flush()?;
+    let count = carried.expected - 1;
+    let mut appender = carried.appender;
+    let mark = appender.checkpoint(count).map_err(|e| io_error(&e))?;
+    index
+        .insert(keys::META_CHECKPOINT, &mark.encode())
+        .map_err(storage_error)?;
+    index
+        .insert(keys::META_FORMAT, &keys::FORMAT.to_be_bytes())
+        .map_err(storage_error)?;
+    #[allow(clippy::disallowed_methods)] // followed by an fdatasync of sled's file below
+    db.flush().map_err(storage_error)?;
+    crate::durability::DiskSync::open(dir)
+        .and_then(|mut s| s.sync())
+        .map_err(|e| io_error(&e))?;
+    // The new form is complete and durable: the old one can go.
+    db.drop_tree(V1_TREE).map_err(storage_error)?;
+    #[allow(clippy::disallowed_methods)]
+    db.flush().map_err(storage_error)?;
+    match std::fs::remove_dir_all(&wal) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_error(&e)),
+    }
+    tracing::info!(dir = %dir.display(), records = count, "upgraded the log to format 2");
+    Ok(count)
+}
+
+/// Records being carried over, written a batch at a time.
+struct Carry<'a> {
+    appender: Appender,
+    index: &'a sled::Tree,
+    postings: Postings,
+    expected: Position,
+    prev: Hash,
+    batch: Vec<RecordedEvent>,
+}
+
+impl Carry<'_> {
+    fn push(&mut self, record: RecordedEvent) -> Result<(), StoreError> {
+        if record.position() != self.expected || record.prev_hash() != self.prev {
+            return Err(corrupt(
+                Some(record.position()),
+                "the format-1 log does not continue here; restore it from a backup",
+            ));
+        }
+        self.expected += 1;
+        self.prev = record.hash();
+        self.batch.push(record);
+        if self.batch.len() >= BATCH {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), StoreError> {
+        self.appender
+            .append(&self.batch)
+            .map_err(|e| io_error(&e))?;
+        crate::writer::index_records(self.index, &mut self.postings, &self.batch)?;
+        self.batch.clear();
+        Ok(())
+    }
+}
