@@ -85,6 +85,11 @@ impl DocumentCache {
         Ok(parsed)
     }
 
+    /// The parsed document of `query` if it is kept; never parses.
+    pub fn peek(&self, query: &str) -> Option<Arc<Parsed>> {
+        self.lookup(query)
+    }
+
     fn lookup(&self, query: &str) -> Option<Arc<Parsed>> {
         let mut g = self.inner.lock().ok()?;
         if let Some(parsed) = g.young.get(query) {

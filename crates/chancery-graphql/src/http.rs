@@ -181,13 +181,21 @@ async fn execute(
         code: code.as_str().into(),
     };
     // A kept answer is looked up before anything else: only a query that passed every check
-    // below and answered without an error was kept, for this caller's role.
-    let question = Question::of(
-        caller.role,
-        &incoming.query,
-        incoming.operation_name.as_deref(),
-        incoming.variables.as_ref(),
-    );
+    // below and answered without an error was kept, for this caller's role. A document known to
+    // be something else (a mutation, sent again and again by a recorder) skips the lookup.
+    let known_not_query = endpoint.documents.peek(&incoming.query).is_some_and(|p| {
+        p.operation_type(incoming.operation_name.as_deref()) != Some(OperationType::Query)
+    });
+    let question = if known_not_query {
+        None
+    } else {
+        Question::of(
+            caller.role,
+            &incoming.query,
+            incoming.operation_name.as_deref(),
+            incoming.variables.as_ref(),
+        )
+    };
     let stamp = match &question {
         Some(_) => Stamp::now(api).await,
         None => None,

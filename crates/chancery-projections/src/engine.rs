@@ -15,8 +15,7 @@ use tokio::sync::watch;
 use crate::checkpoint::{CheckpointStore, Loaded};
 use crate::error::ProjectionError;
 use crate::facade::Content;
-use crate::query::Computed;
-use crate::state::{PositionKey, ProjectionState, Step};
+use crate::state::{CacheSizes, ProjectionState, Step};
 
 /// When to save a checkpoint while following the log.
 #[derive(Debug, Clone, Copy)]
@@ -36,11 +35,12 @@ impl Default for CheckpointPolicy {
 
 /// Events read at a time while catching up.
 const CATCH_UP_CHUNK: usize = 4_096;
-/// Events between checkpoints while catching up.
-const CATCH_UP_CHECKPOINT: u64 = 200_000;
+/// Events between checkpoints while catching up: what changed since the last one is held in
+/// memory until then, so this bounds it (tens of MiB).
+const CATCH_UP_CHECKPOINT: u64 = 50_000;
 
-/// Present positions by key, with the generation of the list they were computed from.
-pub(crate) type PositionCache = crate::state::IdMap<PositionKey, (u64, Option<Arc<Computed>>)>;
+/// The page cache of the projections' sled tree, besides their own caches of pages and blocks.
+const SLED_CACHE_BYTES: u64 = 32 * 1024 * 1024;
 
 pub(crate) struct Inner {
     pub state: ProjectionState,
@@ -51,10 +51,10 @@ pub(crate) struct Inner {
 pub struct Projections {
     pub(crate) log: Arc<dyn EventLog>,
     pub(crate) inner: RwLock<Inner>,
-    store: Option<CheckpointStore>,
+    store: CheckpointStore,
+    /// Whether the store is the checkpoint directory's (or a temporary one).
+    durable: bool,
     applied: watch::Sender<Position>,
-    /// Current positions, by key, with the list generation they were computed at.
-    pub(crate) cache: Mutex<PositionCache>,
     /// Recorded events that answers showed lately: a record never changes once written, and
     /// reading and decoding one from the log costs far more than the answer that shows it.
     records: Mutex<RecordCache>,
@@ -91,23 +91,32 @@ impl RecordCache {
 }
 
 impl Projections {
-    /// Opens the projections of `log`, checkpointed in `dir` (or in memory only, with `None`).
-    /// The state is loaded from the checkpoint; call [`Projections::catch_up`] to reach the head.
+    /// Opens the projections of `log`, checkpointed in `dir` (or, with `None`, in a temporary
+    /// store that goes with them). Only the checkpoint's position, names and keys are read: the
+    /// rest stays on disk until asked for. Call [`Projections::catch_up`] to reach the head.
     pub async fn open(
         log: Arc<dyn EventLog>,
         dir: Option<&Path>,
         policy: CheckpointPolicy,
     ) -> Result<Arc<Self>, ProjectionError> {
-        let store = dir.map(CheckpointStore::open).transpose()?;
-        let (state, hash) = match store.as_ref().map(CheckpointStore::load).transpose()? {
-            None | Some(Loaded::Empty) => (ProjectionState::default(), Hash::GENESIS),
-            Some(Loaded::Stale { .. }) => {
-                if let Some(store) = &store {
-                    store.clear()?;
-                }
-                (ProjectionState::default(), Hash::GENESIS)
+        let store = CheckpointStore::open(dir, SLED_CACHE_BYTES)?;
+        let caches = CacheSizes::default();
+        let empty = |store: &CheckpointStore| {
+            ProjectionState::new(
+                store.tree().clone(),
+                0,
+                Default::default(),
+                Default::default(),
+                caches,
+            )
+        };
+        let (state, hash) = match store.load(caches)? {
+            Loaded::Empty => (empty(&store), Hash::GENESIS),
+            Loaded::Stale { .. } => {
+                store.clear()?;
+                (empty(&store), Hash::GENESIS)
             }
-            Some(Loaded::State { state, hash }) => (*state, hash),
+            Loaded::State { state, hash } => (*state, hash),
         };
         let head = log.head().await?;
         let checkpoint = state.head();
@@ -138,8 +147,8 @@ impl Projections {
                 last_hash: hash,
             }),
             store,
+            durable: dir.is_some(),
             applied,
-            cache: Mutex::new(Default::default()),
             records: Mutex::new(RecordCache::default()),
             policy,
         }))
@@ -152,7 +161,7 @@ impl Projections {
     /// their size, so every rebuild (`chancery replay`) grew the directory by another copy.
     pub fn reset(dir: &Path) -> Result<(), ProjectionError> {
         // Opening it first refuses a checkpoint that a running server holds (sled's lock).
-        drop(CheckpointStore::open(dir)?);
+        drop(CheckpointStore::open(Some(dir), SLED_CACHE_BYTES)?);
         // sled closes its files from a background thread just after the handle goes; a file it
         // was still writing can make the first removal find the directory not empty.
         let deadline = Instant::now() + Duration::from_secs(2);
@@ -275,24 +284,22 @@ impl Projections {
         }
     }
 
-    /// Saves a checkpoint of what is applied (a no-op without a checkpoint directory).
+    /// Saves a checkpoint of what is applied: what changed since the last one goes to the store
+    /// (a temporary one without a checkpoint directory), so memory holds no more than that.
     pub fn save(&self) -> Result<(), ProjectionError> {
-        let Some(store) = &self.store else {
-            return Ok(());
-        };
         let mut inner = self
             .inner
             .write()
             .map_err(|_| ProjectionError::Corrupt("state lock poisoned".into()))?;
         let hash = inner.last_hash;
-        store.save(&mut inner.state, hash)
+        self.store.save(&mut inner.state, hash)
     }
 
     /// Saves and flushes, for a clean shutdown.
     pub fn close(&self) -> Result<(), ProjectionError> {
         self.save()?;
-        if let Some(store) = &self.store {
-            store.flush()?;
+        if self.durable {
+            self.store.flush()?;
         }
         Ok(())
     }
@@ -337,7 +344,7 @@ impl Projections {
                 .inner
                 .read()
                 .map_err(|_| ProjectionError::Corrupt("state lock poisoned".into()))?;
-            match inner.state.act(position) {
+            match inner.state.act(position)? {
                 Some(act) => act
                     .versions
                     .iter()
@@ -434,10 +441,17 @@ impl Projections {
         Ok(())
     }
 
-    /// Whether this state answers every question as `other` does (for tests of replay).
+    /// Whether this state answers every question as `other` does (for tests of replay): the same
+    /// entries and the same lists.
     pub fn same_state_as(&self, other: &Projections) -> bool {
-        match (self.inner.read(), other.inner.read()) {
-            (Ok(a), Ok(b)) => a.state.same_as(&b.state),
+        let dump = |p: &Projections| {
+            p.inner
+                .read()
+                .ok()
+                .and_then(|inner| inner.state.dump().ok())
+        };
+        match (dump(self), dump(other)) {
+            (Some(a), Some(b)) => a == b,
             _ => false,
         }
     }

@@ -13,7 +13,7 @@ use chancery_domain::{
 use crate::engine::Projections;
 use crate::error::ProjectionError;
 use crate::facts::Stance;
-use crate::query::{Bucket, BucketTotals, ChronologyQuery, Computed, When};
+use crate::query::{Bucket, BucketTotals, ChronologyQuery, When};
 use crate::rules::{StandoffStatus, standoff_status};
 use crate::state::{PairKey, PositionKey, ProjectionState, Slot};
 
@@ -236,34 +236,7 @@ impl Projections {
     /// The two times of a question as numbers: now is the present time and the applied head.
     pub fn when(&self, as_of: &AsOf) -> Result<When, ProjectionError> {
         let inner = self.read_state()?;
-        Ok(resolve(&inner.state, as_of))
-    }
-
-    /// A position, from the cache when the question is about the present and nothing changed.
-    fn position(
-        &self,
-        state: &ProjectionState,
-        key: &PositionKey,
-        when: When,
-    ) -> Option<Arc<Computed>> {
-        let list = state.positions.get(key)?;
-        let current = when.known_at >= state.head() && when.valid_at >= list.settles_at;
-        if current {
-            if let Ok(cache) = self.cache.lock() {
-                if let Some((generation, computed)) = cache.get(key) {
-                    if *generation == list.generation {
-                        return computed.clone();
-                    }
-                }
-            }
-        }
-        let computed = state.compute_position(key, when).map(Arc::new);
-        if current {
-            if let Ok(mut cache) = self.cache.lock() {
-                cache.insert(*key, (list.generation, computed.clone()));
-            }
-        }
-        computed
+        resolve(&inner.state, as_of)
     }
 
     pub async fn positions(
@@ -273,7 +246,7 @@ impl Projections {
         let (when, found) = {
             let inner = self.read_state()?;
             let state = &inner.state;
-            let when = resolve(state, &query.as_of);
+            let when = resolve(state, &query.as_of)?;
             let timeline = match &query.timeline {
                 Some(t) => match state.names.timelines.get(t.as_str()) {
                     Some(id) => Some(id),
@@ -297,12 +270,11 @@ impl Projections {
                 return Ok(Vec::new());
             }
             let mut keys: Vec<PositionKey> = state
-                .positions
-                .keys()
+                .position_keys()
+                .into_iter()
                 .filter(|k| timeline.is_none_or(|t| k.timeline == t))
                 .filter(|k| parties.is_empty() || parties.contains(&k.party))
                 .filter(|k| issues.is_empty() || issues.contains(&k.issue))
-                .copied()
                 .collect();
             keys.sort_by(|a, b| {
                 let name = |k: &PositionKey| {
@@ -315,32 +287,29 @@ impl Projections {
                 name(a).cmp(&name(b))
             });
             let mut found = Vec::new();
+            let lists = query.lists.supporting || query.lists.history;
             for key in keys {
-                if let Some(computed) = self.position(state, &key, when) {
-                    let ids: Vec<EventId> = if query.lists.supporting {
-                        computed
-                            .supporting
-                            .iter()
-                            .filter_map(|s| state.act(s.position).map(|a| a.id))
-                            .collect()
-                    } else {
-                        Vec::new()
-                    };
-                    let history: Vec<PositionChange> = if query.lists.history {
-                        computed
-                            .history
-                            .iter()
-                            .filter_map(|c| {
-                                Some(PositionChange {
+                if let Some(computed) = state.compute_position(&key, when, lists)? {
+                    let mut ids: Vec<EventId> = Vec::new();
+                    if query.lists.supporting {
+                        for s in &computed.supporting {
+                            if let Some(act) = state.act(s.position)? {
+                                ids.push(act.id);
+                            }
+                        }
+                    }
+                    let mut history: Vec<PositionChange> = Vec::new();
+                    if query.lists.history {
+                        for c in &computed.history {
+                            if let Some(act) = state.act(c.slot.position)? {
+                                history.push(PositionChange {
                                     stance: c.stance,
                                     at: valid_time(c.at, c.precision),
-                                    event: state.act(c.slot.position)?.id,
-                                })
-                            })
-                            .collect()
-                    } else {
-                        Vec::new()
-                    };
+                                    event: act.id,
+                                });
+                            }
+                        }
+                    }
                     let Some(names) = names_of(state, &key) else {
                         continue;
                     };
@@ -386,7 +355,7 @@ impl Projections {
     ) -> Result<Vec<StandoffView>, ProjectionError> {
         let inner = self.read_state()?;
         let state = &inner.state;
-        let when = resolve(state, as_of);
+        let when = resolve(state, as_of)?;
         let timeline_id = match timeline {
             Some(t) => match state.names.timelines.get(t.as_str()) {
                 Some(id) => Some(id),
@@ -424,11 +393,11 @@ impl Projections {
         for (t, i) in groups {
             let mut sides = Vec::new();
             for key in state.standoff_keys(t, i) {
-                if let Some(computed) = self.position(state, &key, when) {
+                if let Some(computed) = state.compute_position(&key, when, false)? {
                     let Some((_, party, _)) = names_of(state, &key) else {
                         continue;
                     };
-                    let Some(act) = state.act(computed.latest.position) else {
+                    let Some(act) = state.act(computed.latest.position)? else {
                         continue;
                     };
                     sides.push(Side {
@@ -469,7 +438,7 @@ impl Projections {
     ) -> Result<Vec<RelationsBucket>, ProjectionError> {
         let inner = self.read_state()?;
         let state = &inner.state;
-        let when = resolve(state, &query.as_of);
+        let when = resolve(state, &query.as_of)?;
         let (Some(a), Some(b)) = (
             state.names.parties.get(query.a.as_str()),
             state.names.parties.get(query.b.as_str()),
@@ -486,7 +455,7 @@ impl Projections {
         let from = query.from.map_or(i64::MIN, |f| f.earliest());
         let to = query.to.map_or(i64::MAX, |t| t.end_exclusive());
         Ok(state
-            .relations(PairKey::new(a, b), query.bucket, from, to, timeline, when)
+            .relations(PairKey::new(a, b), query.bucket, from, to, timeline, when)?
             .into_iter()
             .map(|totals| RelationsBucket {
                 start: valid_time(totals.start, chancery_domain::Precision::Day),
@@ -502,7 +471,7 @@ impl Projections {
         let (when, items, has_more) = {
             let inner = self.read_state()?;
             let state = &inner.state;
-            let when = resolve(state, &request.as_of);
+            let when = resolve(state, &request.as_of)?;
             let ids = |names: &crate::intern::Namespace, list: &[&str]| -> Option<Vec<u32>> {
                 let found: Vec<u32> = list.iter().filter_map(|n| names.get(n)).collect();
                 if !list.is_empty() && found.is_empty() {
@@ -556,7 +525,7 @@ impl Projections {
                 limit: request.limit,
                 include_retracted: request.include_retracted,
             };
-            let (items, more) = state.chronology_page(&query);
+            let (items, more) = state.chronology_page(&query)?;
             (when, items, more)
         };
         let mut entries = Vec::with_capacity(items.len());
@@ -595,25 +564,25 @@ impl Projections {
         let inner = self.read_state()?;
         let state = &inner.state;
         let known_at = known_at.unwrap_or(state.head());
-        Ok(state.act(position).and_then(|act| {
+        Ok(state.act(position)?.and_then(|act| {
             state
-                .shown_version(act, known_at)
+                .shown_version(&act, known_at)
                 .map(|(v, _, retracted)| (retracted, v > 0))
         }))
     }
 }
 
-fn resolve(state: &ProjectionState, as_of: &AsOf) -> When {
+fn resolve(state: &ProjectionState, as_of: &AsOf) -> Result<When, ProjectionError> {
     let head = state.head();
     let known_at = match as_of.known_at {
         None => head,
         Some(KnownAt::Position(p)) => p.min(head),
-        Some(KnownAt::Instant(t)) => state.position_at_instant(t),
+        Some(KnownAt::Instant(t)) => state.position_at_instant(t)?,
     };
     let valid_at = as_of
         .valid_at
         .map_or_else(now_seconds, |v| v.end_exclusive() - 1);
-    When { valid_at, known_at }
+    Ok(When { valid_at, known_at })
 }
 
 /// The names of a key. Interned names were valid slugs and codes when interned, so this fails

@@ -13,6 +13,8 @@ pub mod error;
 pub mod facade;
 pub mod facts;
 pub mod intern;
+pub mod lists;
+pub mod pages;
 pub mod query;
 pub mod rules;
 pub mod state;

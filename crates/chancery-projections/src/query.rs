@@ -1,13 +1,16 @@
 //! Answers from the state for a moment of valid time and a moment of knowledge: positions,
-//! standoffs, relations and the chronology. Each walks only the lists of the keys asked about.
+//! standoffs, relations and the chronology. Each reads only the lists of the keys asked about; a
+//! position as known now reads one block of its list.
 
 use std::collections::BTreeMap;
 
 use chancery_domain::codes::QuadClass;
 use chancery_domain::{Kind, Position, Precision};
 
+use crate::error::ProjectionError;
 use crate::facts::{Act, Fact, Stance, StanceRule};
-use crate::state::{PairKey, PositionKey, ProjectionState, Slot, SlotList};
+use crate::lists::Decoder;
+use crate::state::{PairKey, PositionKey, ProjectionState, Slot, Stated};
 
 /// The two times of a bitemporal question: the world as of `valid_at` (Unix seconds, inclusive)
 /// as the log knew it at position `known_at` (inclusive).
@@ -40,39 +43,259 @@ pub struct Computed {
     pub first: Slot,
     /// How many later events restated it.
     pub reaffirmed: u32,
-    /// The events of the current run, oldest first (at most [`MAX_SUPPORTING`], the newest).
+    /// The events of the current run, oldest first (at most [`MAX_SUPPORTING`], the newest);
+    /// empty unless asked for.
     pub supporting: Vec<Slot>,
+    /// Every change of stance; empty unless asked for.
     pub history: Vec<Change>,
 }
 
-impl ProjectionState {
-    /// The fact of a slot if that version was the known one at `known_at`.
-    pub fn live(&self, slot: &Slot, known_at: Position) -> Option<&Fact> {
-        let act = self.act(slot.position)?;
-        let (from, until) = act.known_interval(usize::from(slot.version));
-        (from <= known_at && known_at < until).then(|| &act.versions[usize::from(slot.version)])
+/// The sweep over a position's slots by valid time, reduced to what its answer needs: the newest
+/// slot, whether its measure is shown as in force, the last change of stance, the newest slot of
+/// the current run and its length. Kept at the start of each block of a position's list for the
+/// slots known now, so that a question about the present log starts from the nearest block.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct RunState {
+    /// The newest slot taken up, with its rule.
+    pub newest: Option<(Slot, StanceRule)>,
+    pub measure_shown: bool,
+    pub last: Option<Change>,
+    pub run_last: Option<Slot>,
+    pub reaffirmed: u32,
+}
+
+fn stance_tag(s: Stance) -> u8 {
+    s as u8
+}
+
+impl RunState {
+    /// Takes up one slot, in sweep order (see [`compute_run`]).
+    pub fn step(&mut self, item: &Stated) {
+        if let Some((slot, rule)) = self.newest {
+            self.take_effect(slot, rule, item.starts, false);
+        }
+        if self.newest.is_none_or(|(s, _)| item.slot > s) {
+            self.newest = Some((item.slot, item.rule));
+            let Some(stance) = stance_at(item.rule, item.starts) else {
+                return;
+            };
+            self.measure_shown = stance == Stance::Measure;
+            let precision = if item.starts == item.slot.valid {
+                item.slot.precision
+            } else {
+                Precision::Day
+            };
+            if self.last.is_some_and(|c| c.stance == stance) {
+                self.reaffirmed += 1;
+            } else {
+                self.last = Some(Change {
+                    stance,
+                    at: item.starts,
+                    precision,
+                    slot: item.slot,
+                });
+                self.reaffirmed = 0;
+            }
+            self.run_last = Some(item.slot);
+        }
     }
 
-    pub fn compute_position(&self, key: &PositionKey, when: When) -> Option<Computed> {
-        let list = self.positions.get(key)?;
-        compute_run(self, list, when)
+    /// A measure imposed by the newest slot takes effect before `until` (or at it, when `until`
+    /// is the end of the question).
+    fn take_effect(&mut self, slot: Slot, rule: StanceRule, until: i64, inclusive: bool) {
+        if let StanceRule::Impose { effective } = rule {
+            let due = if inclusive {
+                effective <= until
+            } else {
+                effective < until
+            };
+            if !self.measure_shown && due {
+                self.measure_shown = true;
+                self.last = Some(Change {
+                    stance: Stance::Measure,
+                    at: effective.max(slot.valid),
+                    precision: Precision::Day,
+                    slot,
+                });
+                self.run_last = Some(slot);
+                self.reaffirmed = 0;
+            }
+        }
     }
 
-    /// Every party's position on an issue of a timeline (parties with no stance left out).
-    pub fn standoff_keys(&self, timeline: u32, issue: u32) -> Vec<PositionKey> {
-        self.standoff_parties
-            .get(&(timeline, issue))
-            .map(|parties| {
-                parties
-                    .iter()
-                    .map(|party| PositionKey {
-                        timeline,
-                        party: *party,
-                        issue,
-                    })
-                    .collect()
+    /// The state after a block's slots known now.
+    pub fn fold(mut self, items: &[Stated]) -> RunState {
+        for item in items.iter().filter(|i| i.known_until == Position::MAX) {
+            self.step(item);
+        }
+        self
+    }
+
+    /// The answer at valid time `valid_at`, once every slot up to it is taken up.
+    fn answer(mut self, valid_at: i64) -> Option<Computed> {
+        if let Some((slot, rule)) = self.newest {
+            self.take_effect(slot, rule, valid_at, true);
+        }
+        let last = self.last?;
+        Some(Computed {
+            stance: last.stance,
+            latest: self.run_last?,
+            first: last.slot,
+            reaffirmed: self.reaffirmed,
+            supporting: Vec::new(),
+            history: Vec::new(),
+        })
+    }
+
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let slot = |s: &Slot, out: &mut Vec<u8>| {
+            out.extend_from_slice(&s.valid.to_le_bytes());
+            out.push(s.precision as u8);
+            out.extend_from_slice(&s.position.to_le_bytes());
+            out.extend_from_slice(&s.version.to_le_bytes());
+        };
+        match &self.newest {
+            None => out.push(0),
+            Some((s, rule)) => {
+                out.push(1);
+                slot(s, out);
+                crate::state::encode_rule_into(rule, out);
+            }
+        }
+        out.push(u8::from(self.measure_shown));
+        match &self.last {
+            None => out.push(0),
+            Some(c) => {
+                out.push(1);
+                out.push(stance_tag(c.stance));
+                out.extend_from_slice(&c.at.to_le_bytes());
+                out.push(c.precision as u8);
+                slot(&c.slot, out);
+            }
+        }
+        match &self.run_last {
+            None => out.push(0),
+            Some(s) => {
+                out.push(1);
+                slot(s, out);
+            }
+        }
+        out.extend_from_slice(&self.reaffirmed.to_le_bytes());
+    }
+
+    pub fn decode(
+        d: &mut Decoder<'_>,
+        rule: impl Fn(&mut Decoder<'_>) -> Option<StanceRule>,
+    ) -> Option<RunState> {
+        let precision = |t: u8| -> Option<Precision> {
+            Some(match t {
+                0 => Precision::Year,
+                1 => Precision::Month,
+                2 => Precision::Day,
+                3 => Precision::Instant,
+                _ => return None,
             })
-            .unwrap_or_default()
+        };
+        let slot = |d: &mut Decoder<'_>| -> Option<Slot> {
+            Some(Slot {
+                valid: d.i64()?,
+                precision: precision(d.u8()?)?,
+                position: d.u64()?,
+                version: d.u16()?,
+            })
+        };
+        let newest = match d.u8()? {
+            0 => None,
+            1 => Some((slot(d)?, rule(d)?)),
+            _ => return None,
+        };
+        let measure_shown = d.u8()? != 0;
+        let last = match d.u8()? {
+            0 => None,
+            1 => Some(Change {
+                stance: *Stance::ALL.get(usize::from(d.u8()?))?,
+                at: d.i64()?,
+                precision: precision(d.u8()?)?,
+                slot: slot(d)?,
+            }),
+            _ => return None,
+        };
+        let run_last = match d.u8()? {
+            0 => None,
+            1 => Some(slot(d)?),
+            _ => return None,
+        };
+        Some(RunState {
+            newest,
+            measure_shown,
+            last,
+            run_last,
+            reaffirmed: d.u32()?,
+        })
+    }
+}
+
+/// The stance a slot sets when the sweep takes it up.
+fn stance_at(rule: StanceRule, valid_at: i64) -> Option<Stance> {
+    match rule {
+        StanceRule::None => None,
+        StanceRule::Fixed(s) => Some(s),
+        StanceRule::Impose { effective } => Some(if valid_at >= effective {
+            Stance::Measure
+        } else {
+            Stance::Threat
+        }),
+        StanceRule::Ease { effective } => (valid_at >= effective).then_some(Stance::Withdrawn),
+    }
+}
+
+impl ProjectionState {
+    /// A position at `when`. As known now, and without its lists, it reads the block holding
+    /// `valid_at` and sweeps from that block's start; otherwise it sweeps the list.
+    pub fn compute_position(
+        &self,
+        key: &PositionKey,
+        when: When,
+        lists: bool,
+    ) -> Result<Option<Computed>, ProjectionError> {
+        if when.known_at >= self.head() && !lists {
+            let bound = Stated::last_at(when.valid_at);
+            let mut blocks = self
+                .positions
+                .blocks(&self.tree, &key.list(), Some(&bound), false)?;
+            let Some(found) = blocks.next() else {
+                return Ok(None);
+            };
+            let (_, block) = found?;
+            let mut state = block.header;
+            for item in block
+                .items
+                .iter()
+                .take_while(|i| i.starts <= when.valid_at)
+                .filter(|i| i.known_until == Position::MAX)
+            {
+                state.step(item);
+            }
+            return Ok(state.answer(when.valid_at));
+        }
+        let mut items: Vec<Stated> = Vec::new();
+        for block in self
+            .positions
+            .blocks(&self.tree, &key.list(), None, false)?
+        {
+            let (_, block) = block?;
+            let before = block
+                .items
+                .iter()
+                .take_while(|i| i.starts <= when.valid_at)
+                .copied();
+            let count = items.len();
+            items.extend(before);
+            if items.len() - count < block.items.len() {
+                break;
+            }
+        }
+        Ok(compute_run(&items, when))
     }
 
     /// Relations between two parties per bucket of valid time in `[from, to)`, as of `when`.
@@ -84,38 +307,45 @@ impl ProjectionState {
         to: i64,
         timeline: Option<u32>,
         when: When,
-    ) -> Vec<BucketTotals> {
-        let Some(list) = self.relations.get(&pair) else {
-            return Vec::new();
-        };
+    ) -> Result<Vec<BucketTotals>, ProjectionError> {
         let end = to.min(when.valid_at.saturating_add(1));
-        let lo = list.slots.partition_point(|s| s.valid < from);
-        let hi = list.slots.partition_point(|s| s.valid < end);
         let mut buckets: BTreeMap<i64, BucketTotals> = BTreeMap::new();
-        for slot in &list.slots[lo..hi.max(lo)] {
-            let Some(fact) = self.live(slot, when.known_at) else {
-                continue;
-            };
-            if timeline.is_some_and(|t| t != fact.timeline) || !fact.counts_in_relations() {
-                continue;
+        let start = Slot::first_at(from);
+        'blocks: for block in
+            self.relations
+                .blocks(&self.tree, &pair.list(), Some(&start), false)?
+        {
+            let (_, block) = block?;
+            for item in &block.items {
+                if item.slot.valid < from {
+                    continue;
+                }
+                if item.slot.valid >= end {
+                    break 'blocks;
+                }
+                if item.known_from > when.known_at || when.known_at >= item.known_until {
+                    continue;
+                }
+                if timeline.is_some_and(|t| t != item.timeline) {
+                    continue;
+                }
+                let start = bucket.start_of(item.slot.valid);
+                let totals = buckets.entry(start).or_insert_with(|| BucketTotals {
+                    start,
+                    ..BucketTotals::default()
+                });
+                totals.events += 1;
+                totals.by_quad_class[usize::from(item.quad.number() - 1)] += 1;
+                totals.goldstein_sum += item.goldstein;
             }
-            let Some(quad) = fact.quad else { continue };
-            let start = bucket.start_of(fact.valid);
-            let totals = buckets.entry(start).or_insert_with(|| BucketTotals {
-                start,
-                ..BucketTotals::default()
-            });
-            totals.events += 1;
-            totals.by_quad_class[usize::from(quad.number() - 1)] += 1;
-            totals.goldstein_sum += fact.goldstein;
         }
-        buckets.into_values().collect()
+        Ok(buckets.into_values().collect())
     }
 
     /// The version of an act to show at `known_at` (a retracted act shows its last version), and
     /// whether it is retracted by then.
     pub fn shown_version<'a>(
-        &'a self,
+        &self,
         act: &'a Act,
         known_at: Position,
     ) -> Option<(usize, &'a Fact, bool)> {
@@ -129,107 +359,120 @@ impl ProjectionState {
     }
 
     /// A page of the chronology: acts by valid time, filtered, as of `when`.
-    pub fn chronology_page(&self, q: &ChronologyQuery) -> (Vec<ChronologyItem>, bool) {
-        let slots = &self.chronology.slots;
+    pub fn chronology_page(
+        &self,
+        q: &ChronologyQuery,
+    ) -> Result<(Vec<ChronologyItem>, bool), ProjectionError> {
         let mut items = Vec::new();
-        let in_page = |slot: &Slot| -> Option<ChronologyItem> {
-            let act = self.act(slot.position)?;
-            let (v, fact, retracted) = self.shown_version(act, q.when.known_at)?;
+        let in_page = |slot: &Slot| -> Result<Option<ChronologyItem>, ProjectionError> {
+            let Some(act) = self.act(slot.position)? else {
+                return Ok(None);
+            };
+            let Some((v, fact, retracted)) = self.shown_version(&act, q.when.known_at) else {
+                return Ok(None);
+            };
             if usize::from(slot.version) != v
                 || (retracted && !q.include_retracted)
                 || fact.valid > q.when.valid_at
-            {
-                return None;
-            }
-            if q.valid_from.is_some_and(|f| fact.valid < f)
+                || q.valid_from.is_some_and(|f| fact.valid < f)
                 || q.valid_to.is_some_and(|t| fact.valid >= t)
+                || !q.matches(fact)
             {
-                return None;
+                return Ok(None);
             }
-            if !q.matches(fact) {
-                return None;
-            }
-            Some(ChronologyItem {
+            Ok(Some(ChronologyItem {
                 slot: *slot,
                 retracted,
                 corrected: v > 0,
-            })
+            }))
         };
         let mut more = false;
         if q.backward {
-            let end = q
-                .before
-                .map_or(slots.len(), |b| slots.partition_point(|s| *s < b));
-            for slot in slots[..end].iter().rev() {
-                if let Some(item) = in_page(slot) {
-                    if items.len() == q.limit {
-                        more = true;
-                        break;
+            let from = q.before.map(|b| {
+                let mut k = Vec::new();
+                b.sort_key_into(&mut k);
+                k
+            });
+            'back: for block in self
+                .chronology
+                .blocks(&self.tree, &[], from.as_deref(), true)?
+            {
+                let (_, block) = block?;
+                for slot in block.items.iter().rev() {
+                    if q.before.is_some_and(|b| *slot >= b) {
+                        continue;
                     }
-                    items.push(item);
+                    if let Some(item) = in_page(slot)? {
+                        if items.len() == q.limit {
+                            more = true;
+                            break 'back;
+                        }
+                        items.push(item);
+                    }
                 }
             }
             items.reverse();
         } else {
-            let start = q.after.map_or(0, |a| slots.partition_point(|s| *s <= a));
-            for slot in &slots[start..] {
-                if let Some(item) = in_page(slot) {
-                    if items.len() == q.limit {
-                        more = true;
-                        break;
+            let from = q.after.map(|a| {
+                let mut k = Vec::new();
+                a.sort_key_into(&mut k);
+                k
+            });
+            'forward: for block in
+                self.chronology
+                    .blocks(&self.tree, &[], from.as_deref(), false)?
+            {
+                let (_, block) = block?;
+                for slot in &block.items {
+                    if q.after.is_some_and(|a| *slot <= a) {
+                        continue;
                     }
-                    items.push(item);
+                    if let Some(item) = in_page(slot)? {
+                        if items.len() == q.limit {
+                            more = true;
+                            break 'forward;
+                        }
+                        items.push(item);
+                    }
                 }
             }
         }
-        (items, more)
+        Ok((items, more))
     }
 }
 
 /// The current run and the history of a position list, as a sweep over valid time.
 ///
 /// A slot starts setting its stance when it activates: at its valid time, or for an eased measure
-/// at its effective date. At any time the stance is that of the newest slot (by valid time, then
-/// position) among those active; a measure imposed switches from threat to measure at its
-/// effective date while it is the newest. A new newest slot with the stance already held
-/// reaffirms it.
-fn compute_run(state: &ProjectionState, list: &SlotList, when: When) -> Option<Computed> {
-    let end = list.slots.partition_point(|s| s.valid <= when.valid_at);
-    let mut active: Vec<(i64, Slot, &Fact)> = list.slots[..end]
-        .iter()
-        .filter_map(|slot| {
-            let fact = state.live(slot, when.known_at)?;
-            let starts = match fact.rule {
-                StanceRule::None => return None,
-                StanceRule::Ease { effective } => effective.max(fact.valid),
-                _ => fact.valid,
-            };
-            (fact.sets_stances() && starts <= when.valid_at).then_some((starts, *slot, fact))
-        })
-        .collect();
-    active.sort_by_key(|(starts, slot, _)| (*starts, *slot));
-
+/// at its effective date (its place in the list). At any time the stance is that of the newest
+/// slot (by valid time, then position) among those active; a measure imposed switches from
+/// threat to measure at its effective date while it is the newest. A new newest slot with the
+/// stance already held reaffirms it.
+fn compute_run(items: &[Stated], when: When) -> Option<Computed> {
     let mut sweep = Sweep::default();
-    let mut newest: Option<(Slot, &Fact)> = None;
-    for (starts, slot, fact) in active {
-        if let Some((s, f)) = newest {
-            sweep.take_effect(s, f, starts, false);
+    let mut newest: Option<&Stated> = None;
+    for item in items
+        .iter()
+        .filter(|i| i.live_at(when.known_at) && i.starts <= when.valid_at)
+    {
+        if let Some(n) = newest {
+            sweep.take_effect(n, item.starts, false);
         }
-        if newest.is_none_or(|(s, _)| slot > s) {
-            newest = Some((slot, fact));
+        if newest.is_none_or(|n| item.slot > n.slot) {
+            newest = Some(item);
             sweep.measure_shown = false;
-            let stance = fact.stance_at(starts)?;
+            let stance = stance_at(item.rule, item.starts)?;
             sweep.measure_shown = stance == Stance::Measure;
-            let precision = if starts == fact.valid {
-                fact.precision
+            let precision = if item.starts == item.slot.valid {
+                item.slot.precision
             } else {
                 Precision::Day
             };
-            sweep.state(stance, starts, precision, slot);
+            sweep.state(stance, item.starts, precision, item.slot);
         }
     }
-    if let Some((s, f)) = newest {
-        sweep.take_effect(s, f, when.valid_at, true);
+    if let Some(n) = newest {
+        sweep.take_effect(n, when.valid_at, true);
     }
     let last = *sweep.history.last()?;
     Some(Computed {
@@ -270,10 +513,8 @@ impl Sweep {
         }
     }
 
-    /// A measure imposed by the newest slot takes effect before `until` (or at it, when `until`
-    /// is the end of the question).
-    fn take_effect(&mut self, slot: Slot, fact: &Fact, until: i64, inclusive: bool) {
-        if let StanceRule::Impose { effective } = fact.rule {
+    fn take_effect(&mut self, newest: &Stated, until: i64, inclusive: bool) {
+        if let StanceRule::Impose { effective } = newest.rule {
             let due = if inclusive {
                 effective <= until
             } else {
@@ -283,11 +524,11 @@ impl Sweep {
                 self.measure_shown = true;
                 self.history.push(Change {
                     stance: Stance::Measure,
-                    at: effective.max(fact.valid),
+                    at: effective.max(newest.slot.valid),
                     precision: Precision::Day,
-                    slot,
+                    slot: newest.slot,
                 });
-                self.run = vec![slot];
+                self.run = vec![newest.slot];
                 self.reaffirmed = 0;
             }
         }

@@ -1,21 +1,30 @@
-//! The projection state: an entry per log position, and indexes of slots sorted by valid time,
-//! one list per key (per position key, per pair of parties, and one for the whole chronology).
+//! The projection state, on disk: an entry per log position (`pages`), and lists of slots sorted
+//! by valid time (`lists`): one per position (a party on an issue in a timeline), one per pair of
+//! parties, and one for the whole chronology. Only the names, the directory of keys and what
+//! changed since the last checkpoint are in memory; the rest is read through bounded caches, so
+//! memory does not grow with the log.
 //!
-//! A slot is one version of one act. Its place in a list is its valid time; the act's entry says
-//! during which log positions that version was the known one. That makes every as-of question a
+//! A slot is one version of one act. Its place in a list is its valid time; it carries the log
+//! positions during which that version was the known one. That makes every as-of question a
 //! walk over one key's list: no replay, and a late report, a retraction or a correction only
-//! changes the lists it touches.
+//! changes the lists it touches. A position's list also keeps, at the start of each block, the
+//! state of the sweep over the slots before it as known now (see `query`): a question about the
+//! present log and any valid time reads one block.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
-use chancery_domain::{NewEvent, Position, Precision, RecordedEvent, Timestamp};
+use chancery_domain::codes::QuadClass;
+use chancery_domain::{NewEvent, Position, Precision, RecordedEvent};
 
 use crate::error::ProjectionError;
-use crate::facts::{Act, Entry, Fact};
+use crate::facts::{Act, Entry, Fact, StanceRule};
 use crate::intern::Names;
+use crate::lists::{Block, Decoder, Header, Item, Lists};
+use crate::pages::Pages;
+use crate::query::RunState;
 
-/// A fast hash for the small integer keys of the indexes (SipHash showed in replay profiles; the
-/// keys are interned ids chosen by us, not by an adversary).
+/// A fast hash for the small integer keys of maps (SipHash showed in replay profiles; the keys
+/// are interned ids chosen by us, not by an adversary).
 #[derive(Default, Clone, Copy)]
 pub struct IdHasher(u64);
 
@@ -43,10 +52,7 @@ impl std::hash::Hasher for IdHasher {
     }
 }
 
-pub type IdMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<IdHasher>>;
-
-/// Entries per checkpoint page.
-pub const PAGE: u64 = 256;
+pub type IdMap<K, V> = std::collections::HashMap<K, V, std::hash::BuildHasherDefault<IdHasher>>;
 
 /// One version of one act, placed by its valid time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -57,49 +63,222 @@ pub struct Slot {
     pub version: u16,
 }
 
-/// Slots sorted by valid time, with a generation that changes whenever the list's answers may.
-#[derive(Debug, Clone, Default)]
-pub struct SlotList {
-    pub slots: Vec<Slot>,
-    /// The latest valid or effective time of any slot: answers for later times are all the same.
-    pub settles_at: i64,
-    pub generation: u64,
+/// Bytes of an i64 that sort as the numbers do.
+fn sortable(v: i64) -> [u8; 8] {
+    ((v as u64) ^ (1 << 63)).to_be_bytes()
 }
 
-impl SlotList {
-    fn insert(&mut self, slot: Slot, settles_at: i64) {
-        // Most slots come after every other (events arrive roughly in valid-time order); only
-        // late reports and corrections need the search.
-        if self.slots.last().is_none_or(|last| *last < slot) {
-            self.slots.push(slot);
-            self.settles_at = self.settles_at.max(settles_at);
-            self.generation += 1;
-            return;
-        }
-        let at = self.slots.partition_point(|s| *s < slot);
-        if self.slots.get(at) != Some(&slot) {
-            self.slots.insert(at, slot);
-        }
-        self.settles_at = self.settles_at.max(settles_at);
-        self.generation += 1;
-    }
-
-    fn push_unsorted(&mut self, slot: Slot, settles_at: i64) {
-        self.slots.push(slot);
-        self.settles_at = self.settles_at.max(settles_at);
-    }
-
-    fn finish_load(&mut self) {
-        self.slots.sort_unstable();
-        self.slots.dedup();
-        self.generation += 1;
+fn precision_tag(p: Precision) -> u8 {
+    match p {
+        Precision::Year => 0,
+        Precision::Month => 1,
+        Precision::Day => 2,
+        Precision::Instant => 3,
     }
 }
 
-impl PartialEq for SlotList {
-    fn eq(&self, other: &Self) -> bool {
-        self.slots == other.slots && self.settles_at == other.settles_at
+fn precision_of(tag: u8) -> Option<Precision> {
+    Some(match tag {
+        0 => Precision::Year,
+        1 => Precision::Month,
+        2 => Precision::Day,
+        3 => Precision::Instant,
+        _ => return None,
+    })
+}
+
+impl Slot {
+    pub fn sort_key_into(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&sortable(self.valid));
+        out.push(precision_tag(self.precision));
+        out.extend_from_slice(&self.position.to_be_bytes());
+        out.extend_from_slice(&self.version.to_be_bytes());
     }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.valid.to_le_bytes());
+        out.push(precision_tag(self.precision));
+        out.extend_from_slice(&self.position.to_le_bytes());
+        out.extend_from_slice(&self.version.to_le_bytes());
+    }
+
+    fn decode(d: &mut Decoder<'_>) -> Option<Slot> {
+        Some(Slot {
+            valid: d.i64()?,
+            precision: precision_of(d.u8()?)?,
+            position: d.u64()?,
+            version: d.u16()?,
+        })
+    }
+
+    /// The sort key of the first slot at or after valid time `valid`.
+    pub fn first_at(valid: i64) -> Vec<u8> {
+        sortable(valid).to_vec()
+    }
+}
+
+/// The chronology's items: every version of every act.
+impl Item for Slot {
+    type Key = Slot;
+
+    fn key(&self) -> Slot {
+        *self
+    }
+
+    fn key_bytes(key: &Slot, out: &mut Vec<u8>) {
+        key.sort_key_into(out);
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        Slot::encode(self, out);
+    }
+
+    fn decode(d: &mut Decoder<'_>) -> Option<Self> {
+        Slot::decode(d)
+    }
+}
+
+fn encode_rule(rule: &StanceRule, out: &mut Vec<u8>) {
+    match *rule {
+        StanceRule::None => out.push(0),
+        StanceRule::Fixed(s) => out.extend_from_slice(&[1, s as u8]),
+        StanceRule::Impose { effective } => {
+            out.push(2);
+            out.extend_from_slice(&effective.to_le_bytes());
+        }
+        StanceRule::Ease { effective } => {
+            out.push(3);
+            out.extend_from_slice(&effective.to_le_bytes());
+        }
+    }
+}
+
+fn decode_rule(d: &mut Decoder<'_>) -> Option<StanceRule> {
+    Some(match d.u8()? {
+        0 => StanceRule::None,
+        1 => StanceRule::Fixed(*crate::facts::Stance::ALL.get(usize::from(d.u8()?))?),
+        2 => StanceRule::Impose {
+            effective: d.i64()?,
+        },
+        3 => StanceRule::Ease {
+            effective: d.i64()?,
+        },
+        _ => return None,
+    })
+}
+
+/// A position list's item: one version of an act that sets stances, placed where the sweep over
+/// valid time takes it up (`starts`: its valid time, or an eased measure's effective date), with
+/// what the sweep needs of it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stated {
+    pub starts: i64,
+    pub slot: Slot,
+    /// The positions `[known_from, known_until)` during which this version is the known one.
+    pub known_from: Position,
+    pub known_until: Position,
+    pub rule: StanceRule,
+}
+
+impl Stated {
+    pub fn live_at(&self, known_at: Position) -> bool {
+        self.known_from <= known_at && known_at < self.known_until
+    }
+
+    /// The sort key of the last item taken up at or before `starts`.
+    pub fn last_at(starts: i64) -> Vec<u8> {
+        let mut k = sortable(starts).to_vec();
+        k.extend_from_slice(&[0xff; 19]);
+        k
+    }
+}
+
+impl Item for Stated {
+    type Key = (i64, Slot);
+
+    fn key(&self) -> (i64, Slot) {
+        (self.starts, self.slot)
+    }
+
+    fn key_bytes(key: &(i64, Slot), out: &mut Vec<u8>) {
+        out.extend_from_slice(&sortable(key.0));
+        key.1.sort_key_into(out);
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.starts.to_le_bytes());
+        self.slot.encode(out);
+        out.extend_from_slice(&self.known_from.to_le_bytes());
+        out.extend_from_slice(&self.known_until.to_le_bytes());
+        encode_rule(&self.rule, out);
+    }
+
+    fn decode(d: &mut Decoder<'_>) -> Option<Self> {
+        Some(Stated {
+            starts: d.i64()?,
+            slot: Slot::decode(d)?,
+            known_from: d.u64()?,
+            known_until: d.u64()?,
+            rule: decode_rule(d)?,
+        })
+    }
+}
+
+/// A pair's list item: one version of an act that counts in relations, with what relations sum.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Related {
+    pub slot: Slot,
+    pub known_from: Position,
+    pub known_until: Position,
+    pub timeline: u32,
+    pub quad: QuadClass,
+    pub goldstein: f64,
+}
+
+impl Item for Related {
+    type Key = Slot;
+
+    fn key(&self) -> Slot {
+        self.slot
+    }
+
+    fn key_bytes(key: &Slot, out: &mut Vec<u8>) {
+        key.sort_key_into(out);
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.slot.encode(out);
+        out.extend_from_slice(&self.known_from.to_le_bytes());
+        out.extend_from_slice(&self.known_until.to_le_bytes());
+        out.extend_from_slice(&self.timeline.to_le_bytes());
+        out.push(self.quad.number());
+        out.extend_from_slice(&self.goldstein.to_le_bytes());
+    }
+
+    fn decode(d: &mut Decoder<'_>) -> Option<Self> {
+        Some(Related {
+            slot: Slot::decode(d)?,
+            known_from: d.u64()?,
+            known_until: d.u64()?,
+            timeline: d.u32()?,
+            quad: *QuadClass::ALL.get(usize::from(d.u8()?.checked_sub(1)?))?,
+            goldstein: d.f64()?,
+        })
+    }
+}
+
+impl Header for RunState {
+    fn encode(&self, out: &mut Vec<u8>) {
+        RunState::encode(self, out);
+    }
+
+    fn decode(d: &mut Decoder<'_>) -> Option<Self> {
+        RunState::decode(d, decode_rule)
+    }
+}
+
+pub(crate) fn encode_rule_into(rule: &StanceRule, out: &mut Vec<u8>) {
+    encode_rule(rule, out);
 }
 
 /// A party's position on an issue within a timeline.
@@ -110,6 +289,16 @@ pub struct PositionKey {
     pub issue: u32,
 }
 
+impl PositionKey {
+    pub fn list(&self) -> [u8; 12] {
+        let mut k = [0u8; 12];
+        k[..4].copy_from_slice(&self.timeline.to_be_bytes());
+        k[4..8].copy_from_slice(&self.party.to_be_bytes());
+        k[8..].copy_from_slice(&self.issue.to_be_bytes());
+        k
+    }
+}
+
 /// Two parties, the smaller id first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PairKey(pub u32, pub u32);
@@ -117,6 +306,13 @@ pub struct PairKey(pub u32, pub u32);
 impl PairKey {
     pub fn new(a: u32, b: u32) -> Self {
         if a <= b { PairKey(a, b) } else { PairKey(b, a) }
+    }
+
+    pub fn list(&self) -> [u8; 8] {
+        let mut k = [0u8; 8];
+        k[..4].copy_from_slice(&self.0.to_be_bytes());
+        k[4..].copy_from_slice(&self.1.to_be_bytes());
+        k
     }
 }
 
@@ -137,47 +333,84 @@ pub enum Step<'a> {
     },
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct ProjectionState {
-    pub names: Names,
-    /// One per log position: `entries[p - 1]` is position `p`.
-    pub entries: Vec<Entry>,
-    pub positions: IdMap<PositionKey, SlotList>,
-    /// Which parties hold a position on each (timeline, issue).
-    pub standoff_parties: IdMap<(u32, u32), BTreeSet<u32>>,
-    pub relations: IdMap<PairKey, SlotList>,
-    /// Every version of every act, by valid time.
-    pub chronology: SlotList,
-    /// Checkpoint pages changed since the last checkpoint.
-    pub dirty_pages: BTreeSet<u64>,
+/// A block with its key.
+type KeyedBlock<I, H> = (Vec<u8>, std::sync::Arc<Block<I, H>>);
+
+/// The keyspaces of the lists in the projections' tree.
+const POSITIONS: u8 = b'P';
+const RELATIONS: u8 = b'R';
+const CHRONOLOGY: u8 = b'C';
+
+/// How much of the state is cached in memory, besides what changed since the last checkpoint.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheSizes {
+    pub pages: usize,
+    pub blocks: usize,
 }
 
-pub fn page_of(position: Position) -> u64 {
-    (position - 1) / PAGE
+impl Default for CacheSizes {
+    fn default() -> Self {
+        // About 10 MiB of pages (a page is 256 acts) and 60 MiB of blocks (64 to 128 items).
+        CacheSizes {
+            pages: 256,
+            blocks: 8_192,
+        }
+    }
+}
+
+pub struct ProjectionState {
+    pub names: Names,
+    pub tree: sled::Tree,
+    pub pages: Pages,
+    pub positions: Lists<Stated, RunState>,
+    pub relations: Lists<Related, ()>,
+    pub chronology: Lists<Slot, ()>,
+    /// Which parties hold a position on each (timeline, issue): the directory of position keys.
+    pub standoff_parties: BTreeMap<(u32, u32), BTreeSet<u32>>,
+    /// Whether the directory changed since the last checkpoint.
+    pub keys_dirty: bool,
 }
 
 impl ProjectionState {
-    /// The last position applied.
-    pub fn head(&self) -> Position {
-        self.entries.len() as Position
-    }
-
-    pub fn entry(&self, position: Position) -> Option<&Entry> {
-        usize::try_from(position.checked_sub(1)?)
-            .ok()
-            .and_then(|i| self.entries.get(i))
-    }
-
-    pub fn act(&self, position: Position) -> Option<&Act> {
-        match self.entry(position)? {
-            Entry::Act(a) => Some(a),
-            Entry::Bookkeeping { .. } => None,
+    /// A state over `tree` that holds everything up to `head` (0 for a new one).
+    pub fn new(
+        tree: sled::Tree,
+        head: Position,
+        names: Names,
+        standoff_parties: BTreeMap<(u32, u32), BTreeSet<u32>>,
+        caches: CacheSizes,
+    ) -> Self {
+        ProjectionState {
+            names,
+            tree,
+            pages: Pages::new(head, caches.pages),
+            positions: Lists::new(POSITIONS, caches.blocks / 2),
+            relations: Lists::new(RELATIONS, caches.blocks / 4),
+            chronology: Lists::new(CHRONOLOGY, caches.blocks / 4),
+            standoff_parties,
+            keys_dirty: false,
         }
     }
 
+    /// The last position applied.
+    pub fn head(&self) -> Position {
+        self.pages.head()
+    }
+
+    pub fn entry(&self, position: Position) -> Result<Option<Entry>, ProjectionError> {
+        self.pages.entry(&self.tree, position)
+    }
+
+    pub fn act(&self, position: Position) -> Result<Option<Act>, ProjectionError> {
+        self.pages.act(&self.tree, position)
+    }
+
     /// The last position recorded at or before an instant (0 if none).
-    pub fn position_at_instant(&self, instant: Timestamp) -> Position {
-        self.entries.partition_point(|e| e.recorded_at() <= instant) as Position
+    pub fn position_at_instant(
+        &self,
+        instant: chancery_domain::Timestamp,
+    ) -> Result<Position, ProjectionError> {
+        self.pages.position_at_instant(&self.tree, instant)
     }
 
     pub fn apply(&mut self, step: Step<'_>) -> Result<(), ProjectionError> {
@@ -192,6 +425,9 @@ impl ProjectionState {
                 got: position,
             });
         }
+        let bookkeeping = Entry::Bookkeeping {
+            recorded_at: record.recorded_at(),
+        };
         match step {
             Step::Act(r) => {
                 let unreadable = |e: chancery_domain::RecordError| {
@@ -201,181 +437,282 @@ impl ProjectionState {
                 let fact = Fact::of_view(&view, position, &mut self.names).map_err(unreadable)?;
                 match fact {
                     Some(fact) => {
-                        self.entries.push(Entry::Act(Act {
-                            id: r.id(),
-                            recorded_at: r.recorded_at(),
-                            versions: vec![fact],
-                            retracted_at: None,
-                        }));
-                        self.index_version(position, 0, false);
+                        self.pages.push(
+                            &self.tree,
+                            Entry::Act(Act {
+                                id: r.id(),
+                                recorded_at: r.recorded_at(),
+                                versions: vec![fact.clone()],
+                                retracted_at: None,
+                            }),
+                        )?;
+                        self.index_version(position, 0, &fact, Position::MAX)?;
                     }
-                    None => self.entries.push(Entry::Bookkeeping {
-                        recorded_at: r.recorded_at(),
-                    }),
+                    None => self.pages.push(&self.tree, bookkeeping)?,
                 }
             }
-            Step::Bookkeeping(r) => self.entries.push(Entry::Bookkeeping {
-                recorded_at: r.recorded_at(),
-            }),
-            Step::Retraction { record, target } => {
-                self.entries.push(Entry::Bookkeeping {
-                    recorded_at: record.recorded_at(),
-                });
-                let act = self.act_mut(target)?;
+            Step::Bookkeeping(_) => self.pages.push(&self.tree, bookkeeping)?,
+            Step::Retraction { target, .. } => {
+                self.pages.push(&self.tree, bookkeeping)?;
+                let act = self.pages.act_mut(&self.tree, target)?;
                 act.retracted_at = Some(position);
                 let last = act.versions.len().saturating_sub(1);
-                self.touch_version(target, last);
-                self.dirty_pages.insert(page_of(target));
+                let fact = act.versions.get(last).cloned();
+                if let Some(fact) = fact {
+                    self.end_version(target, last, &fact, position)?;
+                }
             }
             Step::Correction {
-                record,
-                target,
-                corrected,
+                target, corrected, ..
             } => {
-                self.entries.push(Entry::Bookkeeping {
-                    recorded_at: record.recorded_at(),
-                });
+                self.pages.push(&self.tree, bookkeeping)?;
                 let fact = Fact::of(corrected, position, &mut self.names).ok_or_else(|| {
                     ProjectionError::Corrupt(format!(
                         "the correction at {position} does not leave an act"
                     ))
                 })?;
-                let act = self.act_mut(target)?;
-                act.versions.push(fact);
+                let act = self.pages.act_mut(&self.tree, target)?;
+                act.versions.push(fact.clone());
                 let new = act.versions.len() - 1;
-                self.touch_version(target, new - 1);
-                self.index_version(target, new, false);
-                self.dirty_pages.insert(page_of(target));
+                let until = act.retracted_at.unwrap_or(Position::MAX);
+                let old = act.versions.get(new - 1).cloned();
+                if let Some(old) = old {
+                    self.end_version(target, new - 1, &old, position)?;
+                }
+                self.index_version(target, new, &fact, until)?;
             }
         }
-        self.dirty_pages.insert(page_of(position));
         Ok(())
     }
 
-    fn act_mut(&mut self, position: Position) -> Result<&mut Act, ProjectionError> {
-        let i = usize::try_from(position.saturating_sub(1)).unwrap_or(usize::MAX);
-        match self.entries.get_mut(i) {
-            Some(Entry::Act(a)) => Ok(a),
-            _ => Err(ProjectionError::Corrupt(format!(
-                "position {position} is not an act"
-            ))),
-        }
-    }
-
     /// Adds one version's slots to every list it belongs to.
-    fn index_version(&mut self, position: Position, version: usize, loading: bool) {
-        let Some(Entry::Act(act)) = self.entry(position) else {
-            return;
-        };
-        let Some(fact) = act.versions.get(version) else {
-            return;
-        };
+    fn index_version(
+        &mut self,
+        position: Position,
+        version: usize,
+        fact: &Fact,
+        known_until: Position,
+    ) -> Result<(), ProjectionError> {
         let slot = Slot {
             valid: fact.valid,
             precision: fact.precision,
             position,
             version: u16::try_from(version).unwrap_or(u16::MAX),
         };
-        let settles = fact.settles_at();
-        let mut position_keys = Vec::new();
+        self.chronology.insert(&self.tree, &[], slot)?;
         if fact.sets_stances() {
-            for party in fact.actors.iter() {
-                for issue in fact.issues.iter() {
-                    position_keys.push(PositionKey {
-                        timeline: fact.timeline,
-                        party: *party,
-                        issue: *issue,
-                    });
+            let stated = Stated {
+                starts: starts_of(fact),
+                slot,
+                known_from: fact.known_from,
+                known_until,
+                rule: fact.rule,
+            };
+            for key in position_keys(fact) {
+                let block = self.positions.insert(&self.tree, &key.list(), stated)?;
+                self.restate(&key, &block)?;
+                let parties = self
+                    .standoff_parties
+                    .entry((key.timeline, key.issue))
+                    .or_default();
+                if parties.insert(key.party) {
+                    self.keys_dirty = true;
                 }
             }
         }
-        let pairs = if fact.counts_in_relations() {
-            pairs(fact)
-        } else {
-            Vec::new()
-        };
-        let insert = |list: &mut SlotList| {
-            if loading {
-                list.push_unsorted(slot, settles)
-            } else {
-                list.insert(slot, settles)
+        if let (true, Some(quad)) = (fact.counts_in_relations(), fact.quad) {
+            let related = Related {
+                slot,
+                known_from: fact.known_from,
+                known_until,
+                timeline: fact.timeline,
+                quad,
+                goldstein: fact.goldstein,
+            };
+            for pair in pairs(fact) {
+                self.relations.insert(&self.tree, &pair.list(), related)?;
             }
-        };
-        insert(&mut self.chronology);
-        for key in position_keys {
-            insert(self.positions.entry(key).or_default());
-            self.standoff_parties
-                .entry((key.timeline, key.issue))
-                .or_default()
-                .insert(key.party);
         }
-        for pair in pairs {
-            insert(self.relations.entry(pair).or_default());
-        }
+        Ok(())
     }
 
-    /// Marks every list holding a version as changed (its known interval just ended).
-    fn touch_version(&mut self, position: Position, version: usize) {
-        let Some(Entry::Act(act)) = self.entry(position) else {
-            return;
+    /// Ends the known interval of one version's slots at `until` (a retraction's or the next
+    /// correction's position).
+    fn end_version(
+        &mut self,
+        position: Position,
+        version: usize,
+        fact: &Fact,
+        until: Position,
+    ) -> Result<(), ProjectionError> {
+        let slot = Slot {
+            valid: fact.valid,
+            precision: fact.precision,
+            position,
+            version: u16::try_from(version).unwrap_or(u16::MAX),
         };
-        let Some(fact) = act.versions.get(version) else {
-            return;
-        };
-        let mut keys = Vec::new();
-        for party in fact.actors.iter() {
-            for issue in fact.issues.iter() {
-                keys.push(PositionKey {
-                    timeline: fact.timeline,
+        if fact.sets_stances() {
+            let item_key = (starts_of(fact), slot);
+            for key in position_keys(fact) {
+                let block = self
+                    .positions
+                    .update(&self.tree, &key.list(), &item_key, |s| {
+                        s.known_until = until;
+                    })?;
+                if let Some(block) = block {
+                    self.restate(&key, &block)?;
+                }
+            }
+        }
+        if fact.counts_in_relations() {
+            for pair in pairs(fact) {
+                self.relations
+                    .update(&self.tree, &pair.list(), &slot, |r| r.known_until = until)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// After a change in a position's block, brings the sweep state at the start of every later
+    /// block up to date, as far as it changes.
+    fn restate(&mut self, key: &PositionKey, changed: &[u8]) -> Result<(), ProjectionError> {
+        let list = key.list();
+        if self.positions.is_tail(&self.tree, &list, changed) {
+            // No block after it: no start to bring up to date.
+            return Ok(());
+        }
+        let prefix = self.positions.prefix(&list);
+        let sort_key = changed.get(prefix.len()..).unwrap_or_default().to_vec();
+        let blocks: Vec<KeyedBlock<Stated, RunState>> = self
+            .positions
+            .blocks(&self.tree, &list, Some(&sort_key), false)?
+            .collect::<Result<_, _>>()?;
+        let mut end: Option<RunState> = None;
+        let mut updates = Vec::new();
+        for (block_key, block) in blocks {
+            if let Some(start) = end {
+                if block.header == start {
+                    break;
+                }
+                updates.push((block_key, start));
+                end = Some(start.fold(&block.items));
+            } else {
+                end = Some(block.header.fold(&block.items));
+            }
+        }
+        for (block_key, start) in updates {
+            self.positions.set_header(&self.tree, &block_key, start)?;
+        }
+        Ok(())
+    }
+
+    /// Every position key of a timeline and issue.
+    pub fn standoff_keys(&self, timeline: u32, issue: u32) -> Vec<PositionKey> {
+        self.standoff_parties
+            .get(&(timeline, issue))
+            .map(|parties| {
+                parties
+                    .iter()
+                    .map(|party| PositionKey {
+                        timeline,
+                        party: *party,
+                        issue,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Every position key.
+    pub fn position_keys(&self) -> Vec<PositionKey> {
+        self.standoff_parties
+            .iter()
+            .flat_map(|((timeline, issue), parties)| {
+                parties.iter().map(|party| PositionKey {
+                    timeline: *timeline,
                     party: *party,
                     issue: *issue,
-                });
-            }
-        }
-        let pairs = pairs(fact);
-        self.chronology.generation += 1;
-        for key in keys {
-            if let Some(list) = self.positions.get_mut(&key) {
-                list.generation += 1;
-            }
-        }
-        for pair in pairs {
-            if let Some(list) = self.relations.get_mut(&pair) {
-                list.generation += 1;
-            }
-        }
+                })
+            })
+            .collect()
     }
 
-    /// Rebuilds every index from the entries, after loading a checkpoint.
-    pub fn index_all(&mut self) {
+    /// Everything the state holds, in a form that compares equal when two states answer every
+    /// question alike (for tests of replay): the entries, and every list's items in order.
+    pub fn dump(&self) -> Result<Dump, ProjectionError> {
+        let mut entries = Vec::with_capacity(usize::try_from(self.head()).unwrap_or(0));
         for p in 1..=self.head() {
-            let versions = self.act(p).map_or(0, |a| a.versions.len());
-            for v in 0..versions {
-                self.index_version(p, v, true);
-            }
+            entries.push(self.entry(p)?);
         }
-        self.chronology.finish_load();
-        for list in self
-            .positions
-            .values_mut()
-            .chain(self.relations.values_mut())
-        {
-            list.finish_load();
+        let mut positions = BTreeMap::new();
+        for key in self.position_keys() {
+            let items: Vec<Stated> = self
+                .positions
+                .blocks(&self.tree, &key.list(), None, false)?
+                .map(|b| b.map(|(_, b)| b.items.clone()))
+                .collect::<Result<Vec<_>, _>>()?
+                .concat();
+            positions.insert(key, items);
         }
-    }
-
-    /// Whether two states answer every question alike (indexes and entries; not caches).
-    pub fn same_as(&self, other: &ProjectionState) -> bool {
-        self.entries == other.entries
-            && self.positions == other.positions
-            && self.relations == other.relations
-            && self.chronology == other.chronology
-            && self.standoff_parties == other.standoff_parties
+        let chronology: Vec<Slot> = self
+            .chronology
+            .blocks(&self.tree, &[], None, false)?
+            .map(|b| b.map(|(_, b)| b.items.clone()))
+            .collect::<Result<Vec<_>, _>>()?
+            .concat();
+        let names = (
+            self.names.parties.len(),
+            self.names.issues.len(),
+            self.names.timelines.len(),
+        );
+        Ok(Dump {
+            entries,
+            positions,
+            chronology,
+            names,
+            standoff_parties: self.standoff_parties.clone(),
+        })
     }
 }
 
+/// See [`ProjectionState::dump`].
+#[derive(Debug, PartialEq)]
+pub struct Dump {
+    pub entries: Vec<Option<Entry>>,
+    pub positions: BTreeMap<PositionKey, Vec<Stated>>,
+    pub chronology: Vec<Slot>,
+    pub names: (usize, usize, usize),
+    pub standoff_parties: BTreeMap<(u32, u32), BTreeSet<u32>>,
+}
+
+/// When the sweep over valid time takes a version up: its valid time, or an eased measure's
+/// effective date.
+fn starts_of(fact: &Fact) -> i64 {
+    match fact.rule {
+        StanceRule::Ease { effective } => effective.max(fact.valid),
+        _ => fact.valid,
+    }
+}
+
+/// The position keys a version sets stances on: each acting party on each issue.
+fn position_keys(fact: &Fact) -> Vec<PositionKey> {
+    let mut keys = Vec::new();
+    for party in fact.actors.iter() {
+        for issue in fact.issues.iter() {
+            keys.push(PositionKey {
+                timeline: fact.timeline,
+                party: *party,
+                issue: *issue,
+            });
+        }
+    }
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
 /// The pairs of parties an act relates: each actor with each target, and actors acting jointly.
-fn pairs(fact: &Fact) -> Vec<PairKey> {
+pub fn pairs(fact: &Fact) -> Vec<PairKey> {
     let mut out = Vec::new();
     for (i, a) in fact.actors.iter().enumerate() {
         for t in fact.targets.iter() {

@@ -1,0 +1,540 @@
+//! Sorted lists kept on disk in blocks: every list the projections keep (a position's acts by
+//! valid time, a pair's, the chronology) lives in sled, a block of up to [`BLOCK`] items per key,
+//! and is read a block at a time through a bounded cache. Blocks changed since the last
+//! checkpoint stay in memory (the overlay) until the checkpoint writes them all in one batch.
+//!
+//! A block's key is its list's prefix and the sort key of its lower bound: the first block of a
+//! list has the empty bound, a block split off another has its first item's key. Keys never
+//! change, so an item always belongs to the block with the greatest bound at or below its key,
+//! whether that block is in the overlay or in sled.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use crate::error::{ProjectionError, storage};
+
+/// Items per block, at most twice this before a block splits.
+pub const BLOCK: usize = 64;
+
+/// Lists whose last block is kept, at most: past it they are all forgotten, and looked up again.
+const MAX_TAILS: usize = 1 << 20;
+
+/// Reads back what [`Item::encode`] and [`Header::encode`] write.
+pub struct Decoder<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Decoder<'a> {
+    pub fn new(bytes: &'a [u8]) -> Self {
+        Self { bytes }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    pub fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let (head, rest) = self.bytes.split_first_chunk::<N>()?;
+        self.bytes = rest;
+        Some(*head)
+    }
+
+    pub fn u8(&mut self) -> Option<u8> {
+        self.take::<1>().map(|b| b[0])
+    }
+
+    pub fn u16(&mut self) -> Option<u16> {
+        self.take().map(u16::from_le_bytes)
+    }
+
+    pub fn u32(&mut self) -> Option<u32> {
+        self.take().map(u32::from_le_bytes)
+    }
+
+    pub fn u64(&mut self) -> Option<u64> {
+        self.take().map(u64::from_le_bytes)
+    }
+
+    pub fn i64(&mut self) -> Option<i64> {
+        self.take().map(i64::from_le_bytes)
+    }
+
+    pub fn f64(&mut self) -> Option<f64> {
+        self.take().map(f64::from_le_bytes)
+    }
+}
+
+/// An item of a list: how it sorts, and how it is stored.
+pub trait Item: Clone + PartialEq + std::fmt::Debug {
+    /// What items sort by.
+    type Key: Ord + Copy + std::fmt::Debug;
+    fn key(&self) -> Self::Key;
+    /// Bytes that sort as the keys do.
+    fn key_bytes(key: &Self::Key, out: &mut Vec<u8>);
+    fn encode(&self, out: &mut Vec<u8>);
+    fn decode(d: &mut Decoder<'_>) -> Option<Self>;
+}
+
+/// What a block carries besides its items (the state at its start, for position lists).
+pub trait Header: Clone + PartialEq + Default + std::fmt::Debug {
+    fn encode(&self, out: &mut Vec<u8>);
+    fn decode(d: &mut Decoder<'_>) -> Option<Self>;
+}
+
+impl Header for () {
+    fn encode(&self, _: &mut Vec<u8>) {}
+    fn decode(_: &mut Decoder<'_>) -> Option<Self> {
+        Some(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Block<I, H> {
+    pub header: H,
+    pub items: Vec<I>,
+}
+
+impl<I: Item, H: Header> Block<I, H> {
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 + self.items.len() * 48);
+        self.header.encode(&mut out);
+        out.extend_from_slice(
+            &u32::try_from(self.items.len())
+                .unwrap_or(u32::MAX)
+                .to_le_bytes(),
+        );
+        for item in &self.items {
+            item.encode(&mut out);
+        }
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        let mut d = Decoder::new(bytes);
+        let header = H::decode(&mut d)?;
+        let n = d.u32()?;
+        let mut items = Vec::with_capacity(usize::try_from(n).ok()?.min(4 * BLOCK));
+        for _ in 0..n {
+            items.push(I::decode(&mut d)?);
+        }
+        d.is_empty().then_some(Block { header, items })
+    }
+}
+
+fn key_of<I: Item>(item: &I) -> Vec<u8> {
+    let mut k = Vec::with_capacity(32);
+    I::key_bytes(&item.key(), &mut k);
+    k
+}
+
+fn join(prefix: &[u8], sort_key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(prefix.len() + sort_key.len());
+    k.extend_from_slice(prefix);
+    k.extend_from_slice(sort_key);
+    k
+}
+
+/// A bounded cache of clean blocks: two generations, the older dropped whole when the newer
+/// fills, so a block in use stays and memory stays under two generations.
+pub(crate) struct Cache<V> {
+    young: HashMap<Vec<u8>, Arc<V>>,
+    old: HashMap<Vec<u8>, Arc<V>>,
+    generation: usize,
+}
+
+impl<V> Cache<V> {
+    pub(crate) fn new(generation: usize) -> Self {
+        Self {
+            young: HashMap::new(),
+            old: HashMap::new(),
+            generation: generation.max(1),
+        }
+    }
+
+    pub(crate) fn get(&mut self, key: &[u8]) -> Option<Arc<V>> {
+        if let Some(v) = self.young.get(key) {
+            return Some(Arc::clone(v));
+        }
+        let (k, v) = self.old.remove_entry(key)?;
+        self.put(k, Arc::clone(&v));
+        Some(v)
+    }
+
+    pub(crate) fn put(&mut self, key: Vec<u8>, value: Arc<V>) {
+        if self.young.len() >= self.generation {
+            self.old = std::mem::take(&mut self.young);
+        }
+        self.young.insert(key, value);
+    }
+
+    pub(crate) fn remove(&mut self, key: &[u8]) {
+        self.young.remove(key);
+        self.old.remove(key);
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.young.clear();
+        self.old.clear();
+    }
+}
+
+/// Every list of one kind: the blocks changed since the last checkpoint, and a cache of the rest.
+pub struct Lists<I, H> {
+    /// The first byte of every key of this kind of list.
+    space: u8,
+    overlay: BTreeMap<Vec<u8>, Arc<Block<I, H>>>,
+    cache: Mutex<Cache<Block<I, H>>>,
+    /// Each list's last block, by the list's prefix: an item at or past its bound goes there with
+    /// no lookup, and most items come after every other.
+    tails: HashMap<Vec<u8>, Vec<u8>>,
+}
+
+impl<I: Item, H: Header> Lists<I, H> {
+    pub fn new(space: u8, cached_blocks: usize) -> Self {
+        Self {
+            space,
+            overlay: BTreeMap::new(),
+            cache: Mutex::new(Cache::new(cached_blocks / 2)),
+            tails: HashMap::new(),
+        }
+    }
+
+    /// The prefix of one list's keys.
+    pub fn prefix(&self, list: &[u8]) -> Vec<u8> {
+        let mut p = Vec::with_capacity(list.len() + 2);
+        p.push(self.space);
+        p.extend_from_slice(list);
+        p
+    }
+
+    /// The key of the block an item with `sort_key` belongs to, if the list has any block.
+    fn block_key_for(
+        &self,
+        tree: &sled::Tree,
+        prefix: &[u8],
+        sort_key: &[u8],
+    ) -> Result<Option<Vec<u8>>, ProjectionError> {
+        let full = join(prefix, sort_key);
+        let in_overlay = self
+            .overlay
+            .range(prefix.to_vec()..=full.clone())
+            .next_back()
+            .map(|(k, _)| k.clone());
+        let in_tree = tree
+            .range(prefix.to_vec()..=full)
+            .next_back()
+            .transpose()
+            .map_err(storage)?
+            .map(|(k, _)| k.to_vec());
+        Ok(match (in_overlay, in_tree) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        })
+    }
+
+    /// A block by its key: from the overlay, the cache, or sled.
+    fn block(
+        &self,
+        tree: &sled::Tree,
+        key: &[u8],
+    ) -> Result<Option<Arc<Block<I, H>>>, ProjectionError> {
+        if let Some(block) = self.overlay.get(key) {
+            return Ok(Some(Arc::clone(block)));
+        }
+        if let Some(block) = self.cache.lock().ok().and_then(|mut c| c.get(key)) {
+            return Ok(Some(block));
+        }
+        let Some(bytes) = tree.get(key).map_err(storage)? else {
+            return Ok(None);
+        };
+        let block = Arc::new(Block::decode(&bytes).ok_or_else(|| {
+            ProjectionError::Corrupt("a block of the projections is malformed".into())
+        })?);
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.put(key.to_vec(), Arc::clone(&block));
+        }
+        Ok(Some(block))
+    }
+
+    /// A block to change: moved into the overlay (out of the cache) if it is not there yet.
+    fn block_mut(
+        &mut self,
+        tree: &sled::Tree,
+        key: &[u8],
+    ) -> Result<&mut Block<I, H>, ProjectionError> {
+        if !self.overlay.contains_key(key) {
+            let block = match self.block(tree, key)? {
+                Some(b) => b,
+                None => Arc::new(Block {
+                    header: H::default(),
+                    items: Vec::new(),
+                }),
+            };
+            if let Ok(mut cache) = self.cache.lock() {
+                cache.remove(key);
+            }
+            self.overlay.insert(key.to_vec(), block);
+        }
+        self.overlay
+            .get_mut(key)
+            .map(Arc::make_mut)
+            .ok_or_else(|| ProjectionError::Corrupt("a block went missing".into()))
+    }
+
+    /// A list's last block, looked up once and then kept.
+    fn tail(&mut self, tree: &sled::Tree, prefix: &[u8]) -> Result<Vec<u8>, ProjectionError> {
+        if let Some(tail) = self.tails.get(prefix) {
+            return Ok(tail.clone());
+        }
+        // Past any sort key: the last block of the list.
+        let tail = self
+            .block_key_for(tree, prefix, &[0xff; 40])?
+            .unwrap_or_else(|| prefix.to_vec());
+        if self.tails.len() >= MAX_TAILS {
+            self.tails.clear();
+        }
+        self.tails.insert(prefix.to_vec(), tail.clone());
+        Ok(tail)
+    }
+
+    /// Whether `block` is its list's last block.
+    pub fn is_tail(&mut self, tree: &sled::Tree, list: &[u8], block: &[u8]) -> bool {
+        let prefix = self.prefix(list);
+        self.tail(tree, &prefix).is_ok_and(|t| t == block)
+    }
+
+    /// Inserts an item where it sorts (an equal item already there is kept as it is); answers
+    /// the key of the block that holds it.
+    pub fn insert(
+        &mut self,
+        tree: &sled::Tree,
+        list: &[u8],
+        item: I,
+    ) -> Result<Vec<u8>, ProjectionError> {
+        let prefix = self.prefix(list);
+        let sort_key = key_of(&item);
+        let full = join(&prefix, &sort_key);
+        let tail = self.tail(tree, &prefix)?;
+        let block_key = if full >= tail {
+            tail.clone()
+        } else {
+            self.block_key_for(tree, &prefix, &sort_key)?
+                .unwrap_or_else(|| prefix.clone())
+        };
+        let key = item.key();
+        let block = self.block_mut(tree, &block_key)?;
+        let at = block.items.partition_point(|i| i.key() < key);
+        if block.items.get(at).is_some_and(|i| i.key() == key) {
+            return Ok(block_key);
+        }
+        block.items.insert(at, item);
+        if block.items.len() > 2 * BLOCK {
+            let right: Vec<I> = block.items.split_off(BLOCK);
+            let right_first = right.first().map(key_of).unwrap_or_default();
+            let right_key = join(&prefix, &right_first);
+            let header = block.header.clone();
+            self.overlay.insert(
+                right_key.clone(),
+                Arc::new(Block {
+                    header,
+                    items: right,
+                }),
+            );
+            if block_key == tail {
+                self.tails.insert(prefix, right_key.clone());
+            }
+            if sort_key >= right_first {
+                return Ok(right_key);
+            }
+        }
+        Ok(block_key)
+    }
+
+    /// Changes the item with `key` (in place: its key must stay); answers the key of its block,
+    /// or `None` if it is not there.
+    pub fn update(
+        &mut self,
+        tree: &sled::Tree,
+        list: &[u8],
+        key: &I::Key,
+        change: impl FnOnce(&mut I),
+    ) -> Result<Option<Vec<u8>>, ProjectionError> {
+        let prefix = self.prefix(list);
+        let mut sort_key = Vec::with_capacity(32);
+        I::key_bytes(key, &mut sort_key);
+        let Some(block_key) = self.block_key_for(tree, &prefix, &sort_key)? else {
+            return Ok(None);
+        };
+        let present = self
+            .block(tree, &block_key)?
+            .is_some_and(|b| b.items.iter().any(|i| i.key() == *key));
+        if !present {
+            return Ok(None);
+        }
+        let block = self.block_mut(tree, &block_key)?;
+        if let Some(item) = block.items.iter_mut().find(|i| i.key() == *key) {
+            change(item);
+        }
+        Ok(Some(block_key))
+    }
+
+    /// The blocks of a list from the one holding `sort_key` (or the first, or with `backward`
+    /// the last) on, each with its key, read as the walk goes.
+    pub fn blocks<'a>(
+        &'a self,
+        tree: &sled::Tree,
+        list: &[u8],
+        from: Option<&[u8]>,
+        backward: bool,
+    ) -> Result<BlockIter<'a, I, H>, ProjectionError> {
+        let prefix = self.prefix(list);
+        let start = match from {
+            Some(sort_key) => self.block_key_for(tree, &prefix, sort_key)?,
+            None => None,
+        };
+        let (overlay, stored): (OverlayKeys<'a, I, H>, StoredBlocks) = match (&start, backward) {
+            (Some(start), false) => (
+                Box::new(self.overlay.range(start.clone()..)),
+                Box::new(tree.range(start.clone()..)),
+            ),
+            (Some(start), true) => (
+                Box::new(self.overlay.range(..=start.clone()).rev()),
+                Box::new(tree.range(..=start.clone()).rev()),
+            ),
+            (None, false) => (
+                Box::new(self.overlay.range(prefix.clone()..)),
+                Box::new(tree.range(prefix.clone()..)),
+            ),
+            (None, true) => {
+                let mut end = prefix.clone();
+                end.push(0xff);
+                end.extend_from_slice(&[0xff; 40]);
+                (
+                    Box::new(self.overlay.range(..end.clone()).rev()),
+                    Box::new(tree.range(..end).rev()),
+                )
+            }
+        };
+        Ok(BlockIter {
+            lists: self,
+            prefix,
+            overlay: overlay.peekable(),
+            stored: stored.peekable(),
+            backward,
+        })
+    }
+
+    /// Sets a block's header (marking it changed).
+    pub fn set_header(
+        &mut self,
+        tree: &sled::Tree,
+        key: &[u8],
+        header: H,
+    ) -> Result<(), ProjectionError> {
+        self.block_mut(tree, key)?.header = header;
+        Ok(())
+    }
+
+    /// The changed blocks' writes for a checkpoint; the blocks then count as clean.
+    pub fn drain_writes(&mut self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let overlay = std::mem::take(&mut self.overlay);
+        let mut writes = Vec::with_capacity(overlay.len());
+        let mut cache = self.cache.lock().ok();
+        for (key, block) in overlay {
+            writes.push((key.clone(), block.encode()));
+            // Just written, likely read again soon (a list's last block above all).
+            if let Some(cache) = cache.as_mut() {
+                cache.put(key, block);
+            }
+        }
+        writes
+    }
+
+    /// Forgets every cached block (after the tree was cleared).
+    pub fn forget(&mut self) {
+        self.overlay.clear();
+        self.tails.clear();
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.clear();
+        }
+    }
+
+    /// Whether blocks changed since the last checkpoint.
+    pub fn dirty_blocks(&self) -> usize {
+        self.overlay.len()
+    }
+}
+
+type OverlayKeys<'a, I, H> = Box<dyn Iterator<Item = (&'a Vec<u8>, &'a Arc<Block<I, H>>)> + 'a>;
+type StoredBlocks = Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>>;
+
+/// The blocks of a list, read one at a time: the overlay's and sled's merged in key order, the
+/// overlay's copy winning where both hold a block.
+pub struct BlockIter<'a, I, H> {
+    lists: &'a Lists<I, H>,
+    prefix: Vec<u8>,
+    overlay: std::iter::Peekable<OverlayKeys<'a, I, H>>,
+    stored: std::iter::Peekable<StoredBlocks>,
+    backward: bool,
+}
+
+impl<I: Item, H: Header> Iterator for BlockIter<'_, I, H> {
+    type Item = Result<(Vec<u8>, Arc<Block<I, H>>), ProjectionError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let overlay_key = self
+            .overlay
+            .peek()
+            .map(|(k, _)| (*k).clone())
+            .filter(|k| k.starts_with(&self.prefix));
+        let stored_key = match self.stored.peek() {
+            Some(Ok((k, _))) if k.starts_with(&self.prefix) => Some(k.to_vec()),
+            Some(Ok(_)) | None => None,
+            Some(Err(_)) => {
+                return self
+                    .stored
+                    .next()
+                    .and_then(|r| r.err())
+                    .map(|e| Err(storage(e)));
+            }
+        };
+        let take_overlay = match (&overlay_key, &stored_key) {
+            (None, None) => return None,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (Some(a), Some(b)) => {
+                if a == b {
+                    // The overlay's copy is the newer one.
+                    self.stored.next();
+                    true
+                } else if self.backward {
+                    a > b
+                } else {
+                    a < b
+                }
+            }
+        };
+        if take_overlay {
+            let (key, block) = self.overlay.next()?;
+            return Some(Ok((key.clone(), Arc::clone(block))));
+        }
+        let (key, bytes) = match self.stored.next()? {
+            Ok(kv) => kv,
+            Err(e) => return Some(Err(storage(e))),
+        };
+        let key = key.to_vec();
+        if let Some(block) = self.lists.cache.lock().ok().and_then(|mut c| c.get(&key)) {
+            return Some(Ok((key, block)));
+        }
+        let Some(block) = Block::decode(&bytes) else {
+            return Some(Err(ProjectionError::Corrupt(
+                "a block of the projections is malformed".into(),
+            )));
+        };
+        let block = Arc::new(block);
+        if let Ok(mut cache) = self.lists.cache.lock() {
+            cache.put(key.clone(), Arc::clone(&block));
+        }
+        Some(Ok((key, block)))
+    }
+}
