@@ -55,6 +55,22 @@ impl Serving {
         self.server.stop();
     }
 
+    /// Waits until the server's log holds `line`, answering the log.
+    fn wait_for_log(&self, line: &str) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let log = self.log();
+            if log.contains(line) {
+                return log;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server never logged {line:?}; its log:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     fn graphql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
         let body = json!({ "query": query, "variables": variables }).to_string();
         let (status, reply) = http(&self.address, "POST", "/graphql", token, Some(&body));
@@ -478,6 +494,88 @@ fn a_full_disk_refuses_appends_clearly_keeps_reads_and_resumes_when_space_return
             .collect::<Vec<_>>(),
         unknown.len(),
         acknowledged.len(),
+    );
+}
+
+/// The questions whose answers come from the projections, for comparing two servers.
+const PROJECTED: [&str; 4] = [
+    r#"{ positions(timeline: "us-china-trade") { party { code } issue { slug } stance firstStated lastReaffirmed reaffirmed event { id position } } }"#,
+    r#"{ standoffs(timeline: "us-china-trade") { issue { slug } status sides { party { code } stance } } }"#,
+    r#"{ relations(a: "USA", b: "CHN", bucket: DAY) { total { events verbalConflict goldsteinSum } buckets { start events } } }"#,
+    r#"{ events(order: VALID_TIME, last: 60) { edges { node { id position } } } }"#,
+];
+
+fn projected(server: &Serving) -> Vec<Value> {
+    PROJECTED.iter().map(|q| server.query(q)).collect()
+}
+
+#[test]
+fn a_projections_checkpoint_waits_for_room_and_loses_nothing() {
+    const BATCH: u64 = 20;
+    let Some(tmpfs) = Tmpfs::mount(64) else {
+        return;
+    };
+    let data = tmpfs.path().join("data");
+    let mut server = Serving::start(&data, &["--demo"]);
+    let demo = projected(&server);
+
+    // Less room than a checkpoint of the projections asks for, and room enough for the log.
+    let filler = tmpfs.path().join("filler");
+    fill(&filler, tmpfs.free().saturating_sub(3 << 20));
+    let mut head = 0;
+    for n in (0..3 * BATCH).step_by(BATCH as usize) {
+        let batch: Vec<Value> = (n..n + BATCH).map(|i| event(i, 200)).collect();
+        let done = server
+            .record(&batch)
+            .unwrap_or_else(|e| panic!("an append with {} bytes free failed: {e:?}", tmpfs.free()));
+        head = done.last().map_or(head, |(_, p)| *p);
+    }
+    let refused = server.wait_for_log("no room for the projections' checkpoint");
+    assert!(!refused.contains("panicked"), "{refused}");
+
+    // The changes the checkpoint could not take are answered all the same.
+    server.query(&format!(
+        r#"{{ standoffs(timeline: "us-china-trade", atLeast: {head}) {{ status }} }}"#
+    ));
+    let while_full = projected(&server);
+    assert_ne!(while_full, demo, "the recorded events change the answers");
+
+    // Space returns: the next checkpoint takes everything the refused ones held.
+    std::fs::remove_file(&filler).unwrap();
+    server.wait_for_log("the projections' checkpoint is saved again");
+    assert_eq!(projected(&server), while_full);
+    server.stop();
+    let log = server.log();
+    assert!(
+        !log.contains("did not stop in time") && !log.contains("last checkpoint failed"),
+        "{log}"
+    );
+
+    // A restart starts from that checkpoint, with nothing to catch up, and answers alike.
+    let mut server = Serving::start(&data, &[]);
+    let ready = server.wait_for_log("projections caught up; ready");
+    assert!(
+        ready.contains("projections caught up; ready events=0"),
+        "{ready}"
+    );
+    assert_eq!(server.head(), head);
+    assert_eq!(projected(&server), while_full, "after a restart");
+    server.stop();
+
+    // And so do projections rebuilt from the log alone.
+    let replayed = chancery_ok(&data, &["replay"]);
+    assert!(
+        replayed.contains(&format!("replayed {head} events")),
+        "{replayed}"
+    );
+    let server = Serving::start(&data, &[]);
+    assert_eq!(projected(&server), while_full, "after a rebuild");
+    eprintln!(
+        "projections' checkpoint on a full disk: refused with about 3 MiB free while {} events \
+         were recorded, saved once space returned; answers to {} questions alike while full, \
+         after a restart from the checkpoint (nothing to catch up) and after a rebuild",
+        3 * BATCH,
+        PROJECTED.len()
     );
 }
 

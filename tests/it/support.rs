@@ -213,7 +213,8 @@ impl Server {
         while self.child.try_wait().unwrap().is_none() {
             assert!(
                 std::time::Instant::now() < deadline,
-                "the server did not stop on SIGTERM"
+                "the server did not stop on SIGTERM within two minutes; its log:\n{}",
+                self.log()
             );
             std::thread::sleep(std::time::Duration::from_millis(20));
         }

@@ -8,7 +8,7 @@
 //! encoding) makes the checkpoint stale, and the projections are rebuilt from position 1.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use chancery_domain::codes::CODES_VERSION;
 use chancery_domain::{Hash, Position};
@@ -16,7 +16,7 @@ use chancery_domain::{Hash, Position};
 use crate::error::{ProjectionError, storage};
 use crate::intern::Names;
 use crate::lists::Decoder;
-use crate::state::{CacheSizes, ProjectionState};
+use crate::state::{CacheSizes, ProjectionState, present};
 
 /// The version of the projection logic and encoding. Bump it when rules or facts change; the
 /// codes table's version is part of it.
@@ -26,6 +26,7 @@ const VERSION_KEY: &[u8] = b"m:version";
 const CHECKPOINT_KEY: &[u8] = b"m:checkpoint";
 const NAMES_KEY: &[u8] = b"m:names";
 const KEYS_KEY: &[u8] = b"m:keys";
+const TREE: &str = "projections";
 
 /// Opens a sled database, waiting up to two seconds for a lock that this process released: sled
 /// closes its file from a background thread pool shortly after the last handle is dropped, so an
@@ -45,9 +46,25 @@ fn open_released(config: &sled::Config) -> sled::Result<sled::Db> {
     }
 }
 
+/// Free space a checkpoint leaves untouched beyond twice its own bytes: sled writes a batch to
+/// its log and again when it moves pages, and may open a new segment on the way. A checkpoint
+/// that would cut into it waits for room, since sled's first failed write would fail the reads
+/// after it (see [`CheckpointStore::save`]).
+pub const SAVE_ROOM: u64 = 8 << 20;
+
+/// Free space a reopen needs (sled may write up to a segment as it recovers).
+const REOPEN_ROOM: u64 = 2 << 20;
+
 pub struct CheckpointStore {
-    tree: sled::Tree,
-    _db: sled::Db,
+    /// `None` (as is `db`) only between a reopen that failed and the next one.
+    tree: Option<sled::Tree>,
+    db: Option<sled::Db>,
+    /// The checkpoint directory; `None` for a temporary store.
+    dir: Option<PathBuf>,
+    cache_bytes: u64,
+    /// Whether sled failed a write: its I/O errors are sticky, so the database is reopened
+    /// before the next checkpoint (and before reads meet the error, when there is room).
+    failed: bool,
 }
 
 pub enum Loaded {
@@ -76,18 +93,24 @@ impl CheckpointStore {
                 None => format!("cannot open a temporary store: {e}"),
             })
         })?;
-        let tree = db.open_tree("projections").map_err(storage)?;
-        Ok(Self { tree, _db: db })
+        let tree = db.open_tree(TREE).map_err(storage)?;
+        Ok(Self {
+            tree: Some(tree),
+            db: Some(db),
+            dir: dir.map(Path::to_path_buf),
+            cache_bytes,
+            failed: false,
+        })
     }
 
-    pub fn tree(&self) -> &sled::Tree {
-        &self.tree
+    pub fn tree(&self) -> Result<&sled::Tree, ProjectionError> {
+        present(&self.tree)
     }
 
     /// The state as the last checkpoint left it: only its names, its directory of keys and its
     /// position are read now.
     pub fn load(&self, caches: CacheSizes) -> Result<Loaded, ProjectionError> {
-        let Some(version) = self.tree.get(VERSION_KEY).map_err(storage)? else {
+        let Some(version) = present(&self.tree)?.get(VERSION_KEY).map_err(storage)? else {
             return Ok(Loaded::Empty);
         };
         let version = u64::from_be_bytes(
@@ -99,8 +122,7 @@ impl CheckpointStore {
         if version != PROJECTION_VERSION {
             return Ok(Loaded::Stale { version });
         }
-        let checkpoint = self
-            .tree
+        let checkpoint = present(&self.tree)?
             .get(CHECKPOINT_KEY)
             .map_err(storage)?
             .ok_or_else(|| ProjectionError::Corrupt("no checkpoint".into()))?;
@@ -114,17 +136,17 @@ impl CheckpointStore {
         );
         let mut hash = [0u8; 32];
         hash.copy_from_slice(&checkpoint[8..]);
-        let names = match self.tree.get(NAMES_KEY).map_err(storage)? {
+        let names = match present(&self.tree)?.get(NAMES_KEY).map_err(storage)? {
             Some(bytes) => Names::from_json(&bytes)
                 .ok_or_else(|| ProjectionError::Corrupt("bad names".into()))?,
             None => Names::default(),
         };
-        let keys = match self.tree.get(KEYS_KEY).map_err(storage)? {
+        let keys = match present(&self.tree)?.get(KEYS_KEY).map_err(storage)? {
             Some(bytes) => decode_keys(&bytes)
                 .ok_or_else(|| ProjectionError::Corrupt("bad directory of keys".into()))?,
             None => BTreeMap::new(),
         };
-        let state = ProjectionState::new(self.tree.clone(), head, names, keys, caches);
+        let state = ProjectionState::new(present(&self.tree)?.clone(), head, names, keys, caches);
         Ok(Loaded::State {
             state: Box::new(state),
             hash: Hash(hash),
@@ -132,51 +154,129 @@ impl CheckpointStore {
     }
 
     /// Writes what changed since the last save, the names and keys if they changed, and the
-    /// checkpoint, atomically.
-    pub fn save(&self, state: &mut ProjectionState, hash: Hash) -> Result<(), ProjectionError> {
-        let mut batch = sled::Batch::default();
-        for (k, v) in state.pages.drain_writes() {
-            batch.insert(k, v);
-        }
-        for (k, v) in state.positions.drain_writes() {
-            batch.insert(k, v);
-        }
-        for (k, v) in state.relations.drain_writes() {
-            batch.insert(k, v);
-        }
-        for (k, v) in state.chronology.drain_writes() {
-            batch.insert(k, v);
-        }
+    /// checkpoint, atomically; then what was written counts as clean.
+    ///
+    /// Nothing is lost when it fails: the changes stay in `state`, answers still read them, and
+    /// the next save writes them. A checkpoint directory without room for the batch and
+    /// [`SAVE_ROOM`] gets nothing ([`ProjectionError::NoRoom`]): sled's first failed write would
+    /// fail every read after it until the database is reopened. If sled fails all the same (the
+    /// disk filled while it wrote), the database is reopened, at once if there is room or else
+    /// before the next save, and comes back as its last whole checkpoint left it.
+    pub fn save(&mut self, state: &mut ProjectionState, hash: Hash) -> Result<(), ProjectionError> {
+        let mut writes = state.pages.pending_writes();
+        writes.extend(state.positions.pending_writes());
+        writes.extend(state.relations.pending_writes());
+        writes.extend(state.chronology.pending_writes());
         if state.names.dirty {
-            batch.insert(NAMES_KEY, state.names.to_json());
-            state.names.dirty = false;
+            writes.push((NAMES_KEY.to_vec(), state.names.to_json()));
         }
         if state.keys_dirty {
-            batch.insert(KEYS_KEY, encode_keys(&state.standoff_parties));
-            state.keys_dirty = false;
+            writes.push((KEYS_KEY.to_vec(), encode_keys(&state.standoff_parties)));
         }
         let mut checkpoint = state.head().to_be_bytes().to_vec();
         checkpoint.extend_from_slice(&hash.0);
-        batch.insert(CHECKPOINT_KEY, checkpoint);
-        batch.insert(VERSION_KEY, &PROJECTION_VERSION.to_be_bytes());
-        self.tree.apply_batch(batch).map_err(storage)
+        writes.push((CHECKPOINT_KEY.to_vec(), checkpoint));
+        writes.push((
+            VERSION_KEY.to_vec(),
+            PROJECTION_VERSION.to_be_bytes().to_vec(),
+        ));
+
+        let bytes: u64 = writes.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum();
+        self.ensure_room(2 * bytes + SAVE_ROOM)?;
+        if self.failed {
+            self.reopen(state)?;
+        }
+        let mut batch = sled::Batch::default();
+        for (k, v) in writes {
+            batch.insert(k, v);
+        }
+        if let Err(e) = present(&self.tree)?.apply_batch(batch) {
+            self.failed = true;
+            // Reads go on against a database that has not failed, if there is room for one.
+            let _ = self.reopen(state);
+            return Err(storage(e));
+        }
+        state.pages.saved();
+        state.positions.saved();
+        state.relations.saved();
+        state.chronology.saved();
+        state.names.dirty = false;
+        state.keys_dirty = false;
+        Ok(())
+    }
+
+    /// Whether the last write failed and the database still waits to be reopened.
+    pub fn failed(&self) -> bool {
+        self.failed
+    }
+
+    /// Refuses with [`ProjectionError::NoRoom`] when the checkpoint directory has less than
+    /// `needed` bytes free. A temporary store is not checked: it goes with the process.
+    fn ensure_room(&self, needed: u64) -> Result<(), ProjectionError> {
+        let Some(dir) = &self.dir else {
+            return Ok(());
+        };
+        let free = fs2::available_space(dir).map_err(|e| {
+            ProjectionError::Storage(format!(
+                "cannot tell the free space of {}: {e}",
+                dir.display()
+            ))
+        })?;
+        if free < needed {
+            return Err(ProjectionError::NoRoom {
+                dir: dir.display().to_string(),
+                free,
+                needed,
+            });
+        }
+        Ok(())
+    }
+
+    /// Reopens the database after sled failed a write, once there is room: it comes back as its
+    /// last whole checkpoint left it, and `state`, whose changes since then are all still in it,
+    /// reads from it from now on. Blocks that `state` caches as clean came from that checkpoint
+    /// or an earlier one, so they are still what the database holds.
+    fn reopen(&mut self, state: &mut ProjectionState) -> Result<(), ProjectionError> {
+        let Some(dir) = self.dir.clone() else {
+            return Err(ProjectionError::Storage(
+                "the temporary projection store failed a write".into(),
+            ));
+        };
+        self.ensure_room(REOPEN_ROOM)?;
+        tracing::warn!(dir = %dir.display(), "reopening the projections' database after a failed write");
+        // Every handle must go before sled's lock is released.
+        state.tree = None;
+        self.tree = None;
+        self.db = None;
+        let config = sled::Config::new()
+            .path(&dir)
+            .cache_capacity(self.cache_bytes);
+        let db = open_released(&config).map_err(|e| {
+            ProjectionError::Storage(format!("cannot reopen {}: {e}", dir.display()))
+        })?;
+        let tree = db.open_tree(TREE).map_err(storage)?;
+        state.tree = Some(tree.clone());
+        self.tree = Some(tree);
+        self.db = Some(db);
+        self.failed = false;
+        tracing::info!(dir = %dir.display(), "the projections' database is open again");
+        Ok(())
     }
 
     /// Forgets everything, to rebuild from position 1.
     pub fn clear(&self) -> Result<(), ProjectionError> {
-        self.tree.clear().map_err(storage)
+        present(&self.tree)?.clear().map_err(storage)
     }
 
     /// Flushes to disk (at shutdown; the data is derived, so this is for a quick restart only).
     pub fn flush(&self) -> Result<(), ProjectionError> {
         #[allow(clippy::disallowed_methods)] // derived data: sled's flush is enough
-        self.tree.flush().map_err(storage)?;
+        present(&self.tree)?.flush().map_err(storage)?;
         Ok(())
     }
 
     pub fn checkpoint(&self) -> Result<Option<Position>, ProjectionError> {
-        Ok(self
-            .tree
+        Ok(present(&self.tree)?
             .get(CHECKPOINT_KEY)
             .map_err(storage)?
             .and_then(|c| c.get(..8).and_then(|b| b.try_into().ok()))

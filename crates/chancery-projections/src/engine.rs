@@ -45,13 +45,17 @@ const SLED_CACHE_BYTES: u64 = 32 * 1024 * 1024;
 pub(crate) struct Inner {
     pub state: ProjectionState,
     pub last_hash: Hash,
+    /// Under the same lock as the state: a save writes the state's changes and marks them clean
+    /// in one step, and a reopen of the database swaps the state's tree with its own.
+    store: CheckpointStore,
+    /// Whether the last checkpoint failed, so that its recovery is logged once.
+    save_failing: bool,
 }
 
 /// The projections of one log, and the query facade over them (see `facade.rs`).
 pub struct Projections {
     pub(crate) log: Arc<dyn EventLog>,
     pub(crate) inner: RwLock<Inner>,
-    store: CheckpointStore,
     /// Whether the store is the checkpoint directory's (or a temporary one).
     durable: bool,
     applied: watch::Sender<Position>,
@@ -102,19 +106,19 @@ impl Projections {
         let store = CheckpointStore::open(dir, SLED_CACHE_BYTES)?;
         let caches = CacheSizes::default();
         let empty = |store: &CheckpointStore| {
-            ProjectionState::new(
-                store.tree().clone(),
+            Ok::<_, ProjectionError>(ProjectionState::new(
+                store.tree()?.clone(),
                 0,
                 Default::default(),
                 Default::default(),
                 caches,
-            )
+            ))
         };
         let (state, hash) = match store.load(caches)? {
-            Loaded::Empty => (empty(&store), Hash::GENESIS),
+            Loaded::Empty => (empty(&store)?, Hash::GENESIS),
             Loaded::Stale { .. } => {
                 store.clear()?;
-                (empty(&store), Hash::GENESIS)
+                (empty(&store)?, Hash::GENESIS)
             }
             Loaded::State { state, hash } => (*state, hash),
         };
@@ -145,8 +149,9 @@ impl Projections {
             inner: RwLock::new(Inner {
                 state,
                 last_hash: hash,
+                store,
+                save_failing: false,
             }),
-            store,
             durable: dir.is_some(),
             applied,
             records: Mutex::new(RecordCache::default()),
@@ -245,8 +250,9 @@ impl Projections {
                 match tokio::time::timeout(wait, stream.next()).await {
                     Ok(item) => item,
                     Err(_) => {
-                        self.save_while_following();
-                        unsaved = 0;
+                        if self.save_while_following() {
+                            unsaved = 0;
+                        }
                         last_save = Instant::now();
                         continue;
                     }
@@ -268,38 +274,67 @@ impl Projections {
             self.apply_record(&record).await?;
             unsaved += 1;
             if unsaved >= self.policy.every_events || last_save.elapsed() >= self.policy.every {
-                self.save_while_following();
-                unsaved = 0;
+                if self.save_while_following() {
+                    unsaved = 0;
+                }
                 last_save = Instant::now();
             }
         }
     }
 
-    /// Saves a checkpoint while following. A checkpoint only shortens the next start, so one
-    /// that fails (a full disk) is logged and tried again at the next one: the projections keep
-    /// following the log and answering.
-    fn save_while_following(&self) {
-        if let Err(error) = self.save() {
-            tracing::warn!(%error, applied = self.applied(), "the projections' checkpoint failed; they keep following the log");
+    /// Saves a checkpoint while following, answering whether it did. A checkpoint only shortens
+    /// the next start, so one that fails (a full disk) is logged, once until one succeeds again,
+    /// and tried again at the next interval: its changes stay in memory, and the projections
+    /// keep following the log and answering.
+    fn save_while_following(&self) -> bool {
+        let Err(error) = self.save() else {
+            return true;
+        };
+        let first = self
+            .inner
+            .write()
+            .is_ok_and(|mut inner| !std::mem::replace(&mut inner.save_failing, true));
+        if first {
+            tracing::warn!(%error, applied = self.applied(), "the projections' checkpoint failed; they keep following the log, and save again once it succeeds");
         }
+        false
     }
 
     /// Saves a checkpoint of what is applied: what changed since the last one goes to the store
-    /// (a temporary one without a checkpoint directory), so memory holds no more than that.
+    /// (a temporary one without a checkpoint directory), so memory holds no more than that. A
+    /// save that fails keeps the changes, for the next one.
     pub fn save(&self) -> Result<(), ProjectionError> {
         let mut inner = self
             .inner
             .write()
             .map_err(|_| ProjectionError::Corrupt("state lock poisoned".into()))?;
-        let hash = inner.last_hash;
-        self.store.save(&mut inner.state, hash)
+        let Inner {
+            state,
+            last_hash,
+            store,
+            save_failing,
+        } = &mut *inner;
+        store.save(state, *last_hash)?;
+        if std::mem::take(save_failing) {
+            tracing::info!(
+                applied = state.head(),
+                "the projections' checkpoint is saved again"
+            );
+        }
+        Ok(())
     }
 
-    /// Saves and flushes, for a clean shutdown.
+    /// Saves and flushes, for a clean shutdown. A save that fails (a full disk) leaves the last
+    /// checkpoint as it was, and the next start catches up from it; it is not flushed then,
+    /// since sled may have failed with it.
     pub fn close(&self) -> Result<(), ProjectionError> {
         self.save()?;
         if self.durable {
-            self.store.flush()?;
+            let inner = self
+                .inner
+                .read()
+                .map_err(|_| ProjectionError::Corrupt("state lock poisoned".into()))?;
+            inner.store.flush()?;
         }
         Ok(())
     }

@@ -35,6 +35,13 @@ pub enum ProjectionError {
         waited_ms: u64,
     },
 
+    /// The checkpoint directory has too little room for a checkpoint: nothing was written, and
+    /// the changes wait in memory for the next one.
+    #[error(
+        "no room for the projections' checkpoint: {dir} has {free} bytes free and a checkpoint needs {needed}; free some space (the projections keep answering and save once there is room)"
+    )]
+    NoRoom { dir: String, free: u64, needed: u64 },
+
     #[error("projection storage error: {0}")]
     Storage(String),
 

@@ -435,19 +435,25 @@ impl<I: Item, H: Header> Lists<I, H> {
         Ok(())
     }
 
-    /// The changed blocks' writes for a checkpoint; the blocks then count as clean.
-    pub fn drain_writes(&mut self) -> Vec<(Vec<u8>, Vec<u8>)> {
+    /// The changed blocks' writes for a checkpoint. They stay changed until [`Lists::saved`]:
+    /// a checkpoint that fails leaves them here, to be written by the next one.
+    pub fn pending_writes(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.overlay
+            .iter()
+            .map(|(key, block)| (key.clone(), block.encode()))
+            .collect()
+    }
+
+    /// The checkpoint holding [`Lists::pending_writes`] is on disk: the changed blocks count as
+    /// clean, and stay cached, since a block just written (a list's last above all) is likely
+    /// read again soon.
+    pub fn saved(&mut self) {
         let overlay = std::mem::take(&mut self.overlay);
-        let mut writes = Vec::with_capacity(overlay.len());
-        let mut cache = self.cache.lock().ok();
-        for (key, block) in overlay {
-            writes.push((key.clone(), block.encode()));
-            // Just written, likely read again soon (a list's last block above all).
-            if let Some(cache) = cache.as_mut() {
+        if let Ok(mut cache) = self.cache.lock() {
+            for (key, block) in overlay {
                 cache.put(key, block);
             }
         }
-        writes
     }
 
     /// Forgets every cached block (after the tree was cleared).

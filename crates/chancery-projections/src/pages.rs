@@ -168,21 +168,30 @@ impl Pages {
         Ok(lo)
     }
 
-    /// The changed pages' writes for a checkpoint; the pages then count as clean.
-    pub fn drain_writes(&mut self) -> Vec<(Vec<u8>, Vec<u8>)> {
+    /// The changed pages' writes for a checkpoint. They stay changed until [`Pages::saved`]: a
+    /// checkpoint that fails leaves them here, to be written by the next one.
+    pub fn pending_writes(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.overlay
+            .iter()
+            .map(|(page, entries)| {
+                let mut bytes = Vec::with_capacity(entries.len() * 96);
+                for entry in entries.iter() {
+                    facts::encode(entry, &mut bytes);
+                }
+                (page_key(*page).to_vec(), bytes)
+            })
+            .collect()
+    }
+
+    /// The checkpoint holding [`Pages::pending_writes`] is on disk: the changed pages count as
+    /// clean, and stay cached.
+    pub fn saved(&mut self) {
         let overlay = std::mem::take(&mut self.overlay);
-        let mut writes = Vec::with_capacity(overlay.len());
-        for (page, entries) in overlay {
-            let mut bytes = Vec::with_capacity(entries.len() * 96);
-            for entry in entries.iter() {
-                facts::encode(entry, &mut bytes);
-            }
-            writes.push((page_key(page).to_vec(), bytes));
-            if let Ok(mut cache) = self.cache.lock() {
+        if let Ok(mut cache) = self.cache.lock() {
+            for (page, entries) in overlay {
                 cache.put(page_key(page).to_vec(), entries);
             }
         }
-        writes
     }
 
     /// Pages changed since the last checkpoint.

@@ -10,7 +10,7 @@ use chancery_domain::{Kind, Position, Precision};
 use crate::error::ProjectionError;
 use crate::facts::{Act, Fact, Stance, StanceRule};
 use crate::lists::Decoder;
-use crate::state::{PairKey, PositionKey, ProjectionState, Slot, Stated};
+use crate::state::{PairKey, PositionKey, ProjectionState, Slot, Stated, present};
 
 /// The two times of a bitemporal question: the world as of `valid_at` (Unix seconds, inclusive)
 /// as the log knew it at position `known_at` (inclusive).
@@ -260,9 +260,9 @@ impl ProjectionState {
     ) -> Result<Option<Computed>, ProjectionError> {
         if when.known_at >= self.head() && !lists {
             let bound = Stated::last_at(when.valid_at);
-            let mut blocks = self
-                .positions
-                .blocks(&self.tree, &key.list(), Some(&bound), false)?;
+            let mut blocks =
+                self.positions
+                    .blocks(present(&self.tree)?, &key.list(), Some(&bound), false)?;
             let Some(found) = blocks.next() else {
                 return Ok(None);
             };
@@ -281,7 +281,7 @@ impl ProjectionState {
         let mut items: Vec<Stated> = Vec::new();
         for block in self
             .positions
-            .blocks(&self.tree, &key.list(), None, false)?
+            .blocks(present(&self.tree)?, &key.list(), None, false)?
         {
             let (_, block) = block?;
             let before = block
@@ -313,7 +313,7 @@ impl ProjectionState {
         let start = Slot::first_at(from);
         'blocks: for block in
             self.relations
-                .blocks(&self.tree, &pair.list(), Some(&start), false)?
+                .blocks(present(&self.tree)?, &pair.list(), Some(&start), false)?
         {
             let (_, block) = block?;
             for item in &block.items {
@@ -393,9 +393,9 @@ impl ProjectionState {
                 b.sort_key_into(&mut k);
                 k
             });
-            'back: for block in self
-                .chronology
-                .blocks(&self.tree, &[], from.as_deref(), true)?
+            'back: for block in
+                self.chronology
+                    .blocks(present(&self.tree)?, &[], from.as_deref(), true)?
             {
                 let (_, block) = block?;
                 for slot in block.items.iter().rev() {
@@ -420,7 +420,7 @@ impl ProjectionState {
             });
             'forward: for block in
                 self.chronology
-                    .blocks(&self.tree, &[], from.as_deref(), false)?
+                    .blocks(present(&self.tree)?, &[], from.as_deref(), false)?
             {
                 let (_, block) = block?;
                 for slot in &block.items {

@@ -358,9 +358,21 @@ impl Default for CacheSizes {
     }
 }
 
+/// The tree, or an error a caller can retry when a reopen of the database is under way.
+pub fn present(tree: &Option<sled::Tree>) -> Result<&sled::Tree, ProjectionError> {
+    tree.as_ref().ok_or_else(|| {
+        ProjectionError::Storage(
+            "the projections' database is being reopened after a failed write; retry shortly"
+                .into(),
+        )
+    })
+}
+
 pub struct ProjectionState {
     pub names: Names,
-    pub tree: sled::Tree,
+    /// The projections' tree; `None` only while the database is being reopened after a failed
+    /// write (every handle must go before sled lets the database go).
+    pub tree: Option<sled::Tree>,
     pub pages: Pages,
     pub positions: Lists<Stated, RunState>,
     pub relations: Lists<Related, ()>,
@@ -382,7 +394,7 @@ impl ProjectionState {
     ) -> Self {
         ProjectionState {
             names,
-            tree,
+            tree: Some(tree),
             pages: Pages::new(head, caches.pages),
             positions: Lists::new(POSITIONS, caches.blocks / 2),
             relations: Lists::new(RELATIONS, caches.blocks / 4),
@@ -398,11 +410,11 @@ impl ProjectionState {
     }
 
     pub fn entry(&self, position: Position) -> Result<Option<Entry>, ProjectionError> {
-        self.pages.entry(&self.tree, position)
+        self.pages.entry(present(&self.tree)?, position)
     }
 
     pub fn act(&self, position: Position) -> Result<Option<Act>, ProjectionError> {
-        self.pages.act(&self.tree, position)
+        self.pages.act(present(&self.tree)?, position)
     }
 
     /// The last position recorded at or before an instant (0 if none).
@@ -410,7 +422,8 @@ impl ProjectionState {
         &self,
         instant: chancery_domain::Timestamp,
     ) -> Result<Position, ProjectionError> {
-        self.pages.position_at_instant(&self.tree, instant)
+        self.pages
+            .position_at_instant(present(&self.tree)?, instant)
     }
 
     pub fn apply(&mut self, step: Step<'_>) -> Result<(), ProjectionError> {
@@ -438,7 +451,7 @@ impl ProjectionState {
                 match fact {
                     Some(fact) => {
                         self.pages.push(
-                            &self.tree,
+                            present(&self.tree)?,
                             Entry::Act(Act {
                                 id: r.id(),
                                 recorded_at: r.recorded_at(),
@@ -448,13 +461,13 @@ impl ProjectionState {
                         )?;
                         self.index_version(position, 0, &fact, Position::MAX)?;
                     }
-                    None => self.pages.push(&self.tree, bookkeeping)?,
+                    None => self.pages.push(present(&self.tree)?, bookkeeping)?,
                 }
             }
-            Step::Bookkeeping(_) => self.pages.push(&self.tree, bookkeeping)?,
+            Step::Bookkeeping(_) => self.pages.push(present(&self.tree)?, bookkeeping)?,
             Step::Retraction { target, .. } => {
-                self.pages.push(&self.tree, bookkeeping)?;
-                let act = self.pages.act_mut(&self.tree, target)?;
+                self.pages.push(present(&self.tree)?, bookkeeping)?;
+                let act = self.pages.act_mut(present(&self.tree)?, target)?;
                 act.retracted_at = Some(position);
                 let last = act.versions.len().saturating_sub(1);
                 let fact = act.versions.get(last).cloned();
@@ -465,13 +478,13 @@ impl ProjectionState {
             Step::Correction {
                 target, corrected, ..
             } => {
-                self.pages.push(&self.tree, bookkeeping)?;
+                self.pages.push(present(&self.tree)?, bookkeeping)?;
                 let fact = Fact::of(corrected, position, &mut self.names).ok_or_else(|| {
                     ProjectionError::Corrupt(format!(
                         "the correction at {position} does not leave an act"
                     ))
                 })?;
-                let act = self.pages.act_mut(&self.tree, target)?;
+                let act = self.pages.act_mut(present(&self.tree)?, target)?;
                 act.versions.push(fact.clone());
                 let new = act.versions.len() - 1;
                 let until = act.retracted_at.unwrap_or(Position::MAX);
@@ -499,7 +512,7 @@ impl ProjectionState {
             position,
             version: u16::try_from(version).unwrap_or(u16::MAX),
         };
-        self.chronology.insert(&self.tree, &[], slot)?;
+        self.chronology.insert(present(&self.tree)?, &[], slot)?;
         if fact.sets_stances() {
             let stated = Stated {
                 starts: starts_of(fact),
@@ -509,7 +522,9 @@ impl ProjectionState {
                 rule: fact.rule,
             };
             for key in position_keys(fact) {
-                let block = self.positions.insert(&self.tree, &key.list(), stated)?;
+                let block = self
+                    .positions
+                    .insert(present(&self.tree)?, &key.list(), stated)?;
                 self.restate(&key, &block)?;
                 let parties = self
                     .standoff_parties
@@ -530,7 +545,8 @@ impl ProjectionState {
                 goldstein: fact.goldstein,
             };
             for pair in pairs(fact) {
-                self.relations.insert(&self.tree, &pair.list(), related)?;
+                self.relations
+                    .insert(present(&self.tree)?, &pair.list(), related)?;
             }
         }
         Ok(())
@@ -554,11 +570,11 @@ impl ProjectionState {
         if fact.sets_stances() {
             let item_key = (starts_of(fact), slot);
             for key in position_keys(fact) {
-                let block = self
-                    .positions
-                    .update(&self.tree, &key.list(), &item_key, |s| {
-                        s.known_until = until;
-                    })?;
+                let block =
+                    self.positions
+                        .update(present(&self.tree)?, &key.list(), &item_key, |s| {
+                            s.known_until = until;
+                        })?;
                 if let Some(block) = block {
                     self.restate(&key, &block)?;
                 }
@@ -567,7 +583,9 @@ impl ProjectionState {
         if fact.counts_in_relations() {
             for pair in pairs(fact) {
                 self.relations
-                    .update(&self.tree, &pair.list(), &slot, |r| r.known_until = until)?;
+                    .update(present(&self.tree)?, &pair.list(), &slot, |r| {
+                        r.known_until = until
+                    })?;
             }
         }
         Ok(())
@@ -577,7 +595,7 @@ impl ProjectionState {
     /// block up to date, as far as it changes.
     fn restate(&mut self, key: &PositionKey, changed: &[u8]) -> Result<(), ProjectionError> {
         let list = key.list();
-        if self.positions.is_tail(&self.tree, &list, changed) {
+        if self.positions.is_tail(present(&self.tree)?, &list, changed) {
             // No block after it: no start to bring up to date.
             return Ok(());
         }
@@ -585,7 +603,7 @@ impl ProjectionState {
         let sort_key = changed.get(prefix.len()..).unwrap_or_default().to_vec();
         let blocks: Vec<KeyedBlock<Stated, RunState>> = self
             .positions
-            .blocks(&self.tree, &list, Some(&sort_key), false)?
+            .blocks(present(&self.tree)?, &list, Some(&sort_key), false)?
             .collect::<Result<_, _>>()?;
         let mut end: Option<RunState> = None;
         let mut updates = Vec::new();
@@ -601,7 +619,8 @@ impl ProjectionState {
             }
         }
         for (block_key, start) in updates {
-            self.positions.set_header(&self.tree, &block_key, start)?;
+            self.positions
+                .set_header(present(&self.tree)?, &block_key, start)?;
         }
         Ok(())
     }
@@ -648,7 +667,7 @@ impl ProjectionState {
         for key in self.position_keys() {
             let items: Vec<Stated> = self
                 .positions
-                .blocks(&self.tree, &key.list(), None, false)?
+                .blocks(present(&self.tree)?, &key.list(), None, false)?
                 .map(|b| b.map(|(_, b)| b.items.clone()))
                 .collect::<Result<Vec<_>, _>>()?
                 .concat();
@@ -656,7 +675,7 @@ impl ProjectionState {
         }
         let chronology: Vec<Slot> = self
             .chronology
-            .blocks(&self.tree, &[], None, false)?
+            .blocks(present(&self.tree)?, &[], None, false)?
             .map(|b| b.map(|(_, b)| b.items.clone()))
             .collect::<Result<Vec<_>, _>>()?
             .concat();

@@ -154,7 +154,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let outcome = runtime.block_on(run(cli));
+    // A task that does not end (a write sled never finishes on a failing disk) must not keep
+    // the process from exiting once its work is done.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(10));
+    match outcome {
         Ok(code) => code,
         Err(e) => {
             // A reader that stops early (`chancery export | head`) is not an error.

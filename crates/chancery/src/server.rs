@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -177,16 +177,23 @@ impl App {
         let projections = Arc::clone(&self.projections);
         let ready = Arc::clone(&self.ready);
         let follower = tokio::spawn(async move {
-            let started = Instant::now();
-            let caught_up = projections.catch_up(&|_, _| {}).await?;
-            ready.store(true, Ordering::SeqCst);
-            tracing::info!(
-                events = caught_up,
-                applied = projections.applied(),
-                seconds = started.elapsed().as_secs_f64(),
-                "projections caught up; ready"
-            );
-            projections.follow().await
+            let followed = async {
+                let started = Instant::now();
+                let caught_up = projections.catch_up(&|_, _| {}).await?;
+                ready.store(true, Ordering::SeqCst);
+                tracing::info!(
+                    events = caught_up,
+                    applied = projections.applied(),
+                    seconds = started.elapsed().as_secs_f64(),
+                    "projections caught up; ready"
+                );
+                projections.follow().await
+            }
+            .await;
+            if let Err(error) = &followed {
+                tracing::error!(%error, "the projections stopped following the log; answers stay as of their last position until a restart");
+            }
+            followed
         });
         if let Ok(address) = listener.local_addr() {
             tracing::info!(%address, "listening");
@@ -195,14 +202,36 @@ impl App {
             .with_graceful_shutdown(shutdown)
             .await;
         follower.abort();
-        if let Ok(Err(e)) = follower.await {
-            tracing::error!(error = %e, "the projections stopped");
+        match tokio::time::timeout(STOP_WAIT, follower).await {
+            Ok(_) => {}
+            Err(_) => tracing::error!(
+                seconds = STOP_WAIT.as_secs(),
+                "the projections did not stop in time; stopping without their last checkpoint"
+            ),
         }
-        self.projections.close()?;
+        // The checkpoint only shortens the next start: one that fails (a full disk) or does not
+        // end in time is no reason to fail or hold up the shutdown; the next start catches up
+        // from the one before.
+        let projections = Arc::clone(&self.projections);
+        let closed = tokio::task::spawn_blocking(move || projections.close());
+        match tokio::time::timeout(STOP_WAIT, closed).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(error))) => {
+                tracing::warn!(%error, "the projections' last checkpoint failed; the next start catches up from the one before")
+            }
+            Ok(Err(error)) => tracing::error!(%error, "the projections' last checkpoint failed"),
+            Err(_) => tracing::error!(
+                seconds = STOP_WAIT.as_secs(),
+                "the projections' last checkpoint did not end in time; the next start catches up from the one before"
+            ),
+        }
         tracing::info!("stopped");
         served.map_err(ServerError::Io)
     }
 }
+
+/// How long a shutdown waits for the projections to stop and save their last checkpoint.
+const STOP_WAIT: Duration = Duration::from_secs(30);
 
 #[derive(Clone)]
 struct Health {
