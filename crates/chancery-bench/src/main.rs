@@ -9,6 +9,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod appends;
 mod client;
+mod compare;
 mod fanout;
 mod ingest;
 mod load;
@@ -137,6 +138,19 @@ enum Bench {
         #[arg(long)]
         baseline_bin: Option<PathBuf>,
     },
+    /// Before and after: puts the figures of a report written by an older build (its
+    /// `--out` directory) beside this build's, for the benchmarks named.
+    Compare {
+        /// The older build's report directory (holding its `benchmarks.json`).
+        #[arg(long)]
+        before: PathBuf,
+        /// What the older build is, for the report ("a8de6c2, before the lean log").
+        #[arg(long)]
+        label: String,
+        /// The benchmarks to compare (`replay`, `reads`, ...).
+        #[arg(required = true)]
+        benchmarks: Vec<String>,
+    },
     #[command(hide = true)]
     RawScan {
         #[arg(long)]
@@ -188,6 +202,11 @@ async fn main() -> anyhow::Result<()> {
             };
             ingest::run(scale, cli.runs, &cli.out, &command).await?;
         }
+        Bench::Compare {
+            before,
+            label,
+            benchmarks,
+        } => compare::run(&before, &label, &benchmarks, &cli.out, &command)?,
         Bench::Appends { appends } => appends::run(appends, cli.runs, &cli.out, &command).await?,
         Bench::Replay { events, keep } => {
             replay::run(events, cli.runs, keep.as_deref(), &cli.out, &command).await?
