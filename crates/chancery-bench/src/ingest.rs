@@ -3,7 +3,8 @@
 //! GraphQL mutations (`recordEvent`, one event per request, 1, 8 and 64 writers; `recordEvents`,
 //! 100 per request), while UmaDB's server (PyPI's `umadb`) appends the same events through its
 //! own gRPC client with as many tasks, each awaiting its answer; then both read a store of
-//! `--events` events whole (`GET /export`, UmaDB's read stream). With `--baseline-bin`, every
+//! `--events` events whole (`GET /export`, UmaDB's read stream; Chancery also through paged
+//! `events` and the `events` subscription). With `--baseline-bin`, every
 //! Chancery figure is also measured with another `chancery` binary, alternating per run.
 
 use std::io::Write;
@@ -348,6 +349,79 @@ struct FullRead {
     per_second: f64,
     records: u64,
     bytes: u64,
+    /// Chancery only: the whole log through paged `events(first: 500)` and through the `events`
+    /// subscription from the start, in events per second.
+    paged_per_second: Option<f64>,
+    subscribed_per_second: Option<f64>,
+}
+
+const PAGED_EVENTS: &str = "query($after: String) { events(first: 500, after: $after) { \
+    edges { node { position kind } } pageInfo { hasNextPage endCursor } } }";
+
+const SUBSCRIBED_EVENTS: &str = "subscription { events { position kind } }";
+
+/// Reads the whole log through `events(first: 500)` pages over one keep-alive connection,
+/// following each page's end cursor; answers the events read and their last position.
+async fn paged_read(http: &mut Http) -> anyhow::Result<(u64, u64)> {
+    let (mut read, mut last, mut after) = (0u64, 0u64, Value::Null);
+    loop {
+        let data = http
+            .graphql_data(PAGED_EVENTS, json!({ "after": after }))
+            .await?;
+        let edges = data["events"]["edges"]
+            .as_array()
+            .context("a page without edges")?;
+        read += edges.len() as u64;
+        if let Some(position) = edges.last().and_then(|e| e["node"]["position"].as_u64()) {
+            last = position;
+        }
+        let info = &data["events"]["pageInfo"];
+        if info["hasNextPage"] != Value::Bool(true) || edges.is_empty() {
+            return Ok((read, last));
+        }
+        after = info["endCursor"].clone();
+    }
+}
+
+/// Subscribes to `events` from the start (graphql-transport-ws) and reads until `records` events
+/// have come; answers the position of the last. Frames are counted, not parsed, but the last is
+/// parsed and must carry the position the log ends at.
+async fn subscribed_read(address: std::net::SocketAddr, records: u64) -> anyhow::Result<u64> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let mut request = format!("ws://{address}/graphql/ws").into_client_request()?;
+    request
+        .headers_mut()
+        .insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse()?);
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
+    let init = json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {TOKEN}") } });
+    socket.send(Message::text(init.to_string())).await?;
+    let subscribe =
+        json!({ "type": "subscribe", "id": "1", "payload": { "query": SUBSCRIBED_EVENTS } });
+    socket.send(Message::text(subscribe.to_string())).await?;
+    let mut received = 0u64;
+    while let Some(message) = socket.next().await {
+        let Message::Text(text) = message? else {
+            continue;
+        };
+        if text.contains("\"connection_ack\"") {
+            continue;
+        }
+        if !text.starts_with("{\"type\":\"next\"") && !text.contains("\"type\":\"next\"") {
+            bail!("the subscription answered {}", &text[..text.len().min(300)]);
+        }
+        received += 1;
+        if received == records {
+            let frame: Value = serde_json::from_str(&text)?;
+            let last = frame["payload"]["data"]["events"]["position"]
+                .as_u64()
+                .context("an event without a position")?;
+            return Ok(last);
+        }
+    }
+    bail!("the subscription ended after {received} of {records} events")
 }
 
 /// `GET /export` of the whole log from a server on `data`, counting the records (the lines after
@@ -371,15 +445,30 @@ async fn chancery_full_read(bin: &Path, data: &Path, logs: &mut Logs) -> anyhow:
         })
         .await?;
     let seconds = started.elapsed().as_secs_f64();
-    server.stop().await?;
     if status != 200 {
         bail!("GET /export answered {status}");
     }
     let records = lines.saturating_sub(1);
+
+    let started = Instant::now();
+    let (paged, paged_last) = paged_read(&mut http).await?;
+    let paged_seconds = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let subscribed_last = subscribed_read(server.address, records).await?;
+    let subscribed_seconds = started.elapsed().as_secs_f64();
+    server.stop().await?;
+    if paged != records || subscribed_last != paged_last {
+        bail!(
+            "the paged read gave {paged} events ending at {paged_last}, the subscription ended at \
+             {subscribed_last}; the export holds {records}"
+        );
+    }
     Ok(FullRead {
         per_second: records as f64 / seconds,
         records,
         bytes,
+        paged_per_second: Some(records as f64 / paged_seconds),
+        subscribed_per_second: Some(records as f64 / subscribed_seconds),
     })
 }
 
@@ -396,6 +485,8 @@ async fn umadb_full_read(bin: &Path, db: &Path, logs: &mut Logs) -> anyhow::Resu
         per_second: records as f64 / seconds,
         records,
         bytes,
+        paged_per_second: None,
+        subscribed_per_second: None,
     })
 }
 
@@ -663,6 +754,9 @@ async fn measure_writes(bench: &mut Bench, runs: usize, appends: usize) -> anyho
 struct Reads {
     records: u64,
     rates: Runs,
+    /// Chancery's paged `events(first: 500)` and `events` subscription reads of the same store.
+    paged: Runs,
+    subscribed: Runs,
     export_bytes: u64,
     umadb_bytes: u64,
     /// Records per second of `chancery import`, per build.
@@ -722,7 +816,8 @@ async fn measure_full_read(bench: &mut Bench, runs: usize, events: u64) -> anyho
         imports.push((side, records as f64 / imported));
         data_dirs.push((side, data));
     }
-    let mut rates = Runs::default();
+    let (mut rates, mut paged, mut subscribed) =
+        (Runs::default(), Runs::default(), Runs::default());
     let (mut export_bytes, mut umadb_bytes) = (0, 0);
     for run in 0..runs {
         let mut said = Vec::new();
@@ -752,6 +847,14 @@ async fn measure_full_read(bench: &mut Bench, runs: usize, events: u64) -> anyho
             }
             rates.push(side, read.per_second);
             said.push(format!("{} {:.0} events/s", side.label(), read.per_second));
+            if let (Some(p), Some(q)) = (read.paged_per_second, read.subscribed_per_second) {
+                paged.push(side, p);
+                subscribed.push(side, q);
+                said.push(format!(
+                    "{} paged {p:.0} events/s, subscription {q:.0} events/s",
+                    side.label()
+                ));
+            }
         }
         eprintln!(
             "ingest run {run}: full read of {records} records: {}",
@@ -761,6 +864,8 @@ async fn measure_full_read(bench: &mut Bench, runs: usize, events: u64) -> anyho
     Ok(Reads {
         records,
         rates,
+        paged,
+        subscribed,
         export_bytes,
         umadb_bytes,
         imports,
@@ -906,6 +1011,23 @@ fn figures(bench: &Bench, writes: &Writes, reads: &Reads) -> Vec<Figure> {
         "UmaDB, every event through its gRPC read stream".into(),
         Some(("≥ 1.0 × UmaDB", |v, b| v >= b)),
     ));
+    for (name, runs, floor) in [
+        (
+            "full read: paged events(first: 500) { position kind } over HTTP",
+            &reads.paged,
+            300_000.0,
+        ),
+        (
+            "full read: the events subscription from the start, { position kind }",
+            &reads.subscribed,
+            500_000.0,
+        ),
+    ] {
+        let mut figure = against_umadb(name.into(), "events/s", runs, String::new(), None);
+        figure.target = Some(format!("≥ {floor:.0} events/s"));
+        figure.met = Some(figure.value >= floor);
+        figures.push(figure);
+    }
     if let Some(old) = &bench.old {
         let compared = [
             (
@@ -936,6 +1058,16 @@ fn figures(bench: &Bench, writes: &Writes, reads: &Reads) -> Vec<Figure> {
             (
                 "full read: GET /export".to_owned(),
                 &reads.rates,
+                "events/s",
+            ),
+            (
+                "full read: paged events(first: 500)".to_owned(),
+                &reads.paged,
+                "events/s",
+            ),
+            (
+                "full read: the events subscription".to_owned(),
+                &reads.subscribed,
                 "events/s",
             ),
         ];
@@ -974,7 +1106,7 @@ fn notes(bench: &Bench, writes: &Writes, reads: &Reads) -> Vec<String> {
             umadb::VERSION
         ),
         format!(
-            "The full read: one generated store of {records} records (the registrations, then synthetic events with late reports, retractions and corrections, in batches of {FILL_BATCH} per timeline in turn), imported into each build's data directory with `chancery import` ({}) and appended to UmaDB {FILL_BATCH} events per append ({}); each server is restarted for each run (Chancery from its projections' checkpoint, after a first start off the clock). Chancery streams `GET /export` (an admin's online backup: a header line, then each record's stored bytes, {:.1} MB) and the bench counts its lines; UmaDB streams every event through its read stream in batches of the server's default size (1,024), which its client decodes ({:.1} MB of event data). Both count every record against the store's.",
+            "The full read: one generated store of {records} records (the registrations, then synthetic events with late reports, retractions and corrections, in batches of {FILL_BATCH} per timeline in turn), imported into each build's data directory with `chancery import` ({}) and appended to UmaDB {FILL_BATCH} events per append ({}); each server is restarted for each run (Chancery from its projections' checkpoint, after a first start off the clock). Chancery streams `GET /export` (an admin's online backup: a header line, then each record's stored bytes, {:.1} MB) and the bench counts its lines; UmaDB streams every event through its read stream in batches of the server's default size (1,024), which its client decodes ({:.1} MB of event data). Both count every record against the store's. On the same Chancery server after the export: every event through paged `events(first: 500)` over the same keep-alive connection, following each page's end cursor (the client parses each page), then the `events` subscription from the start over WebSocket (graphql-transport-ws), whose frames the client counts without parsing until it has as many as the store holds; the last frame's position must be the last page's.",
             imports.join(", "),
             reads
                 .umadb_fill

@@ -10,6 +10,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod appends;
 mod client;
 mod compare;
+mod compression;
 mod fanout;
 mod ingest;
 mod load;
@@ -151,6 +152,13 @@ enum Bench {
         #[arg(required = true)]
         benchmarks: Vec<String>,
     },
+    /// sled's zstd compression, on and off: the trees of a stopped store's sled databases (the
+    /// log's index, the projections) copied into fresh databases both ways and compared.
+    Compression {
+        /// A data directory (as `reads --keep` or `replay --keep` leave one).
+        #[arg(long)]
+        dir: PathBuf,
+    },
     #[command(hide = true)]
     RawScan {
         #[arg(long)]
@@ -207,6 +215,7 @@ async fn main() -> anyhow::Result<()> {
             label,
             benchmarks,
         } => compare::run(&before, &label, &benchmarks, &cli.out, &command)?,
+        Bench::Compression { dir } => compression::run(&dir, cli.runs, &cli.out, &command)?,
         Bench::Appends { appends } => appends::run(appends, cli.runs, &cli.out, &command).await?,
         Bench::Replay { events, keep } => {
             replay::run(events, cli.runs, keep.as_deref(), &cli.out, &command).await?

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::report::{Figure, Section, machine, median, today};
+use crate::report::{Figure, Section, figure, machine, median, today};
 use crate::synthetic::{ISSUES, PARTIES, TIMELINES};
 
 /// Seconds of load per query and target when no `--seconds` is given: enough for a smoke run.
@@ -36,19 +36,20 @@ const SEPARATE_SECTION_EVENTS: u64 = 2_000_000;
 
 /// What the figures rest on, added to the report while targets are missed; update it when the
 /// server changes (and profile again: the commands are in the note).
-const PROFILE_NOTE: &str = "What the figures rest on (2026-12-04). The projections live on disk \
+const PROFILE_NOTE: &str = "What the figures rest on (2026-12-05). The projections live on disk \
 (`chancery-projections`: an entry per log position in pages of 256, and every list, a position's, a pair's and \
 the chronology, sorted by valid time in sled blocks of up to 128 items), read through bounded caches (256 pages, \
-8,192 blocks, sled's 32 MiB) beside the overlay of what changed since the last checkpoint; memory no longer holds \
-every event's facts and indexes. A restart reads the checkpoint's names, directory of keys and position, and opens \
-the log (its index in sled, its records in segment files). An answer that is not in the answer cache reads the \
-blocks of the keys it asks about: a position as known now folds one block from the sweep state kept at the \
-block's start; a timeline page reads the chronology's blocks and each event's record. Repeated questions are \
-answered from the answer cache (`chancery-graphql/src/answers.rs`), so the figures without \"asked afresh\" \
-measure a cache hit plus one computation per question each second; the \"asked afresh\" figures measure the \
-computation itself, of which a large share is async-graphql resolving and serializing every field of every \
-object (`perf record --call-graph dwarf` of the server, 2026-12-02; not profiled again since the projections moved \
-to disk).";
+8,192 blocks, the block keys of recently read lists, sled's 32 MiB) beside the overlay of what changed since the \
+last checkpoint. A restart reads the checkpoint's names, directory of keys and position, and opens the log (its \
+index in sled, its records in segment files). An answer that is not in the answer cache reads the blocks of the \
+keys it asks about: a position as known now folds one block from the sweep state kept at the block's start; a \
+timeline page reads the chronology's blocks and each event's record. Repeated questions are answered from the \
+answer cache (`chancery-graphql/src/answers.rs`), so the figures without \"asked afresh\" measure a cache hit \
+plus one computation per question each second; the \"asked afresh\" figures measure the computation itself. \
+`perf record --call-graph dwarf` of the server answering `standoffs` afresh on the 1M store (2026-12-05): before \
+lists kept their block keys in memory, half of the samples found blocks through sled range scans (two per \
+position, 800 positions); since, about a third is async-graphql resolving each side and party, 14% folding slots \
+(`RunState::step`), 5% computing positions and 5% the block cache.";
 
 /// The timeline every read asks about.
 const TIMELINE: &str = "dossier-0";
@@ -85,46 +86,84 @@ const EVENT_FIELDS: &str = "fragment Ev on Event {
   }
 }";
 
-/// One read under load: its GraphQL request and where its answer's list is.
+/// One read under load: its GraphQL requests (one, or several asked in turn), where its answer's
+/// list is, and the p99 latency its computation (asked afresh) must stay under.
 struct ReadQuery {
     name: &'static str,
-    request: Value,
+    requests: Vec<Value>,
     /// JSON pointer to the list the answer must not leave empty.
     list: &'static str,
+    afresh_p99_ms: f64,
 }
 
-fn read_queries() -> Vec<ReadQuery> {
-    vec![
+/// Days the timeline page's slider moves over, one request per day.
+const SLIDER_DAYS: i64 = 100;
+
+/// The reads measured. `events` sets the slider's dates: the generator's valid time advances a
+/// day every 300 events, so the slider runs over the 100 days in the middle of history.
+fn read_queries(events: u64) -> anyhow::Result<Vec<ReadQuery>> {
+    let history_days = i64::try_from(events / 300).unwrap_or(i64::MAX);
+    // A short history (the smoke pass's) starts the slider in its middle: days past its end ask
+    // about the present, which is never empty, where its first days might be.
+    let first_day = if history_days >= 2 * SLIDER_DAYS {
+        history_days / 2 - SLIDER_DAYS / 2
+    } else {
+        history_days / 2
+    };
+    let epoch = time::Date::from_calendar_date(2000, time::Month::January, 1)?;
+    let slider = (0..SLIDER_DAYS)
+        .map(|step| {
+            let day = epoch + time::Duration::days(first_day + step);
+            json!({
+                "query": "query Slider($timeline: Slug, $asOf: AsOfInput) { standoffs(timeline: $timeline, asOf: $asOf) { \
+                    issue { slug title } status sides { party { code } stance event } } }",
+                "variables": {
+                    "timeline": TIMELINE,
+                    "asOf": { "validAt": format!("{:04}-{:02}-{:02}", day.year(), u8::from(day.month()), day.day()) },
+                },
+            })
+        })
+        .collect();
+    Ok(vec![
         ReadQuery {
             name: "positions of one timeline",
-            request: json!({
+            afresh_p99_ms: 25.0,
+            requests: vec![json!({
                 "query": "query Positions($timeline: Slug) { positions(timeline: $timeline) { \
                     party { code name } issue { slug title } stance event { id kind content { summary } } \
                     firstStated lastReaffirmed reaffirmed conditions attribution confidence } }",
                 "variables": { "timeline": TIMELINE },
-            }),
+            })],
             list: "/data/positions",
         },
         ReadQuery {
             name: "standoffs of one timeline",
-            request: json!({
+            afresh_p99_ms: 10.0,
+            requests: vec![json!({
                 "query": "query Standoffs($timeline: Slug) { standoffs(timeline: $timeline) { \
                     issue { slug title } status sides { party { code } stance event } } }",
                 "variables": { "timeline": TIMELINE },
-            }),
+            })],
             list: "/data/standoffs",
         },
         ReadQuery {
             name: "a 50-event timeline page",
-            request: json!({
+            afresh_p99_ms: 5.0,
+            requests: vec![json!({
                 "query": format!("query Page($filter: EventFilterInput) {{ \
                     events(filter: $filter, order: LOG, first: 50) {{ \
                     edges {{ node {{ ...Ev }} }} pageInfo {{ hasNextPage endCursor }} }} }}\n{EVENT_FIELDS}"),
                 "variables": { "filter": { "timelines": [TIMELINE] } },
-            }),
+            })],
             list: "/data/events/edges",
         },
-    ]
+        ReadQuery {
+            name: "the slider: standoffs of one timeline as of 100 successive days",
+            afresh_p99_ms: 10.0,
+            requests: slider,
+            list: "/data/standoffs",
+        },
+    ])
 }
 
 /// One HTTP/1.1 keep-alive connection: sends prepared requests and reads whole answers (which
@@ -234,8 +273,6 @@ struct Loaded {
     requests: usize,
 }
 
-/// `CLIENTS` clients, each on its own keep-alive connection, send `body` to `address` one
-/// request after another for `seconds`; every answer must be 200 with exactly `expected`.
 /// Whether every request is the same, or each differs by a comment at the end of its document:
 /// the answer is the same, but Chancery's answer cache cannot serve it, so each is computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -255,43 +292,56 @@ fn with_comment(body: &Value, comment: &str) -> anyhow::Result<Vec<u8>> {
     Ok(serde_json::to_vec(&body)?)
 }
 
+/// One request of a read and the answer it must get.
+struct Asked {
+    body: Vec<u8>,
+    answer: Bytes,
+}
+
+/// `CLIENTS` clients, each on its own keep-alive connection, ask `asked` in turn (each client
+/// starting at its own place) one request after another for `seconds`; every answer must be 200
+/// with exactly the answer captured for its request.
 async fn load(
     address: SocketAddr,
-    body: &[u8],
-    expected: &Bytes,
+    asked: &Arc<Vec<Asked>>,
     seconds: f64,
     asking: Asking,
 ) -> anyhow::Result<Loaded> {
-    let request = Arc::new(post(address, body));
-    let parsed: Arc<Value> = Arc::new(serde_json::from_slice(body)?);
+    let requests: Arc<Vec<(Vec<u8>, Value)>> = Arc::new(
+        asked
+            .iter()
+            .map(|a| Ok((post(address, &a.body), serde_json::from_slice(&a.body)?)))
+            .collect::<anyhow::Result<_>>()?,
+    );
     let duration = Duration::from_secs_f64(seconds);
     let barrier = Arc::new(tokio::sync::Barrier::new(CLIENTS));
     let mut clients = Vec::new();
     for client in 0..CLIENTS {
         let mut connection = Connection::open(address).await?;
-        let request = Arc::clone(&request);
-        let parsed = Arc::clone(&parsed);
-        let expected = expected.clone();
+        let requests = Arc::clone(&requests);
+        let asked = Arc::clone(asked);
         let barrier = Arc::clone(&barrier);
         clients.push(tokio::spawn(async move {
             let mut latencies_us: Vec<u32> = Vec::with_capacity(1 << 14);
             barrier.wait().await;
             let started = Instant::now();
-            let mut asked = 0u64;
+            let mut turn = 0usize;
             while started.elapsed() < duration {
+                let which = (client + turn) % requests.len();
+                turn += 1;
+                let (same, parsed) = &requests[which];
                 let fresh;
                 let request: &[u8] = match asking {
-                    Asking::Same => &request,
+                    Asking::Same => same,
                     Asking::Afresh => {
-                        asked += 1;
-                        fresh = post(address, &with_comment(&parsed, &format!("{client}.{asked}"))?);
+                        fresh = post(address, &with_comment(parsed, &format!("{client}.{turn}"))?);
                         &fresh
                     }
                 };
                 let sent = Instant::now();
                 let (status, answer) = connection.exchange(request).await?;
                 let took = sent.elapsed();
-                if status != 200 || answer != &expected[..] {
+                if status != 200 || answer != &asked[which].answer[..] {
                     bail!(
                         "an answer under load differs from the one captured (status {status}, {} bytes): {}",
                         answer.len(),
@@ -323,34 +373,43 @@ async fn load(
     })
 }
 
-/// Asks the server once and checks the answer is a real one: no errors, a non-empty list.
+/// Asks the server each of a read's requests once and checks every answer is a real one: no
+/// errors, a non-empty list. Gives the requests with their answers, and the items of the first.
 async fn capture(
     address: SocketAddr,
     query: &ReadQuery,
-) -> anyhow::Result<(Vec<u8>, Bytes, usize)> {
-    let body = serde_json::to_vec(&query.request)?;
+) -> anyhow::Result<(Arc<Vec<Asked>>, usize)> {
     let mut connection = Connection::open(address).await?;
-    let (status, answer) = connection.exchange(&post(address, &body)).await?;
-    let answer = Bytes::copy_from_slice(answer);
-    let parsed: Value = serde_json::from_slice(&answer)
-        .with_context(|| format!("{}: the answer is not JSON", query.name))?;
-    let items = parsed
-        .pointer(query.list)
-        .and_then(Value::as_array)
-        .map_or(0, Vec::len);
-    if status != 200 || parsed.get("errors").is_some() || items == 0 {
-        bail!(
-            "{}: the server answered {status} with no {}: {}",
-            query.name,
-            query.list,
-            String::from_utf8_lossy(&answer[..answer.len().min(500)])
-        );
+    let mut asked = Vec::with_capacity(query.requests.len());
+    let mut first_items = 0;
+    for request in &query.requests {
+        let body = serde_json::to_vec(request)?;
+        let (status, answer) = connection.exchange(&post(address, &body)).await?;
+        let answer = Bytes::copy_from_slice(answer);
+        let parsed: Value = serde_json::from_slice(&answer)
+            .with_context(|| format!("{}: the answer is not JSON", query.name))?;
+        let items = parsed
+            .pointer(query.list)
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        if status != 200 || parsed.get("errors").is_some() || items == 0 {
+            bail!(
+                "{}: the server answered {status} with no {}: {}",
+                query.name,
+                query.list,
+                String::from_utf8_lossy(&answer[..answer.len().min(500)])
+            );
+        }
+        if asked.is_empty() {
+            first_items = items;
+        }
+        asked.push(Asked { body, answer });
     }
-    Ok((body, answer, items))
+    Ok((Arc::new(asked), first_items))
 }
 
 /// Bytes a directory takes: allocated on disk (blocks) and apparent (lengths).
-fn disk_usage(path: &Path) -> anyhow::Result<(u64, u64)> {
+pub fn disk_usage(path: &Path) -> anyhow::Result<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
     let mut allocated = 0;
     let mut apparent = 0;
@@ -371,6 +430,33 @@ fn disk_usage(path: &Path) -> anyhow::Result<(u64, u64)> {
     Ok((allocated, apparent))
 }
 
+/// Opens a sled database the server (or a copy) has let go of, with flushing off.
+pub fn open_sled(
+    db_dir: &Path,
+    segment_size: Option<usize>,
+    compressed: bool,
+) -> anyhow::Result<sled::Db> {
+    let mut config = sled::Config::new()
+        .path(db_dir)
+        .flush_every_ms(None)
+        .use_compression(compressed);
+    if let Some(size) = segment_size {
+        config = config.segment_size(size);
+    }
+    // sled lets go of its lock from a background thread shortly after the last handle drops.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match config.open() {
+            Err(e) if Instant::now() < deadline && e.to_string().contains("lock") => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => {
+                return other.with_context(|| format!("cannot open {}", db_dir.display()));
+            }
+        }
+    }
+}
+
 /// Bytes of keys and values in one sled tree, by the first byte of the key (its keyspace): what
 /// sled's files hold, to set against their size.
 fn stored_bytes(
@@ -378,20 +464,7 @@ fn stored_bytes(
     tree: &str,
     segment_size: Option<usize>,
 ) -> anyhow::Result<std::collections::BTreeMap<u8, u64>> {
-    let mut config = sled::Config::new().path(db_dir).flush_every_ms(None);
-    if let Some(size) = segment_size {
-        config = config.segment_size(size);
-    }
-    // sled lets go of its lock from a background thread shortly after the last handle drops.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let db = loop {
-        match config.open() {
-            Err(e) if Instant::now() < deadline && e.to_string().contains("lock") => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            other => break other.with_context(|| format!("cannot open {}", db_dir.display()))?,
-        }
-    };
+    let db = open_sled(db_dir, segment_size, false)?;
     let mut by_keyspace = std::collections::BTreeMap::new();
     for kv in db.open_tree(tree)?.iter() {
         let (k, v) = kv?;
@@ -427,26 +500,6 @@ async fn canonical_bytes(log_dir: &Path) -> anyhow::Result<(u64, u64)> {
 }
 
 /// A figure whose value is the median of `runs`, against the median of `baselines`.
-fn figure(
-    name: impl Into<String>,
-    runs: &[f64],
-    unit: &str,
-    baseline_name: impl Into<String>,
-    baselines: &[f64],
-) -> Figure {
-    Figure {
-        name: name.into(),
-        value: median(&mut runs.to_vec()),
-        unit: unit.into(),
-        baseline_name: Some(baseline_name.into()),
-        baseline: Some(median(&mut baselines.to_vec())),
-        target: None,
-        met: None,
-        runs: runs.to_vec(),
-        note: None,
-    }
-}
-
 /// `figure` with its target, in words, and whether it is met.
 fn with_target(mut figure: Figure, words: &str, met: impl Fn(&Figure) -> bool) -> Figure {
     figure.met = Some(met(&figure));
@@ -479,10 +532,21 @@ pub async fn run(
     let bin = chancery_bin()?;
     let temp = tempfile::tempdir()?;
     let dir = keep.unwrap_or(temp.path()).to_path_buf();
-    if !dir.join("log").exists() {
+    let generated = if dir.join("log").exists() {
+        format!(
+            "The store was generated before this run (`--keep {}`).",
+            dir.display()
+        )
+    } else {
         eprintln!("reads: generating {events} events in {}", dir.display());
+        let started = Instant::now();
         crate::replay::generate(&dir, events).await?;
-    }
+        let took = started.elapsed().as_secs_f64();
+        format!(
+            "Generating the store ({events} events, appended in batches through `SledLog`) took {took:.0} s ({:.0} events/s).",
+            events as f64 / took
+        )
+    };
     let logs = tempfile::tempdir()?;
     let empty = tempfile::tempdir()?;
     let mut started_servers = 0;
@@ -505,8 +569,8 @@ pub async fn run(
         empty_hwm.push(hwm);
     }
 
-    let queries = read_queries();
-    let mut captured: Vec<(Vec<u8>, Bytes, usize)> = Vec::new();
+    let queries = read_queries(events)?;
+    let mut captured: Vec<(Arc<Vec<Asked>>, usize)> = Vec::new();
     let mut bare = Vec::new();
     let mut measured: Vec<QueryRuns> = queries.iter().map(|_| QueryRuns::default()).collect();
     let (mut first_ready, mut first_listening) = (Vec::new(), Vec::new());
@@ -528,20 +592,25 @@ pub async fn run(
         restart_listening.push(restart.listening);
         if captured.is_empty() {
             for query in &queries {
-                let captured_answer = capture(server.address, query).await?;
-                bare.push(bare_handler(captured_answer.1.clone()).await?);
-                captured.push(captured_answer);
+                let (asked, items) = capture(server.address, query).await?;
+                // The bare handler has one answer: the first request's, asked by every client.
+                let first = Arc::new(vec![Asked {
+                    body: asked[0].body.clone(),
+                    answer: asked[0].answer.clone(),
+                }]);
+                bare.push((bare_handler(first[0].answer.clone()).await?, first));
+                captured.push((asked, items));
             }
         }
         for (i, query) in queries.iter().enumerate() {
-            let (body, answer, _) = &captured[i];
+            let (asked, _) = &captured[i];
             // Alternate which goes first, so none always follows another's load.
             let targets = if run % 2 == 0 { [0, 1, 2] } else { [2, 1, 0] };
             for target in targets {
-                let address = if target == 1 {
-                    bare[i].0
+                let (address, asked) = if target == 1 {
+                    (bare[i].0.0, &bare[i].1)
                 } else {
-                    server.address
+                    (server.address, asked)
                 };
                 let asking = if target == 2 {
                     Asking::Afresh
@@ -549,9 +618,9 @@ pub async fn run(
                     Asking::Same
                 };
                 // A short warm-up: connections, caches and allocator pools, not measured.
-                load(address, body, answer, (seconds / 5.0).min(0.5), asking).await?;
+                load(address, asked, (seconds / 5.0).min(0.5), asking).await?;
                 let cpu_before = server.cpu_seconds()?;
-                let m = load(address, body, answer, seconds, asking).await?;
+                let m = load(address, asked, seconds, asking).await?;
                 if target != 1 {
                     let cpu = server.cpu_seconds()? - cpu_before;
                     measured[i].server_cpu_ms[target / 2].push(cpu * 1000.0 / m.requests as f64);
@@ -574,7 +643,7 @@ pub async fn run(
         hwm.push(h);
         server.stop().await?;
     }
-    for (_, task) in &bare {
+    for ((_, task), _) in &bare {
         task.abort();
     }
 
@@ -662,12 +731,17 @@ pub async fn run(
             |f| f.ratio().is_some_and(|r| r >= 0.5),
         ));
         let afresh = format!("{}, asked afresh (no answer-cache hit)", query.name);
-        figures.push(figure(
-            format!("{afresh}: p99 latency"),
-            &m.p99[2],
-            "ms",
-            bare_name,
-            &m.p99[1],
+        let afresh_p99_ms = query.afresh_p99_ms;
+        figures.push(with_target(
+            figure(
+                format!("{afresh}: p99 latency"),
+                &m.p99[2],
+                "ms",
+                bare_name,
+                &m.p99[1],
+            ),
+            &format!("≤ {afresh_p99_ms} ms"),
+            move |f| f.value <= afresh_p99_ms,
         ));
         figures.push(figure(
             format!("{afresh}: throughput"),
@@ -716,8 +790,8 @@ pub async fn run(
             "data directory on disk (log + projections)",
             log_disk + projections_disk,
         ),
-        "≤ 2.5 × baseline",
-        |f| f.ratio().is_some_and(|r| r <= 2.5),
+        "≤ 1.5 × baseline",
+        |f| f.ratio().is_some_and(|r| r <= 1.5),
     ));
     figures.push(on_disk("log on disk", log_disk));
     figures.push(on_disk("projections on disk", projections_disk));
@@ -726,11 +800,12 @@ pub async fn run(
         .iter()
         .zip(&captured)
         .zip(&measured)
-        .map(|((q, (_, answer, items)), m)| {
+        .map(|((q, (asked, items)), m)| {
             format!(
-                "{}: {items} items, {} bytes, {:.2} ms of server CPU per request ({:.2} ms asked afresh)",
+                "{}: {items} items, {} bytes{}, {:.2} ms of server CPU per request ({:.2} ms asked afresh)",
                 q.name,
-                answer.len(),
+                asked[0].answer.len(),
+                if asked.len() > 1 { " (the first day's answer)" } else { "" },
                 median(&mut m.server_cpu_ms[0].clone()),
                 median(&mut m.server_cpu_ms[1].clone())
             )
@@ -768,6 +843,7 @@ pub async fn run(
                 projections_apparent as f64 / MB,
             ),
             disk_breakdown,
+            generated,
         ],
     };
     let mut section = section;

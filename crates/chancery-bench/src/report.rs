@@ -45,6 +45,27 @@ pub struct Section {
     pub notes: Vec<String>,
 }
 
+/// A figure measured in `runs`, beside a baseline measured in `baselines`; medians of both.
+pub fn figure(
+    name: impl Into<String>,
+    runs: &[f64],
+    unit: &str,
+    baseline_name: impl Into<String>,
+    baselines: &[f64],
+) -> Figure {
+    Figure {
+        name: name.into(),
+        value: median(&mut runs.to_vec()),
+        unit: unit.into(),
+        baseline_name: Some(baseline_name.into()),
+        baseline: Some(median(&mut baselines.to_vec())),
+        target: None,
+        met: None,
+        runs: runs.to_vec(),
+        note: None,
+    }
+}
+
 pub fn median(values: &mut [f64]) -> f64 {
     values.sort_by(|a, b| a.total_cmp(b));
     match values.len() {

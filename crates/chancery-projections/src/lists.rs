@@ -8,8 +8,9 @@
 //! change, so an item always belongs to the block with the greatest bound at or below its key,
 //! whether that block is in the overlay or in sled.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
+use std::sync::{Arc, Mutex, RwLock};
 
 use crate::error::{ProjectionError, storage};
 
@@ -18,6 +19,12 @@ pub const BLOCK: usize = 64;
 
 /// Lists whose last block is kept, at most: past it they are all forgotten, and looked up again.
 const MAX_TAILS: usize = 1 << 20;
+
+/// Lists whose block keys are kept in memory (a generation of the directories' cache).
+const DIRECTORY_GENERATION: usize = 2_048;
+
+/// The keys of every block of one list, the overlay's and sled's, in order.
+type Directory = RwLock<BTreeSet<Vec<u8>>>;
 
 /// Reads back what [`Item::encode`] and [`Header::encode`] write.
 pub struct Decoder<'a> {
@@ -176,6 +183,12 @@ impl<V> Cache<V> {
         self.young.clear();
         self.old.clear();
     }
+
+    /// Drops every entry whose key `drop` picks.
+    pub(crate) fn remove_where(&mut self, drop: impl Fn(&[u8]) -> bool) {
+        self.young.retain(|k, _| !drop(k));
+        self.old.retain(|k, _| !drop(k));
+    }
 }
 
 /// Every list of one kind: the blocks changed since the last checkpoint, and a cache of the rest.
@@ -187,6 +200,10 @@ pub struct Lists<I, H> {
     /// Each list's last block, by the list's prefix: an item at or past its bound goes there with
     /// no lookup, and most items come after every other.
     tails: HashMap<Vec<u8>, Vec<u8>>,
+    /// The block keys of recently read lists, by prefix, so that finding a list's blocks costs no
+    /// sled range scan (a position read walks hundreds of lists). The chronology, one list as
+    /// long as history, has none: it is found in sled.
+    directories: Mutex<Cache<Directory>>,
 }
 
 impl<I: Item, H: Header> Lists<I, H> {
@@ -196,6 +213,56 @@ impl<I: Item, H: Header> Lists<I, H> {
             overlay: BTreeMap::new(),
             cache: Mutex::new(Cache::new(cached_blocks / 2)),
             tails: HashMap::new(),
+            directories: Mutex::new(Cache::new(DIRECTORY_GENERATION)),
+        }
+    }
+
+    /// The directory of the list with `prefix`, read from sled and the overlay once and then
+    /// kept up to date; `None` for the chronology.
+    fn directory(
+        &self,
+        tree: &sled::Tree,
+        prefix: &[u8],
+    ) -> Result<Option<Arc<Directory>>, ProjectionError> {
+        if prefix.len() <= 1 {
+            return Ok(None);
+        }
+        if let Some(found) = self.directories.lock().ok().and_then(|mut d| d.get(prefix)) {
+            return Ok(Some(found));
+        }
+        let mut keys = BTreeSet::new();
+        for key in tree.scan_prefix(prefix).keys() {
+            keys.insert(key.map_err(storage)?.to_vec());
+        }
+        keys.extend(
+            self.overlay
+                .range(prefix.to_vec()..)
+                .map(|(k, _)| k)
+                .take_while(|k| k.starts_with(prefix))
+                .cloned(),
+        );
+        let directory = Arc::new(RwLock::new(keys));
+        if let Ok(mut directories) = self.directories.lock() {
+            directories.put(prefix.to_vec(), Arc::clone(&directory));
+        }
+        Ok(Some(directory))
+    }
+
+    /// A block was made under `key`: the directory of its list, if one is kept, learns of it.
+    fn new_block(&self, prefix: Option<&[u8]>, key: &[u8]) {
+        let Ok(mut directories) = self.directories.lock() else {
+            return;
+        };
+        match prefix {
+            Some(prefix) => {
+                if let Some(directory) = directories.get(prefix)
+                    && let Ok(mut keys) = directory.write()
+                {
+                    keys.insert(key.to_vec());
+                }
+            }
+            // Whose list it is is not known here: every directory it could belong to goes.
+            None => directories.remove_where(|prefix| key.starts_with(prefix)),
         }
     }
 
@@ -215,6 +282,12 @@ impl<I: Item, H: Header> Lists<I, H> {
         sort_key: &[u8],
     ) -> Result<Option<Vec<u8>>, ProjectionError> {
         let full = join(prefix, sort_key);
+        if let Some(directory) = self.directory(tree, prefix)? {
+            let keys = directory
+                .read()
+                .map_err(|_| ProjectionError::Corrupt("a directory lock poisoned".into()))?;
+            return Ok(keys.range(..=full).next_back().cloned());
+        }
         let in_overlay = self
             .overlay
             .range(prefix.to_vec()..=full.clone())
@@ -265,10 +338,13 @@ impl<I: Item, H: Header> Lists<I, H> {
         if !self.overlay.contains_key(key) {
             let block = match self.block(tree, key)? {
                 Some(b) => b,
-                None => Arc::new(Block {
-                    header: H::default(),
-                    items: Vec::new(),
-                }),
+                None => {
+                    self.new_block(None, key);
+                    Arc::new(Block {
+                        header: H::default(),
+                        items: Vec::new(),
+                    })
+                }
             };
             if let Ok(mut cache) = self.cache.lock() {
                 cache.remove(key);
@@ -340,6 +416,7 @@ impl<I: Item, H: Header> Lists<I, H> {
                     items: right,
                 }),
             );
+            self.new_block(Some(&prefix), &right_key);
             if block_key == tail {
                 self.tails.insert(prefix, right_key.clone());
             }
@@ -392,6 +469,22 @@ impl<I: Item, H: Header> Lists<I, H> {
             Some(sort_key) => self.block_key_for(tree, &prefix, sort_key)?,
             None => None,
         };
+        if let Some(directory) = self.directory(tree, &prefix)? {
+            let cursor = match (start, backward) {
+                (Some(start), _) => Bound::Included(start),
+                (None, false) => Bound::Included(prefix),
+                (None, true) => Bound::Unbounded,
+            };
+            return Ok(BlockIter {
+                lists: self,
+                walk: Walk::Directory {
+                    tree: tree.clone(),
+                    directory,
+                    cursor,
+                    backward,
+                },
+            });
+        }
         let (overlay, stored): (OverlayKeys<'a, I, H>, StoredBlocks) = match (&start, backward) {
             (Some(start), false) => (
                 Box::new(self.overlay.range(start.clone()..)),
@@ -417,10 +510,12 @@ impl<I: Item, H: Header> Lists<I, H> {
         };
         Ok(BlockIter {
             lists: self,
-            prefix,
-            overlay: overlay.peekable(),
-            stored: stored.peekable(),
-            backward,
+            walk: Walk::Merged {
+                prefix,
+                overlay: overlay.peekable(),
+                stored: stored.peekable(),
+                backward,
+            },
         })
     }
 
@@ -463,6 +558,9 @@ impl<I: Item, H: Header> Lists<I, H> {
         if let Ok(mut cache) = self.cache.lock() {
             cache.clear();
         }
+        if let Ok(mut directories) = self.directories.lock() {
+            directories.clear();
+        }
     }
 
     /// Whether blocks changed since the last checkpoint.
@@ -473,74 +571,137 @@ impl<I: Item, H: Header> Lists<I, H> {
 
 type OverlayKeys<'a, I, H> = Box<dyn Iterator<Item = (&'a Vec<u8>, &'a Arc<Block<I, H>>)> + 'a>;
 type StoredBlocks = Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>>;
+/// A block of a list walk, with its key.
+type Walked<I, H> = Result<(Vec<u8>, Arc<Block<I, H>>), ProjectionError>;
 
-/// The blocks of a list, read one at a time: the overlay's and sled's merged in key order, the
-/// overlay's copy winning where both hold a block.
+/// The blocks of a list, read one at a time.
 pub struct BlockIter<'a, I, H> {
     lists: &'a Lists<I, H>,
-    prefix: Vec<u8>,
-    overlay: std::iter::Peekable<OverlayKeys<'a, I, H>>,
-    stored: std::iter::Peekable<StoredBlocks>,
-    backward: bool,
+    walk: Walk<'a, I, H>,
+}
+
+enum Walk<'a, I, H> {
+    /// Through the list's directory, each block from the overlay, the cache or sled; `cursor`
+    /// bounds the next key (the start, then past the key last given).
+    Directory {
+        tree: sled::Tree,
+        directory: Arc<Directory>,
+        cursor: Bound<Vec<u8>>,
+        backward: bool,
+    },
+    /// The overlay's blocks and sled's merged in key order, the overlay's copy winning where both
+    /// hold a block (the chronology, which keeps no directory).
+    Merged {
+        prefix: Vec<u8>,
+        overlay: std::iter::Peekable<OverlayKeys<'a, I, H>>,
+        stored: std::iter::Peekable<StoredBlocks>,
+        backward: bool,
+    },
 }
 
 impl<I: Item, H: Header> Iterator for BlockIter<'_, I, H> {
-    type Item = Result<(Vec<u8>, Arc<Block<I, H>>), ProjectionError>;
+    type Item = Walked<I, H>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let overlay_key = self
-            .overlay
-            .peek()
-            .map(|(k, _)| (*k).clone())
-            .filter(|k| k.starts_with(&self.prefix));
-        let stored_key = match self.stored.peek() {
-            Some(Ok((k, _))) if k.starts_with(&self.prefix) => Some(k.to_vec()),
-            Some(Ok(_)) | None => None,
-            Some(Err(_)) => {
-                return self
-                    .stored
-                    .next()
-                    .and_then(|r| r.err())
-                    .map(|e| Err(storage(e)));
+        let lists = self.lists;
+        match &mut self.walk {
+            Walk::Directory {
+                tree,
+                directory,
+                cursor,
+                backward,
+            } => {
+                let key = {
+                    let Ok(keys) = directory.read() else {
+                        return Some(Err(ProjectionError::Corrupt(
+                            "a directory lock poisoned".into(),
+                        )));
+                    };
+                    let mut range = if *backward {
+                        keys.range((Bound::Unbounded, cursor.clone()))
+                    } else {
+                        keys.range((cursor.clone(), Bound::Unbounded))
+                    };
+                    let found = if *backward {
+                        range.next_back()
+                    } else {
+                        range.next()
+                    };
+                    found?.clone()
+                };
+                *cursor = Bound::Excluded(key.clone());
+                Some(match lists.block(tree, &key) {
+                    Ok(Some(block)) => Ok((key, block)),
+                    Ok(None) => Err(ProjectionError::Corrupt(
+                        "a block of the projections' directory is missing".into(),
+                    )),
+                    Err(e) => Err(e),
+                })
             }
-        };
-        let take_overlay = match (&overlay_key, &stored_key) {
-            (None, None) => return None,
-            (Some(_), None) => true,
-            (None, Some(_)) => false,
-            (Some(a), Some(b)) => {
-                if a == b {
-                    // The overlay's copy is the newer one.
-                    self.stored.next();
-                    true
-                } else if self.backward {
-                    a > b
-                } else {
-                    a < b
-                }
-            }
-        };
-        if take_overlay {
-            let (key, block) = self.overlay.next()?;
-            return Some(Ok((key.clone(), Arc::clone(block))));
+            Walk::Merged {
+                prefix,
+                overlay,
+                stored,
+                backward,
+            } => merged_next(lists, prefix, overlay, stored, *backward),
         }
-        let (key, bytes) = match self.stored.next()? {
-            Ok(kv) => kv,
-            Err(e) => return Some(Err(storage(e))),
-        };
-        let key = key.to_vec();
-        if let Some(block) = self.lists.cache.lock().ok().and_then(|mut c| c.get(&key)) {
-            return Some(Ok((key, block)));
-        }
-        let Some(block) = Block::decode(&bytes) else {
-            return Some(Err(ProjectionError::Corrupt(
-                "a block of the projections is malformed".into(),
-            )));
-        };
-        let block = Arc::new(block);
-        if let Ok(mut cache) = self.lists.cache.lock() {
-            cache.put(key.clone(), Arc::clone(&block));
-        }
-        Some(Ok((key, block)))
     }
+}
+
+fn merged_next<I: Item, H: Header>(
+    lists: &Lists<I, H>,
+    prefix: &[u8],
+    overlay: &mut std::iter::Peekable<OverlayKeys<'_, I, H>>,
+    stored: &mut std::iter::Peekable<StoredBlocks>,
+    backward: bool,
+) -> Option<Walked<I, H>> {
+    let overlay_key = overlay
+        .peek()
+        .map(|(k, _)| (*k).clone())
+        .filter(|k| k.starts_with(prefix));
+    let stored_key = match stored.peek() {
+        Some(Ok((k, _))) if k.starts_with(prefix) => Some(k.to_vec()),
+        Some(Ok(_)) | None => None,
+        Some(Err(_)) => {
+            return stored.next().and_then(|r| r.err()).map(|e| Err(storage(e)));
+        }
+    };
+    let take_overlay = match (&overlay_key, &stored_key) {
+        (None, None) => return None,
+        (Some(_), None) => true,
+        (None, Some(_)) => false,
+        (Some(a), Some(b)) => {
+            if a == b {
+                // The overlay's copy is the newer one.
+                stored.next();
+                true
+            } else if backward {
+                a > b
+            } else {
+                a < b
+            }
+        }
+    };
+    if take_overlay {
+        let (key, block) = overlay.next()?;
+        return Some(Ok((key.clone(), Arc::clone(block))));
+    }
+    let (key, bytes) = match stored.next()? {
+        Ok(kv) => kv,
+        Err(e) => return Some(Err(storage(e))),
+    };
+    let key = key.to_vec();
+    if let Some(block) = lists.cache.lock().ok().and_then(|mut c| c.get(&key)) {
+        return Some(Ok((key, block)));
+    }
+    let Some(block) = Block::decode(&bytes) else {
+        return Some(Err(ProjectionError::Corrupt(
+            "a block of the projections is malformed".into(),
+        )));
+    };
+    let block = Arc::new(block);
+    if let Ok(mut cache) = lists.cache.lock() {
+        cache.put(key.clone(), Arc::clone(&block));
+    }
+    Some(Ok((key, block)))
 }
