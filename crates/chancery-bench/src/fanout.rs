@@ -17,7 +17,6 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio::sync::{Mutex, Semaphore, mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::report::{Figure, Section, machine, median, today};
 
@@ -410,13 +409,7 @@ async fn subscriber(
     };
     let connected = async {
         let _permit = plan.gate.acquire().await?;
-        let mut request = format!("ws://{}/graphql/ws", plan.address).into_client_request()?;
-        request
-            .headers_mut()
-            .insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse()?);
-        let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
-        let init = json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {TOKEN}") } });
-        socket.send(Message::text(init.to_string())).await?;
+        let mut socket = crate::client::open_graphql_ws(&plan.address.to_string(), TOKEN).await?;
         let ack = tokio::time::timeout(PATIENCE, socket.next())
             .await
             .context("no connection_ack in time")?

@@ -389,15 +389,8 @@ async fn paged_read(http: &mut Http) -> anyhow::Result<(u64, u64)> {
 async fn subscribed_read(address: std::net::SocketAddr, records: u64) -> anyhow::Result<u64> {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-    let mut request = format!("ws://{address}/graphql/ws").into_client_request()?;
-    request
-        .headers_mut()
-        .insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse()?);
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
-    let init = json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {TOKEN}") } });
-    socket.send(Message::text(init.to_string())).await?;
+    let mut socket = crate::client::open_graphql_ws(&address.to_string(), TOKEN).await?;
     let subscribe =
         json!({ "type": "subscribe", "id": "1", "payload": { "query": SUBSCRIBED_EVENTS } });
     socket.send(Message::text(subscribe.to_string())).await?;

@@ -20,7 +20,6 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const TOKEN: &str = "load-recorder-token-0123456789";
 const TIMELINE: &str = "us-china-trade";
@@ -372,13 +371,7 @@ async fn subscriber(
     mut target: tokio::sync::watch::Receiver<u64>,
     subscribed: tokio::sync::mpsc::Sender<()>,
 ) -> anyhow::Result<Subscription> {
-    let mut request = format!("ws://{address}/graphql/ws").into_client_request()?;
-    request
-        .headers_mut()
-        .insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse()?);
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
-    let init = json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {TOKEN}") } });
-    socket.send(Message::text(init.to_string())).await?;
+    let mut socket = crate::client::open_graphql_ws(&address, TOKEN).await?;
     let ack = next_text(&mut socket, &mut target).await?;
     if ack.as_ref().is_none_or(|a| a["type"] != "connection_ack") {
         bail!("expected connection_ack, got {ack:?}");
