@@ -943,20 +943,80 @@ mod websocket {
     >;
 
     async fn connect(api: &Api) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
+        open(api, None, None).await
+    }
+
+    /// An initialised connection with `token`; `receive_buffer` shrinks the socket's receive
+    /// buffer, so that a client that does not read falls behind after a few frames.
+    async fn open(
+        api: &Api,
+        token: Option<&str>,
+        receive_buffer: Option<u32>,
+    ) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
         let mut request = format!("ws://{}/graphql/ws", api.address).into_client_request()?;
         request.headers_mut().insert(
             "Sec-WebSocket-Protocol",
             "graphql-transport-ws".parse().unwrap(),
         );
-        let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
+        let tcp = tokio::net::TcpSocket::new_v4()?;
+        if let Some(size) = receive_buffer {
+            tcp.set_recv_buffer_size(size)?;
+        }
+        let stream = tcp.connect(api.address.parse().unwrap()).await?;
+        let (mut socket, _) = tokio_tungstenite::client_async(
+            request,
+            tokio_tungstenite::MaybeTlsStream::Plain(stream),
+        )
+        .await?;
+        let payload = token.map_or(
+            json!({}),
+            |t| json!({ "authorization": format!("Bearer {t}") }),
+        );
         socket
             .send(Message::text(
-                json!({ "type": "connection_init" }).to_string(),
+                json!({ "type": "connection_init", "payload": payload }).to_string(),
             ))
             .await?;
         let ack = next_json(&mut socket).await;
         assert_eq!(ack["type"], "connection_ack");
         Ok(socket)
+    }
+
+    /// Subscribes with variables, and waits until the server has taken the subscription (a
+    /// ping sent after it is answered after it).
+    async fn subscribe_with(socket: &mut Socket, id: &str, query: &str, variables: Value) {
+        let message = json!({ "type": "subscribe", "id": id, "payload": { "query": query, "variables": variables } });
+        socket
+            .send(Message::text(message.to_string()))
+            .await
+            .unwrap();
+        socket
+            .send(Message::text(json!({ "type": "ping" }).to_string()))
+            .await
+            .unwrap();
+        let pong = next_json(socket).await;
+        assert_eq!(pong["type"], "pong", "{pong}");
+    }
+
+    /// The cursor of the log's last event.
+    fn last_cursor(api: &Api) -> String {
+        let data = api.query("{ events(last: 1) { edges { node { cursor } } } }");
+        data["events"]["edges"][0]["node"]["cursor"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Reads `id`'s frames until one answers `position`, and returns every position `id` had.
+    async fn positions_until(socket: &mut Socket, id: &str, position: u64) -> Vec<u64> {
+        let mut seen = Vec::new();
+        while seen.last() != Some(&position) {
+            let m = next_json(socket).await;
+            assert_eq!(m["type"], "next", "{m}");
+            assert_eq!(m["id"], id, "{m}");
+            seen.push(m["payload"]["data"]["events"]["position"].as_u64().unwrap());
+        }
+        seen
     }
 
     async fn next_json(socket: &mut Socket) -> Value {
@@ -1017,6 +1077,111 @@ mod websocket {
             }
             assert_eq!(seen_b, ((before + 1)..=written).collect::<Vec<_>>(), "every position after the cursor, once");
             assert_eq!(live_a, Some(written));
+        });
+    }
+
+    #[test]
+    fn subscribers_share_an_execution_only_when_their_answers_cannot_differ() {
+        let api = Api::start(&[]);
+        let after = last_cursor(&api);
+        let feed = "subscription($after: String, $kinds: [Kind!]) { events(after: $after, filter: { kinds: $kinds }) { position kind } }";
+        let refusals = json!({ "after": after, "kinds": ["REFUSAL"] });
+        let statements = json!({ "after": after, "kinds": ["STATEMENT"] });
+        runtime().block_on(async {
+            // One connection with two subscriptions that differ only in their variables.
+            let mut one = open(&api, None, None).await.unwrap();
+            subscribe_with(&mut one, "refusals", feed, refusals.clone()).await;
+            subscribe_with(&mut one, "statements", feed, statements).await;
+            // The same ask as "refusals" from another connection, and from a reader's grants.
+            let mut two = open(&api, None, None).await.unwrap();
+            subscribe_with(&mut two, "r", feed, refusals.clone()).await;
+            let mut reader = open(&api, Some(READER), None).await.unwrap();
+            subscribe_with(&mut reader, "r", feed, refusals).await;
+
+            let recorded = |kind_json: &str| {
+                let mutation = format!(r#"mutation {{ recordEvent(timeline: "us-china-trade", event: {{ occurred: {{ start: "2018-05-04" }}, actors: [{{ party: "USA" }}], targets: [{{ party: "CHN" }}], issues: ["made-in-china-2025"], summary: "grouped feeds", sources: [{{ publication: "W", attribution: NAMED }}], act: {kind_json} }}) {{ lastPosition }} }}"#);
+                api.graphql(Some(RECORDER), &mutation, json!({})).json()["data"]["recordEvent"]["lastPosition"].as_u64().unwrap()
+            };
+            let statement = recorded(r#"{ statement: { claim: "said" } }"#);
+            let first_refusal = recorded(r#"{ refusal: { terms: "no", of: TO_ACCEPT } }"#);
+            let second_refusal = recorded(r#"{ refusal: { terms: "still no", of: TO_ACCEPT } }"#);
+
+            let mut by_id: std::collections::BTreeMap<String, Vec<(u64, String)>> = Default::default();
+            while by_id.get("refusals").and_then(|v| v.last()).map(|e| e.0) != Some(second_refusal)
+                || !by_id.contains_key("statements")
+            {
+                let m = next_json(&mut one).await;
+                assert_eq!(m["type"], "next", "{m}");
+                let event = &m["payload"]["data"]["events"];
+                by_id.entry(m["id"].as_str().unwrap().to_owned()).or_default().push((
+                    event["position"].as_u64().unwrap(),
+                    event["kind"].as_str().unwrap().to_owned(),
+                ));
+            }
+            assert_eq!(by_id["statements"], vec![(statement, "STATEMENT".to_owned())]);
+            assert_eq!(
+                by_id["refusals"],
+                vec![(first_refusal, "REFUSAL".to_owned()), (second_refusal, "REFUSAL".to_owned())]
+            );
+            for socket in [&mut two, &mut reader] {
+                assert_eq!(positions_until(socket, "r", second_refusal).await, vec![first_refusal, second_refusal]);
+            }
+            // "refusals" and the other anonymous one share a group; the statements and the reader's
+            // have one each.
+            let metrics = api.request("GET", "/metrics", &[], None).text();
+            for line in [
+                "chancery_subscription_groups 3",
+                "chancery_grouped_subscribers 4",
+                "chancery_subscription_largest_group 2",
+            ] {
+                assert!(metrics.contains(line), "missing {line:?} in:\n{metrics}");
+            }
+        });
+    }
+
+    #[test]
+    fn a_subscriber_that_falls_behind_its_group_goes_on_alone_and_misses_nothing() {
+        let api = Api::start(&["--subscriber-queue", "4"]);
+        let after = last_cursor(&api);
+        // Frames of about 55 KB: a client that does not read holds up its connection after a few.
+        let summaries: String = (1..30)
+            .map(|i| format!("s{i}: content {{ summary }} "))
+            .collect();
+        let feed = format!(
+            "subscription($after: String) {{ events(after: $after) {{ position {summaries} }} }}"
+        );
+        runtime().block_on(async {
+            let mut slow = open(&api, None, Some(4096)).await.unwrap();
+            let mut fast = open(&api, None, None).await.unwrap();
+            subscribe_with(&mut slow, "feed", &feed, json!({ "after": after })).await;
+            subscribe_with(&mut fast, "feed", &feed, json!({ "after": after })).await;
+
+            let event = |n: usize| json!({ "occurred": { "start": "2018-05-04" }, "actors": [{ "party": "USA" }], "issues": ["made-in-china-2025"], "summary": format!("{n:04} {}", "x".repeat(1_890)), "sources": [{ "publication": "W", "attribution": "NAMED" }], "act": { "statement": { "claim": "long" } } });
+            let mutation = "mutation($events: [EventInput!]!) { recordEvents(timeline: \"us-china-trade\", events: $events) { lastPosition } }";
+            let mut last = 0;
+            let reading = async {
+                let mut seen = Vec::new();
+                for batch in 0..4 {
+                    let events: Vec<Value> = (0..30).map(|i| event(batch * 30 + i)).collect();
+                    let reply = api.graphql(Some(RECORDER), mutation, json!({ "events": events })).json();
+                    last = reply["data"]["recordEvents"]["lastPosition"].as_u64().unwrap_or_else(|| panic!("{reply}"));
+                    seen.extend(positions_until(&mut fast, "feed", last).await);
+                }
+                seen
+            };
+            let fast_saw = reading.await;
+            let all: Vec<u64> = (fast_saw[0]..=last).collect();
+            assert_eq!(fast_saw.len(), 120);
+            assert_eq!(fast_saw, all, "the reading member: every position once, in order");
+            let metrics = api.request("GET", "/metrics", &[], None).text();
+            let detached = metrics
+                .lines()
+                .find_map(|l| l.strip_prefix("chancery_detached_subscribers_total "))
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0);
+            assert!(detached >= 1, "the member that does not read left its group:\n{metrics}");
+            let slow_saw = positions_until(&mut slow, "feed", last).await;
+            assert_eq!(slow_saw, all, "the member that fell behind: every position once, in order");
         });
     }
 

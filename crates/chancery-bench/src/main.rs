@@ -90,6 +90,10 @@ enum Bench {
         /// Keep-alive HTTP connections sending the mutations.
         #[arg(long, default_value_t = fanout::DEFAULT_WRITERS)]
         writers: usize,
+        /// Distinct selections the subscribers are spread over (each its own subscription
+        /// group on the server).
+        #[arg(long, default_value_t = 1)]
+        selections: usize,
     },
     /// A bounded load test of the real `chancery` binary (beside this executable, or
     /// `$CHANCERY_BIN`): writers (some racing on expectedVersion), readers and WebSocket
@@ -240,12 +244,14 @@ async fn main() -> anyhow::Result<()> {
             rate,
             seconds,
             writers,
+            selections,
         } => {
             let scale = fanout::Scale {
                 subscribers,
                 rate,
                 seconds,
                 writers,
+                selections: selections.max(1),
             };
             fanout::run(scale, cli.runs, &cli.out, &command).await?
         }

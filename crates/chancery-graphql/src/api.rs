@@ -23,6 +23,9 @@ pub struct Limits {
     pub request_timeout: Duration,
     pub max_subscriptions_per_connection: usize,
     pub max_connections: usize,
+    /// Frames a WebSocket may have queued for sending; a grouped subscriber whose connection
+    /// has this many leaves its group and goes on alone, reading from storage.
+    pub subscriber_queue: usize,
     /// How long a WebSocket may wait before sending `connection_init`.
     pub init_timeout: Duration,
     /// The longest wait for `atLeast`.
@@ -42,6 +45,7 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(30),
             max_subscriptions_per_connection: 100,
             max_connections: 10_000,
+            subscriber_queue: 1024,
             init_timeout: Duration::from_secs(3),
             max_wait: Duration::from_secs(10),
         }

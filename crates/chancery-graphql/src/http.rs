@@ -34,6 +34,8 @@ pub struct Endpoint {
     pub answers: Arc<AnswerCache>,
     /// Parsed documents, by their text.
     pub documents: Arc<DocumentCache>,
+    /// Subscriptions that share an execution.
+    pub groups: Arc<crate::groups::Groups>,
 }
 
 /// The media type an answer is written in.

@@ -11,6 +11,7 @@ pub mod cursor;
 pub mod documents;
 pub mod enums;
 pub mod error;
+pub mod groups;
 pub mod http;
 pub mod inputs;
 pub mod limits;

@@ -31,6 +31,9 @@ pub struct Metrics {
     latency_sum_micros: AtomicU64,
     open_subscriptions: AtomicI64,
     open_connections: AtomicI64,
+    subscription_groups: AtomicI64,
+    grouped_subscribers: AtomicI64,
+    detached_subscribers: AtomicU64,
     requests: [AtomicU64; OUTCOMES.len()],
     answer_hits: AtomicU64,
     answer_misses: AtomicU64,
@@ -100,6 +103,19 @@ impl Metrics {
         self.open_subscriptions.load(Ordering::Relaxed)
     }
 
+    pub fn subscription_groups_changed(&self, by: i64) {
+        self.subscription_groups.fetch_add(by, Ordering::Relaxed);
+    }
+
+    pub fn grouped_subscribers_changed(&self, by: i64) {
+        self.grouped_subscribers.fetch_add(by, Ordering::Relaxed);
+    }
+
+    /// A subscriber fell behind its group and went on alone.
+    pub fn record_detached(&self) {
+        self.detached_subscribers.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The metrics in Prometheus text format, with the gauges the caller measures itself.
     pub fn render(&self, extra_gauges: &[(&str, &str, f64)]) -> String {
         let mut out = String::new();
@@ -155,7 +171,7 @@ impl Metrics {
         gauge(
             &mut out,
             "chancery_open_subscriptions",
-            "Subscriptions open.",
+            "Subscription executions open: a group of subscribers runs one.",
             self.open_subscriptions.load(Ordering::Relaxed) as f64,
         );
         gauge(
@@ -163,6 +179,24 @@ impl Metrics {
             "chancery_open_websockets",
             "WebSocket connections open.",
             self.open_connections.load(Ordering::Relaxed) as f64,
+        );
+        gauge(
+            &mut out,
+            "chancery_subscription_groups",
+            "Subscription groups open: one execution each, its answers encoded once for every member.",
+            self.subscription_groups.load(Ordering::Relaxed) as f64,
+        );
+        gauge(
+            &mut out,
+            "chancery_grouped_subscribers",
+            "Subscribers in subscription groups.",
+            self.grouped_subscribers.load(Ordering::Relaxed) as f64,
+        );
+        counter(
+            &mut out,
+            "chancery_detached_subscribers_total",
+            "Subscribers that fell behind their group and went on alone.",
+            self.detached_subscribers.load(Ordering::Relaxed),
         );
         let _ = writeln!(
             out,

@@ -11,6 +11,7 @@ use futures_util::stream::{self, BoxStream, StreamExt};
 use crate::api::{Api, api, caller};
 use crate::cursor::Cursor;
 use crate::error::{ApiError, ApiResult};
+use crate::groups::{FeedTap, ResumeAfter};
 use crate::inputs::{AsOfInput, EventFilterInput, issue_slugs, timeline_slug};
 use crate::objects::Event;
 use crate::scalars::{Party, Slug};
@@ -52,9 +53,12 @@ impl Subscription {
             ..EventFilterInput::default()
         });
         let store_filter: EventFilter = filter.to_store_filter()?;
-        let after = match after {
-            None => 0,
-            Some(text) => match Cursor::decode(&text, "after")? {
+        // A subscriber that left its group goes on after the last event it was given.
+        let resume = ctx.data_opt::<ResumeAfter>().copied();
+        let after = match (resume, after) {
+            (Some(ResumeAfter(position)), _) => position,
+            (None, None) => 0,
+            (None, Some(text)) => match Cursor::decode(&text, "after")? {
                 Cursor::Log(p) => p,
                 Cursor::ValidTime(_) => {
                     return Err(ApiError::validation(
@@ -66,6 +70,7 @@ impl Subscription {
             },
         };
         let gauge = api.metrics.subscription_opened();
+        let tap = ctx.data_opt::<FeedTap>().cloned();
         let stream = api
             .log
             .subscribe(after, store_filter)
@@ -73,7 +78,12 @@ impl Subscription {
                 let _open = &gauge;
                 let out = match item {
                     Ok(record) => match filter.matches_rest_record(&record) {
-                        Ok(true) => Some(Ok(Event::as_recorded(record))),
+                        Ok(true) => {
+                            if let Some(tap) = &tap {
+                                tap.record(record.position());
+                            }
+                            Some(Ok(Event::as_recorded(record)))
+                        }
                         Ok(false) => None,
                         Err(e) => Some(Err(e.into())),
                     },

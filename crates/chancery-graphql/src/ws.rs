@@ -5,6 +5,7 @@
 //! `Origin` is checked at the upgrade.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_graphql::Request;
@@ -19,8 +20,8 @@ use tokio::task::AbortHandle;
 
 use crate::auth::Caller;
 use crate::error::Code;
+use crate::groups::{Answer, Delivered, Feed, GroupKey, Member, Membership, ResumeAfter, Step};
 use crate::http::Endpoint;
-use crate::limits::count_aliases;
 
 pub const TRANSPORT_WS: &str = "graphql-transport-ws";
 pub const LEGACY_WS: &str = "graphql-ws";
@@ -100,6 +101,9 @@ pub async fn upgrade(
 /// What the connection's writer sends.
 enum Outgoing {
     Text(String),
+    /// A `next` frame: its head (`{"type":"next","id":...,"payload":`) and a payload shared by
+    /// every member of a subscription group.
+    Shared(Arc<str>, Arc<str>),
     Close(u16, &'static str),
 }
 
@@ -118,14 +122,46 @@ struct Connection {
     caller: Caller,
     /// Running subscriptions by id, with the serial number each was started as, so that the end
     /// of an old one never removes a newer one that reused its id.
-    subscriptions: HashMap<String, (u64, AbortHandle)>,
+    subscriptions: HashMap<String, (u64, Running)>,
     started: u64,
+}
+
+/// How a subscription of this connection runs.
+enum Running {
+    /// On an execution of its own.
+    Alone(AbortHandle),
+    /// As a member of a group, until it falls behind and goes on alone.
+    Grouped(Membership, Arc<Mutex<OwnExecution>>),
+}
+
+/// A grouped subscription's own execution, once it has left its group.
+enum OwnExecution {
+    NotNeeded,
+    Started(AbortHandle),
+    /// The subscription was stopped: a member that falls behind now starts nothing.
+    Stopped,
+}
+
+impl Running {
+    fn stop(self, endpoint: &Endpoint) {
+        match self {
+            Running::Alone(task) => task.abort(),
+            Running::Grouped(membership, own) => {
+                membership.leave(&endpoint.groups);
+                let mut own = own.lock().unwrap_or_else(|e| e.into_inner());
+                if let OwnExecution::Started(task) = &*own {
+                    task.abort();
+                }
+                *own = OwnExecution::Stopped;
+            }
+        }
+    }
 }
 
 async fn connection(socket: WebSocket, endpoint: Endpoint, protocol: Protocol) {
     let _open = endpoint.api.metrics.connection_opened();
     let (mut sink, mut incoming) = socket.split();
-    let (out, mut outgoing) = mpsc::channel::<Outgoing>(256);
+    let (out, mut outgoing) = mpsc::channel::<Outgoing>(endpoint.api.limits.subscriber_queue);
     let writer = tokio::spawn(async move {
         'writing: while let Some(first) = outgoing.recv().await {
             // Everything already queued goes out in one flush: a commit wakes every subscription
@@ -134,6 +170,16 @@ async fn connection(socket: WebSocket, endpoint: Endpoint, protocol: Protocol) {
             while let Some(message) = next.take() {
                 match message {
                     Outgoing::Text(text) => {
+                        if sink.feed(Message::Text(text.into())).await.is_err() {
+                            break 'writing;
+                        }
+                        next = outgoing.try_recv().ok();
+                    }
+                    Outgoing::Shared(head, payload) => {
+                        let mut text = String::with_capacity(head.len() + payload.len() + 1);
+                        text.push_str(&head);
+                        text.push_str(&payload);
+                        text.push('}');
                         if sink.feed(Message::Text(text.into())).await.is_err() {
                             break 'writing;
                         }
@@ -214,8 +260,8 @@ async fn connection(socket: WebSocket, endpoint: Endpoint, protocol: Protocol) {
             }
         }
     }
-    for (_, (_, task)) in c.subscriptions.drain() {
-        task.abort();
+    for (_, (_, running)) in std::mem::take(&mut c.subscriptions) {
+        running.stop(&c.endpoint);
     }
     drop(c);
     let _ = writer.await;
@@ -282,8 +328,8 @@ impl Connection {
             }
             (Protocol::Transport, "complete") | (Protocol::Legacy, "stop") => {
                 if let Some(id) = message.get("id").and_then(Value::as_str) {
-                    if let Some((_, task)) = self.subscriptions.remove(id) {
-                        task.abort();
+                    if let Some((_, running)) = self.subscriptions.remove(id) {
+                        running.stop(&self.endpoint);
                         // The legacy protocol confirms a stop; graphql-transport-ws does not.
                         if self.protocol == Protocol::Legacy {
                             self.send(json!({ "type": "complete", "id": id })).await;
@@ -357,38 +403,64 @@ impl Connection {
             self.send(self.error_message(&id, vec![error])).await;
             return true;
         }
-        match async_graphql::parser::parse_query(query) {
-            Ok(document) if count_aliases(&document) > limits.max_aliases => {
-                let error = json!({ "message": format!("the query has more than {} aliases", limits.max_aliases), "extensions": { "code": Code::Limit.as_str() } });
-                self.send(self.error_message(&id, vec![error])).await;
-                return true;
-            }
-            Ok(_) => {}
+        let parsed = match self.endpoint.documents.get(query) {
+            Ok(parsed) => parsed,
             Err(e) => {
                 let message = crate::error::parse_error_message(&e);
                 let error = json!({ "message": message, "extensions": { "code": Code::Validation.as_str() } });
                 self.send(self.error_message(&id, vec![error])).await;
                 return true;
             }
+        };
+        if parsed.aliases > limits.max_aliases {
+            let error = json!({ "message": format!("the query has more than {} aliases", limits.max_aliases), "extensions": { "code": Code::Limit.as_str() } });
+            self.send(self.error_message(&id, vec![error])).await;
+            return true;
         }
-        let mut request = Request::new(query).data(self.caller);
-        if let Some(name) = payload.get("operationName").and_then(Value::as_str) {
-            request = request.operation_name(name);
-        }
-        if let Some(variables) = payload.get("variables").filter(|v| v.is_object()) {
-            request = request.variables(async_graphql::Variables::from_json(variables.clone()));
-        }
+        let asked = Asked {
+            query: query.into(),
+            operation: payload
+                .get("operationName")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            variables: payload.get("variables").filter(|v| v.is_object()).cloned(),
+            caller: self.caller,
+        };
         self.started += 1;
-        let serial = self.started;
-        let task = tokio::spawn(run_subscription(
-            self.endpoint.clone(),
-            self.protocol,
-            (id.clone(), serial),
-            request,
-            self.out.clone(),
-            self.events.clone(),
-        ));
-        self.subscriptions.insert(id, (serial, task.abort_handle()));
+        let subscriber = Subscriber {
+            endpoint: self.endpoint.clone(),
+            protocol: self.protocol,
+            id: id.clone(),
+            serial: self.started,
+            out: self.out.clone(),
+            events: self.events.clone(),
+        };
+        let running = match Feed::of(&parsed.document, asked.operation.as_deref()) {
+            Some(feed) => {
+                let own = Arc::new(Mutex::new(OwnExecution::NotNeeded));
+                let key = asked.key();
+                let schema = self.endpoint.schema.clone();
+                let request = asked.request();
+                let member = GroupMember {
+                    head: subscriber.head(),
+                    subscriber,
+                    asked,
+                    feed,
+                    own: Arc::clone(&own),
+                };
+                let membership =
+                    self.endpoint
+                        .groups
+                        .join(key, feed, Box::new(member), move |tap| {
+                            schema.execute_stream(request.data(tap))
+                        });
+                Running::Grouped(membership, own)
+            }
+            None => {
+                Running::Alone(tokio::spawn(subscriber.run(asked.request(), None)).abort_handle())
+            }
+        };
+        self.subscriptions.insert(id, (self.started, running));
         true
     }
 
@@ -402,74 +474,153 @@ impl Connection {
     }
 }
 
-/// Adds `extensions.code` to errors that lack one (async-graphql's own).
-fn with_codes(mut body: Value) -> Value {
-    crate::error::add_missing_codes(&mut body);
-    body
+/// A subscription as it was asked.
+struct Asked {
+    query: Arc<str>,
+    operation: Option<String>,
+    variables: Option<Value>,
+    caller: Caller,
 }
 
-async fn run_subscription(
-    endpoint: Endpoint,
-    protocol: Protocol,
-    (id, serial): (String, u64),
-    request: Request,
-    out: mpsc::Sender<Outgoing>,
-    events: mpsc::Sender<Event>,
-) {
-    let send = |value: Value| {
-        let out = out.clone();
-        async move { out.send(Outgoing::Text(value.to_string())).await.is_ok() }
-    };
-    let mut stream = endpoint.schema.execute_stream(request);
-    let mut first = true;
-    // The last message (`complete`, or `error` for a refused operation) goes out only after the
-    // connection has been told the id is free: a client may reuse an id as soon as it has it.
-    let mut last = Some(json!({ "type": "complete", "id": id }));
-    while let Some(response) = stream.next().await {
-        let request_error = first
-            && response.data == async_graphql::Value::Null
-            && !response.errors.is_empty()
-            && response.errors.iter().all(|e| e.path.is_empty());
-        first = false;
-        let kind = if protocol == Protocol::Transport {
-            "next"
-        } else {
-            "data"
-        };
-        // An answer without errors is written straight into its frame: with a thousand
-        // subscribers, building a `Value` per delivery and printing it was a fifth of the work.
-        if response.errors.is_empty() {
-            if let (Ok(id_json), Ok(payload)) =
-                (serde_json::to_string(&id), serde_json::to_string(&response))
-            {
-                let frame = format!(r#"{{"type":"{kind}","id":{id_json},"payload":{payload}}}"#);
-                if out.send(Outgoing::Text(frame)).await.is_err() {
-                    last = None;
-                    break;
-                }
-                continue;
-            }
+impl Asked {
+    fn request(&self) -> Request {
+        let mut request = Request::new(&*self.query).data(self.caller);
+        if let Some(name) = &self.operation {
+            request = request.operation_name(name);
         }
-        let body = with_codes(serde_json::to_value(&response).unwrap_or_else(
-            |_| json!({ "errors": [{ "message": "the response could not be encoded" }] }),
-        ));
-        if request_error {
-            let errors = body.get("errors").cloned().unwrap_or(Value::Array(vec![]));
-            last = Some(match protocol {
-                Protocol::Transport => json!({ "type": "error", "id": id, "payload": errors }),
-                Protocol::Legacy => {
-                    json!({ "type": "error", "id": id, "payload": errors.get(0).cloned().unwrap_or(Value::Null) })
-                }
-            });
-            break;
+        if let Some(variables) = &self.variables {
+            request = request.variables(async_graphql::Variables::from_json(variables.clone()));
         }
-        if !send(json!({ "type": kind, "id": id, "payload": body })).await {
-            last = None;
-            break;
+        request
+    }
+
+    /// What the answers depend on besides the store: subscriptions with equal keys share a
+    /// group.
+    fn key(&self) -> GroupKey {
+        GroupKey {
+            query: Arc::clone(&self.query),
+            operation: self.operation.clone(),
+            variables: self
+                .variables
+                .as_ref()
+                .map_or_else(String::new, Value::to_string),
+            role: self.caller.role,
         }
     }
-    let _ = events.send(Event::Done(id.clone(), serial)).await;
-    if let Some(message) = last {
-        send(message).await;
+}
+
+/// One subscription of a connection: where its frames go and how it tells the connection that
+/// its id is free.
+#[derive(Clone)]
+struct Subscriber {
+    endpoint: Endpoint,
+    protocol: Protocol,
+    id: String,
+    serial: u64,
+    out: mpsc::Sender<Outgoing>,
+    events: mpsc::Sender<Event>,
+}
+
+impl Subscriber {
+    /// The start of each `next` frame, up to its payload.
+    fn head(&self) -> Arc<str> {
+        let kind = match self.protocol {
+            Protocol::Transport => "next",
+            Protocol::Legacy => "data",
+        };
+        let id = serde_json::to_string(&self.id).unwrap_or_else(|_| "null".to_owned());
+        format!(r#"{{"type":"{kind}","id":{id},"payload":"#).into()
+    }
+
+    /// Runs the subscription on an execution of its own. `skip` is an answer the subscriber has
+    /// already had: the first answer is dropped if it is the same.
+    async fn run(self, request: Request, mut skip: Option<Arc<str>>) {
+        let head = self.head();
+        let mut stream = self.endpoint.schema.execute_stream(request);
+        let mut first = true;
+        let mut refused = None;
+        while let Some(response) = stream.next().await {
+            match Step::of(&response, first) {
+                Step::Answer(payload) => {
+                    if skip.take().is_some_and(|had| *had == *payload) {
+                        first = false;
+                        continue;
+                    }
+                    let frame = format!("{head}{payload}}}");
+                    if self.out.send(Outgoing::Text(frame)).await.is_err() {
+                        return;
+                    }
+                }
+                Step::Refused(errors) => {
+                    refused = Some(errors);
+                    break;
+                }
+            }
+            first = false;
+        }
+        self.finish(refused).await;
+    }
+
+    /// Frees the id, then sends the last message: `complete`, or `error` for a refused
+    /// operation. The connection hears of the end first since a client may reuse an id as soon
+    /// as it has that message.
+    async fn finish(self, refused: Option<Value>) {
+        let _ = self
+            .events
+            .send(Event::Done(self.id.clone(), self.serial))
+            .await;
+        let last = match (refused, self.protocol) {
+            (None, _) => json!({ "type": "complete", "id": self.id }),
+            (Some(errors), Protocol::Transport) => {
+                json!({ "type": "error", "id": self.id, "payload": errors })
+            }
+            (Some(errors), Protocol::Legacy) => {
+                json!({ "type": "error", "id": self.id, "payload": errors.get(0).cloned().unwrap_or(Value::Null) })
+            }
+        };
+        let _ = self.out.send(Outgoing::Text(last.to_string())).await;
+    }
+}
+
+/// A subscription of this connection in a subscription group.
+struct GroupMember {
+    subscriber: Subscriber,
+    head: Arc<str>,
+    asked: Asked,
+    feed: Feed,
+    own: Arc<Mutex<OwnExecution>>,
+}
+
+impl Member for GroupMember {
+    fn deliver(&mut self, answer: &Answer) -> Delivered {
+        let frame = Outgoing::Shared(Arc::clone(&self.head), Arc::clone(&answer.payload));
+        match self.subscriber.out.try_send(frame) {
+            Ok(()) => Delivered::Queued,
+            Err(mpsc::error::TrySendError::Full(_)) => Delivered::Full,
+            Err(mpsc::error::TrySendError::Closed(_)) => Delivered::Gone,
+        }
+    }
+
+    fn detach(self: Box<Self>, last: Option<Answer>) {
+        let mut own = self.own.lock().unwrap_or_else(|e| e.into_inner());
+        if matches!(*own, OwnExecution::Stopped) {
+            return;
+        }
+        let mut request = self.asked.request();
+        let mut skip = None;
+        if let Some(last) = last {
+            match self.feed {
+                // The log is the feed: go on after the last event given.
+                Feed::Events => request = request.data(ResumeAfter(last.position)),
+                // A feed of changes starts with the current state, which may be the last given.
+                Feed::Changes => skip = Some(last.payload),
+            }
+        }
+        let task = tokio::spawn(self.subscriber.clone().run(request, skip));
+        *own = OwnExecution::Started(task.abort_handle());
+    }
+
+    fn end(self: Box<Self>, refused: Option<Value>) {
+        tokio::spawn(self.subscriber.finish(refused));
     }
 }

@@ -29,6 +29,7 @@ pub struct FileConfig {
     pub max_wait_ms: Option<u64>,
     pub max_subscriptions_per_connection: Option<usize>,
     pub max_connections: Option<usize>,
+    pub subscriber_queue: Option<usize>,
     pub max_complexity: Option<usize>,
     pub max_depth: Option<usize>,
     /// `sled` (the default) or `nats://host:port[,host:port...]`.
@@ -64,6 +65,7 @@ pub struct Overrides {
     pub max_wait_ms: Option<u64>,
     pub max_subscriptions_per_connection: Option<usize>,
     pub max_connections: Option<usize>,
+    pub subscriber_queue: Option<usize>,
     pub max_complexity: Option<usize>,
     pub max_depth: Option<usize>,
     pub store: Option<String>,
@@ -231,6 +233,12 @@ impl ServerConfig {
             file.max_connections,
             limits.max_connections,
         );
+        limits.subscriber_queue = pick(
+            overrides.subscriber_queue,
+            file.subscriber_queue,
+            limits.subscriber_queue,
+        )
+        .max(1);
         limits.max_complexity = pick(
             overrides.max_complexity,
             file.max_complexity,

@@ -118,6 +118,10 @@ struct ServeArgs {
     /// WebSocket connections the server holds at once [default: 10000].
     #[arg(long, env = "CHANCERY_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
+    /// Frames a WebSocket may have queued before a grouped subscriber falls back to reading
+    /// alone [default: 1024].
+    #[arg(long, env = "CHANCERY_SUBSCRIBER_QUEUE")]
+    subscriber_queue: Option<usize>,
     /// Largest query complexity (fields counted over the selection) [default: 5000].
     #[arg(long, env = "CHANCERY_MAX_COMPLEXITY")]
     max_complexity: Option<usize>,
@@ -227,6 +231,7 @@ async fn serve(args: ServeArgs, data: Option<PathBuf>) -> anyhow::Result<ExitCod
         max_wait_ms: args.max_wait_ms,
         max_subscriptions_per_connection: args.max_subscriptions_per_connection,
         max_connections: args.max_connections,
+        subscriber_queue: args.subscriber_queue,
         max_complexity: args.max_complexity,
         max_depth: args.max_depth,
         store: args.store,

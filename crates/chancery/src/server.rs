@@ -14,6 +14,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chancery_graphql::error::Code;
+use chancery_graphql::groups::Groups;
 use chancery_graphql::http::Endpoint;
 use chancery_graphql::ws::Origins;
 use chancery_graphql::{Api, Metrics, Role};
@@ -149,10 +150,12 @@ impl App {
             },
             answers: Arc::default(),
             documents: Arc::default(),
+            groups: Arc::new(Groups::new(Arc::clone(&self.api.metrics))),
         };
         let health = Health {
             api: Arc::clone(&self.api),
             ready: Arc::clone(&self.ready),
+            groups: Arc::clone(&endpoint.groups),
         };
         let operations = axum::Router::new()
             .route("/healthz", get(healthz))
@@ -237,6 +240,7 @@ const STOP_WAIT: Duration = Duration::from_secs(30);
 struct Health {
     api: Arc<Api>,
     ready: Arc<AtomicBool>,
+    groups: Arc<Groups>,
 }
 
 async fn healthz() -> &'static str {
@@ -270,6 +274,11 @@ async fn metrics(State(h): State<Health>) -> Response {
             "chancery_projection_lag",
             "Events the projections are behind the log.",
             head.saturating_sub(applied) as f64,
+        ),
+        (
+            "chancery_subscription_largest_group",
+            "Subscribers in the largest subscription group.",
+            h.groups.sizes().largest as f64,
         ),
     ]);
     let mut response = text.into_response();
