@@ -245,14 +245,6 @@ pub struct Groups {
     metrics: Arc<Metrics>,
 }
 
-/// Group sizes, for `/metrics`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Sizes {
-    pub groups: usize,
-    pub members: usize,
-    pub largest: usize,
-}
-
 impl Groups {
     pub fn new(metrics: Arc<Metrics>) -> Groups {
         Groups {
@@ -265,19 +257,14 @@ impl Groups {
         self.open.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// How many groups are open, their members, and the largest group's.
-    pub fn sizes(&self) -> Sizes {
+    /// Members of the largest open group, for `/metrics` (the counts of groups and members are
+    /// kept in `Metrics` as they change).
+    pub fn largest(&self) -> usize {
         let open = self.lock_open();
-        let mut sizes = Sizes {
-            groups: open.len(),
-            ..Sizes::default()
-        };
-        for group in open.values() {
-            let members = group.lock().seats.len();
-            sizes.members += members;
-            sizes.largest = sizes.largest.max(members);
-        }
-        sizes
+        open.values()
+            .map(|group| group.lock().seats.len())
+            .max()
+            .unwrap_or(0)
     }
 
     /// Puts `member` in the group of `key`, starting one with `execute` if none can take it, and

@@ -168,22 +168,14 @@ async fn connection(socket: WebSocket, endpoint: Endpoint, protocol: Protocol) {
             // of a connection at once, and a flush per message costs a write each.
             let mut next = Some(first);
             while let Some(message) = next.take() {
-                match message {
-                    Outgoing::Text(text) => {
-                        if sink.feed(Message::Text(text.into())).await.is_err() {
-                            break 'writing;
-                        }
-                        next = outgoing.try_recv().ok();
-                    }
+                let text = match message {
+                    Outgoing::Text(text) => text,
                     Outgoing::Shared(head, payload) => {
                         let mut text = String::with_capacity(head.len() + payload.len() + 1);
                         text.push_str(&head);
                         text.push_str(&payload);
                         text.push('}');
-                        if sink.feed(Message::Text(text.into())).await.is_err() {
-                            break 'writing;
-                        }
-                        next = outgoing.try_recv().ok();
+                        text
                     }
                     Outgoing::Close(code, reason) => {
                         let _ = sink
@@ -194,7 +186,11 @@ async fn connection(socket: WebSocket, endpoint: Endpoint, protocol: Protocol) {
                             .await;
                         break 'writing;
                     }
+                };
+                if sink.feed(Message::Text(text.into())).await.is_err() {
+                    break 'writing;
                 }
+                next = outgoing.try_recv().ok();
             }
             if sink.flush().await.is_err() {
                 break;
@@ -546,8 +542,8 @@ impl Subscriber {
                         first = false;
                         continue;
                     }
-                    let frame = format!("{head}{payload}}}");
-                    if self.out.send(Outgoing::Text(frame)).await.is_err() {
+                    let frame = Outgoing::Shared(Arc::clone(&head), payload.into());
+                    if self.out.send(frame).await.is_err() {
                         return;
                     }
                 }

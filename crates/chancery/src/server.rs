@@ -278,7 +278,7 @@ async fn metrics(State(h): State<Health>) -> Response {
         (
             "chancery_subscription_largest_group",
             "Subscribers in the largest subscription group.",
-            h.groups.sizes().largest as f64,
+            h.groups.largest() as f64,
         ),
     ]);
     let mut response = text.into_response();
