@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use chancery_domain::sample;
+use chancery_domain::{NewEvent, sample};
 use chancery_store::{AppendRequest, EventLog, ExpectedVersion};
 use chancery_store_sled::{SledConfig, SledLog};
 
@@ -25,15 +25,7 @@ async fn main() {
         .is_none()
     {
         let world = sample::world(TIMELINE, &["USA", "CHN"], &["tariffs"]);
-        let out = log
-            .append(AppendRequest {
-                timeline: sample::timeline(TIMELINE),
-                expected: ExpectedVersion::NoTimeline,
-                events: world.clone(),
-            })
-            .await
-            .unwrap();
-        report(&world, &out.events);
+        append(&log, ExpectedVersion::NoTimeline, world).await;
     }
     println!("READY");
     std::io::stdout().flush().unwrap();
@@ -53,15 +45,7 @@ async fn main() {
                         )
                     })
                     .collect();
-                let out = log
-                    .append(AppendRequest {
-                        timeline: sample::timeline(TIMELINE),
-                        expected: ExpectedVersion::Any,
-                        events: events.clone(),
-                    })
-                    .await
-                    .unwrap();
-                report(&events, &out.events);
+                append(&log, ExpectedVersion::Any, events).await;
             }
         }));
     }
@@ -70,7 +54,20 @@ async fn main() {
     }
 }
 
-fn report(events: &[chancery_domain::NewEvent], appended: &[chancery_store::Appended]) {
+/// Appends `events` to the crash timeline, and reports each the moment it is acknowledged.
+async fn append(log: &SledLog, expected: ExpectedVersion, events: Vec<NewEvent>) {
+    let out = log
+        .append(AppendRequest {
+            timeline: sample::timeline(TIMELINE),
+            expected,
+            events: events.clone(),
+        })
+        .await
+        .unwrap();
+    report(&events, &out.events);
+}
+
+fn report(events: &[NewEvent], appended: &[chancery_store::Appended]) {
     let mut out = std::io::stdout().lock();
     for (e, a) in events.iter().zip(appended) {
         writeln!(out, "ACK {} {}", a.position, e.id).unwrap();

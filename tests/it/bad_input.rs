@@ -2,135 +2,16 @@
 //! `chancery serve --demo`, each answered with a clear error (HTTP status, `extensions.code`, the
 //! field at fault) and none of them moving the log's head. `--nocapture` prints the catalogue.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use chancery_testkit::http::Client;
 use serde_json::{Value, json};
 
-use crate::support::Server;
-
-const RECORDER: &str = "recorder-token-bad-input-0001";
-const ADMIN: &str = "admin-token-bad-input-000001";
-const READER: &str = "reader-token-bad-input-00001";
-
-/// Starts `chancery serve --demo` with one token per role and waits for `/readyz`.
-fn start(extra: &[&str]) -> Server {
-    let recorder = format!("recorder:{RECORDER}");
-    let admin = format!("admin:{ADMIN}");
-    let reader = format!("reader:{READER}");
-    let mut args = vec![
-        "--demo", "--token", &recorder, "--token", &admin, "--token", &reader,
-    ];
-    args.extend_from_slice(extra);
-    let server = Server::start(&args);
-    let address = address(&server);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while http(&address, "GET", "/readyz", &[], None).status != 200 {
-        assert!(
-            Instant::now() < deadline,
-            "the server was not ready within 120 s; its log:\n{}",
-            server.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    server
-}
-
-fn address(server: &Server) -> String {
-    server.url.trim_start_matches("http://").to_owned()
-}
-
-/// An HTTP answer.
-struct Reply {
-    status: u16,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    const NONE: Reply = Reply {
-        status: 0,
-        body: Vec::new(),
-    };
-
-    fn json(&self) -> Option<Value> {
-        serde_json::from_slice(&self.body).ok()
-    }
-}
-
-/// One HTTP/1.1 request on a fresh connection, read to its end.
-fn http(
-    address: &str,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Option<&[u8]>,
-) -> Reply {
-    let Ok(mut stream) = TcpStream::connect(address) else {
-        return Reply::NONE;
-    };
-    stream
-        .set_read_timeout(Some(Duration::from_secs(120)))
-        .unwrap();
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    if let Some(b) = body {
-        head.push_str(&format!("Content-Length: {}\r\n", b.len()));
-    }
-    head.push_str("\r\n");
-    // The server may answer (413) and close before it has taken a large body: read what it said.
-    let _ = stream.write_all(head.as_bytes());
-    if let Some(b) = body {
-        let _ = stream.write_all(b);
-    }
-    let mut raw = Vec::new();
-    let _ = stream.read_to_end(&mut raw);
-    // No answer at all (status 0): the server dropped the connection, or is gone.
-    let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return Reply::NONE;
-    };
-    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
-    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap();
-    let mut body = raw[split + 4..].to_vec();
-    if head.contains("transfer-encoding: chunked") {
-        body = dechunk(&body);
-    }
-    Reply { status, body }
-}
-
-fn dechunk(mut body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(end) = body.windows(2).position(|w| w == b"\r\n") {
-        let size =
-            usize::from_str_radix(String::from_utf8_lossy(&body[..end]).trim(), 16).unwrap_or(0);
-        if size == 0 {
-            break;
-        }
-        out.extend_from_slice(&body[end + 2..end + 2 + size]);
-        body = &body[end + 2 + size + 2..];
-    }
-    out
-}
+use crate::support::{ADMIN, READER, RECORDER, Server, demo};
 
 /// The log's head as `{ position hash }`.
 fn head(server: &Server) -> Value {
-    let reply = http(
-        &address(server),
-        "POST",
-        "/graphql",
-        &[("Content-Type", "application/json")],
-        Some(br#"{"query":"{ head { position hash } }"}"#),
-    );
-    let Some(body) = reply.json().filter(|b| b.get("errors").is_none()) else {
-        panic!(
-            "the head query failed (status {}); the server's log:\n{}",
-            reply.status,
-            server.log()
-        );
-    };
-    body["data"]["head"].clone()
+    server.query("{ head { position hash } }")["head"].clone()
 }
 
 /// What a case sends.
@@ -258,23 +139,14 @@ fn base64url(bytes: &[u8]) -> String {
 }
 
 /// The cursors the server gives, one of each ordering.
-fn cursors(address: &str) -> (String, String) {
+fn cursors(server: &Server) -> (String, String) {
     let first = |order: &str| {
-        let body = serde_json::to_vec(
-            &json!({ "query": format!("{{ events(order: {order}, first: 1) {{ edges {{ cursor }} }} }}") }),
-        )
-        .unwrap();
-        let reply = http(
-            address,
-            "POST",
-            "/graphql",
-            &[("Content-Type", "application/json")],
-            Some(&body),
-        );
-        let body = reply.json().unwrap();
-        body["data"]["events"]["edges"][0]["cursor"]
+        let data = server.query(&format!(
+            "{{ events(order: {order}, first: 1) {{ edges {{ cursor }} }} }}"
+        ));
+        data["events"]["edges"][0]["cursor"]
             .as_str()
-            .unwrap_or_else(|| panic!("no cursor: {body}"))
+            .unwrap_or_else(|| panic!("no cursor: {data}"))
             .to_owned()
     };
     (first("LOG"), first("VALID_TIME"))
@@ -1105,21 +977,13 @@ fn http_cases(log_cursor: &str, valid_cursor: &str) -> Vec<Case> {
 }
 
 /// Sends one case and checks its answer; returns the line it prints.
-fn run_http_case(address: &str, case: &Case) -> Result<String, String> {
+fn run_http_case(http: &Client, case: &Case) -> Result<String, String> {
     let reply = match &case.send {
         Send::Graphql {
             token,
             query,
             variables,
-        } => {
-            let auth = token.map(|t| format!("Bearer {t}"));
-            let mut headers = vec![("Content-Type", "application/json")];
-            if let Some(a) = &auth {
-                headers.push(("Authorization", a));
-            }
-            let body = json!({ "query": query, "variables": variables }).to_string();
-            http(address, "POST", "/graphql", &headers, Some(body.as_bytes()))
-        }
+        } => http.graphql(*token, query, variables),
         Send::Raw {
             method,
             headers,
@@ -1132,13 +996,14 @@ fn run_http_case(address: &str, case: &Case) -> Result<String, String> {
             } else {
                 "/graphql"
             };
-            http(address, method, path, &headers, body.as_deref())
+            http.request(method, path, &headers, body.as_deref())
         }
-    };
+    }
+    .map_err(|e| format!("no answer: {e}"))?;
     let text = String::from_utf8_lossy(&reply.body).into_owned();
     let body = reply
         .json()
-        .ok_or_else(|| format!("status {}, body not JSON: {text:.300}", reply.status))?;
+        .map_err(|_| format!("status {}, body not JSON: {text:.300}", reply.status))?;
     // A batch answers with an array: every answer in it must be the expected error.
     let answers: Vec<&Value> = match &body {
         Value::Array(items) => items.iter().collect(),
@@ -1241,9 +1106,9 @@ fn report(server: &Server, before: &Value, name: &str, outcome: Result<String, S
 
 #[test]
 fn every_bad_request_is_refused_clearly_and_writes_nothing() {
-    let server = start(&["--max-wait-ms", "500", "--ws-init-timeout", "1"]);
-    let address = address(&server);
-    let (log_cursor, valid_cursor) = cursors(&address);
+    let server = demo(&["--max-wait-ms", "500", "--ws-init-timeout", "1"]);
+    let (address, http) = (server.address(), server.http());
+    let (log_cursor, valid_cursor) = cursors(&server);
     let before = head(&server);
     assert_eq!(before["position"], 28, "the demo is loaded");
     let mut failed = Vec::new();
@@ -1251,20 +1116,17 @@ fn every_bad_request_is_refused_clearly_and_writes_nothing() {
     let cases = http_cases(&log_cursor, &valid_cursor);
     for case in &cases {
         let started = Instant::now();
-        let outcome = run_http_case(&address, case).map(|line| timed(line, started));
+        let outcome = run_http_case(&http, case).map(|line| timed(line, started));
         if !report(&server, &before, &case.name, outcome) {
             failed.push(case.name.clone());
         }
     }
     println!("\nbad input over WebSocket (case, what the server answered):");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = crate::support::runtime();
     for name in websocket::CASES {
         let started = Instant::now();
         let outcome = runtime
-            .block_on(websocket::run_case(&address, &valid_cursor, name))
+            .block_on(websocket::run_case(address, &valid_cursor, name))
             .map(|line| timed(format!(" ws  {line}"), started));
         if !report(&server, &before, name, outcome) {
             failed.push((*name).to_owned());
@@ -1289,81 +1151,28 @@ mod websocket {
     //! The same catalogue over `/graphql/ws`: floods of subscriptions and of `connection_init`,
     //! connections that never initialise, protocol violations, and bad operations.
 
-    use futures_util::{SinkExt, StreamExt};
+    use futures_util::SinkExt;
     use serde_json::{Value, json};
     use tokio_tungstenite::tungstenite::Message;
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
     use super::*;
-
-    type Socket = tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >;
-
-    /// How long any one answer may take on a loaded machine.
-    const PATIENCE: Duration = Duration::from_secs(60);
-
-    /// What the server sent next: a JSON message, or the close frame's code (1006 when the
-    /// connection ended without one).
-    #[derive(Debug)]
-    enum Heard {
-        Json(Value),
-        Closed(u16),
-        /// Nothing within [`PATIENCE`].
-        Silent,
-    }
+    use crate::ws::{self, Heard, PATIENCE, Socket, hear};
 
     async fn open(address: &str) -> Socket {
-        let mut request = format!("ws://{address}/graphql/ws")
-            .into_client_request()
-            .unwrap();
-        request.headers_mut().insert(
-            "Sec-WebSocket-Protocol",
-            "graphql-transport-ws".parse().unwrap(),
-        );
-        tokio_tungstenite::connect_async(request).await.unwrap().0
+        ws::open(address, None).await.unwrap()
     }
 
     /// Sends a message. A failure is not checked here: the server may already have closed the
     /// connection (as it must after a second `connection_init`), which `hear` then reports.
     async fn send(socket: &mut Socket, value: Value) {
-        let _ = socket.send(Message::text(value.to_string())).await;
-    }
-
-    async fn hear(socket: &mut Socket) -> Heard {
-        loop {
-            let Ok(message) = tokio::time::timeout(PATIENCE, socket.next()).await else {
-                return Heard::Silent;
-            };
-            match message {
-                Some(Ok(Message::Text(text))) => {
-                    return Heard::Json(serde_json::from_str(text.as_str()).unwrap());
-                }
-                Some(Ok(Message::Close(frame))) => {
-                    return Heard::Closed(frame.map_or(1005, |f| u16::from(f.code)));
-                }
-                Some(Ok(_)) => {}
-                Some(Err(_)) | None => return Heard::Closed(1006),
-            }
-        }
+        let _ = ws::send(socket, &value).await;
     }
 
     /// An initialised connection, with a token or none.
     async fn connect(address: &str, token: Option<&str>) -> Socket {
-        let mut socket = open(address).await;
-        let payload = token.map_or(
-            json!({}),
-            |t| json!({ "authorization": format!("Bearer {t}") }),
-        );
-        send(
-            &mut socket,
-            json!({ "type": "connection_init", "payload": payload }),
-        )
-        .await;
-        match hear(&mut socket).await {
-            Heard::Json(m) if m["type"] == "connection_ack" => socket,
-            other => panic!("no connection_ack: {other:?}"),
-        }
+        ws::connect(address, token, None)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Sends a ping and collects every message until its pong: what the server said to the
@@ -1376,6 +1185,7 @@ mod websocket {
                 Heard::Json(m) if m["type"] == "pong" => return Ok(heard),
                 Heard::Json(m) => heard.push(m),
                 Heard::Closed(code) => return Err(format!("closed with {code} before the pong")),
+                Heard::Text(text) => return Err(format!("a message that is not JSON: {text}")),
                 Heard::Silent => return Err("no pong within a minute".into()),
             }
         }
@@ -1390,6 +1200,7 @@ mod websocket {
                 Heard::Silent => return Err(format!("no close {code} within a minute")),
                 Heard::Json(m) if m["type"] == "connection_ack" || m["type"] == "pong" => {}
                 Heard::Json(m) => return Err(format!("unexpected {m} before close {code}")),
+                Heard::Text(t) => return Err(format!("unexpected {t} before close {code}")),
             }
         }
     }
@@ -1496,8 +1307,9 @@ mod websocket {
         // The server drops its side once the close is sent; wait for its gauge to say so.
         let deadline = Instant::now() + PATIENCE;
         loop {
-            let metrics = http(address, "GET", "/metrics", &[], None);
-            let text = String::from_utf8_lossy(&metrics.body).into_owned();
+            let text = Client::new(address)
+                .get("/metrics")
+                .map_or_else(|e| e.to_string(), |metrics| metrics.text());
             if text.contains("\nchancery_open_websockets 0\n") {
                 break;
             }

@@ -1,6 +1,8 @@
 //! The CLI: import, export and verify, as a user runs them.
 
 use std::fs;
+use std::path::Path;
+use std::process::Output;
 
 use crate::support::*;
 
@@ -62,7 +64,7 @@ fn csv_export_has_a_header_and_a_row_per_event() {
     );
 }
 
-fn write_lines(path: &std::path::Path, lines: &[String]) {
+fn write_lines(path: &Path, lines: &[String]) {
     fs::write(path, lines.join("\n") + "\n").unwrap();
 }
 
@@ -74,15 +76,28 @@ fn demo_lines() -> Vec<String> {
         .collect()
 }
 
+/// Imports the demo file, with `change` made to its lines, into `data`: what `change` answered,
+/// and what chancery said.
+fn import_changed<T>(data: &Path, change: impl FnOnce(&mut Vec<String>) -> T) -> (T, Output) {
+    let file = data.with_extension("ndjson");
+    let mut lines = demo_lines();
+    let changed = change(&mut lines);
+    write_lines(&file, &lines);
+    (changed, chancery(data, &["import", file.to_str().unwrap()]))
+}
+
+/// The index of the first line that holds `text`.
+fn line_with(lines: &[String], text: &str) -> usize {
+    lines.iter().position(|l| l.contains(text)).unwrap()
+}
+
 #[test]
 fn a_malformed_line_is_reported_with_its_number_and_nothing_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let file = dir.path().join("bad.ndjson");
-    let mut lines = demo_lines();
-    lines.insert(12, "{\"id\": \"oops\", ".into()); // line 13
-    write_lines(&file, &lines);
-    let out = chancery(&data, &["import", file.to_str().unwrap()]);
+    let ((), out) = import_changed(&data, |lines| {
+        lines.insert(12, "{\"id\": \"oops\", ".into()); // line 13
+    });
     assert!(!out.status.success());
     assert!(stderr(&out).contains("line 13:"), "{}", stderr(&out));
     assert_eq!(verified(&data).0, 0, "nothing was written");
@@ -92,15 +107,11 @@ fn a_malformed_line_is_reported_with_its_number_and_nothing_is_written() {
 fn an_invalid_field_is_reported_with_its_line_and_field_and_nothing_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let file = dir.path().join("bad.ndjson");
-    let mut lines = demo_lines();
-    let at = lines
-        .iter()
-        .position(|l| l.contains("\"kind\":\"THREAT\""))
-        .unwrap();
-    lines[at] = lines[at].replacen("\"unit\":\"USD\"", "\"unit\":\"USX\"", 1);
-    write_lines(&file, &lines);
-    let out = chancery(&data, &["import", file.to_str().unwrap()]);
+    let (at, out) = import_changed(&data, |lines| {
+        let at = line_with(lines, "\"kind\":\"THREAT\"");
+        lines[at] = lines[at].replacen("\"unit\":\"USD\"", "\"unit\":\"USX\"", 1);
+        at
+    });
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(
@@ -113,18 +124,15 @@ fn an_invalid_field_is_reported_with_its_line_and_field_and_nothing_is_written()
     assert_eq!(verified(&data).0, 0, "nothing was written");
 
     // An unknown reference is caught the same way, before anything is written.
-    let mut lines = demo_lines();
-    let at = lines
-        .iter()
-        .position(|l| l.contains("\"kind\":\"DEMAND\""))
-        .unwrap();
-    lines[at] = lines[at].replacen(
-        "\"targets\":[{\"party\":\"CHN\"}]",
-        "\"targets\":[{\"party\":\"FRA\"}]",
-        1,
-    );
-    write_lines(&file, &lines);
-    let out = chancery(&data, &["import", file.to_str().unwrap()]);
+    let (at, out) = import_changed(&data, |lines| {
+        let at = line_with(lines, "\"kind\":\"DEMAND\"");
+        lines[at] = lines[at].replacen(
+            "\"targets\":[{\"party\":\"CHN\"}]",
+            "\"targets\":[{\"party\":\"FRA\"}]",
+            1,
+        );
+        at
+    });
     assert!(
         stderr(&out).contains(&format!(
             "line {}: targets[0].party: unknown party FRA",

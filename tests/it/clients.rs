@@ -7,33 +7,22 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use crate::support::*;
+use chancery_testkit::ci;
 
-const RECORDER: &str = "recorder-token-for-client-tests";
-const ADMIN: &str = "admin-token-for-client-tests";
+use crate::support::*;
 
 fn clients_dir() -> PathBuf {
     workspace().join("tests/clients")
 }
 
-/// The server every script but close-codes talks to: the demo, a recorder and an admin token.
-fn demo_server(extra: &[&str]) -> Server {
-    let recorder = format!("recorder:{RECORDER}");
-    let admin = format!("admin:{ADMIN}");
-    let mut args = vec!["--demo", "--token", &recorder, "--token", &admin];
-    args.extend_from_slice(extra);
-    Server::start(&args)
-}
-
 /// A test that cannot run: fails in CI, and elsewhere says so loudly.
 fn not_run(why: &str) {
-    assert!(!in_ci(), "{why} (CI must run this test: run tools/test)");
-    eprintln!("\n*** NOT RUN: {why}; this test checked nothing (tools/test installs it) ***\n");
+    ci::not_run(why, "this test checked nothing");
 }
 
 /// `node`, once the scripts' packages are installed.
 fn node() -> Option<PathBuf> {
-    let node = require_tool("node", "Node.js 20 or newer")?;
+    let node = ci::require_tool("node", "Node.js 20 or newer", "this test checked nothing")?;
     if !clients_dir()
         .join("node_modules/graphql-ws/package.json")
         .is_file()
@@ -93,7 +82,7 @@ fn run_client(server: &Server, program: &PathBuf, script: &str, args: &[&str]) -
 #[test]
 fn graphql_ws_client_resumes_after_its_last_cursor_with_no_gap_or_duplicate() {
     let Some(node) = node() else { return };
-    let server = demo_server(&[]);
+    let server = demo(&[]);
     let out = run_client(&server, &node, "resume.mjs", &[RECORDER]);
     assert!(out.contains("resume: ok:"), "no summary line:\n{out}");
 }
@@ -101,7 +90,7 @@ fn graphql_ws_client_resumes_after_its_last_cursor_with_no_gap_or_duplicate() {
 #[test]
 fn graphql_over_http_passes_graphql_http_s_audit_with_no_error_or_warning() {
     let Some(node) = node() else { return };
-    let server = demo_server(&[]);
+    let server = demo(&[]);
     let out = run_client(&server, &node, "audit.mjs", &[]);
     assert!(
         out.contains("0 warnings, 0 errors"),
@@ -112,7 +101,7 @@ fn graphql_over_http_passes_graphql_http_s_audit_with_no_error_or_warning() {
 #[test]
 fn websocket_protocols_close_with_the_right_codes() {
     let Some(node) = node() else { return };
-    let server = demo_server(&["--ws-init-timeout", "1"]);
+    let server = demo(&["--ws-init-timeout", "1"]);
     let out = run_client(&server, &node, "close-codes.mjs", &["1"]);
     assert!(out.contains(" 0 failed"), "no clean summary line:\n{out}");
 }
@@ -120,7 +109,7 @@ fn websocket_protocols_close_with_the_right_codes() {
 #[test]
 fn python_gql_queries_mutates_and_subscribes_over_both_websocket_protocols() {
     let Some(python) = python() else { return };
-    let server = demo_server(&[]);
+    let server = demo(&[]);
     let out = run_client(&server, &python, "gql_client.py", &[RECORDER]);
     assert!(
         out.contains("gql_client: ok:") && out.contains("graphql-ws:"),

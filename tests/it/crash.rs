@@ -2,16 +2,14 @@
 //! every append it saw acknowledged must be in the log at its position, positions must be
 //! gapless, and the hash chain must verify.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant, SystemTime};
+use std::process::Command;
+use std::time::SystemTime;
 
 use chancery_domain::{EventId, Hash};
 use chancery_store::{EventLog, ReadRequest};
 use chancery_store_sled::{SledConfig, SledLog};
-
-const PATIENCE: Duration = Duration::from_secs(60);
+use chancery_testkit::PATIENCE;
+use chancery_testkit::server::Process;
 
 /// A small deterministic generator, seeded from the clock and printed, so a failure can be replayed.
 struct Rng(u64);
@@ -45,29 +43,13 @@ fn acknowledged_appends_survive_sigkill_at_random_moments() {
     let mut rng = Rng(seed);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("log");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = crate::support::runtime();
     let mut acknowledged: Vec<(u64, EventId)> = Vec::new();
 
     for cycle in 0..cycles {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_crash-writer"))
-            .arg(&path)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the writer starts");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let mut command = Command::new(env!("CARGO_BIN_EXE_crash-writer"));
+        command.arg(&path);
+        let mut writer = Process::spawn("crash-writer", &command).expect("the writer starts");
 
         // Kill right after start in some cycles, after a few hundred acks in others.
         let kill_after = if rng.next().is_multiple_of(5) {
@@ -75,29 +57,16 @@ fn acknowledged_appends_survive_sigkill_at_random_moments() {
         } else {
             rng.next() % 400
         };
-        let deadline = Instant::now() + PATIENCE;
-        let mut ready = false;
-        let mut acks_this_cycle = 0;
-        while !ready || acks_this_cycle < kill_after {
-            let line = rx
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .expect("the writer made progress in time");
-            if line == "READY" {
-                ready = true;
-            } else if let Some(ack) = parse_ack(&line) {
-                acknowledged.push(ack);
-                acks_this_cycle += 1;
-            }
-        }
-        child.kill().expect("SIGKILL");
-        child.wait().unwrap();
+        writer
+            .wait_lines("its progress", PATIENCE, |lines| {
+                let ready = lines.iter().any(|l| l == "READY");
+                let acks = lines.iter().filter_map(|l| parse_ack(l)).count() as u64;
+                (ready && acks >= kill_after).then_some(())
+            })
+            .expect("the writer made progress in time");
+        writer.kill9().expect("SIGKILL");
         // Acks printed before the kill were acknowledged too.
-        reader.join().unwrap();
-        while let Ok(line) = rx.try_recv() {
-            if let Some(ack) = parse_ack(&line) {
-                acknowledged.push(ack);
-            }
-        }
+        acknowledged.extend(writer.lines().iter().filter_map(|l| parse_ack(l)));
 
         let head = runtime.block_on(check_log(&path, &acknowledged));
         if cycle % 10 == 0 || cycle + 1 == cycles {

@@ -3,140 +3,74 @@
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
+use chancery_testkit::http::Reply;
+use chancery_testkit::server::Process;
+use chancery_testkit::{ci, disk};
 use serde_json::{Value, json};
 
 use crate::support::*;
 
-const RECORDER: &str = "recorder-token-faults-0123456789";
-const ADMIN: &str = "admin-token-faults-0123456789ab";
-const PATIENCE: Duration = Duration::from_secs(120);
-
-/// A `chancery serve` over a data directory the test chose, killed when dropped.
-struct Serving {
-    server: Server,
-    address: String,
+/// A `chancery serve` over a data directory the test chose, with a token of each role, once it
+/// is ready; killed when dropped.
+fn serve(data: &Path, extra: &[&str]) -> Server {
+    let server = Server::start_in(data, &with_tokens(extra));
+    server.wait_ready();
+    server
 }
 
-impl Serving {
-    /// Starts the server and waits for its `listening on` line and then for `/readyz`.
-    fn start(data: &Path, extra: &[&str]) -> Serving {
-        let recorder = format!("recorder:{RECORDER}");
-        let admin = format!("admin:{ADMIN}");
-        let mut args = vec!["--token", recorder.as_str(), "--token", admin.as_str()];
-        args.extend_from_slice(extra);
-        let server = Server::start_in(data, &args);
-        let address = server.url.trim_start_matches("http://").to_owned();
-        let serving = Serving { server, address };
-        let deadline = Instant::now() + PATIENCE;
-        while http(&serving.address, "GET", "/readyz", None, None).0 != 200 {
-            assert!(
-                Instant::now() < deadline,
-                "the server never became ready; its log:\n{}",
-                serving.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        serving
+/// Records a batch: the (id, position) of each event, or the error's code and message.
+fn record(server: &Server, events: &[Value]) -> Result<Vec<(String, u64)>, (String, String)> {
+    let body = server
+        .graphql(Some(RECORDER), RECORD, json!({ "events": events }))
+        .json_body();
+    if let Some(error) = body["errors"].get(0) {
+        return Err((
+            error["extensions"]["code"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned(),
+            error["message"].as_str().unwrap_or("").to_owned(),
+        ));
     }
-
-    fn log(&self) -> String {
-        self.server.log()
-    }
-
-    /// Stops the server with SIGTERM (a clean shutdown) and waits for it to exit.
-    fn stop(&mut self) {
-        self.server.stop();
-    }
-
-    /// Waits until the server's log holds `line`, answering the log.
-    fn wait_for_log(&self, line: &str) -> String {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let log = self.log();
-            if log.contains(line) {
-                return log;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the server never logged {line:?}; its log:\n{log}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn graphql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
-        let body = json!({ "query": query, "variables": variables }).to_string();
-        let (status, reply) = http(&self.address, "POST", "/graphql", token, Some(&body));
-        serde_json::from_slice(&reply).unwrap_or_else(|e| {
-            panic!(
-                "not JSON ({e}, status {status}): {}",
-                String::from_utf8_lossy(&reply)
+    Ok(body["data"]["recordEvents"]["events"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no events in {body}"))
+        .iter()
+        .map(|e| {
+            (
+                e["id"].as_str().unwrap().to_owned(),
+                e["position"].as_u64().unwrap(),
             )
         })
-    }
+        .collect())
+}
 
-    /// A query that must answer without errors.
-    fn query(&self, query: &str) -> Value {
-        let body = self.graphql(None, query, json!({}));
-        assert!(body.get("errors").is_none(), "unexpected errors: {body}");
-        body["data"].clone()
-    }
+/// An online backup through `GET /export`.
+fn backup(server: &Server) -> Vec<u8> {
+    backup_pausing(server, || {})
+}
 
-    fn head(&self) -> u64 {
-        self.query("{ head { position } }")["head"]["position"]
-            .as_u64()
-            .unwrap()
-    }
-
-    /// Records a batch: the (id, position) of each event, or the error's code and message.
-    fn record(&self, events: &[Value]) -> Result<Vec<(String, u64)>, (String, String)> {
-        let body = self.graphql(Some(RECORDER), RECORD, json!({ "events": events }));
-        if let Some(error) = body["errors"].get(0) {
-            return Err((
-                error["extensions"]["code"]
-                    .as_str()
-                    .unwrap_or("")
-                    .to_owned(),
-                error["message"].as_str().unwrap_or("").to_owned(),
-            ));
-        }
-        Ok(body["data"]["recordEvents"]["events"]
-            .as_array()
-            .unwrap_or_else(|| panic!("no events in {body}"))
-            .iter()
-            .map(|e| {
-                (
-                    e["id"].as_str().unwrap().to_owned(),
-                    e["position"].as_u64().unwrap(),
-                )
-            })
-            .collect())
-    }
-
-    /// An online backup through `GET /export`.
-    fn backup(&self) -> Vec<u8> {
-        self.backup_pausing(|| {})
-    }
-
-    /// An online backup that reads the first 64 KiB of the answer, runs `pause`, then reads the
-    /// rest: a slow reader, during whose transfer the log moves on.
-    fn backup_pausing(&self, pause: impl FnOnce()) -> Vec<u8> {
-        let mut stream = send(&self.address, "GET", "/export", Some(ADMIN), None).unwrap();
-        let mut raw = vec![0u8; 64 << 10];
-        stream.read_exact(&mut raw).unwrap();
-        pause();
-        stream.read_to_end(&mut raw).unwrap();
-        let (status, body) = parse_reply(&raw);
-        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-        body
-    }
+/// An online backup that reads the first 64 KiB of the answer, runs `pause`, then reads the
+/// rest: a slow reader, during whose transfer the log moves on.
+fn backup_pausing(server: &Server, pause: impl FnOnce()) -> Vec<u8> {
+    let admin = format!("Bearer {ADMIN}");
+    let mut stream = server
+        .http()
+        .send("GET", "/export", &[("Authorization", &admin)], None)
+        .unwrap();
+    let mut raw = vec![0u8; 64 << 10];
+    stream.read_exact(&mut raw).unwrap();
+    pause();
+    stream.read_to_end(&mut raw).unwrap();
+    let reply = Reply::parse(&raw).unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    reply.body
 }
 
 const RECORD: &str = r#"mutation($events: [EventInput!]!) {
@@ -168,76 +102,6 @@ fn event(n: u64, padding: usize) -> Value {
         "sources": [{ "publication": "Fault Wire", "attribution": "OFFICIAL" }],
         "act": act,
     })
-}
-
-/// One HTTP/1.1 request with `Connection: close`: the status and the (de-chunked) body; status 0
-/// when nothing listens.
-fn http(
-    address: &str,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<&str>,
-) -> (u16, Vec<u8>) {
-    let Some(mut stream) = send(address, method, path, token, body) else {
-        return (0, Vec::new());
-    };
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
-    parse_reply(&raw)
-}
-
-/// Sends a request; the answer is to be read from the stream.
-fn send(
-    address: &str,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<&str>,
-) -> Option<TcpStream> {
-    let mut stream = TcpStream::connect(address).ok()?;
-    stream.set_read_timeout(Some(PATIENCE)).unwrap();
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
-    if let Some(token) = token {
-        head.push_str(&format!("Authorization: Bearer {token}\r\n"));
-    }
-    if let Some(body) = body {
-        head.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            body.len()
-        ));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).unwrap();
-    if let Some(body) = body {
-        stream.write_all(body.as_bytes()).unwrap();
-    }
-    Some(stream)
-}
-
-fn parse_reply(raw: &[u8]) -> (u16, Vec<u8>) {
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a header block");
-    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
-    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap();
-    let mut body = raw[split + 4..].to_vec();
-    if head.contains("transfer-encoding: chunked") {
-        let mut out = Vec::new();
-        let mut rest = &body[..];
-        while let Some(end) = rest.windows(2).position(|w| w == b"\r\n") {
-            let size = usize::from_str_radix(String::from_utf8_lossy(&rest[..end]).trim(), 16)
-                .expect("a chunk size");
-            if size == 0 {
-                break;
-            }
-            out.extend_from_slice(&rest[end + 2..end + 2 + size]);
-            rest = &rest[end + 2 + size + 2..];
-        }
-        body = out;
-    }
-    (status, body)
 }
 
 /// The records of an export, by position: (id, stored line).
@@ -279,13 +143,9 @@ impl Tmpfs {
                     Ok(out) => stderr(&out),
                     Err(e) => e.to_string(),
                 };
-                assert!(
-                    !in_ci(),
-                    "the disk-full test must mount a tmpfs in CI (run as root): {why}"
-                );
-                eprintln!(
-                    "\n*** NOT RUN: cannot mount a tmpfs ({}); the disk-full test checked nothing ***\n",
-                    why.trim()
+                ci::not_run(
+                    &format!("cannot mount a tmpfs ({}; run as root)", why.trim()),
+                    "the disk-full test checked nothing",
                 );
                 None
             }
@@ -368,7 +228,7 @@ fn a_full_disk_refuses_appends_clearly_keeps_reads_and_resumes_when_space_return
         return;
     };
     let data = tmpfs.path().join("data");
-    let mut server = Serving::start(&data, &["--demo"]);
+    let mut server = serve(&data, &["--demo"]);
     let demo_head = server.head();
 
     // Leave a few MiB free: the appends fill them.
@@ -393,7 +253,7 @@ fn a_full_disk_refuses_appends_clearly_keeps_reads_and_resumes_when_space_return
         );
         let batch: Vec<Value> = (n..n + BATCH).map(|i| event(i, PADDING)).collect();
         n += BATCH;
-        match server.record(&batch) {
+        match record(&server, &batch) {
             Ok(done) => {
                 acknowledged.extend(done);
                 failures_in_a_row = 0;
@@ -437,7 +297,7 @@ fn a_full_disk_refuses_appends_clearly_keeps_reads_and_resumes_when_space_return
     assert!(!latest["positions"].as_array().unwrap().is_empty());
     // Every record reads back, not only the recent ones in sled's cache.
     check_export(
-        &server.backup(),
+        &backup(&server),
         last_acknowledged,
         &acknowledged,
         "while the disk is full",
@@ -451,29 +311,27 @@ fn a_full_disk_refuses_appends_clearly_keeps_reads_and_resumes_when_space_return
     // new ones go on.
     std::fs::remove_file(&filler).unwrap();
     for batch in &unknown {
-        let done = server
-            .record(batch)
+        let done = record(&server, batch)
             .unwrap_or_else(|e| panic!("a retry after space returned failed: {e:?}"));
         acknowledged.extend(done);
     }
     for _ in 0..3 {
         let batch: Vec<Value> = (n..n + BATCH).map(|i| event(i, PADDING)).collect();
         n += BATCH;
-        let done = server
-            .record(&batch)
+        let done = record(&server, &batch)
             .unwrap_or_else(|e| panic!("an append after space returned failed: {e:?}"));
         acknowledged.extend(done);
     }
     let head_after = server.head();
     let check = |export: &[u8], when: &str| check_export(export, head_after, &acknowledged, when);
-    check(&server.backup(), "after space returned");
+    check(&backup(&server), "after space returned");
     let reopened = server.log().contains("reopening the log's database");
 
     // After a restart on the same directory, everything acknowledged is still there.
     server.stop();
-    let server = Serving::start(&data, &[]);
+    let server = serve(&data, &[]);
     assert_eq!(server.head(), head_after);
-    check(&server.backup(), "after a restart");
+    check(&backup(&server), "after a restart");
     drop(server);
     let (verified_events, _) = verified(&data);
     assert_eq!(verified_events, head_after);
@@ -505,7 +363,7 @@ const PROJECTED: [&str; 4] = [
     r#"{ events(order: VALID_TIME, last: 60) { edges { node { id position } } } }"#,
 ];
 
-fn projected(server: &Serving) -> Vec<Value> {
+fn projected(server: &Server) -> Vec<Value> {
     PROJECTED.iter().map(|q| server.query(q)).collect()
 }
 
@@ -516,7 +374,7 @@ fn a_projections_checkpoint_waits_for_room_and_loses_nothing() {
         return;
     };
     let data = tmpfs.path().join("data");
-    let mut server = Serving::start(&data, &["--demo"]);
+    let mut server = serve(&data, &["--demo"]);
     let demo = projected(&server);
 
     // Less room than a checkpoint of the projections asks for, and room enough for the log.
@@ -525,8 +383,7 @@ fn a_projections_checkpoint_waits_for_room_and_loses_nothing() {
     let mut head = 0;
     for n in (0..3 * BATCH).step_by(BATCH as usize) {
         let batch: Vec<Value> = (n..n + BATCH).map(|i| event(i, 200)).collect();
-        let done = server
-            .record(&batch)
+        let done = record(&server, &batch)
             .unwrap_or_else(|e| panic!("an append with {} bytes free failed: {e:?}", tmpfs.free()));
         head = done.last().map_or(head, |(_, p)| *p);
     }
@@ -552,7 +409,7 @@ fn a_projections_checkpoint_waits_for_room_and_loses_nothing() {
     );
 
     // A restart starts from that checkpoint, with nothing to catch up, and answers alike.
-    let mut server = Serving::start(&data, &[]);
+    let mut server = serve(&data, &[]);
     let ready = server.wait_for_log("projections caught up; ready");
     assert!(
         ready.contains("projections caught up; ready events=0"),
@@ -568,7 +425,7 @@ fn a_projections_checkpoint_waits_for_room_and_loses_nothing() {
         replayed.contains(&format!("replayed {head} events")),
         "{replayed}"
     );
-    let server = Serving::start(&data, &[]);
+    let server = serve(&data, &[]);
     assert_eq!(projected(&server), while_full, "after a rebuild");
     eprintln!(
         "projections' checkpoint on a full disk: refused with about 3 MiB free while {} events \
@@ -595,41 +452,18 @@ fn refused_at_open(data: &Path, expected: &[&str]) -> String {
             "verify's message names {part:?}: {said}"
         );
     }
-    let mut serve = Command::new(chancery_bin())
-        .arg("--data")
-        .arg(data)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + PATIENCE;
-    let status = loop {
-        if let Some(status) = serve.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = serve.kill();
-            panic!("serve kept running on a damaged store");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut served = String::new();
-    serve
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut served)
-        .unwrap();
-    serve
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut served)
-        .unwrap();
+    let serve = Process::spawn(
+        "chancery serve on a damaged store",
+        &serve_command(data, "127.0.0.1:0", &[] as &[&str]),
+    )
+    .unwrap();
+    let code = serve
+        .wait_exit(READY_PATIENCE)
+        .unwrap_or_else(|e| panic!("serve kept running on a damaged store: {e}"));
+    let served = serve.log();
     assert!(
-        !status.success() && status.code() != Some(101),
-        "serve: {status:?} {served}"
+        !matches!(code, Some(0 | 101)),
+        "serve: exit status {code:?} {served}"
     );
     assert!(!served.contains("listening on"), "{served}");
     assert!(!served.contains("panicked"), "{served}");
@@ -642,31 +476,6 @@ fn refused_at_open(data: &Path, expected: &[&str]) -> String {
     said.trim().to_owned()
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
-/// The frames of a segment file: each one's bytes, in order.
-fn frames_of(segment: &[u8]) -> Vec<Vec<u8>> {
-    let mut frames = Vec::new();
-    let mut at = 0;
-    while at + 9 <= segment.len() {
-        let length = u32::from_le_bytes(segment[at..at + 4].try_into().unwrap()) as usize;
-        frames.push(segment[at..at + 9 + length].to_vec());
-        at += 9 + length;
-    }
-    frames
-}
-
 #[test]
 fn damaged_data_files_are_reported_at_open_with_what_and_where() {
     let dir = tempfile::tempdir().unwrap();
@@ -674,13 +483,16 @@ fn damaged_data_files_are_reported_at_open_with_what_and_where() {
     chancery_ok(&good, &["import", demo_file().to_str().unwrap()]);
     let store = |name: &str| -> PathBuf {
         let copy = dir.path().join(name);
-        copy_dir(&good, &copy);
+        disk::copy_dir(&good, &copy).unwrap();
         copy
     };
     let segment_name = "00000000000000000001.seg";
     let segment = |data: &Path| data.join("log/records").join(segment_name);
     let original = std::fs::read(segment(&good)).unwrap();
-    let frames = frames_of(&original);
+    let frames: Vec<&[u8]> = disk::segment_frames(&original)
+        .into_iter()
+        .map(|frame| &original[frame])
+        .collect();
     assert_eq!(frames.len(), 28, "one segment holds the demo");
     let flip = |frame: &[u8]| {
         let mut damaged = frame.to_vec();
@@ -693,8 +505,8 @@ fn damaged_data_files_are_reported_at_open_with_what_and_where() {
     // followed by an intact one is corruption, not a torn write.
     let middle = store("segment-middle");
     let mut content = original.clone();
-    content.extend(flip(&frames[3]));
-    content.extend(frames[4].clone());
+    content.extend(flip(frames[3]));
+    content.extend_from_slice(frames[4]);
     std::fs::write(segment(&middle), &content).unwrap();
     let said = refused_at_open(
         &middle,
@@ -749,7 +561,7 @@ fn damaged_data_files_are_reported_at_open_with_what_and_where() {
     // record at every start would not scale), and `verify`, which reads them all, finds it.
     let early = store("segment-early");
     let mut bytes = original.clone();
-    let at = frames[..10].iter().map(Vec::len).sum::<usize>() + 20;
+    let at = frames[..10].iter().map(|f| f.len()).sum::<usize>() + 20;
     bytes[at] ^= 0x01;
     std::fs::write(segment(&early), &bytes).unwrap();
     let out = chancery(&early, &["verify"]);
@@ -773,7 +585,7 @@ fn an_online_backup_restores_to_a_store_that_verifies_and_answers_alike() {
     const PADDING: usize = 400;
     let dir = tempfile::tempdir().unwrap();
     let original = dir.path().join("original");
-    let server = Arc::new(Serving::start(&original, &["--demo"]));
+    let server = Arc::new(serve(&original, &["--demo"]));
 
     // A writer appends through the server all along, until told to stop.
     let stop = Arc::new(AtomicBool::new(false));
@@ -787,8 +599,7 @@ fn an_online_backup_restores_to_a_store_that_verifies_and_answers_alike() {
             while !stop.load(Ordering::SeqCst) {
                 let batch: Vec<Value> = (n..n + BATCH).map(|i| event(i, PADDING)).collect();
                 n += BATCH;
-                let done = server
-                    .record(&batch)
+                let done = record(&server, &batch)
                     .unwrap_or_else(|e| panic!("an append failed during the backup: {e:?}"));
                 let _ = progress_tx.send(done.last().unwrap().1);
                 acknowledged.extend(done);
@@ -798,7 +609,7 @@ fn an_online_backup_restores_to_a_store_that_verifies_and_answers_alike() {
     };
     // Back up once the writer is well under way, and while it goes on.
     let wait_for = |position: u64| {
-        let deadline = Instant::now() + PATIENCE;
+        let deadline = Instant::now() + READY_PATIENCE;
         loop {
             let reached = progress
                 .recv_timeout(deadline.saturating_duration_since(Instant::now()))
@@ -812,7 +623,7 @@ fn an_online_backup_restores_to_a_store_that_verifies_and_answers_alike() {
     let head_before = server.head();
     let started = Instant::now();
     let mut head_after = 0;
-    let backup = server.backup_pausing(|| head_after = wait_for(head_before + 3 * BATCH));
+    let backup = backup_pausing(&server, || head_after = wait_for(head_before + 3 * BATCH));
     let seconds = started.elapsed().as_secs_f64();
     let (header, records) = records_of(&backup);
     let backed_up = header["events"].as_u64().unwrap();
@@ -847,7 +658,7 @@ fn an_online_backup_restores_to_a_store_that_verifies_and_answers_alike() {
     assert_eq!(Some(hash.as_str()), header["headHash"].as_str());
 
     // The restore answers as the original did when it knew the backed-up prefix.
-    let copy = Serving::start(&restored, &[]);
+    let copy = serve(&restored, &[]);
     assert_eq!(copy.head(), backed_up);
     let questions = |known_at: String| {
         [

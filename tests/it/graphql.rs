@@ -1,208 +1,15 @@
 //! The GraphQL API over HTTP, against the real server binary: every query, mutation and error
 //! code, the GraphQL-over-HTTP rules, limits, access, and the committed SDL.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::sync::LazyLock;
 
+use chancery_testkit::http::Reply;
 use serde_json::{Value, json};
 
 use crate::support::*;
 
-const RECORDER: &str = "recorder-token-0123456789";
-const ADMIN: &str = "admin-token-0123456789abc";
-const READER: &str = "reader-token-0123456789ab";
-
-/// A running `chancery serve`, killed when dropped.
-pub(crate) struct Api {
-    child: Child,
-    address: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Api {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Api {
-    fn start(extra: &[&str]) -> Api {
-        let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(chancery_bin())
-            .arg("--data")
-            .arg(dir.path())
-            .args(["serve", "--demo", "--listen", "127.0.0.1:0"])
-            .args([
-                "--token",
-                &format!("recorder:{RECORDER}"),
-                "--token",
-                &format!("admin:{ADMIN}"),
-                "--token",
-                &format!("reader:{READER}"),
-            ])
-            .args(extra)
-            .env("CHANCERY_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(rest) = line.strip_prefix("chancery: listening on http://") {
-                    let _ = tx.send(rest.split(' ').next().unwrap_or("").to_owned());
-                }
-            }
-        });
-        let address = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the server started listening");
-        let api = Api {
-            child,
-            address,
-            _dir: dir,
-        };
-        // Ready means the projections caught up with the demo.
-        for _ in 0..600 {
-            if api.request("GET", "/readyz", &[], None).status == 200 {
-                return api;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("the server never became ready");
-    }
-
-    fn request(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: Option<&[u8]>,
-    ) -> Reply {
-        let mut stream = TcpStream::connect(&self.address).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(60)))
-            .unwrap();
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
-            self.address
-        );
-        for (k, v) in headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        if let Some(b) = body {
-            head.push_str(&format!("Content-Length: {}\r\n", b.len()));
-        }
-        head.push_str("\r\n");
-        // The server may answer (413) and close before taking a large body: read what it said.
-        let _ = stream.write_all(head.as_bytes());
-        if let Some(b) = body {
-            let _ = stream.write_all(b);
-        }
-        let mut raw = Vec::new();
-        let _ = stream.read_to_end(&mut raw);
-        Reply::parse(&raw)
-    }
-
-    /// POSTs a GraphQL request as JSON, optionally with a token.
-    fn graphql(&self, token: Option<&str>, query: &str, variables: Value) -> Reply {
-        let auth = token.map(|t| format!("Bearer {t}"));
-        let mut headers = vec![("Content-Type", "application/json")];
-        if let Some(a) = &auth {
-            headers.push(("Authorization", a));
-        }
-        let body = json!({ "query": query, "variables": variables }).to_string();
-        self.request("POST", "/graphql", &headers, Some(body.as_bytes()))
-    }
-
-    fn query(&self, query: &str) -> Value {
-        let reply = self.graphql(None, query, json!({}));
-        let body = reply.json();
-        assert!(body.get("errors").is_none(), "unexpected errors: {body}");
-        body["data"].clone()
-    }
-
-    fn head(&self) -> u64 {
-        self.query("{ head { position } }")["head"]["position"]
-            .as_u64()
-            .unwrap()
-    }
-}
-
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn parse(raw: &[u8]) -> Reply {
-        let split = raw
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .expect("a header block");
-        let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-        let mut lines = head.lines();
-        let status = lines
-            .next()
-            .and_then(|l| l.split(' ').nth(1))
-            .and_then(|s| s.parse().ok())
-            .unwrap();
-        let headers: Vec<(String, String)> = lines
-            .filter_map(|l| {
-                l.split_once(':')
-                    .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-            })
-            .collect();
-        let mut body = raw[split + 4..].to_vec();
-        if headers
-            .iter()
-            .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"))
-        {
-            body = dechunk(&body);
-        }
-        Reply {
-            status,
-            headers,
-            body,
-        }
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-fn dechunk(mut body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(end) = body.windows(2).position(|w| w == b"\r\n") {
-        let size =
-            usize::from_str_radix(String::from_utf8_lossy(&body[..end]).trim(), 16).unwrap_or(0);
-        if size == 0 {
-            break;
-        }
-        out.extend_from_slice(&body[end + 2..end + 2 + size]);
-        body = &body[end + 2 + size + 2..];
-    }
-    out
-}
+/// The header of a JSON request body.
+const JSON: (&str, &str) = ("Content-Type", "application/json");
 
 /// The first error's code and field.
 fn error_of(body: &Value) -> (String, String) {
@@ -213,16 +20,11 @@ fn error_of(body: &Value) -> (String, String) {
     )
 }
 
-const STATEMENT: &str = r#"mutation($id: ID, $summary: String!) {
-  recordEvent(timeline: "us-china-trade", event: {
-    id: $id,
-    occurred: { start: "2018-05-05" },
-    actors: [{ party: "USA" }], targets: [{ party: "CHN" }], issues: ["tariffs"],
-    summary: $summary,
-    sources: [{ publication: "Test Wire", attribution: OFFICIAL }],
-    act: { statement: { claim: "talks were constructive", tone: OPTIMISTIC } }
-  }) { firstPosition lastPosition timelineVersion deduplicated events { id position kind content { codes { cameo goldstein } } } }
-}"#;
+static STATEMENT: LazyLock<String> = LazyLock::new(|| {
+    statement_mutation(
+        "{ firstPosition lastPosition timelineVersion deduplicated events { id position kind content { codes { cameo goldstein } } } }",
+    )
+});
 
 #[test]
 fn the_committed_sdl_is_the_code_s_schema() {
@@ -236,7 +38,7 @@ fn the_committed_sdl_is_the_code_s_schema() {
 
 #[test]
 fn the_demo_standoffs_show_the_deficit_deadlocked_with_each_side() {
-    let api = Api::start(&[]);
+    let api = demo(&[]);
     let data = api.query(r#"{ standoffs(timeline: "us-china-trade", issues: ["trade-deficit"]) { status issue { slug title } timeline { slug } sides { party { code name } stance } } }"#);
     let standoff = &data["standoffs"][0];
     assert_eq!(standoff["status"], "DEADLOCKED");
@@ -249,7 +51,7 @@ fn the_demo_standoffs_show_the_deficit_deadlocked_with_each_side() {
 
 #[test]
 fn positions_answer_as_of_a_valid_time_and_show_amounts_and_history() {
-    let api = Api::start(&[]);
+    let api = demo(&[]);
     let now = api.query(r#"{ positions(timeline: "us-china-trade", parties: ["USA"], issues: ["trade-deficit", "tariffs"]) { issue { slug } stance amounts { value unit measures } firstStated reaffirmed attribution history { stance at } event { kind content { summary } } } }"#);
     let positions = now["positions"].as_array().unwrap();
     assert_eq!(positions.len(), 2);
@@ -279,7 +81,7 @@ fn positions_answer_as_of_a_valid_time_and_show_amounts_and_history() {
 fn a_positions_lists_answer_alike_however_they_are_selected() {
     // The server computes `supporting` and `history` only when the selection asks for them;
     // fragments and aliases must still count as asking.
-    let api = Api::start(&[]);
+    let api = demo(&[]);
     let args = r#"timeline: "us-china-trade", parties: ["USA"], issues: ["trade-deficit"]"#;
     let direct = api.query(&format!(
         "{{ positions({args}) {{ stance supporting history {{ stance at event }} }} }}"
@@ -313,10 +115,10 @@ fn a_positions_lists_answer_alike_however_they_are_selected() {
 
 #[test]
 fn cached_answers_follow_the_log_and_the_clock() {
-    let api = Api::start(&[]);
+    let api = demo(&[]);
     let last = r#"{ events(last: 1) { edges { node { position } } } }"#;
     let counter = |name: &str| -> u64 {
-        let metrics = api.request("GET", "/metrics", &[], None).text();
+        let metrics = api.get("/metrics").text();
         metrics
             .lines()
             .find_map(|l| l.strip_prefix(&format!("{name} ")))
@@ -333,7 +135,7 @@ fn cached_answers_follow_the_log_and_the_clock() {
     // A write moves the head: the next answer is computed again.
     api.graphql(
         Some(RECORDER),
-        STATEMENT,
+        &STATEMENT,
         json!({ "summary": "moves the head" }),
     );
     api.query(r#"{ standoffs(atLeast: 29) { status } }"#);
@@ -361,7 +163,7 @@ fn cached_answers_follow_the_log_and_the_clock() {
         start = instant(now - std::time::Duration::from_secs(60)),
         effective = instant(effective_at),
     );
-    let written = api.graphql(Some(RECORDER), &measure, json!({})).json();
+    let written = api.graphql(Some(RECORDER), &measure, json!({})).json_body();
     let position = written["data"]["recordEvent"]["lastPosition"]
         .as_u64()
         .unwrap_or_else(|| panic!("{written}"));
@@ -395,7 +197,7 @@ fn cached_answers_follow_the_log_and_the_clock() {
 
 #[test]
 fn events_page_forward_and_backward_by_log_and_by_valid_time() {
-    let api = Api::start(&[]);
+    let api = demo(&[]);
     let page = api.query(r#"{ events(first: 5) { edges { cursor node { position } } pageInfo { hasNextPage hasPreviousPage endCursor } } }"#);
     let positions: Vec<u64> = page["events"]["edges"]
         .as_array()
@@ -457,7 +259,7 @@ fn events_page_forward_and_backward_by_log_and_by_valid_time() {
 
 #[test]
 fn an_event_exposes_its_codes_sources_and_payload() {
-    let api = Api::start(&[]);
+    let api = demo(&[]);
     let data = api.query(r#"{ event(id: "016318ff-b000-7000-8000-00000000000f") { kind position version recordedAt hash prevHash
         content { summary amounts { value unit } sources { publication attribution } codes { cameo cameoLabel ploverType ploverMode quadClass goldstein tableVersion }
           payload { ... on ThreatPayload { instrument terms } } } } }"#);
@@ -475,7 +277,7 @@ fn an_event_exposes_its_codes_sources_and_payload() {
 
 #[test]
 fn the_registry_lists_timelines_parties_actors_and_issues() {
-    let api = Api::start(&[]);
+    let api = demo(&[]);
     let data = api.query(r#"{ timelines { slug title version } parties { code name kind } actors(party: "USA") { slug role party { code } } issues { slug } }"#);
     assert_eq!(
         data["timelines"],
@@ -488,7 +290,7 @@ fn the_registry_lists_timelines_parties_actors_and_issues() {
 
 #[test]
 fn relations_are_bucketed_with_quad_classes_and_goldstein() {
-    let api = Api::start(&[]);
+    let api = demo(&[]);
     let data = api.query(r#"{ relations(a: "USA", b: "CHN", bucket: MONTH) { buckets { start events verbalConflict goldsteinSum } total { events goldsteinMean } } }"#);
     let buckets = data["relations"]["buckets"].as_array().unwrap();
     assert_eq!(
@@ -500,10 +302,12 @@ fn relations_are_bucketed_with_quad_classes_and_goldstein() {
 
 #[test]
 fn recording_returns_positions_and_retries_are_idempotent() {
-    let api = Api::start(&[]);
+    let api = demo(&[]);
     let id = "01963f00-0000-7000-8000-000000000001";
     let vars = json!({ "id": id, "summary": "The US calls the talks constructive." });
-    let body = api.graphql(Some(RECORDER), STATEMENT, vars.clone()).json();
+    let body = api
+        .graphql(Some(RECORDER), &STATEMENT, vars.clone())
+        .json_body();
     let result = &body["data"]["recordEvent"];
     assert_eq!(result["firstPosition"], 29, "{body}");
     assert_eq!(result["timelineVersion"], 29);
@@ -514,7 +318,7 @@ fn recording_returns_positions_and_retries_are_idempotent() {
     let positions = api.query(r#"{ positions(timeline: "us-china-trade", parties: ["USA"], issues: ["tariffs"], atLeast: 29) { stance } }"#);
     assert_eq!(positions["positions"][0]["stance"], "STATEMENT");
 
-    let again = api.graphql(Some(RECORDER), STATEMENT, vars).json();
+    let again = api.graphql(Some(RECORDER), &STATEMENT, vars).json_body();
     assert_eq!(again["data"]["recordEvent"]["deduplicated"], true);
     assert_eq!(again["data"]["recordEvent"]["firstPosition"], 29);
     assert_eq!(api.head(), 29);
@@ -522,10 +326,10 @@ fn recording_returns_positions_and_retries_are_idempotent() {
     let other = api
         .graphql(
             Some(RECORDER),
-            STATEMENT,
+            &STATEMENT,
             json!({ "id": id, "summary": "Something else." }),
         )
-        .json();
+        .json_body();
     assert_eq!(
         error_of(&other),
         ("CONFLICT".into(), "id".into()),
@@ -536,21 +340,21 @@ fn recording_returns_positions_and_retries_are_idempotent() {
 
 #[test]
 fn expected_versions_conflict_with_the_actual_version_named() {
-    let api = Api::start(&[]);
+    let api = demo(&[]);
     let batch = r#"mutation($v: Long!) { recordEvents(timeline: "us-china-trade", expectedVersion: { exact: $v }, events: [
         { occurred: { start: "2018-05-04" }, actors: [{ party: "CHN" }], summary: "a", sources: [{ publication: "W", attribution: NAMED }], act: { statement: { claim: "x" } } },
         { occurred: { start: "2018-05-04" }, actors: [{ party: "USA" }], summary: "b", sources: [{ publication: "W", attribution: NAMED }], act: { demand: { terms: "y" } } }
     ]) { lastPosition timelineVersion } }"#;
     let ok = api
         .graphql(Some(RECORDER), batch, json!({ "v": 28 }))
-        .json();
+        .json_body();
     assert_eq!(
         ok["data"]["recordEvents"],
         json!({ "lastPosition": 30, "timelineVersion": 30 })
     );
     let stale = api
         .graphql(Some(RECORDER), batch, json!({ "v": 28 }))
-        .json();
+        .json_body();
     let (code, field) = error_of(&stale);
     assert_eq!(
         (code.as_str(), field.as_str()),
@@ -568,12 +372,12 @@ fn expected_versions_conflict_with_the_actual_version_named() {
 
 #[test]
 fn bad_input_names_the_field_and_writes_nothing() {
-    let api = Api::start(&[]);
+    let api = demo(&[]);
     let record = |event: &str| {
         let q = format!(
             r#"mutation {{ recordEvent(timeline: "us-china-trade", event: {event}) {{ lastPosition }} }}"#
         );
-        api.graphql(Some(RECORDER), &q, json!({})).json()
+        api.graphql(Some(RECORDER), &q, json!({})).json_body()
     };
     let base = |amount_unit: &str, target: &str, start: &str| {
         format!(
@@ -638,16 +442,18 @@ fn bad_input_names_the_field_and_writes_nothing() {
 
 #[test]
 fn writes_need_a_token_of_the_right_role() {
-    let api = Api::start(&[]);
+    let api = demo(&[]);
     let vars = json!({ "summary": "x" });
-    let anonymous = api.graphql(None, STATEMENT, vars.clone()).json();
+    let anonymous = api.graphql(None, &STATEMENT, vars.clone()).json_body();
     assert_eq!(error_of(&anonymous).0, "UNAUTHORIZED");
-    let reader = api.graphql(Some(READER), STATEMENT, vars.clone()).json();
+    let reader = api
+        .graphql(Some(READER), &STATEMENT, vars.clone())
+        .json_body();
     assert_eq!(error_of(&reader).0, "FORBIDDEN");
     let register = r#"mutation { registerParty(input: { timeline: "us-china-trade", code: "EU", name: "European Union", kind: ORGANIZATION }) { lastPosition } }"#;
-    let recorder = api.graphql(Some(RECORDER), register, json!({})).json();
+    let recorder = api.graphql(Some(RECORDER), register, json!({})).json_body();
     assert_eq!(error_of(&recorder).0, "FORBIDDEN", "{recorder}");
-    let admin = api.graphql(Some(ADMIN), register, json!({})).json();
+    let admin = api.graphql(Some(ADMIN), register, json!({})).json_body();
     assert_eq!(
         admin["data"]["registerParty"]["lastPosition"], 29,
         "{admin}"
@@ -658,29 +464,31 @@ fn writes_need_a_token_of_the_right_role() {
         json!({}),
     );
     assert_eq!(forged.status, 401);
-    assert_eq!(error_of(&forged.json()).0, "UNAUTHORIZED");
+    assert_eq!(error_of(&forged.json_body()).0, "UNAUTHORIZED");
     assert_eq!(api.head(), 29);
 }
 
 #[test]
 fn closed_reads_need_a_token() {
-    let api = Api::start(&["--open-reads", "false"]);
-    let anonymous = api.graphql(None, "{ head { position } }", json!({})).json();
+    let api = demo(&["--open-reads", "false"]);
+    let anonymous = api
+        .graphql(None, "{ head { position } }", json!({}))
+        .json_body();
     assert_eq!(error_of(&anonymous).0, "UNAUTHORIZED");
     let reader = api
         .graphql(Some(READER), "{ head { position } }", json!({}))
-        .json();
+        .json_body();
     assert_eq!(reader["data"]["head"]["position"], 28);
 }
 
 #[test]
 fn retractions_and_corrections_change_answers_from_then_on() {
-    let api = Api::start(&[]);
+    let api = demo(&[]);
     let refusal = "016318ff-b000-7000-8000-000000000015";
     let retract = format!(
         r#"mutation {{ retractEvent(input: {{ event: "{refusal}", reason: "misreported" }}) {{ lastPosition events {{ kind }} }} }}"#
     );
-    let body = api.graphql(Some(RECORDER), &retract, json!({})).json();
+    let body = api.graphql(Some(RECORDER), &retract, json!({})).json_body();
     assert_eq!(
         body["data"]["retractEvent"]["events"][0]["kind"], "RETRACTION",
         "{body}"
@@ -696,14 +504,14 @@ fn retractions_and_corrections_change_answers_from_then_on() {
     let correct = format!(
         r#"mutation {{ correctEvent(input: {{ event: "{demand}", reason: "the cut was $200 billion", changes: {{ amounts: [{{ value: 200e9, unit: "USD", measures: "cut" }}] }} }}) {{ lastPosition }} }}"#
     );
-    let body = api.graphql(Some(RECORDER), &correct, json!({})).json();
+    let body = api.graphql(Some(RECORDER), &correct, json!({})).json_body();
     assert_eq!(body["data"]["correctEvent"]["lastPosition"], 30, "{body}");
     let corrected = api.query(&format!(r#"{{ event(id: "{demand}", atLeast: 30) {{ corrected content {{ amounts {{ value }} }} recorded {{ amounts {{ value }} }} }} }}"#));
     assert_eq!(corrected["event"]["corrected"], true);
     assert_eq!(corrected["event"]["content"]["amounts"][0]["value"], 200e9);
     assert_eq!(corrected["event"]["recorded"]["amounts"][0]["value"], 100e9);
 
-    let missing = api.graphql(Some(RECORDER), r#"mutation { retractEvent(input: { event: "016318ff-b000-7000-8000-0000000000ff", reason: "x" }) { lastPosition } }"#, json!({})).json();
+    let missing = api.graphql(Some(RECORDER), r#"mutation { retractEvent(input: { event: "016318ff-b000-7000-8000-0000000000ff", reason: "x" }) { lastPosition } }"#, json!({})).json_body();
     assert_eq!(
         error_of(&missing),
         ("NOT_FOUND".into(), "input.event".into())
@@ -712,37 +520,25 @@ fn retractions_and_corrections_change_answers_from_then_on() {
 
 #[test]
 fn graphql_over_http_negotiates_media_types_and_refuses_what_it_must() {
-    let api = Api::start(&[]);
-    let get = api.request("GET", "/graphql?query=%7Bhead%7Bposition%7D%7D", &[], None);
+    let api = demo(&[]);
+    let get = api.get("/graphql?query=%7Bhead%7Bposition%7D%7D");
     assert_eq!(get.status, 200);
-    assert_eq!(get.json()["data"]["head"]["position"], 28);
-    let mutation = api.request("GET", "/graphql?query=mutation%7BregisterTimeline(input%3A%7Bslug%3A%22x%22%2Ctitle%3A%22x%22%7D)%7BlastPosition%7D%7D", &[], None);
+    assert_eq!(get.json_body()["data"]["head"]["position"], 28);
+    let mutation = api.get("/graphql?query=mutation%7BregisterTimeline(input%3A%7Bslug%3A%22x%22%2Ctitle%3A%22x%22%7D)%7BlastPosition%7D%7D");
     assert_eq!(mutation.status, 405);
     assert_eq!(mutation.header("allow"), Some("POST"));
-    let form = api.request(
-        "POST",
-        "/graphql",
+    let form = api.post_graphql(
         &[("Content-Type", "text/plain")],
-        Some(br#"{"query":"{head{position}}"}"#),
+        br#"{"query":"{head{position}}"}"#,
     );
     assert_eq!(form.status, 415);
-    let broken = api.request(
-        "POST",
-        "/graphql",
-        &[("Content-Type", "application/json")],
-        Some(b"{\"query\":"),
-    );
+    let broken = api.post_graphql(&[JSON], b"{\"query\":");
     assert_eq!(broken.status, 400);
     // A document that does not validate: 400 without data for graphql-response+json, 200 for json.
     let bad = br#"{"query":"{ nothing }"}"#;
-    let strict = api.request(
-        "POST",
-        "/graphql",
-        &[
-            ("Content-Type", "application/json"),
-            ("Accept", "application/graphql-response+json"),
-        ],
-        Some(bad),
+    let strict = api.post_graphql(
+        &[JSON, ("Accept", "application/graphql-response+json")],
+        bad,
     );
     assert_eq!(strict.status, 400);
     assert!(
@@ -751,54 +547,31 @@ fn graphql_over_http_negotiates_media_types_and_refuses_what_it_must() {
             .unwrap()
             .starts_with("application/graphql-response+json")
     );
-    assert!(strict.json().get("data").is_none());
-    assert_eq!(error_of(&strict.json()).0, "VALIDATION");
-    let legacy = api.request(
-        "POST",
-        "/graphql",
-        &[
-            ("Content-Type", "application/json"),
-            ("Accept", "application/json"),
-        ],
-        Some(bad),
-    );
+    assert!(strict.json_body().get("data").is_none());
+    assert_eq!(error_of(&strict.json_body()).0, "VALIDATION");
+    let legacy = api.post_graphql(&[JSON, ("Accept", "application/json")], bad);
     assert_eq!(legacy.status, 200);
-    let unacceptable = api.request(
-        "POST",
-        "/graphql",
-        &[
-            ("Content-Type", "application/json"),
-            ("Accept", "text/html"),
-        ],
-        Some(bad),
-    );
+    let unacceptable = api.post_graphql(&[JSON, ("Accept", "text/html")], bad);
     assert_eq!(unacceptable.status, 406);
     // Batches: answered in order, capped.
-    let batch = api.request(
-        "POST",
-        "/graphql",
-        &[("Content-Type", "application/json")],
-        Some(br#"[{"query":"{head{position}}"},{"query":"{parties{code}}"}]"#),
+    let batch = api.post_graphql(
+        &[JSON],
+        br#"[{"query":"{head{position}}"},{"query":"{parties{code}}"}]"#,
     );
-    let answers = batch.json();
+    let answers = batch.json_body();
     assert_eq!(answers[0]["data"]["head"]["position"], 28);
     assert_eq!(answers[1]["data"]["parties"].as_array().unwrap().len(), 2);
     let flood: Vec<Value> = (0..11)
         .map(|_| json!({ "query": "{head{position}}" }))
         .collect();
-    let flood = api.request(
-        "POST",
-        "/graphql",
-        &[("Content-Type", "application/json")],
-        Some(Value::Array(flood).to_string().as_bytes()),
-    );
-    assert_eq!(error_of(&flood.json()).0, "LIMIT");
+    let flood = api.post_graphql(&[JSON], Value::Array(flood).to_string().as_bytes());
+    assert_eq!(error_of(&flood.json_body()).0, "LIMIT");
 }
 
 #[test]
 fn each_limit_answers_with_a_limit_error() {
-    let api = Api::start(&["--request-timeout-ms", "300", "--max-wait-ms", "60000"]);
-    let code = |reply: Reply| error_of(&reply.json()).0;
+    let api = demo(&["--request-timeout-ms", "300", "--max-wait-ms", "60000"]);
+    let code = |reply: Reply| error_of(&reply.json_body()).0;
     // Aliases.
     let aliases: String = (0..31)
         .map(|i| format!("a{i}: head {{ position }} "))
@@ -828,18 +601,13 @@ fn each_limit_answers_with_a_limit_error() {
         r#"{{"query":"{{head{{position}}}}","variables":{{"x":"{}"}}}}"#,
         "x".repeat(5 * 1024 * 1024)
     );
-    let reply = api.request(
-        "POST",
-        "/graphql",
-        &[("Content-Type", "application/json")],
-        Some(big.as_bytes()),
-    );
+    let reply = api.post_graphql(&[JSON], big.as_bytes());
     assert_eq!(reply.status, 413);
     assert_eq!(code(reply), "LIMIT");
     // Per-request timeout: waiting (up to a minute) for a position that never comes outlasts 300 ms.
     let slow = api
         .graphql(None, "{ positions(atLeast: 999) { stance } }", json!({}))
-        .json();
+        .json_body();
     assert_eq!(error_of(&slow).0, "LIMIT");
     assert!(
         slow["errors"][0]["message"]
@@ -853,18 +621,18 @@ fn each_limit_answers_with_a_limit_error() {
 
 #[test]
 fn a_query_too_complex_for_the_limit_is_refused() {
-    let api = Api::start(&["--max-complexity", "10"]);
+    let api = demo(&["--max-complexity", "10"]);
     let small = api
         .graphql(None, "{ head { position hash } }", json!({}))
-        .json();
+        .json_body();
     assert_eq!(small["data"]["head"]["position"], 28);
-    let wide = api.graphql(None, "{ head { position hash recordedAt projected } parties { code name kind } issues { slug title description } timelines { slug title description version } }", json!({})).json();
+    let wide = api.graphql(None, "{ head { position hash recordedAt projected } parties { code name kind } issues { slug title description } timelines { slug title description version } }", json!({})).json_body();
     assert_eq!(error_of(&wide).0, "LIMIT", "{wide}");
 }
 
 #[test]
 fn the_standard_introspection_query_fits_the_limits() {
-    let api = Api::start(&[]);
+    let api = demo(&[]);
     let query = r#"query IntrospectionQuery { __schema { queryType { name } mutationType { name } subscriptionType { name }
       types { ...FullType } directives { name description locations args { ...InputValue } } } }
       fragment FullType on __Type { kind name description fields(includeDeprecated: true) { name description args { ...InputValue }
@@ -874,10 +642,10 @@ fn the_standard_introspection_query_fits_the_limits() {
       fragment TypeRef on __Type { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } } }"#;
     let data = api.query(query);
     assert!(data["__schema"]["types"].as_array().unwrap().len() > 50);
-    let off = Api::start(&["--introspection", "false"]);
+    let off = demo(&["--introspection", "false"]);
     let body = off
         .graphql(None, "{ __schema { queryType { name } } }", json!({}))
-        .json();
+        .json_body();
     assert!(
         body["data"]["__schema"].is_null(),
         "introspection can be switched off: {body}"
@@ -886,15 +654,15 @@ fn the_standard_introspection_query_fits_the_limits() {
 
 #[test]
 fn operations_endpoints_and_graphiql_are_served() {
-    let api = Api::start(&[]);
-    assert_eq!(api.request("GET", "/healthz", &[], None).status, 200);
-    let ready = api.request("GET", "/readyz", &[], None);
+    let api = demo(&[]);
+    assert_eq!(api.get("/healthz").status, 200);
+    let ready = api.get("/readyz");
     assert_eq!(
-        ready.json(),
+        ready.json_body(),
         json!({ "ready": true, "head": 28, "projected": 28 })
     );
-    api.graphql(Some(RECORDER), STATEMENT, json!({ "summary": "counted" }));
-    let metrics = api.request("GET", "/metrics", &[], None).text();
+    api.graphql(Some(RECORDER), &STATEMENT, json!({ "summary": "counted" }));
+    let metrics = api.get("/metrics").text();
     for line in [
         "chancery_appends_total 1",
         "chancery_appended_events_total 1",
@@ -905,7 +673,7 @@ fn operations_endpoints_and_graphiql_are_served() {
         assert!(metrics.contains(line), "missing {line:?} in:\n{metrics}");
     }
     assert!(metrics.contains("chancery_requests_total{outcome=\"ok\"}"));
-    let page = api.request("GET", "/graphiql", &[], None);
+    let page = api.get("/graphiql");
     assert_eq!(page.status, 200);
     assert!(
         page.header("content-type")
@@ -918,88 +686,41 @@ fn operations_endpoints_and_graphiql_are_served() {
             .contains("default-src 'none'")
     );
     assert!(page.text().contains("/graphiql/assets/"));
-    let script = api.request("GET", "/graphiql/assets/graphiql.min.js", &[], None);
+    let script = api.get("/graphiql/assets/graphiql.min.js");
     assert_eq!(script.status, 200);
     assert!(script.body.len() > 500_000);
-    assert_eq!(
-        api.request("GET", "/graphiql/assets/../../etc/passwd", &[], None)
-            .status,
-        404
-    );
+    assert_eq!(api.get("/graphiql/assets/../../etc/passwd").status, 404);
 }
 
 mod websocket {
     //! What only a WebSocket can show: a live subscription, and its two limits.
 
-    use futures_util::{SinkExt, StreamExt};
     use serde_json::{Value, json};
-    use tokio_tungstenite::tungstenite::Message;
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
     use super::*;
-
-    type Socket = tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >;
-
-    async fn connect(api: &Api) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
-        open(api, None, None).await
-    }
+    use crate::ws::{self, Socket, next_json};
 
     /// An initialised connection with `token`; `receive_buffer` shrinks the socket's receive
     /// buffer, so that a client that does not read falls behind after a few frames.
-    async fn open(
-        api: &Api,
-        token: Option<&str>,
-        receive_buffer: Option<u32>,
-    ) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
-        let mut request = format!("ws://{}/graphql/ws", api.address).into_client_request()?;
-        request.headers_mut().insert(
-            "Sec-WebSocket-Protocol",
-            "graphql-transport-ws".parse().unwrap(),
-        );
-        let tcp = tokio::net::TcpSocket::new_v4()?;
-        if let Some(size) = receive_buffer {
-            tcp.set_recv_buffer_size(size)?;
-        }
-        let stream = tcp.connect(api.address.parse().unwrap()).await?;
-        let (mut socket, _) = tokio_tungstenite::client_async(
-            request,
-            tokio_tungstenite::MaybeTlsStream::Plain(stream),
-        )
-        .await?;
-        let payload = token.map_or(
-            json!({}),
-            |t| json!({ "authorization": format!("Bearer {t}") }),
-        );
-        socket
-            .send(Message::text(
-                json!({ "type": "connection_init", "payload": payload }).to_string(),
-            ))
-            .await?;
-        let ack = next_json(&mut socket).await;
-        assert_eq!(ack["type"], "connection_ack");
-        Ok(socket)
+    async fn open(api: &Server, token: Option<&str>, receive_buffer: Option<u32>) -> Socket {
+        ws::connect(api.address(), token, receive_buffer)
+            .await
+            .unwrap()
     }
 
     /// Subscribes with variables, and waits until the server has taken the subscription (a
     /// ping sent after it is answered after it).
     async fn subscribe_with(socket: &mut Socket, id: &str, query: &str, variables: Value) {
-        let message = json!({ "type": "subscribe", "id": id, "payload": { "query": query, "variables": variables } });
-        socket
-            .send(Message::text(message.to_string()))
+        ws::subscribe(socket, id, query, Some(&variables))
             .await
             .unwrap();
-        socket
-            .send(Message::text(json!({ "type": "ping" }).to_string()))
-            .await
-            .unwrap();
+        ws::send(socket, &json!({ "type": "ping" })).await.unwrap();
         let pong = next_json(socket).await;
         assert_eq!(pong["type"], "pong", "{pong}");
     }
 
     /// The cursor of the log's last event.
-    fn last_cursor(api: &Api) -> String {
+    fn last_cursor(api: &Server) -> String {
         let data = api.query("{ events(last: 1) { edges { node { cursor } } } }");
         data["events"]["edges"][0]["node"]["cursor"]
             .as_str()
@@ -1019,40 +740,15 @@ mod websocket {
         seen
     }
 
-    async fn next_json(socket: &mut Socket) -> Value {
-        loop {
-            let message = tokio::time::timeout(Duration::from_secs(60), socket.next())
-                .await
-                .expect("a message in time")
-                .expect("open")
-                .expect("readable");
-            if let Message::Text(text) = message {
-                return serde_json::from_str(text.as_str()).unwrap();
-            }
-        }
-    }
-
     async fn subscribe(socket: &mut Socket, id: &str, query: &str) {
-        socket
-            .send(Message::text(
-                json!({ "type": "subscribe", "id": id, "payload": { "query": query } }).to_string(),
-            ))
-            .await
-            .unwrap();
-    }
-
-    fn runtime() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
+        ws::subscribe(socket, id, query, None).await.unwrap();
     }
 
     #[test]
     fn a_subscription_catches_up_then_follows_and_resumes_after_its_cursor() {
-        let api = Api::start(&[]);
+        let api = demo(&[]);
         runtime().block_on(async {
-            let mut socket = connect(&api).await.unwrap();
+            let mut socket = open(&api, None, None).await;
             subscribe(&mut socket, "a", "subscription { events(filter: { kinds: [REFUSAL] }) { position cursor kind } }").await;
             let first = next_json(&mut socket).await;
             assert_eq!(first["type"], "next");
@@ -1064,7 +760,7 @@ mod websocket {
             // A new subscription from that cursor gets only what comes after it: a live refusal.
             subscribe(&mut socket, "b", &format!(r#"subscription {{ events(after: "{cursor}") {{ position kind }} }}"#)).await;
             let refusal = r#"mutation { recordEvent(timeline: "us-china-trade", event: { occurred: { start: "2018-05-04" }, actors: [{ party: "USA" }], targets: [{ party: "CHN" }], issues: ["made-in-china-2025"], summary: "The US rejects China's view.", sources: [{ publication: "W", attribution: NAMED }], act: { refusal: { terms: "no", of: TO_ACCEPT } } }) { lastPosition } }"#;
-            let written = api.graphql(Some(RECORDER), refusal, json!({})).json()["data"]["recordEvent"]["lastPosition"].as_u64().unwrap();
+            let written = api.graphql(Some(RECORDER), refusal, json!({})).json_body()["data"]["recordEvent"]["lastPosition"].as_u64().unwrap();
             let mut seen_b = Vec::new();
             let mut live_a = None;
             while seen_b.last() != Some(&written) || live_a.is_none() {
@@ -1082,25 +778,25 @@ mod websocket {
 
     #[test]
     fn subscribers_share_an_execution_only_when_their_answers_cannot_differ() {
-        let api = Api::start(&[]);
+        let api = demo(&[]);
         let after = last_cursor(&api);
         let feed = "subscription($after: String, $kinds: [Kind!]) { events(after: $after, filter: { kinds: $kinds }) { position kind } }";
         let refusals = json!({ "after": after, "kinds": ["REFUSAL"] });
         let statements = json!({ "after": after, "kinds": ["STATEMENT"] });
         runtime().block_on(async {
             // One connection with two subscriptions that differ only in their variables.
-            let mut one = open(&api, None, None).await.unwrap();
+            let mut one = open(&api, None, None).await;
             subscribe_with(&mut one, "refusals", feed, refusals.clone()).await;
             subscribe_with(&mut one, "statements", feed, statements).await;
             // The same ask as "refusals" from another connection, and from a reader's grants.
-            let mut two = open(&api, None, None).await.unwrap();
+            let mut two = open(&api, None, None).await;
             subscribe_with(&mut two, "r", feed, refusals.clone()).await;
-            let mut reader = open(&api, Some(READER), None).await.unwrap();
+            let mut reader = open(&api, Some(READER), None).await;
             subscribe_with(&mut reader, "r", feed, refusals).await;
 
             let recorded = |kind_json: &str| {
                 let mutation = format!(r#"mutation {{ recordEvent(timeline: "us-china-trade", event: {{ occurred: {{ start: "2018-05-04" }}, actors: [{{ party: "USA" }}], targets: [{{ party: "CHN" }}], issues: ["made-in-china-2025"], summary: "grouped feeds", sources: [{{ publication: "W", attribution: NAMED }}], act: {kind_json} }}) {{ lastPosition }} }}"#);
-                api.graphql(Some(RECORDER), &mutation, json!({})).json()["data"]["recordEvent"]["lastPosition"].as_u64().unwrap()
+                api.graphql(Some(RECORDER), &mutation, json!({})).json_body()["data"]["recordEvent"]["lastPosition"].as_u64().unwrap()
             };
             let statement = recorded(r#"{ statement: { claim: "said" } }"#);
             let first_refusal = recorded(r#"{ refusal: { terms: "no", of: TO_ACCEPT } }"#);
@@ -1128,7 +824,7 @@ mod websocket {
             }
             // "refusals" and the other anonymous one share a group; the statements and the reader's
             // have one each.
-            let metrics = api.request("GET", "/metrics", &[], None).text();
+            let metrics = api.get("/metrics").text();
             for line in [
                 "chancery_subscription_groups 3",
                 "chancery_grouped_subscribers 4",
@@ -1141,7 +837,7 @@ mod websocket {
 
     #[test]
     fn a_subscriber_that_falls_behind_its_group_goes_on_alone_and_misses_nothing() {
-        let api = Api::start(&["--subscriber-queue", "4"]);
+        let api = demo(&["--subscriber-queue", "4"]);
         let after = last_cursor(&api);
         // Frames of about 55 KB: a client that does not read holds up its connection after a few.
         let summaries: String = (1..30)
@@ -1151,8 +847,8 @@ mod websocket {
             "subscription($after: String) {{ events(after: $after) {{ position {summaries} }} }}"
         );
         runtime().block_on(async {
-            let mut slow = open(&api, None, Some(4096)).await.unwrap();
-            let mut fast = open(&api, None, None).await.unwrap();
+            let mut slow = open(&api, None, Some(4096)).await;
+            let mut fast = open(&api, None, None).await;
             subscribe_with(&mut slow, "feed", &feed, json!({ "after": after })).await;
             subscribe_with(&mut fast, "feed", &feed, json!({ "after": after })).await;
 
@@ -1163,7 +859,7 @@ mod websocket {
                 let mut seen = Vec::new();
                 for batch in 0..4 {
                     let events: Vec<Value> = (0..30).map(|i| event(batch * 30 + i)).collect();
-                    let reply = api.graphql(Some(RECORDER), mutation, json!({ "events": events })).json();
+                    let reply = api.graphql(Some(RECORDER), mutation, json!({ "events": events })).json_body();
                     last = reply["data"]["recordEvents"]["lastPosition"].as_u64().unwrap_or_else(|| panic!("{reply}"));
                     seen.extend(positions_until(&mut fast, "feed", last).await);
                 }
@@ -1173,7 +869,7 @@ mod websocket {
             let all: Vec<u64> = (fast_saw[0]..=last).collect();
             assert_eq!(fast_saw.len(), 120);
             assert_eq!(fast_saw, all, "the reading member: every position once, in order");
-            let metrics = api.request("GET", "/metrics", &[], None).text();
+            let metrics = api.get("/metrics").text();
             let detached = metrics
                 .lines()
                 .find_map(|l| l.strip_prefix("chancery_detached_subscribers_total "))
@@ -1187,14 +883,14 @@ mod websocket {
 
     #[test]
     fn subscriptions_per_connection_and_connections_are_limited() {
-        let api = Api::start(&[
+        let api = demo(&[
             "--max-subscriptions-per-connection",
             "2",
             "--max-connections",
             "2",
         ]);
         runtime().block_on(async {
-            let mut socket = connect(&api).await.unwrap();
+            let mut socket = open(&api, None, None).await;
             for id in ["1", "2", "3"] {
                 subscribe(
                     &mut socket,
@@ -1208,8 +904,8 @@ mod websocket {
             assert_eq!(refused["id"], "3");
             assert_eq!(refused["payload"][0]["extensions"]["code"], "LIMIT");
 
-            let _second = connect(&api).await.unwrap();
-            let third = connect(&api).await;
+            let _second = open(&api, None, None).await;
+            let third = ws::connect(api.address(), None, None).await;
             let Err(refused) = third else {
                 panic!("a third connection is refused")
             };

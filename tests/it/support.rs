@@ -1,8 +1,23 @@
-//! Helpers shared by the black-box tests: the built binary, tools the tests need, paths.
+//! Helpers shared by the black-box tests: the built binary and its CLI, a served Chancery and
+//! GraphQL over HTTP to it, and the workspace's paths. What is not Chancery's own (HTTP, child
+//! processes, the CI policy) comes from `chancery-testkit`.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
+use std::time::Duration;
+
+use chancery_testkit::http::{Client, Reply};
+use chancery_testkit::server::Process;
+use chancery_testkit::{PATIENCE, wait};
+use serde_json::{Value, json};
+
+/// How long a server may take to be ready (its projections caught up) on a loaded machine.
+pub const READY_PATIENCE: Duration = Duration::from_secs(120);
+
+/// How a server says where it listens, the URL following.
+pub const LISTENING: &str = "chancery: listening on ";
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {
@@ -66,30 +81,6 @@ pub fn chancery_ok(data: &Path, args: &[&str]) -> String {
     stdout(&out)
 }
 
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-/// A tool a test needs. In CI its absence fails the test; elsewhere the test says loudly that it
-/// did not run.
-pub fn require_tool(name: &str, install_hint: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file());
-    if found.is_none() {
-        assert!(
-            !in_ci(),
-            "{name} is required in CI but is not on PATH ({install_hint})"
-        );
-        eprintln!(
-            "\n*** NOT RUN: {name} is not installed ({install_hint}); this test checked nothing ***\n"
-        );
-    }
-    found
-}
-
 /// The committed demo event file.
 pub fn demo_file() -> PathBuf {
     workspace().join("crates/chancery/demo/us-china-trade-2018.ndjson")
@@ -110,13 +101,77 @@ pub fn verified(data: &Path) -> (u64, String) {
     )
 }
 
+/// The tokens the tests give their servers, one per role.
+pub const RECORDER: &str = "recorder-token-0123456789";
+pub const ADMIN: &str = "admin-token-0123456789abc";
+pub const READER: &str = "reader-token-0123456789ab";
+
+/// A server's arguments: `--token role:token` for each role, then `args`.
+pub fn with_tokens(args: &[&str]) -> Vec<String> {
+    [("recorder", RECORDER), ("admin", ADMIN), ("reader", READER)]
+        .iter()
+        .flat_map(|(role, token)| ["--token".to_owned(), format!("{role}:{token}")])
+        .chain(args.iter().map(|a| (*a).to_owned()))
+        .collect()
+}
+
+/// `chancery serve --demo` with a token of each role and `extra`, once it is ready (its
+/// projections caught up with the demo).
+pub fn demo(extra: &[&str]) -> Server {
+    let server = Server::start(&with_tokens(&[&["--demo"], extra].concat()));
+    server.wait_ready();
+    server
+}
+
+/// `chancery --data <data> serve --listen <listen> <args>`, configured by its arguments alone:
+/// the tests' `CHANCERY_*` variables are not passed on.
+pub fn serve_command<S: AsRef<OsStr>>(data: &Path, listen: &str, args: &[S]) -> Command {
+    let mut command = Command::new(chancery_bin());
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("CHANCERY_") {
+            command.env_remove(name);
+        }
+    }
+    command
+        .arg("--data")
+        .arg(data)
+        .args(["serve", "--listen", listen])
+        .args(args)
+        .env("NO_COLOR", "1");
+    command
+}
+
+/// A mutation that records a statement by the USA on tariffs in the demo's timeline, with the
+/// variables `$id` and `$summary`, answering `selection`.
+pub fn statement_mutation(selection: &str) -> String {
+    format!(
+        r#"mutation($id: ID, $summary: String!) {{
+  recordEvent(timeline: "us-china-trade", event: {{
+    id: $id,
+    occurred: {{ start: "2018-05-05" }},
+    actors: [{{ party: "USA" }}], targets: [{{ party: "CHN" }}], issues: ["tariffs"],
+    summary: $summary,
+    sources: [{{ publication: "Test Wire", attribution: OFFICIAL }}],
+    act: {{ statement: {{ claim: "talks were constructive", tone: OPTIMISTIC }} }}
+  }}) {selection}
+}}"#
+    )
+}
+
+/// A runtime for the WebSocket clients of one test.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// A running `chancery serve` on a free loopback port, with a fresh data directory of its own;
 /// killed (and its directory removed) when dropped, also when a test panics.
 pub struct Server {
     /// `http://127.0.0.1:<port>`, as the server printed it.
     pub url: String,
-    child: std::process::Child,
-    log: std::sync::Arc<std::sync::Mutex<String>>,
+    process: Process,
     /// The fresh data directory, when the server owns one (see [`Server::start_in`]).
     _data: Option<tempfile::TempDir>,
 }
@@ -125,7 +180,7 @@ impl Server {
     /// Starts `chancery --data <fresh dir> serve --listen 127.0.0.1:0 <args>` and waits (60 s at
     /// most) for its `listening on` line. `CHANCERY_*` variables are not passed on, so only
     /// `args` configure it.
-    pub fn start(args: &[&str]) -> Server {
+    pub fn start<S: AsRef<OsStr>>(args: &[S]) -> Server {
         let data = tempfile::tempdir().unwrap();
         let mut server = Server::start_in(data.path(), args);
         server._data = Some(data);
@@ -133,97 +188,112 @@ impl Server {
     }
 
     /// Like [`Server::start`], over a data directory the caller chose (and keeps).
-    pub fn start_in(data: &Path, args: &[&str]) -> Server {
-        use std::io::{BufRead, BufReader, Read};
-        use std::process::Stdio;
-        use std::sync::{Arc, Mutex, mpsc};
-        use std::time::Duration;
-
-        let mut command = Command::new(chancery_bin());
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("CHANCERY_") {
-                command.env_remove(name);
-            }
-        }
-        let mut child = command
-            .arg("--data")
-            .arg(data)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(args)
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("chancery serve starts");
-        // The server's log, kept to show when something fails.
-        let log = Arc::new(Mutex::new(String::new()));
-        let mut stderr = child.stderr.take().unwrap();
-        let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
-            let mut buffer = [0u8; 8192];
-            while let Ok(n @ 1..) = stderr.read(&mut buffer) {
-                let text = String::from_utf8_lossy(&buffer[..n]);
-                sink.lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push_str(&text);
-            }
-        });
-        // Standard output is read to its end, so the server never blocks on a full pipe.
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(rest) = line.strip_prefix("chancery: listening on ") {
-                    let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_owned());
-                }
-            }
-        });
-        let mut server = Server {
-            url: String::new(),
-            child,
-            log,
+    pub fn start_in<S: AsRef<OsStr>>(data: &Path, args: &[S]) -> Server {
+        let command = serve_command(data, "127.0.0.1:0", args);
+        let process = Process::spawn("chancery serve", &command).expect("chancery serve starts");
+        let url = process
+            .wait_address(LISTENING, PATIENCE)
+            .unwrap_or_else(|e| panic!("chancery serve did not say it was listening: {e}"));
+        assert!(
+            url.starts_with("http://"),
+            "chancery serve listens on {url}; its log:\n{}",
+            process.log()
+        );
+        Server {
+            url,
+            process,
             _data: None,
-        };
-        match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(url) if url.starts_with("http://") => server.url = url,
-            outcome => {
-                let status = server.child.try_wait().ok().flatten();
-                panic!(
-                    "chancery serve {args:?} did not say it was listening within 60 s \
-                     ({outcome:?}; exit status {status:?}); its log:\n{}",
-                    server.log()
-                );
-            }
         }
-        server
     }
 
-    /// What the server has logged so far (standard error).
+    /// `127.0.0.1:<port>`.
+    pub fn address(&self) -> &str {
+        self.url.trim_start_matches("http://")
+    }
+
+    /// An HTTP client of the server that waits as long as a loaded machine may need.
+    pub fn http(&self) -> Client {
+        Client::new(&self.url).with_timeout(READY_PATIENCE)
+    }
+
+    /// Waits until `/readyz` answers 200: the projections caught up with the log.
+    pub fn wait_ready(&self) {
+        let http = self.http();
+        wait::until("the server to be ready", READY_PATIENCE, || {
+            http.status("/readyz") == Some(200)
+        })
+        .unwrap_or_else(|e| panic!("{e}; its log:\n{}", self.log()));
+    }
+
+    /// What the server has logged so far (standard output and error).
     pub fn log(&self) -> String {
-        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.process.log()
+    }
+
+    /// Waits until the server's log holds `line`, and answers the log.
+    pub fn wait_for_log(&self, line: &str) -> String {
+        self.process
+            .wait_line(&format!("{line:?}"), READY_PATIENCE, |l| l.contains(line))
+            .unwrap_or_else(|e| panic!("{e}"));
+        self.log()
     }
 
     /// Stops the server with SIGTERM (a clean shutdown) and waits, two minutes at most, for it
     /// to exit.
     pub fn stop(&mut self) {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-        while self.child.try_wait().unwrap().is_none() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the server did not stop on SIGTERM within two minutes; its log:\n{}",
+        if let Err(e) = self.process.terminate(Duration::from_secs(120)) {
+            panic!(
+                "the server did not stop on SIGTERM ({e}); its log:\n{}",
                 self.log()
             );
-            std::thread::sleep(std::time::Duration::from_millis(20));
         }
+    }
+
+    /// Fails the test, with the server's log, when nothing answered.
+    fn answered(&self, what: &str, reply: chancery_testkit::Result<Reply>) -> Reply {
+        reply.unwrap_or_else(|e| panic!("{what}: {e}; the server's log:\n{}", self.log()))
+    }
+
+    /// `GET path`.
+    pub fn get(&self, path: &str) -> Reply {
+        self.answered(path, self.http().get(path))
+    }
+
+    /// `POST /graphql` with `headers` and `body` exactly as given.
+    pub fn post_graphql(&self, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+        let reply = self.http().request("POST", "/graphql", headers, Some(body));
+        self.answered("POST /graphql", reply)
+    }
+
+    /// POSTs a GraphQL request as JSON, optionally with a token.
+    pub fn graphql(&self, token: Option<&str>, query: &str, variables: Value) -> Reply {
+        self.answered(query, self.http().graphql(token, query, &variables))
+    }
+
+    /// A query that must answer without errors: its data.
+    pub fn query(&self, query: &str) -> Value {
+        let body = self.graphql(None, query, json!({})).json_body();
+        assert!(body.get("errors").is_none(), "unexpected errors: {body}");
+        body["data"].clone()
+    }
+
+    /// The position of the log's head.
+    pub fn head(&self) -> u64 {
+        self.query("{ head { position } }")["head"]["position"]
+            .as_u64()
+            .unwrap()
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// What the tests read of an HTTP answer.
+pub trait ReplyExt {
+    /// The body as JSON; fails the test, showing the body, when it is not.
+    fn json_body(&self) -> Value;
+}
+
+impl ReplyExt for Reply {
+    fn json_body(&self) -> Value {
+        self.json()
+            .unwrap_or_else(|e| panic!("not JSON ({e}, status {}): {}", self.status, self.text()))
     }
 }

@@ -15,15 +15,8 @@ use chancery_store::{AppendRequest, EventLog, ExpectedVersion};
 use chancery_store_sled::{SledConfig, SledLog, keys};
 
 use crate::client::{free_port, on_path};
-use crate::report::{Figure, Section, machine, median, today};
+use crate::report::{Figure, Section, machine, med, today};
 use crate::synthetic::{Acts, register_timelines};
-
-/// What bounds the figures, from profiles of this benchmark; the figures themselves are the run's.
-const PROFILE_NOTE: &str = "Where the time goes (`strace -f -T` and `perf record --call-graph dwarf` of this benchmark, 2026-12-02). \
-Until that day every group was one sled batch, and an strace of one writer showed, beside the log's write and fdatasync of each append, sled's I/O threads writing two small buffers with `sync_file_range`: sled 0.34's `apply_batch` rolls its I/O buffer before and after the batch's manifest (`pin_log`), so every group cost the disk two writes. \
-The writer now inserts a group key by key and takes sled back to its last checkpoint after a crash (ARCHITECTURE.md, `rollback.rs`); in runs of this benchmark side by side, one writer went from 0.46 to 0.71 of the disk's loop, 64 writers from 0.73 to 0.83 of raw sled, batches of 100 from 0.79 to 0.84. \
-One writer: each append now costs the disk's fdatasync plus roughly 70 µs (1 / the writer's rate − 1 / the loop's rate), which a writer awaiting each acknowledgement cannot overlap with the disk: the writer thread's work between two syncs (perf, one-writer phase: about half in sled's inserts of the event's nine keys, with their copy-on-write of leaf nodes and splits, a tenth reclaiming sled's epoch garbage, under a tenth sealing the record (JSON and SHA-256), and the CPU of the write, the fdatasync and waking the caller), and the handoff from the caller's task to the writer thread and back. What would close the gap: overlapping the sled inserts with the fdatasync (a second thread for the sync), or fewer keys per event; a trial that left the inserts out altogether (so, the most that overlap could give, before its own handoff) ran one writer at about 0.85 of the loop, against 0.71 with them, in six runs of each side by side. \
-PostgreSQL × 10: 64 writers with one append outstanding each make groups of 32 on average (half of them wait while the other half's group syncs), and raw sled itself, writing the same keys at that group size with one flush and fdatasync per group, reaches under 3 × PostgreSQL with 8 clients on this disk: 10 × is beyond the storage engine, whatever Chancery adds to it (the 64-writer ratio to raw sled above).";
 
 /// One append's worth of events of one timeline.
 fn events(timeline: usize, count: usize, seed: u64) -> Vec<NewEvent> {
@@ -282,17 +275,19 @@ impl Postgres {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    fn sql(&self, statement: &str) -> anyhow::Result<String> {
+    /// Runs the client `program` connected to the cluster as `bench`, with `args` after the
+    /// connection's.
+    fn run_client(&self, program: &str, args: &[&str]) -> anyhow::Result<String> {
         let port = self.port.to_string();
-        self.run(
+        let mut all = vec!["-h", "127.0.0.1", "-p", &port, "-U", "bench"];
+        all.extend_from_slice(args);
+        self.run(program, &all)
+    }
+
+    fn sql(&self, statement: &str) -> anyhow::Result<String> {
+        self.run_client(
             "psql",
             &[
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port,
-                "-U",
-                "bench",
                 "-d",
                 "postgres",
                 "-v",
@@ -320,16 +315,9 @@ impl Postgres {
                 .arg(&script_path)
                 .status();
         }
-        let port = self.port.to_string();
-        let out = self.run(
+        let out = self.run_client(
             "pgbench",
             &[
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port,
-                "-U",
-                "bench",
                 "-n",
                 "-c",
                 &clients.to_string(),
@@ -367,130 +355,166 @@ impl Drop for Postgres {
     }
 }
 
-/// Runs every append benchmark `runs` times at scale `n` (appends per figure).
-pub async fn run(n: usize, runs: usize, out: &Path, command: &str) -> anyhow::Result<()> {
-    let mut disk = Vec::new();
-    let mut one = Vec::new();
-    let mut concurrent = Vec::new();
-    let mut groups = Vec::new();
-    let mut raw_at_group = Vec::new();
-    let mut hundred = Vec::new();
-    let mut raw_hundred = Vec::new();
-    let mut pg1 = Vec::new();
-    let mut pg8 = Vec::new();
-    let postgres = Postgres::start()?;
-    let writers = 64;
-    for run in 0..runs {
+/// Concurrent writers of the concurrent figure.
+const WRITERS: usize = 64;
+
+/// Every run's value of each figure.
+#[derive(Default)]
+struct Measured {
+    disk: Vec<f64>,
+    one: Vec<f64>,
+    concurrent: Vec<f64>,
+    /// The mean commit group of the concurrent writers.
+    groups: Vec<f64>,
+    raw_at_group: Vec<f64>,
+    hundred: Vec<f64>,
+    raw_hundred: Vec<f64>,
+    /// PostgreSQL with 1 and with 8 clients, when it is installed.
+    pg1: Vec<f64>,
+    pg8: Vec<f64>,
+}
+
+impl Measured {
+    /// Run `run` of every figure at scale `n`, each in a fresh directory.
+    async fn measure_run(
+        &mut self,
+        run: usize,
+        n: usize,
+        postgres: Option<&Postgres>,
+    ) -> anyhow::Result<()> {
         let scratch = tempfile::tempdir()?;
         let fresh = |name: &str| -> anyhow::Result<std::path::PathBuf> {
             let p = scratch.path().join(format!("{name}-{run}"));
             std::fs::create_dir_all(&p)?;
             Ok(p)
         };
-        disk.push(disk_loop(&fresh("disk")?, n)?);
-        one.push(one_writer(&fresh("one")?, n).await?);
+        self.disk.push(disk_loop(&fresh("disk")?, n)?);
+        self.one.push(one_writer(&fresh("one")?, n).await?);
         let (rate, group) =
-            concurrent_writers(&fresh("concurrent")?, writers, (n * 4 / writers).max(2)).await?;
-        concurrent.push(rate);
-        groups.push(group);
+            concurrent_writers(&fresh("concurrent")?, WRITERS, (n * 4 / WRITERS).max(2)).await?;
+        self.concurrent.push(rate);
+        self.groups.push(group);
         let g = group.round().max(1.0) as usize;
-        raw_at_group.push(raw_sled(&fresh("raw-group")?, g, (n * 4).max(g))?);
-        hundred.push(batches(&fresh("hundred")?, 100, (n / 10).max(1)).await?);
-        raw_hundred.push(raw_sled(&fresh("raw-hundred")?, 100, (n * 10).max(100))?);
-        if let Some(pg) = &postgres {
+        self.raw_at_group
+            .push(raw_sled(&fresh("raw-group")?, g, (n * 4).max(g))?);
+        self.hundred
+            .push(batches(&fresh("hundred")?, 100, (n / 10).max(1)).await?);
+        self.raw_hundred
+            .push(raw_sled(&fresh("raw-hundred")?, 100, (n * 10).max(100))?);
+        if let Some(pg) = postgres {
             let seconds = (n as u64 / 200).clamp(2, 20);
-            pg1.push(pg.appends(1, seconds)?);
-            pg8.push(pg.appends(8, seconds)?);
+            self.pg1.push(pg.appends(1, seconds)?);
+            self.pg8.push(pg.appends(8, seconds)?);
         }
         eprintln!(
             "appends run {run}: disk {:.0}/s, one writer {:.0}/s, 64 writers {:.0}/s (group {:.1}), raw sled at that group {:.0}/s, batches of 100 {:.0}/s, raw sled batches of 100 {:.0}/s, postgres 1 {:?} 8 {:?}",
-            disk[run],
-            one[run],
-            concurrent[run],
-            groups[run],
-            raw_at_group[run],
-            hundred[run],
-            raw_hundred[run],
-            pg1.last(),
-            pg8.last()
+            self.disk[run],
+            self.one[run],
+            self.concurrent[run],
+            self.groups[run],
+            self.raw_at_group[run],
+            self.hundred[run],
+            self.raw_hundred[run],
+            self.pg1.last(),
+            self.pg8.last()
         );
+        Ok(())
     }
-    let m = |v: &Vec<f64>| median(&mut v.clone());
-    let group = m(&groups);
-    let mut figures = vec![
-        Figure {
-            name: "durable appends, one writer awaiting each ack".into(),
-            value: m(&one),
-            unit: "events/s".into(),
-            baseline_name: Some("the disk's fdatasync loop (300-byte appends)".into()),
-            baseline: Some(m(&disk)),
-            target: Some("≥ 0.8 × baseline".into()),
-            met: Some(m(&one) >= 0.8 * m(&disk)),
-            runs: one.clone(),
-            note: None,
-        },
-        Figure {
-            name: format!(
-                "durable appends, {writers} writers, one event each, {writers} timelines (ANY)"
-            ),
-            value: m(&concurrent),
-            unit: "events/s".into(),
-            baseline_name: Some(format!(
-                "raw sled, same keys, batches of {group:.0} events (the mean group)"
+
+    /// The report's figures: medians of the runs against their baselines.
+    fn figures(&self) -> Vec<Figure> {
+        let (disk, raw_at_group, raw_hundred) = (
+            med(&self.disk),
+            med(&self.raw_at_group),
+            med(&self.raw_hundred),
+        );
+        let group = med(&self.groups);
+        let mut figures = vec![
+            Figure::of_runs(
+                "durable appends, one writer awaiting each ack",
+                self.one.clone(),
+                "events/s",
+            )
+            .against("the disk's fdatasync loop (300-byte appends)", disk)
+            .target("≥ 0.8 × baseline", |f| f.value >= 0.8 * disk),
+            Figure::of_runs(
+                format!(
+                    "durable appends, {WRITERS} writers, one event each, {WRITERS} timelines (ANY)"
+                ),
+                self.concurrent.clone(),
+                "events/s",
+            )
+            .against(
+                format!("raw sled, same keys, batches of {group:.0} events (the mean group)"),
+                raw_at_group,
+            )
+            .target("≥ 0.6 × raw sled at the same group size", |f| {
+                f.value >= 0.6 * raw_at_group
+            })
+            .noted(format!(
+                "Mean commit group of the {WRITERS}-writer run: {group:.1} events (runs: {:?}).",
+                self.groups
             )),
-            baseline: Some(m(&raw_at_group)),
-            target: Some("≥ 0.6 × raw sled at the same group size".into()),
-            met: Some(m(&concurrent) >= 0.6 * m(&raw_at_group)),
-            runs: concurrent.clone(),
-            note: Some(format!(
-                "Mean commit group of the {writers}-writer run: {group:.1} events (runs: {groups:?})."
-            )),
-        },
-        Figure {
-            name: "durable appends in batches of 100".into(),
-            value: m(&hundred),
-            unit: "events/s".into(),
-            baseline_name: Some("raw sled, same keys, batch of 100 + flush + fdatasync".into()),
-            baseline: Some(m(&raw_hundred)),
-            target: Some("≥ 0.8 × baseline".into()),
-            met: Some(m(&hundred) >= 0.8 * m(&raw_hundred)),
-            runs: hundred.clone(),
-            note: None,
-        },
+            Figure::of_runs(
+                "durable appends in batches of 100",
+                self.hundred.clone(),
+                "events/s",
+            )
+            .against(
+                "raw sled, same keys, batch of 100 + flush + fdatasync",
+                raw_hundred,
+            )
+            .target("≥ 0.8 × baseline", |f| f.value >= 0.8 * raw_hundred),
+        ];
+        if !self.pg8.is_empty() {
+            let pg8 = med(&self.pg8);
+            figures.push(
+                Figure::of_runs(
+                    format!("durable appends, {WRITERS} writers (as above), against PostgreSQL"),
+                    self.concurrent.clone(),
+                    "events/s",
+                )
+                .against("PostgreSQL, 8 clients, one transaction per append", pg8)
+                .target("≥ 10 × baseline", |f| f.value >= 10.0 * pg8)
+                .noted(format!(
+                    "PostgreSQL with 1 client: {:.0} appends/s (runs {:?}); with 8: runs {:?}.",
+                    med(&self.pg1),
+                    self.pg1,
+                    self.pg8
+                )),
+            );
+        }
+        figures
+    }
+}
+
+/// Runs every append benchmark `runs` times at scale `n` (appends per figure).
+pub async fn run(n: usize, runs: usize, out: &Path, command: &str) -> anyhow::Result<()> {
+    let postgres = Postgres::start()?;
+    let mut measured = Measured::default();
+    for run in 0..runs {
+        measured.measure_run(run, n, postgres.as_ref()).await?;
+    }
+    let mut notes = vec![
+        "Every Chancery figure is durable: an append is acknowledged once its commit group's lines are in the write-ahead log and the log is fdatasynced (one fdatasync per group; sled itself is flushed and fdatasynced at checkpoints, every second; see the strace test). Raw sled writes the same keys as Chancery's writer for the same events, sealed beforehand off the clock, so the ratio is Chancery's own cost (validation, encoding, hashing, the writer's channel and bookkeeping). PostgreSQL runs in a private cluster on loopback with synchronous_commit and fsync on, an `events` table with a bigserial position, UNIQUE(stream, version) and a jsonb payload, one INSERT per transaction computing the next version of the client's stream.".to_owned(),
     ];
-    if !pg8.is_empty() {
-        figures.push(Figure {
-            name: format!("durable appends, {writers} writers (as above), against PostgreSQL"),
-            value: m(&concurrent),
-            unit: "events/s".into(),
-            baseline_name: Some("PostgreSQL, 8 clients, one transaction per append".into()),
-            baseline: Some(m(&pg8)),
-            target: Some("≥ 10 × baseline".into()),
-            met: Some(m(&concurrent) >= 10.0 * m(&pg8)),
-            runs: concurrent.clone(),
-            note: Some(format!(
-                "PostgreSQL with 1 client: {:.0} appends/s (runs {:?}); with 8: runs {:?}.",
-                m(&pg1),
-                pg1,
-                pg8
-            )),
-        });
+    if postgres.is_none() {
+        notes.push(
+            "PostgreSQL was not installed on this machine: its baseline is missing from this run."
+                .into(),
+        );
     }
     let section = Section {
         title: "Durable appends".into(),
         command: command.into(),
         machine: machine(),
         date: today(),
-        scale: format!("{n} appends per single-writer figure, {} per concurrent figure, {runs} runs", n * 4),
-        figures,
-        notes: vec![
-            "Every Chancery figure is durable: an append is acknowledged once its commit group's lines are in the write-ahead log and the log is fdatasynced (one fdatasync per group; sled itself is flushed and fdatasynced at checkpoints, every second; see the strace test). Raw sled writes the same keys as Chancery's writer for the same events, sealed beforehand off the clock, so the ratio is Chancery's own cost (validation, encoding, hashing, the writer's channel and bookkeeping). PostgreSQL runs in a private cluster on loopback with synchronous_commit and fsync on, an `events` table with a bigserial position, UNIQUE(stream, version) and a jsonb payload, one INSERT per transaction computing the next version of the client's stream.".into(),
-            PROFILE_NOTE.into(),
-            if postgres.is_none() { "PostgreSQL was not installed on this machine: its baseline is missing from this run.".into() } else { String::new() },
-        ]
-        .into_iter()
-        .filter(|n| !n.is_empty())
-        .collect(),
+        scale: format!(
+            "{n} appends per single-writer figure, {} per concurrent figure, {runs} runs",
+            n * 4
+        ),
+        figures: measured.figures(),
+        notes,
     };
     crate::report::write(out, "appends", section)
 }

@@ -8,13 +8,12 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 
 use crate::reads::{disk_usage, open_sled};
-use crate::report::{Section, figure, machine, today};
+use crate::report::{Figure, MB, Section, figure, machine, today};
 
 /// Entries per sled batch while copying.
 const BATCH: usize = 1_000;
 /// sled's own default compression level, the one measured.
 const ZSTD_LEVEL: i32 = 5;
-const MB: f64 = 1e6;
 
 /// One of a store's sled databases: what it is, where it is under the data directory, and the
 /// segment size it is opened with.
@@ -134,76 +133,9 @@ pub fn run(dir: &Path, runs: usize, out: &Path, command: &str) -> anyhow::Result
     let mut figures = Vec::new();
     let mut notes = Vec::new();
     for database in &DATABASES {
-        let source_dir = dir.join(database.under);
-        if !source_dir.exists() {
-            bail!(
-                "{} is not a data directory: it has no {}",
-                dir.display(),
-                database.under
-            );
-        }
-        let (trees, held) = {
-            let db = open_sled(&source_dir, database.segment_size, false)
-                .with_context(|| format!("cannot open {}", source_dir.display()))?;
-            read_trees(&db)?
-        };
-        let (source_disk, _) = disk_usage(&source_dir)?;
-        let mut plain = (Vec::new(), Vec::new(), Vec::new());
-        let mut zstd = (Vec::new(), Vec::new(), Vec::new());
-        for run in 0..runs {
-            // Alternate which goes first, so neither always finds the page cache warmer.
-            for compressed in if run % 2 == 0 {
-                [false, true]
-            } else {
-                [true, false]
-            } {
-                let scratch = tempfile::Builder::new()
-                    .prefix("chancery-bench-compression-")
-                    .tempdir()?;
-                let copied = copy(&trees, scratch.path(), database.segment_size, compressed)?;
-                eprintln!(
-                    "compression run {run}: {} {}: {:.1} MB on disk, written in {:.2} s, read back in {:.2} s",
-                    database.name,
-                    if compressed { "with zstd" } else { "without" },
-                    copied.disk_bytes as f64 / MB,
-                    copied.write_seconds,
-                    copied.scan_seconds
-                );
-                let side = if compressed { &mut zstd } else { &mut plain };
-                side.0.push(copied.disk_bytes as f64 / MB);
-                side.1.push(copied.write_seconds);
-                side.2.push(copied.scan_seconds);
-            }
-        }
-        let without = |what: &str| format!("{what}, without compression");
-        figures.push(figure(
-            format!("{}: on disk with zstd level {ZSTD_LEVEL}", database.name),
-            &zstd.0,
-            "MB",
-            without("the same trees copied the same way"),
-            &plain.0,
-        ));
-        figures.push(figure(
-            format!("{}: copied in, with zstd", database.name),
-            &zstd.1,
-            "s",
-            without("the same copy"),
-            &plain.1,
-        ));
-        figures.push(figure(
-            format!("{}: read back whole, with zstd", database.name),
-            &zstd.2,
-            "s",
-            without("the same scan"),
-            &plain.2,
-        ));
-        notes.push(format!(
-            "{}: {} trees holding {:.1} MB of keys and values; the store's own files take {:.1} MB.",
-            database.name,
-            trees.len(),
-            held as f64 / MB,
-            source_disk as f64 / MB
-        ));
+        let (measured, note) = measure_database(dir, database, runs)?;
+        figures.extend(measured);
+        notes.push(note);
     }
     notes.push(format!(
         "Each tree of each database is read into memory, then copied in key order into a fresh sled database (batches of {BATCH}, one flush at the end) with `use_compression` on (zstd level {ZSTD_LEVEL}, sled's default) or off, alternating which goes first; the copy is closed, its files measured (allocated blocks), then opened again and read back whole, every byte counted against the source. A copy is written in order and once, so its files are smaller than a store grown by appends: the ratio, not the size, is what this measures."
@@ -221,4 +153,95 @@ pub fn run(dir: &Path, runs: usize, out: &Path, command: &str) -> anyhow::Result
             notes,
         },
     )
+}
+
+/// Every run's copies of one database: MB on disk, seconds writing, seconds reading back.
+#[derive(Default)]
+struct Copies {
+    disk_mb: Vec<f64>,
+    write_seconds: Vec<f64>,
+    scan_seconds: Vec<f64>,
+}
+
+/// Copies `database` of the data directory `dir` `runs` times each way. Answers its figures,
+/// compressed against plain, and a note on what it holds.
+fn measure_database(
+    dir: &Path,
+    database: &Database,
+    runs: usize,
+) -> anyhow::Result<(Vec<Figure>, String)> {
+    let source_dir = dir.join(database.under);
+    if !source_dir.exists() {
+        bail!(
+            "{} is not a data directory: it has no {}",
+            dir.display(),
+            database.under
+        );
+    }
+    let (trees, held) = {
+        let db = open_sled(&source_dir, database.segment_size, false)
+            .with_context(|| format!("cannot open {}", source_dir.display()))?;
+        read_trees(&db)?
+    };
+    let (source_disk, _) = disk_usage(&source_dir)?;
+    let mut plain = Copies::default();
+    let mut zstd = Copies::default();
+    for run in 0..runs {
+        // Alternate which goes first, so neither always finds the page cache warmer.
+        let order = if run % 2 == 0 {
+            [false, true]
+        } else {
+            [true, false]
+        };
+        for compressed in order {
+            let scratch = tempfile::Builder::new()
+                .prefix("chancery-bench-compression-")
+                .tempdir()?;
+            let copied = copy(&trees, scratch.path(), database.segment_size, compressed)?;
+            eprintln!(
+                "compression run {run}: {} {}: {:.1} MB on disk, written in {:.2} s, read back in {:.2} s",
+                database.name,
+                if compressed { "with zstd" } else { "without" },
+                copied.disk_bytes as f64 / MB,
+                copied.write_seconds,
+                copied.scan_seconds
+            );
+            let side = if compressed { &mut zstd } else { &mut plain };
+            side.disk_mb.push(copied.disk_bytes as f64 / MB);
+            side.write_seconds.push(copied.write_seconds);
+            side.scan_seconds.push(copied.scan_seconds);
+        }
+    }
+    let without = |what: &str| format!("{what}, without compression");
+    let figures = vec![
+        figure(
+            format!("{}: on disk with zstd level {ZSTD_LEVEL}", database.name),
+            &zstd.disk_mb,
+            "MB",
+            without("the same trees copied the same way"),
+            &plain.disk_mb,
+        ),
+        figure(
+            format!("{}: copied in, with zstd", database.name),
+            &zstd.write_seconds,
+            "s",
+            without("the same copy"),
+            &plain.write_seconds,
+        ),
+        figure(
+            format!("{}: read back whole, with zstd", database.name),
+            &zstd.scan_seconds,
+            "s",
+            without("the same scan"),
+            &plain.scan_seconds,
+        ),
+    ];
+    let note = format!(
+        "{}: {} trees holding {:.1} MB of keys and values; the store's own files take {:.1} MB.",
+        database.name,
+        trees.len(),
+        held as f64 / MB,
+        source_disk as f64 / MB
+    );
+    Ok((figures, note))
 }

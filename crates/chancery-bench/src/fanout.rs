@@ -4,21 +4,22 @@
 //! mutation being sent to each subscriber receiving it, and checks that every subscriber saw
 //! every recorded position once, in order.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::client::{Http, chancery_bin};
 use anyhow::{Context, bail};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio::sync::{Mutex, Semaphore, mpsc, watch};
-use tokio_tungstenite::tungstenite::Message;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 
-use crate::report::{Figure, Section, machine, median, today};
+use crate::client::{GraphqlSocket, Http, chancery_bin};
+use crate::report::{Figure, Section, machine, med, today};
+use crate::servers;
 
 pub const DEFAULT_SUBSCRIBERS: usize = 50;
 pub const DEFAULT_RATE: u64 = 50;
@@ -28,8 +29,8 @@ pub const DEFAULT_WRITERS: usize = 32;
 /// The recorder's token (the server wants at least 16 characters).
 const TOKEN: &str = "fanout-bench-recorder-token";
 
-/// How long a step may take on a loaded machine before the run gives up: the server starting,
-/// all subscribers connecting, a stalled delivery.
+/// How long a step may take on a loaded machine before the run gives up: all subscribers
+/// connecting, the warm-up event reaching them all.
 const PATIENCE: Duration = Duration::from_secs(120);
 
 /// How long deliveries may make no progress at all, once writing ended, before the subscribers
@@ -134,104 +135,6 @@ fn ensure_open_files(needed: u64) -> anyhow::Result<String> {
     ))
 }
 
-/// A `chancery serve --demo` on a loopback port and a fresh data directory, killed when dropped.
-struct Server {
-    child: Child,
-    address: String,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(binary: &Path) -> anyhow::Result<Server> {
-        let dir = tempfile::Builder::new()
-            .prefix("chancery-bench-fanout-")
-            .tempdir()?;
-        let log = std::fs::File::create(dir.path().join("server.log"))?;
-        let mut child = Command::new(binary)
-            .arg("--data")
-            .arg(dir.path().join("data"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--demo", "--token"])
-            .arg(format!("recorder:{TOKEN}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("cannot start {}", binary.display()))?;
-        let stdout = child
-            .stdout
-            .take()
-            .context("the server's standard output")?;
-        let mut server = Server {
-            child,
-            address: String::new(),
-            dir,
-        };
-        let (tx, rx) = std::sync::mpsc::channel();
-        // Reads standard output for as long as the server runs, so that it never blocks on it.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let deadline = Instant::now() + PATIENCE;
-        server.address = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) => {
-                    if let Some(rest) = line.strip_prefix("chancery: listening on http://") {
-                        break rest
-                            .split_whitespace()
-                            .next()
-                            .unwrap_or_default()
-                            .to_owned();
-                    }
-                }
-                Err(_) => bail!(
-                    "the server printed no `chancery: listening on` line within {PATIENCE:?}; its log:\n{}",
-                    server.log_tail()
-                ),
-            }
-        };
-        Ok(server)
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
-    }
-
-    /// Waits for /readyz to answer 200: the demo is loaded and projected.
-    async fn ready(&self) -> anyhow::Result<()> {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let answer = async {
-                let mut http = Http::connect(&self.address, TOKEN).await?;
-                http.request("GET", "/readyz", None).await
-            }
-            .await;
-            if let Ok((200, _)) = answer {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!("/readyz was not 200 within {PATIENCE:?} (last: {answer:?})");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
 /// Latencies in microseconds, in buckets 1/64 of a power of two wide (so within 1.6 %), small
 /// enough for every subscriber to keep its own and merge them at the end.
 #[derive(Clone)]
@@ -304,6 +207,12 @@ impl Histogram {
     }
 }
 
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram::new()
+    }
+}
+
 /// When each event's mutation was sent, by its sequence number, in nanoseconds after `origin`
 /// plus one (0: not sent yet). Shared by writers (who fill it) and subscribers (who read it).
 struct SendTimes {
@@ -312,6 +221,14 @@ struct SendTimes {
 }
 
 impl SendTimes {
+    /// Slots for the sequence numbers `0..count`, none sent yet.
+    fn new(count: u64) -> Self {
+        SendTimes {
+            origin: Instant::now(),
+            sent: (0..count).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
     fn nanos(&self, at: Instant) -> u64 {
         u64::try_from(at.saturating_duration_since(self.origin).as_nanos()).unwrap_or(u64::MAX)
     }
@@ -342,6 +259,26 @@ fn event_id(epoch_ms: u64, run: usize, seq: u64) -> String {
     )
 }
 
+/// What the ids of one run's events are made of: the run's start and its number.
+#[derive(Debug, Clone, Copy)]
+struct EventIds {
+    epoch_ms: u64,
+    run: usize,
+}
+
+impl EventIds {
+    /// The ids of run `run`, starting now.
+    fn new(run: usize) -> anyhow::Result<EventIds> {
+        let epoch_ms = u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis())?;
+        Ok(EventIds { epoch_ms, run })
+    }
+
+    /// The id of the event of mutation `seq`.
+    fn id(self, seq: u64) -> String {
+        event_id(self.epoch_ms, self.run, seq)
+    }
+}
+
 fn seq_of(id: &str) -> Option<u64> {
     u64::from_str_radix(id.rsplit('-').next()?, 16).ok()
 }
@@ -351,6 +288,8 @@ struct Seen {
     latencies: Histogram,
     /// Positions seen, as bits from the first position written.
     positions: Vec<u64>,
+    /// The highest position seen so far.
+    highest: u64,
     received: u64,
     duplicates: u64,
     out_of_order: u64,
@@ -361,6 +300,19 @@ struct Seen {
 }
 
 impl Seen {
+    fn new() -> Self {
+        Seen {
+            latencies: Histogram::new(),
+            positions: Vec::new(),
+            highest: 0,
+            received: 0,
+            duplicates: 0,
+            out_of_order: 0,
+            foreign: 0,
+            ended: None,
+        }
+    }
+
     fn has(&self, index: u64) -> bool {
         self.positions
             .get((index / 64) as usize)
@@ -378,6 +330,39 @@ impl Seen {
         self.positions[word] |= bit;
         fresh
     }
+
+    /// Notes the event of mutation `seq` at `position`, which arrived at `arrived`: whether it
+    /// is new, in order and known, and how long it took; publishes subscriber `index`'s progress.
+    fn note(
+        &mut self,
+        plan: &SubscriberPlan,
+        index: usize,
+        (position, seq): (u64, u64),
+        arrived: Instant,
+    ) {
+        self.received += 1;
+        if position < plan.first {
+            self.foreign += 1;
+            return;
+        }
+        if !self.mark(position - plan.first) {
+            self.duplicates += 1;
+        } else if position < self.highest {
+            self.out_of_order += 1;
+        }
+        if position > self.highest {
+            self.highest = position;
+            plan.progress[index].store(position, Ordering::Release);
+        }
+        match plan.sends.sent(seq) {
+            Some(sent) if seq != plan.warm_up => {
+                let delay = plan.sends.nanos(arrived).saturating_sub(sent);
+                self.latencies.record(delay / 1000);
+            }
+            Some(_) => {}
+            None => self.foreign += 1,
+        }
+    }
 }
 
 /// The value after `"key":` in a compact JSON text, up to the next `,`, `}` or `"`.
@@ -386,6 +371,13 @@ fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
     let rest = text[at..].trim_start_matches('"');
     let end = rest.find([',', '}', '"'])?;
     Some(&rest[..end])
+}
+
+/// The position and the mutation's sequence number of an event in a `next` message's text.
+fn event_of(text: &str) -> Option<(u64, u64)> {
+    let position = field(text, "\"pos\":").and_then(|p| p.parse::<u64>().ok())?;
+    let seq = field(text, "\"eventId\":").and_then(seq_of)?;
+    Some((position, seq))
 }
 
 struct SubscriberPlan {
@@ -407,46 +399,50 @@ async fn subscriber(
     index: usize,
     plan: Arc<SubscriberPlan>,
     ready: mpsc::Sender<anyhow::Result<()>>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> Seen {
-    let mut seen = Seen {
-        latencies: Histogram::new(),
-        positions: Vec::new(),
-        received: 0,
-        duplicates: 0,
-        out_of_order: 0,
-        foreign: 0,
-        ended: None,
-    };
-    let connected = async {
-        let _permit = plan.gate.acquire().await?;
-        let mut socket = crate::client::open_graphql_ws(&plan.address.to_string(), TOKEN).await?;
-        let ack = tokio::time::timeout(PATIENCE, socket.next())
-            .await
-            .context("no connection_ack in time")?
-            .context("the socket closed before connection_ack")??;
-        if !ack.to_text().is_ok_and(|t| t.contains("connection_ack")) {
-            bail!("expected connection_ack, got {ack:?}");
-        }
-        let subscribe = json!({ "type": "subscribe", "id": "1", "payload": { "query": selection(index, plan.selections), "variables": { "after": plan.after } } });
-        socket.send(Message::text(subscribe.to_string())).await?;
-        anyhow::Ok(socket)
-    }
-    .await;
-    let mut socket = match connected {
+    let mut seen = Seen::new();
+    match subscribe(index, &plan).await {
         Ok(socket) => {
             let _ = ready.send(Ok(())).await;
-            socket
+            follow(index, &plan, socket, stop, &mut seen).await;
         }
         Err(e) => {
             let _ = ready
                 .send(Err(e.context(format!("subscriber {index}"))))
                 .await;
             seen.ended = Some("could not connect".into());
-            return seen;
         }
-    };
-    let mut last = 0;
+    }
+    seen
+}
+
+/// Connects subscriber `index` (no more than [`CONNECTING_AT_ONCE`] handshakes at a time),
+/// awaits the server's `connection_ack`, and subscribes to the events after the demo's.
+async fn subscribe(index: usize, plan: &SubscriberPlan) -> anyhow::Result<GraphqlSocket> {
+    let _permit = plan.gate.acquire().await?;
+    let mut socket = crate::client::open_graphql_ws(&plan.address, TOKEN).await?;
+    let ack = tokio::time::timeout(PATIENCE, socket.next())
+        .await
+        .context("no connection_ack in time")?
+        .context("the socket closed before connection_ack")??;
+    if !ack.to_text().is_ok_and(|t| t.contains("connection_ack")) {
+        bail!("expected connection_ack, got {ack:?}");
+    }
+    let subscribe = json!({ "type": "subscribe", "id": "1", "payload": { "query": selection(index, plan.selections), "variables": { "after": plan.after } } });
+    socket.send(Message::text(subscribe.to_string())).await?;
+    Ok(socket)
+}
+
+/// Notes every event subscriber `index` receives until told to stop; says in `seen.ended` why
+/// the subscription ended if it ended first.
+async fn follow(
+    index: usize,
+    plan: &SubscriberPlan,
+    mut socket: GraphqlSocket,
+    mut stop: watch::Receiver<bool>,
+    seen: &mut Seen,
+) {
     loop {
         let message = tokio::select! {
             biased;
@@ -454,60 +450,42 @@ async fn subscriber(
             message = socket.next() => message,
         };
         let arrived = Instant::now();
-        let text = match message {
-            Some(Ok(Message::Text(text))) => text,
-            Some(Ok(Message::Close(frame))) => {
-                seen.ended = Some(format!("closed by the server: {frame:?}"));
-                break;
-            }
-            Some(Ok(_)) => continue,
-            Some(Err(e)) => {
-                seen.ended = Some(format!("socket error: {e}"));
-                break;
-            }
-            None => {
-                seen.ended = Some("the socket ended".into());
+        let text = match text_of(message) {
+            Ok(Some(text)) => text,
+            Ok(None) => continue,
+            Err(why) => {
+                seen.ended = Some(why);
                 break;
             }
         };
         let text = text.as_str();
-        let (Some(position), Some(seq)) = (
-            field(text, "\"pos\":").and_then(|p| p.parse::<u64>().ok()),
-            field(text, "\"eventId\":").and_then(seq_of),
-        ) else {
-            if text.contains("\"ping\"") {
+        match event_of(text) {
+            Some(event) => seen.note(plan, index, event, arrived),
+            None if text.contains("\"ping\"") => {
                 let _ = socket
                     .send(Message::text(json!({ "type": "pong" }).to_string()))
                     .await;
-                continue;
             }
-            seen.ended = Some(format!("unexpected message: {text}"));
-            break;
-        };
-        seen.received += 1;
-        if position < plan.first {
-            seen.foreign += 1;
-            continue;
-        }
-        if !seen.mark(position - plan.first) {
-            seen.duplicates += 1;
-        } else if position < last {
-            seen.out_of_order += 1;
-        }
-        if position > last {
-            last = position;
-            plan.progress[index].store(position, Ordering::Release);
-        }
-        match plan.sends.sent(seq) {
-            Some(sent) if seq != plan.warm_up => {
-                let delay = plan.sends.nanos(arrived).saturating_sub(sent);
-                seen.latencies.record(delay / 1000);
+            None => {
+                seen.ended = Some(format!("unexpected message: {text}"));
+                break;
             }
-            Some(_) => {}
-            None => seen.foreign += 1,
         }
     }
-    seen
+}
+
+/// The text of a subscriber's next message: `None` for a frame it passes over, or why the
+/// subscription ended.
+fn text_of(
+    message: Option<Result<Message, tungstenite::Error>>,
+) -> Result<Option<Utf8Bytes>, String> {
+    match message {
+        Some(Ok(Message::Text(text))) => Ok(Some(text)),
+        Some(Ok(Message::Close(frame))) => Err(format!("closed by the server: {frame:?}")),
+        Some(Ok(_)) => Ok(None),
+        Some(Err(e)) => Err(format!("socket error: {e}")),
+        None => Err("the socket ended".into()),
+    }
 }
 
 /// What the writers did.
@@ -516,9 +494,19 @@ struct Written {
     /// Acknowledged positions.
     positions: Vec<u64>,
     /// Send to acknowledgement.
-    round_trips: Option<Histogram>,
+    round_trips: Histogram,
     failures: Vec<String>,
     last_ack: Option<Instant>,
+}
+
+impl Written {
+    /// Adds what another writer did.
+    fn merge(&mut self, other: Written) {
+        self.positions.extend(other.positions);
+        self.failures.extend(other.failures);
+        self.round_trips.merge(&other.round_trips);
+        self.last_ack = self.last_ack.max(other.last_ack);
+    }
 }
 
 /// One writer: takes sequence numbers as the pacer hands them out, and records each as a
@@ -528,14 +516,10 @@ async fn writer(
     tickets: Arc<Mutex<mpsc::Receiver<u64>>>,
     deadline: Instant,
     sends: Arc<SendTimes>,
-    epoch_ms: u64,
-    run: usize,
+    ids: EventIds,
 ) -> anyhow::Result<Written> {
     let mut http = Http::connect(&address, TOKEN).await?;
-    let mut written = Written {
-        round_trips: Some(Histogram::new()),
-        ..Written::default()
-    };
+    let mut written = Written::default();
     loop {
         let Some(seq) = tickets.lock().await.recv().await else {
             break;
@@ -545,7 +529,7 @@ async fn writer(
         if Instant::now() > deadline {
             continue;
         }
-        let variables = json!({ "id": event_id(epoch_ms, run, seq), "summary": format!("fan-out event {seq}") });
+        let variables = json!({ "id": ids.id(seq), "summary": format!("fan-out event {seq}") });
         let sent = Instant::now();
         sends.mark(seq);
         match http.graphql_data(STATEMENT, variables).await {
@@ -553,9 +537,9 @@ async fn writer(
                 Some(position) => {
                     let acked = Instant::now();
                     written.positions.push(position);
-                    if let Some(h) = written.round_trips.as_mut() {
-                        h.record(acked.duration_since(sent).as_micros() as u64);
-                    }
+                    written
+                        .round_trips
+                        .record(acked.duration_since(sent).as_micros() as u64);
                     written.last_ack = Some(acked);
                 }
                 None => written.failures.push(format!("no position in {data}")),
@@ -624,17 +608,25 @@ fn ticks_per_second() -> f64 {
         .unwrap_or(100.0)
 }
 
-/// The server's peak resident memory (VmHWM), in MiB.
-fn peak_rss_mib(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kib: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some(kib / 1024.0)
+/// Readings of CPU time and of the server's appends, taken before and after the write phase.
+struct Usage {
+    /// This process's (user, system) CPU seconds.
+    client: Option<(f64, f64)>,
+    /// The server's (user, system) CPU seconds.
+    server: Option<(f64, f64)>,
+    /// The server's count and total seconds of appends.
+    appends: (f64, f64),
+}
+
+impl Usage {
+    /// Reads this process's CPU time, then the server's (process `pid`), then its appends.
+    async fn read(pid: &str, ticks: f64, http: &mut Http) -> anyhow::Result<Usage> {
+        Ok(Usage {
+            client: cpu_seconds("self", ticks),
+            server: cpu_seconds(pid, ticks),
+            appends: server_appends(http).await?,
+        })
+    }
 }
 
 /// One run's figures.
@@ -664,11 +656,148 @@ struct Measurement {
     ended_early: Vec<String>,
 }
 
+impl Measurement {
+    /// The figures of the write phase; what the subscribers saw is added by [`Self::tally`].
+    fn of_writes(phase: &WritePhase, groups: (f64, f64), rss_mib: f64) -> Measurement {
+        let written = &phase.written;
+        let busy = phase.drained.duration_since(phase.started).as_secs_f64();
+        let (client_user, client_system) = cores(phase.before.client, phase.after.client, busy);
+        let (appends_before, append_seconds_before) = phase.before.appends;
+        let (appends_after, append_seconds_after) = phase.after.appends;
+        let write_seconds = phase.last_ack.duration_since(phase.started).as_secs_f64();
+        Measurement {
+            achieved_rate: written.positions.len() as f64 / write_seconds,
+            written: written.positions.len() as u64,
+            deliveries: 0,
+            delivery: Histogram::new(),
+            round_trips: written.round_trips.clone(),
+            missing: 0,
+            duplicates: 0,
+            out_of_order: 0,
+            foreign: 0,
+            write_failures: written.failures.len(),
+            rss_mib,
+            client_cores: client_user + client_system,
+            server_cores: cores(phase.before.server, phase.after.server, busy),
+            server_append_ms: 1000.0 * (append_seconds_after - append_seconds_before)
+                / (appends_after - appends_before).max(1.0),
+            drain_seconds: phase.drained.duration_since(phase.last_ack).as_secs_f64(),
+            groups,
+            ended_early: Vec::new(),
+        }
+    }
+
+    /// Adds what every subscriber saw: every position in `acked` must have reached each of
+    /// them, once and in order.
+    async fn tally(
+        &mut self,
+        subscribers: Vec<JoinHandle<Seen>>,
+        acked: &[u64],
+        first: u64,
+    ) -> anyhow::Result<()> {
+        for (i, task) in subscribers.into_iter().enumerate() {
+            let seen = task.await?;
+            self.delivery.merge(&seen.latencies);
+            self.missing += acked.iter().filter(|p| !seen.has(**p - first)).count() as u64;
+            self.duplicates += seen.duplicates;
+            self.out_of_order += seen.out_of_order;
+            self.foreign += seen.foreign;
+            if let Some(why) = seen.ended {
+                self.ended_early.push(format!("subscriber {i}: {why}"));
+            }
+            self.deliveries += seen.received;
+        }
+        Ok(())
+    }
+
+    /// Deliveries that broke the invariant: missing, duplicated, out of order or unknown.
+    fn bad_deliveries(&self) -> u64 {
+        self.missing + self.duplicates + self.out_of_order + self.foreign
+    }
+
+    /// The run in one line, for the bench's standard error.
+    fn summary(&self) -> String {
+        format!(
+            "{} events at {:.0}/s, {} deliveries, delivery p50 {:.2} ms p99 {:.2} ms max {:.2} ms, mutation p50 {:.2} ms p99 {:.2} ms, missing {} duplicates {} out of order {} foreign {}, write failures {}, drain {:.2} s, client {:.2} cores, server {:.2} user + {:.2} system cores, server's own append {:.1} ms, server peak RSS {:.0} MiB{}",
+            self.written,
+            self.achieved_rate,
+            self.deliveries,
+            self.delivery.quantile_ms(0.5),
+            self.delivery.quantile_ms(0.99),
+            self.delivery.max as f64 / 1000.0,
+            self.round_trips.quantile_ms(0.5),
+            self.round_trips.quantile_ms(0.99),
+            self.missing,
+            self.duplicates,
+            self.out_of_order,
+            self.foreign,
+            self.write_failures,
+            self.drain_seconds,
+            self.client_cores,
+            self.server_cores.0,
+            self.server_cores.1,
+            self.server_append_ms,
+            self.rss_mib,
+            self.ended_early
+                .first()
+                .map_or(String::new(), |e| format!("; ended early: {e}")),
+        )
+    }
+}
+
+/// One run: a fresh demo server, every subscriber live, then the paced writes and what every
+/// subscriber saw of them.
 async fn measure(binary: &Path, scale: Scale, run: usize) -> anyhow::Result<Measurement> {
-    let server = Server::start(binary)?;
-    server.ready().await?;
-    let address = server.address.clone();
+    let dir = tempfile::Builder::new()
+        .prefix("chancery-bench-fanout-")
+        .tempdir()?;
+    let data = dir.path().join("data");
+    let server = servers::start_demo(binary, &data, dir.path().join("server.log"), TOKEN).await?;
+    let address = server.address.to_string();
     let mut http = Http::connect(&address, TOKEN).await?;
+    let (demo_head, after) = demo_tail(&mut http).await?;
+    // The sequence numbers 0..total are the measured events; the warm-up's is the next.
+    let total = scale.rate * scale.seconds;
+    let plan = Arc::new(SubscriberPlan {
+        address: address.clone(),
+        after,
+        first: demo_head + 1,
+        warm_up: total,
+        sends: Arc::new(SendTimes::new(total + 1)),
+        progress: Arc::new((0..scale.subscribers).map(|_| AtomicU64::new(0)).collect()),
+        gate: Arc::new(Semaphore::new(CONNECTING_AT_ONCE)),
+        selections: scale.selections,
+    });
+    let subscribers = start_subscribers(&plan, scale.subscribers).await?;
+    let ids = EventIds::new(run)?;
+    let warm_position = warm_up(&mut http, &plan, ids).await?;
+    let groups = (
+        metric(&mut http, "chancery_subscription_groups").await?,
+        metric(&mut http, "chancery_subscription_largest_group").await?,
+    );
+    let pid = server.pid()?.to_string();
+    let phase = write_and_drain(&pid, &mut http, &plan, scale, ids, warm_position).await?;
+    let rss_mib = servers::peak_rss_mib(&server).unwrap_or(f64::NAN);
+    let _ = subscribers.stop.send(true);
+
+    let mut m = Measurement::of_writes(&phase, groups, rss_mib);
+    let mut acked: Vec<u64> = phase.written.positions.clone();
+    acked.push(warm_position);
+    m.tally(subscribers.tasks, &acked, plan.first).await?;
+    if let Err(e) = phase.caught_up {
+        m.ended_early.push(format!("{e:#}"));
+    }
+    if let Some(first) = phase.written.failures.first() {
+        eprintln!(
+            "fanout: {} mutations failed; the first: {first}",
+            phase.written.failures.len()
+        );
+    }
+    Ok(m)
+}
+
+/// The demo's last event: its position, and its cursor, after which the subscribers start.
+async fn demo_tail(http: &mut Http) -> anyhow::Result<(u64, String)> {
     let last = http
         .graphql_data(
             "{ events(last: 1) { edges { node { position cursor } } } }",
@@ -680,54 +809,50 @@ async fn measure(binary: &Path, scale: Scale, run: usize) -> anyhow::Result<Meas
     else {
         bail!("the demo has no last event: {last}");
     };
+    Ok((demo_head, after.to_owned()))
+}
 
-    let total = scale.rate * scale.seconds;
-    let warm_up = total; // the sequence numbers 0..total are the measured events
-    let sends = Arc::new(SendTimes {
-        origin: Instant::now(),
-        sent: (0..=total).map(|_| AtomicU64::new(0)).collect(),
-    });
-    let plan = Arc::new(SubscriberPlan {
-        address: address.clone(),
-        after: after.to_owned(),
-        first: demo_head + 1,
-        warm_up,
-        sends: Arc::clone(&sends),
-        progress: Arc::new((0..scale.subscribers).map(|_| AtomicU64::new(0)).collect()),
-        gate: Arc::new(Semaphore::new(CONNECTING_AT_ONCE)),
-        selections: scale.selections,
-    });
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let (ready_tx, mut ready_rx) = mpsc::channel(scale.subscribers.max(1));
-    let subscribers: Vec<_> = (0..scale.subscribers)
+/// A run's subscriber tasks, and the switch that tells them to stop.
+struct Subscribers {
+    tasks: Vec<JoinHandle<Seen>>,
+    stop: watch::Sender<bool>,
+}
+
+/// Starts `count` subscribers and waits until every one has subscribed.
+async fn start_subscribers(
+    plan: &Arc<SubscriberPlan>,
+    count: usize,
+) -> anyhow::Result<Subscribers> {
+    let (stop, stop_rx) = watch::channel(false);
+    let (ready_tx, mut ready_rx) = mpsc::channel(count.max(1));
+    let tasks = (0..count)
         .map(|i| {
             tokio::spawn(subscriber(
                 i,
-                Arc::clone(&plan),
+                Arc::clone(plan),
                 ready_tx.clone(),
                 stop_rx.clone(),
             ))
         })
         .collect();
     drop(ready_tx);
-    for _ in 0..scale.subscribers {
+    for _ in 0..count {
         tokio::time::timeout(PATIENCE, ready_rx.recv())
             .await
             .context("subscribers did not all connect in time")?
             .context("a subscriber task ended before connecting")??;
     }
+    Ok(Subscribers { tasks, stop })
+}
 
-    // The warm-up event: once every subscriber has it, every subscription is live.
-    let epoch_ms = u64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .as_millis(),
-    )?;
-    sends.mark(warm_up);
+/// Records the warm-up event and waits until every subscriber has it: then every subscription
+/// is live. Answers its position.
+async fn warm_up(http: &mut Http, plan: &SubscriberPlan, ids: EventIds) -> anyhow::Result<u64> {
+    plan.sends.mark(plan.warm_up);
     let data = http
         .graphql_data(
             STATEMENT,
-            json!({ "id": event_id(epoch_ms, run, warm_up), "summary": "fan-out warm-up" }),
+            json!({ "id": ids.id(plan.warm_up), "summary": "fan-out warm-up" }),
         )
         .await?;
     let warm_position = data["recordEvent"]["firstPosition"]
@@ -742,29 +867,77 @@ async fn measure(binary: &Path, scale: Scale, run: usize) -> anyhow::Result<Meas
     wait_for_all(&plan.progress, warm_position, PATIENCE)
         .await
         .context("not every subscriber received the warm-up event")?;
-    let groups = (
-        metric(&mut http, "chancery_subscription_groups").await?,
-        metric(&mut http, "chancery_subscription_largest_group").await?,
-    );
+    Ok(warm_position)
+}
 
-    // Writing, paced by the interval; several writers, since each awaits its answer.
+/// The write phase as it went: what the writers did and when, and the readings around it.
+struct WritePhase {
+    written: Written,
+    started: Instant,
+    last_ack: Instant,
+    /// When every subscriber had every acknowledged event, or the wait gave up.
+    drained: Instant,
+    /// Whether every subscriber caught up.
+    caught_up: anyhow::Result<()>,
+    before: Usage,
+    after: Usage,
+}
+
+/// Writes at the paced rate, then waits until every subscriber has every acknowledged event;
+/// reads the CPU and append counters of this process and the server (`pid`) around it all.
+async fn write_and_drain(
+    pid: &str,
+    http: &mut Http,
+    plan: &SubscriberPlan,
+    scale: Scale,
+    ids: EventIds,
+    warm_position: u64,
+) -> anyhow::Result<WritePhase> {
     let ticks = ticks_per_second();
-    let pid = server.pid().to_string();
-    let client_cpu_before = cpu_seconds("self", ticks);
-    let server_cpu_before = cpu_seconds(&pid, ticks);
-    let (appends_before, append_seconds_before) = server_appends(&mut http).await?;
+    let before = Usage::read(pid, ticks, http).await?;
+    let (written, started) = write_paced(&plan.address, scale, &plan.sends, ids).await?;
+    let last_ack = written.last_ack.context("no mutation was acknowledged")?;
+    let head = written
+        .positions
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(warm_position);
+    let caught_up = wait_for_all(&plan.progress, head, STALL).await;
+    let drained = Instant::now();
+    let after = Usage::read(pid, ticks, http).await?;
+    Ok(WritePhase {
+        written,
+        started,
+        last_ack,
+        drained,
+        caught_up,
+        before,
+        after,
+    })
+}
+
+/// Hands out the run's sequence numbers at the requested rate to several writers (each awaits
+/// its answer, so one alone could not keep the pace) until the run's seconds are up. Answers
+/// what they did, and when the pacing started.
+async fn write_paced(
+    address: &str,
+    scale: Scale,
+    sends: &Arc<SendTimes>,
+    ids: EventIds,
+) -> anyhow::Result<(Written, Instant)> {
+    let total = scale.rate * scale.seconds;
     let (ticket_tx, ticket_rx) = mpsc::channel(total.max(1) as usize);
     let tickets = Arc::new(Mutex::new(ticket_rx));
     let deadline = Instant::now() + Duration::from_secs(scale.seconds);
     let writers: Vec<_> = (0..scale.writers.max(1))
         .map(|_| {
             tokio::spawn(writer(
-                address.clone(),
+                address.to_owned(),
                 Arc::clone(&tickets),
                 deadline,
-                Arc::clone(&sends),
-                epoch_ms,
-                run,
+                Arc::clone(sends),
+                ids,
             ))
         })
         .collect();
@@ -779,81 +952,10 @@ async fn measure(binary: &Path, scale: Scale, run: usize) -> anyhow::Result<Meas
     }
     drop(ticket_tx);
     let mut written = Written::default();
-    let mut round_trips = Histogram::new();
     for w in writers {
-        let w = w.await??;
-        written.positions.extend(w.positions);
-        written.failures.extend(w.failures);
-        if let Some(h) = &w.round_trips {
-            round_trips.merge(h);
-        }
-        written.last_ack = written.last_ack.max(w.last_ack);
+        written.merge(w.await??);
     }
-    let last_ack = written.last_ack.context("no mutation was acknowledged")?;
-    let write_seconds = last_ack.duration_since(started).as_secs_f64();
-    let head = written
-        .positions
-        .iter()
-        .copied()
-        .max()
-        .unwrap_or(warm_position);
-    let caught_up = wait_for_all(&plan.progress, head, STALL).await;
-    let drained = Instant::now();
-    let busy = drained.duration_since(started).as_secs_f64();
-    let (client_user, client_system) = cores(client_cpu_before, cpu_seconds("self", ticks), busy);
-    let server_cores = cores(server_cpu_before, cpu_seconds(&pid, ticks), busy);
-    let (appends_after, append_seconds_after) = server_appends(&mut http).await?;
-    let server_append_ms = 1000.0 * (append_seconds_after - append_seconds_before)
-        / (appends_after - appends_before).max(1.0);
-    let rss_mib = peak_rss_mib(server.pid()).unwrap_or(f64::NAN);
-    let _ = stop_tx.send(true);
-
-    // Every acknowledged position (and the warm-up's) must have reached every subscriber.
-    let mut acked: Vec<u64> = written.positions.clone();
-    acked.push(warm_position);
-    let mut delivery = Histogram::new();
-    let mut m = Measurement {
-        achieved_rate: written.positions.len() as f64 / write_seconds,
-        written: written.positions.len() as u64,
-        deliveries: 0,
-        delivery: Histogram::new(),
-        round_trips,
-        missing: 0,
-        duplicates: 0,
-        out_of_order: 0,
-        foreign: 0,
-        write_failures: written.failures.len(),
-        rss_mib,
-        client_cores: client_user + client_system,
-        server_cores,
-        server_append_ms,
-        drain_seconds: drained.duration_since(last_ack).as_secs_f64(),
-        groups,
-        ended_early: Vec::new(),
-    };
-    for (i, task) in subscribers.into_iter().enumerate() {
-        let seen = task.await?;
-        delivery.merge(&seen.latencies);
-        m.missing += acked.iter().filter(|p| !seen.has(**p - plan.first)).count() as u64;
-        m.duplicates += seen.duplicates;
-        m.out_of_order += seen.out_of_order;
-        m.foreign += seen.foreign;
-        if let Some(why) = seen.ended {
-            m.ended_early.push(format!("subscriber {i}: {why}"));
-        }
-        m.deliveries += seen.received;
-    }
-    m.delivery = delivery;
-    if let Err(e) = caught_up {
-        m.ended_early.push(format!("{e:#}"));
-    }
-    if let Some(first) = written.failures.first() {
-        eprintln!(
-            "fanout: {} mutations failed; the first: {first}",
-            written.failures.len()
-        );
-    }
-    Ok(m)
+    Ok((written, started))
 }
 
 /// Waits until every subscriber's highest position is at least `position`, giving up once
@@ -900,145 +1002,128 @@ pub async fn run(scale: Scale, runs: usize, out: &Path, command: &str) -> anyhow
     let mut measured = Vec::new();
     for run in 0..runs.max(1) {
         let m = measure(&binary, scale, run).await?;
-        eprintln!(
-            "fanout run {run}: {} events at {:.0}/s, {} deliveries, delivery p50 {:.2} ms p99 {:.2} ms max {:.2} ms, mutation p50 {:.2} ms p99 {:.2} ms, missing {} duplicates {} out of order {} foreign {}, write failures {}, drain {:.2} s, client {:.2} cores, server {:.2} user + {:.2} system cores, server's own append {:.1} ms, server peak RSS {:.0} MiB{}",
-            m.written,
-            m.achieved_rate,
-            m.deliveries,
-            m.delivery.quantile_ms(0.5),
-            m.delivery.quantile_ms(0.99),
-            m.delivery.max as f64 / 1000.0,
-            m.round_trips.quantile_ms(0.5),
-            m.round_trips.quantile_ms(0.99),
-            m.missing,
-            m.duplicates,
-            m.out_of_order,
-            m.foreign,
-            m.write_failures,
-            m.drain_seconds,
-            m.client_cores,
-            m.server_cores.0,
-            m.server_cores.1,
-            m.server_append_ms,
-            m.rss_mib,
-            m.ended_early
-                .first()
-                .map_or(String::new(), |e| format!("; ended early: {e}")),
-        );
+        eprintln!("fanout run {run}: {}", m.summary());
         measured.push(m);
     }
-    let values = |f: &dyn Fn(&Measurement) -> f64| -> Vec<f64> { measured.iter().map(f).collect() };
-    let m = |v: &Vec<f64>| median(&mut v.clone());
-    let rate = values(&|x| x.achieved_rate);
-    let p50 = values(&|x| x.delivery.quantile_ms(0.5));
-    let p99 = values(&|x| x.delivery.quantile_ms(0.99));
-    let max = values(&|x| x.delivery.max as f64 / 1000.0);
-    let rt50 = values(&|x| x.round_trips.quantile_ms(0.5));
-    let rt99 = values(&|x| x.round_trips.quantile_ms(0.99));
-    let misses = values(&|x| (x.missing + x.duplicates + x.out_of_order + x.foreign) as f64);
-    let rss = values(&|x| x.rss_mib);
-    let client = values(&|x| x.client_cores);
-    let server_user = values(&|x| x.server_cores.0);
-    let server_system = values(&|x| x.server_cores.1);
-    let append_ms = values(&|x| x.server_append_ms);
-    let drain = values(&|x| x.drain_seconds);
-    let failures: usize = measured.iter().map(|x| x.write_failures).sum();
-    let total_misses: f64 = misses.iter().sum();
-    let n = scale.subscribers;
     let target = Target::of(scale);
-    // The CPU window runs over the write phase and the drain after it.
-    let deliveries_per_second = m(&rate) * n as f64;
-    let window = (scale.seconds as f64 + m(&drain)) / scale.seconds as f64;
-    let per_delivery_us = |cores: f64| cores * window / deliveries_per_second * 1e6;
-    let cpu_per_delivery: Vec<f64> = measured
-        .iter()
-        .map(|x| {
-            let deliveries = x.achieved_rate * n as f64;
-            (x.server_cores.0 + x.server_cores.1) * (scale.seconds as f64 + x.drain_seconds)
-                / scale.seconds as f64
-                / deliveries
-                * 1e6
-        })
-        .collect();
-    let figures = vec![
+    let section = Section {
+        title: target.title.into(),
+        command: command.into(),
+        machine: machine(),
+        date: today(),
+        scale: format!(
+            "{} subscribers over {} selection(s), {} events/s requested for {} s ({} events), {} writers, {} runs",
+            scale.subscribers,
+            scale.selections,
+            scale.rate,
+            scale.seconds,
+            scale.rate * scale.seconds,
+            scale.writers,
+            runs.max(1)
+        ),
+        figures: figures(scale, &target, &measured),
+        notes: notes(scale, &target, &measured, open_files),
+    };
+    crate::report::write(out, target.key, section)?;
+    let total_misses: u64 = measured.iter().map(Measurement::bad_deliveries).sum();
+    let failures: usize = measured.iter().map(|x| x.write_failures).sum();
+    let ended = measured.iter().flat_map(|x| &x.ended_early).count();
+    if total_misses > 0 || ended > 0 {
+        bail!(
+            "fan-out broke the subscription invariant (every position once, in order): {total_misses} bad deliveries, {ended} subscriptions ended early or fell behind"
+        );
+    }
+    if failures > 0 {
+        bail!("{failures} mutations failed");
+    }
+    Ok(())
+}
+
+/// One value of every run.
+fn each(measured: &[Measurement], value: impl Fn(&Measurement) -> f64) -> Vec<f64> {
+    measured.iter().map(value).collect()
+}
+
+/// Server CPU time (user and system) per delivery of a run, in µs, over the write phase and the
+/// drain after it.
+fn cpu_per_delivery_us(m: &Measurement, scale: Scale) -> f64 {
+    let deliveries = m.achieved_rate * scale.subscribers as f64;
+    (m.server_cores.0 + m.server_cores.1) * (scale.seconds as f64 + m.drain_seconds)
+        / scale.seconds as f64
+        / deliveries
+        * 1e6
+}
+
+/// The report's figures: medians over the runs.
+fn figures(scale: Scale, target: &Target, measured: &[Measurement]) -> Vec<Figure> {
+    let n = scale.subscribers;
+    let requested = scale.rate as f64;
+    let p99 = each(measured, |x| x.delivery.quantile_ms(0.99));
+    let p99_met = target.p99_ms.map(|limit| med(&p99) <= limit);
+    let misses = each(measured, |x| x.bad_deliveries() as f64);
+    let total_misses: f64 = misses.iter().sum();
+    vec![
+        Figure::of_runs(
+            "events recorded through GraphQL mutations",
+            each(measured, |x| x.achieved_rate),
+            "events/s",
+        )
+        .against("the requested rate", requested)
+        .target("≥ 0.95 × requested", |f| f.value >= 0.95 * requested),
+        Figure::of_runs(
+            format!("delivery latency p50, {n} subscribers"),
+            each(measured, |x| x.delivery.quantile_ms(0.5)),
+            "ms",
+        )
+        .against(
+            "the mutation's own round trip, p50",
+            med(&each(measured, |x| x.round_trips.quantile_ms(0.5))),
+        ),
+        Figure::of_runs(format!("delivery latency p99, {n} subscribers"), p99, "ms")
+            .against(
+                "the mutation's own round trip, p99",
+                med(&each(measured, |x| x.round_trips.quantile_ms(0.99))),
+            )
+            .with_target(target.p99_text(), p99_met),
+        Figure::of_runs(
+            format!("delivery latency max, {n} subscribers"),
+            each(measured, |x| x.delivery.max as f64 / 1000.0),
+            "ms",
+        ),
         Figure {
-            name: "events recorded through GraphQL mutations".into(),
-            value: m(&rate),
-            unit: "events/s".into(),
-            baseline_name: Some("the requested rate".into()),
-            baseline: Some(scale.rate as f64),
-            target: Some("≥ 0.95 × requested".into()),
-            met: Some(m(&rate) >= 0.95 * scale.rate as f64),
-            runs: rate.clone(),
-            note: None,
-        },
-        Figure {
-            name: format!("delivery latency p50, {n} subscribers"),
-            value: m(&p50),
-            unit: "ms".into(),
-            baseline_name: Some("the mutation's own round trip, p50".into()),
-            baseline: Some(m(&rt50)),
-            target: None,
-            met: None,
-            runs: p50.clone(),
-            note: None,
-        },
-        Figure {
-            name: format!("delivery latency p99, {n} subscribers"),
-            value: m(&p99),
-            unit: "ms".into(),
-            baseline_name: Some("the mutation's own round trip, p99".into()),
-            baseline: Some(m(&rt99)),
-            target: Some(target.p99_text()),
-            met: target.p99_ms.map(|limit| m(&p99) <= limit),
-            runs: p99.clone(),
-            note: None,
-        },
-        Figure {
-            name: format!("delivery latency max, {n} subscribers"),
-            value: m(&max),
-            unit: "ms".into(),
-            baseline_name: None,
-            baseline: None,
-            target: None,
-            met: None,
-            runs: max.clone(),
-            note: None,
-        },
-        Figure {
-            name: "deliveries missing, duplicated, out of order or unknown (all runs)".into(),
             value: total_misses,
-            unit: "deliveries".into(),
-            baseline_name: None,
-            baseline: None,
-            target: Some("0".into()),
-            met: Some(total_misses == 0.0),
-            runs: misses.clone(),
-            note: None,
-        },
-        Figure {
-            name: "server CPU per delivery (user and system)".into(),
-            value: m(&cpu_per_delivery),
-            unit: "µs".into(),
-            baseline_name: None,
-            baseline: None,
-            target: Some("≤ 0.3 µs".into()),
-            met: Some(m(&cpu_per_delivery) <= 0.3),
-            runs: cpu_per_delivery.clone(),
-            note: None,
-        },
-        Figure {
-            name: "server peak resident memory (VmHWM)".into(),
-            value: m(&rss),
-            unit: "MiB".into(),
-            baseline_name: None,
-            baseline: None,
-            target: None,
-            met: None,
-            runs: rss.clone(),
-            note: None,
-        },
-    ];
+            ..Figure::of_runs(
+                "deliveries missing, duplicated, out of order or unknown (all runs)",
+                misses,
+                "deliveries",
+            )
+        }
+        .target("0", |f| f.value == 0.0),
+        Figure::of_runs(
+            "server CPU per delivery (user and system)",
+            each(measured, |x| cpu_per_delivery_us(x, scale)),
+            "µs",
+        )
+        .target("≤ 0.3 µs", |f| f.value <= 0.3),
+        Figure::of_runs(
+            "server peak resident memory (VmHWM)",
+            each(measured, |x| x.rss_mib),
+            "MiB",
+        ),
+    ]
+}
+
+/// The report's notes: how the runs were made (`open_files`: what was done about the open-file
+/// limit), where the time went, and what failed.
+fn notes(
+    scale: Scale,
+    target: &Target,
+    measured: &[Measurement],
+    open_files: String,
+) -> Vec<String> {
+    let n = scale.subscribers;
+    let m = |value: fn(&Measurement) -> f64| med(&each(measured, value));
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
     let mut notes = vec![
         format!(
             "The real `chancery serve --demo` (sled store) on loopback; {n} WebSocket subscribers (graphql-transport-ws) on `events(after: <the demo's last cursor>)`; {} writers, each a keep-alive HTTP connection awaiting each `recordEvent` before taking the next, paced together by one tokio interval at {} events/s for {} s. A warm-up event, received by every subscriber before the clock starts, makes sure every subscription is live.",
@@ -1047,84 +1132,62 @@ pub async fn run(scale: Scale, runs: usize, out: &Path, command: &str) -> anyhow
         "Delivery latency runs from the instant a mutation is sent (just before its request is written to the socket) to the instant a subscriber's socket yields the event, both on one monotonic clock in the bench's process, over every (subscriber, event) pair. It therefore includes the durable commit (the mutation's round trip is the baseline) and any time the event waits for the bench's own tasks to be scheduled. Percentiles are the upper edges of histogram buckets 1/64 of a power of two wide (within 1.6 %); the maximum is exact.".into(),
         format!(
             "Where the time goes (medians over runs, from the write phase's start until every subscriber had everything): the bench used {:.2} cores, the server {:.2} cores of user time and {:.2} of system time, on a machine with {} (shared with other work); an append spent {:.1} ms on average inside the server (its `chancery_append_seconds`); the last subscriber caught up {:.2} s after the last acknowledgement. The client parses no JSON per event (it finds two aliased fields in the text), but still reads up to {} WebSocket frames per second. The writers stop taking tickets after {} s, so a server that cannot keep up shows as a lower achieved rate.",
-            m(&client),
-            m(&server_user),
-            m(&server_system),
-            std::thread::available_parallelism().map_or(1, |c| c.get()),
-            m(&append_ms),
-            m(&drain),
+            m(|x| x.client_cores),
+            m(|x| x.server_cores.0),
+            m(|x| x.server_cores.1),
+            cores,
+            m(|x| x.server_append_ms),
+            m(|x| x.drain_seconds),
             n as u64 * scale.rate,
             scale.seconds
         ),
         open_files,
         format!(
             "Subscription groups on the server once every subscriber was live (its /metrics): {:.0}, the largest with {:.0} members. Subscribers asking the same document with the same variables and grants share one execution; each answer is encoded once and each connection writes the frame around it.",
-            m(&values(&|x| x.groups.0)),
-            m(&values(&|x| x.groups.1)),
+            m(|x| x.groups.0),
+            m(|x| x.groups.1),
         ),
     ];
-    if m(&p99) > target.p99_ms.unwrap_or(f64::INFINITY) && m(&p50) <= m(&rt50) {
+    let (p50, rt50) = (
+        m(|x| x.delivery.quantile_ms(0.5)),
+        m(|x| x.round_trips.quantile_ms(0.5)),
+    );
+    if m(|x| x.delivery.quantile_ms(0.99)) > target.p99_ms.unwrap_or(f64::INFINITY) && p50 <= rt50 {
         notes.push(format!(
-            "Subscribers received events before the writers had their answers (delivery p50 {:.1} ms against a mutation round trip of {:.1} ms): what misses the target is the write's latency under fan-out, not delivery lagging behind the log. The mutations are answered on the same two tokio workers that write every connection's frames.",
-            m(&p50),
-            m(&rt50)
+            "Subscribers received events before the writers had their answers (delivery p50 {p50:.1} ms against a mutation round trip of {rt50:.1} ms): what misses the target is the write's latency under fan-out, not delivery lagging behind the log. The mutations are answered on the same two tokio workers that write every connection's frames."
         ));
     }
+    // The CPU window runs over the write phase and the drain after it.
+    let deliveries_per_second = m(|x| x.achieved_rate) * n as f64;
     if deliveries_per_second > 0.0 {
+        let window = (scale.seconds as f64 + m(|x| x.drain_seconds)) / scale.seconds as f64;
+        let per_delivery_us = |cores: f64| cores * window / deliveries_per_second * 1e6;
         let (user_us, system_us) = (
-            per_delivery_us(m(&server_user)),
-            per_delivery_us(m(&server_system)),
+            per_delivery_us(m(|x| x.server_cores.0)),
+            per_delivery_us(m(|x| x.server_cores.1)),
         );
         let requested = scale.rate as f64 * n as f64;
         notes.push(format!(
-            "Server CPU per delivery: {user_us:.2} µs of user time and {system_us:.2} µs of system time (the cores above over the {deliveries_per_second:.0} deliveries per second made). At that cost, {} events/s to {n} subscribers takes {:.2} cores of the server, {:.2} of them in the kernel's sends (a `sendto` per connection per flush), on a machine with {}.",
+            "Server CPU per delivery: {user_us:.2} µs of user time and {system_us:.2} µs of system time (the cores above over the {deliveries_per_second:.0} deliveries per second made). At that cost, {} events/s to {n} subscribers takes {:.2} cores of the server, {:.2} of them in the kernel's sends (a `sendto` per connection per flush), on a machine with {cores}.",
             scale.rate,
             (user_us + system_us) * requested / 1e6,
             system_us * requested / 1e6,
-            std::thread::available_parallelism().map_or(1, |c| c.get()),
         ));
     }
+    let failures: usize = measured.iter().map(|x| x.write_failures).sum();
     if failures > 0 {
         notes.push(format!(
             "{failures} mutations failed over all runs (their events are not counted as written)."
         ));
     }
     let ended: Vec<&String> = measured.iter().flat_map(|x| &x.ended_early).collect();
-    if !ended.is_empty() {
+    if let Some(first) = ended.first() {
         notes.push(format!(
-            "Subscriptions that ended early or fell behind: {} (first: {}).",
-            ended.len(),
-            ended[0]
+            "Subscriptions that ended early or fell behind: {} (first: {first}).",
+            ended.len()
         ));
     }
-    let section = Section {
-        title: target.title.into(),
-        command: command.into(),
-        machine: machine(),
-        date: today(),
-        scale: format!(
-            "{n} subscribers over {} selection(s), {} events/s requested for {} s ({} events), {} writers, {} runs",
-            scale.selections,
-            scale.rate,
-            scale.seconds,
-            scale.rate * scale.seconds,
-            scale.writers,
-            runs.max(1)
-        ),
-        figures,
-        notes,
-    };
-    crate::report::write(out, target.key, section)?;
-    if total_misses > 0.0 || !ended.is_empty() {
-        bail!(
-            "fan-out broke the subscription invariant (every position once, in order): {total_misses} bad deliveries, {} subscriptions ended early or fell behind",
-            ended.len()
-        );
-    }
-    if failures > 0 {
-        bail!("{failures} mutations failed");
-    }
-    Ok(())
+    notes
 }
 
 /// The issue's targets at the scales they are set for; each scale reports in a section of its own.
@@ -1200,15 +1263,7 @@ mod tests {
 
     #[test]
     fn a_position_seen_twice_is_a_duplicate_and_an_unseen_one_is_missing() {
-        let mut seen = Seen {
-            latencies: Histogram::new(),
-            positions: Vec::new(),
-            received: 0,
-            duplicates: 0,
-            out_of_order: 0,
-            foreign: 0,
-            ended: None,
-        };
+        let mut seen = Seen::new();
         assert!(seen.mark(0));
         assert!(seen.mark(130));
         assert!(!seen.mark(130));

@@ -9,17 +9,19 @@
 //! prints a summary and fails (a non-zero exit) when a check does not hold.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::client::{Http, chancery_bin};
 use anyhow::{Context, bail};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
+
+use crate::client::{GraphqlSocket, Http, chancery_bin, tail};
+use crate::servers;
 
 const TOKEN: &str = "load-recorder-token-0123456789";
 const TIMELINE: &str = "us-china-trade";
@@ -36,99 +38,6 @@ pub struct Scale {
     pub racers: usize,
     pub readers: usize,
     pub subscribers: usize,
-}
-
-/// The server under load, killed if the run ends early.
-struct Server {
-    child: Child,
-    address: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(binary: &Path, data: &Path, log: &Path) -> anyhow::Result<Server> {
-        let mut child = Command::new(binary)
-            .arg("--data")
-            .arg(data)
-            .args(["serve", "--listen", "127.0.0.1:0", "--demo", "--token"])
-            .arg(format!("recorder:{TOKEN}"))
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(log)?)
-            .spawn()
-            .with_context(|| format!("cannot start {}", binary.display()))?;
-        let stdout = child
-            .stdout
-            .take()
-            .context("the server's standard output")?;
-        let mut server = Server {
-            child,
-            address: String::new(),
-        };
-        let (tx, rx) = std::sync::mpsc::channel();
-        // Reads standard output for as long as the server runs, so that it never blocks on it.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(rest) = line.strip_prefix("chancery: listening on http://") {
-                    let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_owned());
-                }
-            }
-        });
-        server.address = rx
-            .recv_timeout(PATIENCE)
-            .context("the server did not say it was listening")?;
-        Ok(server)
-    }
-
-    async fn ready(&self) -> anyhow::Result<()> {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let status = match Http::connect(&self.address, TOKEN).await {
-                Ok(mut http) => http.request("GET", "/readyz", None).await.map(|r| r.0).ok(),
-                Err(_) => None,
-            };
-            if status == Some(200) {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!("/readyz was not 200 within {PATIENCE:?} (last: {status:?})");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// The server's peak resident set (VmHWM), in MiB.
-    fn peak_rss_mib(&self) -> Option<f64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        let kib: f64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))?
-            .split_whitespace()
-            .next()?
-            .parse()
-            .ok()?;
-        Some(kib / 1024.0)
-    }
-
-    /// Stops the server as an operator would (SIGTERM), so that it shuts down cleanly.
-    fn stop(mut self) -> anyhow::Result<()> {
-        let terminated = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .is_ok_and(|s| s.success());
-        if !terminated {
-            self.child.kill()?;
-        }
-        self.child.wait()?;
-        Ok(())
-    }
 }
 
 /// A UUID v7 for an event this run writes: the run's start in milliseconds, then the writer
@@ -208,6 +117,15 @@ struct WriterOutcome {
     /// Acknowledged events: id and position.
     acked: Vec<(String, u64)>,
     conflicts: u64,
+}
+
+impl WriterOutcome {
+    /// Adds what another writer did.
+    fn add(&mut self, other: WriterOutcome) {
+        self.tally.add(other.tally);
+        self.acked.extend(other.acked);
+        self.conflicts += other.conflicts;
+    }
 }
 
 /// Appends until `deadline`, one event per request. A racer sends the timeline version it last
@@ -329,12 +247,10 @@ async fn reader(address: String, index: usize, deadline: Instant) -> anyhow::Res
     Ok(tally)
 }
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
-
 /// The next text message, as JSON; `None` if `target` changed first.
 async fn next_text(
-    socket: &mut Socket,
-    target: &mut tokio::sync::watch::Receiver<u64>,
+    socket: &mut GraphqlSocket,
+    target: &mut watch::Receiver<u64>,
 ) -> anyhow::Result<Option<Value>> {
     loop {
         let message = tokio::select! {
@@ -368,8 +284,8 @@ struct Subscription {
 /// only once the writers stopped) or something goes wrong.
 async fn subscriber(
     address: String,
-    mut target: tokio::sync::watch::Receiver<u64>,
-    subscribed: tokio::sync::mpsc::Sender<()>,
+    mut target: watch::Receiver<u64>,
+    subscribed: mpsc::Sender<()>,
 ) -> anyhow::Result<Subscription> {
     let mut socket = crate::client::open_graphql_ws(&address, TOKEN).await?;
     let ack = next_text(&mut socket, &mut target).await?;
@@ -424,15 +340,56 @@ pub async fn run(scale: Scale) -> anyhow::Result<()> {
         .tempdir()?;
     let data = dir.path().join("data");
     let server_log = dir.path().join("server.log");
-    let server = Server::start(&binary, &data, &server_log)?;
-    server.ready().await?;
-    let address = server.address.clone();
+    let server = servers::start_demo(&binary, &data, server_log.clone(), TOKEN).await?;
+    let address = server.address.to_string();
     let mut http = Http::connect(&address, TOKEN).await?;
-    let (_, head) = http.graphql("{ head { position } }", json!({})).await?;
-    let demo_head = head["data"]["head"]["position"]
-        .as_u64()
-        .with_context(|| format!("no head: {head}"))?;
+    let demo_head = head(&mut http).await?;
+    announce(&binary, scale);
 
+    // Subscribers first, each acknowledged and subscribed before the load starts.
+    let (target, subscribers) = start_subscribers(&address, scale.subscribers).await?;
+    let mut load = apply_load(&address, scale).await?;
+    let final_head = head(&mut http).await?;
+    target.send_replace(final_head);
+    let mut seen = Vec::new();
+    for task in subscribers {
+        seen.push(
+            tokio::time::timeout(PATIENCE, task)
+                .await
+                .context("a subscriber is stuck")???,
+        );
+    }
+    let peak_rss = servers::peak_rss_mib(&server).ok();
+    drop(http);
+    server.stop().await?;
+
+    let log = read_log(&binary, &data, &dir.path().join("export.ndjson"), demo_head)?;
+    let records = log.records;
+    let (problems, acked_ok) = check(scale, &load, log, &seen, (demo_head, final_head));
+    print_summary(&mut load, (records, acked_ok), &seen, peak_rss);
+    if problems.is_empty() {
+        println!("load: every check passed");
+        Ok(())
+    } else {
+        bail!(
+            "{} checks failed:\n- {}\nthe server log's last lines:\n{}",
+            problems.len(),
+            problems.join("\n- "),
+            tail(&server_log)
+        )
+    }
+}
+
+/// The log's head position, as the server says.
+async fn head(http: &mut Http) -> anyhow::Result<u64> {
+    let (_, head) = http.graphql("{ head { position } }", json!({})).await?;
+    head["data"]["head"]["position"]
+        .as_u64()
+        .with_context(|| format!("no head: {head}"))
+}
+
+/// Says what is about to run, and in which profile.
+fn announce(binary: &Path, scale: Scale) {
     println!(
         "load: {} ({}), {} s, {} writers + {} racing on expectedVersion, {} readers, {} subscribers",
         binary.display(),
@@ -447,33 +404,53 @@ pub async fn run(scale: Scale) -> anyhow::Result<()> {
         scale.readers,
         scale.subscribers
     );
+}
 
-    // Subscribers first, each acknowledged and subscribed before the load starts.
-    let (target, target_rx) = tokio::sync::watch::channel(0u64);
-    let (subscribed_tx, mut subscribed_rx) = tokio::sync::mpsc::channel(scale.subscribers.max(1));
-    let subscribers: Vec<_> = (0..scale.subscribers)
+/// A subscriber's task.
+type SubscriberTask = JoinHandle<anyhow::Result<Subscription>>;
+
+/// Starts `count` subscribers and waits until each has subscribed. Answers where to tell them
+/// the position to follow up to (known once the writers stopped), and their tasks.
+async fn start_subscribers(
+    address: &str,
+    count: usize,
+) -> anyhow::Result<(watch::Sender<u64>, Vec<SubscriberTask>)> {
+    let (target, target_rx) = watch::channel(0u64);
+    let (subscribed_tx, mut subscribed_rx) = mpsc::channel(count.max(1));
+    let subscribers = (0..count)
         .map(|_| {
             tokio::spawn(subscriber(
-                address.clone(),
+                address.to_owned(),
                 target_rx.clone(),
                 subscribed_tx.clone(),
             ))
         })
         .collect();
     drop(subscribed_tx);
-    for _ in 0..scale.subscribers {
+    for _ in 0..count {
         tokio::time::timeout(PATIENCE, subscribed_rx.recv())
             .await
             .context("the subscribers did not all subscribe")?;
     }
+    Ok((target, subscribers))
+}
 
+/// What the writers and readers did, and for how long.
+struct Load {
+    written: WriterOutcome,
+    read: Tally,
+    elapsed: f64,
+}
+
+/// Runs the writers (the racers among them) and the readers for the scale's seconds.
+async fn apply_load(address: &str, scale: Scale) -> anyhow::Result<Load> {
     let epoch_ms = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as u64;
     let started = Instant::now();
     let deadline = started + Duration::from_secs(scale.seconds);
     let writers: Vec<_> = (0..scale.writers + scale.racers)
         .map(|i| {
             tokio::spawn(writer(
-                address.clone(),
+                address.to_owned(),
                 i,
                 i >= scale.writers,
                 epoch_ms,
@@ -482,90 +459,83 @@ pub async fn run(scale: Scale) -> anyhow::Result<()> {
         })
         .collect();
     let readers: Vec<_> = (0..scale.readers)
-        .map(|i| tokio::spawn(reader(address.clone(), i, deadline)))
+        .map(|i| tokio::spawn(reader(address.to_owned(), i, deadline)))
         .collect();
-
     let mut written = WriterOutcome::default();
     for task in writers {
-        let out = task.await??;
-        written.tally.add(out.tally);
-        written.acked.extend(out.acked);
-        written.conflicts += out.conflicts;
+        written.add(task.await??);
     }
     let mut read = Tally::default();
     for task in readers {
         read.add(task.await??);
     }
-    let elapsed = started.elapsed().as_secs_f64();
+    Ok(Load {
+        written,
+        read,
+        elapsed: started.elapsed().as_secs_f64(),
+    })
+}
 
-    let (_, head) = http.graphql("{ head { position } }", json!({})).await?;
-    let final_head = head["data"]["head"]["position"]
-        .as_u64()
-        .with_context(|| format!("no head: {head}"))?;
-    target.send_replace(final_head);
-    let mut seen = Vec::new();
-    for task in subscribers {
-        seen.push(
-            tokio::time::timeout(PATIENCE, task)
-                .await
-                .context("a subscriber is stuck")???,
-        );
-    }
-    let peak_rss = server.peak_rss_mib();
-    drop(http);
-    server.stop()?;
+/// The log as the server left it: how many records, and where each event this run wrote is.
+struct Log {
+    records: u64,
+    /// The positions of each event after the demo's, by id.
+    written: HashMap<String, Vec<u64>>,
+}
 
-    // The log as the server left it, read without it.
-    let export = dir.path().join("export.ndjson");
-    let status = Command::new(&binary)
+/// Reads the log of the stopped server's `data` with `chancery export` (to `export`); the
+/// events after `demo_head` are this run's.
+fn read_log(binary: &Path, data: &Path, export: &Path, demo_head: u64) -> anyhow::Result<Log> {
+    let status = Command::new(binary)
         .arg("--data")
-        .arg(&data)
+        .arg(data)
         .args(["export", "--out"])
-        .arg(&export)
+        .arg(export)
         .status()?;
     if !status.success() {
         bail!("chancery export failed ({status})");
     }
-    let mut in_log: HashMap<String, Vec<u64>> = HashMap::new();
-    let mut records = 0u64;
-    for line in std::fs::read_to_string(&export)?.lines().skip(1) {
+    let mut log = Log {
+        records: 0,
+        written: HashMap::new(),
+    };
+    for line in std::fs::read_to_string(export)?.lines().skip(1) {
         let record: Value = serde_json::from_str(line)?;
-        records += 1;
+        log.records += 1;
         let position = record["position"].as_u64().unwrap_or(0);
         if position > demo_head {
             let id = record["event"]["id"].as_str().unwrap_or("").to_owned();
-            in_log.entry(id).or_default().push(position);
+            log.written.entry(id).or_default().push(position);
         }
     }
+    Ok(log)
+}
 
-    // The checks.
+/// What must hold whatever the load: no failed request but the conflicts, the log holding
+/// exactly the acknowledged events, every subscriber having seen every position once, in
+/// order. Answers the problems found, and how many acknowledged events are in the log once at
+/// their position.
+fn check(
+    scale: Scale,
+    load: &Load,
+    log: Log,
+    seen: &[Subscription],
+    (demo_head, final_head): (u64, u64),
+) -> (Vec<String>, u64) {
+    let written = &load.written;
     let mut problems = Vec::new();
-    let failures = written.tally.failed + read.failed;
+    let failures = written.tally.failed + load.read.failed;
     if failures > 0 {
         let shown: Vec<&String> = written
             .tally
             .examples
             .iter()
-            .chain(&read.examples)
+            .chain(&load.read.examples)
             .collect();
         problems.push(format!("{failures} failed requests, e.g. {shown:#?}"));
     }
-    let mut acked_ok = 0u64;
-    for (id, position) in &written.acked {
-        match in_log.remove(id).as_deref() {
-            Some([p]) if p == position => acked_ok += 1,
-            other => problems.push(format!(
-                "event {id}, acknowledged at {position}, is in the log at {other:?}"
-            )),
-        }
-    }
-    if !in_log.is_empty() {
-        problems.push(format!(
-            "{} events in the log were never acknowledged (e.g. {:?})",
-            in_log.len(),
-            in_log.iter().next()
-        ));
-    }
+    let records = log.records;
+    let acked_ok = check_acknowledged(&written.acked, log, &mut problems);
     if records != final_head || final_head != demo_head + written.acked.len() as u64 {
         problems.push(format!(
             "the log holds {records} records, the head said {final_head}, and {} + {} were expected",
@@ -584,7 +554,41 @@ pub async fn run(scale: Scale) -> anyhow::Result<()> {
     if scale.writers + scale.racers > 0 && written.acked.is_empty() {
         problems.push("no event was acknowledged: the load did not run".into());
     }
+    (problems, acked_ok)
+}
 
+/// Every acknowledged event must be in the log once, at its acknowledged position, and nothing
+/// else written: adds what is not to `problems`; answers how many are as they must be.
+fn check_acknowledged(acked: &[(String, u64)], mut log: Log, problems: &mut Vec<String>) -> u64 {
+    let mut acked_ok = 0u64;
+    for (id, position) in acked {
+        match log.written.remove(id).as_deref() {
+            Some([p]) if p == position => acked_ok += 1,
+            other => problems.push(format!(
+                "event {id}, acknowledged at {position}, is in the log at {other:?}"
+            )),
+        }
+    }
+    if !log.written.is_empty() {
+        problems.push(format!(
+            "{} events in the log were never acknowledged (e.g. {:?})",
+            log.written.len(),
+            log.written.iter().next()
+        ));
+    }
+    acked_ok
+}
+
+/// Prints what the load did: requests, rates and latencies of the writers and readers, what
+/// the subscribers and the log hold (`records`, `acked_ok` of them found as acknowledged), and
+/// the server's peak memory.
+fn print_summary(
+    load: &mut Load,
+    (records, acked_ok): (u64, u64),
+    seen: &[Subscription],
+    peak_rss: Option<f64>,
+) {
+    let (written, read, elapsed) = (&mut load.written, &mut load.read, load.elapsed);
     written.tally.latencies_us.sort_unstable();
     read.latencies_us.sort_unstable();
     let w = &written.tally.latencies_us;
@@ -607,22 +611,10 @@ pub async fn run(scale: Scale) -> anyhow::Result<()> {
         percentile(r, 0.99)
     );
     println!(
-        "load: subscribers: {} each received {} positions; log: {records} records ({acked_ok} acknowledged events found once at their position); failed requests: {failures}; server peak RSS (VmHWM): {}",
+        "load: subscribers: {} each received {} positions; log: {records} records ({acked_ok} acknowledged events found once at their position); failed requests: {}; server peak RSS (VmHWM): {}",
         seen.len(),
         seen.first().map_or(0, |s| s.received),
+        written.tally.failed + read.failed,
         peak_rss.map_or("unknown".into(), |m| format!("{m:.1} MiB"))
     );
-    if problems.is_empty() {
-        println!("load: every check passed");
-        Ok(())
-    } else {
-        let log = std::fs::read_to_string(&server_log).unwrap_or_default();
-        let tail: Vec<&str> = log.lines().rev().take(20).collect();
-        bail!(
-            "{} checks failed:\n- {}\nthe server log's last lines:\n{}",
-            problems.len(),
-            problems.join("\n- "),
-            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-        )
-    }
 }

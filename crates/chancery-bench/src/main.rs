@@ -2,8 +2,8 @@
 //! `docs/benchmarks.md` (and `.json`). Scales are flags with small defaults, so that CI can run a
 //! smoke pass of every benchmark.
 
-/// Replay and serving allocate many small objects; mimalloc spent a third less time in
-/// allocation than the system allocator on the 1M-event replay (docs/benchmarks.md).
+/// Replay and serving allocate many small objects, which mimalloc allocates faster than the
+/// system allocator (docs/benchmarks.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -18,10 +18,11 @@ mod nats;
 mod reads;
 mod replay;
 mod report;
+mod servers;
 mod synthetic;
 mod umadb;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 
@@ -187,107 +188,90 @@ fn command_line() -> String {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let command = command_line();
-    match cli.command {
-        Bench::All { events } => {
-            appends::run(
-                (events / 100).max(50) as usize,
-                cli.runs,
-                &cli.out,
-                &command,
-            )
-            .await?;
-            replay::run(events, cli.runs, None, &cli.out, &command).await?;
-            fanout::run(fanout::Scale::default(), cli.runs, &cli.out, &command).await?;
-            reads::run(
+    cli.command.run(cli.runs, &cli.out, &command).await
+}
+
+impl Bench {
+    /// Runs this benchmark `runs` times, its report going to `out`; `command` is how it was run.
+    async fn run(self, runs: usize, out: &Path, command: &str) -> anyhow::Result<()> {
+        match self {
+            Bench::All { events } => all(events, runs, out, command).await,
+            Bench::Compare {
+                before,
+                label,
+                benchmarks,
+            } => compare::run(&before, &label, &benchmarks, out, command),
+            Bench::Compression { dir } => compression::run(&dir, runs, out, command),
+            Bench::Appends { appends } => appends::run(appends, runs, out, command).await,
+            Bench::Replay { events, keep } => {
+                replay::run(events, runs, keep.as_deref(), out, command).await
+            }
+            Bench::Reads {
                 events,
-                cli.runs,
-                reads::DEFAULT_SECONDS,
-                None,
-                &cli.out,
-                &command,
-            )
-            .await?;
-            let scale = ingest::Scale {
-                events,
-                appends: ingest::appends_for_all(events),
-                baseline_bin: None,
-            };
-            ingest::run(scale, cli.runs, &cli.out, &command).await?;
-        }
-        Bench::Compare {
-            before,
-            label,
-            benchmarks,
-        } => compare::run(&before, &label, &benchmarks, &cli.out, &command)?,
-        Bench::Compression { dir } => compression::run(&dir, cli.runs, &cli.out, &command)?,
-        Bench::Appends { appends } => appends::run(appends, cli.runs, &cli.out, &command).await?,
-        Bench::Replay { events, keep } => {
-            replay::run(events, cli.runs, keep.as_deref(), &cli.out, &command).await?
-        }
-        Bench::Reads {
-            events,
-            seconds,
-            keep,
-        } => {
-            reads::run(
-                events,
-                cli.runs,
                 seconds,
-                keep.as_deref(),
-                &cli.out,
-                &command,
-            )
-            .await?
-        }
-        Bench::Fanout {
-            subscribers,
-            rate,
-            seconds,
-            writers,
-            selections,
-        } => {
-            let scale = fanout::Scale {
+                keep,
+            } => reads::run(events, runs, seconds, keep.as_deref(), out, command).await,
+            Bench::Fanout {
                 subscribers,
                 rate,
                 seconds,
                 writers,
-                selections: selections.max(1),
-            };
-            fanout::run(scale, cli.runs, &cli.out, &command).await?
-        }
-        Bench::Load {
-            seconds,
-            writers,
-            racers,
-            readers,
-            subscribers,
-        } => {
-            load::run(load::Scale {
+                selections,
+            } => {
+                let scale = fanout::Scale {
+                    subscribers,
+                    rate,
+                    seconds,
+                    writers,
+                    selections: selections.max(1),
+                };
+                fanout::run(scale, runs, out, command).await
+            }
+            Bench::Load {
                 seconds,
                 writers,
                 racers,
                 readers,
                 subscribers,
-            })
-            .await?
-        }
-        Bench::Nats { events, writers } => {
-            nats::run(events, writers, cli.runs, &cli.out, &command).await?
-        }
-        Bench::Ingest {
-            events,
-            appends,
-            baseline_bin,
-        } => {
-            let scale = ingest::Scale {
+            } => {
+                let scale = load::Scale {
+                    seconds,
+                    writers,
+                    racers,
+                    readers,
+                    subscribers,
+                };
+                load::run(scale).await
+            }
+            Bench::Nats { events, writers } => nats::run(events, writers, runs, out, command).await,
+            Bench::Ingest {
                 events,
                 appends,
                 baseline_bin,
-            };
-            ingest::run(scale, cli.runs, &cli.out, &command).await?
+            } => {
+                let scale = ingest::Scale {
+                    events,
+                    appends,
+                    baseline_bin,
+                };
+                ingest::run(scale, runs, out, command).await
+            }
+            Bench::RawScan { dir } => replay::raw_scan(&dir),
+            Bench::ReplayChild { dir } => replay::replay(&dir).await,
         }
-        Bench::RawScan { dir } => replay::raw_scan(&dir)?,
-        Bench::ReplayChild { dir } => replay::replay(&dir).await?,
     }
-    Ok(())
+}
+
+/// What `all` runs: appends, replay, fan-out, reads and ingest, scaled from `events`.
+async fn all(events: u64, runs: usize, out: &Path, command: &str) -> anyhow::Result<()> {
+    appends::run((events / 100).max(50) as usize, runs, out, command).await?;
+    replay::run(events, runs, None, out, command).await?;
+    fanout::run(fanout::Scale::default(), runs, out, command).await?;
+    reads::run(events, runs, reads::DEFAULT_SECONDS, None, out, command).await?;
+    let scale = ingest::Scale {
+        events,
+        appends: ingest::appends_for_all(events),
+        baseline_bin: None,
+    };
+    ingest::run(scale, runs, out, command).await
 }

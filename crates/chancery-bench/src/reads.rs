@@ -9,7 +9,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::client::{Server, chancery_bin};
 use anyhow::{Context, bail};
 use axum::body::Bytes;
 use chancery_domain::verify_record_hash;
@@ -19,8 +18,11 @@ use chancery_store_sled::{SledConfig, SledLog, keys};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
 
-use crate::report::{Figure, Section, figure, machine, median, today};
+use crate::client::{Server, chancery_bin};
+use crate::report::{Figure, MB, Section, figure, machine, med, today};
+use crate::servers::Logs;
 use crate::synthetic::{ISSUES, PARTIES, TIMELINES};
 
 /// Seconds of load per query and target when no `--seconds` is given: enough for a smoke run.
@@ -30,26 +32,8 @@ pub const CLIENTS: usize = 32;
 /// A stored record is its canonical body with `,"hash":"<64 hex>"}` (75 bytes) in place of the
 /// closing brace (1 byte): see `chancery_domain::record::encode_record`.
 const HASH_SUFFIX_GROWTH: u64 = 74;
-const MB: f64 = 1e6;
 /// Stores above this many events report in a section of their own.
 const SEPARATE_SECTION_EVENTS: u64 = 2_000_000;
-
-/// What the figures rest on, added to the report while targets are missed; update it when the
-/// server changes (and profile again: the commands are in the note).
-const PROFILE_NOTE: &str = "What the figures rest on (2026-12-05). The projections live on disk \
-(`chancery-projections`: an entry per log position in pages of 256, and every list, a position's, a pair's and \
-the chronology, sorted by valid time in sled blocks of up to 128 items), read through bounded caches (256 pages, \
-8,192 blocks, the block keys of recently read lists, sled's 32 MiB) beside the overlay of what changed since the \
-last checkpoint. A restart reads the checkpoint's names, directory of keys and position, and opens the log (its \
-index in sled, its records in segment files). An answer that is not in the answer cache reads the blocks of the \
-keys it asks about: a position as known now folds one block from the sweep state kept at the block's start; a \
-timeline page reads the chronology's blocks and each event's record. Repeated questions are answered from the \
-answer cache (`chancery-graphql/src/answers.rs`), so the figures without \"asked afresh\" measure a cache hit \
-plus one computation per question each second; the \"asked afresh\" figures measure the computation itself. \
-`perf record --call-graph dwarf` of the server answering `standoffs` afresh on the 1M store (2026-12-05): before \
-lists kept their block keys in memory, half of the samples found blocks through sled range scans (two per \
-position, 800 positions); since, about a third is async-graphql resolving each side and party, 14% folding slots \
-(`RunState::step`), 5% computing positions and 5% the block cache.";
 
 /// The timeline every read asks about.
 const TIMELINE: &str = "dossier-0";
@@ -239,7 +223,7 @@ fn post(address: SocketAddr, body: &[u8]) -> Vec<u8> {
 
 /// A bare axum handler answering every `POST /graphql` with `answer`: what serving these bytes
 /// costs without GraphQL, projections or the store.
-async fn bare_handler(answer: Bytes) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+async fn bare_handler(answer: Bytes) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
     let router = axum::Router::new().route(
@@ -499,24 +483,24 @@ async fn canonical_bytes(log_dir: &Path) -> anyhow::Result<(u64, u64)> {
     Ok((events, bytes))
 }
 
-/// A figure whose value is the median of `runs`, against the median of `baselines`.
-/// `figure` with its target, in words, and whether it is met.
-fn with_target(mut figure: Figure, words: &str, met: impl Fn(&Figure) -> bool) -> Figure {
-    figure.met = Some(met(&figure));
-    figure.target = Some(words.into());
-    figure
-}
-
 /// Per query: runs of p50, p99 and throughput, for the server and for the bare handler.
 #[derive(Default)]
 struct QueryRuns {
-    /// By target: Chancery, the bare handler, and Chancery asked afresh each time.
+    /// By target (see [`TARGETS`]).
     p50: [Vec<f64>; 3],
     p99: [Vec<f64>; 3],
     per_second: [Vec<f64>; 3],
     /// Server CPU time per request (user + system), in ms: asked the same, and afresh.
     server_cpu_ms: [Vec<f64>; 2],
 }
+
+/// What each query is loaded on, by index: Chancery, the bare handler, and Chancery asked
+/// afresh each time.
+const TARGETS: [&str; 3] = ["chancery", "bare axum", "chancery asked afresh"];
+/// The index of the bare handler in [`TARGETS`].
+const BARE: usize = 1;
+/// The index of Chancery asked afresh in [`TARGETS`].
+const AFRESH: usize = 2;
 
 pub async fn run(
     events: u64,
@@ -532,125 +516,284 @@ pub async fn run(
     let bin = chancery_bin()?;
     let temp = tempfile::tempdir()?;
     let dir = keep.unwrap_or(temp.path()).to_path_buf();
-    let generated = if dir.join("log").exists() {
-        format!(
+    let generated = match crate::replay::generate_unless_kept(&dir, events, "reads").await? {
+        None => format!(
             "The store was generated before this run (`--keep {}`).",
             dir.display()
-        )
-    } else {
-        eprintln!("reads: generating {events} events in {}", dir.display());
-        let started = Instant::now();
-        crate::replay::generate(&dir, events).await?;
-        let took = started.elapsed().as_secs_f64();
-        format!(
+        ),
+        Some(took) => format!(
             "Generating the store ({events} events, appended in batches through `SledLog`) took {took:.0} s ({:.0} events/s).",
             events as f64 / took
-        )
+        ),
     };
-    let logs = tempfile::tempdir()?;
-    let empty = tempfile::tempdir()?;
-    let mut started_servers = 0;
-    let mut next_log = || {
-        started_servers += 1;
-        logs.path().join(format!("server-{started_servers}.log"))
+    let mut logs = Logs::new("chancery-bench-reads-logs-")?;
+    let empty = measure_empty_store(&bin, &mut logs, runs).await?;
+    let queries = read_queries(events)?;
+    let served = measure_serving(&bin, &dir, &mut logs, &queries, (runs, seconds)).await?;
+    let disk = measure_disk(&dir).await?;
+    // A store larger than the usual 1M gets a section of its own, so that both scales stand in
+    // the report and the growth from one to the other can be read off.
+    let millions = (disk.events > SEPARATE_SECTION_EVENTS).then_some(disk.events / 1_000_000);
+    let mut figures = start_figures(&served, &empty);
+    for (query, m) in queries.iter().zip(&served.queries) {
+        figures.extend(query_figures(query, m));
+    }
+    figures.extend(memory_figures(&served, &empty));
+    figures.extend(disk_figures(&disk));
+    let total_events = disk.events;
+    let section = Section {
+        title: match millions {
+            Some(m) => format!("Reads from a generated store of {m}M events"),
+            None => "Reads from a generated store".into(),
+        },
+        command: command.into(),
+        machine: machine(),
+        date: today(),
+        scale: format!(
+            "{total_events} events in the log ({TIMELINES} timelines, {PARTIES} parties, {ISSUES} issues); reads of timeline `{TIMELINE}`; {CLIENTS} keep-alive HTTP/1.1 clients for {seconds} s per query and target; {runs} runs"
+        ),
+        figures,
+        notes: notes(&queries, &served, disk, generated),
     };
+    let key = match millions {
+        Some(m) => format!("reads-{m}m"),
+        None => "reads".to_owned(),
+    };
+    crate::report::write(out, &key, section)
+}
 
-    // The fixed cost of a start: the same binary restarting on an empty store (created by a
-    // first start that is not measured, as creating a store is no part of a restart).
-    let (server, _) = Server::start(&bin, empty.path(), next_log(), &[]).await?;
+/// The same binary on an empty store: what a start and an idle server cost without data.
+#[derive(Default)]
+struct EmptyStore {
+    /// Seconds from spawn to ready, per run.
+    ready: Vec<f64>,
+    rss: Vec<f64>,
+    hwm: Vec<f64>,
+}
+
+/// The fixed cost of a start: the same binary restarting on an empty store (created by a first
+/// start that is not measured, as creating a store is no part of a restart), `runs` times.
+async fn measure_empty_store(
+    bin: &Path,
+    logs: &mut Logs,
+    runs: usize,
+) -> anyhow::Result<EmptyStore> {
+    let empty = tempfile::tempdir()?;
+    let (server, _) = Server::start(bin, empty.path(), logs.next("server"), &[]).await?;
     server.stop().await?;
-    let (mut empty_ready, mut empty_rss, mut empty_hwm) = (Vec::new(), Vec::new(), Vec::new());
+    let mut measured = EmptyStore::default();
     for _ in 0..runs {
-        let (server, started) = Server::start(&bin, empty.path(), next_log(), &[]).await?;
+        let (server, started) = Server::start(bin, empty.path(), logs.next("server"), &[]).await?;
         let (rss, hwm) = server.memory()?;
         server.stop().await?;
-        empty_ready.push(started.ready);
-        empty_rss.push(rss);
-        empty_hwm.push(hwm);
+        measured.ready.push(started.ready);
+        measured.rss.push(rss);
+        measured.hwm.push(hwm);
     }
+    Ok(measured)
+}
 
-    let queries = read_queries(events)?;
-    let mut captured: Vec<(Arc<Vec<Asked>>, usize)> = Vec::new();
+/// What the runs on the generated store measured.
+#[derive(Default)]
+struct Served {
+    /// Seconds from spawn to ready and to the listening line, of the first start and of the
+    /// restart, per run.
+    first_ready: Vec<f64>,
+    first_listening: Vec<f64>,
+    restart_ready: Vec<f64>,
+    restart_listening: Vec<f64>,
+    /// The server's VmRSS at ready after the restart, and its VmRSS and VmHWM after the load.
+    ready_rss: Vec<f64>,
+    rss: Vec<f64>,
+    hwm: Vec<f64>,
+    /// Per query: its requests with the answers captured, and the first answer's items.
+    captured: Vec<(Arc<Vec<Asked>>, usize)>,
+    queries: Vec<QueryRuns>,
+}
+
+/// A bare handler answering a read's first request, and that request.
+struct Bare {
+    address: SocketAddr,
+    task: JoinHandle<()>,
+    asked: Arc<Vec<Asked>>,
+}
+
+/// Per run: a first start on the generated store (projections from scratch), a restart from
+/// the checkpoint, every query loaded on every target, the server's memory after. The answers
+/// are captured in the first run.
+async fn measure_serving(
+    bin: &Path,
+    dir: &Path,
+    logs: &mut Logs,
+    queries: &[ReadQuery],
+    (runs, seconds): (usize, f64),
+) -> anyhow::Result<Served> {
+    let mut served = Served {
+        queries: queries.iter().map(|_| QueryRuns::default()).collect(),
+        ..Served::default()
+    };
     let mut bare = Vec::new();
-    let mut measured: Vec<QueryRuns> = queries.iter().map(|_| QueryRuns::default()).collect();
-    let (mut first_ready, mut first_listening) = (Vec::new(), Vec::new());
-    let (mut restart_ready, mut restart_listening) = (Vec::new(), Vec::new());
-    let (mut rss, mut hwm, mut ready_rss) = (Vec::new(), Vec::new(), Vec::new());
     for run in 0..runs {
-        Projections::reset(&dir.join("projections"))?;
-        let (server, first) = Server::start(&bin, &dir, next_log(), &[]).await?;
+        let server = served.start_twice(bin, dir, logs, run).await?;
+        if served.captured.is_empty() {
+            bare = served.capture(&server, queries).await?;
+        }
+        for (i, query) in queries.iter().enumerate() {
+            let asked = (&served.captured[i].0, &bare[i]);
+            load_query(
+                &server,
+                query,
+                asked,
+                (run, seconds),
+                &mut served.queries[i],
+            )
+            .await?;
+        }
+        let (r, h) = server.memory()?;
+        served.rss.push(r);
+        served.hwm.push(h);
         server.stop().await?;
-        let (server, restart) = Server::start(&bin, &dir, next_log(), &[]).await?;
+    }
+    for handler in &bare {
+        handler.task.abort();
+    }
+    Ok(served)
+}
+
+impl Served {
+    /// Resets the projections, starts the server on `dir` (projections from scratch), stops it,
+    /// and starts it again (from the checkpoint); notes both starts. Answers the running server.
+    async fn start_twice(
+        &mut self,
+        bin: &Path,
+        dir: &Path,
+        logs: &mut Logs,
+        run: usize,
+    ) -> anyhow::Result<Server> {
+        Projections::reset(&dir.join("projections"))?;
+        let (server, first) = Server::start(bin, dir, logs.next("server"), &[]).await?;
+        server.stop().await?;
+        let (server, restart) = Server::start(bin, dir, logs.next("server"), &[]).await?;
         eprintln!(
             "reads run {run}: first start ready in {:.3} s (listening at {:.3} s), restart ready in {:.3} s (listening at {:.3} s)",
             first.ready, first.listening, restart.ready, restart.listening
         );
-        ready_rss.push(server.memory()?.0);
-        first_ready.push(first.ready);
-        first_listening.push(first.listening);
-        restart_ready.push(restart.ready);
-        restart_listening.push(restart.listening);
-        if captured.is_empty() {
-            for query in &queries {
-                let (asked, items) = capture(server.address, query).await?;
-                // The bare handler has one answer: the first request's, asked by every client.
-                let first = Arc::new(vec![Asked {
-                    body: asked[0].body.clone(),
-                    answer: asked[0].answer.clone(),
-                }]);
-                bare.push((bare_handler(first[0].answer.clone()).await?, first));
-                captured.push((asked, items));
-            }
-        }
-        for (i, query) in queries.iter().enumerate() {
-            let (asked, _) = &captured[i];
-            // Alternate which goes first, so none always follows another's load.
-            let targets = if run % 2 == 0 { [0, 1, 2] } else { [2, 1, 0] };
-            for target in targets {
-                let (address, asked) = if target == 1 {
-                    (bare[i].0.0, &bare[i].1)
-                } else {
-                    (server.address, asked)
-                };
-                let asking = if target == 2 {
-                    Asking::Afresh
-                } else {
-                    Asking::Same
-                };
-                // A short warm-up: connections, caches and allocator pools, not measured.
-                load(address, asked, (seconds / 5.0).min(0.5), asking).await?;
-                let cpu_before = server.cpu_seconds()?;
-                let m = load(address, asked, seconds, asking).await?;
-                if target != 1 {
-                    let cpu = server.cpu_seconds()? - cpu_before;
-                    measured[i].server_cpu_ms[target / 2].push(cpu * 1000.0 / m.requests as f64);
-                }
-                eprintln!(
-                    "reads run {run}: {} on {}: p50 {:.3} ms, p99 {:.3} ms, {:.0} requests/s",
-                    query.name,
-                    ["chancery", "bare axum", "chancery asked afresh"][target],
-                    m.p50_ms,
-                    m.p99_ms,
-                    m.per_second
-                );
-                measured[i].p50[target].push(m.p50_ms);
-                measured[i].p99[target].push(m.p99_ms);
-                measured[i].per_second[target].push(m.per_second);
-            }
-        }
-        let (r, h) = server.memory()?;
-        rss.push(r);
-        hwm.push(h);
-        server.stop().await?;
-    }
-    for ((_, task), _) in &bare {
-        task.abort();
+        self.ready_rss.push(server.memory()?.0);
+        self.first_ready.push(first.ready);
+        self.first_listening.push(first.listening);
+        self.restart_ready.push(restart.ready);
+        self.restart_listening.push(restart.listening);
+        Ok(server)
     }
 
-    let (log_disk, log_apparent) = disk_usage(&dir.join("log"))?;
-    let (projections_disk, projections_apparent) = disk_usage(&dir.join("projections"))?;
-    let (total_events, canonical) = canonical_bytes(&dir.join("log")).await?;
+    /// Captures every query's answers from `server`, and starts a bare handler per query
+    /// answering its first request (asked by every client).
+    async fn capture(
+        &mut self,
+        server: &Server,
+        queries: &[ReadQuery],
+    ) -> anyhow::Result<Vec<Bare>> {
+        let mut bare = Vec::new();
+        for query in queries {
+            let (asked, items) = capture(server.address, query).await?;
+            let first = Arc::new(vec![Asked {
+                body: asked[0].body.clone(),
+                answer: asked[0].answer.clone(),
+            }]);
+            let (address, task) = bare_handler(first[0].answer.clone()).await?;
+            bare.push(Bare {
+                address,
+                task,
+                asked: first,
+            });
+            self.captured.push((asked, items));
+        }
+        Ok(bare)
+    }
+}
+
+/// Loads `query` on each target in turn (Chancery with `asked`, the bare handler, Chancery
+/// asked afresh), the order alternating between runs so that none always follows another's
+/// load; notes each load's figures, and the server's CPU time per request, in `measured`.
+async fn load_query(
+    server: &Server,
+    query: &ReadQuery,
+    (asked, bare): (&Arc<Vec<Asked>>, &Bare),
+    (run, seconds): (usize, f64),
+    measured: &mut QueryRuns,
+) -> anyhow::Result<()> {
+    let targets = if run % 2 == 0 { [0, 1, 2] } else { [2, 1, 0] };
+    for target in targets {
+        let (address, asked) = if target == BARE {
+            (bare.address, &bare.asked)
+        } else {
+            (server.address, asked)
+        };
+        let asking = if target == AFRESH {
+            Asking::Afresh
+        } else {
+            Asking::Same
+        };
+        // A short warm-up: connections, caches and allocator pools, not measured.
+        load(address, asked, (seconds / 5.0).min(0.5), asking).await?;
+        let cpu_before = server.cpu_seconds()?;
+        let m = load(address, asked, seconds, asking).await?;
+        if target != BARE {
+            let cpu = server.cpu_seconds()? - cpu_before;
+            measured.server_cpu_ms[target / 2].push(cpu * 1000.0 / m.requests as f64);
+        }
+        eprintln!(
+            "reads run {run}: {} on {}: p50 {:.3} ms, p99 {:.3} ms, {:.0} requests/s",
+            query.name, TARGETS[target], m.p50_ms, m.p99_ms, m.per_second
+        );
+        measured.p50[target].push(m.p50_ms);
+        measured.p99[target].push(m.p99_ms);
+        measured.per_second[target].push(m.per_second);
+    }
+    Ok(())
+}
+
+/// What the store takes on disk after a graceful stop, against its events' canonical bytes.
+struct Disk {
+    events: u64,
+    canonical_mb: f64,
+    /// Allocated and apparent bytes of the log and of the projections.
+    log: (u64, u64),
+    projections: (u64, u64),
+    /// What the bytes on disk hold, in words, for the report.
+    breakdown: String,
+}
+
+/// Measures the store in `dir` on disk, and reads every record back for its canonical bytes.
+async fn measure_disk(dir: &Path) -> anyhow::Result<Disk> {
+    let log = disk_usage(&dir.join("log"))?;
+    let projections = disk_usage(&dir.join("projections"))?;
+    let (events, canonical) = canonical_bytes(&dir.join("log")).await?;
     let canonical_mb = canonical as f64 / MB;
+    let breakdown = disk_breakdown(dir, canonical_mb, log.0, projections.0)?;
+    eprintln!("reads: {breakdown}");
+    eprintln!(
+        "reads: {events} events, {canonical_mb:.1} MB canonical; log {:.1} MB, projections {:.1} MB on disk",
+        log.0 as f64 / MB,
+        projections.0 as f64 / MB
+    );
+    Ok(Disk {
+        events,
+        canonical_mb,
+        log,
+        projections,
+        breakdown,
+    })
+}
+
+/// What the bytes on disk of the store in `dir` hold, in words: the records' segments, the
+/// log's index and the projections, each against what its sled tree holds.
+fn disk_breakdown(
+    dir: &Path,
+    canonical_mb: f64,
+    log_disk: u64,
+    projections_disk: u64,
+) -> anyhow::Result<String> {
     let log_held = stored_bytes(&dir.join("log"), "index", Some(8 * 1024 * 1024))?;
     let projections_held = stored_bytes(&dir.join("projections"), "projections", None)?;
     let (segments_disk, segments_apparent) = disk_usage(&dir.join("log").join("records"))?;
@@ -660,7 +803,7 @@ pub async fn run(
     let index_total = log_held.values().sum::<u64>() as f64 / MB;
     let projections_total = projections_held.values().sum::<u64>() as f64 / MB;
     let index_disk = log_disk.saturating_sub(segments_disk) as f64 / MB;
-    let disk_breakdown = format!(
+    Ok(format!(
         "Disk, by what it holds: the records' segments take {:.1} MB ({:.2} × the canonical bytes; {:.1} MB apparent, the records in their stored form with their frames and offsets). The index's sled tree holds {index_total:.1} MB (keys and values read back after the stop: the id index {:.1} MB, the posting lists of timelines, parties, issues and kinds {:.1} MB) in files of {index_disk:.1} MB, {:.2} × that. The projections' tree holds {projections_total:.1} MB in files {:.2} × as large. sled is log-structured: a change rewrites the tree node it falls in, and a segment is reclaimed only once most of it is dead, so its files run well above what they hold.",
         segments_disk as f64 / MB,
         segments_disk as f64 / MB / canonical_mb,
@@ -669,193 +812,160 @@ pub async fn run(
         held(&log_held, &[keys::POSTINGS]),
         index_disk / index_total.max(f64::MIN_POSITIVE),
         projections_disk as f64 / MB / projections_total.max(f64::MIN_POSITIVE),
-    );
-    eprintln!("reads: {disk_breakdown}");
-    eprintln!(
-        "reads: {total_events} events, {canonical_mb:.1} MB canonical; log {:.1} MB, projections {:.1} MB on disk",
-        log_disk as f64 / MB,
-        projections_disk as f64 / MB
-    );
+    ))
+}
 
-    let ms = |v: &[f64]| v.iter().map(|s| s * 1000.0).collect::<Vec<_>>();
-    let empty_name = "the same binary restarting on an empty store";
-    let mut figures = vec![
+/// Seconds, as milliseconds.
+fn ms(seconds: &[f64]) -> Vec<f64> {
+    seconds.iter().map(|s| s * 1000.0).collect()
+}
+
+/// What the baselines of the start and memory figures are.
+const EMPTY_NAME: &str = "the same binary restarting on an empty store";
+
+/// A first start and a restart, against a restart on an empty store.
+fn start_figures(served: &Served, empty: &EmptyStore) -> Vec<Figure> {
+    vec![
         figure(
             "first start: spawn to /readyz 200, projections from scratch",
-            &ms(&first_ready),
+            &ms(&served.first_ready),
             "ms",
-            empty_name,
-            &ms(&empty_ready),
+            EMPTY_NAME,
+            &ms(&empty.ready),
         ),
-        with_target(
-            figure(
-                "restart after SIGTERM: spawn to /readyz 200, from the checkpoint",
-                &ms(&restart_ready),
-                "ms",
-                empty_name,
-                &ms(&empty_ready),
-            ),
-            "≤ 1,000 ms",
-            |f| f.value <= 1000.0,
-        ),
-    ];
-    for (query, m) in queries.iter().zip(&measured) {
-        let bare_name = "bare axum handler, same bytes";
-        figures.push(figure(
-            format!("{}: p50 latency", query.name),
-            &m.p50[0],
+        figure(
+            "restart after SIGTERM: spawn to /readyz 200, from the checkpoint",
+            &ms(&served.restart_ready),
             "ms",
-            bare_name,
-            &m.p50[1],
-        ));
-        figures.push(with_target(
-            figure(
-                format!("{}: p99 latency", query.name),
-                &m.p99[0],
-                "ms",
-                bare_name,
-                &m.p99[1],
-            ),
-            "≤ 5 ms",
-            |f| f.value <= 5.0,
-        ));
-        figures.push(with_target(
-            figure(
-                format!("{}: throughput", query.name),
-                &m.per_second[0],
-                "requests/s",
-                bare_name,
-                &m.per_second[1],
-            ),
-            "≥ 0.5 × baseline",
-            |f| f.ratio().is_some_and(|r| r >= 0.5),
-        ));
-        let afresh = format!("{}, asked afresh (no answer-cache hit)", query.name);
-        let afresh_p99_ms = query.afresh_p99_ms;
-        figures.push(with_target(
-            figure(
-                format!("{afresh}: p99 latency"),
-                &m.p99[2],
-                "ms",
-                bare_name,
-                &m.p99[1],
-            ),
-            &format!("≤ {afresh_p99_ms} ms"),
-            move |f| f.value <= afresh_p99_ms,
-        ));
-        figures.push(figure(
-            format!("{afresh}: throughput"),
-            &m.per_second[2],
+            EMPTY_NAME,
+            &ms(&empty.ready),
+        )
+        .target("≤ 1,000 ms", |f| f.value <= 1000.0),
+    ]
+}
+
+/// A query's latencies and throughput, asked the same and afresh, against the bare handler.
+fn query_figures(query: &ReadQuery, m: &QueryRuns) -> Vec<Figure> {
+    let bare_name = "bare axum handler, same bytes";
+    let afresh = format!("{}, asked afresh (no answer-cache hit)", query.name);
+    let afresh_p99_ms = query.afresh_p99_ms;
+    let against_bare = |name: String, runs: &[Vec<f64>; 3], target: usize, unit: &str| {
+        figure(name, &runs[target], unit, bare_name, &runs[BARE])
+    };
+    vec![
+        against_bare(format!("{}: p50 latency", query.name), &m.p50, 0, "ms"),
+        against_bare(format!("{}: p99 latency", query.name), &m.p99, 0, "ms")
+            .target("≤ 5 ms", |f| f.value <= 5.0),
+        against_bare(
+            format!("{}: throughput", query.name),
+            &m.per_second,
+            0,
             "requests/s",
-            bare_name,
-            &m.per_second[1],
-        ));
-    }
-    figures.push(with_target(
+        )
+        .target("≥ 0.5 × baseline", |f| {
+            f.ratio().is_some_and(|r| r >= 0.5)
+        }),
+        against_bare(format!("{afresh}: p99 latency"), &m.p99, AFRESH, "ms")
+            .target(format!("≤ {afresh_p99_ms} ms"), |f| {
+                f.value <= afresh_p99_ms
+            }),
+        against_bare(
+            format!("{afresh}: throughput"),
+            &m.per_second,
+            AFRESH,
+            "requests/s",
+        ),
+    ]
+}
+
+/// The server's memory after the load and at ready, against an idle server on an empty store.
+fn memory_figures(served: &Served, empty: &EmptyStore) -> Vec<Figure> {
+    let idle = format!("{EMPTY_NAME}, idle");
+    vec![
         figure(
             "server VmRSS after the load",
-            &rss,
+            &served.rss,
             "MB",
-            format!("{empty_name}, idle"),
-            &empty_rss,
+            &idle,
+            &empty.rss,
+        )
+        .target("≤ 300 MB", |f| f.value <= 300.0),
+        figure(
+            "server VmRSS at ready after the restart, before the load",
+            &served.ready_rss,
+            "MB",
+            &idle,
+            &empty.rss,
         ),
-        "≤ 300 MB",
-        |f| f.value <= 300.0,
-    ));
-    figures.push(figure(
-        "server VmRSS at ready after the restart, before the load",
-        &ready_rss,
-        "MB",
-        format!("{empty_name}, idle"),
-        &empty_rss,
-    ));
-    figures.push(figure(
-        "server VmHWM (peak RSS) after the load",
-        &hwm,
-        "MB",
-        format!("{empty_name}, idle"),
-        &empty_hwm,
-    ));
+        figure(
+            "server VmHWM (peak RSS) after the load",
+            &served.hwm,
+            "MB",
+            &idle,
+            &empty.hwm,
+        ),
+    ]
+}
+
+/// Bytes on disk against the events' canonical encodings.
+fn disk_figures(disk: &Disk) -> Vec<Figure> {
     let on_disk = |name: &str, bytes: u64| {
         figure(
             name,
             &[bytes as f64 / MB],
             "MB",
             "canonical encodings of the events",
-            &[canonical_mb],
+            &[disk.canonical_mb],
         )
     };
-    figures.push(with_target(
+    vec![
         on_disk(
             "data directory on disk (log + projections)",
-            log_disk + projections_disk,
-        ),
-        "≤ 1.5 × baseline",
-        |f| f.ratio().is_some_and(|r| r <= 1.5),
-    ));
-    figures.push(on_disk("log on disk", log_disk));
-    figures.push(on_disk("projections on disk", projections_disk));
+            disk.log.0 + disk.projections.0,
+        )
+        .target("≤ 1.5 × baseline", |f| {
+            f.ratio().is_some_and(|r| r <= 1.5)
+        }),
+        on_disk("log on disk", disk.log.0),
+        on_disk("projections on disk", disk.projections.0),
+    ]
+}
 
+/// The report's notes: how reads, starts and the disk were measured, and how the store came to
+/// be (`generated`).
+fn notes(queries: &[ReadQuery], served: &Served, disk: Disk, generated: String) -> Vec<String> {
     let sizes: Vec<String> = queries
         .iter()
-        .zip(&captured)
-        .zip(&measured)
+        .zip(&served.captured)
+        .zip(&served.queries)
         .map(|((q, (asked, items)), m)| {
             format!(
                 "{}: {items} items, {} bytes{}, {:.2} ms of server CPU per request ({:.2} ms asked afresh)",
                 q.name,
                 asked[0].answer.len(),
                 if asked.len() > 1 { " (the first day's answer)" } else { "" },
-                median(&mut m.server_cpu_ms[0].clone()),
-                median(&mut m.server_cpu_ms[1].clone())
+                med(&m.server_cpu_ms[0]),
+                med(&m.server_cpu_ms[1])
             )
         })
         .collect();
-    let section = Section {
-        title: if total_events > SEPARATE_SECTION_EVENTS {
-            format!(
-                "Reads from a generated store of {}M events",
-                total_events / 1_000_000
-            )
-        } else {
-            "Reads from a generated store".into()
-        },
-        command: command.into(),
-        machine: machine(),
-        date: today(),
-        scale: format!(
-            "{total_events} events in the log ({TIMELINES} timelines, {PARTIES} parties, {ISSUES} issues); reads of timeline `{TIMELINE}`; {CLIENTS} keep-alive HTTP/1.1 clients for {seconds} s per query and target; {runs} runs"
+    vec![
+        format!(
+            "The real `chancery serve` in a process of its own on loopback; the clients and the bare axum baseline share the benchmark's process (and the machine's cores with the server). Every answer under load is checked to be 200 and byte-identical to the one captured first. Chancery answers repeated read queries from its answer cache (valid while the log, the projections and the present second are unchanged); each query is also measured \"asked afresh\", every request's document ending in a different comment, so that every answer is computed. Answers (server CPU from /proc/PID/stat over the measured load, medians): {}.",
+            sizes.join("; ")
         ),
-        figures,
-        notes: vec![
-            format!(
-                "The real `chancery serve` in a process of its own on loopback; the clients and the bare axum baseline share the benchmark's process (and the machine's cores with the server). Every answer under load is checked to be 200 and byte-identical to the one captured first. Chancery answers repeated read queries from its answer cache (valid while the log, the projections and the present second are unchanged); each query is also measured \"asked afresh\", every request's document ending in a different comment, so that every answer is computed. Answers (server CPU from /proc/PID/stat over the measured load, medians): {}.",
-                sizes.join("; ")
-            ),
-            format!(
-                "Starts are timed from spawn to the first `/readyz` 200 (polled every 2 ms); the \"listening\" line came after {:.0} ms (first start) and {:.0} ms (restart), medians: the rest is catching up. Each run resets the projections before its first start.",
-                median(&mut ms(&first_listening)),
-                median(&mut ms(&restart_listening)),
-            ),
-            format!(
-                "Disk: allocated blocks after a graceful stop (apparent sizes: log {:.1} MB, projections {:.1} MB). Canonical bytes: each record's hashed body (`encode_record`), summed over the {total_events} records read back from the log.",
-                log_apparent as f64 / MB,
-                projections_apparent as f64 / MB,
-            ),
-            disk_breakdown,
-            generated,
-        ],
-    };
-    let mut section = section;
-    if section.figures.iter().any(|f| f.met == Some(false)) {
-        section.notes.push(PROFILE_NOTE.into());
-    }
-    // A store larger than the usual 1M gets a section of its own, so that both scales stand in
-    // the report and the growth from one to the other can be read off.
-    let key = if total_events > SEPARATE_SECTION_EVENTS {
-        format!("reads-{}m", total_events / 1_000_000)
-    } else {
-        "reads".to_owned()
-    };
-    crate::report::write(out, &key, section)
+        format!(
+            "Starts are timed from spawn to the first `/readyz` 200 (polled every 2 ms); the \"listening\" line came after {:.0} ms (first start) and {:.0} ms (restart), medians: the rest is catching up. Each run resets the projections before its first start.",
+            med(&ms(&served.first_listening)),
+            med(&ms(&served.restart_listening)),
+        ),
+        format!(
+            "Disk: allocated blocks after a graceful stop (apparent sizes: log {:.1} MB, projections {:.1} MB). Canonical bytes: each record's hashed body (`encode_record`), summed over the {} records read back from the log.",
+            disk.log.1 as f64 / MB,
+            disk.projections.1 as f64 / MB,
+            disk.events,
+        ),
+        disk.breakdown,
+        generated,
+    ]
 }

@@ -1,6 +1,6 @@
 //! Replay: rebuilding every projection from a generated log, against a raw scan of the same
-//! segment files decoding what replay decodes (each record's header, terms and payload). Each measurement runs in a child process of its own, so that its
-//! peak memory (VmHWM) is its own.
+//! segment files decoding what replay decodes (each record's header, terms and payload). Each
+//! measurement runs in a child process of its own, so that its peak memory (VmHWM) is its own.
 
 use std::path::Path;
 use std::process::Command;
@@ -13,7 +13,7 @@ use chancery_projections::{CheckpointPolicy, Projections};
 use chancery_store::{AppendRequest, EventLog, ExpectedVersion};
 use chancery_store_sled::{SledConfig, SledLog};
 
-use crate::report::{Figure, Section, machine, median, today};
+use crate::report::{Figure, Section, machine, med, today};
 use crate::synthetic::{Acts, TIMELINES, register_timelines};
 
 /// Events per append while generating.
@@ -50,6 +50,23 @@ pub async fn generate(dir: &Path, events: u64) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Generates `events` events into `dir/log` unless a log is there already (kept from an
+/// earlier run), saying so on standard error for `bench`. Answers the seconds generating took,
+/// or `None` where the log was kept.
+pub async fn generate_unless_kept(
+    dir: &Path,
+    events: u64,
+    bench: &str,
+) -> anyhow::Result<Option<f64>> {
+    if dir.join("log").exists() {
+        return Ok(None);
+    }
+    eprintln!("{bench}: generating {events} events in {}", dir.display());
+    let started = Instant::now();
+    generate(dir, events).await?;
+    Ok(Some(started.elapsed().as_secs_f64()))
 }
 
 /// The child's report: events handled, seconds, peak resident memory in KiB.
@@ -163,10 +180,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let temp = tempfile::tempdir()?;
     let dir = keep.unwrap_or(temp.path());
-    if !dir.join("log").exists() {
-        eprintln!("replay: generating {events} events in {}", dir.display());
-        generate(dir, events).await?;
-    }
+    generate_unless_kept(dir, events, "replay").await?;
     let mut replay_rate = Vec::new();
     let mut scan_rate = Vec::new();
     let mut replay_rss = Vec::new();
@@ -198,31 +212,15 @@ pub async fn run(
             }
         }
     }
-    let replay_median = median(&mut replay_rate.clone());
-    let scan_median = median(&mut scan_rate.clone());
+    let scan_median = med(&scan_rate);
     let figures = vec![
-        Figure {
-            name: "replay into all projections".into(),
-            value: replay_median,
-            unit: "events/s".into(),
-            baseline_name: Some("raw sled scan + decode".into()),
-            baseline: Some(scan_median),
-            target: Some("≥ 1,000,000 events/s and ≥ 0.5 × baseline".into()),
-            met: Some(replay_median >= 1_000_000.0 && replay_median >= 0.5 * scan_median),
-            runs: replay_rate,
-            note: None,
-        },
-        Figure {
-            name: "peak RSS of the replay process".into(),
-            value: median(&mut replay_rss.clone()),
-            unit: "MiB".into(),
-            baseline_name: Some("peak RSS of the raw scan process".into()),
-            baseline: Some(median(&mut scan_rss.clone())),
-            target: None,
-            met: None,
-            runs: replay_rss,
-            note: None,
-        },
+        Figure::of_runs("replay into all projections", replay_rate, "events/s")
+            .against("raw sled scan + decode", scan_median)
+            .target("≥ 1,000,000 events/s and ≥ 0.5 × baseline", |f| {
+                f.value >= 1_000_000.0 && f.value >= 0.5 * scan_median
+            }),
+        Figure::of_runs("peak RSS of the replay process", replay_rss, "MiB")
+            .against("peak RSS of the raw scan process", med(&scan_rss)),
     ];
     let section = Section {
         title: "Replay of a generated log".into(),

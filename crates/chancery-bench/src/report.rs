@@ -8,6 +8,9 @@ use std::path::Path;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
+/// A megabyte, as the report counts sizes.
+pub const MB: f64 = 1e6;
+
 /// One measured figure, compared with a baseline measured in the same run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Figure {
@@ -25,6 +28,47 @@ pub struct Figure {
 }
 
 impl Figure {
+    /// A figure whose value is the median of `runs`, with no baseline, target or note yet.
+    pub fn of_runs(name: impl Into<String>, runs: Vec<f64>, unit: &str) -> Figure {
+        Figure {
+            name: name.into(),
+            value: median(&mut runs.clone()),
+            unit: unit.into(),
+            baseline_name: None,
+            baseline: None,
+            target: None,
+            met: None,
+            runs,
+            note: None,
+        }
+    }
+
+    /// The figure beside the baseline `baseline_name`, whose value is `baseline`.
+    pub fn against(mut self, baseline_name: impl Into<String>, baseline: f64) -> Figure {
+        self.baseline_name = Some(baseline_name.into());
+        self.baseline = Some(baseline);
+        self
+    }
+
+    /// The figure with its target, in words, and whether it is met (`None`: not at this scale).
+    pub fn with_target(mut self, words: impl Into<String>, met: Option<bool>) -> Figure {
+        self.target = Some(words.into());
+        self.met = met;
+        self
+    }
+
+    /// The figure with its target, in words, and the test of whether the figure meets it.
+    pub fn target(self, words: impl Into<String>, met: impl FnOnce(&Figure) -> bool) -> Figure {
+        let met = met(&self);
+        self.with_target(words, Some(met))
+    }
+
+    /// The figure with a note, printed under its section.
+    pub fn noted(mut self, note: impl Into<String>) -> Figure {
+        self.note = Some(note.into());
+        self
+    }
+
     pub fn ratio(&self) -> Option<f64> {
         match self.baseline {
             Some(b) if b != 0.0 => Some(self.value / b),
@@ -53,17 +97,12 @@ pub fn figure(
     baseline_name: impl Into<String>,
     baselines: &[f64],
 ) -> Figure {
-    Figure {
-        name: name.into(),
-        value: median(&mut runs.to_vec()),
-        unit: unit.into(),
-        baseline_name: Some(baseline_name.into()),
-        baseline: Some(median(&mut baselines.to_vec())),
-        target: None,
-        met: None,
-        runs: runs.to_vec(),
-        note: None,
-    }
+    Figure::of_runs(name, runs.to_vec(), unit).against(baseline_name, med(baselines))
+}
+
+/// The median of `values`, which stay as they are.
+pub fn med(values: &[f64]) -> f64 {
+    median(&mut values.to_vec())
 }
 
 pub fn median(values: &mut [f64]) -> f64 {

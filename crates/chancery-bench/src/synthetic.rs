@@ -113,10 +113,38 @@ impl Acts {
         }
     }
 
+    /// The next event, the `n`th of the log: about one in two hundred a retraction of a recent
+    /// act, as many a correction of one, the rest acts.
     pub fn next_event(&mut self, n: u64) -> NewEvent {
-        let tl = timeline(self.timeline);
         let roll = self.rng.below(1000);
-        if roll < 5 && !self.recent.is_empty() {
+        if let Some(e) = self.retraction_or_correction(roll) {
+            return e;
+        }
+        let actor = self.rng.below(PARTIES);
+        let target = (actor + 1 + self.rng.below(PARTIES - 1)) % PARTIES;
+        let date = self.valid_day(n);
+        let mut e = NewEvent::new(
+            timeline(self.timeline),
+            self.act_payload(date, actor, target),
+        );
+        self.describe(&mut e, n, date, (actor, target));
+        if self.recent.len() < 512 {
+            self.recent.push(e.id);
+        } else {
+            let i = self.rng.below(512);
+            self.recent[i] = e.id;
+        }
+        e
+    }
+
+    /// A retraction of a recent act (`roll` below 5) or a correction of one (below 10), if
+    /// there is a recent act.
+    fn retraction_or_correction(&mut self, roll: usize) -> Option<NewEvent> {
+        if roll >= 10 || self.recent.is_empty() {
+            return None;
+        }
+        let tl = timeline(self.timeline);
+        if roll < 5 {
             let id = self.recent.swap_remove(self.rng.below(self.recent.len()));
             let mut e = NewEvent::new(
                 tl,
@@ -126,37 +154,40 @@ impl Acts {
                 }),
             );
             e.summary = "retracted".into();
-            return e;
+            return Some(e);
         }
-        if roll < 10 && !self.recent.is_empty() {
-            let id = self.recent[self.rng.below(self.recent.len())];
-            let changes = CorrectionChanges {
-                summary: Some("corrected summary".into()),
-                confidence: Some(0.5),
-                ..Default::default()
-            };
-            let mut e = NewEvent::new(
-                tl,
-                Payload::Correction(Box::new(Correction {
-                    corrects: id,
-                    reason: "better source".into(),
-                    changes,
-                })),
-            );
-            e.summary = "corrected".into();
-            return e;
-        }
-        let actor = self.rng.below(PARTIES);
-        let target = (actor + 1 + self.rng.below(PARTIES - 1)) % PARTIES;
-        // Valid time advances with the log, with one event in fifty reported late (months back).
+        let id = self.recent[self.rng.below(self.recent.len())];
+        let changes = CorrectionChanges {
+            summary: Some("corrected summary".into()),
+            confidence: Some(0.5),
+            ..Default::default()
+        };
+        let mut e = NewEvent::new(
+            tl,
+            Payload::Correction(Box::new(Correction {
+                corrects: id,
+                reason: "better source".into(),
+                changes,
+            })),
+        );
+        e.summary = "corrected".into();
+        Some(e)
+    }
+
+    /// The valid day of the `n`th event: it advances with the log, a day every 300 events, with
+    /// one event in fifty reported late (up to four months back).
+    fn valid_day(&mut self, n: u64) -> time::Date {
         let mut day = i64::try_from(n / 300).unwrap_or(0);
         if self.rng.below(50) == 0 {
             day -= i64::try_from(self.rng.below(120)).unwrap_or(0);
         }
-        let date = time::Date::from_calendar_date(2000, time::Month::January, 1)
-            .unwrap_or(time::Date::MIN)
-            + time::Duration::days(day.max(0));
-        let payload = match self.rng.below(12) {
+        time::Date::from_calendar_date(2000, time::Month::January, 1).unwrap_or(time::Date::MIN)
+            + time::Duration::days(day.max(0))
+    }
+
+    /// One of the twelve acts, drawn evenly, of party `actor` towards party `target` on `date`.
+    fn act_payload(&mut self, date: time::Date, actor: usize, target: usize) -> Payload {
+        match self.rng.below(12) {
             0 => Payload::Offer(Offer {
                 terms: "open the sector to foreign firms".into(),
                 conditions: vec![],
@@ -221,8 +252,18 @@ impl Acts {
                 terms: "joint statement".into(),
                 form: AgreementForm::JointStatement,
             }),
-        };
-        let mut e = NewEvent::new(tl, payload);
+        }
+    }
+
+    /// Fills in an act's details: when it happened (and whether it did), who took part, the
+    /// issues, an amount, a summary, a source and a confidence.
+    fn describe(
+        &mut self,
+        e: &mut NewEvent,
+        n: u64,
+        date: time::Date,
+        (actor, target): (usize, usize),
+    ) {
         let modality = match self.rng.below(20) {
             0 => Modality::Planned,
             1 => Modality::Hypothetical,
@@ -237,16 +278,15 @@ impl Acts {
             party: party(actor),
             actor: None,
         }];
+        let other = Participant {
+            party: party(target),
+            actor: None,
+        };
+        // The parties to an agreement are all its actors.
         if matches!(e.payload, Payload::Agreement(_)) {
-            e.actors.push(Participant {
-                party: party(target),
-                actor: None,
-            });
+            e.actors.push(other);
         } else {
-            e.targets = vec![Participant {
-                party: party(target),
-                actor: None,
-            }];
+            e.targets = vec![other];
         }
         e.issues = vec![issue(self.rng.below(ISSUES))];
         if self.rng.below(4) == 0 {
@@ -276,13 +316,6 @@ impl Acts {
             quote: Some("a short quote from the report".into()),
         }];
         e.confidence = Some(0.8);
-        if self.recent.len() < 512 {
-            self.recent.push(e.id);
-        } else {
-            let i = self.rng.below(512);
-            self.recent[i] = e.id;
-        }
-        e
     }
 }
 

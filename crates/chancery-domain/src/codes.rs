@@ -107,6 +107,55 @@ const fn row(
     }
 }
 
+/// The row of `key` with the codes of the row `like`: CAMEO gives some keys one code.
+const fn same_codes(key: CodeKey, like: EventCodes) -> EventCodes {
+    EventCodes { key, ..like }
+}
+
+/// A tariff threat, CAMEO 1312: every threat of an economic restriction has its codes.
+const THREATEN_TARIFFS: EventCodes = row(
+    K::Threat(Instrument::Tariff),
+    "1312",
+    "Threaten to boycott, embargo, or sanction",
+    Some("THREATEN"),
+    Some("restrict"),
+    VCF,
+    -5.8,
+);
+
+/// A measure eased as a concession, CAMEO 085: every economic restriction eased has its codes.
+const EASE_MEASURE: EventCodes = row(
+    K::Concession(ConcessionType::EaseMeasure),
+    "085",
+    "Ease economic sanctions, boycott, embargo",
+    Some("RETREAT"),
+    Some("ease"),
+    MCO,
+    7.0,
+);
+
+/// Tariffs imposed, CAMEO 163: every economic restriction imposed has its codes.
+const IMPOSE_TARIFFS: EventCodes = row(
+    K::Measure(MeasureAction::Impose, Instrument::Tariff),
+    "163",
+    "Impose embargo, boycott, or sanctions",
+    Some("COERCE"),
+    Some("restrict"),
+    MCF,
+    -8.0,
+);
+
+/// A neutral statement, CAMEO 010: a seminar, which lays out positions, has its codes.
+const NEUTRAL_STATEMENT: EventCodes = row(
+    K::Statement(Tone::Neutral),
+    "010",
+    "Make statement",
+    None,
+    None,
+    VCO,
+    0.0,
+);
+
 /// The table, version [`CODES_VERSION`].
 pub const CODES_TABLE: &[EventCodes] = &[
     row(
@@ -154,33 +203,9 @@ pub const CODES_TABLE: &[EventCodes] = &[
         VCF,
         -5.0,
     ),
-    row(
-        K::Threat(Instrument::Tariff),
-        "1312",
-        "Threaten to boycott, embargo, or sanction",
-        Some("THREATEN"),
-        Some("restrict"),
-        VCF,
-        -5.8,
-    ),
-    row(
-        K::Threat(Instrument::Sanction),
-        "1312",
-        "Threaten to boycott, embargo, or sanction",
-        Some("THREATEN"),
-        Some("restrict"),
-        VCF,
-        -5.8,
-    ),
-    row(
-        K::Threat(Instrument::ExportControl),
-        "1312",
-        "Threaten to boycott, embargo, or sanction",
-        Some("THREATEN"),
-        Some("restrict"),
-        VCF,
-        -5.8,
-    ),
+    THREATEN_TARIFFS,
+    same_codes(K::Threat(Instrument::Sanction), THREATEN_TARIFFS),
+    same_codes(K::Threat(Instrument::ExportControl), THREATEN_TARIFFS),
     row(
         K::Threat(Instrument::HaltNegotiations),
         "134",
@@ -226,15 +251,7 @@ pub const CODES_TABLE: &[EventCodes] = &[
         MCO,
         5.0,
     ),
-    row(
-        K::Concession(ConcessionType::EaseMeasure),
-        "085",
-        "Ease economic sanctions, boycott, embargo",
-        Some("RETREAT"),
-        Some("ease"),
-        MCO,
-        7.0,
-    ),
+    EASE_MEASURE,
     row(
         K::Agreement(AgreementForm::JointStatement),
         "037",
@@ -253,32 +270,14 @@ pub const CODES_TABLE: &[EventCodes] = &[
         VCO,
         8.0,
     ),
-    row(
-        K::Measure(MeasureAction::Impose, Instrument::Tariff),
-        "163",
-        "Impose embargo, boycott, or sanctions",
-        Some("COERCE"),
-        Some("restrict"),
-        MCF,
-        -8.0,
-    ),
-    row(
+    IMPOSE_TARIFFS,
+    same_codes(
         K::Measure(MeasureAction::Impose, Instrument::Sanction),
-        "163",
-        "Impose embargo, boycott, or sanctions",
-        Some("COERCE"),
-        Some("restrict"),
-        MCF,
-        -8.0,
+        IMPOSE_TARIFFS,
     ),
-    row(
+    same_codes(
         K::Measure(MeasureAction::Impose, Instrument::ExportControl),
-        "163",
-        "Impose embargo, boycott, or sanctions",
-        Some("COERCE"),
-        Some("restrict"),
-        MCF,
-        -8.0,
+        IMPOSE_TARIFFS,
     ),
     row(
         K::Measure(MeasureAction::Impose, Instrument::HaltNegotiations),
@@ -298,32 +297,17 @@ pub const CODES_TABLE: &[EventCodes] = &[
         MCF,
         -4.0,
     ),
-    row(
+    same_codes(
         K::Measure(MeasureAction::Ease, Instrument::Tariff),
-        "085",
-        "Ease economic sanctions, boycott, embargo",
-        Some("RETREAT"),
-        Some("ease"),
-        MCO,
-        7.0,
+        EASE_MEASURE,
     ),
-    row(
+    same_codes(
         K::Measure(MeasureAction::Ease, Instrument::Sanction),
-        "085",
-        "Ease economic sanctions, boycott, embargo",
-        Some("RETREAT"),
-        Some("ease"),
-        MCO,
-        7.0,
+        EASE_MEASURE,
     ),
-    row(
+    same_codes(
         K::Measure(MeasureAction::Ease, Instrument::ExportControl),
-        "085",
-        "Ease economic sanctions, boycott, embargo",
-        Some("RETREAT"),
-        Some("ease"),
-        MCO,
-        7.0,
+        EASE_MEASURE,
     ),
     row(
         K::Measure(MeasureAction::Ease, Instrument::HaltNegotiations),
@@ -343,15 +327,7 @@ pub const CODES_TABLE: &[EventCodes] = &[
         MCO,
         5.0,
     ),
-    row(
-        K::Statement(Tone::Neutral),
-        "010",
-        "Make statement",
-        None,
-        None,
-        VCO,
-        0.0,
-    ),
+    NEUTRAL_STATEMENT,
     row(
         K::Statement(Tone::Optimistic),
         "013",
@@ -406,7 +382,7 @@ pub const CODES_TABLE: &[EventCodes] = &[
         VCF,
         -2.0,
     ),
-    row(K::Seminar, "010", "Make statement", None, None, VCO, 0.0),
+    same_codes(K::Seminar, NEUTRAL_STATEMENT),
     row(
         K::VisitMade,
         "042",

@@ -145,17 +145,6 @@ impl NewEvent {
         parties
     }
 
-    /// The parties that act (each once): a joint event has several.
-    pub fn acting_parties(&self) -> Vec<&PartyCode> {
-        let mut parties: Vec<&PartyCode> = Vec::new();
-        for p in &self.actors {
-            if !parties.contains(&&p.party) {
-                parties.push(&p.party);
-            }
-        }
-        parties
-    }
-
     /// The earlier events this one points at (retracts, corrects, reaffirms, refuses, answers).
     pub fn referenced_events(&self) -> Vec<EventId> {
         match &self.payload {
@@ -190,35 +179,54 @@ impl Serialize for NewEvent {
         s.serialize_field("id", &self.id)?;
         s.serialize_field("timeline", &self.timeline)?;
         s.serialize_field("kind", &self.kind())?;
-        if let Some(occurred) = &self.occurred {
-            s.serialize_field("occurred", occurred)?;
-        }
-        if !self.actors.is_empty() {
-            s.serialize_field("actors", &self.actors)?;
-        }
-        if !self.targets.is_empty() {
-            s.serialize_field("targets", &self.targets)?;
-        }
-        if !self.issues.is_empty() {
-            s.serialize_field("issues", &self.issues)?;
-        }
-        if !self.amounts.is_empty() {
-            s.serialize_field("amounts", &self.amounts)?;
-        }
-        if let Some(location) = &self.location {
-            s.serialize_field("location", location)?;
-        }
-        if !self.summary.is_empty() {
-            s.serialize_field("summary", &self.summary)?;
-        }
-        if !self.sources.is_empty() {
-            s.serialize_field("sources", &self.sources)?;
-        }
-        if let Some(confidence) = &self.confidence {
-            s.serialize_field("confidence", confidence)?;
-        }
+        serialize_if_present(&mut s, "occurred", &self.occurred)?;
+        serialize_if_present(&mut s, "actors", &self.actors)?;
+        serialize_if_present(&mut s, "targets", &self.targets)?;
+        serialize_if_present(&mut s, "issues", &self.issues)?;
+        serialize_if_present(&mut s, "amounts", &self.amounts)?;
+        serialize_if_present(&mut s, "location", &self.location)?;
+        serialize_if_present(&mut s, "summary", &self.summary)?;
+        serialize_if_present(&mut s, "sources", &self.sources)?;
+        serialize_if_present(&mut s, "confidence", &self.confidence)?;
         s.serialize_field("payload", &Body(&self.payload))?;
         s.end()
+    }
+}
+
+/// An envelope field that the JSON form leaves out when it is empty.
+trait Optional: Serialize {
+    fn is_present(&self) -> bool;
+}
+
+impl<T: Serialize> Optional for Option<T> {
+    fn is_present(&self) -> bool {
+        self.is_some()
+    }
+}
+
+impl<T: Serialize> Optional for Vec<T> {
+    fn is_present(&self) -> bool {
+        !self.is_empty()
+    }
+}
+
+impl Optional for String {
+    fn is_present(&self) -> bool {
+        !self.is_empty()
+    }
+}
+
+/// Writes an optional envelope field, or nothing when it is empty (an option's value is
+/// written as the value itself).
+fn serialize_if_present<S: SerializeStruct, T: Optional>(
+    s: &mut S,
+    key: &'static str,
+    value: &T,
+) -> Result<(), S::Error> {
+    if value.is_present() {
+        s.serialize_field(key, value)
+    } else {
+        Ok(())
     }
 }
 

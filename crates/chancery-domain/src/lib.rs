@@ -16,6 +16,7 @@ pub mod record;
 pub mod registry;
 #[cfg(any(test, feature = "testing"))]
 pub mod sample;
+mod text_serde;
 pub mod time;
 pub mod validate;
 

@@ -169,53 +169,72 @@ impl Payload {
 
     /// Reads the payload of a given kind from its JSON object.
     pub fn from_json(kind: Kind, json: &str) -> Result<Payload, serde_json::Error> {
-        use serde_json::from_str as read;
-        Ok(match kind {
-            Kind::Offer => Payload::Offer(read(json)?),
-            Kind::Demand => Payload::Demand(read(json)?),
-            Kind::Threat => Payload::Threat(read(json)?),
-            Kind::Refusal => Payload::Refusal(read(json)?),
-            Kind::Concession => Payload::Concession(read(json)?),
-            Kind::Agreement => Payload::Agreement(read(json)?),
-            Kind::Measure => Payload::Measure(read(json)?),
-            Kind::Statement => Payload::Statement(read(json)?),
-            Kind::Accusation => Payload::Accusation(read(json)?),
-            Kind::Seminar => Payload::Seminar(read(json)?),
-            Kind::Visit => Payload::Visit(read(json)?),
-            Kind::Talks => Payload::Talks(read(json)?),
-            Kind::Retraction => Payload::Retraction(read(json)?),
-            Kind::Correction => Payload::Correction(read(json)?),
-            Kind::PartyRegistered => Payload::PartyRegistered(read(json)?),
-            Kind::ActorRegistered => Payload::ActorRegistered(read(json)?),
-            Kind::IssueRegistered => Payload::IssueRegistered(read(json)?),
-            Kind::TimelineRegistered => Payload::TimelineRegistered(read(json)?),
-        })
+        Ok(payload_of_kind!(kind, serde_json::from_str(json)?))
     }
 
     /// Writes the payload's own object (without its kind).
     pub(crate) fn serialize_body<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Payload::Offer(p) => p.serialize(s),
-            Payload::Demand(p) => p.serialize(s),
-            Payload::Threat(p) => p.serialize(s),
-            Payload::Refusal(p) => p.serialize(s),
-            Payload::Concession(p) => p.serialize(s),
-            Payload::Agreement(p) => p.serialize(s),
-            Payload::Measure(p) => p.serialize(s),
-            Payload::Statement(p) => p.serialize(s),
-            Payload::Accusation(p) => p.serialize(s),
-            Payload::Seminar(p) => p.serialize(s),
-            Payload::Visit(p) => p.serialize(s),
-            Payload::Talks(p) => p.serialize(s),
-            Payload::Retraction(p) => p.serialize(s),
-            Payload::Correction(p) => p.serialize(s),
-            Payload::PartyRegistered(p) => p.serialize(s),
-            Payload::ActorRegistered(p) => p.serialize(s),
-            Payload::IssueRegistered(p) => p.serialize(s),
-            Payload::TimelineRegistered(p) => p.serialize(s),
-        }
+        on_payload_body!(self, body => body.serialize(s))
     }
 }
+
+/// Evaluates `$action` on the value a payload holds, whatever its kind, bound to `$body`: for
+/// what every kind's value does alike (serialize itself, write its stored form).
+macro_rules! on_payload_body {
+    ($payload:expr, $body:ident => $action:expr) => {{
+        use $crate::payload::Payload;
+        match $payload {
+            Payload::Offer($body) => $action,
+            Payload::Demand($body) => $action,
+            Payload::Threat($body) => $action,
+            Payload::Refusal($body) => $action,
+            Payload::Concession($body) => $action,
+            Payload::Agreement($body) => $action,
+            Payload::Measure($body) => $action,
+            Payload::Statement($body) => $action,
+            Payload::Accusation($body) => $action,
+            Payload::Seminar($body) => $action,
+            Payload::Visit($body) => $action,
+            Payload::Talks($body) => $action,
+            Payload::Retraction($body) => $action,
+            Payload::Correction($body) => $action,
+            Payload::PartyRegistered($body) => $action,
+            Payload::ActorRegistered($body) => $action,
+            Payload::IssueRegistered($body) => $action,
+            Payload::TimelineRegistered($body) => $action,
+        }
+    }};
+}
+pub(crate) use on_payload_body;
+
+/// The payload of kind `$kind` holding the value `$make`, an expression typed anew for each kind
+/// (so one reader serves every kind's value).
+macro_rules! payload_of_kind {
+    ($kind:expr, $make:expr) => {{
+        use $crate::payload::{Kind, Payload};
+        match $kind {
+            Kind::Offer => Payload::Offer($make),
+            Kind::Demand => Payload::Demand($make),
+            Kind::Threat => Payload::Threat($make),
+            Kind::Refusal => Payload::Refusal($make),
+            Kind::Concession => Payload::Concession($make),
+            Kind::Agreement => Payload::Agreement($make),
+            Kind::Measure => Payload::Measure($make),
+            Kind::Statement => Payload::Statement($make),
+            Kind::Accusation => Payload::Accusation($make),
+            Kind::Seminar => Payload::Seminar($make),
+            Kind::Visit => Payload::Visit($make),
+            Kind::Talks => Payload::Talks($make),
+            Kind::Retraction => Payload::Retraction($make),
+            Kind::Correction => Payload::Correction($make),
+            Kind::PartyRegistered => Payload::PartyRegistered($make),
+            Kind::ActorRegistered => Payload::ActorRegistered($make),
+            Kind::IssueRegistered => Payload::IssueRegistered($make),
+            Kind::TimelineRegistered => Payload::TimelineRegistered($make),
+        }
+    }};
+}
+pub(crate) use payload_of_kind;
 
 /// A proposal of terms. With conditions it is a conditional offer; `reaffirms` names the earlier
 /// offer it restates.
@@ -485,38 +504,24 @@ impl CorrectionChanges {
     /// timeline and kind never change.
     pub fn apply_to(&self, event: &mut crate::event::NewEvent) {
         let c = self.clone();
-        if let Some(v) = c.occurred {
-            event.occurred = Some(v);
-        }
-        if let Some(v) = c.actors {
-            event.actors = v;
-        }
-        if let Some(v) = c.targets {
-            event.targets = v;
-        }
-        if let Some(v) = c.issues {
-            event.issues = v;
-        }
-        if let Some(v) = c.amounts {
-            event.amounts = v;
-        }
-        if let Some(v) = c.location {
-            event.location = Some(v);
-        }
-        if let Some(v) = c.summary {
-            event.summary = v;
-        }
-        if let Some(v) = c.sources {
-            event.sources = v;
-        }
-        if let Some(v) = c.confidence {
-            event.confidence = Some(v);
-        }
-        if let Some(v) = c.payload {
-            if v.kind() == event.kind() {
-                event.payload = v;
-            }
-        }
+        let kind = event.kind();
+        replace_if_given(&mut event.occurred, c.occurred.map(Some));
+        replace_if_given(&mut event.actors, c.actors);
+        replace_if_given(&mut event.targets, c.targets);
+        replace_if_given(&mut event.issues, c.issues);
+        replace_if_given(&mut event.amounts, c.amounts);
+        replace_if_given(&mut event.location, c.location.map(Some));
+        replace_if_given(&mut event.summary, c.summary);
+        replace_if_given(&mut event.sources, c.sources);
+        replace_if_given(&mut event.confidence, c.confidence.map(Some));
+        replace_if_given(&mut event.payload, c.payload.filter(|p| p.kind() == kind));
+    }
+}
+
+/// Puts the value a correction gives in place of the old one; without one, the old stays.
+fn replace_if_given<T>(slot: &mut T, given: Option<T>) {
+    if let Some(value) = given {
+        *slot = value;
     }
 }
 

@@ -31,25 +31,21 @@ impl Registry {
     /// Adds what a registration event registers (other events change nothing). Validation has
     /// already refused a second registration of the same key.
     pub fn apply(&mut self, event: &NewEvent) -> Option<RegistryEntry> {
-        match &event.payload {
+        Some(match &event.payload {
             Payload::PartyRegistered(p) => {
-                self.parties.insert(p.code.clone(), p.clone());
-                Some(RegistryEntry::Party(p.code.clone()))
+                RegistryEntry::Party(register(&mut self.parties, &p.code, p))
             }
             Payload::ActorRegistered(a) => {
-                self.actors.insert(a.slug.clone(), a.clone());
-                Some(RegistryEntry::Actor(a.slug.clone()))
+                RegistryEntry::Actor(register(&mut self.actors, &a.slug, a))
             }
             Payload::IssueRegistered(i) => {
-                self.issues.insert(i.slug.clone(), i.clone());
-                Some(RegistryEntry::Issue(i.slug.clone()))
+                RegistryEntry::Issue(register(&mut self.issues, &i.slug, i))
             }
             Payload::TimelineRegistered(t) => {
-                self.timelines.insert(t.slug.clone(), t.clone());
-                Some(RegistryEntry::Timeline(t.slug.clone()))
+                RegistryEntry::Timeline(register(&mut self.timelines, &t.slug, t))
             }
-            _ => None,
-        }
+            _ => return None,
+        })
     }
 
     /// Takes back an entry that [`Registry::apply`] added.
@@ -69,6 +65,12 @@ impl Registry {
             }
         }
     }
+}
+
+/// Adds one registration under its key; answers the key, to name the entry.
+fn register<K: Ord + Clone, V: Clone>(entries: &mut BTreeMap<K, V>, key: &K, value: &V) -> K {
+    entries.insert(key.clone(), value.clone());
+    key.clone()
 }
 
 /// What validation needs to know of an earlier event that another event points at.

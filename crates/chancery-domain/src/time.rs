@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::{Date, Month, OffsetDateTime, UtcOffset};
 
+use crate::text_serde::serde_as_text;
+
 /// How precisely a valid time is known.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -202,18 +204,7 @@ impl FromStr for ValidTime {
     }
 }
 
-impl Serialize for ValidTime {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for ValidTime {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        ValidTime::parse(&s).map_err(serde::de::Error::custom)
-    }
-}
+serde_as_text!(ValidTime, ValidTime::parse);
 
 /// Transaction time: when the store recorded an event, in microseconds since the Unix epoch (UTC).
 ///
@@ -294,18 +285,7 @@ impl fmt::Display for Timestamp {
     }
 }
 
-impl Serialize for Timestamp {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for Timestamp {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        Timestamp::parse(&s).map_err(serde::de::Error::custom)
-    }
-}
+serde_as_text!(Timestamp, Timestamp::parse);
 
 #[cfg(test)]
 mod tests {

@@ -2,14 +2,17 @@
 //! already holds (references). Every error names the field it is about, as a path such as
 //! `amounts[0].unit`, so a user can find and fix it.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::currency::{PERCENT, is_known_unit};
 use crate::event::{Amount, NewEvent, Occurred, Participant, Source};
-use crate::ids::EventId;
+use crate::ids::{EventId, IssueSlug, PartyCode};
 use crate::limits::*;
-use crate::payload::{Kind, Payload};
-use crate::registry::References;
+use crate::payload::{
+    Correction, CorrectionChanges, Kind, Measure, Payload, Seminar, Talks, Visit,
+};
+use crate::registry::{EventRef, References, Registry};
 use crate::time::ValidTime;
 
 /// One problem with one field.
@@ -106,6 +109,11 @@ impl Collector {
         }
     }
 
+    /// A required text field of the payload.
+    fn payload_text(&mut self, name: &str, value: &str, max: usize) {
+        self.text(&payload_field(name), value, max, true);
+    }
+
     fn opt_text(&mut self, field: &str, value: &Option<String>, max: usize) {
         if let Some(v) = value {
             self.text(field, v, max, true);
@@ -156,11 +164,7 @@ pub fn validate(event: &NewEvent) -> Result<(), ValidationErrors> {
         c.error("actors", format!("{kind} needs at least one acting party"));
     }
     if c.list_len("issues", event.issues.len()) {
-        for (i, issue) in event.issues.iter().enumerate() {
-            if event.issues[..i].contains(issue) {
-                c.error(format!("issues[{i}]"), format!("{issue} is listed twice"));
-            }
-        }
+        check_no_repeats(&mut c, "issues", &event.issues);
     }
     check_amounts(&mut c, "amounts", &event.amounts);
     c.opt_text("location", &event.location, MAX_SHORT_TEXT_CHARS);
@@ -313,192 +317,240 @@ fn check_texts(c: &mut Collector, field: &str, list: &[String], max: usize) {
     }
 }
 
+/// Flags every entry of `list` that repeats an earlier one, as `{field}[i]`.
+fn check_no_repeats<T: PartialEq + fmt::Display>(c: &mut Collector, field: &str, list: &[T]) {
+    for (i, item) in list.iter().enumerate() {
+        if list[..i].contains(item) {
+            c.error(format!("{field}[{i}]"), format!("{item} is listed twice"));
+        }
+    }
+}
+
+/// The path of a payload field. Payload errors always start at `payload`; a correction's new
+/// payload is checked the same way and its errors moved under `payload.changes`.
+fn payload_field(name: &str) -> String {
+    format!("payload.{name}")
+}
+
+/// Checks the kind-specific payload: texts, ranges, and how it fits the envelope.
 fn check_payload(c: &mut Collector, event: &NewEvent) {
-    let p = "payload";
     match &event.payload {
         Payload::Offer(o) => {
-            c.text(&format!("{p}.terms"), &o.terms, MAX_TEXT_CHARS, true);
-            check_texts(c, &format!("{p}.conditions"), &o.conditions, MAX_TEXT_CHARS);
-        }
-        Payload::Demand(d) => c.text(&format!("{p}.terms"), &d.terms, MAX_TEXT_CHARS, true),
-        Payload::Threat(t) => {
-            c.text(&format!("{p}.terms"), &t.terms, MAX_TEXT_CHARS, true);
-            c.opt_text(&format!("{p}.condition"), &t.condition, MAX_TEXT_CHARS);
-        }
-        Payload::Refusal(r) => {
-            c.text(&format!("{p}.terms"), &r.terms, MAX_TEXT_CHARS, true);
-            c.list_len(&format!("{p}.refuses"), r.refuses.len());
-        }
-        Payload::Concession(x) => {
-            c.text(&format!("{p}.terms"), &x.terms, MAX_TEXT_CHARS, true);
-            c.list_len(&format!("{p}.answers"), x.answers.len());
-        }
-        Payload::Agreement(a) => c.text(&format!("{p}.terms"), &a.terms, MAX_TEXT_CHARS, true),
-        Payload::Measure(m) => {
-            c.text(&format!("{p}.terms"), &m.terms, MAX_TEXT_CHARS, true);
-            if let Some(effective) = &m.effective {
-                check_ordered(
-                    c,
-                    &format!("{p}.effective"),
-                    &m.announced,
-                    effective,
-                    "the announcement",
-                );
-            }
-            if let Some(rate) = m.rate_percent {
-                if !rate.is_finite() || !(0.0..=MAX_PERCENT).contains(&rate) {
-                    c.error(
-                        format!("{p}.ratePercent"),
-                        format!("{rate} is not between 0 and {MAX_PERCENT}"),
-                    );
-                }
-            }
-        }
-        Payload::Statement(s) => c.text(&format!("{p}.claim"), &s.claim, MAX_TEXT_CHARS, true),
-        Payload::Accusation(a) => c.text(&format!("{p}.claim"), &a.claim, MAX_TEXT_CHARS, true),
-        Payload::Seminar(s) => {
-            if !(1..=366).contains(&s.days) {
-                c.error(
-                    format!("{p}.days"),
-                    format!("{} is not between 1 and 366", s.days),
-                );
-            }
+            c.payload_text("terms", &o.terms, MAX_TEXT_CHARS);
             check_texts(
                 c,
-                &format!("{p}.participants"),
-                &s.participants,
-                MAX_SHORT_TEXT_CHARS,
+                &payload_field("conditions"),
+                &o.conditions,
+                MAX_TEXT_CHARS,
             );
-            c.opt_text(&format!("{p}.topic"), &s.topic, MAX_SHORT_TEXT_CHARS);
         }
-        Payload::Visit(v) => {
-            if v.visitor == v.host {
-                c.error(format!("{p}.host"), "the visitor cannot host its own visit");
-            }
-            if !event
-                .actors
-                .iter()
-                .any(|a| a.party == v.visitor || a.party == v.host)
-            {
-                c.error(
-                    "actors",
-                    "a visit's actors must include the visitor or the host",
-                );
-            }
-            c.text(&format!("{p}.place"), &v.place, MAX_SHORT_TEXT_CHARS, true);
-            c.text(&format!("{p}.purpose"), &v.purpose, MAX_TEXT_CHARS, true);
+        Payload::Demand(d) => c.payload_text("terms", &d.terms, MAX_TEXT_CHARS),
+        Payload::Threat(t) => {
+            c.payload_text("terms", &t.terms, MAX_TEXT_CHARS);
+            c.opt_text(&payload_field("condition"), &t.condition, MAX_TEXT_CHARS);
         }
-        Payload::Talks(t) => {
-            if t.participants.len() < 2 {
-                c.error(
-                    format!("{p}.participants"),
-                    "talks need at least two parties",
-                );
-            }
-            if c.list_len(&format!("{p}.participants"), t.participants.len()) {
-                for (i, party) in t.participants.iter().enumerate() {
-                    if t.participants[..i].contains(party) {
-                        c.error(
-                            format!("{p}.participants[{i}]"),
-                            format!("{party} is listed twice"),
-                        );
-                    }
-                }
-            }
-            c.text(&format!("{p}.place"), &t.place, MAX_SHORT_TEXT_CHARS, true);
-            if t.rounds == Some(0) {
-                c.error(format!("{p}.rounds"), "must be at least 1");
-            }
+        Payload::Refusal(r) => {
+            c.payload_text("terms", &r.terms, MAX_TEXT_CHARS);
+            c.list_len(&payload_field("refuses"), r.refuses.len());
         }
-        Payload::Retraction(r) => c.text(&format!("{p}.reason"), &r.reason, MAX_TEXT_CHARS, true),
-        Payload::Correction(x) => {
-            c.text(&format!("{p}.reason"), &x.reason, MAX_TEXT_CHARS, true);
-            let ch = &x.changes;
-            let at = format!("{p}.changes");
-            if ch.is_empty() {
-                c.error(&at, "a correction must change at least one field");
-            }
-            if let Some(o) = &ch.occurred {
-                check_occurred(c, &format!("{at}.occurred"), o);
-            }
-            if let Some(list) = &ch.actors {
-                check_participants(c, &format!("{at}.actors"), list);
-                if list.is_empty() {
-                    c.error(
-                        format!("{at}.actors"),
-                        "an event needs at least one acting party",
-                    );
-                }
-            }
-            if let Some(list) = &ch.targets {
-                check_participants(c, &format!("{at}.targets"), list);
-            }
-            if let Some(list) = &ch.issues {
-                c.list_len(&format!("{at}.issues"), list.len());
-            }
-            if let Some(list) = &ch.amounts {
-                check_amounts(c, &format!("{at}.amounts"), list);
-            }
-            c.opt_text(
-                &format!("{at}.location"),
-                &ch.location,
-                MAX_SHORT_TEXT_CHARS,
-            );
-            c.opt_text(&format!("{at}.summary"), &ch.summary, MAX_SUMMARY_CHARS);
-            if let Some(list) = &ch.sources {
-                check_sources(c, &format!("{at}.sources"), list);
-                if list.is_empty() {
-                    c.error(
-                        format!("{at}.sources"),
-                        "an event needs at least one source",
-                    );
-                }
-            }
-            check_confidence(c, &format!("{at}.confidence"), ch.confidence);
-            if let Some(payload) = &ch.payload {
-                if !payload.kind().is_diplomatic() {
-                    c.error(
-                        format!("{at}.payload"),
-                        format!("cannot correct into a {} payload", payload.kind()),
-                    );
-                } else {
-                    let mut corrected = event.clone();
-                    corrected.payload = payload.clone();
-                    let mut inner = Collector::default();
-                    check_payload(&mut inner, &corrected);
-                    for e in inner.0 {
-                        c.error(format!("{at}.{}", e.field), e.message);
-                    }
-                }
-            }
+        Payload::Concession(x) => {
+            c.payload_text("terms", &x.terms, MAX_TEXT_CHARS);
+            c.list_len(&payload_field("answers"), x.answers.len());
         }
-        Payload::PartyRegistered(r) => {
-            c.text(&format!("{p}.name"), &r.name, MAX_SHORT_TEXT_CHARS, true)
-        }
+        Payload::Agreement(a) => c.payload_text("terms", &a.terms, MAX_TEXT_CHARS),
+        Payload::Measure(m) => check_measure(c, m),
+        Payload::Statement(s) => c.payload_text("claim", &s.claim, MAX_TEXT_CHARS),
+        Payload::Accusation(a) => c.payload_text("claim", &a.claim, MAX_TEXT_CHARS),
+        Payload::Seminar(s) => check_seminar(c, s),
+        Payload::Visit(v) => check_visit(c, v, &event.actors),
+        Payload::Talks(t) => check_talks(c, t),
+        Payload::Retraction(r) => c.payload_text("reason", &r.reason, MAX_TEXT_CHARS),
+        Payload::Correction(x) => check_correction(c, x, event),
+        Payload::PartyRegistered(r) => c.payload_text("name", &r.name, MAX_SHORT_TEXT_CHARS),
         Payload::ActorRegistered(r) => {
-            c.text(&format!("{p}.name"), &r.name, MAX_SHORT_TEXT_CHARS, true);
-            c.text(&format!("{p}.role"), &r.role, MAX_SHORT_TEXT_CHARS, true);
+            c.payload_text("name", &r.name, MAX_SHORT_TEXT_CHARS);
+            c.payload_text("role", &r.role, MAX_SHORT_TEXT_CHARS);
             if let (Some(from), Some(to)) = (&r.from, &r.to) {
-                check_ordered(c, &format!("{p}.to"), from, to, "the start of the role");
+                check_ordered(c, &payload_field("to"), from, to, "the start of the role");
             }
         }
-        Payload::IssueRegistered(r) => {
-            c.text(&format!("{p}.title"), &r.title, MAX_SHORT_TEXT_CHARS, true);
-            c.opt_text(&format!("{p}.description"), &r.description, MAX_TEXT_CHARS);
-        }
+        Payload::IssueRegistered(r) => check_title_and_description(c, &r.title, &r.description),
         Payload::TimelineRegistered(r) => {
             if r.slug != event.timeline {
                 c.error(
-                    format!("{p}.slug"),
+                    payload_field("slug"),
                     format!(
                         "{} differs from the event's timeline {}",
                         r.slug, event.timeline
                     ),
                 );
             }
-            c.text(&format!("{p}.title"), &r.title, MAX_SHORT_TEXT_CHARS, true);
-            c.opt_text(&format!("{p}.description"), &r.description, MAX_TEXT_CHARS);
+            check_title_and_description(c, &r.title, &r.description);
         }
+    }
+}
+
+/// The title and description of a registered issue or timeline.
+fn check_title_and_description(c: &mut Collector, title: &str, description: &Option<String>) {
+    c.payload_text("title", title, MAX_SHORT_TEXT_CHARS);
+    c.opt_text(&payload_field("description"), description, MAX_TEXT_CHARS);
+}
+
+/// A measure takes effect no earlier than its announcement, at a rate that is a percentage.
+fn check_measure(c: &mut Collector, m: &Measure) {
+    c.payload_text("terms", &m.terms, MAX_TEXT_CHARS);
+    if let Some(effective) = &m.effective {
+        check_ordered(
+            c,
+            &payload_field("effective"),
+            &m.announced,
+            effective,
+            "the announcement",
+        );
+    }
+    if let Some(rate) = m.rate_percent {
+        if !rate.is_finite() || !(0.0..=MAX_PERCENT).contains(&rate) {
+            c.error(
+                payload_field("ratePercent"),
+                format!("{rate} is not between 0 and {MAX_PERCENT}"),
+            );
+        }
+    }
+}
+
+/// A seminar lasts from a day to a year and lists its participants as short texts.
+fn check_seminar(c: &mut Collector, s: &Seminar) {
+    if !(1..=366).contains(&s.days) {
+        c.error(
+            payload_field("days"),
+            format!("{} is not between 1 and 366", s.days),
+        );
+    }
+    check_texts(
+        c,
+        &payload_field("participants"),
+        &s.participants,
+        MAX_SHORT_TEXT_CHARS,
+    );
+    c.opt_text(&payload_field("topic"), &s.topic, MAX_SHORT_TEXT_CHARS);
+}
+
+/// A visit has two different parties, one of which acts: its code says which (made or hosted).
+fn check_visit(c: &mut Collector, v: &Visit, actors: &[Participant]) {
+    if v.visitor == v.host {
+        c.error(
+            payload_field("host"),
+            "the visitor cannot host its own visit",
+        );
+    }
+    if !actors
+        .iter()
+        .any(|a| a.party == v.visitor || a.party == v.host)
+    {
+        c.error(
+            "actors",
+            "a visit's actors must include the visitor or the host",
+        );
+    }
+    c.payload_text("place", &v.place, MAX_SHORT_TEXT_CHARS);
+    c.payload_text("purpose", &v.purpose, MAX_TEXT_CHARS);
+}
+
+/// Talks are between two or more different parties, over at least one round.
+fn check_talks(c: &mut Collector, t: &Talks) {
+    let participants = payload_field("participants");
+    if t.participants.len() < 2 {
+        c.error(&participants, "talks need at least two parties");
+    }
+    if c.list_len(&participants, t.participants.len()) {
+        check_no_repeats(c, &participants, &t.participants);
+    }
+    c.payload_text("place", &t.place, MAX_SHORT_TEXT_CHARS);
+    if t.rounds == Some(0) {
+        c.error(payload_field("rounds"), "must be at least 1");
+    }
+}
+
+/// A correction gives a reason and changes something; each new value is checked as the field it
+/// replaces would be, under `payload.changes`.
+fn check_correction(c: &mut Collector, x: &Correction, event: &NewEvent) {
+    c.payload_text("reason", &x.reason, MAX_TEXT_CHARS);
+    let at = payload_field("changes");
+    if x.changes.is_empty() {
+        c.error(&at, "a correction must change at least one field");
+    }
+    check_changed_envelope(c, &at, &x.changes);
+    if let Some(payload) = &x.changes.payload {
+        check_changed_payload(c, &at, payload, event);
+    }
+}
+
+/// The new envelope values of a correction. An act keeps at least one actor and one source, so
+/// a correction cannot empty those lists.
+fn check_changed_envelope(c: &mut Collector, at: &str, ch: &CorrectionChanges) {
+    if let Some(o) = &ch.occurred {
+        check_occurred(c, &format!("{at}.occurred"), o);
+    }
+    let actors = format!("{at}.actors");
+    check_replacing_list(
+        c,
+        &actors,
+        &ch.actors,
+        check_participants,
+        "one acting party",
+    );
+    if let Some(list) = &ch.targets {
+        check_participants(c, &format!("{at}.targets"), list);
+    }
+    if let Some(list) = &ch.issues {
+        c.list_len(&format!("{at}.issues"), list.len());
+    }
+    if let Some(list) = &ch.amounts {
+        check_amounts(c, &format!("{at}.amounts"), list);
+    }
+    c.opt_text(
+        &format!("{at}.location"),
+        &ch.location,
+        MAX_SHORT_TEXT_CHARS,
+    );
+    c.opt_text(&format!("{at}.summary"), &ch.summary, MAX_SUMMARY_CHARS);
+    let sources = format!("{at}.sources");
+    check_replacing_list(c, &sources, &ch.sources, check_sources, "one source");
+    check_confidence(c, &format!("{at}.confidence"), ch.confidence);
+}
+
+/// A list a correction may replace, checked with `check`; given, it must hold at least one
+/// entry (`at_least` says what).
+fn check_replacing_list<T>(
+    c: &mut Collector,
+    field: &str,
+    list: &Option<Vec<T>>,
+    check: fn(&mut Collector, &str, &[T]),
+    at_least: &str,
+) {
+    if let Some(list) = list {
+        check(c, field, list);
+        if list.is_empty() {
+            c.error(field, format!("an event needs at least {at_least}"));
+        }
+    }
+}
+
+/// A correction's new payload: an act's, checked as the corrected event's own payload would be.
+fn check_changed_payload(c: &mut Collector, at: &str, payload: &Payload, event: &NewEvent) {
+    if !payload.kind().is_diplomatic() {
+        c.error(
+            format!("{at}.payload"),
+            format!("cannot correct into a {} payload", payload.kind()),
+        );
+        return;
+    }
+    let mut corrected = event.clone();
+    corrected.payload = payload.clone();
+    let mut inner = Collector::default();
+    check_payload(&mut inner, &corrected);
+    for e in inner.0 {
+        c.error(format!("{at}.{}", e.field), e.message);
     }
 }
 
@@ -509,16 +561,19 @@ pub fn validate_references(
     refs: &dyn References,
 ) -> Result<(), ValidationErrors> {
     let mut c = Collector::default();
-    let registry = refs.registry();
+    check_timeline_ref(&mut c, event, refs.registry());
+    check_participant_refs(&mut c, "actors", &event.actors, refs);
+    check_participant_refs(&mut c, "targets", &event.targets, refs);
+    check_issue_refs(&mut c, "issues", &event.issues, refs);
+    check_payload_refs(&mut c, event, refs);
+    c.finish()
+}
 
+/// An event belongs to a registered timeline, except the registration that opens it.
+fn check_timeline_ref(c: &mut Collector, event: &NewEvent, registry: &Registry) {
     match &event.payload {
         Payload::TimelineRegistered(t) => {
-            if registry.timelines.contains_key(&t.slug) {
-                c.error(
-                    "payload.slug",
-                    format!("timeline {} is already registered", t.slug),
-                );
-            }
+            check_unregistered(c, "payload.slug", "timeline", &t.slug, &registry.timelines);
         }
         _ => {
             if !registry.timelines.contains_key(&event.timeline) {
@@ -532,143 +587,55 @@ pub fn validate_references(
             }
         }
     }
+}
 
-    check_participant_refs(&mut c, "actors", &event.actors, refs);
-    check_participant_refs(&mut c, "targets", &event.targets, refs);
-    check_issue_refs(&mut c, "issues", &event.issues, refs);
-
-    let party_ref = |c: &mut Collector, field: &str, party: &crate::ids::PartyCode| {
-        if !registry.parties.contains_key(party) {
-            c.error(
-                field,
-                format!("unknown party {party}: register it first (PARTY_REGISTERED)"),
-            );
-        }
-    };
-    let target = |c: &mut Collector,
-                  field: &str,
-                  id: &EventId,
-                  allowed: &[Kind]|
-     -> Option<crate::registry::EventRef> {
-        match refs.event(id) {
-            None => {
-                c.error(field, format!("no event {id} in the log"));
-                None
-            }
-            Some(r) if !allowed.is_empty() && !allowed.contains(&r.kind) => {
-                c.error(
-                    field,
-                    format!("event {id} is a {}, not {}", r.kind, names(allowed)),
-                );
-                None
-            }
-            Some(r) => Some(r),
-        }
-    };
-
+/// Checks the parties and earlier events a payload names.
+fn check_payload_refs(c: &mut Collector, event: &NewEvent, refs: &dyn References) {
+    let registry = refs.registry();
     match &event.payload {
         Payload::Offer(o) => {
             if let Some(id) = &o.reaffirms {
-                target(&mut c, "payload.reaffirms", id, &[Kind::Offer]);
+                find_event(c, "payload.reaffirms", id, &[Kind::Offer], refs);
             }
         }
         Payload::Demand(d) => {
             if let Some(id) = &d.reaffirms {
-                target(&mut c, "payload.reaffirms", id, &[Kind::Demand]);
+                find_event(c, "payload.reaffirms", id, &[Kind::Demand], refs);
             }
         }
-        Payload::Refusal(r) => {
-            for (i, id) in r.refuses.iter().enumerate() {
-                target(&mut c, &format!("payload.refuses[{i}]"), id, &DIPLOMATIC);
-            }
-        }
-        Payload::Concession(x) => {
-            for (i, id) in x.answers.iter().enumerate() {
-                target(&mut c, &format!("payload.answers[{i}]"), id, &DIPLOMATIC);
-            }
-        }
-        Payload::Seminar(s) => party_ref(&mut c, "payload.host", &s.host),
+        Payload::Refusal(r) => check_act_refs(c, "payload.refuses", &r.refuses, refs),
+        Payload::Concession(x) => check_act_refs(c, "payload.answers", &x.answers, refs),
+        Payload::Seminar(s) => check_party_ref(c, "payload.host", &s.host, registry),
         Payload::Visit(v) => {
-            party_ref(&mut c, "payload.visitor", &v.visitor);
-            party_ref(&mut c, "payload.host", &v.host);
+            check_party_ref(c, "payload.visitor", &v.visitor, registry);
+            check_party_ref(c, "payload.host", &v.host, registry);
         }
         Payload::Talks(t) => {
             for (i, party) in t.participants.iter().enumerate() {
-                party_ref(&mut c, &format!("payload.participants[{i}]"), party);
+                check_party_ref(c, &format!("payload.participants[{i}]"), party, registry);
             }
         }
         Payload::Retraction(r) => {
-            if let Some(found) = target(&mut c, "payload.retracts", &r.retracts, &DIPLOMATIC) {
-                same_timeline(&mut c, "payload.retracts", event, &found);
-                if found.retracted {
-                    c.error(
-                        "payload.retracts",
-                        format!("event {} is already retracted", r.retracts),
-                    );
-                }
-            }
+            let if_retracted = "is already retracted";
+            amended_act(
+                c,
+                "payload.retracts",
+                &r.retracts,
+                event,
+                refs,
+                if_retracted,
+            );
         }
-        Payload::Correction(x) => {
-            if let Some(found) = target(&mut c, "payload.corrects", &x.corrects, &DIPLOMATIC) {
-                same_timeline(&mut c, "payload.corrects", event, &found);
-                if found.retracted {
-                    c.error(
-                        "payload.corrects",
-                        format!(
-                            "event {} is retracted; a retracted event cannot be corrected",
-                            x.corrects
-                        ),
-                    );
-                }
-                if let Some(p) = &x.changes.payload {
-                    if p.kind() != found.kind {
-                        c.error(
-                            "payload.changes.payload",
-                            format!(
-                                "is a {} payload but event {} is a {}",
-                                p.kind(),
-                                x.corrects,
-                                found.kind
-                            ),
-                        );
-                    }
-                }
-            }
-            let ch = &x.changes;
-            if let Some(list) = &ch.actors {
-                check_participant_refs(&mut c, "payload.changes.actors", list, refs);
-            }
-            if let Some(list) = &ch.targets {
-                check_participant_refs(&mut c, "payload.changes.targets", list, refs);
-            }
-            if let Some(list) = &ch.issues {
-                check_issue_refs(&mut c, "payload.changes.issues", list, refs);
-            }
-        }
+        Payload::Correction(x) => check_correction_refs(c, x, event, refs),
         Payload::PartyRegistered(p) => {
-            if registry.parties.contains_key(&p.code) {
-                c.error(
-                    "payload.code",
-                    format!("party {} is already registered", p.code),
-                );
-            }
+            check_unregistered(c, "payload.code", "party", &p.code, &registry.parties);
         }
         Payload::ActorRegistered(a) => {
-            if registry.actors.contains_key(&a.slug) {
-                c.error(
-                    "payload.slug",
-                    format!("actor {} is already registered", a.slug),
-                );
-            }
-            party_ref(&mut c, "payload.party", &a.party);
+            check_unregistered(c, "payload.slug", "actor", &a.slug, &registry.actors);
+            check_party_ref(c, "payload.party", &a.party, registry);
         }
         Payload::IssueRegistered(i) => {
-            if registry.issues.contains_key(&i.slug) {
-                c.error(
-                    "payload.slug",
-                    format!("issue {} is already registered", i.slug),
-                );
-            }
+            check_unregistered(c, "payload.slug", "issue", &i.slug, &registry.issues);
         }
         Payload::Threat(_)
         | Payload::Agreement(_)
@@ -677,23 +644,102 @@ pub fn validate_references(
         | Payload::Accusation(_)
         | Payload::TimelineRegistered(_) => {}
     }
-    c.finish()
 }
 
-const DIPLOMATIC: [Kind; 12] = [
-    Kind::Offer,
-    Kind::Demand,
-    Kind::Threat,
-    Kind::Refusal,
-    Kind::Concession,
-    Kind::Agreement,
-    Kind::Measure,
-    Kind::Statement,
-    Kind::Accusation,
-    Kind::Seminar,
-    Kind::Visit,
-    Kind::Talks,
-];
+/// A correction amends an act of its own timeline, keeps that act's kind, and names only
+/// registered parties, actors and issues in its changes.
+fn check_correction_refs(
+    c: &mut Collector,
+    x: &Correction,
+    event: &NewEvent,
+    refs: &dyn References,
+) {
+    let if_retracted = "is retracted; a retracted event cannot be corrected";
+    let found = amended_act(
+        c,
+        "payload.corrects",
+        &x.corrects,
+        event,
+        refs,
+        if_retracted,
+    );
+    if let (Some(found), Some(p)) = (found, &x.changes.payload) {
+        if p.kind() != found.kind {
+            c.error(
+                "payload.changes.payload",
+                format!(
+                    "is a {} payload but event {} is a {}",
+                    p.kind(),
+                    x.corrects,
+                    found.kind
+                ),
+            );
+        }
+    }
+    let ch = &x.changes;
+    if let Some(list) = &ch.actors {
+        check_participant_refs(c, "payload.changes.actors", list, refs);
+    }
+    if let Some(list) = &ch.targets {
+        check_participant_refs(c, "payload.changes.targets", list, refs);
+    }
+    if let Some(list) = &ch.issues {
+        check_issue_refs(c, "payload.changes.issues", list, refs);
+    }
+}
+
+/// The act that a retraction or correction amends: an act in the log, in the same timeline, not
+/// retracted (`if_retracted` finishes the message when it is). Answers it if it is in the log.
+fn amended_act(
+    c: &mut Collector,
+    field: &str,
+    id: &EventId,
+    event: &NewEvent,
+    refs: &dyn References,
+    if_retracted: &str,
+) -> Option<EventRef> {
+    let found = find_event(c, field, id, DIPLOMATIC, refs)?;
+    same_timeline(c, field, event, &found);
+    if found.retracted {
+        c.error(field, format!("event {id} {if_retracted}"));
+    }
+    Some(found)
+}
+
+/// The kinds that are acts of a party ([`Kind::is_diplomatic`]): the first kinds, up to talks.
+const DIPLOMATIC: &[Kind] = Kind::ALL.split_at(Kind::Talks as usize + 1).0;
+
+/// Looks up an earlier event that `field` names; it must be in the log and, unless `allowed` is
+/// empty, of one of the `allowed` kinds.
+fn find_event(
+    c: &mut Collector,
+    field: &str,
+    id: &EventId,
+    allowed: &[Kind],
+    refs: &dyn References,
+) -> Option<EventRef> {
+    match refs.event(id) {
+        None => {
+            c.error(field, format!("no event {id} in the log"));
+            None
+        }
+        Some(r) if !allowed.is_empty() && !allowed.contains(&r.kind) => {
+            c.error(
+                field,
+                format!("event {id} is a {}, not {}", r.kind, names(allowed)),
+            );
+            None
+        }
+        Some(r) => Some(r),
+    }
+}
+
+/// Every entry of a list of earlier events (refused, answered) must be an act in the log.
+fn check_act_refs(c: &mut Collector, field: &str, ids: &[EventId], refs: &dyn References) {
+    for (i, id) in ids.iter().enumerate() {
+        find_event(c, &format!("{field}[{i}]"), id, DIPLOMATIC, refs);
+    }
+}
 
 fn names(kinds: &[Kind]) -> String {
     if kinds.len() == DIPLOMATIC.len() {
@@ -706,12 +752,7 @@ fn names(kinds: &[Kind]) -> String {
         .join(" or ")
 }
 
-fn same_timeline(
-    c: &mut Collector,
-    field: &str,
-    event: &NewEvent,
-    found: &crate::registry::EventRef,
-) {
+fn same_timeline(c: &mut Collector, field: &str, event: &NewEvent, found: &EventRef) {
     if found.timeline != event.timeline {
         c.error(
             field,
@@ -719,6 +760,28 @@ fn same_timeline(
                 "that event is in timeline {}, not {}",
                 found.timeline, event.timeline
             ),
+        );
+    }
+}
+
+/// A registration must not register its key (`what` names its kind) a second time.
+fn check_unregistered<K: Ord + fmt::Display, V>(
+    c: &mut Collector,
+    field: &str,
+    what: &str,
+    key: &K,
+    registered: &BTreeMap<K, V>,
+) {
+    if registered.contains_key(key) {
+        c.error(field, format!("{what} {key} is already registered"));
+    }
+}
+
+fn check_party_ref(c: &mut Collector, field: &str, party: &PartyCode, registry: &Registry) {
+    if !registry.parties.contains_key(party) {
+        c.error(
+            field,
+            format!("unknown party {party}: register it first (PARTY_REGISTERED)"),
         );
     }
 }
@@ -731,15 +794,7 @@ fn check_participant_refs(
 ) {
     let registry = refs.registry();
     for (i, p) in list.iter().enumerate() {
-        if !registry.parties.contains_key(&p.party) {
-            c.error(
-                format!("{field}[{i}].party"),
-                format!(
-                    "unknown party {}: register it first (PARTY_REGISTERED)",
-                    p.party
-                ),
-            );
-        }
+        check_party_ref(c, &format!("{field}[{i}].party"), &p.party, registry);
         if let Some(actor) = &p.actor {
             match registry.actors.get(actor) {
                 None => c.error(
@@ -756,12 +811,7 @@ fn check_participant_refs(
     }
 }
 
-fn check_issue_refs(
-    c: &mut Collector,
-    field: &str,
-    list: &[crate::ids::IssueSlug],
-    refs: &dyn References,
-) {
+fn check_issue_refs(c: &mut Collector, field: &str, list: &[IssueSlug], refs: &dyn References) {
     for (i, issue) in list.iter().enumerate() {
         if !refs.registry().issues.contains_key(issue) {
             c.error(

@@ -262,18 +262,26 @@ mod tests {
         );
     }
 
+    /// Claims the computation of `q` (nobody else was computing it), then has a second request
+    /// claim it too: the second request's task.
+    async fn claimed_and_awaited(
+        cache: &Arc<AnswerCache>,
+        s: Stamp,
+        q: &Question,
+    ) -> (Computing, tokio::task::JoinHandle<Claim>) {
+        let Claim::Compute(first) = cache.claim(s, q).await else {
+            panic!("nobody was computing it");
+        };
+        let (cache, q) = (Arc::clone(cache), q.clone());
+        (first, tokio::spawn(async move { cache.claim(s, &q).await }))
+    }
+
     #[tokio::test]
     async fn a_question_being_computed_is_waited_for_not_computed_again() {
         let cache = Arc::new(AnswerCache::default());
         let q = question("{ positions { stance } }");
         let s = stamp(3, 30);
-        let Claim::Compute(first) = cache.claim(s, &q).await else {
-            panic!("nobody was computing it");
-        };
-        let waiting = {
-            let (cache, q) = (Arc::clone(&cache), q.clone());
-            tokio::spawn(async move { cache.claim(s, &q).await })
-        };
+        let (first, waiting) = claimed_and_awaited(&cache, s, &q).await;
         tokio::task::yield_now().await;
         // Another stamp is another computation: it does not wait.
         assert!(matches!(
@@ -289,13 +297,7 @@ mod tests {
         }
         // A computation that keeps nothing lets its waiter compute.
         let q2 = question("{ standoffs { status } }");
-        let Claim::Compute(failed) = cache.claim(s, &q2).await else {
-            panic!("nobody was computing it");
-        };
-        let waiting = {
-            let (cache, q2) = (Arc::clone(&cache), q2.clone());
-            tokio::spawn(async move { cache.claim(s, &q2).await })
-        };
+        let (failed, waiting) = claimed_and_awaited(&cache, s, &q2).await;
         tokio::task::yield_now().await;
         drop(failed);
         assert!(matches!(

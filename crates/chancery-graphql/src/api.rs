@@ -63,13 +63,22 @@ pub struct Api {
     pub introspection: bool,
 }
 
-pub fn api<'a>(ctx: &Context<'a>) -> ApiResult<&'a Arc<Api>> {
+/// The API state of a request.
+pub(crate) fn api<'a>(ctx: &Context<'a>) -> ApiResult<&'a Arc<Api>> {
     ctx.data::<Arc<Api>>()
         .map_err(|_| ApiError::internal("the API state is missing from the request"))
 }
 
-pub fn caller(ctx: &Context<'_>) -> Caller {
+/// Who sends a request (anonymous without a token).
+pub(crate) fn caller(ctx: &Context<'_>) -> Caller {
     ctx.data_opt::<Caller>()
         .copied()
         .unwrap_or(Caller::ANONYMOUS)
+}
+
+/// The API state of a request whose caller may read; a refusal otherwise.
+pub(crate) fn reader<'a>(ctx: &Context<'a>) -> ApiResult<&'a Arc<Api>> {
+    let api = api(ctx)?;
+    api.access.check_read(caller(ctx))?;
+    Ok(api)
 }

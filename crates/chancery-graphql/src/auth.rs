@@ -67,7 +67,7 @@ pub struct Caller {
 }
 
 impl Caller {
-    pub const ANONYMOUS: Caller = Caller { role: None };
+    pub(crate) const ANONYMOUS: Caller = Caller { role: None };
 }
 
 impl Access {
@@ -107,7 +107,7 @@ impl Access {
     }
 
     /// Refuses a caller who may not read.
-    pub fn check_read(&self, caller: Caller) -> ApiResult<()> {
+    pub(crate) fn check_read(&self, caller: Caller) -> ApiResult<()> {
         if self.open_reads || caller.role.is_some() {
             Ok(())
         } else {

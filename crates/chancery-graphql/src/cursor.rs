@@ -99,6 +99,33 @@ impl Cursor {
             _ => Err(bad()),
         }
     }
+
+    /// Decodes a cursor of the kind `kind` picks out ([`Cursor::log`], [`Cursor::slot`]); one of
+    /// the other kind is refused with `mismatch`.
+    pub fn decode_as<T>(
+        text: &str,
+        field: &str,
+        kind: fn(Cursor) -> Option<T>,
+        mismatch: &str,
+    ) -> ApiResult<T> {
+        kind(Cursor::decode(text, field)?).ok_or_else(|| ApiError::validation(field, mismatch))
+    }
+
+    /// The position of a log cursor.
+    pub fn log(self) -> Option<Position> {
+        match self {
+            Cursor::Log(position) => Some(position),
+            Cursor::ValidTime(_) => None,
+        }
+    }
+
+    /// The slot of a valid-time cursor.
+    pub fn slot(self) -> Option<Slot> {
+        match self {
+            Cursor::ValidTime(slot) => Some(slot),
+            Cursor::Log(_) => None,
+        }
+    }
 }
 
 #[cfg(test)]

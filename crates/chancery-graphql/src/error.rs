@@ -20,7 +20,18 @@ pub enum Code {
 }
 
 impl Code {
-    pub fn as_str(self) -> &'static str {
+    /// Every code; `INTERNAL` is last.
+    pub const ALL: [Code; 7] = [
+        Code::Validation,
+        Code::Conflict,
+        Code::NotFound,
+        Code::Unauthorized,
+        Code::Forbidden,
+        Code::Limit,
+        Code::Internal,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
         match self {
             Code::Validation => "VALIDATION",
             Code::Conflict => "CONFLICT",
@@ -39,13 +50,13 @@ impl Code {
 pub struct ApiError {
     pub code: Code,
     pub message: String,
-    pub field: Option<String>,
+    pub(crate) field: Option<String>,
     /// Every field at fault with its own message, when there are several (validation).
-    pub problems: Vec<(String, String)>,
+    pub(crate) problems: Vec<(String, String)>,
 }
 
 impl ApiError {
-    pub fn new(code: Code, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: Code, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
@@ -54,7 +65,7 @@ impl ApiError {
         }
     }
 
-    pub fn field(code: Code, field: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn field(code: Code, field: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
@@ -64,7 +75,7 @@ impl ApiError {
     }
 
     /// Renames every field path (and rewrites the message to match).
-    pub fn map_fields(mut self, rename: impl Fn(&str) -> String) -> Self {
+    pub(crate) fn map_fields(mut self, rename: impl Fn(&str) -> String) -> Self {
         if self.problems.is_empty() {
             self.field = self.field.map(|f| rename(&f));
             return self;
@@ -84,12 +95,12 @@ impl ApiError {
         self
     }
 
-    pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::field(Code::Validation, field, message)
     }
 
     /// Masks an unexpected failure: logged in full, reported by reference only.
-    pub fn internal(detail: impl std::fmt::Display) -> Self {
+    pub(crate) fn internal(detail: impl std::fmt::Display) -> Self {
         let reference = chancery_domain::EventId::new_v7();
         tracing::error!(%reference, %detail, "internal error");
         Self::new(
@@ -98,15 +109,9 @@ impl ApiError {
         )
     }
 
-    /// Prefixes the field path, e.g. with the argument name.
-    pub fn within(self, prefix: &str) -> Self {
-        self.map_fields(|f| {
-            if f.is_empty() {
-                prefix.to_owned()
-            } else {
-                format!("{prefix}.{f}")
-            }
-        })
+    /// A stored record that cannot be read: the store is damaged, not the request.
+    pub(crate) fn unreadable(detail: impl std::fmt::Display) -> Self {
+        Self::internal(format!("a stored record cannot be read: {detail}"))
     }
 }
 
@@ -199,7 +204,7 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 /// The code for an error async-graphql raised itself (it has no `extensions.code`): its depth and
 /// complexity limits are `LIMIT`, everything else (parse, validation, coercion) `VALIDATION`.
-pub fn code_for_library_error(message: &str) -> Code {
+pub(crate) fn code_for_library_error(message: &str) -> Code {
     if message.contains("nested too deep")
         || message.contains("too complex")
         || message.contains("recursive depth")
@@ -213,7 +218,7 @@ pub fn code_for_library_error(message: &str) -> Code {
 
 /// Why a document does not parse, without the line of it that pest's message quotes: a document
 /// of one long line would otherwise come back whole in the error.
-pub fn parse_error_message(error: &async_graphql::parser::Error) -> String {
+pub(crate) fn parse_error_message(error: &async_graphql::parser::Error) -> String {
     let text = error.to_string();
     let kept: Vec<&str> = text
         .lines()
@@ -227,7 +232,7 @@ pub fn parse_error_message(error: &async_graphql::parser::Error) -> String {
 /// The argument an error async-graphql raised at validation names in its message
 /// (`Invalid value for argument "event.amounts.0.value", ...`), written as our field paths are
 /// (`event.amounts[0].value`).
-pub fn field_of_library_error(message: &str) -> Option<String> {
+fn field_of_library_error(message: &str) -> Option<String> {
     let rest = message.strip_prefix("Invalid value for argument \"")?;
     let (path, _) = rest.split_once('"')?;
     let mut field = String::with_capacity(path.len() + 2);
@@ -242,6 +247,25 @@ pub fn field_of_library_error(message: &str) -> Option<String> {
         }
     }
     Some(field)
+}
+
+/// One error as a response lists it: its message and its code.
+pub(crate) fn error_value(code: Code, message: &str) -> serde_json::Value {
+    serde_json::json!({ "message": message, "extensions": { "code": code.as_str() } })
+}
+
+/// A response of one error and no `data`.
+pub(crate) fn errors_value(code: Code, message: &str) -> serde_json::Value {
+    serde_json::json!({ "errors": [error_value(code, message)] })
+}
+
+/// Whether a response is a request error: the document was refused before execution (it does not
+/// validate, say), so there is no `data`. Errors before execution have no path; a field error
+/// always has one.
+pub(crate) fn is_request_error(response: &async_graphql::Response) -> bool {
+    response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty())
 }
 
 /// Gives every error of a serialized response an `extensions.code`, and an `extensions.field`

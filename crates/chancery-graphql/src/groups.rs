@@ -27,10 +27,10 @@ const BACKLOG: usize = 64;
 /// Set by the `events` resolver to the log position of the event it yields last, so that a
 /// group knows where each answer stands in the log.
 #[derive(Clone, Default)]
-pub struct FeedTap(Arc<AtomicU64>);
+pub(crate) struct FeedTap(Arc<AtomicU64>);
 
 impl FeedTap {
-    pub fn record(&self, position: u64) {
+    pub(crate) fn record(&self, position: u64) {
         self.0.store(position, Ordering::Release);
     }
 
@@ -42,11 +42,11 @@ impl FeedTap {
 /// Tells the `events` resolver to start after this log position rather than after its `after`
 /// argument: a member that left its group goes on from the last event it was given.
 #[derive(Clone, Copy, Debug)]
-pub struct ResumeAfter(pub u64);
+pub(crate) struct ResumeAfter(pub u64);
 
 /// What decides a subscription's answers: subscribers with equal keys get equal answers.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct GroupKey {
+pub(crate) struct GroupKey {
     pub query: Arc<str>,
     pub operation: Option<String>,
     /// The variables as JSON text.
@@ -57,7 +57,7 @@ pub struct GroupKey {
 
 /// A subscription's root field, which decides whether it is grouped and who may join late.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Feed {
+pub(crate) enum Feed {
     /// `events`: a late member needs every answer since the group started, so it joins only
     /// while the group holds them all (`BACKLOG`).
     Events,
@@ -69,7 +69,7 @@ pub enum Feed {
 impl Feed {
     /// The feed of the operation `name` (or the only one) in `document`, if it is a subscription
     /// to one root field that can be grouped.
-    pub fn of(document: &ExecutableDocument, name: Option<&str>) -> Option<Feed> {
+    pub(crate) fn of(document: &ExecutableDocument, name: Option<&str>) -> Option<Feed> {
         let operation = match name {
             Some(name) => document
                 .operations
@@ -108,7 +108,7 @@ impl Feed {
 
 /// One answer of a subscription, encoded once.
 #[derive(Clone, Debug)]
-pub struct Answer {
+pub(crate) struct Answer {
     /// The log position of the event answered (`events`; 0 for other feeds and before the first).
     pub position: u64,
     /// The `payload` of a `next` frame.
@@ -116,7 +116,7 @@ pub struct Answer {
 }
 
 /// What an execution's response is to a subscriber.
-pub enum Step {
+pub(crate) enum Step {
     /// The next answer.
     Answer(String),
     /// The request was refused before it ran (it does not validate, say): these errors, then the
@@ -127,13 +127,10 @@ pub enum Step {
 impl Step {
     /// `first` says whether this is the execution's first response: only that one can be a
     /// refusal.
-    pub fn of(response: &Response, first: bool) -> Step {
-        let refused = first
-            && response.data == async_graphql::Value::Null
-            && !response.errors.is_empty()
-            && response.errors.iter().all(|e| e.path.is_empty());
+    pub(crate) fn of(response: &Response, first: bool) -> Step {
+        let refused = first && crate::error::is_request_error(response);
         // An answer without errors is written straight out: building a `Value` first and printing
-        // it was a fifth of the work of a delivery.
+        // it would be a large part of the work of a delivery.
         if !refused && response.errors.is_empty() {
             if let Ok(text) = serde_json::to_string(response) {
                 return Step::Answer(text);
@@ -153,7 +150,7 @@ impl Step {
 
 /// What became of an answer handed to a member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Delivered {
+pub(crate) enum Delivered {
     Queued,
     /// The member's queue is full: it falls behind, and leaves the group.
     Full,
@@ -162,7 +159,7 @@ pub enum Delivered {
 }
 
 /// A subscriber in a group, as its transport sees it.
-pub trait Member: Send {
+pub(crate) trait Member: Send {
     /// Queues an answer without waiting.
     fn deliver(&mut self, answer: &Answer) -> Delivered;
     /// Goes on alone after `last`, the last answer it was given (`None`: none yet).
@@ -178,7 +175,7 @@ struct Seat {
 }
 
 /// A member's place in a group, to leave it by.
-pub struct Membership {
+pub(crate) struct Membership {
     group: Arc<Group>,
     /// `None` when the member went on alone as it joined.
     seat: Option<u64>,
@@ -186,7 +183,7 @@ pub struct Membership {
 
 impl Membership {
     /// Leaves the group (if the member is still in it); the last member out stops the execution.
-    pub fn leave(&self, groups: &Groups) {
+    pub(crate) fn leave(&self, groups: &Groups) {
         let Some(seat) = self.seat else { return };
         let mut open = groups.lock_open();
         let mut state = self.group.lock();
@@ -269,7 +266,7 @@ impl Groups {
 
     /// Puts `member` in the group of `key`, starting one with `execute` if none can take it, and
     /// gives it what it missed of the group's answers.
-    pub fn join(
+    pub(crate) fn join(
         self: &Arc<Self>,
         key: GroupKey,
         feed: Feed,

@@ -5,6 +5,7 @@
 //! a mutation over GET is `405`; a body that is not JSON is `415` (so no cross-site form can post
 //! one). And GraphiQL, served from the binary.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::parser::types::OperationType;
@@ -13,16 +14,17 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::answers::{AnswerCache, Claim, Question, Stamp};
 use crate::api::Api;
 use crate::auth::Caller;
-use crate::documents::DocumentCache;
-use crate::error::Code;
+use crate::documents::{DocumentCache, Parsed};
+use crate::error::{self, Code};
 use crate::schema::ChanSchema;
+use crate::statics::{Asset, Site};
 
-pub const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 
 /// What the HTTP handlers share.
 #[derive(Clone)]
@@ -89,35 +91,70 @@ fn negotiate(headers: &HeaderMap) -> Option<MediaType> {
     best.map(|(_, kind)| kind)
 }
 
-fn error_json(code: Code, message: &str) -> Value {
-    json!({ "message": message, "extensions": { "code": code.as_str() } })
-}
-
-/// A request-level failure: no `data`, one error.
-fn request_error(
-    status: StatusCode,
-    media: MediaType,
-    code: Code,
-    message: &str,
-    api: &Api,
-) -> Response {
-    api.metrics.record_request(code.as_str());
-    let mut response = (
-        status,
-        axum::Json(json!({ "errors": [error_json(code, message)] })),
-    )
-        .into_response();
+/// A response written in `media`, with its `Content-Type`.
+fn typed(mut response: Response, media: MediaType) -> Response {
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, media.header());
     response
 }
 
-fn caller(api: &Api, headers: &HeaderMap) -> Result<Caller, String> {
+/// A request-level failure: no `data`, one error.
+fn error_response(status: StatusCode, media: MediaType, code: Code, message: &str) -> Response {
+    let body = axum::Json(error::errors_value(code, message));
+    typed((status, body).into_response(), media)
+}
+
+/// A request refused whole, before any GraphQL runs.
+struct Refusal {
+    status: StatusCode,
+    media: MediaType,
+    code: Code,
+    message: String,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, media: MediaType, code: Code, message: impl Into<String>) -> Self {
+        Refusal {
+            status,
+            media,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The refusal's response, counted.
+    fn respond(self, api: &Api) -> Response {
+        api.metrics.record_request(self.code.as_str());
+        error_response(self.status, self.media, self.code, &self.message)
+    }
+}
+
+/// The answer's media type, or the `406` refusing the request.
+fn negotiated(headers: &HeaderMap) -> Result<MediaType, Refusal> {
+    negotiate(headers).ok_or_else(|| {
+        Refusal::new(
+            StatusCode::NOT_ACCEPTABLE,
+            MediaType::Json,
+            Code::Validation,
+            "answers are application/json or application/graphql-response+json",
+        )
+    })
+}
+
+/// Who sends the request, or the `401` refusing it.
+fn identified(api: &Api, headers: &HeaderMap, media: MediaType) -> Result<Caller, Refusal> {
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    api.access.identify(authorization).map_err(|e| e.message)
+    api.access.identify(authorization).map_err(|e| {
+        Refusal::new(
+            StatusCode::UNAUTHORIZED,
+            media,
+            Code::Unauthorized,
+            e.message,
+        )
+    })
 }
 
 /// One request as sent: checked for shape before it is parsed as GraphQL.
@@ -166,105 +203,173 @@ struct Outcome {
     body: Bytes,
     /// True when the document was refused before execution (no `data`).
     request_error: bool,
+    /// What the request is counted as: `ok`, an error code, or [`METHOD`].
     code: String,
 }
 
-/// Parses, checks limits, and executes one request.
+/// What a mutation sent over GET is counted as; it is answered `405`.
+const METHOD: &str = "METHOD";
+
+impl Outcome {
+    /// An answer kept from an earlier request.
+    fn answered(body: Bytes) -> Outcome {
+        Outcome {
+            body,
+            request_error: false,
+            code: "ok".into(),
+        }
+    }
+
+    /// One error, counted as `counted_as`.
+    fn error(code: Code, message: &str, request_error: bool, counted_as: &str) -> Outcome {
+        Outcome {
+            body: encode(&error::errors_value(code, message)),
+            request_error,
+            code: counted_as.into(),
+        }
+    }
+
+    /// A document refused before execution.
+    fn refused(code: Code, message: &str) -> Outcome {
+        Outcome::error(code, message, true, code.as_str())
+    }
+}
+
+/// A read query whose answer may be kept, and the state it is asked in.
+struct Cacheable {
+    question: Question,
+    stamp: Stamp,
+}
+
+impl Cacheable {
+    /// The request's question and the current stamp, if its answer may be kept now. A document
+    /// known to be something other than a query (a mutation, sent again and again by a recorder)
+    /// is not looked up.
+    async fn of(endpoint: &Endpoint, incoming: &Incoming, caller: Caller) -> Option<Cacheable> {
+        let operation = incoming.operation_name.as_deref();
+        let known_not_query = endpoint
+            .documents
+            .peek(&incoming.query)
+            .is_some_and(|p| p.operation_type(operation) != Some(OperationType::Query));
+        if known_not_query {
+            return None;
+        }
+        let question = Question::of(
+            caller.role,
+            &incoming.query,
+            operation,
+            incoming.variables.as_ref(),
+        )?;
+        let stamp = Stamp::now(&endpoint.api).await?;
+        Some(Cacheable { question, stamp })
+    }
+}
+
+/// Parses, checks limits, and executes one request. A kept answer is looked up before anything
+/// else: only a query that passed every check and answered without an error was kept, for this
+/// caller's role.
 async fn execute(
     endpoint: &Endpoint,
     incoming: Incoming,
     caller: Caller,
     method: &Method,
 ) -> Outcome {
-    let api = &endpoint.api;
-    let refused = |code: Code, message: String| Outcome {
-        body: encode(&json!({ "errors": [error_json(code, &message)] })),
-        request_error: true,
-        code: code.as_str().into(),
-    };
-    // A kept answer is looked up before anything else: only a query that passed every check
-    // below and answered without an error was kept, for this caller's role. A document known to
-    // be something else (a mutation, sent again and again by a recorder) skips the lookup.
-    let known_not_query = endpoint.documents.peek(&incoming.query).is_some_and(|p| {
-        p.operation_type(incoming.operation_name.as_deref()) != Some(OperationType::Query)
-    });
-    let question = if known_not_query {
-        None
-    } else {
-        Question::of(
-            caller.role,
-            &incoming.query,
-            incoming.operation_name.as_deref(),
-            incoming.variables.as_ref(),
-        )
-    };
-    let stamp = match &question {
-        Some(_) => Stamp::now(api).await,
-        None => None,
-    };
-    if let (Some(question), Some(stamp)) = (&question, stamp) {
-        if let Some(body) = endpoint.answers.get(stamp, question) {
-            api.metrics.record_answer_lookup(true);
-            return Outcome {
-                body,
-                request_error: false,
-                code: "ok".into(),
-            };
-        }
+    let metrics = &endpoint.api.metrics;
+    let cacheable = Cacheable::of(endpoint, &incoming, caller).await;
+    if let Some(body) = cacheable
+        .as_ref()
+        .and_then(|c| endpoint.answers.get(c.stamp, &c.question))
+    {
+        metrics.record_answer_lookup(true);
+        return Outcome::answered(body);
     }
-    let parsed = match endpoint.documents.get(&incoming.query) {
-        Ok(parsed) => parsed,
-        Err(e) => return refused(Code::Validation, crate::error::parse_error_message(&e)),
+    let (parsed, operation_type) = match check(endpoint, &incoming, method) {
+        Ok(checked) => checked,
+        Err(refused) => return refused,
     };
+    // Only a query's answer is kept; anything else will not find one.
+    let cacheable = cacheable.filter(|_| operation_type == Some(OperationType::Query));
+    // Held until the answer is kept (or not): requests asking the same meanwhile wait for it.
+    let _computing = match &cacheable {
+        None => None,
+        Some(c) => match endpoint.answers.claim(c.stamp, &c.question).await {
+            Claim::Answer(body) => {
+                metrics.record_answer_lookup(true);
+                return Outcome::answered(body);
+            }
+            Claim::Compute(claim) => {
+                metrics.record_answer_lookup(false);
+                Some(claim)
+            }
+        },
+    };
+    let response = match run(endpoint, request(incoming, caller, &parsed)).await {
+        Ok(response) => response,
+        Err(timed_out) => return timed_out,
+    };
+    finish(endpoint, &response, cacheable).await
+}
+
+/// Parses the document (or takes it parsed) and checks what must hold before it runs: its
+/// aliases within the limit, no mutation over GET. Gives the document and its operation's type.
+fn check(
+    endpoint: &Endpoint,
+    incoming: &Incoming,
+    method: &Method,
+) -> Result<(Arc<Parsed>, Option<OperationType>), Outcome> {
+    let limits = &endpoint.api.limits;
+    let parsed = endpoint
+        .documents
+        .get(&incoming.query)
+        .map_err(|e| Outcome::refused(Code::Validation, &error::parse_error_message(&e)))?;
     let aliases = parsed.aliases;
-    if aliases > api.limits.max_aliases {
-        return refused(
+    if aliases > limits.max_aliases {
+        return Err(Outcome::refused(
             Code::Limit,
-            format!(
+            &format!(
                 "the query has {aliases} aliases; the limit is {}",
-                api.limits.max_aliases
+                limits.max_aliases
             ),
-        );
+        ));
     }
     let operation_type = parsed.operation_type(incoming.operation_name.as_deref());
     if method == Method::GET && operation_type == Some(OperationType::Mutation) {
-        return Outcome {
-            body: encode(
-                &json!({ "errors": [error_json(Code::Validation, "mutations need POST")] }),
-            ),
-            request_error: true,
-            code: "METHOD".into(),
-        };
+        return Err(Outcome::error(
+            Code::Validation,
+            "mutations need POST",
+            true,
+            METHOD,
+        ));
     }
-    // Only a query's answer is kept; anything else will not find one.
-    let question = question.filter(|_| operation_type == Some(OperationType::Query));
-    // Held until the answer is kept (or not): requests asking the same meanwhile wait for it.
-    let mut _computing = None;
-    if let (Some(question), Some(stamp)) = (&question, stamp) {
-        match endpoint.answers.claim(stamp, question).await {
-            Claim::Answer(body) => {
-                api.metrics.record_answer_lookup(true);
-                return Outcome {
-                    body,
-                    request_error: false,
-                    code: "ok".into(),
-                };
-            }
-            Claim::Compute(claim) => {
-                api.metrics.record_answer_lookup(false);
-                _computing = Some(claim);
-            }
-        }
-    }
-    let mut request = Request::new(incoming.query).data(caller);
-    // Parsed once per document text, not once per request.
-    request.set_parsed_query(parsed.document.clone());
-    if let Some(name) = incoming.operation_name {
+    Ok((parsed, operation_type))
+}
+
+/// A GraphQL request by `caller`, with its operation name and variables if given.
+pub(crate) fn graphql_request(
+    query: impl Into<String>,
+    caller: Caller,
+    operation: Option<String>,
+    variables: Option<Value>,
+) -> Request {
+    let mut request = Request::new(query).data(caller);
+    if let Some(name) = operation {
         request = request.operation_name(name);
     }
-    if let Some(v) = incoming.variables {
-        request = request.variables(Variables::from_json(v));
+    if let Some(variables) = variables {
+        request = request.variables(Variables::from_json(variables));
     }
+    request
+}
+
+/// The request to execute, with the document parsed once per text rather than once per request.
+fn request(incoming: Incoming, caller: Caller, parsed: &Parsed) -> Request {
+    let mut request = graphql_request(
+        incoming.query,
+        caller,
+        incoming.operation_name,
+        incoming.variables,
+    );
+    request.set_parsed_query(parsed.document.clone());
     if let Some(Value::Object(ext)) = incoming.extensions {
         for (k, v) in ext {
             if let Ok(value) = async_graphql::Value::from_json(v) {
@@ -272,74 +377,42 @@ async fn execute(
             }
         }
     }
-    let response = match tokio::time::timeout(
-        api.limits.request_timeout,
-        endpoint.schema.execute(request),
-    )
-    .await
-    {
-        Ok(r) => r,
-        Err(_) => {
-            return Outcome {
-                body: encode(
-                    &json!({ "errors": [error_json(Code::Limit, &format!("the request took longer than {} s", api.limits.request_timeout.as_secs()))] }),
-                ),
-                request_error: false,
-                code: Code::Limit.as_str().into(),
-            };
-        }
-    };
-    // Errors before execution (validation) have no path; a field error always has one.
-    let request_error = response.data == async_graphql::Value::Null
-        && !response.errors.is_empty()
-        && response.errors.iter().all(|e| e.path.is_empty());
-    let code = response
-        .errors
-        .first()
-        .map(|e| {
-            e.extensions
-                .as_ref()
-                .and_then(|x| x.get("code"))
-                .and_then(|c| {
-                    if let async_graphql::Value::String(s) = c {
-                        Some(s.clone())
-                    } else {
-                        None
-                    }
-                })
-                .unwrap_or_else(|| {
-                    crate::error::code_for_library_error(&e.message)
-                        .as_str()
-                        .into()
-                })
+    request
+}
+
+/// Executes `request` within the request time limit; past it, the outcome is a `LIMIT` error.
+async fn run(endpoint: &Endpoint, request: Request) -> Result<async_graphql::Response, Outcome> {
+    let timeout = endpoint.api.limits.request_timeout;
+    tokio::time::timeout(timeout, endpoint.schema.execute(request))
+        .await
+        .map_err(|_| {
+            let message = format!("the request took longer than {} s", timeout.as_secs());
+            Outcome::error(Code::Limit, &message, false, Code::Limit.as_str())
         })
-        .unwrap_or_else(|| "ok".into());
-    let unencodable =
-        || json!({ "errors": [error_json(Code::Internal, "the response could not be encoded")] });
+}
+
+/// Encodes an executed request's answer, keeping it for `cacheable` when it has no error.
+async fn finish(
+    endpoint: &Endpoint,
+    response: &async_graphql::Response,
+    cacheable: Option<Cacheable>,
+) -> Outcome {
+    let request_error = error::is_request_error(response);
+    let code = counted_as(response);
     // An answer without errors is written as it is; only errors need their codes completed.
     let body = if response.errors.is_empty() {
-        match serde_json::to_vec(&response) {
+        match serde_json::to_vec(response) {
             Ok(body) => {
                 let body = Bytes::from(body);
-                // Kept only if the store and the second did not move while it was computed.
-                if let (Some(question), Some(stamp)) = (question, stamp) {
-                    if Stamp::now(api).await == Some(stamp) {
-                        endpoint.answers.put(stamp, question, body.clone());
-                    }
+                if let Some(cacheable) = cacheable {
+                    keep(endpoint, cacheable, body.clone()).await;
                 }
                 body
             }
             Err(_) => encode(&unencodable()),
         }
     } else {
-        let mut body = serde_json::to_value(&response).unwrap_or_else(|_| unencodable());
-        crate::error::add_missing_codes(&mut body);
-        if let Value::Object(map) = &mut body {
-            if request_error {
-                map.remove("data");
-            }
-        }
-        encode(&body)
+        encode_errors(response, request_error)
     };
     Outcome {
         body,
@@ -348,25 +421,57 @@ async fn execute(
     }
 }
 
+/// Keeps an answer, only if the store and the second did not move while it was computed.
+async fn keep(endpoint: &Endpoint, cacheable: Cacheable, body: Bytes) {
+    if Stamp::now(&endpoint.api).await == Some(cacheable.stamp) {
+        endpoint
+            .answers
+            .put(cacheable.stamp, cacheable.question, body);
+    }
+}
+
+/// What a response is counted as: `ok`, or its first error's code.
+fn counted_as(response: &async_graphql::Response) -> String {
+    let Some(first) = response.errors.first() else {
+        return "ok".into();
+    };
+    match first.extensions.as_ref().and_then(|x| x.get("code")) {
+        Some(async_graphql::Value::String(code)) => code.clone(),
+        _ => error::code_for_library_error(&first.message)
+            .as_str()
+            .into(),
+    }
+}
+
+/// A response with errors, every error with its code; without `data` for a request error.
+fn encode_errors(response: &async_graphql::Response, request_error: bool) -> Bytes {
+    let mut body = serde_json::to_value(response).unwrap_or_else(|_| unencodable());
+    error::add_missing_codes(&mut body);
+    if let Value::Object(map) = &mut body {
+        if request_error {
+            map.remove("data");
+        }
+    }
+    encode(&body)
+}
+
+/// The answer written when a response cannot be encoded.
+fn unencodable() -> Value {
+    error::errors_value(Code::Internal, "the response could not be encoded")
+}
+
+/// Writes the outcomes, counted: one answer, or a batch's answers in a JSON array.
 fn respond(endpoint: &Endpoint, media: MediaType, outcomes: Vec<Outcome>, batch: bool) -> Response {
     for o in &outcomes {
-        endpoint
-            .api
-            .metrics
-            .record_request(if o.code == "ok" { "ok" } else { &o.code });
+        endpoint.api.metrics.record_request(&o.code);
     }
     if !batch {
-        if let Some(o) = outcomes.first() {
-            if o.code == "METHOD" {
-                let mut response = (StatusCode::METHOD_NOT_ALLOWED, o.body.clone()).into_response();
-                response
-                    .headers_mut()
-                    .insert(header::ALLOW, HeaderValue::from_static("POST"));
-                response
-                    .headers_mut()
-                    .insert(header::CONTENT_TYPE, media.header());
-                return response;
-            }
+        if let Some(o) = outcomes.first().filter(|o| o.code == METHOD) {
+            let mut response = (StatusCode::METHOD_NOT_ALLOWED, o.body.clone()).into_response();
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("POST"));
+            return typed(response, media);
         }
     }
     let all_request_errors = outcomes.iter().all(|o| o.request_error);
@@ -393,11 +498,7 @@ fn respond(endpoint: &Endpoint, media: MediaType, outcomes: Vec<Outcome>, batch:
             .next()
             .map_or_else(|| Bytes::from_static(b"null"), |o| o.body)
     };
-    let mut response = (status, body).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, media.header());
-    response
+    typed((status, body).into_response(), media)
 }
 
 fn encode(body: &Value) -> Bytes {
@@ -418,136 +519,86 @@ fn is_json(headers: &HeaderMap) -> bool {
         })
 }
 
-pub async fn post(State(endpoint): State<Endpoint>, headers: HeaderMap, body: Bytes) -> Response {
+/// `POST /graphql`: one request or a batch, in a JSON body.
+async fn post(State(endpoint): State<Endpoint>, headers: HeaderMap, body: Bytes) -> Response {
+    answer_post(&endpoint, &headers, &body)
+        .await
+        .unwrap_or_else(|refusal| refusal.respond(&endpoint.api))
+}
+
+/// The answer to a `POST`, or (`Err`) why it is refused whole.
+async fn answer_post(
+    endpoint: &Endpoint,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, Refusal> {
     let api = &endpoint.api;
-    let Some(media) = negotiate(&headers) else {
-        return request_error(
-            StatusCode::NOT_ACCEPTABLE,
-            MediaType::Json,
-            Code::Validation,
-            "answers are application/json or application/graphql-response+json",
-            api,
-        );
-    };
-    if !is_json(&headers) {
-        return request_error(
+    let media = negotiated(headers)?;
+    if !is_json(headers) {
+        return Err(Refusal::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             media,
             Code::Validation,
             "the body must be application/json",
-            api,
+        ));
+    }
+    let caller = identified(api, headers, media)?;
+    let refuse =
+        |code: Code, message: String| Refusal::new(StatusCode::BAD_REQUEST, media, code, message);
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| refuse(Code::Validation, format!("the body is not JSON: {e}")))?;
+    let Value::Array(items) = value else {
+        let incoming = incoming(&value).map_err(|message| refuse(Code::Validation, message))?;
+        let outcome = execute(endpoint, incoming, caller, &Method::POST).await;
+        return Ok(respond(endpoint, media, vec![outcome], false));
+    };
+    if items.is_empty() {
+        return Err(refuse(Code::Validation, "an empty batch".into()));
+    }
+    if items.len() > api.limits.max_batch {
+        let message = format!(
+            "the batch has {} requests; the limit is {}",
+            items.len(),
+            api.limits.max_batch
         );
+        return Err(refuse(Code::Limit, message));
     }
-    let caller = match caller(api, &headers) {
-        Ok(c) => c,
-        Err(message) => {
-            return request_error(
-                StatusCode::UNAUTHORIZED,
-                media,
-                Code::Unauthorized,
-                &message,
-                api,
-            );
-        }
-    };
-    let value: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(e) => {
-            return request_error(
-                StatusCode::BAD_REQUEST,
-                media,
-                Code::Validation,
-                &format!("the body is not JSON: {e}"),
-                api,
-            );
-        }
-    };
-    match value {
-        Value::Array(items) => {
-            if items.is_empty() {
-                return request_error(
-                    StatusCode::BAD_REQUEST,
-                    media,
-                    Code::Validation,
-                    "an empty batch",
-                    api,
-                );
-            }
-            if items.len() > api.limits.max_batch {
-                let message = format!(
-                    "the batch has {} requests; the limit is {}",
-                    items.len(),
-                    api.limits.max_batch
-                );
-                return request_error(StatusCode::BAD_REQUEST, media, Code::Limit, &message, api);
-            }
-            let mut outcomes = Vec::with_capacity(items.len());
-            for item in &items {
-                match incoming(item) {
-                    Ok(i) => outcomes.push(execute(&endpoint, i, caller, &Method::POST).await),
-                    Err(message) => outcomes.push(Outcome {
-                        body: encode(
-                            &json!({ "errors": [error_json(Code::Validation, &message)] }),
-                        ),
-                        request_error: true,
-                        code: "VALIDATION".into(),
-                    }),
-                }
-            }
-            respond(&endpoint, media, outcomes, true)
-        }
-        value => match incoming(&value) {
-            Ok(i) => {
-                let outcome = execute(&endpoint, i, caller, &Method::POST).await;
-                respond(&endpoint, media, vec![outcome], false)
-            }
-            Err(message) => request_error(
-                StatusCode::BAD_REQUEST,
-                media,
-                Code::Validation,
-                &message,
-                api,
-            ),
-        },
+    let mut outcomes = Vec::with_capacity(items.len());
+    for item in &items {
+        outcomes.push(match incoming(item) {
+            Ok(i) => execute(endpoint, i, caller, &Method::POST).await,
+            Err(message) => Outcome::refused(Code::Validation, &message),
+        });
     }
+    Ok(respond(endpoint, media, outcomes, true))
 }
 
-pub async fn get(
+/// `GET /graphql`: one query in the URL's parameters.
+async fn get(
     State(endpoint): State<Endpoint>,
     headers: HeaderMap,
-    Query(params): Query<std::collections::HashMap<String, String>>,
+    Query(params): Query<HashMap<String, String>>,
 ) -> Response {
+    answer_get(&endpoint, &headers, &params)
+        .await
+        .unwrap_or_else(|refusal| refusal.respond(&endpoint.api))
+}
+
+/// The answer to a `GET`, or (`Err`) why it is refused.
+async fn answer_get(
+    endpoint: &Endpoint,
+    headers: &HeaderMap,
+    params: &HashMap<String, String>,
+) -> Result<Response, Refusal> {
     let api = &endpoint.api;
-    let Some(media) = negotiate(&headers) else {
-        return request_error(
-            StatusCode::NOT_ACCEPTABLE,
-            MediaType::Json,
-            Code::Validation,
-            "answers are application/json or application/graphql-response+json",
-            api,
-        );
-    };
-    let caller = match caller(api, &headers) {
-        Ok(c) => c,
-        Err(message) => {
-            return request_error(
-                StatusCode::UNAUTHORIZED,
-                media,
-                Code::Unauthorized,
-                &message,
-                api,
-            );
-        }
-    };
-    let Some(query) = params.get("query").cloned() else {
-        return request_error(
-            StatusCode::BAD_REQUEST,
-            media,
-            Code::Validation,
-            "the request has no `query` parameter",
-            api,
-        );
-    };
+    let media = negotiated(headers)?;
+    let caller = identified(api, headers, media)?;
+    let refuse =
+        |message: String| Refusal::new(StatusCode::BAD_REQUEST, media, Code::Validation, message);
+    let query = params
+        .get("query")
+        .cloned()
+        .ok_or_else(|| refuse("the request has no `query` parameter".into()))?;
     let parse = |name: &str| -> Result<Option<Value>, String> {
         match params.get(name) {
             None => Ok(None),
@@ -560,9 +611,7 @@ pub async fn get(
     };
     let (variables, extensions) = match (parse("variables"), parse("extensions")) {
         (Ok(v), Ok(e)) => (v, e),
-        (Err(m), _) | (_, Err(m)) => {
-            return request_error(StatusCode::BAD_REQUEST, media, Code::Validation, &m, api);
-        }
+        (Err(m), _) | (_, Err(m)) => return Err(refuse(m)),
     };
     let incoming = Incoming {
         query,
@@ -573,102 +622,64 @@ pub async fn get(
         variables,
         extensions,
     };
-    let outcome = execute(&endpoint, incoming, caller, &Method::GET).await;
-    respond(&endpoint, media, vec![outcome], false)
+    let outcome = execute(endpoint, incoming, caller, &Method::GET).await;
+    Ok(respond(endpoint, media, vec![outcome], false))
 }
 
 /// Turns the body-limit layer's bare `413` into a GraphQL error with code `LIMIT`.
-pub async fn explain_body_limit(response: Response) -> Response {
+async fn explain_body_limit(response: Response) -> Response {
     if response.status() != StatusCode::PAYLOAD_TOO_LARGE {
         return response;
     }
-    let mut explained = (
+    error_response(
         StatusCode::PAYLOAD_TOO_LARGE,
-        axum::Json(json!({ "errors": [error_json(Code::Limit, "the request body is larger than the limit")] })),
+        MediaType::Json,
+        Code::Limit,
+        "the request body is larger than the limit",
     )
-        .into_response();
-    explained
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, MediaType::Json.header());
-    explained
 }
 
-struct Asset {
-    name: &'static str,
-    content_type: &'static str,
-    bytes: &'static [u8],
-}
+const JS: &str = "text/javascript; charset=utf-8";
 
-const GRAPHIQL_INDEX: &[u8] = include_bytes!("../assets/graphiql/index.html");
+/// GraphiQL's page.
+static GRAPHIQL_INDEX: Asset = crate::static_asset!(
+    "../assets/graphiql/",
+    "index.html",
+    "text/html; charset=utf-8"
+);
 
-const ASSETS: &[Asset] = &[
-    Asset {
-        name: "chancery-graphiql.js",
-        content_type: "text/javascript; charset=utf-8",
-        bytes: include_bytes!("../assets/graphiql/chancery-graphiql.js"),
-    },
-    Asset {
-        name: "graphiql.min.js",
-        content_type: "text/javascript; charset=utf-8",
-        bytes: include_bytes!("../assets/graphiql/graphiql.min.js"),
-    },
-    Asset {
-        name: "graphiql.min.css",
-        content_type: "text/css; charset=utf-8",
-        bytes: include_bytes!("../assets/graphiql/graphiql.min.css"),
-    },
-    Asset {
-        name: "react.production.min.js",
-        content_type: "text/javascript; charset=utf-8",
-        bytes: include_bytes!("../assets/graphiql/react.production.min.js"),
-    },
-    Asset {
-        name: "react-dom.production.min.js",
-        content_type: "text/javascript; charset=utf-8",
-        bytes: include_bytes!("../assets/graphiql/react-dom.production.min.js"),
-    },
-    Asset {
-        name: "LICENSES.txt",
-        content_type: "text/plain; charset=utf-8",
-        bytes: include_bytes!("../assets/graphiql/LICENSES.txt"),
-    },
+/// Everything `/graphiql/assets/{name}` serves; any other name is a 404.
+static GRAPHIQL_ASSETS: [Asset; 6] = [
+    crate::static_asset!("../assets/graphiql/", "chancery-graphiql.js", JS),
+    crate::static_asset!("../assets/graphiql/", "graphiql.min.js", JS),
+    crate::static_asset!(
+        "../assets/graphiql/",
+        "graphiql.min.css",
+        "text/css; charset=utf-8"
+    ),
+    crate::static_asset!("../assets/graphiql/", "react.production.min.js", JS),
+    crate::static_asset!("../assets/graphiql/", "react-dom.production.min.js", JS),
+    crate::static_asset!(
+        "../assets/graphiql/",
+        "LICENSES.txt",
+        "text/plain; charset=utf-8"
+    ),
 ];
 
-const GRAPHIQL_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+/// GraphiQL's files, all from this server; it sets inline styles, and its fonts and images are
+/// data URLs.
+const GRAPHIQL: Site = Site {
+    csp: "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    referrer_policy: None,
+    missing: "no such asset",
+};
 
-fn asset_response(content_type: &'static str, bytes: &'static [u8]) -> Response {
-    let mut response = bytes.into_response();
-    let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(GRAPHIQL_CSP),
-    );
-    // Names carry no version: browsers revalidate, by the build's version and the file's size.
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    if let Ok(etag) = HeaderValue::from_str(&format!(
-        "\"{}-{}\"",
-        env!("CARGO_PKG_VERSION"),
-        bytes.len()
-    )) {
-        h.insert(header::ETAG, etag);
-    }
-    response
+async fn graphiql(headers: HeaderMap) -> Response {
+    GRAPHIQL.serve(&GRAPHIQL_INDEX, &headers)
 }
 
-pub async fn graphiql() -> Response {
-    asset_response("text/html; charset=utf-8", GRAPHIQL_INDEX)
-}
-
-pub async fn graphiql_asset(Path(name): Path<String>) -> Response {
-    match ASSETS.iter().find(|a| a.name == name) {
-        Some(a) => asset_response(a.content_type, a.bytes),
-        None => (StatusCode::NOT_FOUND, "no such asset").into_response(),
-    }
+async fn graphiql_asset(Path(name): Path<String>, headers: HeaderMap) -> Response {
+    GRAPHIQL.serve_named(&GRAPHIQL_ASSETS, &name, &headers)
 }
 
 /// The API's routes: `/graphql` (GET, POST), `/graphql/ws`, `/graphiql` and its assets.

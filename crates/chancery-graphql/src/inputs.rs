@@ -8,7 +8,7 @@ use chancery_domain::payload as p;
 use chancery_domain::{EventId, IssueSlug, NewEvent, TimelineSlug};
 
 use crate::enums::*;
-use crate::error::{ApiError, ApiResult, Code};
+use crate::error::{ApiError, ApiResult};
 use crate::scalars::{DateTime, Long, Party, Slug, ValidTime};
 
 #[derive(InputObject, Clone)]
@@ -213,7 +213,7 @@ pub struct ChangesInput {
 }
 
 /// Which events: within a list any value matches; across lists all must.
-#[derive(InputObject, Clone, Default)]
+#[derive(InputObject, Clone)]
 pub struct EventFilterInput {
     #[graphql(default)]
     pub timelines: Vec<Slug>,
@@ -275,51 +275,54 @@ pub fn event_id(value: &ID, field: &str) -> ApiResult<EventId> {
         .map_err(|_| ApiError::validation(field, format!("{:?} is not a UUID", value.as_str())))
 }
 
-fn ids(values: &[ID], field: &str) -> ApiResult<Vec<EventId>> {
+/// Each of a list converted, an error naming the item's place (`field[i]`).
+fn each<T, U>(
+    values: &[T],
+    field: &str,
+    convert: impl Fn(&T, &str) -> ApiResult<U>,
+) -> ApiResult<Vec<U>> {
     values
         .iter()
         .enumerate()
-        .map(|(i, v)| event_id(v, &format!("{field}[{i}]")))
+        .map(|(i, v)| convert(v, &format!("{field}[{i}]")))
         .collect()
 }
 
-pub fn timeline_slug(value: &Slug, field: &str) -> ApiResult<TimelineSlug> {
+fn ids(values: &[ID], field: &str) -> ApiResult<Vec<EventId>> {
+    each(values, field, event_id)
+}
+
+/// A slug as a typed domain slug (the rule was checked at parse).
+fn typed_slug<T: std::str::FromStr>(value: &Slug, field: &str) -> ApiResult<T> {
     value
         .typed()
         .ok_or_else(|| ApiError::validation(field, "not a slug"))
 }
 
+pub fn timeline_slug(value: &Slug, field: &str) -> ApiResult<TimelineSlug> {
+    typed_slug(value, field)
+}
+
 pub fn issue_slugs(values: &[Slug], field: &str) -> ApiResult<Vec<IssueSlug>> {
-    values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            v.typed()
-                .ok_or_else(|| ApiError::validation(format!("{field}[{i}]"), "not a slug"))
-        })
-        .collect()
+    each(values, field, typed_slug)
+}
+
+fn participant(value: &ParticipantInput, field: &str) -> ApiResult<chancery_domain::Participant> {
+    Ok(chancery_domain::Participant {
+        party: value.party.0.clone(),
+        actor: value
+            .actor
+            .as_ref()
+            .map(|a| typed_slug(a, &format!("{field}.actor")))
+            .transpose()?,
+    })
 }
 
 fn participants(
     values: &[ParticipantInput],
     field: &str,
 ) -> ApiResult<Vec<chancery_domain::Participant>> {
-    values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            let actor = match &v.actor {
-                Some(a) => Some(a.typed().ok_or_else(|| {
-                    ApiError::validation(format!("{field}[{i}].actor"), "not a slug")
-                })?),
-                None => None,
-            };
-            Ok(chancery_domain::Participant {
-                party: v.party.0.clone(),
-                actor,
-            })
-        })
-        .collect()
+    each(values, field, participant)
 }
 
 fn amounts(values: &[AmountInput]) -> Vec<chancery_domain::Amount> {
@@ -355,27 +358,24 @@ fn occurred(o: &OccurredInput) -> chancery_domain::Occurred {
     }
 }
 
+/// The earlier event an offer or a demand restates, if it names one.
+fn reaffirmed(value: &Option<ID>, field: &str) -> ApiResult<Option<EventId>> {
+    value.as_ref().map(|r| event_id(r, field)).transpose()
+}
+
 impl ActInput {
     pub fn to_payload(&self, field: &str) -> ApiResult<p::Payload> {
         Ok(match self {
             ActInput::Offer(x) => p::Payload::Offer(p::Offer {
                 terms: x.terms.clone(),
                 conditions: x.conditions.clone(),
-                reaffirms: x
-                    .reaffirms
-                    .as_ref()
-                    .map(|r| event_id(r, &format!("{field}.offer.reaffirms")))
-                    .transpose()?,
+                reaffirms: reaffirmed(&x.reaffirms, &format!("{field}.offer.reaffirms"))?,
             }),
             ActInput::Demand(x) => p::Payload::Demand(p::Demand {
                 terms: x.terms.clone(),
                 demand_type: x.demand_type.into(),
                 deadline: x.deadline.map(|v| v.0),
-                reaffirms: x
-                    .reaffirms
-                    .as_ref()
-                    .map(|r| event_id(r, &format!("{field}.demand.reaffirms")))
-                    .transpose()?,
+                reaffirms: reaffirmed(&x.reaffirms, &format!("{field}.demand.reaffirms"))?,
             }),
             ActInput::Threat(x) => p::Payload::Threat(p::Threat {
                 terms: x.terms.clone(),
@@ -496,15 +496,26 @@ impl ChangesInput {
     }
 }
 
+/// Every event, retracted ones too: what a list or a subscription without a filter shows.
+impl Default for EventFilterInput {
+    fn default() -> Self {
+        EventFilterInput {
+            timelines: Vec::new(),
+            parties: Vec::new(),
+            issues: Vec::new(),
+            kinds: Vec::new(),
+            valid_from: None,
+            valid_to: None,
+            text: None,
+            include_retracted: true,
+        }
+    }
+}
+
 impl EventFilterInput {
     pub fn to_store_filter(&self) -> ApiResult<chancery_store::EventFilter> {
         Ok(chancery_store::EventFilter {
-            timelines: self
-                .timelines
-                .iter()
-                .enumerate()
-                .map(|(i, t)| timeline_slug(t, &format!("filter.timelines[{i}]")))
-                .collect::<ApiResult<_>>()?,
+            timelines: each(&self.timelines, "filter.timelines", timeline_slug)?,
             parties: self.parties.iter().map(|p| p.0.clone()).collect(),
             issues: issue_slugs(&self.issues, "filter.issues")?,
             kinds: self.kinds.iter().map(|k| (*k).into()).collect(),
@@ -513,43 +524,37 @@ impl EventFilterInput {
 
     /// The part of the filter the log's indexes cannot apply: valid time and text.
     pub fn matches_rest(&self, event: &NewEvent) -> bool {
-        let valid_ok = match (&event.occurred, self.valid_from, self.valid_to) {
+        self.matches_valid_time(event.occurred.as_ref())
+            && self
+                .text
+                .as_ref()
+                .is_none_or(|t| contains_words(&event.summary, t))
+    }
+
+    /// [`EventFilterInput::matches_rest`] on a record as recorded: its terms suffice unless the
+    /// filter searches text.
+    pub fn matches_rest_record(&self, record: &chancery_domain::RecordedEvent) -> ApiResult<bool> {
+        if self.text.is_some() {
+            return Ok(self.matches_rest(record.event().map_err(ApiError::unreadable)?));
+        }
+        if self.valid_from.is_none() && self.valid_to.is_none() {
+            return Ok(true);
+        }
+        let view = record.view().map_err(ApiError::unreadable)?;
+        Ok(self.matches_valid_time(view.occurred.as_ref()))
+    }
+
+    /// Whether an event that happened at `occurred` falls within the filter's valid time (any
+    /// does when the filter has none; one without a valid time does not when it has).
+    fn matches_valid_time(&self, occurred: Option<&chancery_domain::Occurred>) -> bool {
+        match (occurred, self.valid_from, self.valid_to) {
             (_, None, None) => true,
             (None, _, _) => false,
             (Some(o), from, to) => {
                 from.is_none_or(|f| o.start.earliest() >= f.0.earliest())
                     && to.is_none_or(|t| o.start.earliest() < t.0.end_exclusive())
             }
-        };
-        valid_ok
-            && self
-                .text
-                .as_ref()
-                .is_none_or(|t| contains_words(&event.summary, t))
-    }
-}
-
-impl EventFilterInput {
-    /// [`EventFilterInput::matches_rest`] on a record as recorded: its terms suffice unless the
-    /// filter searches text.
-    pub fn matches_rest_record(&self, record: &chancery_domain::RecordedEvent) -> ApiResult<bool> {
-        let unreadable = |e: chancery_domain::RecordError| {
-            ApiError::internal(format!("a stored record cannot be read: {e}"))
-        };
-        if self.text.is_some() {
-            return Ok(self.matches_rest(record.event().map_err(unreadable)?));
         }
-        if self.valid_from.is_none() && self.valid_to.is_none() {
-            return Ok(true);
-        }
-        let view = record.view().map_err(unreadable)?;
-        Ok(match (&view.occurred, self.valid_from, self.valid_to) {
-            (None, _, _) => false,
-            (Some(o), from, to) => {
-                from.is_none_or(|f| o.start.earliest() >= f.0.earliest())
-                    && to.is_none_or(|t| o.start.earliest() < t.0.end_exclusive())
-            }
-        })
     }
 }
 
@@ -600,77 +605,68 @@ pub struct RegisterTimelineInput {
     pub description: Option<String>,
 }
 
+/// An event given as `input` (a registration, a retraction, a correction), recorded in
+/// `timeline`, with the id the client gave (or a new one).
+pub fn input_event(
+    timeline: TimelineSlug,
+    payload: p::Payload,
+    id: &Option<ID>,
+) -> ApiResult<NewEvent> {
+    let mut e = NewEvent::new(timeline, payload);
+    e.id = new_id(id, "input.id")?;
+    Ok(e)
+}
+
 impl RegisterPartyInput {
     pub fn to_event(&self) -> ApiResult<NewEvent> {
-        let mut e = NewEvent::new(
+        let payload = p::Payload::PartyRegistered(p::PartyRegistered {
+            code: self.code.0.clone(),
+            name: self.name.clone(),
+            party_kind: self.kind.into(),
+        });
+        input_event(
             timeline_slug(&self.timeline, "input.timeline")?,
-            p::Payload::PartyRegistered(p::PartyRegistered {
-                code: self.code.0.clone(),
-                name: self.name.clone(),
-                party_kind: self.kind.into(),
-            }),
-        );
-        e.id = new_id(&self.id, "input.id")?;
-        Ok(e)
+            payload,
+            &self.id,
+        )
     }
 }
 
 impl RegisterActorInput {
     pub fn to_event(&self) -> ApiResult<NewEvent> {
-        let mut e = NewEvent::new(
-            timeline_slug(&self.timeline, "input.timeline")?,
-            p::Payload::ActorRegistered(p::ActorRegistered {
-                slug: self
-                    .slug
-                    .typed()
-                    .ok_or_else(|| ApiError::validation("input.slug", "not a slug"))?,
-                name: self.name.clone(),
-                party: self.party.0.clone(),
-                role: self.role.clone(),
-                from: self.from.map(|v| v.0),
-                to: self.to.map(|v| v.0),
-            }),
-        );
-        e.id = new_id(&self.id, "input.id")?;
-        Ok(e)
+        let timeline = timeline_slug(&self.timeline, "input.timeline")?;
+        let payload = p::Payload::ActorRegistered(p::ActorRegistered {
+            slug: typed_slug(&self.slug, "input.slug")?,
+            name: self.name.clone(),
+            party: self.party.0.clone(),
+            role: self.role.clone(),
+            from: self.from.map(|v| v.0),
+            to: self.to.map(|v| v.0),
+        });
+        input_event(timeline, payload, &self.id)
     }
 }
 
 impl RegisterIssueInput {
     pub fn to_event(&self) -> ApiResult<NewEvent> {
-        let mut e = NewEvent::new(
-            timeline_slug(&self.timeline, "input.timeline")?,
-            p::Payload::IssueRegistered(p::IssueRegistered {
-                slug: self
-                    .slug
-                    .typed()
-                    .ok_or_else(|| ApiError::validation("input.slug", "not a slug"))?,
-                title: self.title.clone(),
-                description: self.description.clone(),
-            }),
-        );
-        e.id = new_id(&self.id, "input.id")?;
-        Ok(e)
+        let timeline = timeline_slug(&self.timeline, "input.timeline")?;
+        let payload = p::Payload::IssueRegistered(p::IssueRegistered {
+            slug: typed_slug(&self.slug, "input.slug")?,
+            title: self.title.clone(),
+            description: self.description.clone(),
+        });
+        input_event(timeline, payload, &self.id)
     }
 }
 
 impl RegisterTimelineInput {
     pub fn to_event(&self) -> ApiResult<NewEvent> {
         let slug = timeline_slug(&self.slug, "input.slug")?;
-        let mut e = NewEvent::new(
-            slug.clone(),
-            p::Payload::TimelineRegistered(p::TimelineRegistered {
-                slug,
-                title: self.title.clone(),
-                description: self.description.clone(),
-            }),
-        );
-        e.id = new_id(&self.id, "input.id")?;
-        Ok(e)
+        let payload = p::Payload::TimelineRegistered(p::TimelineRegistered {
+            slug: slug.clone(),
+            title: self.title.clone(),
+            description: self.description.clone(),
+        });
+        input_event(slug, payload, &self.id)
     }
-}
-
-/// A refusal of an unknown-code request, shared by resolvers.
-pub fn forbidden(what: &str) -> ApiError {
-    ApiError::new(Code::Forbidden, format!("this token may not {what}"))
 }

@@ -1,32 +1,36 @@
 //! Chancery's GraphQL API: the schema (queries, mutations, subscriptions) over the event log and
 //! the projections, its error codes, limits and access rules, and its transports: GraphQL over
 //! HTTP ([`http`]) and over WebSocket ([`ws`], graphql-transport-ws and the legacy graphql-ws).
+//! It also serves files built into the binary ([`statics`]), for GraphiQL and for other crates'
+//! pages.
 //!
 //! This is the only crate that knows GraphQL; it never names a storage backend.
 
-pub mod answers;
-pub mod api;
-pub mod auth;
-pub mod cursor;
-pub mod documents;
-pub mod enums;
 pub mod error;
 pub mod groups;
 pub mod http;
-pub mod inputs;
-pub mod limits;
-pub mod listing;
-pub mod metrics;
-pub mod mutation;
-pub mod objects;
-pub mod query;
-pub mod scalars;
-pub mod schema;
-pub mod subscription;
-pub mod views;
+pub mod statics;
 pub mod ws;
 
+mod answers;
+mod api;
+mod auth;
+mod cursor;
+mod documents;
+mod enums;
+mod inputs;
+mod limits;
+mod listing;
+mod metrics;
+mod mutation;
+mod objects;
+mod query;
+mod scalars;
+mod schema;
+mod subscription;
+mod views;
+
 pub use api::{Api, Limits};
-pub use auth::{Access, Role};
+pub use auth::{Access, Caller, Role};
 pub use metrics::Metrics;
 pub use schema::{ChanSchema, build, sdl};

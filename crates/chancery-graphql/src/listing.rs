@@ -3,13 +3,13 @@
 
 use chancery_domain::{Position, RecordedEvent};
 use chancery_projections::{AsOf, ChronologyRequest};
-use chancery_store::{Direction, ReadRequest};
+use chancery_store::{Direction, EventFilter, ReadRequest};
 
 use crate::api::Api;
 use crate::cursor::Cursor;
 use crate::enums::EventOrder;
 use crate::error::{ApiError, ApiResult, Code};
-use crate::inputs::{EventFilterInput, issue_slugs, timeline_slug};
+use crate::inputs::EventFilterInput;
 use crate::objects::Event;
 use crate::views::{EventConnection, EventEdge, PageInfo};
 
@@ -55,22 +55,83 @@ impl PageArgs {
         }
         Ok((n, backward))
     }
+
+    /// The `after` and `before` cursors, of the kind `kind` picks out (the one the list's order
+    /// pages by); a cursor of the other kind is refused with `mismatch`.
+    fn cursors<T>(
+        &self,
+        kind: fn(Cursor) -> Option<T>,
+        mismatch: &str,
+    ) -> ApiResult<(Option<T>, Option<T>)> {
+        let decode = |text: &Option<String>, field: &str| {
+            text.as_deref()
+                .map(|t| Cursor::decode_as(t, field, kind, mismatch))
+                .transpose()
+        };
+        Ok((
+            decode(&self.after, "after")?,
+            decode(&self.before, "before")?,
+        ))
+    }
 }
 
-fn connection(items: Vec<(String, Event)>, has_next: bool, has_previous: bool) -> EventConnection {
-    let start_cursor = items.first().map(|(c, _)| c.clone());
-    let end_cursor = items.last().map(|(c, _)| c.clone());
-    EventConnection {
-        edges: items
-            .into_iter()
-            .map(|(cursor, node)| EventEdge { cursor, node })
-            .collect(),
-        page_info: PageInfo {
-            has_next_page: has_next,
-            has_previous_page: has_previous,
-            start_cursor,
-            end_cursor,
-        },
+/// The events of a page as they are read (backward: newest first), and whether the reading found
+/// one beyond the page.
+struct Gathered {
+    items: Vec<(String, Event)>,
+    size: usize,
+    more: bool,
+}
+
+impl Gathered {
+    fn new(size: usize) -> Gathered {
+        Gathered {
+            items: Vec::new(),
+            size,
+            more: false,
+        }
+    }
+
+    /// Adds an event to the page; false when the page is full, so that the event is the first
+    /// beyond it and reading stops.
+    fn push(&mut self, cursor: Cursor, event: Event) -> bool {
+        if self.items.len() == self.size {
+            self.more = true;
+            return false;
+        }
+        self.items.push((cursor.encode(), event));
+        true
+    }
+
+    /// The page with Relay's page info: events beyond it in the reading direction, and a cursor
+    /// given on the other side, say that there are pages on those sides.
+    fn connection(
+        mut self,
+        backward: bool,
+        after_given: bool,
+        before_given: bool,
+    ) -> EventConnection {
+        let (has_next, has_previous) = if backward {
+            self.items.reverse();
+            (before_given, self.more)
+        } else {
+            (self.more, after_given)
+        };
+        let start_cursor = self.items.first().map(|(c, _)| c.clone());
+        let end_cursor = self.items.last().map(|(c, _)| c.clone());
+        EventConnection {
+            edges: self
+                .items
+                .into_iter()
+                .map(|(cursor, node)| EventEdge { cursor, node })
+                .collect(),
+            page_info: PageInfo {
+                has_next_page: has_next,
+                has_previous_page: has_previous,
+                start_cursor,
+                end_cursor,
+            },
+        }
     }
 }
 
@@ -85,19 +146,6 @@ pub async fn events(
     match order {
         EventOrder::Log => by_log(api, filter, page, size, backward, as_of).await,
         EventOrder::ValidTime => by_valid_time(api, filter, page, size, backward, as_of).await,
-    }
-}
-
-fn log_cursor(text: &Option<String>, field: &str) -> ApiResult<Option<Position>> {
-    match text {
-        None => Ok(None),
-        Some(t) => match Cursor::decode(t, field)? {
-            Cursor::Log(p) => Ok(Some(p)),
-            Cursor::ValidTime(_) => Err(ApiError::validation(
-                field,
-                "a valid-time cursor cannot page a log-ordered list",
-            )),
-        },
     }
 }
 
@@ -139,15 +187,7 @@ async fn shown(
     if let Some(valid_at) = as_of.valid_at {
         let occurred = match &event.corrected_content {
             Some(c) => c.occurred.clone(),
-            None => {
-                event
-                    .record
-                    .view()
-                    .map_err(|e| {
-                        ApiError::internal(format!("a stored record cannot be read: {e}"))
-                    })?
-                    .occurred
-            }
+            None => event.record.view().map_err(ApiError::unreadable)?.occurred,
         };
         if occurred.is_some_and(|o| o.start.earliest() >= valid_at.end_exclusive()) {
             return Ok(None);
@@ -170,10 +210,11 @@ async fn by_log(
 ) -> ApiResult<EventConnection> {
     let known_at = api.projections.when(as_of)?.known_at;
     let store_filter = filter.to_store_filter()?;
-    let after = log_cursor(&page.after, "after")?;
-    let before = log_cursor(&page.before, "before")?;
-    let mut items: Vec<(String, Event)> = Vec::new();
-    let mut more = false;
+    let (after, before) = page.cursors(
+        Cursor::log,
+        "a valid-time cursor cannot page a log-ordered list",
+    )?;
+    let mut gathered = Gathered::new(size);
     let mut from = if backward {
         before.map_or(known_at, |b| b.saturating_sub(1).min(known_at))
     } else {
@@ -215,39 +256,16 @@ async fn by_log(
                 position + 1
             };
             if let Some(event) = shown(api, record, filter, as_of, known_at).await? {
-                if items.len() == size {
-                    more = true;
+                if !gathered.push(Cursor::Log(event.record.position()), event) {
                     break 'pages;
                 }
-                items.push((Cursor::Log(event.record.position()).encode(), event));
             }
         }
         if exhausted {
             break;
         }
     }
-    if backward {
-        items.reverse();
-        Ok(connection(items, before.is_some(), more))
-    } else {
-        Ok(connection(items, more, after.is_some()))
-    }
-}
-
-fn slot_cursor(
-    text: &Option<String>,
-    field: &str,
-) -> ApiResult<Option<chancery_projections::Slot>> {
-    match text {
-        None => Ok(None),
-        Some(t) => match Cursor::decode(t, field)? {
-            Cursor::ValidTime(s) => Ok(Some(s)),
-            Cursor::Log(_) => Err(ApiError::validation(
-                field,
-                "a log cursor cannot page a valid-time-ordered list",
-            )),
-        },
-    }
+    Ok(gathered.connection(backward, after.is_some(), before.is_some()))
 }
 
 async fn by_valid_time(
@@ -258,18 +276,21 @@ async fn by_valid_time(
     backward: bool,
     as_of: &AsOf,
 ) -> ApiResult<EventConnection> {
-    let after = slot_cursor(&page.after, "after")?;
-    let before = slot_cursor(&page.before, "before")?;
+    let (after, before) = page.cursors(
+        Cursor::slot,
+        "a log cursor cannot page a valid-time-ordered list",
+    )?;
+    let EventFilter {
+        timelines,
+        parties,
+        issues,
+        kinds,
+    } = filter.to_store_filter()?;
     let mut request = ChronologyRequest {
-        timelines: filter
-            .timelines
-            .iter()
-            .enumerate()
-            .map(|(i, t)| timeline_slug(t, &format!("filter.timelines[{i}]")))
-            .collect::<ApiResult<_>>()?,
-        parties: filter.parties.iter().map(|p| p.0.clone()).collect(),
-        issues: issue_slugs(&filter.issues, "filter.issues")?,
-        kinds: filter.kinds.iter().map(|k| (*k).into()).collect(),
+        timelines,
+        parties,
+        issues,
+        kinds,
         valid_from: filter.valid_from.map(|v| v.0),
         valid_to: filter.valid_to.map(|v| v.0),
         as_of: *as_of,
@@ -279,8 +300,7 @@ async fn by_valid_time(
         limit: CHUNK,
         include_retracted: filter.include_retracted,
     };
-    let mut items: Vec<(String, Event)> = Vec::new();
-    let mut more = false;
+    let mut gathered = Gathered::new(size);
     'pages: loop {
         let page = api.projections.chronology(&request).await?;
         // Entries come oldest first either way: continue before the oldest, or after the newest.
@@ -298,29 +318,13 @@ async fn by_valid_time(
             if !filter.matches_rest(&entry.effective) {
                 continue;
             }
-            if items.len() == size {
-                more = true;
+            if !gathered.push(Cursor::ValidTime(entry.slot), Event::from_chronology(entry)) {
                 break 'pages;
             }
-            let cursor = Cursor::ValidTime(entry.slot).encode();
-            items.push((
-                cursor,
-                Event {
-                    record: entry.record,
-                    corrected_content: Some(entry.effective),
-                    retracted: entry.retracted,
-                    corrected: entry.corrected,
-                },
-            ));
         }
         if !page.has_more {
             break;
         }
     }
-    if backward {
-        items.reverse();
-        Ok(connection(items, before.is_some(), more))
-    } else {
-        Ok(connection(items, more, after.is_some()))
-    }
+    Ok(gathered.connection(backward, after.is_some(), before.is_some()))
 }

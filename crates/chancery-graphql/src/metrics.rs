@@ -1,26 +1,31 @@
 //! Counters the API keeps for `/metrics` (Prometheus text format): appends and their latency,
 //! open subscriptions and connections, requests by outcome.
 
-use std::fmt::Write;
+use std::fmt::{Display, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
+
+use crate::error::Code;
 
 /// Upper bounds of the append latency histogram, in seconds.
 const LATENCY_BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 5.0,
 ];
 
-const OUTCOMES: [&str; 8] = [
-    "ok",
-    "VALIDATION",
-    "CONFLICT",
-    "NOT_FOUND",
-    "UNAUTHORIZED",
-    "FORBIDDEN",
-    "LIMIT",
-    "INTERNAL",
-];
+/// What a request is counted as: `ok`, or the code of its first error. `INTERNAL` is last: it
+/// counts anything else too.
+const OUTCOMES: [&str; Code::ALL.len() + 1] = outcomes();
+
+const fn outcomes() -> [&'static str; Code::ALL.len() + 1] {
+    let mut outcomes = ["ok"; Code::ALL.len() + 1];
+    let mut i = 0;
+    while i < Code::ALL.len() {
+        outcomes[i + 1] = Code::ALL[i].as_str();
+        i += 1;
+    }
+    outcomes
+}
 
 #[derive(Default)]
 pub struct Metrics {
@@ -40,7 +45,7 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn record_append(&self, events: usize, took: Duration, ok: bool) {
+    pub(crate) fn record_append(&self, events: usize, took: Duration, ok: bool) {
         if !ok {
             self.append_failures.fetch_add(1, Ordering::Relaxed);
             return;
@@ -61,7 +66,7 @@ impl Metrics {
     }
 
     /// Counts a request by its outcome: `ok` or the first error's code.
-    pub fn record_request(&self, outcome: &str) {
+    pub(crate) fn record_request(&self, outcome: &str) {
         let i = OUTCOMES
             .iter()
             .position(|o| *o == outcome)
@@ -70,7 +75,7 @@ impl Metrics {
     }
 
     /// A read query looked up in the answer cache.
-    pub fn record_answer_lookup(&self, hit: bool) {
+    pub(crate) fn record_answer_lookup(&self, hit: bool) {
         let counter = if hit {
             &self.answer_hits
         } else {
@@ -79,7 +84,7 @@ impl Metrics {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn subscription_opened(self: &Arc<Self>) -> Gauge {
+    pub(crate) fn subscription_opened(self: &Arc<Self>) -> Gauge {
         self.open_subscriptions.fetch_add(1, Ordering::Relaxed);
         Gauge {
             metrics: Arc::clone(self),
@@ -87,7 +92,7 @@ impl Metrics {
         }
     }
 
-    pub fn connection_opened(self: &Arc<Self>) -> Gauge {
+    pub(crate) fn connection_opened(self: &Arc<Self>) -> Gauge {
         self.open_connections.fetch_add(1, Ordering::Relaxed);
         Gauge {
             metrics: Arc::clone(self),
@@ -95,65 +100,65 @@ impl Metrics {
         }
     }
 
-    pub fn open_connections(&self) -> i64 {
+    pub(crate) fn open_connections(&self) -> i64 {
         self.open_connections.load(Ordering::Relaxed)
     }
 
-    pub fn open_subscriptions(&self) -> i64 {
-        self.open_subscriptions.load(Ordering::Relaxed)
-    }
-
-    pub fn subscription_groups_changed(&self, by: i64) {
+    pub(crate) fn subscription_groups_changed(&self, by: i64) {
         self.subscription_groups.fetch_add(by, Ordering::Relaxed);
     }
 
-    pub fn grouped_subscribers_changed(&self, by: i64) {
+    pub(crate) fn grouped_subscribers_changed(&self, by: i64) {
         self.grouped_subscribers.fetch_add(by, Ordering::Relaxed);
     }
 
     /// A subscriber fell behind its group and went on alone.
-    pub fn record_detached(&self) {
+    pub(crate) fn record_detached(&self) {
         self.detached_subscribers.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The metrics in Prometheus text format, with the gauges the caller measures itself.
     pub fn render(&self, extra_gauges: &[(&str, &str, f64)]) -> String {
         let mut out = String::new();
-        let counter = |out: &mut String, name: &str, help: &str, value: u64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
-            );
-        };
-        counter(
-            &mut out,
-            "chancery_appends_total",
-            "Appends acknowledged.",
-            self.appends.load(Ordering::Relaxed),
-        );
-        counter(
-            &mut out,
-            "chancery_appended_events_total",
-            "Events appended.",
-            self.appended_events.load(Ordering::Relaxed),
-        );
-        counter(
-            &mut out,
-            "chancery_append_failures_total",
-            "Appends refused or failed.",
-            self.append_failures.load(Ordering::Relaxed),
-        );
-        let _ = writeln!(
-            out,
-            "# HELP chancery_append_seconds Append latency, until durable.\n# TYPE chancery_append_seconds histogram"
-        );
-        for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&self.latency_buckets) {
-            let _ = writeln!(
-                out,
-                "chancery_append_seconds_bucket{{le=\"{bound}\"}} {}",
-                bucket.load(Ordering::Relaxed)
-            );
+        self.render_appends(&mut out);
+        self.render_subscriptions(&mut out);
+        self.render_requests(&mut out);
+        for (name, help, value) in extra_gauges {
+            gauge(&mut out, name, help, *value);
         }
+        out
+    }
+
+    /// Appends: how many, how many events, how many failed, and their latency.
+    fn render_appends(&self, out: &mut String) {
+        counters(
+            out,
+            &[
+                (
+                    "chancery_appends_total",
+                    "Appends acknowledged.",
+                    &self.appends,
+                ),
+                (
+                    "chancery_appended_events_total",
+                    "Events appended.",
+                    &self.appended_events,
+                ),
+                (
+                    "chancery_append_failures_total",
+                    "Appends refused or failed.",
+                    &self.append_failures,
+                ),
+            ],
+        );
+        header(
+            out,
+            "chancery_append_seconds",
+            "Append latency, until durable.",
+            "histogram",
+        );
+        let buckets = LATENCY_BUCKETS.iter().zip(&self.latency_buckets);
+        labelled(out, "chancery_append_seconds_bucket", "le", buckets);
         let count = self.appends.load(Ordering::Relaxed);
         let _ = writeln!(out, "chancery_append_seconds_bucket{{le=\"+Inf\"}} {count}");
         let _ = writeln!(
@@ -162,74 +167,107 @@ impl Metrics {
             self.latency_sum_micros.load(Ordering::Relaxed) as f64 / 1e6
         );
         let _ = writeln!(out, "chancery_append_seconds_count {count}");
-        let gauge = |out: &mut String, name: &str, help: &str, value: f64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
-            );
-        };
-        gauge(
-            &mut out,
-            "chancery_open_subscriptions",
-            "Subscription executions open: a group of subscribers runs one.",
-            self.open_subscriptions.load(Ordering::Relaxed) as f64,
-        );
-        gauge(
-            &mut out,
-            "chancery_open_websockets",
-            "WebSocket connections open.",
-            self.open_connections.load(Ordering::Relaxed) as f64,
-        );
-        gauge(
-            &mut out,
-            "chancery_subscription_groups",
-            "Subscription groups open: one execution each, its answers encoded once for every member.",
-            self.subscription_groups.load(Ordering::Relaxed) as f64,
-        );
-        gauge(
-            &mut out,
-            "chancery_grouped_subscribers",
-            "Subscribers in subscription groups.",
-            self.grouped_subscribers.load(Ordering::Relaxed) as f64,
-        );
+    }
+
+    /// Open subscriptions and connections, subscription groups, and members that left them.
+    fn render_subscriptions(&self, out: &mut String) {
+        for (name, help, value) in [
+            (
+                "chancery_open_subscriptions",
+                "Subscription executions open: a group of subscribers runs one.",
+                &self.open_subscriptions,
+            ),
+            (
+                "chancery_open_websockets",
+                "WebSocket connections open.",
+                &self.open_connections,
+            ),
+            (
+                "chancery_subscription_groups",
+                "Subscription groups open: one execution each, its answers encoded once for every member.",
+                &self.subscription_groups,
+            ),
+            (
+                "chancery_grouped_subscribers",
+                "Subscribers in subscription groups.",
+                &self.grouped_subscribers,
+            ),
+        ] {
+            gauge(out, name, help, value.load(Ordering::Relaxed) as f64);
+        }
         counter(
-            &mut out,
+            out,
             "chancery_detached_subscribers_total",
             "Subscribers that fell behind their group and went on alone.",
             self.detached_subscribers.load(Ordering::Relaxed),
         );
+    }
+
+    /// GraphQL requests by outcome, and the answer cache's hits and misses.
+    fn render_requests(&self, out: &mut String) {
+        let name = "chancery_requests_total";
+        header(out, name, "GraphQL requests by outcome.", "counter");
+        labelled(out, name, "outcome", OUTCOMES.iter().zip(&self.requests));
+        counters(
+            out,
+            &[
+                (
+                    "chancery_answer_cache_hits_total",
+                    "Read queries answered from the answer cache.",
+                    &self.answer_hits,
+                ),
+                (
+                    "chancery_answer_cache_misses_total",
+                    "Read queries that could be cached but were computed.",
+                    &self.answer_misses,
+                ),
+            ],
+        );
+    }
+}
+
+/// Writes the help and type of a metric.
+fn header(out: &mut String, name: &str, help: &str, kind: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// Writes a counter with its help.
+fn counter(out: &mut String, name: &str, help: &str, value: u64) {
+    header(out, name, help, "counter");
+    let _ = writeln!(out, "{name} {value}");
+}
+
+/// Writes counters with their help.
+fn counters(out: &mut String, list: &[(&str, &str, &AtomicU64)]) {
+    for (name, help, value) in list {
+        counter(out, name, help, value.load(Ordering::Relaxed));
+    }
+}
+
+/// Writes a gauge with its help.
+fn gauge(out: &mut String, name: &str, help: &str, value: f64) {
+    header(out, name, help, "gauge");
+    let _ = writeln!(out, "{name} {value}");
+}
+
+/// Writes one sample of `name` per value of its `label`.
+fn labelled<'a, V: Display>(
+    out: &mut String,
+    name: &str,
+    label: &str,
+    samples: impl Iterator<Item = (V, &'a AtomicU64)>,
+) {
+    for (value, n) in samples {
         let _ = writeln!(
             out,
-            "# HELP chancery_requests_total GraphQL requests by outcome.\n# TYPE chancery_requests_total counter"
+            "{name}{{{label}=\"{value}\"}} {}",
+            n.load(Ordering::Relaxed)
         );
-        for (outcome, n) in OUTCOMES.iter().zip(&self.requests) {
-            let _ = writeln!(
-                out,
-                "chancery_requests_total{{outcome=\"{outcome}\"}} {}",
-                n.load(Ordering::Relaxed)
-            );
-        }
-        counter(
-            &mut out,
-            "chancery_answer_cache_hits_total",
-            "Read queries answered from the answer cache.",
-            self.answer_hits.load(Ordering::Relaxed),
-        );
-        counter(
-            &mut out,
-            "chancery_answer_cache_misses_total",
-            "Read queries that could be cached but were computed.",
-            self.answer_misses.load(Ordering::Relaxed),
-        );
-        for (name, help, value) in extra_gauges {
-            gauge(&mut out, name, help, *value);
-        }
-        out
     }
 }
 
 /// Counts one open subscription or connection until dropped.
-pub struct Gauge {
+pub(crate) struct Gauge {
     metrics: Arc<Metrics>,
     connections: bool,
 }

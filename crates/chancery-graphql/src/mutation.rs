@@ -6,6 +6,7 @@
 //! than one mutation per kind): a batch can then mix kinds atomically (a demand and the refusal
 //! it met, as they were reported together), while each kind keeps a typed input.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
@@ -18,7 +19,7 @@ use crate::api::{Api, api, caller};
 use crate::auth::Role;
 use crate::error::{ApiError, ApiResult, Code};
 use crate::inputs::*;
-use crate::objects::Event;
+use crate::objects::{Event, timeline_of_record};
 use crate::scalars::{Long, Slug};
 
 pub struct Mutation;
@@ -91,12 +92,24 @@ async fn append(
     })
 }
 
-fn recorder(ctx: &Context<'_>, api: &Api, what: &str) -> ApiResult<()> {
-    api.access.check(caller(ctx), Role::Recorder, what)
+/// Appends one event given as `input` (a retraction, a correction, a registration), the paths
+/// of its errors named as in the input.
+async fn append_input(
+    api: &Api,
+    expected: Option<ExpectedVersionInput>,
+    e: NewEvent,
+) -> ApiResult<AppendResult> {
+    let timeline = e.timeline.clone();
+    append(api, timeline, expected, vec![e])
+        .await
+        .map_err(|err| locate(err, |_, rest| input_path(rest)))
 }
 
-fn admin(ctx: &Context<'_>, api: &Api, what: &str) -> ApiResult<()> {
-    api.access.check(caller(ctx), Role::Admin, what)
+/// The API state of a request whose caller holds `role`; a refusal otherwise.
+fn permitted<'a>(ctx: &Context<'a>, role: Role, what: &str) -> ApiResult<&'a Arc<Api>> {
+    let api = api(ctx)?;
+    api.access.check(caller(ctx), role, what)?;
+    Ok(api)
 }
 
 /// The timeline of an earlier event, for retractions and corrections.
@@ -107,20 +120,26 @@ async fn timeline_of(
 ) -> ApiResult<(chancery_domain::EventId, TimelineSlug)> {
     let target = event_id(id, field)?;
     match api.log.event(target).await? {
-        Some(record) => {
-            let view = record
-                .view()
-                .map_err(|e| ApiError::internal(format!("a stored record cannot be read: {e}")))?;
-            let timeline = TimelineSlug::new(view.timeline)
-                .map_err(|e| ApiError::internal(format!("a stored record cannot be read: {e}")))?;
-            Ok((target, timeline))
-        }
+        Some(record) => Ok((target, timeline_of_record(&record)?)),
         None => Err(ApiError::field(
             Code::NotFound,
             field,
             format!("no event {target} in the log"),
         )),
     }
+}
+
+/// A retraction or a correction of an earlier event, summarised by what it is (`label`) and why.
+fn amendment(
+    timeline: TimelineSlug,
+    payload: p::Payload,
+    id: &Option<ID>,
+    label: &str,
+    reason: &str,
+) -> ApiResult<NewEvent> {
+    let mut e = input_event(timeline, payload, id)?;
+    e.summary = format!("{label}: {}", reason.chars().take(200).collect::<String>());
+    Ok(e)
 }
 
 #[Object]
@@ -133,8 +152,7 @@ impl Mutation {
         event: EventInput,
         expected_version: Option<ExpectedVersionInput>,
     ) -> ApiResult<AppendResult> {
-        let api = api(ctx)?;
-        recorder(ctx, api, "recording events")?;
+        let api = permitted(ctx, Role::Recorder, "recording events")?;
         let timeline = timeline_slug(&timeline, "timeline")?;
         let e = event.to_event(&timeline, "event")?;
         let kind = act_field(&e);
@@ -152,8 +170,7 @@ impl Mutation {
         events: Vec<EventInput>,
         expected_version: Option<ExpectedVersionInput>,
     ) -> ApiResult<AppendResult> {
-        let api = api(ctx)?;
-        recorder(ctx, api, "recording events")?;
+        let api = permitted(ctx, Role::Recorder, "recording events")?;
         let timeline = timeline_slug(&timeline, "timeline")?;
         // Refused before 1,001 events are converted and validated for nothing, with its field.
         if events.len() > MAX_BATCH_EVENTS {
@@ -193,24 +210,15 @@ impl Mutation {
         input: RetractInput,
         expected_version: Option<ExpectedVersionInput>,
     ) -> ApiResult<AppendResult> {
-        let api = api(ctx)?;
-        recorder(ctx, api, "retracting events")?;
+        let api = permitted(ctx, Role::Recorder, "retracting events")?;
         let (target, timeline) = timeline_of(api, &input.event, "input.event").await?;
-        let mut e = NewEvent::new(
-            timeline.clone(),
-            p::Payload::Retraction(p::Retraction {
-                retracts: target,
-                reason: input.reason.clone(),
-            }),
-        );
-        e.id = new_id(&input.id, "input.id")?;
-        e.summary = format!(
-            "Retraction: {}",
-            input.reason.chars().take(200).collect::<String>()
-        );
-        append(api, timeline, expected_version, vec![e])
-            .await
-            .map_err(|err| locate(err, |_, rest| input_path(rest)))
+        let retraction = p::Retraction {
+            retracts: target,
+            reason: input.reason.clone(),
+        };
+        let payload = p::Payload::Retraction(retraction);
+        let e = amendment(timeline, payload, &input.id, "Retraction", &input.reason)?;
+        append_input(api, expected_version, e).await
     }
 
     /// Replaces fields of an event from now on; the log keeps what was believed before.
@@ -220,27 +228,16 @@ impl Mutation {
         input: CorrectInput,
         expected_version: Option<ExpectedVersionInput>,
     ) -> ApiResult<AppendResult> {
-        let api = api(ctx)?;
-        recorder(ctx, api, "correcting events")?;
+        let api = permitted(ctx, Role::Recorder, "correcting events")?;
         let (target, timeline) = timeline_of(api, &input.event, "input.event").await?;
-        let changes = input.changes.to_changes("input.changes")?;
         let correction = p::Correction {
             corrects: target,
             reason: input.reason.clone(),
-            changes,
+            changes: input.changes.to_changes("input.changes")?,
         };
-        let mut e = NewEvent::new(
-            timeline.clone(),
-            p::Payload::Correction(Box::new(correction)),
-        );
-        e.id = new_id(&input.id, "input.id")?;
-        e.summary = format!(
-            "Correction: {}",
-            input.reason.chars().take(200).collect::<String>()
-        );
-        append(api, timeline, expected_version, vec![e])
-            .await
-            .map_err(|err| locate(err, |_, rest| input_path(rest)))
+        let payload = p::Payload::Correction(Box::new(correction));
+        let e = amendment(timeline, payload, &input.id, "Correction", &input.reason)?;
+        append_input(api, expected_version, e).await
     }
 
     /// Opens a timeline (a dossier). Needs an admin token.
@@ -249,13 +246,8 @@ impl Mutation {
         ctx: &Context<'_>,
         input: RegisterTimelineInput,
     ) -> ApiResult<AppendResult> {
-        let api = api(ctx)?;
-        admin(ctx, api, "registering timelines")?;
-        let e = input.to_event()?;
-        let timeline = e.timeline.clone();
-        append(api, timeline, None, vec![e])
-            .await
-            .map_err(|err| locate(err, |_, rest| input_path(rest)))
+        let api = permitted(ctx, Role::Admin, "registering timelines")?;
+        append_input(api, None, input.to_event()?).await
     }
 
     /// Registers a party, for every timeline. Needs an admin token.
@@ -265,13 +257,8 @@ impl Mutation {
         input: RegisterPartyInput,
         expected_version: Option<ExpectedVersionInput>,
     ) -> ApiResult<AppendResult> {
-        let api = api(ctx)?;
-        admin(ctx, api, "registering parties")?;
-        let e = input.to_event()?;
-        let timeline = e.timeline.clone();
-        append(api, timeline, expected_version, vec![e])
-            .await
-            .map_err(|err| locate(err, |_, rest| input_path(rest)))
+        let api = permitted(ctx, Role::Admin, "registering parties")?;
+        append_input(api, expected_version, input.to_event()?).await
     }
 
     /// Registers an actor of a party. Needs an admin token.
@@ -281,13 +268,8 @@ impl Mutation {
         input: RegisterActorInput,
         expected_version: Option<ExpectedVersionInput>,
     ) -> ApiResult<AppendResult> {
-        let api = api(ctx)?;
-        admin(ctx, api, "registering actors")?;
-        let e = input.to_event()?;
-        let timeline = e.timeline.clone();
-        append(api, timeline, expected_version, vec![e])
-            .await
-            .map_err(|err| locate(err, |_, rest| input_path(rest)))
+        let api = permitted(ctx, Role::Admin, "registering actors")?;
+        append_input(api, expected_version, input.to_event()?).await
     }
 
     /// Registers an issue. Needs an admin token.
@@ -297,13 +279,8 @@ impl Mutation {
         input: RegisterIssueInput,
         expected_version: Option<ExpectedVersionInput>,
     ) -> ApiResult<AppendResult> {
-        let api = api(ctx)?;
-        admin(ctx, api, "registering issues")?;
-        let e = input.to_event()?;
-        let timeline = e.timeline.clone();
-        append(api, timeline, expected_version, vec![e])
-            .await
-            .map_err(|err| locate(err, |_, rest| input_path(rest)))
+        let api = permitted(ctx, Role::Admin, "registering issues")?;
+        append_input(api, expected_version, input.to_event()?).await
     }
 }
 

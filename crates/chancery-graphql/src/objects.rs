@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_graphql::{Context, ID, Json, Object, SimpleObject, Union};
 use chancery_domain::payload as p;
 use chancery_domain::{RecordedEvent, Registry, TimelineSlug};
-use chancery_projections::Content;
+use chancery_projections::{ChronologyEntry, Content};
 
 use crate::api::api;
 use crate::cursor::Cursor;
@@ -14,15 +14,54 @@ use crate::enums::*;
 use crate::error::{ApiError, ApiResult};
 use crate::scalars::{DateTime, Long, Party as PartyScalar, Slug, ValidTime};
 
-async fn registry(ctx: &Context<'_>) -> ApiResult<Arc<Registry>> {
+/// The registry of parties, actors, issues and timelines, for resolving names.
+pub(crate) async fn registry(ctx: &Context<'_>) -> ApiResult<Arc<Registry>> {
     Ok(api(ctx)?.log.registry().await?)
 }
 
-/// A state or organization.
-pub struct Party {
-    pub code: chancery_domain::PartyCode,
-    pub registered: Option<p::PartyRegistered>,
+/// A thing the registry names (a party, an issue, a timeline), as the API shows it: by its key,
+/// with its registration when the log has one (a name may be used before it is registered).
+/// `$map` is the registry's map of them.
+macro_rules! registered {
+    ($(#[$doc:meta])* $name:ident { $key:ident: $key_type:ty, $registration:ty, $map:ident }) => {
+        $(#[$doc])*
+        pub struct $name {
+            pub $key: $key_type,
+            pub registered: Option<$registration>,
+        }
+
+        impl $name {
+            pub fn from_registry(registry: &Registry, $key: &$key_type) -> $name {
+                $name {
+                    $key: $key.clone(),
+                    registered: registry.$map.get($key).cloned(),
+                }
+            }
+
+            /// Every one the registry has.
+            pub fn all(registry: &Registry) -> Vec<$name> {
+                registry
+                    .$map
+                    .keys()
+                    .map(|key| $name::from_registry(registry, key))
+                    .collect()
+            }
+        }
+    };
 }
+
+registered!(
+    /// A state or organization.
+    Party { code: chancery_domain::PartyCode, p::PartyRegistered, parties }
+);
+registered!(
+    /// What is negotiated.
+    Issue { slug: chancery_domain::IssueSlug, p::IssueRegistered, issues }
+);
+registered!(
+    /// A dossier of events.
+    Timeline { slug: TimelineSlug, p::TimelineRegistered, timelines }
+);
 
 #[Object]
 impl Party {
@@ -39,14 +78,43 @@ impl Party {
     }
 }
 
-impl Party {
-    pub fn from_registry(registry: &Registry, code: &chancery_domain::PartyCode) -> Party {
-        Party {
-            code: code.clone(),
-            registered: registry.parties.get(code).cloned(),
+/// The GraphQL object of a registered thing with a slug, a title and a description (an issue, a
+/// timeline): those three fields, then `$more`.
+macro_rules! titled_object {
+    ($name:ident { $($more:tt)* }) => {
+        #[Object]
+        impl $name {
+            async fn slug(&self) -> Slug {
+                Slug(self.slug.to_string())
+            }
+            async fn title(&self) -> String {
+                self.registered
+                    .as_ref()
+                    .map_or_else(|| self.slug.to_string(), |r| r.title.clone())
+            }
+            async fn description(&self) -> Option<&str> {
+                self.registered
+                    .as_ref()
+                    .and_then(|r| r.description.as_deref())
+            }
+            $($more)*
         }
-    }
+    };
 }
+
+titled_object!(Issue {});
+titled_object!(Timeline {
+    /// The version of the timeline's last event (the `expectedVersion` for the next append).
+    async fn version(&self, ctx: &Context<'_>) -> ApiResult<Long> {
+        Ok(Long(
+            api(ctx)?
+                .log
+                .timeline_version(self.slug.clone())
+                .await?
+                .unwrap_or(0),
+        ))
+    }
+});
 
 /// A person or office acting for a party.
 pub struct Actor(pub p::ActorRegistered);
@@ -73,78 +141,10 @@ impl Actor {
     }
 }
 
-/// What is negotiated.
-pub struct Issue {
-    pub slug: chancery_domain::IssueSlug,
-    pub registered: Option<p::IssueRegistered>,
-}
-
-#[Object]
-impl Issue {
-    async fn slug(&self) -> Slug {
-        Slug(self.slug.to_string())
-    }
-    async fn title(&self) -> String {
-        self.registered
-            .as_ref()
-            .map_or_else(|| self.slug.to_string(), |r| r.title.clone())
-    }
-    async fn description(&self) -> Option<&str> {
-        self.registered
-            .as_ref()
-            .and_then(|r| r.description.as_deref())
-    }
-}
-
-impl Issue {
-    pub fn from_registry(registry: &Registry, slug: &chancery_domain::IssueSlug) -> Issue {
-        Issue {
-            slug: slug.clone(),
-            registered: registry.issues.get(slug).cloned(),
-        }
-    }
-}
-
-/// A dossier of events.
-pub struct Timeline {
-    pub slug: chancery_domain::TimelineSlug,
-    pub registered: Option<p::TimelineRegistered>,
-}
-
-#[Object]
-impl Timeline {
-    async fn slug(&self) -> Slug {
-        Slug(self.slug.to_string())
-    }
-    async fn title(&self) -> String {
-        self.registered
-            .as_ref()
-            .map_or_else(|| self.slug.to_string(), |r| r.title.clone())
-    }
-    async fn description(&self) -> Option<&str> {
-        self.registered
-            .as_ref()
-            .and_then(|r| r.description.as_deref())
-    }
-    /// The version of the timeline's last event (the `expectedVersion` for the next append).
-    async fn version(&self, ctx: &Context<'_>) -> ApiResult<Long> {
-        Ok(Long(
-            api(ctx)?
-                .log
-                .timeline_version(self.slug.clone())
-                .await?
-                .unwrap_or(0),
-        ))
-    }
-}
-
-impl Timeline {
-    pub fn from_registry(registry: &Registry, slug: &chancery_domain::TimelineSlug) -> Timeline {
-        Timeline {
-            slug: slug.clone(),
-            registered: registry.timelines.get(slug).cloned(),
-        }
-    }
+/// The timeline a stored record belongs to.
+pub(crate) fn timeline_of_record(record: &RecordedEvent) -> ApiResult<TimelineSlug> {
+    let view = record.view().map_err(ApiError::unreadable)?;
+    TimelineSlug::new(view.timeline).map_err(ApiError::unreadable)
 }
 
 /// A party acting or addressed, optionally through one of its actors.
@@ -189,6 +189,16 @@ pub struct Amount {
     pub value: f64,
     pub unit: String,
     pub measures: String,
+}
+
+impl From<&chancery_domain::Amount> for Amount {
+    fn from(a: &chancery_domain::Amount) -> Self {
+        Amount {
+            value: a.value,
+            unit: a.unit.clone(),
+            measures: a.measures.clone(),
+        }
+    }
 }
 
 /// Where a claim comes from.
@@ -240,15 +250,7 @@ impl EventContent {
             .collect())
     }
     async fn amounts(&self) -> Vec<Amount> {
-        self.0
-            .amounts
-            .iter()
-            .map(|a| Amount {
-                value: a.value,
-                unit: a.unit.clone(),
-                measures: a.measures.clone(),
-            })
-            .collect()
+        self.0.amounts.iter().map(Amount::from).collect()
     }
     async fn location(&self) -> Option<&str> {
         self.0.location.as_deref()
@@ -323,6 +325,16 @@ impl Event {
         }
     }
 
+    /// An event of the chronology, with its content as of the chronology's question.
+    pub fn from_chronology(entry: ChronologyEntry) -> Event {
+        Event {
+            record: entry.record,
+            corrected_content: Some(entry.effective),
+            retracted: entry.retracted,
+            corrected: entry.corrected,
+        }
+    }
+
     fn own_content(&self) -> ApiResult<Content> {
         Content::recorded(self.record.clone()).map_err(ApiError::from)
     }
@@ -338,12 +350,7 @@ impl Event {
         Long(self.record.position())
     }
     async fn timeline(&self, ctx: &Context<'_>) -> ApiResult<Timeline> {
-        let view = self
-            .record
-            .view()
-            .map_err(|e| ApiError::internal(format!("a stored record cannot be read: {e}")))?;
-        let slug = TimelineSlug::new(view.timeline)
-            .map_err(|e| ApiError::internal(format!("a stored record cannot be read: {e}")))?;
+        let slug = timeline_of_record(&self.record)?;
         Ok(Timeline::from_registry(&*registry(ctx).await?, &slug))
     }
     /// The event's version within its timeline.
@@ -543,111 +550,217 @@ impl From<&p::Payload> for Payload {
     fn from(payload: &p::Payload) -> Self {
         use p::Payload as D;
         match payload {
-            D::Offer(x) => Payload::Offer(OfferPayload {
-                terms: x.terms.clone(),
-                conditions: x.conditions.clone(),
-                reaffirms: x.reaffirms.as_ref().map(id),
-            }),
-            D::Demand(x) => Payload::Demand(DemandPayload {
-                terms: x.terms.clone(),
-                demand_type: x.demand_type.into(),
-                deadline: x.deadline.map(ValidTime),
-                reaffirms: x.reaffirms.as_ref().map(id),
-            }),
-            D::Threat(x) => Payload::Threat(ThreatPayload {
-                terms: x.terms.clone(),
-                instrument: x.instrument.into(),
-                condition: x.condition.clone(),
-                deadline: x.deadline.map(ValidTime),
-            }),
-            D::Refusal(x) => Payload::Refusal(RefusalPayload {
-                terms: x.terms.clone(),
-                of: x.of.into(),
-                refuses: x.refuses.iter().map(id).collect(),
-            }),
-            D::Concession(x) => Payload::Concession(ConcessionPayload {
-                terms: x.terms.clone(),
-                concession_type: x.concession_type.into(),
-                answers: x.answers.iter().map(id).collect(),
-            }),
-            D::Agreement(x) => Payload::Agreement(AgreementPayload {
-                terms: x.terms.clone(),
-                form: x.form.into(),
-            }),
-            D::Measure(x) => Payload::Measure(MeasurePayload {
-                terms: x.terms.clone(),
-                instrument: x.instrument.into(),
-                action: x.action.into(),
-                announced: ValidTime(x.announced),
-                effective: x.effective.map(ValidTime),
-                rate_percent: x.rate_percent,
-            }),
-            D::Statement(x) => Payload::Statement(StatementPayload {
-                claim: x.claim.clone(),
-                tone: x.tone.into(),
-            }),
-            D::Accusation(x) => Payload::Accusation(AccusationPayload {
-                claim: x.claim.clone(),
-                form: x.form.into(),
-            }),
-            D::Seminar(x) => Payload::Seminar(SeminarPayload {
-                host: PartyScalar(x.host.clone()),
-                days: small(x.days),
-                participants: x.participants.clone(),
-                topic: x.topic.clone(),
-            }),
-            D::Visit(x) => Payload::Visit(VisitPayload {
-                visitor: PartyScalar(x.visitor.clone()),
-                host: PartyScalar(x.host.clone()),
-                place: x.place.clone(),
-                purpose: x.purpose.clone(),
-            }),
-            D::Talks(x) => Payload::Talks(TalksPayload {
-                participants: x.participants.iter().cloned().map(PartyScalar).collect(),
-                place: x.place.clone(),
-                format: x.format.into(),
-                rounds: x.rounds.map(small),
-            }),
-            D::Retraction(x) => Payload::Retraction(RetractionPayload {
-                retracts: id(&x.retracts),
-                reason: x.reason.clone(),
-            }),
-            D::Correction(x) => {
-                let changes = serde_json::to_value(&x.changes).unwrap_or(serde_json::Value::Null);
-                let changed_fields = changes
-                    .as_object()
-                    .map(|o| o.keys().cloned().collect())
-                    .unwrap_or_default();
-                Payload::Correction(CorrectionPayload {
-                    corrects: id(&x.corrects),
-                    reason: x.reason.clone(),
-                    changed_fields,
-                    changes: Json(changes),
-                })
-            }
-            D::PartyRegistered(x) => Payload::PartyRegistered(PartyRegisteredPayload {
-                code: PartyScalar(x.code.clone()),
-                name: x.name.clone(),
-                party_kind: x.party_kind.into(),
-            }),
-            D::ActorRegistered(x) => Payload::ActorRegistered(ActorRegisteredPayload {
-                slug: Slug(x.slug.to_string()),
-                name: x.name.clone(),
-                party: PartyScalar(x.party.clone()),
-                role: x.role.clone(),
-                from: x.from.map(ValidTime),
-                to: x.to.map(ValidTime),
-            }),
-            D::IssueRegistered(x) => Payload::IssueRegistered(IssueRegisteredPayload {
-                slug: Slug(x.slug.to_string()),
-                title: x.title.clone(),
-                description: x.description.clone(),
-            }),
-            D::TimelineRegistered(x) => Payload::TimelineRegistered(TimelineRegisteredPayload {
-                slug: Slug(x.slug.to_string()),
-                title: x.title.clone(),
-                description: x.description.clone(),
-            }),
+            D::Offer(x) => Payload::Offer(x.into()),
+            D::Demand(x) => Payload::Demand(x.into()),
+            D::Threat(x) => Payload::Threat(x.into()),
+            D::Refusal(x) => Payload::Refusal(x.into()),
+            D::Concession(x) => Payload::Concession(x.into()),
+            D::Agreement(x) => Payload::Agreement(x.into()),
+            D::Measure(x) => Payload::Measure(x.into()),
+            D::Statement(x) => Payload::Statement(x.into()),
+            D::Accusation(x) => Payload::Accusation(x.into()),
+            D::Seminar(x) => Payload::Seminar(x.into()),
+            D::Visit(x) => Payload::Visit(x.into()),
+            D::Talks(x) => Payload::Talks(x.into()),
+            D::Retraction(x) => Payload::Retraction(x.into()),
+            D::Correction(x) => Payload::Correction(x.as_ref().into()),
+            D::PartyRegistered(x) => Payload::PartyRegistered(x.into()),
+            D::ActorRegistered(x) => Payload::ActorRegistered(x.into()),
+            D::IssueRegistered(x) => Payload::IssueRegistered(x.into()),
+            D::TimelineRegistered(x) => Payload::TimelineRegistered(x.into()),
+        }
+    }
+}
+
+impl From<&p::Offer> for OfferPayload {
+    fn from(x: &p::Offer) -> Self {
+        OfferPayload {
+            terms: x.terms.clone(),
+            conditions: x.conditions.clone(),
+            reaffirms: x.reaffirms.as_ref().map(id),
+        }
+    }
+}
+
+impl From<&p::Demand> for DemandPayload {
+    fn from(x: &p::Demand) -> Self {
+        DemandPayload {
+            terms: x.terms.clone(),
+            demand_type: x.demand_type.into(),
+            deadline: x.deadline.map(ValidTime),
+            reaffirms: x.reaffirms.as_ref().map(id),
+        }
+    }
+}
+
+impl From<&p::Threat> for ThreatPayload {
+    fn from(x: &p::Threat) -> Self {
+        ThreatPayload {
+            terms: x.terms.clone(),
+            instrument: x.instrument.into(),
+            condition: x.condition.clone(),
+            deadline: x.deadline.map(ValidTime),
+        }
+    }
+}
+
+impl From<&p::Refusal> for RefusalPayload {
+    fn from(x: &p::Refusal) -> Self {
+        RefusalPayload {
+            terms: x.terms.clone(),
+            of: x.of.into(),
+            refuses: x.refuses.iter().map(id).collect(),
+        }
+    }
+}
+
+impl From<&p::Concession> for ConcessionPayload {
+    fn from(x: &p::Concession) -> Self {
+        ConcessionPayload {
+            terms: x.terms.clone(),
+            concession_type: x.concession_type.into(),
+            answers: x.answers.iter().map(id).collect(),
+        }
+    }
+}
+
+impl From<&p::Agreement> for AgreementPayload {
+    fn from(x: &p::Agreement) -> Self {
+        AgreementPayload {
+            terms: x.terms.clone(),
+            form: x.form.into(),
+        }
+    }
+}
+
+impl From<&p::Measure> for MeasurePayload {
+    fn from(x: &p::Measure) -> Self {
+        MeasurePayload {
+            terms: x.terms.clone(),
+            instrument: x.instrument.into(),
+            action: x.action.into(),
+            announced: ValidTime(x.announced),
+            effective: x.effective.map(ValidTime),
+            rate_percent: x.rate_percent,
+        }
+    }
+}
+
+impl From<&p::Statement> for StatementPayload {
+    fn from(x: &p::Statement) -> Self {
+        StatementPayload {
+            claim: x.claim.clone(),
+            tone: x.tone.into(),
+        }
+    }
+}
+
+impl From<&p::Accusation> for AccusationPayload {
+    fn from(x: &p::Accusation) -> Self {
+        AccusationPayload {
+            claim: x.claim.clone(),
+            form: x.form.into(),
+        }
+    }
+}
+
+impl From<&p::Seminar> for SeminarPayload {
+    fn from(x: &p::Seminar) -> Self {
+        SeminarPayload {
+            host: PartyScalar(x.host.clone()),
+            days: small(x.days),
+            participants: x.participants.clone(),
+            topic: x.topic.clone(),
+        }
+    }
+}
+
+impl From<&p::Visit> for VisitPayload {
+    fn from(x: &p::Visit) -> Self {
+        VisitPayload {
+            visitor: PartyScalar(x.visitor.clone()),
+            host: PartyScalar(x.host.clone()),
+            place: x.place.clone(),
+            purpose: x.purpose.clone(),
+        }
+    }
+}
+
+impl From<&p::Talks> for TalksPayload {
+    fn from(x: &p::Talks) -> Self {
+        TalksPayload {
+            participants: x.participants.iter().cloned().map(PartyScalar).collect(),
+            place: x.place.clone(),
+            format: x.format.into(),
+            rounds: x.rounds.map(small),
+        }
+    }
+}
+
+impl From<&p::Retraction> for RetractionPayload {
+    fn from(x: &p::Retraction) -> Self {
+        RetractionPayload {
+            retracts: id(&x.retracts),
+            reason: x.reason.clone(),
+        }
+    }
+}
+
+impl From<&p::Correction> for CorrectionPayload {
+    fn from(x: &p::Correction) -> Self {
+        let changes = serde_json::to_value(&x.changes).unwrap_or(serde_json::Value::Null);
+        let changed_fields = changes
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
+        CorrectionPayload {
+            corrects: id(&x.corrects),
+            reason: x.reason.clone(),
+            changed_fields,
+            changes: Json(changes),
+        }
+    }
+}
+
+impl From<&p::PartyRegistered> for PartyRegisteredPayload {
+    fn from(x: &p::PartyRegistered) -> Self {
+        PartyRegisteredPayload {
+            code: PartyScalar(x.code.clone()),
+            name: x.name.clone(),
+            party_kind: x.party_kind.into(),
+        }
+    }
+}
+
+impl From<&p::ActorRegistered> for ActorRegisteredPayload {
+    fn from(x: &p::ActorRegistered) -> Self {
+        ActorRegisteredPayload {
+            slug: Slug(x.slug.to_string()),
+            name: x.name.clone(),
+            party: PartyScalar(x.party.clone()),
+            role: x.role.clone(),
+            from: x.from.map(ValidTime),
+            to: x.to.map(ValidTime),
+        }
+    }
+}
+
+impl From<&p::IssueRegistered> for IssueRegisteredPayload {
+    fn from(x: &p::IssueRegistered) -> Self {
+        IssueRegisteredPayload {
+            slug: Slug(x.slug.to_string()),
+            title: x.title.clone(),
+            description: x.description.clone(),
+        }
+    }
+}
+
+impl From<&p::TimelineRegistered> for TimelineRegisteredPayload {
+    fn from(x: &p::TimelineRegistered) -> Self {
+        TimelineRegisteredPayload {
+            slug: Slug(x.slug.to_string()),
+            title: x.title.clone(),
+            description: x.description.clone(),
         }
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_graphql::{Context, ID, Object};
 use chancery_projections::{PositionLists, PositionQuery, RelationsQuery};
 
-use crate::api::{Api, api, caller};
+use crate::api::{Api, reader};
 use crate::enums::{Bucket, EventOrder};
 use crate::error::{ApiError, ApiResult};
 use crate::inputs::{AsOfInput, EventFilterInput, event_id, issue_slugs, timeline_slug};
@@ -19,8 +19,7 @@ pub struct Query;
 
 /// Checks read access and waits for `atLeast`; returns the API state.
 async fn reading<'a>(ctx: &Context<'a>, at_least: Option<Long>) -> ApiResult<&'a Arc<Api>> {
-    let api = api(ctx)?;
-    api.access.check_read(caller(ctx))?;
+    let api = reader(ctx)?;
     if let Some(position) = at_least {
         api.projections
             .wait_for(position.0, api.limits.max_wait)
@@ -82,10 +81,7 @@ impl Query {
     ) -> ApiResult<EventConnection> {
         let api = reading(ctx, at_least).await?;
         let as_of = AsOfInput::to_domain(as_of)?;
-        let filter = filter.unwrap_or_else(|| EventFilterInput {
-            include_retracted: true,
-            ..EventFilterInput::default()
-        });
+        let filter = filter.unwrap_or_default();
         listing::events(
             api,
             &filter,
@@ -104,12 +100,7 @@ impl Query {
     /// Every timeline.
     async fn timelines(&self, ctx: &Context<'_>) -> ApiResult<Vec<Timeline>> {
         let api = reading(ctx, None).await?;
-        let registry = api.log.registry().await?;
-        Ok(registry
-            .timelines
-            .keys()
-            .map(|t| Timeline::from_registry(&registry, t))
-            .collect())
+        Ok(Timeline::all(&*api.log.registry().await?))
     }
 
     async fn timeline(&self, ctx: &Context<'_>, slug: Slug) -> ApiResult<Option<Timeline>> {
@@ -124,12 +115,7 @@ impl Query {
 
     async fn parties(&self, ctx: &Context<'_>) -> ApiResult<Vec<Party>> {
         let api = reading(ctx, None).await?;
-        let registry = api.log.registry().await?;
-        Ok(registry
-            .parties
-            .keys()
-            .map(|p| Party::from_registry(&registry, p))
-            .collect())
+        Ok(Party::all(&*api.log.registry().await?))
     }
 
     /// Actors, all or of one party.
@@ -147,12 +133,7 @@ impl Query {
 
     async fn issues(&self, ctx: &Context<'_>) -> ApiResult<Vec<Issue>> {
         let api = reading(ctx, None).await?;
-        let registry = api.log.registry().await?;
-        Ok(registry
-            .issues
-            .keys()
-            .map(|i| Issue::from_registry(&registry, i))
-            .collect())
+        Ok(Issue::all(&*api.log.registry().await?))
     }
 
     /// Where each party stands on each issue (per timeline), as of a moment.

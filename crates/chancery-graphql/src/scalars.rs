@@ -4,46 +4,42 @@
 use async_graphql::{InputValueError, InputValueResult, Scalar, ScalarType, Value};
 use chancery_domain::{PartyCode, Timestamp, ValidTime as DomainValidTime};
 
+/// The GraphQL scalar `$name`, written as a string: parsed by `$parse` (which says why it refuses
+/// one), written as `$type`'s value displays.
+macro_rules! string_scalar {
+    ($name:tt, $type:ident, $parse:expr) => {
+        #[Scalar(name = $name)]
+        impl ScalarType for $type {
+            fn parse(value: Value) -> InputValueResult<Self> {
+                match value {
+                    Value::String(s) => ($parse)(s)
+                        .map($type)
+                        .map_err(|e| InputValueError::custom(e.to_string())),
+                    other => Err(InputValueError::expected_type(other)),
+                }
+            }
+
+            fn to_value(&self) -> Value {
+                Value::String(self.0.to_string())
+            }
+        }
+    };
+}
+
 /// A point of valid time, as precisely as known: `2018`, `2018-05`, `2018-05-03`, or an RFC 3339
 /// instant with its offset (`2018-05-03T09:30:00+08:00`). The form sets the precision.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ValidTime(pub DomainValidTime);
 
-#[Scalar(name = "ValidTime")]
-impl ScalarType for ValidTime {
-    fn parse(value: Value) -> InputValueResult<Self> {
-        match value {
-            Value::String(s) => DomainValidTime::parse(&s)
-                .map(ValidTime)
-                .map_err(|e| InputValueError::custom(e.to_string())),
-            other => Err(InputValueError::expected_type(other)),
-        }
-    }
-
-    fn to_value(&self) -> Value {
-        Value::String(self.0.to_string())
-    }
-}
+string_scalar!("ValidTime", ValidTime, |s: String| DomainValidTime::parse(
+    &s
+));
 
 /// An instant of transaction time, RFC 3339 in UTC with microseconds.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DateTime(pub Timestamp);
 
-#[Scalar(name = "DateTime")]
-impl ScalarType for DateTime {
-    fn parse(value: Value) -> InputValueResult<Self> {
-        match value {
-            Value::String(s) => Timestamp::parse(&s)
-                .map(DateTime)
-                .map_err(|e| InputValueError::custom(e.to_string())),
-            other => Err(InputValueError::expected_type(other)),
-        }
-    }
-
-    fn to_value(&self) -> Value {
-        Value::String(self.0.to_string())
-    }
-}
+string_scalar!("DateTime", DateTime, |s: String| Timestamp::parse(&s));
 
 /// A non-negative integer up to 2^53 - 1 (exact in JSON and JavaScript): log positions and
 /// timeline versions, which may outgrow GraphQL's 32-bit `Int`.
@@ -75,44 +71,18 @@ impl ScalarType for Long {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Party(pub PartyCode);
 
-#[Scalar(name = "PartyCode")]
-impl ScalarType for Party {
-    fn parse(value: Value) -> InputValueResult<Self> {
-        match value {
-            Value::String(s) => PartyCode::new(s)
-                .map(Party)
-                .map_err(|e| InputValueError::custom(e.to_string())),
-            other => Err(InputValueError::expected_type(other)),
-        }
-    }
-
-    fn to_value(&self) -> Value {
-        Value::String(self.0.to_string())
-    }
-}
+string_scalar!("PartyCode", Party, PartyCode::new);
 
 /// A slug naming a timeline, an issue or an actor: lowercase letters, digits and single hyphens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Slug(pub String);
 
-#[Scalar(name = "Slug")]
-impl ScalarType for Slug {
-    fn parse(value: Value) -> InputValueResult<Self> {
-        match value {
-            // Any of the slug types has the same rule; the timeline one reports it.
-            Value::String(s) => chancery_domain::TimelineSlug::new(s.clone())
-                .map(|_| Slug(s))
-                .map_err(|e| {
-                    InputValueError::custom(e.to_string().replace("timeline slug", "slug"))
-                }),
-            other => Err(InputValueError::expected_type(other)),
-        }
-    }
-
-    fn to_value(&self) -> Value {
-        Value::String(self.0.clone())
-    }
-}
+// Any of the slug types has the same rule; the timeline one reports it.
+string_scalar!("Slug", Slug, |s: String| {
+    chancery_domain::TimelineSlug::new(s.clone())
+        .map(|_| s)
+        .map_err(|e| e.to_string().replace("timeline slug", "slug"))
+});
 
 impl Slug {
     /// The slug as a typed domain slug (the rule was checked at parse).

@@ -8,7 +8,7 @@ use chancery_projections::{AsOf, ChronologyRequest, KnownAt, PositionLists, Posi
 use chancery_store::EventFilter;
 use futures_util::stream::{self, BoxStream, StreamExt};
 
-use crate::api::{Api, api, caller};
+use crate::api::{Api, reader};
 use crate::cursor::Cursor;
 use crate::error::{ApiError, ApiResult};
 use crate::groups::{FeedTap, ResumeAfter};
@@ -30,10 +30,9 @@ pub struct ReplayStep {
     pub standoffs: Vec<Standoff>,
 }
 
+/// The API state for a subscription whose caller may read.
 fn started(ctx: &Context<'_>) -> ApiResult<Arc<Api>> {
-    let api = api(ctx)?;
-    api.access.check_read(caller(ctx))?;
-    Ok(Arc::clone(api))
+    reader(ctx).map(Arc::clone)
 }
 
 #[Subscription]
@@ -48,26 +47,19 @@ impl Subscription {
         after: Option<String>,
     ) -> async_graphql::Result<BoxStream<'static, async_graphql::Result<Event>>> {
         let api = started(ctx)?;
-        let filter = filter.unwrap_or_else(|| EventFilterInput {
-            include_retracted: true,
-            ..EventFilterInput::default()
-        });
+        let filter = filter.unwrap_or_default();
         let store_filter: EventFilter = filter.to_store_filter()?;
         // A subscriber that left its group goes on after the last event it was given.
         let resume = ctx.data_opt::<ResumeAfter>().copied();
         let after = match (resume, after) {
             (Some(ResumeAfter(position)), _) => position,
             (None, None) => 0,
-            (None, Some(text)) => match Cursor::decode(&text, "after")? {
-                Cursor::Log(p) => p,
-                Cursor::ValidTime(_) => {
-                    return Err(ApiError::validation(
-                        "after",
-                        "subscriptions resume from an event's cursor",
-                    )
-                    .into());
-                }
-            },
+            (None, Some(text)) => Cursor::decode_as(
+                &text,
+                "after",
+                Cursor::log,
+                "subscriptions resume from an event's cursor",
+            )?,
         };
         let gauge = api.metrics.subscription_opened();
         let tap = ctx.data_opt::<FeedTap>().cloned();
@@ -273,12 +265,7 @@ async fn replay_step(
     let standoffs = api.projections.standoffs(Some(timeline), &[], &as_of)?;
     Ok(ReplayStep {
         step,
-        event: Event {
-            record: entry.record,
-            corrected_content: Some(entry.effective),
-            retracted: entry.retracted,
-            corrected: entry.corrected,
-        },
+        event: Event::from_chronology(entry),
         positions: positions.into_iter().map(PartyPosition).collect(),
         standoffs: standoffs.into_iter().map(Standoff).collect(),
     })

@@ -8,7 +8,7 @@ use chancery_projections::{PositionView, StandoffView};
 use crate::api::api;
 use crate::enums::{Attribution, Bucket, Stance, StandoffStatus};
 use crate::error::{ApiError, ApiResult};
-use crate::objects::{Amount, Event, Issue, Party, Timeline};
+use crate::objects::{Amount, Event, Issue, Party, Timeline, registry};
 use crate::scalars::{Long, ValidTime};
 
 /// Where a party stands on an issue of a timeline.
@@ -26,21 +26,15 @@ pub struct PositionChange {
 impl PartyPosition {
     async fn timeline(&self, ctx: &Context<'_>) -> ApiResult<Timeline> {
         Ok(Timeline::from_registry(
-            &*api(ctx)?.log.registry().await?,
+            &*registry(ctx).await?,
             &self.0.timeline,
         ))
     }
     async fn party(&self, ctx: &Context<'_>) -> ApiResult<Party> {
-        Ok(Party::from_registry(
-            &*api(ctx)?.log.registry().await?,
-            &self.0.party,
-        ))
+        Ok(Party::from_registry(&*registry(ctx).await?, &self.0.party))
     }
     async fn issue(&self, ctx: &Context<'_>) -> ApiResult<Issue> {
-        Ok(Issue::from_registry(
-            &*api(ctx)?.log.registry().await?,
-            &self.0.issue,
-        ))
+        Ok(Issue::from_registry(&*registry(ctx).await?, &self.0.issue))
     }
     async fn stance(&self) -> Stance {
         self.0.stance.into()
@@ -61,15 +55,7 @@ impl PartyPosition {
     }
     /// The amounts of the newest event.
     async fn amounts(&self) -> Vec<Amount> {
-        self.0
-            .amounts
-            .iter()
-            .map(|a| Amount {
-                value: a.value,
-                unit: a.unit.clone(),
-                measures: a.measures.clone(),
-            })
-            .collect()
+        self.0.amounts.iter().map(Amount::from).collect()
     }
     /// Conditions of an offer, or the condition of a threat.
     async fn conditions(&self) -> &[String] {
@@ -120,10 +106,7 @@ pub struct Side(pub chancery_projections::Side);
 #[Object]
 impl Side {
     async fn party(&self, ctx: &Context<'_>) -> ApiResult<Party> {
-        Ok(Party::from_registry(
-            &*api(ctx)?.log.registry().await?,
-            &self.0.party,
-        ))
+        Ok(Party::from_registry(&*registry(ctx).await?, &self.0.party))
     }
     async fn stance(&self) -> Stance {
         self.0.stance.into()
@@ -140,15 +123,12 @@ pub struct Standoff(pub StandoffView);
 impl Standoff {
     async fn timeline(&self, ctx: &Context<'_>) -> ApiResult<Timeline> {
         Ok(Timeline::from_registry(
-            &*api(ctx)?.log.registry().await?,
+            &*registry(ctx).await?,
             &self.0.timeline,
         ))
     }
     async fn issue(&self, ctx: &Context<'_>) -> ApiResult<Issue> {
-        Ok(Issue::from_registry(
-            &*api(ctx)?.log.registry().await?,
-            &self.0.issue,
-        ))
+        Ok(Issue::from_registry(&*registry(ctx).await?, &self.0.issue))
     }
     async fn status(&self) -> StandoffStatus {
         self.0.status.into()

@@ -9,22 +9,25 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_graphql::Request;
+use async_graphql::parser::types::ExecutableDocument;
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
+use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
 use crate::auth::Caller;
-use crate::error::Code;
+use crate::error::{self, Code, error_value, errors_value};
 use crate::groups::{Answer, Delivered, Feed, GroupKey, Member, Membership, ResumeAfter, Step};
-use crate::http::Endpoint;
+use crate::http::{Endpoint, graphql_request};
 
-pub const TRANSPORT_WS: &str = "graphql-transport-ws";
-pub const LEGACY_WS: &str = "graphql-ws";
+const TRANSPORT_WS: &str = "graphql-transport-ws";
+const LEGACY_WS: &str = "graphql-ws";
 
 /// Which origins may open a WebSocket from a browser.
 #[derive(Debug, Clone, Default)]
@@ -58,7 +61,9 @@ enum Protocol {
     Legacy,
 }
 
-pub async fn upgrade(
+/// `GET /graphql/ws`: checks the origin, the number of connections and the subprotocol, then
+/// upgrades to a WebSocket.
+pub(crate) async fn upgrade(
     State(endpoint): State<Endpoint>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
@@ -67,10 +72,12 @@ pub async fn upgrade(
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
     if !endpoint.origins.allows(origin, host) {
-        return (StatusCode::FORBIDDEN, axum::Json(json!({ "errors": [{ "message": "this origin may not open a WebSocket here", "extensions": { "code": "FORBIDDEN" } }] }))).into_response();
+        let body = errors_value(Code::Forbidden, "this origin may not open a WebSocket here");
+        return (StatusCode::FORBIDDEN, axum::Json(body)).into_response();
     }
     if usize::try_from(api.metrics.open_connections()).unwrap_or(0) >= api.limits.max_connections {
-        return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({ "errors": [{ "message": "too many WebSocket connections", "extensions": { "code": "LIMIT" } }] }))).into_response();
+        let body = errors_value(Code::Limit, "too many WebSocket connections");
+        return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
     }
     let offered: Vec<String> = headers
         .get_all(header::SEC_WEBSOCKET_PROTOCOL)
@@ -105,6 +112,25 @@ enum Outgoing {
     /// every member of a subscription group.
     Shared(Arc<str>, Arc<str>),
     Close(u16, &'static str),
+}
+
+impl Outgoing {
+    fn into_message(self) -> Message {
+        match self {
+            Outgoing::Text(text) => Message::Text(text.into()),
+            Outgoing::Shared(head, payload) => {
+                let mut text = String::with_capacity(head.len() + payload.len() + 1);
+                text.push_str(&head);
+                text.push_str(&payload);
+                text.push('}');
+                Message::Text(text.into())
+            }
+            Outgoing::Close(code, reason) => Message::Close(Some(CloseFrame {
+                code,
+                reason: reason.into(),
+            })),
+        }
+    }
 }
 
 /// What subscription tasks tell the connection: this id (started as this serial number) ended.
@@ -158,53 +184,13 @@ impl Running {
     }
 }
 
+/// Serves one WebSocket: a task writes the frames, this one reads the client's messages.
 async fn connection(socket: WebSocket, endpoint: Endpoint, protocol: Protocol) {
     let _open = endpoint.api.metrics.connection_opened();
-    let (mut sink, mut incoming) = socket.split();
-    let (out, mut outgoing) = mpsc::channel::<Outgoing>(endpoint.api.limits.subscriber_queue);
-    let writer = tokio::spawn(async move {
-        'writing: while let Some(first) = outgoing.recv().await {
-            // Everything already queued goes out in one flush: a commit wakes every subscription
-            // of a connection at once, and a flush per message costs a write each.
-            let mut next = Some(first);
-            while let Some(message) = next.take() {
-                let text = match message {
-                    Outgoing::Text(text) => text,
-                    Outgoing::Shared(head, payload) => {
-                        let mut text = String::with_capacity(head.len() + payload.len() + 1);
-                        text.push_str(&head);
-                        text.push_str(&payload);
-                        text.push('}');
-                        text
-                    }
-                    Outgoing::Close(code, reason) => {
-                        let _ = sink
-                            .feed(Message::Close(Some(CloseFrame {
-                                code,
-                                reason: reason.into(),
-                            })))
-                            .await;
-                        break 'writing;
-                    }
-                };
-                if sink.feed(Message::Text(text.into())).await.is_err() {
-                    break 'writing;
-                }
-                next = outgoing.try_recv().ok();
-            }
-            if sink.flush().await.is_err() {
-                break;
-            }
-        }
-        // However the writing ended (our close, the client's, or a send that raced the client's
-        // close), flushing and closing gets out the frame that is due: ours, or the reply
-        // tungstenite queued to the client's close. Leaving without it is an abnormal close
-        // (1006) for the client.
-        let _ = sink.flush().await;
-        let _ = sink.close().await;
-    });
-    let (events, mut done) = mpsc::channel::<Event>(256);
-    let init_timeout = endpoint.api.limits.init_timeout;
+    let (sink, incoming) = socket.split();
+    let (out, outgoing) = mpsc::channel::<Outgoing>(endpoint.api.limits.subscriber_queue);
+    let writer = tokio::spawn(write(sink, outgoing));
+    let (events, done) = mpsc::channel::<Event>(256);
     let mut c = Connection {
         endpoint,
         protocol,
@@ -216,46 +202,7 @@ async fn connection(socket: WebSocket, endpoint: Endpoint, protocol: Protocol) {
         subscriptions: HashMap::new(),
         started: 0,
     };
-    let deadline = tokio::time::sleep(init_timeout);
-    tokio::pin!(deadline);
-    let mut keepalive = tokio::time::interval(Duration::from_secs(20));
-    loop {
-        tokio::select! {
-            // Ended subscriptions first: their ids must be free before the next message is read.
-            biased;
-            Some(Event::Done(id, serial)) = done.recv() => {
-                if c.subscriptions.get(&id).is_some_and(|(s, _)| *s == serial) {
-                    c.subscriptions.remove(&id);
-                }
-            }
-            () = &mut deadline, if !c.init_seen => {
-                c.close(4408, "Connection initialisation timeout").await;
-                break;
-            }
-            _ = keepalive.tick(), if c.protocol == Protocol::Legacy && c.acked => {
-                c.send(json!({ "type": "ka" })).await;
-            }
-            message = incoming.next() => match message {
-                Some(Ok(Message::Text(text))) => {
-                    if !c.handle(text.as_str()).await {
-                        break;
-                    }
-                }
-                Some(Ok(Message::Binary(_))) => {
-                    c.close(4400, "Binary messages are not supported").await;
-                    break;
-                }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                Some(Ok(Message::Close(frame))) => {
-                    // Answer a close with a close: the clean end of the handshake.
-                    let code = frame.map_or(1000, |f| f.code);
-                    c.close(if code == 1005 { 1000 } else { code }, "").await;
-                    break;
-                }
-                Some(Err(_)) | None => break,
-            }
-        }
-    }
+    c.serve(incoming, done).await;
     for (_, (_, running)) in std::mem::take(&mut c.subscriptions) {
         running.stop(&c.endpoint);
     }
@@ -263,7 +210,96 @@ async fn connection(socket: WebSocket, endpoint: Endpoint, protocol: Protocol) {
     let _ = writer.await;
 }
 
+/// Writes the connection's frames until it sends a close or the client is gone.
+async fn write(mut sink: SplitSink<WebSocket, Message>, mut outgoing: mpsc::Receiver<Outgoing>) {
+    while let Some(first) = outgoing.recv().await {
+        if !feed_queued(&mut sink, &mut outgoing, first).await || sink.flush().await.is_err() {
+            break;
+        }
+    }
+    // However the writing ended (our close, the client's, or a send that raced the client's
+    // close), flushing and closing gets out the frame that is due: ours, or the reply
+    // tungstenite queued to the client's close. Leaving without it is an abnormal close
+    // (1006) for the client.
+    let _ = sink.flush().await;
+    let _ = sink.close().await;
+}
+
+/// Feeds `first` and everything already queued after it, to go out in one flush: a commit wakes
+/// every subscription of a connection at once, and a flush per message costs a write each. False
+/// once the writing is over (a close was fed, or the client is gone).
+async fn feed_queued(
+    sink: &mut SplitSink<WebSocket, Message>,
+    outgoing: &mut mpsc::Receiver<Outgoing>,
+    first: Outgoing,
+) -> bool {
+    let mut next = Some(first);
+    while let Some(message) = next.take() {
+        let closing = matches!(message, Outgoing::Close(..));
+        if sink.feed(message.into_message()).await.is_err() || closing {
+            return false;
+        }
+        next = outgoing.try_recv().ok();
+    }
+    true
+}
+
 impl Connection {
+    /// Reads the client's messages until the connection ends: the client closes or goes, a
+    /// message ends it, or no `connection_init` comes in time.
+    async fn serve(
+        &mut self,
+        mut incoming: SplitStream<WebSocket>,
+        mut done: mpsc::Receiver<Event>,
+    ) {
+        let deadline = tokio::time::sleep(self.endpoint.api.limits.init_timeout);
+        tokio::pin!(deadline);
+        let mut keepalive = tokio::time::interval(Duration::from_secs(20));
+        loop {
+            tokio::select! {
+                // Ended subscriptions first: their ids must be free before the next message is
+                // read.
+                biased;
+                Some(Event::Done(id, serial)) = done.recv() => {
+                    if self.subscriptions.get(&id).is_some_and(|(s, _)| *s == serial) {
+                        self.subscriptions.remove(&id);
+                    }
+                }
+                () = &mut deadline, if !self.init_seen => {
+                    self.close(4408, "Connection initialisation timeout").await;
+                    return;
+                }
+                _ = keepalive.tick(), if self.protocol == Protocol::Legacy && self.acked => {
+                    self.send(json!({ "type": "ka" })).await;
+                }
+                message = incoming.next() => {
+                    if !self.receive(message).await {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handles what the client sent; false ends the connection.
+    async fn receive(&mut self, message: Option<Result<Message, axum::Error>>) -> bool {
+        match message {
+            Some(Ok(Message::Text(text))) => self.handle(text.as_str()).await,
+            Some(Ok(Message::Binary(_))) => {
+                self.close(4400, "Binary messages are not supported").await;
+                false
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => true,
+            Some(Ok(Message::Close(frame))) => {
+                // Answer a close with a close: the clean end of the handshake.
+                let code = frame.map_or(1000, |f| f.code);
+                self.close(if code == 1005 { 1000 } else { code }, "").await;
+                false
+            }
+            Some(Err(_)) | None => false,
+        }
+    }
+
     async fn send(&self, value: Value) {
         let _ = self.out.send(Outgoing::Text(value.to_string())).await;
     }
@@ -362,55 +398,51 @@ impl Connection {
 
     async fn subscribe(&mut self, message: &serde_json::Map<String, Value>) -> bool {
         if !self.acked {
-            if self.protocol == Protocol::Transport {
-                self.close(4401, "Unauthorized").await;
-                return false;
-            }
-            self.send(json!({ "type": "error", "id": message.get("id"), "payload": { "message": "send connection_init first" } })).await;
-            return true;
+            return self
+                .refuse(
+                    message.get("id"),
+                    (4401, "Unauthorized"),
+                    "send connection_init first",
+                )
+                .await;
         }
         let id = message.get("id").and_then(Value::as_str).map(str::to_owned);
         let payload = message.get("payload").and_then(Value::as_object);
         let query = payload.and_then(|p| p.get("query")).and_then(Value::as_str);
         let (Some(id), Some(payload), Some(query)) = (id, payload, query) else {
-            if self.protocol == Protocol::Transport {
-                self.close(
-                    4400,
-                    "Invalid message received: subscribe needs id and payload.query",
-                )
+            let close = (
+                4400,
+                "Invalid message received: subscribe needs id and payload.query",
+            );
+            return self
+                .refuse(message.get("id"), close, "start needs id and payload.query")
                 .await;
-                return false;
-            }
-            self.send(json!({ "type": "error", "id": message.get("id"), "payload": { "message": "start needs id and payload.query" } })).await;
-            return true;
         };
         if self.subscriptions.contains_key(&id) {
-            if self.protocol == Protocol::Transport {
-                self.close(4409, "Subscriber for this id already exists")
-                    .await;
-                return false;
-            }
-            self.send(json!({ "type": "error", "id": id, "payload": { "message": "a subscription with this id is already running" } })).await;
-            return true;
+            let close = (4409, "Subscriber for this id already exists");
+            let legacy = "a subscription with this id is already running";
+            return self.refuse(&id, close, legacy).await;
         }
         let limits = &self.endpoint.api.limits;
         if self.subscriptions.len() >= limits.max_subscriptions_per_connection {
-            let error = json!({ "message": format!("this connection already has {} subscriptions, the limit", limits.max_subscriptions_per_connection), "extensions": { "code": "LIMIT" } });
-            self.send(self.error_message(&id, vec![error])).await;
+            let message = format!(
+                "this connection already has {} subscriptions, the limit",
+                limits.max_subscriptions_per_connection
+            );
+            self.send_error(&id, Code::Limit, &message).await;
             return true;
         }
         let parsed = match self.endpoint.documents.get(query) {
             Ok(parsed) => parsed,
             Err(e) => {
-                let message = crate::error::parse_error_message(&e);
-                let error = json!({ "message": message, "extensions": { "code": Code::Validation.as_str() } });
-                self.send(self.error_message(&id, vec![error])).await;
+                let message = error::parse_error_message(&e);
+                self.send_error(&id, Code::Validation, &message).await;
                 return true;
             }
         };
         if parsed.aliases > limits.max_aliases {
-            let error = json!({ "message": format!("the query has more than {} aliases", limits.max_aliases), "extensions": { "code": Code::Limit.as_str() } });
-            self.send(self.error_message(&id, vec![error])).await;
+            let message = format!("the query has more than {} aliases", limits.max_aliases);
+            self.send_error(&id, Code::Limit, &message).await;
             return true;
         }
         let asked = Asked {
@@ -431,43 +463,71 @@ impl Connection {
             out: self.out.clone(),
             events: self.events.clone(),
         };
-        let running = match Feed::of(&parsed.document, asked.operation.as_deref()) {
-            Some(feed) => {
-                let own = Arc::new(Mutex::new(OwnExecution::NotNeeded));
-                let key = asked.key();
-                let schema = self.endpoint.schema.clone();
-                let request = asked.request();
-                let member = GroupMember {
-                    head: subscriber.head(),
-                    subscriber,
-                    asked,
-                    feed,
-                    own: Arc::clone(&own),
-                };
-                let membership =
-                    self.endpoint
-                        .groups
-                        .join(key, feed, Box::new(member), move |tap| {
-                            schema.execute_stream(request.data(tap))
-                        });
-                Running::Grouped(membership, own)
-            }
-            None => {
-                Running::Alone(tokio::spawn(subscriber.run(asked.request(), None)).abort_handle())
-            }
-        };
+        let running = self.start(subscriber, &parsed.document, asked);
         self.subscriptions.insert(id, (self.started, running));
         true
     }
 
-    fn error_message(&self, id: &str, errors: Vec<Value>) -> Value {
-        match self.protocol {
-            Protocol::Transport => json!({ "type": "error", "id": id, "payload": errors }),
-            Protocol::Legacy => {
-                json!({ "type": "error", "id": id, "payload": errors.into_iter().next().unwrap_or(Value::Null) })
-            }
-        }
+    /// Starts a subscription: in the group of those asking the same when it can be grouped, on
+    /// an execution of its own otherwise.
+    fn start(
+        &self,
+        subscriber: Subscriber,
+        document: &ExecutableDocument,
+        asked: Asked,
+    ) -> Running {
+        let Some(feed) = Feed::of(document, asked.operation.as_deref()) else {
+            return Running::Alone(
+                tokio::spawn(subscriber.run(asked.request(), None)).abort_handle(),
+            );
+        };
+        let own = Arc::new(Mutex::new(OwnExecution::NotNeeded));
+        let key = asked.key();
+        let schema = self.endpoint.schema.clone();
+        let request = asked.request();
+        let member = GroupMember {
+            head: subscriber.head(),
+            subscriber,
+            asked,
+            feed,
+            own: Arc::clone(&own),
+        };
+        let membership = self
+            .endpoint
+            .groups
+            .join(key, feed, Box::new(member), move |tap| {
+                schema.execute_stream(request.data(tap))
+            });
+        Running::Grouped(membership, own)
     }
+
+    /// Refuses a `subscribe`: graphql-transport-ws closes the connection with `close`; the legacy
+    /// protocol answers an `error` saying `legacy` and goes on. False ends the connection.
+    async fn refuse(&self, id: impl Serialize, close: (u16, &'static str), legacy: &str) -> bool {
+        if self.protocol == Protocol::Transport {
+            self.close(close.0, close.1).await;
+            return false;
+        }
+        self.send(json!({ "type": "error", "id": id, "payload": { "message": legacy } }))
+            .await;
+        true
+    }
+
+    /// Sends the `error` message ending subscription `id`, of one error.
+    async fn send_error(&self, id: &str, code: Code, message: &str) {
+        let errors = Value::Array(vec![error_value(code, message)]);
+        self.send(error_frame(self.protocol, id, errors)).await;
+    }
+}
+
+/// An `error` message ending subscription `id`: every error for graphql-transport-ws, the first
+/// for the legacy protocol.
+fn error_frame(protocol: Protocol, id: &str, errors: Value) -> Value {
+    let payload = match protocol {
+        Protocol::Transport => errors,
+        Protocol::Legacy => errors.get(0).cloned().unwrap_or(Value::Null),
+    };
+    json!({ "type": "error", "id": id, "payload": payload })
 }
 
 /// A subscription as it was asked.
@@ -480,14 +540,12 @@ struct Asked {
 
 impl Asked {
     fn request(&self) -> Request {
-        let mut request = Request::new(&*self.query).data(self.caller);
-        if let Some(name) = &self.operation {
-            request = request.operation_name(name);
-        }
-        if let Some(variables) = &self.variables {
-            request = request.variables(async_graphql::Variables::from_json(variables.clone()));
-        }
-        request
+        graphql_request(
+            &*self.query,
+            self.caller,
+            self.operation.clone(),
+            self.variables.clone(),
+        )
     }
 
     /// What the answers depend on besides the store: subscriptions with equal keys share a
@@ -565,14 +623,9 @@ impl Subscriber {
             .events
             .send(Event::Done(self.id.clone(), self.serial))
             .await;
-        let last = match (refused, self.protocol) {
-            (None, _) => json!({ "type": "complete", "id": self.id }),
-            (Some(errors), Protocol::Transport) => {
-                json!({ "type": "error", "id": self.id, "payload": errors })
-            }
-            (Some(errors), Protocol::Legacy) => {
-                json!({ "type": "error", "id": self.id, "payload": errors.get(0).cloned().unwrap_or(Value::Null) })
-            }
+        let last = match refused {
+            None => json!({ "type": "complete", "id": self.id }),
+            Some(errors) => error_frame(self.protocol, &self.id, errors),
         };
         let _ = self.out.send(Outgoing::Text(last.to_string())).await;
     }

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use chancery_domain::codes::CODES_VERSION;
 use chancery_domain::{Hash, Position};
+use chancery_store::open_released;
 
 use crate::error::{ProjectionError, storage};
 use crate::intern::Names;
@@ -27,24 +28,6 @@ const CHECKPOINT_KEY: &[u8] = b"m:checkpoint";
 const NAMES_KEY: &[u8] = b"m:names";
 const KEYS_KEY: &[u8] = b"m:keys";
 const TREE: &str = "projections";
-
-/// Opens a sled database, waiting up to two seconds for a lock that this process released: sled
-/// closes its file from a background thread pool shortly after the last handle is dropped, so an
-/// immediate reopen (a restart within one process, a test) can find the lock still held.
-fn open_released(config: &sled::Config) -> sled::Result<sled::Db> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
-    loop {
-        match config.open() {
-            Err(e)
-                if e.to_string().contains("could not acquire lock")
-                    && std::time::Instant::now() < deadline =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            other => return other,
-        }
-    }
-}
 
 /// Free space a checkpoint leaves untouched beyond twice its own bytes: sled writes a batch to
 /// its log and again when it moves pages, and may open a new segment on the way. A checkpoint
@@ -87,7 +70,7 @@ impl CheckpointStore {
             None => sled::Config::new().temporary(true),
         }
         .cache_capacity(cache_bytes);
-        let db = open_released(&config).map_err(|e| {
+        let db = open_released(|| config.open()).map_err(|e| {
             ProjectionError::Storage(match dir {
                 Some(dir) => format!("cannot open {}: {e}", dir.display()),
                 None => format!("cannot open a temporary store: {e}"),
@@ -251,7 +234,7 @@ impl CheckpointStore {
         let config = sled::Config::new()
             .path(&dir)
             .cache_capacity(self.cache_bytes);
-        let db = open_released(&config).map_err(|e| {
+        let db = open_released(|| config.open()).map_err(|e| {
             ProjectionError::Storage(format!("cannot reopen {}: {e}", dir.display()))
         })?;
         let tree = db.open_tree(TREE).map_err(storage)?;

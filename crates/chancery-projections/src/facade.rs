@@ -13,7 +13,7 @@ use chancery_domain::{
 use crate::engine::Projections;
 use crate::error::ProjectionError;
 use crate::facts::Stance;
-use crate::query::{Bucket, BucketTotals, ChronologyQuery, When};
+use crate::query::{Bucket, BucketTotals, ChronologyQuery, Computed, When};
 use crate::rules::{StandoffStatus, standoff_status};
 use crate::state::{PairKey, PositionKey, ProjectionState, Slot};
 
@@ -37,13 +37,6 @@ impl AsOf {
         valid_at: None,
         known_at: None,
     };
-
-    pub fn known_at_position(position: Position) -> AsOf {
-        AsOf {
-            valid_at: None,
-            known_at: Some(KnownAt::Position(position)),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -239,6 +232,7 @@ impl Projections {
         resolve(&inner.state, as_of)
     }
 
+    /// Where parties stand on issues, by timeline, issue and party name.
     pub async fn positions(
         &self,
         query: &PositionQuery,
@@ -247,102 +241,36 @@ impl Projections {
             let inner = self.read_state()?;
             let state = &inner.state;
             let when = resolve(state, &query.as_of)?;
-            let timeline = match &query.timeline {
-                Some(t) => match state.names.timelines.get(t.as_str()) {
-                    Some(id) => Some(id),
-                    None => return Ok(Vec::new()),
-                },
-                None => None,
-            };
-            let parties: Vec<u32> = query
-                .parties
-                .iter()
-                .filter_map(|p| state.names.parties.get(p.as_str()))
-                .collect();
-            let issues: Vec<u32> = query
-                .issues
-                .iter()
-                .filter_map(|i| state.names.issues.get(i.as_str()))
-                .collect();
-            if (!query.parties.is_empty() && parties.is_empty())
-                || (!query.issues.is_empty() && issues.is_empty())
-            {
+            let Some(keys) = position_keys(state, query) else {
                 return Ok(Vec::new());
-            }
-            let mut keys: Vec<PositionKey> = state
-                .position_keys()
-                .into_iter()
-                .filter(|k| timeline.is_none_or(|t| k.timeline == t))
-                .filter(|k| parties.is_empty() || parties.contains(&k.party))
-                .filter(|k| issues.is_empty() || issues.contains(&k.issue))
-                .collect();
-            keys.sort_by(|a, b| {
-                let name = |k: &PositionKey| {
-                    (
-                        state.names.timelines.name(k.timeline),
-                        state.names.issues.name(k.issue),
-                        state.names.parties.name(k.party),
-                    )
-                };
-                name(a).cmp(&name(b))
-            });
+            };
             let mut found = Vec::new();
             let lists = query.lists.supporting || query.lists.history;
             for key in keys {
                 if let Some(computed) = state.compute_position(&key, when, lists)? {
-                    let mut ids: Vec<EventId> = Vec::new();
-                    if query.lists.supporting {
-                        for s in &computed.supporting {
-                            if let Some(act) = state.act(s.position)? {
-                                ids.push(act.id);
-                            }
-                        }
-                    }
-                    let mut history: Vec<PositionChange> = Vec::new();
-                    if query.lists.history {
-                        for c in &computed.history {
-                            if let Some(act) = state.act(c.slot.position)? {
-                                history.push(PositionChange {
-                                    stance: c.stance,
-                                    at: valid_time(c.at, c.precision),
-                                    event: act.id,
-                                });
-                            }
-                        }
-                    }
+                    let (supporting, history) = position_lists(state, &computed, query.lists)?;
                     let Some(names) = names_of(state, &key) else {
                         continue;
                     };
-                    found.push((names, computed, ids, history));
+                    found.push(FoundPosition {
+                        names,
+                        computed,
+                        supporting,
+                        history,
+                    });
                 }
             }
             (when, found)
         };
         let mut views = Vec::with_capacity(found.len());
-        for ((timeline, party, issue), computed, supporting, history) in found {
+        for position in found {
             let Some(event) = self
-                .effective_event(computed.latest.position, when.known_at)
+                .effective_event(position.computed.latest.position, when.known_at)
                 .await?
             else {
                 continue;
             };
-            views.push(PositionView {
-                timeline,
-                party,
-                issue,
-                stance: computed.stance,
-                amounts: event.amounts.clone(),
-                conditions: conditions(&event),
-                first_stated: valid_time(computed.first.valid, computed.first.precision),
-                last_reaffirmed: valid_time(computed.latest.valid, computed.latest.precision),
-                reaffirmed: computed.reaffirmed,
-                supporting,
-                attribution: attributions(&event),
-                confidence: event.confidence,
-                history,
-                event_position: computed.latest.position,
-                event,
-            });
+            views.push(position.into_view(event));
         }
         Ok(views)
     }
@@ -356,27 +284,16 @@ impl Projections {
         let inner = self.read_state()?;
         let state = &inner.state;
         let when = resolve(state, as_of)?;
-        let timeline_id = match timeline {
-            Some(t) => match state.names.timelines.get(t.as_str()) {
-                Some(id) => Some(id),
-                None => return Ok(Vec::new()),
-            },
-            None => None,
-        };
-        let issue_ids: Vec<u32> = issues
-            .iter()
-            .filter_map(|i| state.names.issues.get(i.as_str()))
-            .collect();
-        if !issues.is_empty() && issue_ids.is_empty() {
+        let (Some(timeline_ids), Some(issue_ids)) = (
+            state.names.timelines.known_ids(timeline.as_slice()),
+            state.names.issues.known_ids(issues),
+        ) else {
             return Ok(Vec::new());
-        }
+        };
         let mut groups: Vec<(u32, u32)> = state
             .standoff_parties
             .keys()
-            .filter(|(t, i)| {
-                timeline_id.is_none_or(|x| x == *t)
-                    && (issue_ids.is_empty() || issue_ids.contains(i))
-            })
+            .filter(|(t, i)| admits(&timeline_ids, *t) && admits(&issue_ids, *i))
             .copied()
             .collect();
         groups.sort_by(|a, b| {
@@ -445,13 +362,10 @@ impl Projections {
         ) else {
             return Ok(Vec::new());
         };
-        let timeline = match &query.timeline {
-            Some(t) => match state.names.timelines.get(t.as_str()) {
-                Some(id) => Some(id),
-                None => return Ok(Vec::new()),
-            },
-            None => None,
+        let Some(timelines) = state.names.timelines.known_ids(query.timeline.as_slice()) else {
+            return Ok(Vec::new());
         };
+        let timeline = timelines.first().copied();
         let from = query.from.map_or(i64::MIN, |f| f.earliest());
         let to = query.to.map_or(i64::MAX, |t| t.end_exclusive());
         Ok(state
@@ -472,38 +386,9 @@ impl Projections {
             let inner = self.read_state()?;
             let state = &inner.state;
             let when = resolve(state, &request.as_of)?;
-            let ids = |names: &crate::intern::Namespace, list: &[&str]| -> Option<Vec<u32>> {
-                let found: Vec<u32> = list.iter().filter_map(|n| names.get(n)).collect();
-                if !list.is_empty() && found.is_empty() {
-                    None
-                } else {
-                    Some(found)
-                }
-            };
-            let timelines = ids(
-                &state.names.timelines,
-                &request
-                    .timelines
-                    .iter()
-                    .map(|t| t.as_str())
-                    .collect::<Vec<_>>(),
-            );
-            let parties = ids(
-                &state.names.parties,
-                &request
-                    .parties
-                    .iter()
-                    .map(|t| t.as_str())
-                    .collect::<Vec<_>>(),
-            );
-            let issues = ids(
-                &state.names.issues,
-                &request
-                    .issues
-                    .iter()
-                    .map(|t| t.as_str())
-                    .collect::<Vec<_>>(),
-            );
+            let timelines = state.names.timelines.known_ids(&request.timelines);
+            let parties = state.names.parties.known_ids(&request.parties);
+            let issues = state.names.issues.known_ids(&request.issues);
             let (Some(timelines), Some(parties), Some(issues)) = (timelines, parties, issues)
             else {
                 return Ok(ChronologyPage {
@@ -583,6 +468,104 @@ fn resolve(state: &ProjectionState, as_of: &AsOf) -> Result<When, ProjectionErro
         .valid_at
         .map_or_else(now_seconds, |v| v.end_exclusive() - 1);
     Ok(When { valid_at, known_at })
+}
+
+/// The keys of the positions a query asks for, in name order; `None` when it names a
+/// timeline, or only parties or issues, that the log never mentioned (nothing matches).
+fn position_keys(state: &ProjectionState, query: &PositionQuery) -> Option<Vec<PositionKey>> {
+    let names = &state.names;
+    let timelines = names.timelines.known_ids(query.timeline.as_slice())?;
+    let parties = names.parties.known_ids(&query.parties)?;
+    let issues = names.issues.known_ids(&query.issues)?;
+    let mut keys: Vec<PositionKey> = state
+        .position_keys()
+        .into_iter()
+        .filter(|k| {
+            admits(&timelines, k.timeline) && admits(&parties, k.party) && admits(&issues, k.issue)
+        })
+        .collect();
+    keys.sort_by(|a, b| {
+        let name = |k: &PositionKey| {
+            (
+                names.timelines.name(k.timeline),
+                names.issues.name(k.issue),
+                names.parties.name(k.party),
+            )
+        };
+        name(a).cmp(&name(b))
+    });
+    Some(keys)
+}
+
+/// Whether a filter of ids lets `id` through: an empty filter lets everything through.
+fn admits(filter: &[u32], id: u32) -> bool {
+    filter.is_empty() || filter.contains(&id)
+}
+
+/// A position's supporting events and stance changes, each only if the question asks for it.
+fn position_lists(
+    state: &ProjectionState,
+    computed: &Computed,
+    lists: PositionLists,
+) -> Result<(Vec<EventId>, Vec<PositionChange>), ProjectionError> {
+    let mut supporting: Vec<EventId> = Vec::new();
+    if lists.supporting {
+        for s in &computed.supporting {
+            if let Some(act) = state.act(s.position)? {
+                supporting.push(act.id);
+            }
+        }
+    }
+    let mut history: Vec<PositionChange> = Vec::new();
+    if lists.history {
+        for c in &computed.history {
+            if let Some(act) = state.act(c.slot.position)? {
+                history.push(PositionChange {
+                    stance: c.stance,
+                    at: valid_time(c.at, c.precision),
+                    event: act.id,
+                });
+            }
+        }
+    }
+    Ok((supporting, history))
+}
+
+/// A position as computed under the state lock, before its event is read from the log.
+struct FoundPosition {
+    names: (TimelineSlug, PartyCode, IssueSlug),
+    computed: Computed,
+    supporting: Vec<EventId>,
+    history: Vec<PositionChange>,
+}
+
+impl FoundPosition {
+    /// The answer, given the newest event holding the stance as it reads at the question's time.
+    fn into_view(self, event: Content) -> PositionView {
+        let FoundPosition {
+            names: (timeline, party, issue),
+            computed,
+            supporting,
+            history,
+        } = self;
+        PositionView {
+            timeline,
+            party,
+            issue,
+            stance: computed.stance,
+            amounts: event.amounts.clone(),
+            conditions: conditions(&event),
+            first_stated: valid_time(computed.first.valid, computed.first.precision),
+            last_reaffirmed: valid_time(computed.latest.valid, computed.latest.precision),
+            reaffirmed: computed.reaffirmed,
+            supporting,
+            attribution: attributions(&event),
+            confidence: event.confidence,
+            history,
+            event_position: computed.latest.position,
+            event,
+        }
+    }
 }
 
 /// The names of a key. Interned names were valid slugs and codes when interned, so this fails

@@ -8,6 +8,7 @@ use chancery_domain::{
 };
 
 use crate::intern::Names;
+use crate::lists::Decoder;
 
 /// Where a party stands on an issue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -52,14 +53,6 @@ impl Stance {
             Stance::Withdrawn => "WITHDRAWN",
         }
     }
-
-    fn tag(self) -> u8 {
-        self as u8
-    }
-
-    fn from_tag(tag: u8) -> Option<Stance> {
-        Stance::ALL.get(usize::from(tag)).copied()
-    }
 }
 
 /// How an event sets its parties' stance on its issues. See [`crate::rules`].
@@ -76,6 +69,39 @@ pub enum StanceRule {
     Ease {
         effective: i64,
     },
+}
+
+impl StanceRule {
+    /// Writes the rule for a checkpoint: a tag, then the stance or the effective date.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        match *self {
+            StanceRule::None => out.push(0),
+            StanceRule::Fixed(s) => out.extend_from_slice(&[1, s as u8]),
+            StanceRule::Impose { effective } => {
+                out.push(2);
+                out.extend_from_slice(&effective.to_le_bytes());
+            }
+            StanceRule::Ease { effective } => {
+                out.push(3);
+                out.extend_from_slice(&effective.to_le_bytes());
+            }
+        }
+    }
+
+    /// Reads back what [`StanceRule::encode`] writes; `None` if the bytes are damaged.
+    pub fn decode(d: &mut Decoder<'_>) -> Option<StanceRule> {
+        Some(match d.u8()? {
+            0 => StanceRule::None,
+            1 => StanceRule::Fixed(*Stance::ALL.get(usize::from(d.u8()?))?),
+            2 => StanceRule::Impose {
+                effective: d.i64()?,
+            },
+            3 => StanceRule::Ease {
+                effective: d.i64()?,
+            },
+            _ => return None,
+        })
+    }
 }
 
 /// One version of an act: as first recorded, or as a correction left it.
@@ -255,22 +281,31 @@ impl Act {
             .unwrap_or(Position::MAX);
         (from, until)
     }
-
-    /// The version known at position `known_at`, if the act was known and not retracted then.
-    pub fn version_at(&self, known_at: Position) -> Option<(usize, &Fact)> {
-        if self.retracted_at.is_some_and(|r| r <= known_at) {
-            return None;
-        }
-        self.versions
-            .iter()
-            .enumerate()
-            .rev()
-            .find(|(_, f)| f.known_from <= known_at)
-    }
 }
 
 // Binary encoding of entries for the checkpoint: little-endian, versioned by the projection
 // version (a change here is a change of PROJECTION_VERSION, which rebuilds).
+
+/// A precision's tag in the checkpoint.
+pub(crate) fn precision_tag(p: Precision) -> u8 {
+    match p {
+        Precision::Year => 0,
+        Precision::Month => 1,
+        Precision::Day => 2,
+        Precision::Instant => 3,
+    }
+}
+
+/// Reads back a precision's tag; `None` if it is damaged.
+pub(crate) fn precision_of(tag: u8) -> Option<Precision> {
+    Some(match tag {
+        0 => Precision::Year,
+        1 => Precision::Month,
+        2 => Precision::Day,
+        3 => Precision::Instant,
+        _ => return None,
+    })
+}
 
 pub fn encode(entry: &Entry, out: &mut Vec<u8>) {
     match entry {
@@ -290,19 +325,8 @@ pub fn encode(entry: &Entry, out: &mut Vec<u8>) {
                 out.push(f.kind.tag());
                 out.push(f.modality as u8);
                 out.extend_from_slice(&f.valid.to_le_bytes());
-                out.push(f.precision as u8);
-                match f.rule {
-                    StanceRule::None => out.push(0),
-                    StanceRule::Fixed(s) => out.extend_from_slice(&[1, s.tag()]),
-                    StanceRule::Impose { effective } => {
-                        out.push(2);
-                        out.extend_from_slice(&effective.to_le_bytes());
-                    }
-                    StanceRule::Ease { effective } => {
-                        out.push(3);
-                        out.extend_from_slice(&effective.to_le_bytes());
-                    }
-                }
+                out.push(precision_tag(f.precision));
+                f.rule.encode(out);
                 out.push(f.quad.map_or(0, QuadClass::number));
                 out.extend_from_slice(&f.goldstein.to_le_bytes());
                 for list in [&f.actors, &f.targets, &f.issues] {
@@ -317,41 +341,7 @@ pub fn encode(entry: &Entry, out: &mut Vec<u8>) {
 }
 
 /// Reads entries back; `None` if the bytes are damaged.
-pub struct Decoder<'a> {
-    bytes: &'a [u8],
-}
-
-impl<'a> Decoder<'a> {
-    pub fn new(bytes: &'a [u8]) -> Self {
-        Self { bytes }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
-    }
-
-    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
-        let (head, rest) = self.bytes.split_first_chunk::<N>()?;
-        self.bytes = rest;
-        Some(*head)
-    }
-
-    fn u8(&mut self) -> Option<u8> {
-        self.take::<1>().map(|b| b[0])
-    }
-
-    fn u32(&mut self) -> Option<u32> {
-        self.take().map(u32::from_le_bytes)
-    }
-
-    fn u64(&mut self) -> Option<u64> {
-        self.take().map(u64::from_le_bytes)
-    }
-
-    fn i64(&mut self) -> Option<i64> {
-        self.take().map(i64::from_le_bytes)
-    }
-
+impl Decoder<'_> {
     fn list(&mut self) -> Option<Box<[u32]>> {
         let n = self.u8()?;
         (0..n).map(|_| self.u32()).collect()
@@ -379,24 +369,8 @@ impl<'a> Decoder<'a> {
                 _ => return None,
             };
             let valid = self.i64()?;
-            let precision = match self.u8()? {
-                0 => Precision::Year,
-                1 => Precision::Month,
-                2 => Precision::Day,
-                3 => Precision::Instant,
-                _ => return None,
-            };
-            let rule = match self.u8()? {
-                0 => StanceRule::None,
-                1 => StanceRule::Fixed(Stance::from_tag(self.u8()?)?),
-                2 => StanceRule::Impose {
-                    effective: self.i64()?,
-                },
-                3 => StanceRule::Ease {
-                    effective: self.i64()?,
-                },
-                _ => return None,
-            };
+            let precision = precision_of(self.u8()?)?;
+            let rule = StanceRule::decode(self)?;
             let quad = match self.u8()? {
                 0 => None,
                 n => Some(*QuadClass::ALL.get(usize::from(n) - 1)?),

@@ -25,6 +25,18 @@ impl Namespace {
         self.ids.get(name).copied()
     }
 
+    /// The ids of the names a filter gives, leaving out names never interned; `None` when it
+    /// gives names but none is interned, since such a filter matches nothing. An empty filter
+    /// gives no ids: it matches everything.
+    pub fn known_ids<S: AsRef<str>>(&self, filter: &[S]) -> Option<Vec<u32>> {
+        let ids: Vec<u32> = filter.iter().filter_map(|n| self.get(n.as_ref())).collect();
+        if !filter.is_empty() && ids.is_empty() {
+            None
+        } else {
+            Some(ids)
+        }
+    }
+
     pub fn name(&self, id: u32) -> &str {
         self.names.get(id as usize).map_or("", String::as_str)
     }

@@ -9,8 +9,9 @@ use std::sync::{Arc, Mutex};
 use chancery_domain::{Position, Timestamp};
 
 use crate::error::{ProjectionError, storage};
-use crate::facts::{self, Act, Decoder, Entry};
+use crate::facts::{self, Act, Entry};
 use crate::lists::Cache;
+use crate::lists::Decoder;
 
 /// Positions per page.
 pub const PAGE: u64 = 256;

@@ -8,7 +8,7 @@ use chancery_domain::codes::QuadClass;
 use chancery_domain::{Kind, Position, Precision};
 
 use crate::error::ProjectionError;
-use crate::facts::{Act, Fact, Stance, StanceRule};
+use crate::facts::{Act, Fact, Stance, StanceRule, precision_of, precision_tag};
 use crate::lists::Decoder;
 use crate::state::{PairKey, PositionKey, ProjectionState, Slot, Stated, present};
 
@@ -76,15 +76,11 @@ impl RunState {
         }
         if self.newest.is_none_or(|(s, _)| item.slot > s) {
             self.newest = Some((item.slot, item.rule));
-            let Some(stance) = stance_at(item.rule, item.starts) else {
+            let Some(stance) = item.rule.stance_at(item.starts) else {
                 return;
             };
             self.measure_shown = stance == Stance::Measure;
-            let precision = if item.starts == item.slot.valid {
-                item.slot.precision
-            } else {
-                Precision::Day
-            };
+            let precision = start_precision(item);
             if self.last.is_some_and(|c| c.stance == stance) {
                 self.reaffirmed += 1;
             } else {
@@ -103,23 +99,14 @@ impl RunState {
     /// A measure imposed by the newest slot takes effect before `until` (or at it, when `until`
     /// is the end of the question).
     fn take_effect(&mut self, slot: Slot, rule: StanceRule, until: i64, inclusive: bool) {
-        if let StanceRule::Impose { effective } = rule {
-            let due = if inclusive {
-                effective <= until
-            } else {
-                effective < until
-            };
-            if !self.measure_shown && due {
-                self.measure_shown = true;
-                self.last = Some(Change {
-                    stance: Stance::Measure,
-                    at: effective.max(slot.valid),
-                    precision: Precision::Day,
-                    slot,
-                });
-                self.run_last = Some(slot);
-                self.reaffirmed = 0;
-            }
+        if self.measure_shown {
+            return;
+        }
+        if let Some(change) = measure_taking_effect(slot, rule, until, inclusive) {
+            self.measure_shown = true;
+            self.last = Some(change);
+            self.run_last = Some(slot);
+            self.reaffirmed = 0;
         }
     }
 
@@ -148,18 +135,12 @@ impl RunState {
     }
 
     pub fn encode(&self, out: &mut Vec<u8>) {
-        let slot = |s: &Slot, out: &mut Vec<u8>| {
-            out.extend_from_slice(&s.valid.to_le_bytes());
-            out.push(s.precision as u8);
-            out.extend_from_slice(&s.position.to_le_bytes());
-            out.extend_from_slice(&s.version.to_le_bytes());
-        };
         match &self.newest {
             None => out.push(0),
             Some((s, rule)) => {
                 out.push(1);
-                slot(s, out);
-                crate::state::encode_rule_into(rule, out);
+                s.encode(out);
+                rule.encode(out);
             }
         }
         out.push(u8::from(self.measure_shown));
@@ -169,44 +150,25 @@ impl RunState {
                 out.push(1);
                 out.push(stance_tag(c.stance));
                 out.extend_from_slice(&c.at.to_le_bytes());
-                out.push(c.precision as u8);
-                slot(&c.slot, out);
+                out.push(precision_tag(c.precision));
+                c.slot.encode(out);
             }
         }
         match &self.run_last {
             None => out.push(0),
             Some(s) => {
                 out.push(1);
-                slot(s, out);
+                s.encode(out);
             }
         }
         out.extend_from_slice(&self.reaffirmed.to_le_bytes());
     }
 
-    pub fn decode(
-        d: &mut Decoder<'_>,
-        rule: impl Fn(&mut Decoder<'_>) -> Option<StanceRule>,
-    ) -> Option<RunState> {
-        let precision = |t: u8| -> Option<Precision> {
-            Some(match t {
-                0 => Precision::Year,
-                1 => Precision::Month,
-                2 => Precision::Day,
-                3 => Precision::Instant,
-                _ => return None,
-            })
-        };
-        let slot = |d: &mut Decoder<'_>| -> Option<Slot> {
-            Some(Slot {
-                valid: d.i64()?,
-                precision: precision(d.u8()?)?,
-                position: d.u64()?,
-                version: d.u16()?,
-            })
-        };
+    /// Reads back what [`RunState::encode`] writes; `None` if the bytes are damaged.
+    pub fn decode(d: &mut Decoder<'_>) -> Option<RunState> {
         let newest = match d.u8()? {
             0 => None,
-            1 => Some((slot(d)?, rule(d)?)),
+            1 => Some((Slot::decode(d)?, StanceRule::decode(d)?)),
             _ => return None,
         };
         let measure_shown = d.u8()? != 0;
@@ -215,14 +177,14 @@ impl RunState {
             1 => Some(Change {
                 stance: *Stance::ALL.get(usize::from(d.u8()?))?,
                 at: d.i64()?,
-                precision: precision(d.u8()?)?,
-                slot: slot(d)?,
+                precision: precision_of(d.u8()?)?,
+                slot: Slot::decode(d)?,
             }),
             _ => return None,
         };
         let run_last = match d.u8()? {
             0 => None,
-            1 => Some(slot(d)?),
+            1 => Some(Slot::decode(d)?),
             _ => return None,
         };
         Some(RunState {
@@ -232,20 +194,6 @@ impl RunState {
             run_last,
             reaffirmed: d.u32()?,
         })
-    }
-}
-
-/// The stance a slot sets when the sweep takes it up.
-fn stance_at(rule: StanceRule, valid_at: i64) -> Option<Stance> {
-    match rule {
-        StanceRule::None => None,
-        StanceRule::Fixed(s) => Some(s),
-        StanceRule::Impose { effective } => Some(if valid_at >= effective {
-            Stance::Measure
-        } else {
-            Stance::Threat
-        }),
-        StanceRule::Ease { effective } => (valid_at >= effective).then_some(Stance::Withdrawn),
     }
 }
 
@@ -386,56 +334,39 @@ impl ProjectionState {
                 corrected: v > 0,
             }))
         };
+        // The page starts past its cursor: after `after` going forward, before `before` going
+        // backward; the blocks are read from the one holding the cursor, in the page's direction.
+        let cursor = if q.backward { q.before } else { q.after };
+        let past_cursor =
+            |slot: &Slot| cursor.is_none_or(|c| if q.backward { *slot < c } else { *slot > c });
+        let from = cursor.map(|c| {
+            let mut k = Vec::new();
+            c.sort_key_into(&mut k);
+            k
+        });
         let mut more = false;
+        'blocks: for block in
+            self.chronology
+                .blocks(present(&self.tree)?, &[], from.as_deref(), q.backward)?
+        {
+            let (_, block) = block?;
+            let slots: Box<dyn Iterator<Item = &Slot>> = if q.backward {
+                Box::new(block.items.iter().rev())
+            } else {
+                Box::new(block.items.iter())
+            };
+            for slot in slots.filter(|s| past_cursor(s)) {
+                if let Some(item) = in_page(slot)? {
+                    if items.len() == q.limit {
+                        more = true;
+                        break 'blocks;
+                    }
+                    items.push(item);
+                }
+            }
+        }
         if q.backward {
-            let from = q.before.map(|b| {
-                let mut k = Vec::new();
-                b.sort_key_into(&mut k);
-                k
-            });
-            'back: for block in
-                self.chronology
-                    .blocks(present(&self.tree)?, &[], from.as_deref(), true)?
-            {
-                let (_, block) = block?;
-                for slot in block.items.iter().rev() {
-                    if q.before.is_some_and(|b| *slot >= b) {
-                        continue;
-                    }
-                    if let Some(item) = in_page(slot)? {
-                        if items.len() == q.limit {
-                            more = true;
-                            break 'back;
-                        }
-                        items.push(item);
-                    }
-                }
-            }
             items.reverse();
-        } else {
-            let from = q.after.map(|a| {
-                let mut k = Vec::new();
-                a.sort_key_into(&mut k);
-                k
-            });
-            'forward: for block in
-                self.chronology
-                    .blocks(present(&self.tree)?, &[], from.as_deref(), false)?
-            {
-                let (_, block) = block?;
-                for slot in &block.items {
-                    if q.after.is_some_and(|a| *slot <= a) {
-                        continue;
-                    }
-                    if let Some(item) = in_page(slot)? {
-                        if items.len() == q.limit {
-                            more = true;
-                            break 'forward;
-                        }
-                        items.push(item);
-                    }
-                }
-            }
         }
         Ok((items, more))
     }
@@ -461,13 +392,9 @@ fn compute_run(items: &[Stated], when: When) -> Option<Computed> {
         if newest.is_none_or(|n| item.slot > n.slot) {
             newest = Some(item);
             sweep.measure_shown = false;
-            let stance = stance_at(item.rule, item.starts)?;
+            let stance = item.rule.stance_at(item.starts)?;
             sweep.measure_shown = stance == Stance::Measure;
-            let precision = if item.starts == item.slot.valid {
-                item.slot.precision
-            } else {
-                Precision::Day
-            };
+            let precision = start_precision(item);
             sweep.state(stance, item.starts, precision, item.slot);
         }
     }
@@ -513,25 +440,53 @@ impl Sweep {
         }
     }
 
+    /// A measure imposed by the newest slot takes effect before `until` (or at it, when `until`
+    /// is the end of the question).
     fn take_effect(&mut self, newest: &Stated, until: i64, inclusive: bool) {
-        if let StanceRule::Impose { effective } = newest.rule {
-            let due = if inclusive {
-                effective <= until
-            } else {
-                effective < until
-            };
-            if !self.measure_shown && due {
-                self.measure_shown = true;
-                self.history.push(Change {
-                    stance: Stance::Measure,
-                    at: effective.max(newest.slot.valid),
-                    precision: Precision::Day,
-                    slot: newest.slot,
-                });
-                self.run = vec![newest.slot];
-                self.reaffirmed = 0;
-            }
+        if self.measure_shown {
+            return;
         }
+        if let Some(change) = measure_taking_effect(newest.slot, newest.rule, until, inclusive) {
+            self.measure_shown = true;
+            self.history.push(change);
+            self.run = vec![newest.slot];
+            self.reaffirmed = 0;
+        }
+    }
+}
+
+/// The change to a measure in force, if `rule` imposes one that takes effect before `until` (or
+/// at it, when `inclusive`); the measure dates from its effective date, or from its slot's
+/// valid time if that is later.
+fn measure_taking_effect(
+    slot: Slot,
+    rule: StanceRule,
+    until: i64,
+    inclusive: bool,
+) -> Option<Change> {
+    let StanceRule::Impose { effective } = rule else {
+        return None;
+    };
+    let due = if inclusive {
+        effective <= until
+    } else {
+        effective < until
+    };
+    due.then(|| Change {
+        stance: Stance::Measure,
+        at: effective.max(slot.valid),
+        precision: Precision::Day,
+        slot,
+    })
+}
+
+/// The precision of a change of stance a slot makes: its own when the sweep takes it up at its
+/// valid time, a day when at an eased measure's effective date.
+fn start_precision(item: &Stated) -> Precision {
+    if item.starts == item.slot.valid {
+        item.slot.precision
+    } else {
+        Precision::Day
     }
 }
 

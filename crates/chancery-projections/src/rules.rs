@@ -31,13 +31,11 @@
 use crate::facts::{Fact, Stance, StanceRule};
 use chancery_domain::Modality;
 
-impl Fact {
-    /// The stance this fact sets as of valid time `valid_at` (Unix seconds), if any.
-    pub fn stance_at(&self, valid_at: i64) -> Option<Stance> {
-        if self.modality != Modality::Occurred {
-            return None;
-        }
-        match self.rule {
+impl StanceRule {
+    /// The stance this rule sets as of valid time `valid_at` (Unix seconds), whatever the
+    /// modality (the sweep over a position list holds only occurred facts).
+    pub fn stance_at(self, valid_at: i64) -> Option<Stance> {
+        match self {
             StanceRule::None => None,
             StanceRule::Fixed(s) => Some(s),
             StanceRule::Impose { effective } => Some(if valid_at >= effective {
@@ -47,6 +45,16 @@ impl Fact {
             }),
             StanceRule::Ease { effective } => (valid_at >= effective).then_some(Stance::Withdrawn),
         }
+    }
+}
+
+impl Fact {
+    /// The stance this fact sets as of valid time `valid_at` (Unix seconds), if any.
+    pub fn stance_at(&self, valid_at: i64) -> Option<Stance> {
+        if self.modality != Modality::Occurred {
+            return None;
+        }
+        self.rule.stance_at(valid_at)
     }
 
     /// The latest time at which this fact's stance may change (its effective date, if later).

@@ -17,7 +17,7 @@ use chancery_domain::codes::QuadClass;
 use chancery_domain::{NewEvent, Position, Precision, RecordedEvent};
 
 use crate::error::ProjectionError;
-use crate::facts::{Act, Entry, Fact, StanceRule};
+use crate::facts::{Act, Entry, Fact, StanceRule, precision_of, precision_tag};
 use crate::intern::Names;
 use crate::lists::{Block, Decoder, Header, Item, Lists};
 use crate::pages::Pages;
@@ -68,26 +68,17 @@ fn sortable(v: i64) -> [u8; 8] {
     ((v as u64) ^ (1 << 63)).to_be_bytes()
 }
 
-fn precision_tag(p: Precision) -> u8 {
-    match p {
-        Precision::Year => 0,
-        Precision::Month => 1,
-        Precision::Day => 2,
-        Precision::Instant => 3,
-    }
-}
-
-fn precision_of(tag: u8) -> Option<Precision> {
-    Some(match tag {
-        0 => Precision::Year,
-        1 => Precision::Month,
-        2 => Precision::Day,
-        3 => Precision::Instant,
-        _ => return None,
-    })
-}
-
 impl Slot {
+    /// Where version `version` of the act at `position` sits in valid-time order.
+    fn of_version(fact: &Fact, position: Position, version: usize) -> Slot {
+        Slot {
+            valid: fact.valid,
+            precision: fact.precision,
+            position,
+            version: u16::try_from(version).unwrap_or(u16::MAX),
+        }
+    }
+
     pub fn sort_key_into(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&sortable(self.valid));
         out.push(precision_tag(self.precision));
@@ -95,14 +86,16 @@ impl Slot {
         out.extend_from_slice(&self.version.to_be_bytes());
     }
 
-    fn encode(&self, out: &mut Vec<u8>) {
+    /// Writes the slot for a checkpoint (little-endian, unlike its sort key).
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.valid.to_le_bytes());
         out.push(precision_tag(self.precision));
         out.extend_from_slice(&self.position.to_le_bytes());
         out.extend_from_slice(&self.version.to_le_bytes());
     }
 
-    fn decode(d: &mut Decoder<'_>) -> Option<Slot> {
+    /// Reads back what [`Slot::encode`] writes; `None` if the bytes are damaged.
+    pub(crate) fn decode(d: &mut Decoder<'_>) -> Option<Slot> {
         Some(Slot {
             valid: d.i64()?,
             precision: precision_of(d.u8()?)?,
@@ -136,35 +129,6 @@ impl Item for Slot {
     fn decode(d: &mut Decoder<'_>) -> Option<Self> {
         Slot::decode(d)
     }
-}
-
-fn encode_rule(rule: &StanceRule, out: &mut Vec<u8>) {
-    match *rule {
-        StanceRule::None => out.push(0),
-        StanceRule::Fixed(s) => out.extend_from_slice(&[1, s as u8]),
-        StanceRule::Impose { effective } => {
-            out.push(2);
-            out.extend_from_slice(&effective.to_le_bytes());
-        }
-        StanceRule::Ease { effective } => {
-            out.push(3);
-            out.extend_from_slice(&effective.to_le_bytes());
-        }
-    }
-}
-
-fn decode_rule(d: &mut Decoder<'_>) -> Option<StanceRule> {
-    Some(match d.u8()? {
-        0 => StanceRule::None,
-        1 => StanceRule::Fixed(*crate::facts::Stance::ALL.get(usize::from(d.u8()?))?),
-        2 => StanceRule::Impose {
-            effective: d.i64()?,
-        },
-        3 => StanceRule::Ease {
-            effective: d.i64()?,
-        },
-        _ => return None,
-    })
 }
 
 /// A position list's item: one version of an act that sets stances, placed where the sweep over
@@ -210,7 +174,7 @@ impl Item for Stated {
         self.slot.encode(out);
         out.extend_from_slice(&self.known_from.to_le_bytes());
         out.extend_from_slice(&self.known_until.to_le_bytes());
-        encode_rule(&self.rule, out);
+        self.rule.encode(out);
     }
 
     fn decode(d: &mut Decoder<'_>) -> Option<Self> {
@@ -219,7 +183,7 @@ impl Item for Stated {
             slot: Slot::decode(d)?,
             known_from: d.u64()?,
             known_until: d.u64()?,
-            rule: decode_rule(d)?,
+            rule: StanceRule::decode(d)?,
         })
     }
 }
@@ -273,12 +237,8 @@ impl Header for RunState {
     }
 
     fn decode(d: &mut Decoder<'_>) -> Option<Self> {
-        RunState::decode(d, decode_rule)
+        RunState::decode(d)
     }
-}
-
-pub(crate) fn encode_rule_into(rule: &StanceRule, out: &mut Vec<u8>) {
-    encode_rule(rule, out);
 }
 
 /// A party's position on an issue within a timeline.
@@ -506,12 +466,7 @@ impl ProjectionState {
         fact: &Fact,
         known_until: Position,
     ) -> Result<(), ProjectionError> {
-        let slot = Slot {
-            valid: fact.valid,
-            precision: fact.precision,
-            position,
-            version: u16::try_from(version).unwrap_or(u16::MAX),
-        };
+        let slot = Slot::of_version(fact, position, version);
         self.chronology.insert(present(&self.tree)?, &[], slot)?;
         if fact.sets_stances() {
             let stated = Stated {
@@ -561,12 +516,7 @@ impl ProjectionState {
         fact: &Fact,
         until: Position,
     ) -> Result<(), ProjectionError> {
-        let slot = Slot {
-            valid: fact.valid,
-            precision: fact.precision,
-            position,
-            version: u16::try_from(version).unwrap_or(u16::MAX),
-        };
+        let slot = Slot::of_version(fact, position, version);
         if fact.sets_stances() {
             let item_key = (starts_of(fact), slot);
             for key in position_keys(fact) {

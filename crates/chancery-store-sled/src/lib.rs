@@ -348,23 +348,10 @@ fn head_of(reader: &Reader, position: Position) -> Result<Head, StoreError> {
     Ok(writer::head_of_record(&record))
 }
 
-/// Opens a sled database, waiting up to two seconds for a lock that this process released: sled
-/// closes its file from a background thread pool shortly after the last handle is dropped, so an
-/// immediate reopen (a restart within one process, a test) can find the lock still held. Another
-/// process holding it fails after the wait, with a message saying so.
+/// Opens a sled database, waiting up to two seconds for a lock that this process released (see
+/// [`chancery_store::open_released`]).
 pub fn open_released(config: &sled::Config) -> sled::Result<sled::Db> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
-    loop {
-        match config.open() {
-            Err(e)
-                if e.to_string().contains("could not acquire lock")
-                    && std::time::Instant::now() < deadline =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            other => return other,
-        }
-    }
+    chancery_store::open_released(|| config.open())
 }
 
 fn open_error(dir: &Path, e: sled::Error) -> StoreError {

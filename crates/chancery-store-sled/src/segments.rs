@@ -45,6 +45,20 @@ pub struct Segment {
 }
 
 impl Segment {
+    /// The open segment's offsets so far; none for a closed segment.
+    fn open_offsets(&self) -> Vec<u32> {
+        self.open
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .unwrap_or_default()
+    }
+
+    /// Keeps the offsets in memory while the segment is open (`Some`); `None` closes it.
+    fn set_open_offsets(&self, offsets: Option<Vec<u32>>) {
+        *self.open.write().unwrap_or_else(|p| p.into_inner()) = offsets;
+    }
+
     fn data_name(first: Position) -> String {
         format!("{first:020}.seg")
     }
@@ -346,7 +360,7 @@ impl Segments {
                     .map_err(|e| io_error(&e))?;
             }
             if is_last {
-                *segment.open.write().unwrap_or_else(|p| p.into_inner()) = Some(offsets);
+                segment.set_open_offsets(Some(offsets));
             } else {
                 // A closed segment's offsets file must hold every record.
                 write_offsets(segment, &offsets).map_err(|e| io_error(&e))?;
@@ -733,21 +747,16 @@ impl Appender {
     /// Closes the open segment (its offsets written and synced) and starts one at `first`.
     fn start_segment(&mut self, first: Position) -> io::Result<()> {
         if let Some(old) = self.open.take() {
-            let offsets = old
-                .open
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone()
-                .unwrap_or_default();
+            let offsets = old.open_offsets();
             write_offsets(&old, &offsets)?;
             // The old segment may hold a torn write past its whole groups.
             old.data.set_len(self.bytes)?;
             old.data.sync_all()?;
-            *old.open.write().unwrap_or_else(|p| p.into_inner()) = None;
+            old.set_open_offsets(None);
         }
         let dir = self.segments.dir.clone();
         let segment = Arc::new(Segment::open_files(&dir, first, true)?);
-        *segment.open.write().unwrap_or_else(|p| p.into_inner()) = Some(Vec::new());
+        segment.set_open_offsets(Some(Vec::new()));
         // The new names must survive a crash.
         File::open(&dir)?.sync_all()?;
         self.segments
@@ -771,12 +780,7 @@ impl Appender {
                 ..Mark::EMPTY
             });
         };
-        let offsets = segment
-            .open
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .unwrap_or_default();
+        let offsets = segment.open_offsets();
         let new = &offsets[usize::try_from(self.offsets_written)
             .unwrap_or(0)
             .min(offsets.len())..];

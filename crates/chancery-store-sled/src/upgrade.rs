@@ -28,48 +28,12 @@ const BATCH: usize = 4_096;
 
 /// Upgrades the store in `dir` if it is of format 1; answers how many records were carried over.
 pub fn if_needed(db: &sled::Db, dir: &Path, segment_bytes: u64) -> Result<u64, StoreError> {
-    let has_old = db
-        .tree_names()
-        .iter()
-        .any(|name| name.as_ref() == V1_TREE.as_bytes());
-    if !has_old {
+    let Some(old) = old_tree(db, dir)? else {
         return Ok(0);
-    }
-    let old = db.open_tree(V1_TREE).map_err(storage_error)?;
-    if old.is_empty() {
-        db.drop_tree(V1_TREE).map_err(storage_error)?;
-        return Ok(0);
-    }
-    match old.get(keys::META_FORMAT).map_err(storage_error)? {
-        Some(v) if keys::u64_prefix(&v) == Some(V1_FORMAT) => {}
-        other => {
-            return Err(corrupt(
-                None,
-                &format!(
-                    "{}: the old tree has format {:?}, which this build cannot upgrade",
-                    dir.display(),
-                    other.as_deref().and_then(keys::u64_prefix)
-                ),
-            ));
-        }
-    }
+    };
     tracing::info!(dir = %dir.display(), "upgrading the log from format 1: records are rewritten in their stored form");
-
-    // Start from nothing: an upgrade interrupted before may have left part of its work.
     let records_dir = dir.join(crate::RECORDS_DIR);
-    match std::fs::remove_dir_all(&records_dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io_error(&e)),
-    }
-    db.drop_tree(crate::INDEX_TREE).map_err(storage_error)?;
-    let index = db.open_tree(crate::INDEX_TREE).map_err(storage_error)?;
-
-    // Format 1 took sled back to its checkpoint after a crash and replayed its write-ahead log.
-    let checkpoint = old
-        .get(V1_CHECKPOINT)
-        .map_err(storage_error)?
-        .and_then(|v| keys::u64_prefix(&v));
+    let index = start_afresh(db, &records_dir)?;
     let (segments, _) = Segments::open(&records_dir, Mark::EMPTY)?;
     let segments = std::sync::Arc::new(segments);
     let mut carried = Carry {
@@ -85,6 +49,58 @@ pub fn if_needed(db: &sled::Db, dir: &Path, segment_bytes: u64) -> Result<u64, S
         prev: Hash::GENESIS,
         batch: Vec::with_capacity(BATCH),
     };
+    let wal = dir.join("wal");
+    carry_over(&old, &wal, &mut carried)?;
+    let count = finish(db, dir, carried)?;
+    remove_dir_if_present(&wal)?;
+    tracing::info!(dir = %dir.display(), records = count, "upgraded the log to format 2");
+    Ok(count)
+}
+
+/// The tree of a format-1 store with records in it, if `db` holds one; an empty one is dropped,
+/// and one of another format is an error.
+fn old_tree(db: &sled::Db, dir: &Path) -> Result<Option<sled::Tree>, StoreError> {
+    let has_old = db
+        .tree_names()
+        .iter()
+        .any(|name| name.as_ref() == V1_TREE.as_bytes());
+    if !has_old {
+        return Ok(None);
+    }
+    let old = db.open_tree(V1_TREE).map_err(storage_error)?;
+    if old.is_empty() {
+        db.drop_tree(V1_TREE).map_err(storage_error)?;
+        return Ok(None);
+    }
+    match old.get(keys::META_FORMAT).map_err(storage_error)? {
+        Some(v) if keys::u64_prefix(&v) == Some(V1_FORMAT) => Ok(Some(old)),
+        other => Err(corrupt(
+            None,
+            &format!(
+                "{}: the old tree has format {:?}, which this build cannot upgrade",
+                dir.display(),
+                other.as_deref().and_then(keys::u64_prefix)
+            ),
+        )),
+    }
+}
+
+/// Removes what an upgrade interrupted before may have left (the segments and the index), and
+/// answers the new, empty index tree.
+fn start_afresh(db: &sled::Db, records_dir: &Path) -> Result<sled::Tree, StoreError> {
+    remove_dir_if_present(records_dir)?;
+    db.drop_tree(crate::INDEX_TREE).map_err(storage_error)?;
+    db.open_tree(crate::INDEX_TREE).map_err(storage_error)
+}
+
+/// Carries every format-1 record over: those of the old tree up to its checkpoint, then those
+/// its write-ahead log holds past it.
+fn carry_over(old: &sled::Tree, wal: &Path, carried: &mut Carry<'_>) -> Result<(), StoreError> {
+    // Format 1 took sled back to its checkpoint after a crash and replayed its write-ahead log.
+    let checkpoint = old
+        .get(V1_CHECKPOINT)
+        .map_err(storage_error)?
+        .and_then(|v| keys::u64_prefix(&v));
     for kv in old.range([V1_EVENT].as_slice()..[V1_EVENT + 1].as_slice()) {
         let (key, bytes) = kv.map_err(storage_error)?;
         let position = keys::u64_suffix(&key)
@@ -99,15 +115,20 @@ pub fn if_needed(db: &sled::Db, dir: &Path, segment_bytes: u64) -> Result<u64, S
             tracing::info!(records = carried.expected - 1, "upgrading the log");
         }
     }
-    let wal = dir.join("wal");
     if checkpoint.is_some() {
         let head = carried.expected - 1;
-        for record in crate::v1_wal::read_tail(&wal, head).map_err(|e| corrupt(None, &e))? {
+        for record in crate::v1_wal::read_tail(wal, head).map_err(|e| corrupt(None, &e))? {
             carried.push(record)?;
         }
     }
-    carried.flush()?;
+    carried.flush()
+}
+
+/// Makes the new form complete and durable (a checkpoint of the segments, the format), then
+/// drops the old tree; answers how many records were carried over.
+fn finish(db: &sled::Db, dir: &Path, carried: Carry<'_>) -> Result<u64, StoreError> {
     let count = carried.expected - 1;
+    let index = carried.index;
     let mut appender = carried.appender;
     let mark = appender.checkpoint(count).map_err(|e| io_error(&e))?;
     index
@@ -125,13 +146,16 @@ pub fn if_needed(db: &sled::Db, dir: &Path, segment_bytes: u64) -> Result<u64, S
     db.drop_tree(V1_TREE).map_err(storage_error)?;
     #[allow(clippy::disallowed_methods)]
     db.flush().map_err(storage_error)?;
-    match std::fs::remove_dir_all(&wal) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io_error(&e)),
-    }
-    tracing::info!(dir = %dir.display(), records = count, "upgraded the log to format 2");
     Ok(count)
+}
+
+/// Removes a directory and what it holds; one that is not there is no error.
+fn remove_dir_if_present(dir: &Path) -> Result<(), StoreError> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_error(&e)),
+    }
 }
 
 /// Records being carried over, written a batch at a time.

@@ -7,6 +7,7 @@ pub mod error;
 pub mod filter;
 pub mod live;
 pub mod log;
+pub mod reopen;
 pub mod sequencer;
 
 #[cfg(feature = "testing")]
@@ -19,3 +20,4 @@ pub use log::{
     AppendOutcome, AppendRequest, Appended, Direction, EventLog, EventStream, ExpectedVersion,
     Head, ReadRequest, RestoreOutcome,
 };
+pub use reopen::open_released;

@@ -125,15 +125,6 @@ impl ReadRequest {
         }
     }
 
-    pub fn backward_from_end(limit: usize) -> Self {
-        Self {
-            from: Position::MAX,
-            direction: Direction::Backward,
-            filter: EventFilter::all(),
-            limit,
-        }
-    }
-
     pub fn with_filter(mut self, filter: EventFilter) -> Self {
         self.filter = filter;
         self

@@ -12,30 +12,44 @@ use crate::data::DEFAULT_DATA_DIR;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
-/// What a config file may say (every field optional).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    pub listen: Option<String>,
-    pub data: Option<PathBuf>,
-    /// Tokens as `role:token` (roles: reader, recorder, admin).
-    pub tokens: Option<Vec<String>>,
-    pub open_reads: Option<bool>,
-    pub allowed_origins: Option<Vec<String>>,
-    pub introspection: Option<bool>,
-    pub ws_init_timeout_seconds: Option<u64>,
-    pub log_format: Option<String>,
-    pub request_timeout_ms: Option<u64>,
-    pub max_wait_ms: Option<u64>,
-    pub max_subscriptions_per_connection: Option<usize>,
-    pub max_connections: Option<usize>,
-    pub subscriber_queue: Option<usize>,
-    pub max_complexity: Option<usize>,
-    pub max_depth: Option<usize>,
-    /// `sled` (the default) or `nats://host:port[,host:port...]`.
-    pub store: Option<String>,
-    pub nats_stream: Option<String>,
-    pub nats_replicas: Option<usize>,
+/// Declares a struct holding every setting that a config file and the flags both give as an
+/// optional value, so that the two name them once; the fields each spells its own way (lists:
+/// absent in a file, empty from the flags) come first, as written at the call.
+macro_rules! with_shared_settings {
+    ($(#[$attr:meta])* $name:ident { $($own:tt)* }) => {
+        $(#[$attr])*
+        pub struct $name {
+            $($own)*
+            pub listen: Option<String>,
+            pub data: Option<PathBuf>,
+            pub open_reads: Option<bool>,
+            pub introspection: Option<bool>,
+            pub ws_init_timeout_seconds: Option<u64>,
+            pub log_format: Option<String>,
+            pub request_timeout_ms: Option<u64>,
+            pub max_wait_ms: Option<u64>,
+            pub max_subscriptions_per_connection: Option<usize>,
+            pub max_connections: Option<usize>,
+            pub subscriber_queue: Option<usize>,
+            pub max_complexity: Option<usize>,
+            pub max_depth: Option<usize>,
+            /// `sled` (the default) or `nats://host:port[,host:port...]`.
+            pub store: Option<String>,
+            pub nats_stream: Option<String>,
+            pub nats_replicas: Option<usize>,
+        }
+    };
+}
+
+with_shared_settings! {
+    /// What a config file may say (every field optional).
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    FileConfig {
+        /// Tokens as `role:token` (roles: reader, recorder, admin).
+        pub tokens: Option<Vec<String>>,
+        pub allowed_origins: Option<Vec<String>>,
+    }
 }
 
 impl FileConfig {
@@ -50,27 +64,13 @@ impl FileConfig {
 #[error("configuration: {0}")]
 pub struct ConfigError(pub String);
 
-/// What flags and environment said (clap reads both, flags first).
-#[derive(Debug, Default, Clone)]
-pub struct Overrides {
-    pub listen: Option<String>,
-    pub data: Option<PathBuf>,
-    pub tokens: Vec<String>,
-    pub open_reads: Option<bool>,
-    pub allowed_origins: Vec<String>,
-    pub introspection: Option<bool>,
-    pub ws_init_timeout_seconds: Option<u64>,
-    pub log_format: Option<String>,
-    pub request_timeout_ms: Option<u64>,
-    pub max_wait_ms: Option<u64>,
-    pub max_subscriptions_per_connection: Option<usize>,
-    pub max_connections: Option<usize>,
-    pub subscriber_queue: Option<usize>,
-    pub max_complexity: Option<usize>,
-    pub max_depth: Option<usize>,
-    pub store: Option<String>,
-    pub nats_stream: Option<String>,
-    pub nats_replicas: Option<usize>,
+with_shared_settings! {
+    /// What flags and environment said (clap reads both, flags first).
+    #[derive(Debug, Default, Clone)]
+    Overrides {
+        pub tokens: Vec<String>,
+        pub allowed_origins: Vec<String>,
+    }
 }
 
 /// Where the log lives.

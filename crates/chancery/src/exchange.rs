@@ -203,102 +203,153 @@ impl References for FileRefs<'_> {
     }
 }
 
+/// An event's entry in the reference checks, as recorded (not yet retracted).
+fn event_ref(event: &NewEvent) -> EventRef {
+    EventRef {
+        kind: event.kind(),
+        timeline: event.timeline.clone(),
+        retracted: false,
+    }
+}
+
+/// Imports an event file: checks every line first, then appends what the store lacks.
 async fn import_events(
     log: &dyn EventLog,
     source: &Source,
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<ImportSummary, ExchangeError> {
     let total = source.size();
-    let mut registry = (*log.registry().await?).clone();
-    let mut known: HashMap<EventId, EventRef> = HashMap::new();
-    let mut first_seen: HashMap<EventId, u64> = HashMap::new();
-    let mut present: HashSet<EventId> = HashSet::new();
+    let mut check = EventCheck {
+        log,
+        registry: (*log.registry().await?).clone(),
+        known: HashMap::new(),
+        first_seen: HashMap::new(),
+        present: HashSet::new(),
+    };
     let mut summary = ImportSummary::default();
 
     // Pass 1: check every line; nothing is written if one is bad.
     for item in lines(source.open()?) {
         let (number, text, offset) = item?;
-        let event: NewEvent =
-            serde_json::from_str(&text).map_err(|e| line_error(number, e.to_string()))?;
-        validate(&event).map_err(|e| line_error(number, e.to_string()))?;
-        if let Some(first) = first_seen.insert(event.id, number) {
-            return Err(line_error(
-                number,
-                format!("id: {} is already used on line {first}", event.id),
-            ));
-        }
+        check.line(number, &text).await?;
         summary.read += 1;
-        if let Some(stored) = log.event(event.id).await? {
-            if stored
-                .event()
-                .map_err(|e| unreadable(stored.position(), &e))?
-                != &event
-            {
-                return Err(line_error(
-                    number,
-                    format!(
-                        "id: {} is already recorded at position {} with other content",
-                        event.id,
-                        stored.position()
-                    ),
-                ));
-            }
-            present.insert(event.id);
-            known.insert(
-                event.id,
-                EventRef {
-                    kind: event.kind(),
-                    timeline: event.timeline.clone(),
-                    retracted: false,
-                },
-            );
-            continue;
-        }
-        for id in event.referenced_events() {
-            if let std::collections::hash_map::Entry::Vacant(slot) = known.entry(id) {
-                if let Some(stored) = log.event(id).await? {
-                    let event = stored
-                        .event()
-                        .map_err(|e| unreadable(stored.position(), &e))?;
-                    slot.insert(EventRef {
-                        kind: event.kind(),
-                        timeline: event.timeline.clone(),
-                        retracted: false,
-                    });
-                }
-            }
-        }
-        validate_references(
-            &event,
-            &FileRefs {
-                registry: &registry,
-                events: &known,
-            },
-        )
-        .map_err(|e| line_error(number, e.to_string()))?;
-        registry.apply(&event);
-        if let Payload::Retraction(r) = &event.payload {
-            if let Some(target) = known.get_mut(&r.retracts) {
-                target.retracted = true;
-            }
-        }
-        known.insert(
-            event.id,
-            EventRef {
-                kind: event.kind(),
-                timeline: event.timeline.clone(),
-                retracted: false,
-            },
-        );
         progress(Progress {
             phase: "checking",
             done: offset,
             total,
         });
     }
-    drop(known);
+    let present = check.into_present();
 
     // Pass 2: append in batches of consecutive events of one timeline.
+    append_events(log, source, &present, total, &mut summary, progress).await?;
+    summary.head = log.head().await?.position;
+    Ok(summary)
+}
+
+/// The first pass of an event import: what it has learned from the store and the lines so far.
+struct EventCheck<'a> {
+    log: &'a dyn EventLog,
+    /// The store's registry with the file's registrations so far applied.
+    registry: Registry,
+    /// Events a line may refer to: those of the file so far and those looked up in the store.
+    known: HashMap<EventId, EventRef>,
+    /// The line each id of the file first stands on.
+    first_seen: HashMap<EventId, u64>,
+    /// Events of the file the store already holds with the same content.
+    present: HashSet<EventId>,
+}
+
+impl EventCheck<'_> {
+    /// The events the store already holds, once every line is checked (the rest is dropped:
+    /// the second pass needs only these).
+    fn into_present(self) -> HashSet<EventId> {
+        self.present
+    }
+
+    /// Checks one line: its schema, its id, and what it refers to, then records what it adds.
+    async fn line(&mut self, number: u64, text: &str) -> Result<(), ExchangeError> {
+        let event: NewEvent =
+            serde_json::from_str(text).map_err(|e| line_error(number, e.to_string()))?;
+        validate(&event).map_err(|e| line_error(number, e.to_string()))?;
+        if let Some(first) = self.first_seen.insert(event.id, number) {
+            return Err(line_error(
+                number,
+                format!("id: {} is already used on line {first}", event.id),
+            ));
+        }
+        if self.already_recorded(number, &event).await? {
+            self.present.insert(event.id);
+            self.known.insert(event.id, event_ref(&event));
+            return Ok(());
+        }
+        self.look_up_references(&event).await?;
+        validate_references(
+            &event,
+            &FileRefs {
+                registry: &self.registry,
+                events: &self.known,
+            },
+        )
+        .map_err(|e| line_error(number, e.to_string()))?;
+        self.registry.apply(&event);
+        if let Payload::Retraction(r) = &event.payload {
+            if let Some(target) = self.known.get_mut(&r.retracts) {
+                target.retracted = true;
+            }
+        }
+        self.known.insert(event.id, event_ref(&event));
+        Ok(())
+    }
+
+    /// Whether the store already holds this event; an error if it holds other content under its id.
+    async fn already_recorded(&self, number: u64, event: &NewEvent) -> Result<bool, ExchangeError> {
+        let Some(stored) = self.log.event(event.id).await? else {
+            return Ok(false);
+        };
+        if stored
+            .event()
+            .map_err(|e| unreadable(stored.position(), &e))?
+            != event
+        {
+            return Err(line_error(
+                number,
+                format!(
+                    "id: {} is already recorded at position {} with other content",
+                    event.id,
+                    stored.position()
+                ),
+            ));
+        }
+        Ok(true)
+    }
+
+    /// Looks up in the store the events a line refers to that the file has not introduced.
+    async fn look_up_references(&mut self, event: &NewEvent) -> Result<(), ExchangeError> {
+        for id in event.referenced_events() {
+            if let std::collections::hash_map::Entry::Vacant(slot) = self.known.entry(id) {
+                if let Some(stored) = self.log.event(id).await? {
+                    let event = stored
+                        .event()
+                        .map_err(|e| unreadable(stored.position(), &e))?;
+                    slot.insert(event_ref(event));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The second pass of an event import: appends the events not `present`, in batches of
+/// consecutive events of one timeline.
+async fn append_events(
+    log: &dyn EventLog,
+    source: &Source,
+    present: &HashSet<EventId>,
+    total: Option<u64>,
+    summary: &mut ImportSummary,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<(), ExchangeError> {
     let mut batch: Vec<NewEvent> = Vec::with_capacity(IMPORT_BATCH);
     let mut batch_lines = (0u64, 0u64);
     for item in lines(source.open()?) {
@@ -326,8 +377,7 @@ async fn import_events(
         });
     }
     summary.written += append_batch(log, &mut batch, batch_lines).await?;
-    summary.head = log.head().await?.position;
-    Ok(summary)
+    Ok(())
 }
 
 async fn append_batch(
@@ -346,11 +396,7 @@ async fn append_batch(
         events,
     })
     .await
-    .map_err(|source| ExchangeError::Batch {
-        first,
-        last,
-        source,
-    })?;
+    .map_err(batch_error(first, last))?;
     Ok(count)
 }
 
@@ -448,12 +494,17 @@ async fn restore_chunk(
     let out = log
         .restore(records)
         .await
-        .map_err(|source| ExchangeError::Batch {
-            first,
-            last,
-            source,
-        })?;
+        .map_err(batch_error(first, last))?;
     Ok(out.restored)
+}
+
+/// The error of a batch of lines `first..=last` that the store refused.
+fn batch_error(first: u64, last: u64) -> impl FnOnce(StoreError) -> ExchangeError {
+    move |source| ExchangeError::Batch {
+        first,
+        last,
+        source,
+    }
 }
 
 /// Checks one export line: its hash, its canonical form, its schema, its place in the chain.

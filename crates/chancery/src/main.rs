@@ -6,7 +6,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -16,6 +16,7 @@ use chancery::data::{DEFAULT_DATA_DIR, DataDir};
 use chancery::exchange::{self, ExportFormat, Progress, Source};
 use chancery::server::{App, shutdown_signal};
 use chancery_projections::{CheckpointPolicy, Projections};
+use chancery_store_sled::SledLog;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -252,6 +253,7 @@ async fn serve(args: ServeArgs, data: Option<PathBuf>) -> anyhow::Result<ExitCod
     Ok(ExitCode::SUCCESS)
 }
 
+/// Runs one command over the data directory.
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let data = DataDir::new(
         cli.data
@@ -264,134 +266,144 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", chancery_graphql::sdl());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Import { file } => {
-            let log = data
-                .open_log()
-                .with_context(|| format!("cannot open the store in {}", data.root().display()))?;
-            let (bar, update) = progress_bar();
-            let started = std::time::Instant::now();
-            let result = exchange::import(&log, &Source::File(file.clone()), &update).await;
-            bar.finish_and_clear();
-            let summary = result.with_context(|| format!("{} was not imported", file.display()))?;
-            let seconds = started.elapsed().as_secs_f64();
-            if summary.restored {
-                println!(
-                    "restored {} records ({} already present) from {}; head at position {} ({:.0} records/s)",
-                    summary.written,
-                    summary.already_present,
-                    file.display(),
-                    summary.head,
-                    summary.read as f64 / seconds.max(1e-9)
-                );
-            } else {
-                println!(
-                    "imported {} events ({} already present) from {}; head at position {} ({:.0} events/s)",
-                    summary.written,
-                    summary.already_present,
-                    file.display(),
-                    summary.head,
-                    summary.read as f64 / seconds.max(1e-9)
-                );
-            }
-            Ok(ExitCode::SUCCESS)
+        Command::Import { file } => import(&data, &file).await,
+        Command::Export { out, format } => export(&data, out.as_deref(), format).await,
+        Command::Replay => replay(&data).await,
+        Command::Verify { file } => verify(&data, file.as_deref()).await,
+    }
+}
+
+/// Opens the embedded log of the data directory, saying which directory failed.
+fn open_log(data: &DataDir) -> anyhow::Result<SledLog> {
+    data.open_log()
+        .with_context(|| format!("cannot open the store in {}", data.root().display()))
+}
+
+/// Events (or records, for a restore) per second over `seconds`, never dividing by zero.
+fn rate(count: u64, seconds: f64) -> f64 {
+    count as f64 / seconds.max(1e-9)
+}
+
+/// `chancery import`: imports an event file or restores an export, then reports what was written.
+async fn import(data: &DataDir, file: &Path) -> anyhow::Result<ExitCode> {
+    let log = open_log(data)?;
+    let (bar, update) = progress_bar();
+    let started = std::time::Instant::now();
+    let result = exchange::import(&log, &Source::File(file.to_path_buf()), &update).await;
+    bar.finish_and_clear();
+    let summary = result.with_context(|| format!("{} was not imported", file.display()))?;
+    let seconds = started.elapsed().as_secs_f64();
+    let (verb, unit) = if summary.restored {
+        ("restored", "records")
+    } else {
+        ("imported", "events")
+    };
+    println!(
+        "{verb} {} {unit} ({} already present) from {}; head at position {} ({:.0} {unit}/s)",
+        summary.written,
+        summary.already_present,
+        file.display(),
+        summary.head,
+        rate(summary.read, seconds)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `chancery export`: writes the log to a file (synced to disk) or to standard output.
+async fn export(data: &DataDir, out: Option<&Path>, format: Format) -> anyhow::Result<ExitCode> {
+    let log = open_log(data)?;
+    let format = match format {
+        Format::Ndjson => ExportFormat::Ndjson,
+        Format::Csv => ExportFormat::Csv,
+    };
+    let (bar, update) = progress_bar();
+    let written = match out {
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            let mut writer = std::io::BufWriter::new(file);
+            let n = exchange::export(&log, format, &mut writer, &update).await?;
+            writer
+                .into_inner()
+                .map_err(|e| e.into_error())
+                .and_then(|f| f.sync_all())
+                .with_context(|| format!("cannot finish {}", path.display()))?;
+            n
         }
-        Command::Export { out, format } => {
-            let log = data
-                .open_log()
-                .with_context(|| format!("cannot open the store in {}", data.root().display()))?;
-            let format = match format {
-                Format::Ndjson => ExportFormat::Ndjson,
-                Format::Csv => ExportFormat::Csv,
-            };
-            let (bar, update) = progress_bar();
-            let written = match &out {
-                Some(path) => {
-                    let file = std::fs::File::create(path)
-                        .with_context(|| format!("cannot create {}", path.display()))?;
-                    let mut writer = std::io::BufWriter::new(file);
-                    let n = exchange::export(&log, format, &mut writer, &update).await?;
-                    writer
-                        .into_inner()
-                        .map_err(|e| e.into_error())
-                        .and_then(|f| f.sync_all())
-                        .with_context(|| format!("cannot finish {}", path.display()))?;
-                    n
-                }
-                None => {
-                    let stdout = std::io::stdout();
-                    let mut lock = std::io::BufWriter::new(stdout.lock());
-                    let n = exchange::export(&log, format, &mut lock, &update).await?;
-                    lock.flush().context("cannot write to standard output")?;
-                    n
-                }
-            };
-            bar.finish_and_clear();
-            eprintln!("exported {written} events");
-            Ok(ExitCode::SUCCESS)
+        None => {
+            let stdout = std::io::stdout();
+            let mut lock = std::io::BufWriter::new(stdout.lock());
+            let n = exchange::export(&log, format, &mut lock, &update).await?;
+            lock.flush().context("cannot write to standard output")?;
+            n
         }
-        Command::Replay => {
-            let log = data
-                .open_log()
-                .with_context(|| format!("cannot open the store in {}", data.root().display()))?;
-            let dir = data.projections_dir();
-            Projections::reset(&dir).with_context(|| format!("cannot reset {}", dir.display()))?;
-            let projections =
-                Projections::open(Arc::new(log), Some(&dir), CheckpointPolicy::default()).await?;
-            let (bar, update) = progress_bar();
-            let started = std::time::Instant::now();
-            let replayed = projections
-                .catch_up(&|done, total| {
-                    update(Progress {
-                        phase: "replaying",
-                        done,
-                        total: Some(total),
-                    })
-                })
-                .await;
-            bar.finish_and_clear();
-            let replayed = replayed?;
-            projections.close()?;
-            let seconds = started.elapsed().as_secs_f64();
+    };
+    bar.finish_and_clear();
+    eprintln!("exported {written} events");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `chancery replay`: deletes the projections and rebuilds them from position 1.
+async fn replay(data: &DataDir) -> anyhow::Result<ExitCode> {
+    let log = open_log(data)?;
+    let dir = data.projections_dir();
+    Projections::reset(&dir).with_context(|| format!("cannot reset {}", dir.display()))?;
+    let projections =
+        Projections::open(Arc::new(log), Some(&dir), CheckpointPolicy::default()).await?;
+    let (bar, update) = progress_bar();
+    let started = std::time::Instant::now();
+    let replayed = projections
+        .catch_up(&|done, total| {
+            update(Progress {
+                phase: "replaying",
+                done,
+                total: Some(total),
+            })
+        })
+        .await;
+    bar.finish_and_clear();
+    let replayed = replayed?;
+    projections.close()?;
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "replayed {replayed} events into the projections in {seconds:.2} s ({:.0} events/s)",
+        rate(replayed, seconds)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `chancery verify`: walks the hash chain of an export file or of the store; exits with 2 when
+/// the chain is broken.
+async fn verify(data: &DataDir, file: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let (bar, update) = progress_bar();
+    let (what, verification) = match file {
+        Some(path) => (
+            path.display().to_string(),
+            exchange::verify_export(path, &update)?,
+        ),
+        None => {
+            let log = open_log(data)?;
+            (
+                data.root().display().to_string(),
+                exchange::verify_log(&log, &update).await?,
+            )
+        }
+    };
+    bar.finish_and_clear();
+    match verification.broken {
+        None => {
             println!(
-                "replayed {replayed} events into the projections in {seconds:.2} s ({:.0} events/s)",
-                replayed as f64 / seconds.max(1e-9)
+                "{what}: {} events, chain intact, head hash {}",
+                verification.records, verification.head_hash
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Verify { file } => {
-            let (bar, update) = progress_bar();
-            let (what, verification) = match &file {
-                Some(path) => (
-                    path.display().to_string(),
-                    exchange::verify_export(path, &update)?,
-                ),
-                None => {
-                    let log = data.open_log().with_context(|| {
-                        format!("cannot open the store in {}", data.root().display())
-                    })?;
-                    (
-                        data.root().display().to_string(),
-                        exchange::verify_log(&log, &update).await?,
-                    )
-                }
-            };
-            bar.finish_and_clear();
-            match verification.broken {
-                None => {
-                    println!(
-                        "{what}: {} events, chain intact, head hash {}",
-                        verification.records, verification.head_hash
-                    );
-                    Ok(ExitCode::SUCCESS)
-                }
-                Some((position, why)) => {
-                    println!(
-                        "{what}: the chain is broken at position {position}: {why} ({} events before it verify)",
-                        verification.records
-                    );
-                    Ok(ExitCode::from(2))
-                }
-            }
+        Some((position, why)) => {
+            println!(
+                "{what}: the chain is broken at position {position}: {why} ({} events before it verify)",
+                verification.records
+            );
+            Ok(ExitCode::from(2))
         }
     }
 }

@@ -2,65 +2,41 @@
 //! files (ES modules, the style sheet, the icon), all built into the binary with `include_bytes!`:
 //! no CDN, nothing fetched at run time. Every answer carries its `Content-Type`, `nosniff`, a strict
 //! Content-Security-Policy (same origin only, no inline script or style), `Cache-Control: no-cache`
-//! and an `ETag` computed from the file's bytes at compile time, so a revalidation costs a `304`.
+//! and an `ETag` of the file's bytes, so a revalidation costs a `304`
+//! ([`chancery_graphql::statics`] serves them).
 
 use axum::extract::Path;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use axum::routing::get;
-
-/// One file of the page.
-struct Asset {
-    name: &'static str,
-    content_type: &'static str,
-    bytes: &'static [u8],
-    /// FNV-1a of `bytes`, computed at compile time: the `ETag`.
-    hash: u64,
-}
-
-/// 64-bit FNV-1a, usable in constants.
-const fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut i = 0;
-    while i < bytes.len() {
-        hash ^= bytes[i] as u64;
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-        i += 1;
-    }
-    hash
-}
-
-macro_rules! asset {
-    ($name:literal, $content_type:expr) => {
-        Asset {
-            name: $name,
-            content_type: $content_type,
-            bytes: include_bytes!(concat!("../assets/ui/", $name)),
-            hash: fnv1a(include_bytes!(concat!("../assets/ui/", $name))),
-        }
-    };
-}
+use chancery_graphql::static_asset;
+use chancery_graphql::statics::{Asset, Site};
 
 const JS: &str = "text/javascript; charset=utf-8";
 
-const INDEX: Asset = asset!("index.html", "text/html; charset=utf-8");
+static INDEX: Asset = static_asset!("../assets/ui/", "index.html", "text/html; charset=utf-8");
 
 /// Everything `/ui/{file}` serves; any other name is a 404.
-const ASSETS: &[Asset] = &[
-    asset!("app.js", JS),
-    asset!("gql.js", JS),
-    asset!("live.js", JS),
-    asset!("timeline.js", JS),
-    asset!("views.js", JS),
-    asset!("util.js", JS),
-    asset!("style.css", "text/css; charset=utf-8"),
-    asset!("icon.svg", "image/svg+xml"),
+static ASSETS: [Asset; 8] = [
+    static_asset!("../assets/ui/", "app.js", JS),
+    static_asset!("../assets/ui/", "gql.js", JS),
+    static_asset!("../assets/ui/", "live.js", JS),
+    static_asset!("../assets/ui/", "timeline.js", JS),
+    static_asset!("../assets/ui/", "views.js", JS),
+    static_asset!("../assets/ui/", "util.js", JS),
+    static_asset!("../assets/ui/", "style.css", "text/css; charset=utf-8"),
+    static_asset!("../assets/ui/", "icon.svg", "image/svg+xml"),
 ];
 
 /// Same origin only: scripts, styles and the icon from this server, `fetch` and the WebSocket
 /// (`connect-src 'self'` covers `ws:`/`wss:` to the same host) to this server; no inline script
-/// or style, no frames, no forms posting anywhere.
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+/// or style, no frames, no forms posting anywhere. Links to sources open other sites: they are
+/// told nothing of this server.
+const PAGE: Site = Site {
+    csp: "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    referrer_policy: Some("no-referrer"),
+    missing: "no such file\n",
+};
 
 /// The page's routes, for any router state: `/` and `/ui/{file}`.
 pub fn router<S: Clone + Send + Sync + 'static>() -> axum::Router<S> {
@@ -70,60 +46,11 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> axum::Router<S> {
 }
 
 async fn index(headers: HeaderMap) -> Response {
-    respond(&INDEX, &headers)
+    PAGE.serve(&INDEX, &headers)
 }
 
 async fn file(Path(name): Path<String>, headers: HeaderMap) -> Response {
-    match ASSETS.iter().find(|a| a.name == name) {
-        Some(asset) => respond(asset, &headers),
-        None => {
-            let mut response = (StatusCode::NOT_FOUND, "no such file\n").into_response();
-            response.headers_mut().insert(
-                header::X_CONTENT_TYPE_OPTIONS,
-                HeaderValue::from_static("nosniff"),
-            );
-            response
-        }
-    }
-}
-
-fn respond(asset: &Asset, request: &HeaderMap) -> Response {
-    let etag = format!("\"{:016x}\"", asset.hash);
-    let fresh = request
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|tag| tag.trim() == etag || tag.trim() == "*")
-        });
-    let mut response = if fresh {
-        StatusCode::NOT_MODIFIED.into_response()
-    } else {
-        asset.bytes.into_response()
-    };
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(asset.content_type),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    // Links to sources open other sites: tell them nothing of this server.
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    if let Ok(value) = HeaderValue::from_str(&etag) {
-        h.insert(header::ETAG, value);
-    }
-    response
+    PAGE.serve_named(&ASSETS, &name, &headers)
 }
 
 #[cfg(test)]
@@ -169,11 +96,5 @@ mod tests {
                 );
             }
         }
-    }
-
-    #[test]
-    fn etag_changes_with_content() {
-        assert_ne!(fnv1a(b"a"), fnv1a(b"b"));
-        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
     }
 }

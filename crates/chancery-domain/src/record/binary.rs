@@ -62,25 +62,21 @@ pub(crate) fn encode(header: &Header, event: &NewEvent, out: &mut Vec<u8>) {
     out.push(header.kind.tag());
     out.extend_from_slice(header.id.as_bytes());
     let w = &mut Out(out);
-    w.str(event.timeline.as_str());
-    w.option(event.occurred.as_ref(), |w, o| {
-        w.valid_time(&o.start);
-        w.option(o.end.as_ref(), Out::valid_time);
-        w.u8(modality_tag(o.modality));
-    });
-    w.participants(&event.actors);
-    w.participants(&event.targets);
-    w.list(&event.issues, |w, i| w.str(i.as_str()));
+    w.write(&event.timeline);
+    w.write(&event.occurred);
+    w.write(&event.actors);
+    w.write(&event.targets);
+    w.write(&event.issues);
     // The payload goes behind its length, so that a reader of the terms can skip it.
     let mut payload = Vec::with_capacity(64);
-    encode_payload(&mut Out(&mut payload), &event.payload);
+    write_payload(&mut Out(&mut payload), &event.payload);
     w.len(payload.len());
     w.0.extend_from_slice(&payload);
-    w.list(&event.amounts, Out::amount);
-    w.option(event.location.as_deref(), |w, s| w.str(s));
-    w.str(&event.summary);
-    w.list(&event.sources, Out::source);
-    w.option(event.confidence.as_ref(), |w, c| w.f64(*c));
+    w.write(&event.amounts);
+    w.write(&event.location);
+    w.write(&event.summary);
+    w.write(&event.sources);
+    w.write(&event.confidence);
 }
 
 /// Reads the fixed header; the variable part is not looked at.
@@ -128,9 +124,9 @@ pub struct EventView<'a> {
     pub id: EventId,
     pub timeline: &'a str,
     pub occurred: Option<Occurred>,
-    actors: Participants<'a>,
-    targets: Participants<'a>,
-    issues: Strings<'a>,
+    actors: RawList<'a>,
+    targets: RawList<'a>,
+    issues: RawList<'a>,
     payload: &'a [u8],
 }
 
@@ -138,74 +134,56 @@ impl<'a> EventView<'a> {
     pub(crate) fn read(bytes: &'a [u8]) -> Result<EventView<'a>, RecordError> {
         let head = header(bytes)?;
         let mut r = In::new(&bytes[at::TERMS..]);
-        let timeline = r.str()?;
-        let occurred = r.option(In::occurred)?;
-        let actors = r.participants_raw()?;
-        let targets = r.participants_raw()?;
-        let issues = r.strings_raw()?;
-        let length = r.len()?;
-        let payload = r.take(length)?;
         Ok(EventView {
             kind: head.kind,
             id: head.id,
-            timeline,
-            occurred,
-            actors,
-            targets,
-            issues,
-            payload,
+            timeline: r.str()?,
+            occurred: r.read()?,
+            actors: r.participants_raw()?,
+            targets: r.participants_raw()?,
+            issues: r.strings_raw()?,
+            payload: r.behind_len()?,
         })
     }
 
     /// The parties acting, with the actor named for each, in order.
     pub fn actors(&self) -> impl Iterator<Item = (&'a str, Option<&'a str>)> + '_ {
-        self.actors.iter()
+        self.actors.participants()
     }
 
     pub fn targets(&self) -> impl Iterator<Item = (&'a str, Option<&'a str>)> + '_ {
-        self.targets.iter()
+        self.targets.participants()
     }
 
     pub fn issues(&self) -> impl Iterator<Item = &'a str> + '_ {
-        self.issues.iter()
+        self.issues.strings()
     }
 
     /// The kind's payload, decoded.
     pub fn payload(&self) -> Result<Payload, RecordError> {
-        let mut r = In::new(self.payload);
-        let payload = decode_payload(&mut r, self.kind)?;
-        r.end()?;
-        Ok(payload)
+        decode_payload(self.payload, self.kind)
     }
 }
 
-/// A list of participants as stored: decoded as it is walked.
+/// A list of participants or strings as stored: checked when the view was read, so that every
+/// item decodes, and decoded as it is walked.
 #[derive(Debug, Clone, Copy)]
-struct Participants<'a> {
+struct RawList<'a> {
     count: usize,
     bytes: &'a [u8],
 }
 
-impl<'a> Participants<'a> {
-    fn iter(&self) -> impl Iterator<Item = (&'a str, Option<&'a str>)> + '_ {
+impl<'a> RawList<'a> {
+    fn participants(&self) -> impl Iterator<Item = (&'a str, Option<&'a str>)> + '_ {
         let mut r = In::new(self.bytes);
-        // Checked when the view was read: every item decodes.
         (0..self.count).map_while(move |_| {
             let party = r.str().ok()?;
             let actor = r.option(In::str).ok()?;
             Some((party, actor))
         })
     }
-}
 
-#[derive(Debug, Clone, Copy)]
-struct Strings<'a> {
-    count: usize,
-    bytes: &'a [u8],
-}
-
-impl<'a> Strings<'a> {
-    fn iter(&self) -> impl Iterator<Item = &'a str> + '_ {
+    fn strings(&self) -> impl Iterator<Item = &'a str> + '_ {
         let mut r = In::new(self.bytes);
         (0..self.count).map_while(move |_| r.str().ok())
     }
@@ -215,78 +193,178 @@ impl<'a> Strings<'a> {
 pub(crate) fn decode(bytes: &[u8]) -> Result<(Header, NewEvent), RecordError> {
     let head = header(bytes)?;
     let mut r = In::new(&bytes[at::TERMS..]);
-    let timeline = TimelineSlug::new(r.str()?).map_err(|e| malformed(&e.to_string()))?;
-    let occurred = r.option(In::occurred)?;
-    let actors = r.participants()?;
-    let targets = r.participants()?;
-    let issues = r.list(|r| IssueSlug::new(r.str()?).map_err(|e| malformed(&e.to_string())))?;
-    let length = r.len()?;
-    let mut p = In::new(r.take(length)?);
-    let payload = decode_payload(&mut p, head.kind)?;
-    p.end()?;
-    let amounts = r.list(In::amount)?;
-    let location = r.option(|r| r.str().map(str::to_owned))?;
-    let summary = r.str()?.to_owned();
-    let sources = r.list(In::source)?;
-    let confidence = r.option(In::f64)?;
+    let event = NewEvent {
+        id: head.id,
+        timeline: r.read()?,
+        occurred: r.read()?,
+        actors: r.read()?,
+        targets: r.read()?,
+        issues: r.read()?,
+        payload: decode_payload(r.behind_len()?, head.kind)?,
+        amounts: r.read()?,
+        location: r.read()?,
+        summary: r.read()?,
+        sources: r.read()?,
+        confidence: r.read()?,
+    };
     r.end()?;
-    Ok((
-        head,
-        NewEvent {
-            id: head.id,
-            timeline,
-            occurred,
-            actors,
-            targets,
-            issues,
-            amounts,
-            location,
-            summary,
-            sources,
-            confidence,
-            payload,
-        },
-    ))
+    Ok((head, event))
 }
 
 fn malformed(why: &str) -> RecordError {
     RecordError::Malformed(why.to_owned())
 }
 
-fn modality_tag(m: Modality) -> u8 {
-    match m {
-        Modality::Occurred => 0,
-        Modality::Planned => 1,
-        Modality::Hypothetical => 2,
-        Modality::Denied => 3,
+/// A value with one stored encoding, written by [`Binary::write`] and read back, checked, by
+/// [`Binary::read`]. Implemented once per type, so that a field reads as it was written.
+trait Binary: Sized {
+    fn write(&self, w: &mut Out<'_>);
+    fn read(r: &mut In<'_>) -> Result<Self, RecordError>;
+}
+
+impl Binary for String {
+    fn write(&self, w: &mut Out<'_>) {
+        w.str(self);
+    }
+    fn read(r: &mut In<'_>) -> Result<Self, RecordError> {
+        r.str().map(str::to_owned)
     }
 }
 
-fn attribution_tag(a: Attribution) -> u8 {
-    match a {
-        Attribution::Named => 0,
-        Attribution::Anonymous => 1,
-        Attribution::Official => 2,
+impl Binary for u32 {
+    fn write(&self, w: &mut Out<'_>) {
+        w.u32(*self);
+    }
+    fn read(r: &mut In<'_>) -> Result<Self, RecordError> {
+        r.u32()
     }
 }
 
-/// Tags of the kinds' small enums, one table each way, so that no enum is ever cast.
-macro_rules! tags {
-    ($name:ident, $from:ident, $ty:ty, [$($variant:path),+ $(,)?]) => {
-        fn $name(v: $ty) -> u8 {
-            let all = [$($variant),+];
-            all.iter().position(|x| *x == v).and_then(|i| u8::try_from(i).ok()).unwrap_or(u8::MAX)
+impl Binary for f64 {
+    fn write(&self, w: &mut Out<'_>) {
+        w.f64(*self);
+    }
+    fn read(r: &mut In<'_>) -> Result<Self, RecordError> {
+        r.f64()
+    }
+}
+
+impl Binary for EventId {
+    fn write(&self, w: &mut Out<'_>) {
+        w.0.extend_from_slice(self.as_bytes());
+    }
+    fn read(r: &mut In<'_>) -> Result<Self, RecordError> {
+        Ok(EventId::from_bytes(r.array()?))
+    }
+}
+
+impl Binary for ValidTime {
+    fn write(&self, w: &mut Out<'_>) {
+        w.valid_time(self);
+    }
+    fn read(r: &mut In<'_>) -> Result<Self, RecordError> {
+        r.valid_time()
+    }
+}
+
+/// An optional value: a flag byte (0 absent, 1 present), then the value.
+impl<T: Binary> Binary for Option<T> {
+    fn write(&self, w: &mut Out<'_>) {
+        w.option(self.as_ref(), |w, v| v.write(w));
+    }
+    fn read(r: &mut In<'_>) -> Result<Self, RecordError> {
+        r.option(T::read)
+    }
+}
+
+/// A list: its count, then its items.
+impl<T: Binary> Binary for Vec<T> {
+    fn write(&self, w: &mut Out<'_>) {
+        w.list(self, |w, v| v.write(w));
+    }
+    fn read(r: &mut In<'_>) -> Result<Self, RecordError> {
+        r.list(T::read)
+    }
+}
+
+impl<T: Binary> Binary for Box<T> {
+    fn write(&self, w: &mut Out<'_>) {
+        (**self).write(w);
+    }
+    fn read(r: &mut In<'_>) -> Result<Self, RecordError> {
+        T::read(r).map(Box::new)
+    }
+}
+
+/// A payload of any kind, its kind's tag first: the new payload a correction gives.
+impl Binary for Payload {
+    fn write(&self, w: &mut Out<'_>) {
+        w.u8(self.kind().tag());
+        write_payload(w, self);
+    }
+    fn read(r: &mut In<'_>) -> Result<Self, RecordError> {
+        let kind = Kind::from_tag(r.u8()?).ok_or_else(|| malformed("unknown kind"))?;
+        read_payload(r, kind)
+    }
+}
+
+/// Codes and slugs are stored as their text, and checked again when read.
+macro_rules! binary_validated_string {
+    ($($ty:ty),+) => {$(
+        impl Binary for $ty {
+            fn write(&self, w: &mut Out<'_>) {
+                w.str(self.as_str());
+            }
+            fn read(r: &mut In<'_>) -> Result<Self, RecordError> {
+                <$ty>::new(r.str()?).map_err(|e| malformed(&e.to_string()))
+            }
         }
-        fn $from(tag: u8) -> Result<$ty, RecordError> {
-            let all = [$($variant),+];
-            all.get(usize::from(tag)).copied().ok_or_else(|| malformed(concat!("unknown ", stringify!($ty))))
+    )+};
+}
+
+binary_validated_string!(PartyCode, ActorSlug, IssueSlug, TimelineSlug);
+
+/// Small enums are stored as one-byte tags, by their place in one table per enum (so that no
+/// enum is ever cast); an unknown tag fails with "unknown <what>".
+macro_rules! binary_tags {
+    ($ty:ty, [$($variant:path),+ $(,)?]) => {
+        binary_tags!($ty, concat!("unknown ", stringify!($ty)), [$($variant),+]);
+    };
+    ($ty:ty, $unknown:expr, [$($variant:path),+ $(,)?]) => {
+        impl Binary for $ty {
+            fn write(&self, w: &mut Out<'_>) {
+                let all = [$($variant),+];
+                let tag = all.iter().position(|x| x == self).and_then(|i| u8::try_from(i).ok());
+                w.u8(tag.unwrap_or(u8::MAX));
+            }
+            fn read(r: &mut In<'_>) -> Result<Self, RecordError> {
+                let all = [$($variant),+];
+                all.get(usize::from(r.u8()?)).copied().ok_or_else(|| malformed($unknown))
+            }
         }
     };
 }
 
-tags!(
-    demand_type_tag,
-    demand_type_of,
+binary_tags!(
+    Modality,
+    "unknown modality",
+    [
+        Modality::Occurred,
+        Modality::Planned,
+        Modality::Hypothetical,
+        Modality::Denied,
+    ]
+);
+binary_tags!(
+    Attribution,
+    "unknown attribution",
+    [
+        Attribution::Named,
+        Attribution::Anonymous,
+        Attribution::Official,
+    ]
+);
+binary_tags!(
     DemandType,
     [
         DemandType::PolicyChange,
@@ -295,9 +373,7 @@ tags!(
         DemandType::Meeting,
     ]
 );
-tags!(
-    instrument_tag,
-    instrument_of,
+binary_tags!(
     Instrument,
     [
         Instrument::Tariff,
@@ -307,39 +383,18 @@ tags!(
         Instrument::Other,
     ]
 );
-tags!(
-    refusal_of_tag,
-    refusal_of_of,
-    RefusalOf,
-    [RefusalOf::ToDiscuss, RefusalOf::ToAccept]
-);
-tags!(
-    concession_type_tag,
-    concession_type_of,
+binary_tags!(RefusalOf, [RefusalOf::ToDiscuss, RefusalOf::ToAccept]);
+binary_tags!(
     ConcessionType,
-    [ConcessionType::AccedeToDemand, ConcessionType::EaseMeasure,]
+    [ConcessionType::AccedeToDemand, ConcessionType::EaseMeasure]
 );
-tags!(
-    agreement_form_tag,
-    agreement_form_of,
+binary_tags!(
     AgreementForm,
-    [AgreementForm::JointStatement, AgreementForm::SignedDeal,]
+    [AgreementForm::JointStatement, AgreementForm::SignedDeal]
 );
-tags!(
-    measure_action_tag,
-    measure_action_of,
-    MeasureAction,
-    [MeasureAction::Impose, MeasureAction::Ease]
-);
-tags!(
-    tone_tag,
-    tone_of,
-    Tone,
-    [Tone::Neutral, Tone::Optimistic, Tone::Pessimistic]
-);
-tags!(
-    accusation_form_tag,
-    accusation_form_of,
+binary_tags!(MeasureAction, [MeasureAction::Impose, MeasureAction::Ease]);
+binary_tags!(Tone, [Tone::Neutral, Tone::Optimistic, Tone::Pessimistic]);
+binary_tags!(
     AccusationForm,
     [
         AccusationForm::Criticize,
@@ -348,9 +403,7 @@ tags!(
         AccusationForm::LegalAction,
     ]
 );
-tags!(
-    talks_format_tag,
-    talks_format_of,
+binary_tags!(
     TalksFormat,
     [
         TalksFormat::Negotiation,
@@ -359,255 +412,70 @@ tags!(
         TalksFormat::ThirdLocation,
     ]
 );
-tags!(
-    party_kind_tag,
-    party_kind_of,
+binary_tags!(
     PartyKind,
     [PartyKind::State, PartyKind::Organization, PartyKind::Other]
 );
 
-fn encode_payload(w: &mut Out<'_>, payload: &Payload) {
-    match payload {
-        Payload::Offer(o) => {
-            w.str(&o.terms);
-            w.list(&o.conditions, |w, c| w.str(c));
-            w.option(o.reaffirms.as_ref(), Out::id);
+/// A struct is stored as its fields, one after another, in the order listed here: one list
+/// serves both writing and reading.
+macro_rules! binary_struct {
+    ($($ty:ident { $($field:ident),+ $(,)? })+) => {$(
+        impl Binary for $ty {
+            fn write(&self, w: &mut Out<'_>) {
+                $(self.$field.write(w);)+
+            }
+            fn read(r: &mut In<'_>) -> Result<Self, RecordError> {
+                Ok($ty { $($field: r.read()?),+ })
+            }
         }
-        Payload::Demand(d) => {
-            w.str(&d.terms);
-            w.u8(demand_type_tag(d.demand_type));
-            w.option(d.deadline.as_ref(), Out::valid_time);
-            w.option(d.reaffirms.as_ref(), Out::id);
-        }
-        Payload::Threat(t) => {
-            w.str(&t.terms);
-            w.u8(instrument_tag(t.instrument));
-            w.option(t.condition.as_deref(), |w, s| w.str(s));
-            w.option(t.deadline.as_ref(), Out::valid_time);
-        }
-        Payload::Refusal(r) => {
-            w.str(&r.terms);
-            w.u8(refusal_of_tag(r.of));
-            w.list(&r.refuses, Out::id);
-        }
-        Payload::Concession(c) => {
-            w.str(&c.terms);
-            w.u8(concession_type_tag(c.concession_type));
-            w.list(&c.answers, Out::id);
-        }
-        Payload::Agreement(a) => {
-            w.str(&a.terms);
-            w.u8(agreement_form_tag(a.form));
-        }
-        Payload::Measure(m) => {
-            w.str(&m.terms);
-            w.u8(instrument_tag(m.instrument));
-            w.u8(measure_action_tag(m.action));
-            w.valid_time(&m.announced);
-            w.option(m.effective.as_ref(), Out::valid_time);
-            w.option(m.rate_percent.as_ref(), |w, r| w.f64(*r));
-        }
-        Payload::Statement(s) => {
-            w.str(&s.claim);
-            w.u8(tone_tag(s.tone));
-        }
-        Payload::Accusation(a) => {
-            w.str(&a.claim);
-            w.u8(accusation_form_tag(a.form));
-        }
-        Payload::Seminar(s) => {
-            w.str(s.host.as_str());
-            w.u32(s.days);
-            w.list(&s.participants, |w, p| w.str(p));
-            w.option(s.topic.as_deref(), |w, t| w.str(t));
-        }
-        Payload::Visit(v) => {
-            w.str(v.visitor.as_str());
-            w.str(v.host.as_str());
-            w.str(&v.place);
-            w.str(&v.purpose);
-        }
-        Payload::Talks(t) => {
-            w.list(&t.participants, |w, p| w.str(p.as_str()));
-            w.str(&t.place);
-            w.u8(talks_format_tag(t.format));
-            w.option(t.rounds.as_ref(), |w, r| w.u32(*r));
-        }
-        Payload::Retraction(r) => {
-            w.id(&r.retracts);
-            w.str(&r.reason);
-        }
-        Payload::Correction(c) => {
-            w.id(&c.corrects);
-            w.str(&c.reason);
-            let ch = &c.changes;
-            w.option(ch.occurred.as_ref(), |w, o| {
-                w.valid_time(&o.start);
-                w.option(o.end.as_ref(), Out::valid_time);
-                w.u8(modality_tag(o.modality));
-            });
-            w.option(ch.actors.as_deref(), Out::participants);
-            w.option(ch.targets.as_deref(), Out::participants);
-            w.option(ch.issues.as_deref(), |w, l| {
-                w.list(l, |w, i| w.str(i.as_str()))
-            });
-            w.option(ch.amounts.as_deref(), |w, l| w.list(l, Out::amount));
-            w.option(ch.location.as_deref(), |w, s| w.str(s));
-            w.option(ch.summary.as_deref(), |w, s| w.str(s));
-            w.option(ch.sources.as_deref(), |w, l| w.list(l, Out::source));
-            w.option(ch.confidence.as_ref(), |w, c| w.f64(*c));
-            w.option(ch.payload.as_ref(), |w, p| {
-                w.u8(p.kind().tag());
-                encode_payload(w, p);
-            });
-        }
-        Payload::PartyRegistered(p) => {
-            w.str(p.code.as_str());
-            w.str(&p.name);
-            w.u8(party_kind_tag(p.party_kind));
-        }
-        Payload::ActorRegistered(a) => {
-            w.str(a.slug.as_str());
-            w.str(&a.name);
-            w.str(a.party.as_str());
-            w.str(&a.role);
-            w.option(a.from.as_ref(), Out::valid_time);
-            w.option(a.to.as_ref(), Out::valid_time);
-        }
-        Payload::IssueRegistered(i) => {
-            w.str(i.slug.as_str());
-            w.str(&i.title);
-            w.option(i.description.as_deref(), |w, s| w.str(s));
-        }
-        Payload::TimelineRegistered(t) => {
-            w.str(t.slug.as_str());
-            w.str(&t.title);
-            w.option(t.description.as_deref(), |w, s| w.str(s));
-        }
-    }
+    )+};
 }
 
-fn decode_payload(r: &mut In<'_>, kind: Kind) -> Result<Payload, RecordError> {
-    Ok(match kind {
-        Kind::Offer => Payload::Offer(Offer {
-            terms: r.string()?,
-            conditions: r.list(In::string)?,
-            reaffirms: r.option(In::id)?,
-        }),
-        Kind::Demand => Payload::Demand(Demand {
-            terms: r.string()?,
-            demand_type: demand_type_of(r.u8()?)?,
-            deadline: r.option(In::valid_time)?,
-            reaffirms: r.option(In::id)?,
-        }),
-        Kind::Threat => Payload::Threat(Threat {
-            terms: r.string()?,
-            instrument: instrument_of(r.u8()?)?,
-            condition: r.option(In::string)?,
-            deadline: r.option(In::valid_time)?,
-        }),
-        Kind::Refusal => Payload::Refusal(Refusal {
-            terms: r.string()?,
-            of: refusal_of_of(r.u8()?)?,
-            refuses: r.list(In::id)?,
-        }),
-        Kind::Concession => Payload::Concession(Concession {
-            terms: r.string()?,
-            concession_type: concession_type_of(r.u8()?)?,
-            answers: r.list(In::id)?,
-        }),
-        Kind::Agreement => Payload::Agreement(Agreement {
-            terms: r.string()?,
-            form: agreement_form_of(r.u8()?)?,
-        }),
-        Kind::Measure => Payload::Measure(Measure {
-            terms: r.string()?,
-            instrument: instrument_of(r.u8()?)?,
-            action: measure_action_of(r.u8()?)?,
-            announced: r.valid_time()?,
-            effective: r.option(In::valid_time)?,
-            rate_percent: r.option(In::f64)?,
-        }),
-        Kind::Statement => Payload::Statement(Statement {
-            claim: r.string()?,
-            tone: tone_of(r.u8()?)?,
-        }),
-        Kind::Accusation => Payload::Accusation(Accusation {
-            claim: r.string()?,
-            form: accusation_form_of(r.u8()?)?,
-        }),
-        Kind::Seminar => Payload::Seminar(Seminar {
-            host: r.party()?,
-            days: r.u32()?,
-            participants: r.list(In::string)?,
-            topic: r.option(In::string)?,
-        }),
-        Kind::Visit => Payload::Visit(Visit {
-            visitor: r.party()?,
-            host: r.party()?,
-            place: r.string()?,
-            purpose: r.string()?,
-        }),
-        Kind::Talks => Payload::Talks(Talks {
-            participants: r.list(In::party)?,
-            place: r.string()?,
-            format: talks_format_of(r.u8()?)?,
-            rounds: r.option(In::u32)?,
-        }),
-        Kind::Retraction => Payload::Retraction(Retraction {
-            retracts: r.id()?,
-            reason: r.string()?,
-        }),
-        Kind::Correction => {
-            let corrects = r.id()?;
-            let reason = r.string()?;
-            let changes = CorrectionChanges {
-                occurred: r.option(In::occurred)?,
-                actors: r.option(In::participants)?,
-                targets: r.option(In::participants)?,
-                issues: r.option(|r| {
-                    r.list(|r| IssueSlug::new(r.str()?).map_err(|e| malformed(&e.to_string())))
-                })?,
-                amounts: r.option(|r| r.list(In::amount))?,
-                location: r.option(In::string)?,
-                summary: r.option(In::string)?,
-                sources: r.option(|r| r.list(In::source))?,
-                confidence: r.option(In::f64)?,
-                payload: r.option(|r| {
-                    let kind = Kind::from_tag(r.u8()?).ok_or_else(|| malformed("unknown kind"))?;
-                    decode_payload(r, kind)
-                })?,
-            };
-            Payload::Correction(Box::new(Correction {
-                corrects,
-                reason,
-                changes,
-            }))
-        }
-        Kind::PartyRegistered => Payload::PartyRegistered(PartyRegistered {
-            code: r.party()?,
-            name: r.string()?,
-            party_kind: party_kind_of(r.u8()?)?,
-        }),
-        Kind::ActorRegistered => Payload::ActorRegistered(ActorRegistered {
-            slug: ActorSlug::new(r.str()?).map_err(|e| malformed(&e.to_string()))?,
-            name: r.string()?,
-            party: r.party()?,
-            role: r.string()?,
-            from: r.option(In::valid_time)?,
-            to: r.option(In::valid_time)?,
-        }),
-        Kind::IssueRegistered => Payload::IssueRegistered(IssueRegistered {
-            slug: IssueSlug::new(r.str()?).map_err(|e| malformed(&e.to_string()))?,
-            title: r.string()?,
-            description: r.option(In::string)?,
-        }),
-        Kind::TimelineRegistered => Payload::TimelineRegistered(TimelineRegistered {
-            slug: TimelineSlug::new(r.str()?).map_err(|e| malformed(&e.to_string()))?,
-            title: r.string()?,
-            description: r.option(In::string)?,
-        }),
-    })
+binary_struct! {
+    Occurred { start, end, modality }
+    Participant { party, actor }
+    Amount { value, unit, measures }
+    Source { publication, title, url, published, attribution, quote }
+    Offer { terms, conditions, reaffirms }
+    Demand { terms, demand_type, deadline, reaffirms }
+    Threat { terms, instrument, condition, deadline }
+    Refusal { terms, of, refuses }
+    Concession { terms, concession_type, answers }
+    Agreement { terms, form }
+    Measure { terms, instrument, action, announced, effective, rate_percent }
+    Statement { claim, tone }
+    Accusation { claim, form }
+    Seminar { host, days, participants, topic }
+    Visit { visitor, host, place, purpose }
+    Talks { participants, place, format, rounds }
+    Retraction { retracts, reason }
+    Correction { corrects, reason, changes }
+    CorrectionChanges {
+        occurred, actors, targets, issues, amounts, location, summary, sources, confidence, payload
+    }
+    PartyRegistered { code, name, party_kind }
+    ActorRegistered { slug, name, party, role, from, to }
+    IssueRegistered { slug, title, description }
+    TimelineRegistered { slug, title, description }
+}
+
+/// Writes a payload's fields; its kind is stored apart (in the header, or before it).
+fn write_payload(w: &mut Out<'_>, payload: &Payload) {
+    on_payload_body!(payload, body => body.write(w));
+}
+
+/// Reads the fields of a payload of the given kind.
+fn read_payload(r: &mut In<'_>, kind: Kind) -> Result<Payload, RecordError> {
+    Ok(payload_of_kind!(kind, r.read()?))
+}
+
+/// Decodes a payload stored behind its length: its bytes must hold exactly one payload.
+fn decode_payload(bytes: &[u8], kind: Kind) -> Result<Payload, RecordError> {
+    let mut r = In::new(bytes);
+    let payload = read_payload(&mut r, kind)?;
+    r.end()?;
+    Ok(payload)
 }
 
 /// The writing side.
@@ -643,8 +511,8 @@ impl Out<'_> {
         self.0.extend_from_slice(s.as_bytes());
     }
 
-    fn id(&mut self, id: &EventId) {
-        self.0.extend_from_slice(id.as_bytes());
+    fn write<T: Binary>(&mut self, value: &T) {
+        value.write(self);
     }
 
     fn option<T: ?Sized>(&mut self, value: Option<&T>, write: impl FnOnce(&mut Self, &T)) {
@@ -662,28 +530,6 @@ impl Out<'_> {
         for item in items {
             write(self, item);
         }
-    }
-
-    fn participants(&mut self, list: &[Participant]) {
-        self.list(list, |w, p| {
-            w.str(p.party.as_str());
-            w.option(p.actor.as_ref(), |w, a| w.str(a.as_str()));
-        });
-    }
-
-    fn amount(&mut self, a: &Amount) {
-        self.f64(a.value);
-        self.str(&a.unit);
-        self.str(&a.measures);
-    }
-
-    fn source(&mut self, s: &Source) {
-        self.str(&s.publication);
-        self.option(s.title.as_deref(), |w, t| w.str(t));
-        self.option(s.url.as_deref(), |w, u| w.str(u));
-        self.option(s.published.as_ref(), Out::valid_time);
-        self.u8(attribution_tag(s.attribution));
-        self.option(s.quote.as_deref(), |w, q| w.str(q));
     }
 
     fn valid_time(&mut self, t: &ValidTime) {
@@ -789,16 +635,8 @@ impl<'a> In<'a> {
         std::str::from_utf8(self.take(n)?).map_err(|_| malformed("a string is not UTF-8"))
     }
 
-    fn string(&mut self) -> Result<String, RecordError> {
-        self.str().map(str::to_owned)
-    }
-
-    fn party(&mut self) -> Result<PartyCode, RecordError> {
-        PartyCode::new(self.str()?).map_err(|e| malformed(&e.to_string()))
-    }
-
-    fn id(&mut self) -> Result<EventId, RecordError> {
-        Ok(EventId::from_bytes(self.array()?))
+    fn read<T: Binary>(&mut self) -> Result<T, RecordError> {
+        T::read(self)
     }
 
     fn option<T>(
@@ -829,79 +667,39 @@ impl<'a> In<'a> {
         Ok(out)
     }
 
-    fn occurred(&mut self) -> Result<Occurred, RecordError> {
-        Ok(Occurred {
-            start: self.valid_time()?,
-            end: self.option(In::valid_time)?,
-            modality: match self.u8()? {
-                0 => Modality::Occurred,
-                1 => Modality::Planned,
-                2 => Modality::Hypothetical,
-                3 => Modality::Denied,
-                _ => return Err(malformed("unknown modality")),
-            },
-        })
-    }
-
-    fn participants(&mut self) -> Result<Vec<Participant>, RecordError> {
-        self.list(|r| {
-            Ok(Participant {
-                party: r.party()?,
-                actor: r
-                    .option(|r| ActorSlug::new(r.str()?).map_err(|e| malformed(&e.to_string())))?,
-            })
-        })
+    /// The bytes stored behind a length (the payload), taken whole.
+    fn behind_len(&mut self) -> Result<&'a [u8], RecordError> {
+        let n = self.len()?;
+        self.take(n)
     }
 
     /// A list of participants, checked and kept as bytes for [`EventView`].
-    fn participants_raw(&mut self) -> Result<Participants<'a>, RecordError> {
+    fn participants_raw(&mut self) -> Result<RawList<'a>, RecordError> {
+        self.raw_list(|r| {
+            r.str()?;
+            r.option(In::str).map(drop)
+        })
+    }
+
+    /// A list of strings, checked and kept as bytes for [`EventView`].
+    fn strings_raw(&mut self) -> Result<RawList<'a>, RecordError> {
+        self.raw_list(|r| r.str().map(drop))
+    }
+
+    /// A list whose items `check` reads past, kept as the bytes they span.
+    fn raw_list(
+        &mut self,
+        mut check: impl FnMut(&mut Self) -> Result<(), RecordError>,
+    ) -> Result<RawList<'a>, RecordError> {
         let count = self.len()?;
         let items = self.bytes;
         for _ in 0..count {
-            self.str()?;
-            self.option(In::str)?;
+            check(self)?;
         }
         let used = items.len() - self.bytes.len();
-        Ok(Participants {
+        Ok(RawList {
             count,
             bytes: &items[..used],
-        })
-    }
-
-    fn strings_raw(&mut self) -> Result<Strings<'a>, RecordError> {
-        let count = self.len()?;
-        let items = self.bytes;
-        for _ in 0..count {
-            self.str()?;
-        }
-        let used = items.len() - self.bytes.len();
-        Ok(Strings {
-            count,
-            bytes: &items[..used],
-        })
-    }
-
-    fn amount(&mut self) -> Result<Amount, RecordError> {
-        Ok(Amount {
-            value: self.f64()?,
-            unit: self.string()?,
-            measures: self.string()?,
-        })
-    }
-
-    fn source(&mut self) -> Result<Source, RecordError> {
-        Ok(Source {
-            publication: self.string()?,
-            title: self.option(In::string)?,
-            url: self.option(In::string)?,
-            published: self.option(In::valid_time)?,
-            attribution: match self.u8()? {
-                0 => Attribution::Named,
-                1 => Attribution::Anonymous,
-                2 => Attribution::Official,
-                _ => return Err(malformed("unknown attribution")),
-            },
-            quote: self.option(In::string)?,
         })
     }
 

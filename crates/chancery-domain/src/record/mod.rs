@@ -10,10 +10,10 @@ pub mod canonical;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::event::NewEvent;
+use crate::text_serde::serde_as_text;
 use crate::time::Timestamp;
 
 pub use binary::{EventView, FORM_BINARY, Header};
@@ -74,19 +74,9 @@ impl fmt::Debug for Hash {
     }
 }
 
-impl Serialize for Hash {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.to_hex())
-    }
-}
-
-impl<'de> Deserialize<'de> for Hash {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        Hash::from_hex(&s)
-            .ok_or_else(|| serde::de::Error::custom("expected 64 lowercase hex digits"))
-    }
-}
+serde_as_text!(Hash, |text: &str| {
+    Hash::from_hex(text).ok_or("expected 64 lowercase hex digits")
+});
 
 /// An event as the log holds it: its stored bytes, with the fixed header read, and the event
 /// decoded on first use (a record sealed by this process keeps the event it was sealed from).

@@ -5,22 +5,11 @@
 
 use chancery_domain::record::verify_record_hash;
 use chancery_domain::*;
+use chancery_testkit::fuzz::{self, damage};
 use proptest::prelude::*;
 
 /// The demo scenario: every kind of event, with sources, amounts, actors and references.
 const DEMO: &str = include_str!("../../../chancery/demo/us-china-trade-2018.ndjson");
-
-fn fuzz_config() -> ProptestConfig {
-    let cases = std::env::var("CHANCERY_FUZZ_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(10_000);
-    ProptestConfig {
-        cases,
-        max_shrink_iters: 500,
-        ..ProptestConfig::default()
-    }
-}
 
 /// The demo's events sealed into a chain, as the sled writer would store them.
 fn demo_records() -> &'static [(RecordedEvent, Vec<u8>)] {
@@ -43,47 +32,6 @@ fn seal_demo() -> Vec<(RecordedEvent, Vec<u8>)> {
             (record, line)
         })
         .collect()
-}
-
-/// One way to damage stored bytes.
-#[derive(Debug, Clone)]
-enum Damage {
-    FlipBit { at: prop::sample::Index, bit: u8 },
-    Replace { at: prop::sample::Index, byte: u8 },
-    Delete { at: prop::sample::Index },
-    Insert { at: prop::sample::Index, byte: u8 },
-    Truncate { at: prop::sample::Index },
-}
-
-fn damage() -> impl Strategy<Value = Damage> {
-    prop_oneof![
-        4 => (any::<prop::sample::Index>(), 0u8..8).prop_map(|(at, bit)| Damage::FlipBit { at, bit }),
-        2 => (any::<prop::sample::Index>(), any::<u8>()).prop_map(|(at, byte)| Damage::Replace { at, byte }),
-        1 => any::<prop::sample::Index>().prop_map(|at| Damage::Delete { at }),
-        1 => (any::<prop::sample::Index>(), any::<u8>()).prop_map(|(at, byte)| Damage::Insert { at, byte }),
-        1 => any::<prop::sample::Index>().prop_map(|at| Damage::Truncate { at }),
-    ]
-}
-
-fn apply(bytes: &mut Vec<u8>, damage: &Damage) {
-    if bytes.is_empty() {
-        return;
-    }
-    match damage {
-        Damage::FlipBit { at, bit } => {
-            let i = at.index(bytes.len());
-            bytes[i] ^= 1 << bit;
-        }
-        Damage::Replace { at, byte } => {
-            let i = at.index(bytes.len());
-            bytes[i] = *byte;
-        }
-        Damage::Delete { at } => {
-            bytes.remove(at.index(bytes.len()));
-        }
-        Damage::Insert { at, byte } => bytes.insert(at.index(bytes.len() + 1), *byte),
-        Damage::Truncate { at } => bytes.truncate(at.index(bytes.len())),
-    }
 }
 
 /// Whether a decoded record is self-consistent: its carried hash is the hash of its content.
@@ -134,7 +82,7 @@ fn check_damaged_stored(record: &RecordedEvent, damaged: &[u8]) -> Result<(), Te
 }
 
 proptest! {
-    #![proptest_config(fuzz_config())]
+    #![proptest_config(fuzz::config("CHANCERY_FUZZ_CASES", 10_000, 500))]
 
     /// Arbitrary bytes: never a panic, and nothing short of a sealed record verifies.
     #[test]
@@ -182,7 +130,7 @@ proptest! {
         let original = &records[pick.index(records.len())];
         let mut damaged = original.1.clone();
         for d in &damages {
-            apply(&mut damaged, d);
+            d.apply(&mut damaged);
         }
         check_damaged(original, &damaged)?;
     }
@@ -198,7 +146,7 @@ proptest! {
         let (record, _) = &records[pick.index(records.len())];
         let mut damaged = record.stored().to_vec();
         for d in &damages {
-            apply(&mut damaged, d);
+            d.apply(&mut damaged);
         }
         check_damaged_stored(record, &damaged)?;
     }

@@ -9,6 +9,13 @@ fn demo_event() -> NewEvent {
     sample::demand("us-china-trade", "USA", "CHN", "trade-deficit", "2018-03")
 }
 
+/// The demo event's canonical JSON line at `position` and `version`, recorded at 1 µs after the
+/// epoch as the first of its chain.
+fn demo_line(position: u64, version: u64) -> Vec<u8> {
+    let at = Timestamp::from_unix_micros(1);
+    encode_record(position, version, at, Hash::GENESIS, &demo_event()).0
+}
+
 #[test]
 fn an_event_reads_back_from_its_json_unchanged() {
     let e = demo_event();
@@ -25,22 +32,22 @@ fn an_event_reads_back_from_its_json_unchanged() {
     assert_eq!(back.to_canonical_json(), json.as_bytes());
 }
 
+/// The error that reading the demo event back gives once `edit` has changed its JSON.
+fn error_after_editing(edit: impl FnOnce(&mut serde_json::Value)) -> String {
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&demo_event().to_canonical_json()).unwrap();
+    edit(&mut v);
+    serde_json::from_value::<NewEvent>(v)
+        .unwrap_err()
+        .to_string()
+}
+
 #[test]
 fn unknown_fields_are_refused_by_name() {
-    let mut v: serde_json::Value =
-        serde_json::from_slice(&demo_event().to_canonical_json()).unwrap();
-    v["sumary"] = "typo".into();
-    let err = serde_json::from_value::<NewEvent>(v)
-        .unwrap_err()
-        .to_string();
+    let err = error_after_editing(|v| v["sumary"] = "typo".into());
     assert!(err.contains("unknown field `sumary`"), "{err}");
 
-    let mut v: serde_json::Value =
-        serde_json::from_slice(&demo_event().to_canonical_json()).unwrap();
-    v["payload"]["amount"] = 5.into();
-    let err = serde_json::from_value::<NewEvent>(v)
-        .unwrap_err()
-        .to_string();
+    let err = error_after_editing(|v| v["payload"]["amount"] = 5.into());
     assert!(
         err.contains("payload of DEMAND") && err.contains("unknown field `amount`"),
         "{err}"
@@ -49,23 +56,13 @@ fn unknown_fields_are_refused_by_name() {
 
 #[test]
 fn wrong_enum_values_and_dates_are_refused_with_what_is_allowed() {
-    let mut v: serde_json::Value =
-        serde_json::from_slice(&demo_event().to_canonical_json()).unwrap();
-    v["kind"] = "BRIBE".into();
-    let err = serde_json::from_value::<NewEvent>(v)
-        .unwrap_err()
-        .to_string();
+    let err = error_after_editing(|v| v["kind"] = "BRIBE".into());
     assert!(
         err.contains("unknown variant `BRIBE`") && err.contains("OFFER"),
         "{err}"
     );
 
-    let mut v: serde_json::Value =
-        serde_json::from_slice(&demo_event().to_canonical_json()).unwrap();
-    v["occurred"]["start"] = "2018-02-30".into();
-    let err = serde_json::from_value::<NewEvent>(v)
-        .unwrap_err()
-        .to_string();
+    let err = error_after_editing(|v| v["occurred"]["start"] = "2018-02-30".into());
     assert!(err.contains("no such day"), "{err}");
 }
 
@@ -94,13 +91,7 @@ fn a_record_carries_a_hash_of_its_own_bytes_chained_to_the_previous_one() {
 
 #[test]
 fn any_changed_byte_is_detected() {
-    let (bytes, _) = encode_record(
-        7,
-        3,
-        Timestamp::from_unix_micros(1),
-        Hash::GENESIS,
-        &demo_event(),
-    );
+    let bytes = demo_line(7, 3);
     let text = String::from_utf8(bytes.clone()).unwrap();
     let tampered = text.replacen("100000000000", "100000000001", 1);
     assert_ne!(tampered, text);
@@ -117,13 +108,7 @@ fn any_changed_byte_is_detected() {
 
 #[test]
 fn records_from_a_newer_schema_are_refused_with_advice() {
-    let (bytes, _) = encode_record(
-        1,
-        1,
-        Timestamp::from_unix_micros(1),
-        Hash::GENESIS,
-        &demo_event(),
-    );
+    let bytes = demo_line(1, 1);
     let newer = String::from_utf8(bytes)
         .unwrap()
         .replacen("\"schema\":1", "\"schema\":9", 1);

@@ -6,6 +6,11 @@ use chancery_domain::*;
 
 fn check_invalid(event: &NewEvent, field: &str, message_part: &str) {
     let errors = validate(event).expect_err("the event should be invalid");
+    assert_reported(&errors, field, message_part);
+}
+
+/// Asserts that one of `errors` is about `field` and says `message_part`.
+fn assert_reported(errors: &ValidationErrors, field: &str, message_part: &str) {
     assert!(
         errors
             .0
@@ -148,13 +153,26 @@ fn refs() -> Refs {
 
 fn check_bad_reference(event: &NewEvent, refs: &Refs, field: &str, part: &str) {
     let errors = validate_references(event, refs).expect_err("the reference should be refused");
-    assert!(
-        errors
-            .0
-            .iter()
-            .any(|e| e.field == field && e.message.contains(part)),
-        "expected {field}: …{part}…, got {errors}"
-    );
+    assert_reported(&errors, field, part);
+}
+
+/// Adds an unretracted event of `kind` in timeline `t` to the log; answers its id.
+fn record(refs: &mut Refs, kind: Kind) -> EventId {
+    let id = EventId::new_v7();
+    refs.events.push((
+        id,
+        EventRef {
+            kind,
+            timeline: TimelineSlug::new("t").unwrap(),
+            retracted: false,
+        },
+    ));
+    id
+}
+
+fn check_bad_retraction(refs: &Refs, retracts: EventId, part: &str) {
+    let retraction = sample::retraction("t", retracts);
+    check_bad_reference(&retraction, refs, "payload.retracts", part);
 }
 
 #[test]
@@ -192,65 +210,25 @@ fn registering_twice_is_refused() {
 #[test]
 fn a_retraction_must_point_at_an_existing_unretracted_act_of_the_same_timeline() {
     let mut refs = refs();
-    let missing = EventId::new_v7();
-    check_bad_reference(
-        &sample::retraction("t", missing),
-        &refs,
-        "payload.retracts",
-        "no event",
-    );
+    check_bad_retraction(&refs, EventId::new_v7(), "no event");
 
-    let target = EventId::new_v7();
-    refs.events.push((
-        target,
-        EventRef {
-            kind: Kind::Demand,
-            timeline: TimelineSlug::new("t").unwrap(),
-            retracted: false,
-        },
-    ));
+    let target = record(&mut refs, Kind::Demand);
     assert_eq!(
         validate_references(&sample::retraction("t", target), &refs),
         Ok(())
     );
 
     refs.events[0].1.retracted = true;
-    check_bad_reference(
-        &sample::retraction("t", target),
-        &refs,
-        "payload.retracts",
-        "already retracted",
-    );
+    check_bad_retraction(&refs, target, "already retracted");
 
-    let registration = EventId::new_v7();
-    refs.events.push((
-        registration,
-        EventRef {
-            kind: Kind::PartyRegistered,
-            timeline: TimelineSlug::new("t").unwrap(),
-            retracted: false,
-        },
-    ));
-    check_bad_reference(
-        &sample::retraction("t", registration),
-        &refs,
-        "payload.retracts",
-        "not an act of a party",
-    );
+    let registration = record(&mut refs, Kind::PartyRegistered);
+    check_bad_retraction(&refs, registration, "not an act of a party");
 }
 
 #[test]
 fn a_correction_keeps_the_kind_of_what_it_corrects() {
     let mut refs = refs();
-    let target = EventId::new_v7();
-    refs.events.push((
-        target,
-        EventRef {
-            kind: Kind::Demand,
-            timeline: TimelineSlug::new("t").unwrap(),
-            retracted: false,
-        },
-    ));
+    let target = record(&mut refs, Kind::Demand);
     let mut e = NewEvent::new(
         TimelineSlug::new("t").unwrap(),
         Payload::Correction(Box::new(Correction {

@@ -9,36 +9,16 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use async_graphql::{Request, Variables};
 use chancery_domain::NewEvent;
-use chancery_graphql::auth::Caller;
-use chancery_graphql::{Access, Api, ChanSchema, Limits, Metrics, Role};
+use chancery_graphql::{Access, Api, Caller, ChanSchema, Limits, Metrics, Role};
 use chancery_projections::{CheckpointPolicy, Projections};
 use chancery_store::{AppendRequest, EventLog, ExpectedVersion};
 use chancery_store_sled::{SledConfig, SledLog};
+use chancery_testkit::api::CLIENT_ERROR_CODES;
+use chancery_testkit::fuzz::{self, change_json, json_change, uuid_v7};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
 const DEMO: &str = include_str!("../../../chancery/demo/us-china-trade-2018.ndjson");
-const CODES: &[&str] = &[
-    "VALIDATION",
-    "CONFLICT",
-    "NOT_FOUND",
-    "UNAUTHORIZED",
-    "FORBIDDEN",
-    "LIMIT",
-];
-
-fn fuzz_config() -> ProptestConfig {
-    let cases = std::env::var("CHANCERY_FUZZ_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(3_000);
-    ProptestConfig {
-        cases,
-        max_shrink_iters: 300,
-        ..ProptestConfig::default()
-    }
-}
-
 /// The schema over one log holding the demo scenario, shared by every case.
 struct Fixture {
     runtime: tokio::runtime::Runtime,
@@ -170,38 +150,15 @@ fn templates() -> Vec<Value> {
     ]
 }
 
-/// A UUID v7 made of generated bits, so that a case replays the same.
-fn uuid_v7(high: u64, low: u64) -> String {
-    format!(
-        "{:08x}-{:04x}-7{:03x}-{:x}{:03x}-{:012x}",
-        high >> 32,
-        (high >> 16) & 0xffff,
-        high & 0xfff,
-        8 + (low >> 62),
-        (low >> 48) & 0xfff,
-        low & 0xffff_ffff_ffff
-    )
-}
-
 /// Any JSON value, weighted towards what the input meets: strings (empty, long, codes, slugs,
 /// dates, enum names, UUIDs), numbers at and past the limits, small arrays and objects.
-fn json_value() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::from),
-        any::<i64>().prop_map(Value::from),
-        any::<u32>().prop_map(Value::from),
-        prop_oneof![
-            any::<f64>(),
-            Just(1e16),
-            Just(1e17),
-            Just(-1.0),
-            Just(10_000.5),
-            Just(1.5)
-        ]
-        .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
-        ".{0,30}".prop_map(Value::from),
-        "[A-Z]{1,5}|[a-z-]{1,14}|[0-9]{1,5}(-[0-9]{1,2}){0,2}|[A-Z_]{3,12}".prop_map(Value::from),
+fn json_value() -> impl Strategy<Value = Value> + Clone {
+    fuzz::json_value(vec![
+        any::<u32>().prop_map(Value::from).boxed(),
+        fuzz::number(&[1e16, 1e17, -1.0, 10_000.5, 1.5]),
+        "[A-Z]{1,5}|[a-z-]{1,14}|[0-9]{1,5}(-[0-9]{1,2}){0,2}|[A-Z_]{3,12}"
+            .prop_map(Value::from)
+            .boxed(),
         prop::sample::select(vec![
             "USA",
             "CHN",
@@ -216,75 +173,22 @@ fn json_value() -> impl Strategy<Value = Value> {
             "2018-02-29",
             "2016-02-29",
             "0000-01-01",
-            "9999-12-31"
+            "9999-12-31",
         ])
-        .prop_map(Value::from),
-        Just(Value::from("x".repeat(20_000))),
-        (any::<u64>(), any::<u64>()).prop_map(|(h, l)| Value::from(uuid_v7(h, l))),
-    ];
-    leaf.prop_recursive(2, 12, 4, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::btree_map("[a-zA-Z]{1,10}", inner, 0..4)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
-        ]
-    })
-}
-
-#[derive(Debug, Clone)]
-enum Step {
-    Key(String),
-    Index(usize),
-}
-
-fn paths(value: &Value, at: &mut Vec<Step>, out: &mut Vec<Vec<Step>>) {
-    out.push(at.clone());
-    match value {
-        Value::Object(map) => {
-            for (key, child) in map {
-                at.push(Step::Key(key.clone()));
-                paths(child, at, out);
-                at.pop();
-            }
-        }
-        Value::Array(items) => {
-            for (i, child) in items.iter().enumerate() {
-                at.push(Step::Index(i));
-                paths(child, at, out);
-                at.pop();
-            }
-        }
-        _ => {}
-    }
-}
-
-fn at_path<'a>(value: &'a mut Value, path: &[Step]) -> Option<&'a mut Value> {
-    path.iter().try_fold(value, |v, step| match step {
-        Step::Key(k) => v.get_mut(k.as_str()),
-        Step::Index(i) => v.get_mut(*i),
-    })
-}
-
-#[derive(Debug, Clone)]
-enum Change {
-    Replace(Value),
-    Remove,
-    Add(String, Value),
-}
-
-fn change() -> impl Strategy<Value = Change> {
-    prop_oneof![
-        6 => json_value().prop_map(Change::Replace),
-        2 => Just(Change::Remove),
-        1 => ("[a-zA-Z]{1,10}", json_value()).prop_map(|(k, v)| Change::Add(k, v)),
-    ]
+        .prop_map(Value::from)
+        .boxed(),
+        Just(Value::from("x".repeat(20_000))).boxed(),
+    ])
 }
 
 /// A template, changed at 0 to 3 places, with an id of its own.
 fn event_input() -> impl Strategy<Value = Value> {
     (
         any::<prop::sample::Index>(),
-        prop::collection::vec((any::<prop::sample::Index>(), change()), 0..4),
+        prop::collection::vec(
+            (any::<prop::sample::Index>(), json_change(json_value())),
+            0..4,
+        ),
         any::<u64>(),
         any::<u64>(),
     )
@@ -292,35 +196,8 @@ fn event_input() -> impl Strategy<Value = Value> {
             let all = templates();
             let mut input = all[template.index(all.len())].clone();
             input["id"] = Value::from(uuid_v7(high, low));
-            for (at, change) in changes {
-                let mut places = Vec::new();
-                paths(&input, &mut Vec::new(), &mut places);
-                let path = &places[at.index(places.len())];
-                match change {
-                    Change::Replace(new) => {
-                        if let Some(place) = at_path(&mut input, path) {
-                            *place = new;
-                        }
-                    }
-                    Change::Remove => {
-                        if let Some((last, parent)) = path.split_last() {
-                            match (at_path(&mut input, parent), last) {
-                                (Some(Value::Object(map)), Step::Key(k)) => {
-                                    map.shift_remove(k);
-                                }
-                                (Some(Value::Array(items)), Step::Index(i)) => {
-                                    items.remove(*i);
-                                }
-                                _ => {}
-                            }
-                        }
-                    }
-                    Change::Add(key, new) => {
-                        if let Some(Value::Object(map)) = at_path(&mut input, path) {
-                            map.insert(key, new);
-                        }
-                    }
-                }
+            for (at, change) in &changes {
+                change_json(&mut input, *at, change);
             }
             input
         })
@@ -452,7 +329,7 @@ fn check(input: &Value) -> Result<(), TestCaseError> {
         for error in &errors {
             let code = error["extensions"]["code"].as_str().unwrap_or("<none>");
             prop_assert!(
-                CODES.contains(&code),
+                CLIENT_ERROR_CODES.contains(&code),
                 "error code {} for {}: {}",
                 code,
                 input,
@@ -486,7 +363,7 @@ fn check(input: &Value) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(fuzz_config())]
+    #![proptest_config(fuzz::config("CHANCERY_FUZZ_CASES", 3_000, 300))]
 
     #[test]
     fn event_inputs_are_refused_with_a_code_or_read_back_as_given(input in event_input()) {

@@ -52,16 +52,23 @@ fn a_reopened_checkpoint_resumes_and_equals_a_rebuild() {
     });
 }
 
+/// A world of the demo whose projections are closed, their checkpoint left in
+/// `<dir>/projections`: its log and its directory.
+async fn closed_demo() -> (Arc<dyn chancery_store::EventLog>, tempfile::TempDir) {
+    let World {
+        projections,
+        log,
+        dir,
+    } = world(demo_events()).await;
+    projections.close().unwrap();
+    drop(projections);
+    (log, dir)
+}
+
 #[test]
 fn a_checkpoint_ahead_of_the_log_is_refused() {
     runtime().block_on(async {
-        let World {
-            projections,
-            log: _log,
-            dir: keep,
-        } = world(demo_events()).await;
-        projections.close().unwrap();
-        drop(projections);
+        let (_log, keep) = closed_demo().await;
         let dir = keep.path().join("projections");
         // A shorter log in the checkpoint's place: the demo's first ten events only.
         let other = tempfile::tempdir().unwrap();
@@ -85,13 +92,7 @@ fn a_checkpoint_ahead_of_the_log_is_refused() {
 #[test]
 fn a_checkpoint_of_another_log_is_refused_and_a_reset_rebuilds() {
     runtime().block_on(async {
-        let World {
-            projections,
-            log: _log,
-            dir: keep,
-        } = world(demo_events()).await;
-        projections.close().unwrap();
-        drop(projections);
+        let (_log, keep) = closed_demo().await;
         let dir = keep.path().join("projections");
         let other = tempfile::tempdir().unwrap();
         let different = open_log(other.path()).await;

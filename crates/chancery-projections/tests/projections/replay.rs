@@ -12,9 +12,10 @@ use chancery_domain::{
 };
 use chancery_projections::{
     AsOf, Bucket, CheckpointPolicy, ChronologyRequest, KnownAt, PositionLists, PositionQuery,
-    Projections, RelationsQuery,
+    PositionView, Projections, RelationsQuery,
 };
 use chancery_store::ReadRequest;
+use chancery_testkit::fuzz;
 use proptest::prelude::*;
 
 use crate::support::*;
@@ -239,16 +240,45 @@ fn events(ops: &[Op]) -> Vec<NewEvent> {
 
 use chancery_domain::Kind;
 
-fn config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(256);
-    ProptestConfig {
-        cases,
-        max_shrink_iters: 200,
-        ..ProptestConfig::default()
+/// The position of party 0 on the issue `x` in the timeline `a`, as of `as_of`, with `lists`.
+fn party_on_x(as_of: AsOf, lists: PositionLists) -> PositionQuery {
+    PositionQuery {
+        timeline: Some("a".parse().unwrap()),
+        parties: vec![party(0)],
+        issues: vec!["x".parse().unwrap()],
+        as_of,
+        lists,
     }
+}
+
+/// Two answers say the same of each position: its stance, its event, when it was first stated
+/// and last reaffirmed, and how often.
+fn same_positions(a: &[PositionView], b: &[PositionView]) -> Result<(), TestCaseError> {
+    prop_assert_eq!(a.len(), b.len());
+    for (a, b) in a.iter().zip(b) {
+        prop_assert_eq!(
+            (
+                a.stance,
+                a.event_position,
+                a.first_stated,
+                a.last_reaffirmed,
+                a.reaffirmed
+            ),
+            (
+                b.stance,
+                b.event_position,
+                b.first_stated,
+                b.last_reaffirmed,
+                b.reaffirmed
+            )
+        );
+    }
+    Ok(())
+}
+
+/// `PROPTEST_CASES` cases (256 unless it says otherwise).
+fn config() -> ProptestConfig {
+    fuzz::config("PROPTEST_CASES", 256, 200)
 }
 
 proptest! {
@@ -373,22 +403,12 @@ proptest! {
 
             for day in days {
                 let as_of = AsOf { valid_at: Some(date(day)), known_at: None };
-                let query = |lists| PositionQuery {
-                    timeline: Some("a".parse().unwrap()),
-                    parties: vec![party(0)],
-                    issues: vec!["x".parse().unwrap()],
-                    as_of,
-                    lists,
-                };
+                let query = |lists| party_on_x(as_of, lists);
                 let swept = projections.positions(&query(PositionLists { supporting: true, history: true })).await.unwrap();
                 let read = projections.positions(&query(PositionLists { supporting: false, history: false })).await.unwrap();
-                prop_assert_eq!(swept.len(), read.len());
-                for (s, r) in swept.iter().zip(&read) {
-                    prop_assert_eq!((s.stance, s.event_position, s.first_stated, s.last_reaffirmed, s.reaffirmed),
-                        (r.stance, r.event_position, r.first_stated, r.last_reaffirmed, r.reaffirmed));
-                }
+                same_positions(&swept, &read)?;
             }
-            Ok(())
+            Ok::<(), TestCaseError>(())
         })?;
     }
 
@@ -406,13 +426,10 @@ proptest! {
             let log = open_log(dir.path()).await;
             let checkpoints = dir.path().join("projections");
             let live = Projections::open(Arc::clone(&log), Some(&checkpoints), CheckpointPolicy::default()).await.unwrap();
-            let query = PositionQuery {
-                timeline: Some("a".parse().unwrap()),
-                parties: vec![party(0)],
-                issues: vec!["x".parse().unwrap()],
-                as_of: AsOf { valid_at: Some(date(75)), known_at: None },
-                lists: PositionLists { supporting: true, history: true },
-            };
+            let query = party_on_x(
+                AsOf { valid_at: Some(date(75)), known_at: None },
+                PositionLists { supporting: true, history: true },
+            );
             for part in all.chunks(chunk) {
                 append_all(&*log, part.to_vec()).await;
                 live.catch_up(&|_, _| {}).await.unwrap();
@@ -427,11 +444,7 @@ proptest! {
             let reopened = Projections::open(Arc::clone(&log), Some(&checkpoints), CheckpointPolicy::default()).await.unwrap();
             prop_assert!(reopened.same_state_as(&rebuilt));
             let again = rebuilt.positions(&query).await.unwrap();
-            prop_assert_eq!(answer.len(), again.len());
-            for (a, b) in answer.iter().zip(&again) {
-                prop_assert_eq!((a.stance, a.event_position, a.first_stated, a.last_reaffirmed, a.reaffirmed),
-                    (b.stance, b.event_position, b.first_stated, b.last_reaffirmed, b.reaffirmed));
-            }
+            same_positions(&answer, &again)?;
             Ok(())
         })?;
     }

@@ -31,18 +31,14 @@ fn a_reopened_replica_catches_up_with_what_others_wrote_meanwhile() {
     support::run(|| async {
         let stream = support::fresh_stream();
         let dir = tempfile::tempdir().unwrap();
-        let first = NatsLog::connect(support::config(&stream, &dir))
-            .await
-            .unwrap();
+        let first = support::log_in(&stream, &dir).await;
         append(&first, world()).await;
         drop(first);
 
         let (other, _other_dir) = support::log_on(&stream).await;
         append(&other, vec![statement(), statement()]).await;
 
-        let again = NatsLog::connect(support::config(&stream, &dir))
-            .await
-            .unwrap();
+        let again = support::log_in(&stream, &dir).await;
         assert_eq!(again.catch_up().await.unwrap().position, 5);
         assert_eq!(
             support::all_records(&again).await,
@@ -55,9 +51,7 @@ fn a_reopened_replica_catches_up_with_what_others_wrote_meanwhile() {
 fn a_replica_that_does_not_match_its_stream_is_rebuilt_from_it() {
     support::run(|| async {
         let dir = tempfile::tempdir().unwrap();
-        let first = NatsLog::connect(support::config(&support::fresh_stream(), &dir))
-            .await
-            .unwrap();
+        let first = support::log_in(&support::fresh_stream(), &dir).await;
         append(&first, world()).await;
         append(&first, vec![statement()]).await;
         drop(first);
@@ -68,9 +62,7 @@ fn a_replica_that_does_not_match_its_stream_is_rebuilt_from_it() {
         append(&other, world()).await;
         append(&other, vec![statement(), statement()]).await;
 
-        let rebuilt = NatsLog::connect(support::config(&stream, &dir))
-            .await
-            .unwrap();
+        let rebuilt = support::log_in(&stream, &dir).await;
         assert_eq!(rebuilt.catch_up().await.unwrap().position, 5);
         assert_eq!(
             support::all_records(&rebuilt).await,
@@ -101,9 +93,7 @@ fn a_message_that_does_not_continue_the_log_stops_the_replica_and_appends_say_so
         let (log, _dir) = support::log_on(&stream).await;
         append(&log, world()).await;
         // Someone else's publish, past Chancery, lands at position 4.
-        let client = async_nats::connect(server::get().unwrap().url.as_str())
-            .await
-            .unwrap();
+        let client = async_nats::connect(server::url().unwrap()).await.unwrap();
         let ack = client
             .request(format!("{}.r", stream.1), "not a record".into())
             .await

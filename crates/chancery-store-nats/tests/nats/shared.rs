@@ -38,9 +38,7 @@ fn world() -> Vec<NewEvent> {
 #[test]
 fn a_second_log_on_the_same_stream_sees_what_the_first_appends() {
     support::run(|| async {
-        let stream = support::fresh_stream();
-        let (a, _a_dir) = support::log_on(&stream).await;
-        let (b, _b_dir) = support::log_on(&stream).await;
+        let ((a, _a_dir), (b, _b_dir)) = support::two_logs().await;
         let mut live = b.subscribe(0, EventFilter::all());
 
         append(&a, ExpectedVersion::NoTimeline, world())
@@ -100,9 +98,7 @@ fn a_second_log_on_the_same_stream_sees_what_the_first_appends() {
 #[test]
 fn writers_racing_through_two_logs_keep_positions_gapless_and_the_chain_linear() {
     support::run(|| async {
-        let stream = support::fresh_stream();
-        let (a, _a_dir) = support::log_on(&stream).await;
-        let (b, _b_dir) = support::log_on(&stream).await;
+        let ((a, _a_dir), (b, _b_dir)) = support::two_logs().await;
         append(&a, ExpectedVersion::NoTimeline, world())
             .await
             .unwrap();
@@ -171,9 +167,7 @@ fn writers_racing_through_two_logs_keep_positions_gapless_and_the_chain_linear()
 #[test]
 fn the_largest_append_is_one_atomic_batch() {
     support::run(|| async {
-        let stream = support::fresh_stream();
-        let (a, _a_dir) = support::log_on(&stream).await;
-        let (b, _b_dir) = support::log_on(&stream).await;
+        let ((a, _a_dir), (b, _b_dir)) = support::two_logs().await;
         append(&a, ExpectedVersion::NoTimeline, world())
             .await
             .unwrap();

@@ -20,22 +20,33 @@ pub fn fresh_stream() -> (String, String) {
 
 /// The configuration of a log on `stream`, with its replica in `dir`.
 pub fn config((stream, prefix): &(String, String), dir: &TempDir) -> NatsConfig {
-    let server = server::get().expect("the caller checked that a server runs");
+    let url = server::url().expect("the caller checked that a server runs");
     NatsConfig {
         stream: stream.clone(),
         subject_prefix: prefix.clone(),
         live_buffer: LIVE_BUFFER,
-        ..NatsConfig::new(vec![server.url.clone()], dir.path().join("replica"))
+        ..NatsConfig::new(vec![url.to_owned()], dir.path().join("replica"))
     }
+}
+
+/// A log on `stream`, with its replica in `dir`.
+pub async fn log_in(stream: &(String, String), dir: &TempDir) -> NatsLog {
+    NatsLog::connect(config(stream, dir))
+        .await
+        .expect("the log connects")
 }
 
 /// A log on `stream`, with a replica of its own, and the directory that must outlive it.
 pub async fn log_on(stream: &(String, String)) -> (NatsLog, TempDir) {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let log = NatsLog::connect(config(stream, &dir))
-        .await
-        .expect("the log connects");
-    (log, dir)
+    (log_in(stream, &dir).await, dir)
+}
+
+/// Two logs on one fresh stream, each with a replica of its own (in a directory that must
+/// outlive it), as two Chancery servers have.
+pub async fn two_logs() -> ((NatsLog, TempDir), (NatsLog, TempDir)) {
+    let stream = fresh_stream();
+    (log_on(&stream).await, log_on(&stream).await)
 }
 
 /// A fresh, empty log, as the contract suite wants.
@@ -49,9 +60,9 @@ pub async fn fixture() -> Fixture {
     }
 }
 
-/// Runs a test on a runtime of its own, unless no nats-server is at hand (see `server::get`).
+/// Runs a test on a runtime of its own, unless no nats-server is at hand (see `server::url`).
 pub fn run<F: std::future::Future<Output = ()>>(test: impl FnOnce() -> F) {
-    if server::get().is_none() {
+    if server::url().is_none() {
         return;
     }
     tokio::runtime::Builder::new_multi_thread()

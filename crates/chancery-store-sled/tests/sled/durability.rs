@@ -2,16 +2,11 @@
 //! made durable with an fdatasync before it is acknowledged.
 
 use chancery_domain::sample;
-use chancery_store::{AppendRequest, EventLog, ExpectedVersion, ReadRequest};
+use chancery_store::{EventLog, ExpectedVersion, ReadRequest};
 use chancery_store_sled::{SledConfig, SledLog, keys};
+use chancery_testkit::disk::{copy_dir, segment_frames};
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
+use crate::support::{T, append, open, request, runtime, t, world};
 
 #[test]
 fn reopening_resumes_at_the_head_with_registry_and_versions() {
@@ -19,32 +14,21 @@ fn reopening_resumes_at_the_head_with_registry_and_versions() {
     let path = dir.path().join("log");
     let rt = runtime();
     let (head, registry) = rt.block_on(async {
-        let log = SledLog::open(&path, SledConfig::default()).unwrap();
-        let world = sample::world("t", &["USA", "CHN"], &["deficit"]);
-        log.append(AppendRequest {
-            timeline: sample::timeline("t"),
-            expected: ExpectedVersion::NoTimeline,
-            events: world,
-        })
-        .await
-        .unwrap();
+        let log = open(&path);
+        let world = sample::world(T, &["USA", "CHN"], &["deficit"]);
+        log.append(request(ExpectedVersion::NoTimeline, world))
+            .await
+            .unwrap();
         (log.head().await.unwrap(), log.registry().await.unwrap())
     });
     rt.block_on(async {
-        let log = SledLog::open(&path, SledConfig::default()).unwrap();
+        let log = open(&path);
         assert_eq!(log.head().await.unwrap(), head);
         assert_eq!(log.registry().await.unwrap(), registry);
-        assert_eq!(
-            log.timeline_version(sample::timeline("t")).await.unwrap(),
-            Some(4)
-        );
-        let e = sample::statement("t", "USA", &["deficit"], "2018-05-01");
+        assert_eq!(log.timeline_version(t()).await.unwrap(), Some(4));
+        let e = sample::statement(T, "USA", &["deficit"], "2018-05-01");
         let out = log
-            .append(AppendRequest {
-                timeline: sample::timeline("t"),
-                expected: ExpectedVersion::Exact(4),
-                events: vec![e],
-            })
+            .append(request(ExpectedVersion::Exact(4), vec![e]))
             .await
             .unwrap();
         assert_eq!(out.last_position(), 5);
@@ -61,7 +45,7 @@ fn reopening_resumes_at_the_head_with_registry_and_versions() {
 fn a_second_process_cannot_open_a_directory_in_use() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("log");
-    let _first = SledLog::open(&path, SledConfig::default()).unwrap();
+    let _first = open(&path);
     // sled locks the data file with flock, which conflicts across open files even in one process.
     let err = SledLog::open(&path, SledConfig::default())
         .err()
@@ -78,25 +62,15 @@ fn every_commit_group_is_synced_before_it_is_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let rt = runtime();
     rt.block_on(async {
-        let log = SledLog::open(dir.path().join("log"), SledConfig::default()).unwrap();
+        let log = open(&dir.path().join("log"));
         let before = log.writer_stats();
-        let world = sample::world("t", &["USA"], &["deficit"]);
-        log.append(AppendRequest {
-            timeline: sample::timeline("t"),
-            expected: ExpectedVersion::Any,
-            events: world,
-        })
-        .await
-        .unwrap();
+        append(&log, sample::world(T, &["USA"], &["deficit"])).await;
         for _ in 0..5 {
-            let e = sample::statement("t", "USA", &["deficit"], "2018-05-01");
-            log.append(AppendRequest {
-                timeline: sample::timeline("t"),
-                expected: ExpectedVersion::Any,
-                events: vec![e],
-            })
-            .await
-            .unwrap();
+            append(
+                &log,
+                vec![sample::statement(T, "USA", &["deficit"], "2018-05-01")],
+            )
+            .await;
         }
         let after = log.writer_stats();
         // Sequential appends each form their own group; each group syncs once.
@@ -105,41 +79,12 @@ fn every_commit_group_is_synced_before_it_is_acknowledged() {
     });
 }
 
-async fn append(
-    log: &SledLog,
-    events: Vec<chancery_domain::NewEvent>,
-) -> chancery_store::AppendOutcome {
-    log.append(AppendRequest {
-        timeline: sample::timeline("t"),
-        expected: ExpectedVersion::Any,
-        events,
-    })
-    .await
-    .unwrap()
-}
-
 /// The party filter that names `party`, read forward over the whole log.
 fn by_party(party: &str) -> ReadRequest {
     ReadRequest::forward(1, 100).with_filter(chancery_store::EventFilter {
         parties: vec![chancery_domain::PartyCode::new(party).unwrap()],
         ..chancery_store::EventFilter::all()
     })
-}
-
-/// A copy of the log's directory taken while it runs: what a crash leaves. The segments hold every
-/// acknowledged group (synced before the answer); the index holds what its last checkpoint made
-/// durable, and perhaps more.
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 /// The last segment file of a log directory.
@@ -161,23 +106,24 @@ fn a_crash_after_the_checkpoint_is_indexed_again_from_the_segments() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("log");
     let crashed = dir.path().join("crashed");
-    let t = || sample::timeline("t");
     let rt = runtime();
     let (head, records, usa, chn, version) = rt.block_on(async {
-        let log = SledLog::open(&path, SledConfig::default()).unwrap();
-        append(&log, sample::world("t", &["USA", "CHN"], &["deficit"])).await;
+        let log = open(&path);
+        append(&log, sample::world(T, &["USA", "CHN"], &["deficit"])).await;
         log.checkpoint().await.unwrap();
-        let retracted = sample::statement("t", "USA", &["deficit"], "2018-05-01");
+        let retracted = sample::statement(T, "USA", &["deficit"], "2018-05-01");
         append(&log, vec![retracted.clone()]).await;
         append(
             &log,
-            vec![sample::statement("t", "CHN", &["deficit"], "2018-05-02")],
+            vec![sample::statement(T, "CHN", &["deficit"], "2018-05-02")],
         )
         .await;
-        append(&log, vec![sample::retraction("t", retracted.id)]).await;
+        append(&log, vec![sample::retraction(T, retracted.id)]).await;
         // Taken while the log runs, before its next checkpoint (it checkpoints once a second
         // while appends go on; these took far less).
-        copy_dir(&path, &crashed);
+        // What a crash leaves: the segments hold every acknowledged group (synced before the
+        // answer); the index holds what its last checkpoint made durable, and perhaps more.
+        copy_dir(&path, &crashed).unwrap();
         let head = log.head().await.unwrap();
         let records = log.read(ReadRequest::forward(1, 100)).await.unwrap();
         let usa = log.read(by_party("USA")).await.unwrap();
@@ -196,7 +142,7 @@ fn a_crash_after_the_checkpoint_is_indexed_again_from_the_segments() {
     std::fs::write(&segment, &bytes).unwrap();
 
     rt.block_on(async {
-        let log = SledLog::open(&crashed, SledConfig::default()).unwrap();
+        let log = open(&crashed);
         assert_eq!(log.head().await.unwrap(), head);
         assert_eq!(
             log.read(ReadRequest::forward(1, 100)).await.unwrap(),
@@ -206,17 +152,16 @@ fn a_crash_after_the_checkpoint_is_indexed_again_from_the_segments() {
         assert_eq!(log.read(by_party("CHN")).await.unwrap(), chn);
         assert_eq!(log.timeline_version(t()).await.unwrap(), version);
         let again = log
-            .append(AppendRequest {
-                timeline: t(),
-                expected: ExpectedVersion::Any,
-                events: vec![sample::retraction("t", records[4].id())],
-            })
+            .append(request(
+                ExpectedVersion::Any,
+                vec![sample::retraction(T, records[4].id())],
+            ))
             .await;
         assert!(
             again.is_err(),
             "the indexed retraction marks its target again: {again:?}"
         );
-        let next = sample::statement("t", "CHN", &["deficit"], "2018-05-05");
+        let next = sample::statement(T, "CHN", &["deficit"], "2018-05-05");
         let out = append(&log, vec![next.clone()]).await;
         assert_eq!(out.last_position(), 8, "the torn write took no position");
         let read = log.read(ReadRequest::forward(8, 1)).await.unwrap();
@@ -238,32 +183,27 @@ fn a_group_cut_short_is_dropped_whole() {
     let crashed = dir.path().join("crashed");
     let rt = runtime();
     let head = rt.block_on(async {
-        let log = SledLog::open(&path, SledConfig::default()).unwrap();
-        append(&log, sample::world("t", &["USA"], &["deficit"])).await;
+        let log = open(&path);
+        world(&log).await;
         log.checkpoint().await.unwrap();
         let head = log.head().await.unwrap();
         let events = (0..3)
-            .map(|i| sample::statement("t", "USA", &["deficit"], &format!("2018-05-0{}", i + 1)))
+            .map(|i| sample::statement(T, "USA", &["deficit"], &format!("2018-05-0{}", i + 1)))
             .collect();
         append(&log, events).await;
-        copy_dir(&path, &crashed);
+        // What a crash leaves: the segments hold every acknowledged group (synced before the
+        // answer); the index holds what its last checkpoint made durable, and perhaps more.
+        copy_dir(&path, &crashed).unwrap();
         head
     });
     // The last frame of the three-event group goes: the two before it stay whole on disk.
     let segment = last_segment(&crashed);
     let bytes = std::fs::read(&segment).unwrap();
-    let mut at = 0;
-    let mut starts = Vec::new();
-    while at + 9 <= bytes.len() {
-        starts.push(at);
-        let length = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
-        at += 9 + length;
-    }
-    let last = *starts.last().unwrap();
+    let last = segment_frames(&bytes).last().unwrap().start;
     std::fs::write(&segment, &bytes[..last]).unwrap();
 
     rt.block_on(async {
-        let log = SledLog::open(&crashed, SledConfig::default()).unwrap();
+        let log = open(&crashed);
         assert_eq!(log.head().await.unwrap(), head, "none of the group is kept");
         assert_eq!(
             log.read(ReadRequest::forward(1, 100)).await.unwrap().len() as u64,
@@ -271,7 +211,7 @@ fn a_group_cut_short_is_dropped_whole() {
         );
         let out = append(
             &log,
-            vec![sample::statement("t", "USA", &["deficit"], "2018-06-01")],
+            vec![sample::statement(T, "USA", &["deficit"], "2018-06-01")],
         )
         .await;
         assert_eq!(out.last_position(), head.position + 1);
@@ -286,10 +226,10 @@ fn index_entries_past_the_head_are_invisible() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("log");
     let rt = runtime();
-    let ghost = sample::statement("t", "USA", &["deficit"], "2018-05-01");
+    let ghost = sample::statement(T, "USA", &["deficit"], "2018-05-01");
     let head = rt.block_on(async {
-        let log = SledLog::open(&path, SledConfig::default()).unwrap();
-        append(&log, sample::world("t", &["USA"], &["deficit"])).await;
+        let log = open(&path);
+        world(&log).await;
         log.head().await.unwrap()
     });
     {
@@ -313,7 +253,7 @@ fn index_entries_past_the_head_are_invisible() {
                 &tree,
                 &[
                     (keys::postings(keys::DIM_PARTY, b"USA"), ghost_at),
-                    (keys::postings(keys::DIM_TIMELINE, b"t"), ghost_at),
+                    (keys::postings(keys::DIM_TIMELINE, T.as_bytes()), ghost_at),
                 ],
             )
             .unwrap();
@@ -325,7 +265,7 @@ fn index_entries_past_the_head_are_invisible() {
         db.flush().unwrap();
     }
     rt.block_on(async {
-        let log = SledLog::open(&path, SledConfig::default()).unwrap();
+        let log = open(&path);
         assert_eq!(log.head().await.unwrap(), head);
         assert!(log.event(ghost.id).await.unwrap().is_none());
         assert!(
@@ -345,8 +285,4 @@ fn index_entries_past_the_head_are_invisible() {
         );
         assert_eq!(log.read(by_party("USA")).await.unwrap().len(), 1);
     });
-}
-
-fn t() -> chancery_domain::TimelineSlug {
-    sample::timeline("t")
 }

@@ -5,3 +5,4 @@
 mod contract;
 mod durability;
 mod plan;
+mod support;

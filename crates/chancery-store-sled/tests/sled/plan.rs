@@ -2,28 +2,12 @@
 //! sequencer's answer against `SledLog::snapshot` is what the append itself would do, and writes
 //! nothing; and a log that skips the sync, for replicas whose durability lies elsewhere.
 
-use chancery_domain::{NewEvent, RecordedEvent, Timestamp, sample, verify_record_hash};
+use chancery_domain::{RecordedEvent, Timestamp, sample, verify_record_hash};
 use chancery_store::sequencer::{self, Answer, Request, Sealed};
-use chancery_store::{AppendRequest, EventLog, ExpectedVersion, ReadRequest, StoreError};
+use chancery_store::{EventLog, ExpectedVersion, ReadRequest, StoreError};
 use chancery_store_sled::{SledConfig, SledLog};
 
-const T: &str = "t";
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn request(expected: ExpectedVersion, events: Vec<NewEvent>) -> AppendRequest {
-    AppendRequest {
-        timeline: sample::timeline(T),
-        expected,
-        events,
-    }
-}
+use crate::support::{T, open, request, runtime, world};
 
 /// Seals one request against the log as it stands, writing nothing.
 fn seal(log: &SledLog, request: Request) -> Sealed {
@@ -55,13 +39,8 @@ async fn stored(log: &SledLog) -> Vec<Vec<u8>> {
 fn sealing_against_a_snapshot_is_what_the_append_would_write_and_leaves_no_trace() {
     let dir = tempfile::tempdir().unwrap();
     runtime().block_on(async {
-        let log = SledLog::open(dir.path().join("log"), SledConfig::default()).unwrap();
-        log.append(request(
-            ExpectedVersion::NoTimeline,
-            sample::world(T, &["USA"], &["deficit"]),
-        ))
-        .await
-        .unwrap();
+        let log = open(&dir.path().join("log"));
+        world(&log).await;
         let head = log.head().await.unwrap();
         let registry = log.registry().await.unwrap();
         // The second event needs what the first registers.
@@ -107,7 +86,7 @@ fn sealing_against_a_snapshot_is_what_the_append_would_write_and_leaves_no_trace
 
         // Fed back through a restore, the planned records are the append.
         let copy_dir = tempfile::tempdir().unwrap();
-        let copy = SledLog::open(copy_dir.path().join("log"), SledConfig::default()).unwrap();
+        let copy = open(&copy_dir.path().join("log"));
         copy.restore(stored(&log).await).await.unwrap();
         let restored = copy
             .restore(plan.records.iter().map(|r| r.stored().to_vec()).collect())
@@ -128,7 +107,7 @@ fn sealing_against_a_snapshot_is_what_the_append_would_write_and_leaves_no_trace
 fn sealing_gives_the_appends_answers_conflicts_and_retries() {
     let dir = tempfile::tempdir().unwrap();
     runtime().block_on(async {
-        let log = SledLog::open(dir.path().join("log"), SledConfig::default()).unwrap();
+        let log = open(&dir.path().join("log"));
         let world = sample::world(T, &["USA"], &["deficit"]);
         let first = log
             .append(request(ExpectedVersion::NoTimeline, world.clone()))
@@ -186,16 +165,11 @@ fn sealing_gives_the_appends_answers_conflicts_and_retries() {
 fn sealing_a_restore_checks_the_records_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     runtime().block_on(async {
-        let log = SledLog::open(dir.path().join("log"), SledConfig::default()).unwrap();
-        log.append(request(
-            ExpectedVersion::NoTimeline,
-            sample::world(T, &["USA"], &["deficit"]),
-        ))
-        .await
-        .unwrap();
+        let log = open(&dir.path().join("log"));
+        world(&log).await;
         let raw = stored(&log).await;
         let copy_dir = tempfile::tempdir().unwrap();
-        let copy = SledLog::open(copy_dir.path().join("log"), SledConfig::default()).unwrap();
+        let copy = open(&copy_dir.path().join("log"));
         let checked = |records: Vec<Vec<u8>>| -> Vec<RecordedEvent> {
             sequencer::check_restore(records, 100).unwrap()
         };
@@ -243,12 +217,7 @@ fn a_log_that_is_not_durable_commits_without_syncing() {
         };
         let log = SledLog::open(dir.path().join("log"), config).unwrap();
         let before = log.writer_stats();
-        log.append(request(
-            ExpectedVersion::NoTimeline,
-            sample::world(T, &["USA"], &["deficit"]),
-        ))
-        .await
-        .unwrap();
+        world(&log).await;
         let after = log.writer_stats();
         assert_eq!(after.groups - before.groups, 1);
         assert_eq!(after.syncs, before.syncs, "no fdatasync");

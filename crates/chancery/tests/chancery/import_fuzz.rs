@@ -12,22 +12,11 @@ use chancery::exchange::{self, ExchangeError, Source};
 use chancery_domain::NewEvent;
 use chancery_store::EventLog;
 use chancery_store_sled::{SledConfig, SledLog};
+use chancery_testkit::fuzz::{self, Damage, JsonChange, change_json, damage, json_change, uuid_v7};
 use proptest::prelude::*;
 use serde_json::Value;
 
 const DEMO: &str = include_str!("../../demo/us-china-trade-2018.ndjson");
-
-fn fuzz_config() -> ProptestConfig {
-    let cases = std::env::var("CHANCERY_FUZZ_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(5_000);
-    ProptestConfig {
-        cases,
-        max_shrink_iters: 300,
-        ..ProptestConfig::default()
-    }
-}
 
 /// One log for every case, holding the demo scenario, so that mutated lines meet its registry and
 /// events. A case that is accepted adds to it, which later cases then meet as well.
@@ -63,113 +52,31 @@ fn demo_lines() -> Vec<&'static str> {
     DEMO.lines().filter(|l| !l.trim().is_empty()).collect()
 }
 
-/// A UUID v7 made of generated bits, so that a case replays the same.
-fn uuid_v7(high: u64, low: u64) -> String {
-    format!(
-        "{:08x}-{:04x}-7{:03x}-{:x}{:03x}-{:012x}",
-        high >> 32,
-        (high >> 16) & 0xffff,
-        high & 0xfff,
-        8 + (low >> 62),
-        (low >> 48) & 0xfff,
-        low & 0xffff_ffff_ffff
-    )
-}
-
 /// Any JSON value, weighted towards what the event format meets: strings (empty, long, codes,
 /// dates, UUIDs), numbers at and past the limits, and small arrays and objects.
-fn json_value() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::from),
-        any::<i64>().prop_map(Value::from),
-        prop_oneof![
-            any::<f64>(),
-            Just(1e16),
-            Just(1e17),
-            Just(-0.0),
-            Just(10_000.5),
-            Just(f64::MAX)
-        ]
-        .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
-        ".{0,30}".prop_map(Value::from),
-        "[A-Z]{1,5}|[a-z-]{1,12}|[0-9]{4}(-[0-9]{2}){0,2}".prop_map(Value::from),
-        Just(Value::from("x".repeat(5_000))),
-        (any::<u64>(), any::<u64>()).prop_map(|(h, l)| Value::from(uuid_v7(h, l))),
-    ];
-    leaf.prop_recursive(2, 12, 4, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::btree_map("[a-zA-Z]{1,10}", inner, 0..4)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
-        ]
-    })
-}
-
-/// Every path into a JSON value, the root included.
-fn paths(value: &Value, at: &mut Vec<PathStep>, out: &mut Vec<Vec<PathStep>>) {
-    out.push(at.clone());
-    match value {
-        Value::Object(map) => {
-            for (key, child) in map {
-                at.push(PathStep::Key(key.clone()));
-                paths(child, at, out);
-                at.pop();
-            }
-        }
-        Value::Array(items) => {
-            for (i, child) in items.iter().enumerate() {
-                at.push(PathStep::Index(i));
-                paths(child, at, out);
-                at.pop();
-            }
-        }
-        _ => {}
-    }
-}
-
-#[derive(Debug, Clone)]
-enum PathStep {
-    Key(String),
-    Index(usize),
-}
-
-fn at_path<'a>(value: &'a mut Value, path: &[PathStep]) -> Option<&'a mut Value> {
-    path.iter().try_fold(value, |v, step| match step {
-        PathStep::Key(k) => v.get_mut(k.as_str()),
-        PathStep::Index(i) => v.get_mut(*i),
-    })
-}
-
-/// A change to one place of a line's JSON.
-#[derive(Debug, Clone)]
-enum FieldChange {
-    Replace(Value),
-    Remove,
-    AddUnknown(String, Value),
-}
-
-fn field_change() -> impl Strategy<Value = FieldChange> {
-    prop_oneof![
-        6 => json_value().prop_map(FieldChange::Replace),
-        2 => Just(FieldChange::Remove),
-        1 => ("[a-zA-Z]{1,10}", json_value()).prop_map(|(k, v)| FieldChange::AddUnknown(k, v)),
-    ]
+fn json_value() -> impl Strategy<Value = Value> + Clone {
+    fuzz::json_value(vec![
+        fuzz::number(&[1e16, 1e17, -0.0, 10_000.5, f64::MAX]),
+        "[A-Z]{1,5}|[a-z-]{1,12}|[0-9]{4}(-[0-9]{2}){0,2}"
+            .prop_map(Value::from)
+            .boxed(),
+        Just(Value::from("x".repeat(5_000))).boxed(),
+    ])
 }
 
 /// One line of a generated event file.
 #[derive(Debug, Clone)]
 enum Line {
     Bytes(Vec<u8>),
-    /// A demo line with bytes replaced, inserted or deleted.
+    /// A demo line damaged byte by byte.
     Damaged {
         line: prop::sample::Index,
-        edits: Vec<(prop::sample::Index, u8, u8)>,
+        damages: Vec<Damage>,
     },
     /// A demo line with fields changed, under a fresh id or its own.
     Mutated {
         line: prop::sample::Index,
-        changes: Vec<(prop::sample::Index, FieldChange)>,
+        changes: Vec<(prop::sample::Index, JsonChange)>,
         fresh_id: Option<(u64, u64)>,
     },
 }
@@ -177,11 +84,11 @@ enum Line {
 fn line() -> impl Strategy<Value = Line> {
     prop_oneof![
         1 => prop::collection::vec(any::<u8>(), 0..200).prop_map(Line::Bytes),
-        2 => (any::<prop::sample::Index>(), prop::collection::vec((any::<prop::sample::Index>(), 0u8..3, any::<u8>()), 1..4))
-            .prop_map(|(line, edits)| Line::Damaged { line, edits }),
+        2 => (any::<prop::sample::Index>(), prop::collection::vec(damage(), 1..4))
+            .prop_map(|(line, damages)| Line::Damaged { line, damages }),
         6 => (
             any::<prop::sample::Index>(),
-            prop::collection::vec((any::<prop::sample::Index>(), field_change()), 1..3),
+            prop::collection::vec((any::<prop::sample::Index>(), json_change(json_value())), 1..3),
             prop::option::weighted(0.8, (any::<u64>(), any::<u64>())),
         )
             .prop_map(|(line, changes, fresh_id)| Line::Mutated { line, changes, fresh_id }),
@@ -192,20 +99,10 @@ fn render(line: &Line) -> Vec<u8> {
     let demo = demo_lines();
     match line {
         Line::Bytes(bytes) => bytes.clone(),
-        Line::Damaged { line, edits } => {
+        Line::Damaged { line, damages } => {
             let mut bytes = demo[line.index(demo.len())].as_bytes().to_vec();
-            for (at, op, byte) in edits {
-                match op {
-                    0 if !bytes.is_empty() => {
-                        let i = at.index(bytes.len());
-                        bytes[i] = *byte;
-                    }
-                    1 => bytes.insert(at.index(bytes.len() + 1), *byte),
-                    _ if !bytes.is_empty() => {
-                        bytes.remove(at.index(bytes.len()));
-                    }
-                    _ => {}
-                }
+            for damage in damages {
+                damage.apply(&mut bytes);
             }
             bytes
         }
@@ -219,34 +116,7 @@ fn render(line: &Line) -> Vec<u8> {
                 value["id"] = Value::from(uuid_v7(*high, *low));
             }
             for (at, change) in changes {
-                let mut all = Vec::new();
-                paths(&value, &mut Vec::new(), &mut all);
-                let path = &all[at.index(all.len())];
-                match change {
-                    FieldChange::Replace(new) => {
-                        if let Some(place) = at_path(&mut value, path) {
-                            *place = new.clone();
-                        }
-                    }
-                    FieldChange::Remove => {
-                        if let Some((last, parent)) = path.split_last() {
-                            match (at_path(&mut value, parent), last) {
-                                (Some(Value::Object(map)), PathStep::Key(k)) => {
-                                    map.shift_remove(k);
-                                }
-                                (Some(Value::Array(items)), PathStep::Index(i)) => {
-                                    items.remove(*i);
-                                }
-                                _ => {}
-                            }
-                        }
-                    }
-                    FieldChange::AddUnknown(key, new) => {
-                        if let Some(Value::Object(map)) = at_path(&mut value, path) {
-                            map.insert(key.clone(), new.clone());
-                        }
-                    }
-                }
+                change_json(&mut value, *at, change);
             }
             serde_json::to_vec(&value).unwrap()
         }
@@ -308,7 +178,7 @@ fn check_import(file: &[u8]) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(fuzz_config())]
+    #![proptest_config(fuzz::config("CHANCERY_FUZZ_CASES", 5_000, 300))]
 
     /// Files of one to three generated lines.
     #[test]
