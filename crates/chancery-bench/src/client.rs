@@ -262,6 +262,8 @@ impl Server {
             .arg(data)
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
+            // The log is a file that people read and tail: no terminal colour codes in it.
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)
