@@ -10,44 +10,36 @@ from schemathesis.graphql import nodes
 
 any_text = st.text(max_size=40)
 
+
+def text_scalar(name, *accepted):
+    """Registers the string scalar `name`: values drawn from `accepted`, or any text."""
+    schemathesis.graphql.scalar(name, st.one_of(*accepted, any_text).map(nodes.String))
+
+
 schemathesis.graphql.scalar(
     "Long",
     st.one_of(st.integers(min_value=0, max_value=60), st.integers()).map(nodes.Int),
 )
-schemathesis.graphql.scalar(
+text_scalar(
     "PartyCode",
-    st.one_of(
-        st.sampled_from(["USA", "CHN", "EU"]),
-        st.from_regex(r"\A[A-Z]{2,6}\Z"),
-        any_text,
-    ).map(nodes.String),
+    st.sampled_from(["USA", "CHN", "EU"]),
+    st.from_regex(r"\A[A-Z]{2,6}\Z"),
 )
-schemathesis.graphql.scalar(
+text_scalar(
     "Slug",
-    st.one_of(
-        st.sampled_from(
-            ["us-china-trade", "trade-deficit", "tariffs", "donald-trump", "xi-jinping"]
-        ),
-        st.from_regex(r"\A[a-z][a-z0-9-]{0,20}\Z"),
-        any_text,
-    ).map(nodes.String),
+    st.sampled_from(["us-china-trade", "trade-deficit", "tariffs", "donald-trump", "xi-jinping"]),
+    st.from_regex(r"\A[a-z][a-z0-9-]{0,20}\Z"),
 )
-schemathesis.graphql.scalar(
+text_scalar(
     "ValidTime",
-    st.one_of(
-        st.from_regex(r"\A(1[89]|20)[0-9]{2}(-(0[1-9]|1[0-2])(-(0[1-9]|[12][0-9]|3[01]))?)?\Z"),
-        st.from_regex(r"\A-?[0-9]{1,6}-[0-9]{1,3}-[0-9]{1,3}\Z"),
-        any_text,
-    ).map(nodes.String),
+    st.from_regex(r"\A(1[89]|20)[0-9]{2}(-(0[1-9]|1[0-2])(-(0[1-9]|[12][0-9]|3[01]))?)?\Z"),
+    st.from_regex(r"\A-?[0-9]{1,6}-[0-9]{1,3}-[0-9]{1,3}\Z"),
 )
-schemathesis.graphql.scalar(
+text_scalar(
     "DateTime",
-    st.one_of(
-        st.from_regex(
-            r"\A20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?Z\Z"
-        ),
-        any_text,
-    ).map(nodes.String),
+    st.from_regex(
+        r"\A20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?Z\Z"
+    ),
 )
 schemathesis.graphql.scalar(
     "JSON",

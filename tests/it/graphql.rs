@@ -20,6 +20,13 @@ fn error_of(body: &Value) -> (String, String) {
     )
 }
 
+/// The first error's message.
+fn first_error_message(body: &Value) -> &str {
+    body["errors"][0]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error message: {body}"))
+}
+
 static STATEMENT: LazyLock<String> = LazyLock::new(|| {
     statement_mutation(
         "{ firstPosition lastPosition timelineVersion deduplicated events { id position kind content { codes { cameo goldstein } } } }",
@@ -195,40 +202,32 @@ fn cached_answers_follow_the_log_and_the_clock() {
     }
 }
 
+/// The positions of an `events` page's nodes, in the page's order.
+fn page_positions(data: &Value) -> Vec<u64> {
+    data["events"]["edges"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no events page: {data}"))
+        .iter()
+        .map(|e| e["node"]["position"].as_u64().unwrap())
+        .collect()
+}
+
 #[test]
 fn events_page_forward_and_backward_by_log_and_by_valid_time() {
     let api = demo(&[]);
     let page = api.query(r#"{ events(first: 5) { edges { cursor node { position } } pageInfo { hasNextPage hasPreviousPage endCursor } } }"#);
-    let positions: Vec<u64> = page["events"]["edges"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["node"]["position"].as_u64().unwrap())
-        .collect();
-    assert_eq!(positions, vec![1, 2, 3, 4, 5]);
+    assert_eq!(page_positions(&page), vec![1, 2, 3, 4, 5]);
     assert_eq!(page["events"]["pageInfo"]["hasNextPage"], true);
     let end = page["events"]["pageInfo"]["endCursor"]
         .as_str()
         .unwrap()
         .to_owned();
     let next = api.query(&format!(r#"{{ events(first: 3, after: "{end}") {{ edges {{ node {{ position }} }} pageInfo {{ hasPreviousPage }} }} }}"#));
-    let positions: Vec<u64> = next["events"]["edges"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["node"]["position"].as_u64().unwrap())
-        .collect();
-    assert_eq!(positions, vec![6, 7, 8]);
+    assert_eq!(page_positions(&next), vec![6, 7, 8]);
     assert_eq!(next["events"]["pageInfo"]["hasPreviousPage"], true);
 
     let last = api.query(r#"{ events(last: 2) { edges { node { position } } pageInfo { hasPreviousPage hasNextPage } } }"#);
-    let positions: Vec<u64> = last["events"]["edges"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["node"]["position"].as_u64().unwrap())
-        .collect();
-    assert_eq!(positions, vec![27, 28]);
+    assert_eq!(page_positions(&last), vec![27, 28]);
     assert_eq!(last["events"]["pageInfo"]["hasPreviousPage"], true);
 
     // By valid time: the demands of March come first, the hypothetical June visit last.
@@ -361,10 +360,7 @@ fn expected_versions_conflict_with_the_actual_version_named() {
         ("CONFLICT", "expectedVersion")
     );
     assert!(
-        stale["errors"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("it is at version 30"),
+        first_error_message(&stale).contains("it is at version 30"),
         "{stale}"
     );
     assert_eq!(api.head(), 30);
@@ -401,22 +397,12 @@ fn bad_input_names_the_field_and_writes_nothing() {
     // A malformed valid time is refused at coercion, with its path.
     let body = record(&base("USD", "CHN", "2018-02-30"));
     assert_eq!(error_of(&body).0, "VALIDATION", "{body}");
-    assert!(
-        body["errors"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("no such day"),
-        "{body}"
-    );
+    assert!(first_error_message(&body).contains("no such day"), "{body}");
     // An end before the start; an act payload field.
     let body = record(
         r#"{ occurred: { start: "2018-05-05", end: "2018-05-01" }, actors: [{ party: "USA" }], summary: "s", sources: [{ publication: "W", attribution: NAMED }], act: { offer: { terms: "" } } }"#,
     );
-    let fields: Vec<&str> = body["errors"][0]["message"]
-        .as_str()
-        .unwrap()
-        .split("; ")
-        .collect();
+    let fields: Vec<&str> = first_error_message(&body).split("; ").collect();
     assert_eq!(
         error_of(&body),
         ("VALIDATION".into(), "event.occurred.end".into()),
@@ -610,10 +596,7 @@ fn each_limit_answers_with_a_limit_error() {
         .json_body();
     assert_eq!(error_of(&slow).0, "LIMIT");
     assert!(
-        slow["errors"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("took longer than"),
+        first_error_message(&slow).contains("took longer than"),
         "{slow}"
     );
     // Batch size is in the HTTP test above; subscriptions and connections in the WebSocket tests.

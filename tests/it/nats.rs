@@ -343,11 +343,7 @@ mod live {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
+    chancery_testkit::runtime(2)
 }
 
 // ---------------------------------------------------------------------------------------------

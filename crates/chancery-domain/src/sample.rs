@@ -101,13 +101,126 @@ pub fn act(
     e
 }
 
+/// Payloads of the diplomatic kinds with placeholder text, given the choices that decide their
+/// codes and stances: for tests that vary those choices only.
+pub mod payloads {
+    use super::party;
+    use crate::ids::EventId;
+    use crate::payload::*;
+    use crate::time::ValidTime;
+
+    pub fn offer(conditions: Vec<String>) -> Payload {
+        Payload::Offer(Offer {
+            terms: "open the sector".into(),
+            conditions,
+            reaffirms: None,
+        })
+    }
+
+    pub fn demand(demand_type: DemandType) -> Payload {
+        Payload::Demand(Demand {
+            terms: "change the policy".into(),
+            demand_type,
+            deadline: None,
+            reaffirms: None,
+        })
+    }
+
+    pub fn threat(instrument: Instrument) -> Payload {
+        Payload::Threat(Threat {
+            terms: "tariffs on goods".into(),
+            instrument,
+            condition: None,
+            deadline: None,
+        })
+    }
+
+    pub fn refusal(of: RefusalOf, refuses: Vec<EventId>) -> Payload {
+        Payload::Refusal(Refusal {
+            terms: "will not discuss it".into(),
+            of,
+            refuses,
+        })
+    }
+
+    pub fn concession(concession_type: ConcessionType) -> Payload {
+        Payload::Concession(Concession {
+            terms: "accepts an inspection".into(),
+            concession_type,
+            answers: vec![],
+        })
+    }
+
+    pub fn agreement(form: AgreementForm) -> Payload {
+        Payload::Agreement(Agreement {
+            terms: "a deal".into(),
+            form,
+        })
+    }
+
+    pub fn measure(
+        action: MeasureAction,
+        instrument: Instrument,
+        announced: ValidTime,
+        effective: Option<ValidTime>,
+    ) -> Payload {
+        Payload::Measure(Measure {
+            terms: "tariffs".into(),
+            instrument,
+            action,
+            announced,
+            effective,
+            rate_percent: None,
+        })
+    }
+
+    pub fn statement(tone: Tone) -> Payload {
+        Payload::Statement(Statement {
+            claim: "a claim".into(),
+            tone,
+        })
+    }
+
+    pub fn accusation(form: AccusationForm) -> Payload {
+        Payload::Accusation(Accusation {
+            claim: "unfair subsidies".into(),
+            form,
+        })
+    }
+
+    /// A three-day seminar hosted by party `host`.
+    pub fn seminar(host: &str) -> Payload {
+        Payload::Seminar(Seminar {
+            host: party(host),
+            days: 3,
+            participants: vec![],
+            topic: None,
+        })
+    }
+
+    pub fn visit(visitor: &str, host: &str) -> Payload {
+        Payload::Visit(Visit {
+            visitor: party(visitor),
+            host: party(host),
+            place: "Beijing".into(),
+            purpose: "talks".into(),
+        })
+    }
+
+    pub fn talks(participants: &[&str], format: TalksFormat) -> Payload {
+        Payload::Talks(Talks {
+            participants: participants.iter().map(|p| party(p)).collect(),
+            place: "Beijing".into(),
+            format,
+            rounds: None,
+        })
+    }
+}
+
 pub fn statement(timeline_slug: &str, actor: &str, issues: &[&str], date: &str) -> NewEvent {
     act(
         timeline_slug,
-        Payload::Statement(Statement {
-            claim: "a claim".into(),
-            tone: Tone::Neutral,
-        }),
+        payloads::statement(Tone::Neutral),
         actor,
         None,
         issues,
@@ -124,12 +237,7 @@ pub fn demand(
 ) -> NewEvent {
     let mut e = act(
         timeline_slug,
-        Payload::Demand(Demand {
-            terms: "change the policy".into(),
-            demand_type: DemandType::PolicyChange,
-            deadline: None,
-            reaffirms: None,
-        }),
+        payloads::demand(DemandType::PolicyChange),
         actor,
         Some(target),
         &[issue_slug],
@@ -153,11 +261,7 @@ pub fn refusal(
 ) -> NewEvent {
     act(
         timeline_slug,
-        Payload::Refusal(Refusal {
-            terms: "will not discuss it".into(),
-            of: RefusalOf::ToDiscuss,
-            refuses,
-        }),
+        payloads::refusal(RefusalOf::ToDiscuss, refuses),
         actor,
         Some(target),
         &[issue_slug],
@@ -174,11 +278,7 @@ pub fn offer(
 ) -> NewEvent {
     act(
         timeline_slug,
-        Payload::Offer(Offer {
-            terms: "open the sector".into(),
-            conditions: vec![],
-            reaffirms: None,
-        }),
+        payloads::offer(vec![]),
         actor,
         Some(target),
         &[issue_slug],
@@ -195,5 +295,18 @@ pub fn retraction(timeline_slug: &str, retracts: EventId) -> NewEvent {
         }),
     );
     e.summary = "retracted: misreported".into();
+    e
+}
+
+pub fn correction(timeline_slug: &str, corrects: EventId, changes: CorrectionChanges) -> NewEvent {
+    let mut e = NewEvent::new(
+        timeline(timeline_slug),
+        Payload::Correction(Box::new(Correction {
+            corrects,
+            reason: "misreported".into(),
+            changes,
+        })),
+    );
+    e.summary = "corrected: misreported".into();
     e
 }

@@ -47,110 +47,117 @@ pub struct SourceInput {
     pub quote: Option<String>,
 }
 
-#[derive(InputObject, Clone)]
-pub struct OfferInput {
-    pub terms: String,
-    #[graphql(default)]
-    pub conditions: Vec<String>,
-    /// The earlier offer this one restates.
-    pub reaffirms: Option<ID>,
-}
-#[derive(InputObject, Clone)]
-pub struct DemandInput {
-    pub terms: String,
-    #[graphql(default_with = "DemandType::PolicyChange")]
-    pub demand_type: DemandType,
-    pub deadline: Option<ValidTime>,
-    pub reaffirms: Option<ID>,
-}
-#[derive(InputObject, Clone)]
-pub struct ThreatInput {
-    pub terms: String,
-    pub instrument: Instrument,
-    pub condition: Option<String>,
-    pub deadline: Option<ValidTime>,
-}
-#[derive(InputObject, Clone)]
-pub struct RefusalInput {
-    pub terms: String,
-    pub of: RefusalOf,
-    #[graphql(default)]
-    pub refuses: Vec<ID>,
-}
-#[derive(InputObject, Clone)]
-pub struct ConcessionInput {
-    pub terms: String,
-    #[graphql(default_with = "ConcessionType::AccedeToDemand")]
-    pub concession_type: ConcessionType,
-    #[graphql(default)]
-    pub answers: Vec<ID>,
-}
-#[derive(InputObject, Clone)]
-pub struct AgreementInput {
-    pub terms: String,
-    pub form: AgreementForm,
-}
-#[derive(InputObject, Clone)]
-pub struct MeasureInput {
-    pub terms: String,
-    pub instrument: Instrument,
-    #[graphql(default_with = "MeasureAction::Impose")]
-    pub action: MeasureAction,
-    pub announced: ValidTime,
-    pub effective: Option<ValidTime>,
-    pub rate_percent: Option<f64>,
-}
-#[derive(InputObject, Clone)]
-pub struct StatementInput {
-    pub claim: String,
-    #[graphql(default_with = "Tone::Neutral")]
-    pub tone: Tone,
-}
-#[derive(InputObject, Clone)]
-pub struct AccusationInput {
-    pub claim: String,
-    pub form: AccusationForm,
-}
-#[derive(InputObject, Clone)]
-pub struct SeminarInput {
-    pub host: Party,
-    pub days: u32,
-    #[graphql(default)]
-    pub participants: Vec<String>,
-    pub topic: Option<String>,
-}
-#[derive(InputObject, Clone)]
-pub struct VisitInput {
-    pub visitor: Party,
-    pub host: Party,
-    pub place: String,
-    pub purpose: String,
-}
-#[derive(InputObject, Clone)]
-pub struct TalksInput {
-    pub participants: Vec<Party>,
-    pub place: String,
-    #[graphql(default_with = "TalksFormat::Negotiation")]
-    pub format: TalksFormat,
-    pub rounds: Option<u32>,
+/// The inputs of the kinds of act, the `@oneOf` [`ActInput`] choosing one, and its conversion to
+/// the domain payload: each field with its type and how it reads into the payload (from the
+/// kind's input `|$x|`, errors named under `$field`, the path of the `act`).
+macro_rules! act_inputs {
+    (|$x:ident, $field:ident| {
+        $($kind:ident($input:ident) {
+            $($(#[$attr:meta])* $name:ident: $type:ty = $value:expr,)*
+        })*
+    }) => {
+        $(
+            #[derive(InputObject, Clone)]
+            pub struct $input {
+                $($(#[$attr])* pub $name: $type,)*
+            }
+        )*
+
+        /// The act: set exactly one field, named after the kind.
+        #[derive(OneofObject, Clone)]
+        pub enum ActInput {
+            $($kind($input),)*
+        }
+
+        impl ActInput {
+            pub fn to_payload(&self, $field: &str) -> ApiResult<p::Payload> {
+                Ok(match self {
+                    $(ActInput::$kind($x) => p::Payload::$kind(p::$kind {
+                        $($name: $value,)*
+                    }),)*
+                })
+            }
+        }
+    };
 }
 
-/// The act: set exactly one field, named after the kind.
-#[derive(OneofObject, Clone)]
-pub enum ActInput {
-    Offer(OfferInput),
-    Demand(DemandInput),
-    Threat(ThreatInput),
-    Refusal(RefusalInput),
-    Concession(ConcessionInput),
-    Agreement(AgreementInput),
-    Measure(MeasureInput),
-    Statement(StatementInput),
-    Accusation(AccusationInput),
-    Seminar(SeminarInput),
-    Visit(VisitInput),
-    Talks(TalksInput),
-}
+act_inputs!(|x, field| {
+    Offer(OfferInput) {
+        terms: String = x.terms.clone(),
+        #[graphql(default)]
+        conditions: Vec<String> = x.conditions.clone(),
+        /// The earlier offer this one restates.
+        reaffirms: Option<ID> = reaffirmed(&x.reaffirms, &format!("{field}.offer.reaffirms"))?,
+    }
+    Demand(DemandInput) {
+        terms: String = x.terms.clone(),
+        #[graphql(default_with = "DemandType::PolicyChange")]
+        demand_type: DemandType = x.demand_type.into(),
+        deadline: Option<ValidTime> = x.deadline.map(|v| v.0),
+        reaffirms: Option<ID> = reaffirmed(&x.reaffirms, &format!("{field}.demand.reaffirms"))?,
+    }
+    Threat(ThreatInput) {
+        terms: String = x.terms.clone(),
+        instrument: Instrument = x.instrument.into(),
+        condition: Option<String> = x.condition.clone(),
+        deadline: Option<ValidTime> = x.deadline.map(|v| v.0),
+    }
+    Refusal(RefusalInput) {
+        terms: String = x.terms.clone(),
+        of: RefusalOf = x.of.into(),
+        #[graphql(default)]
+        refuses: Vec<ID> = ids(&x.refuses, &format!("{field}.refusal.refuses"))?,
+    }
+    Concession(ConcessionInput) {
+        terms: String = x.terms.clone(),
+        #[graphql(default_with = "ConcessionType::AccedeToDemand")]
+        concession_type: ConcessionType = x.concession_type.into(),
+        #[graphql(default)]
+        answers: Vec<ID> = ids(&x.answers, &format!("{field}.concession.answers"))?,
+    }
+    Agreement(AgreementInput) {
+        terms: String = x.terms.clone(),
+        form: AgreementForm = x.form.into(),
+    }
+    Measure(MeasureInput) {
+        terms: String = x.terms.clone(),
+        instrument: Instrument = x.instrument.into(),
+        #[graphql(default_with = "MeasureAction::Impose")]
+        action: MeasureAction = x.action.into(),
+        announced: ValidTime = x.announced.0,
+        effective: Option<ValidTime> = x.effective.map(|v| v.0),
+        rate_percent: Option<f64> = x.rate_percent,
+    }
+    Statement(StatementInput) {
+        claim: String = x.claim.clone(),
+        #[graphql(default_with = "Tone::Neutral")]
+        tone: Tone = x.tone.into(),
+    }
+    Accusation(AccusationInput) {
+        claim: String = x.claim.clone(),
+        form: AccusationForm = x.form.into(),
+    }
+    Seminar(SeminarInput) {
+        host: Party = x.host.0.clone(),
+        days: u32 = x.days,
+        #[graphql(default)]
+        participants: Vec<String> = x.participants.clone(),
+        topic: Option<String> = x.topic.clone(),
+    }
+    Visit(VisitInput) {
+        visitor: Party = x.visitor.0.clone(),
+        host: Party = x.host.0.clone(),
+        place: String = x.place.clone(),
+        purpose: String = x.purpose.clone(),
+    }
+    Talks(TalksInput) {
+        participants: Vec<Party> = x.participants.iter().map(|p| p.0.clone()).collect(),
+        place: String = x.place.clone(),
+        #[graphql(default_with = "TalksFormat::Negotiation")]
+        format: TalksFormat = x.format.into(),
+        rounds: Option<u32> = x.rounds,
+    }
+});
 
 /// An act of one or more parties, with its sources.
 #[derive(InputObject, Clone)]
@@ -361,78 +368,6 @@ fn occurred(o: &OccurredInput) -> chancery_domain::Occurred {
 /// The earlier event an offer or a demand restates, if it names one.
 fn reaffirmed(value: &Option<ID>, field: &str) -> ApiResult<Option<EventId>> {
     value.as_ref().map(|r| event_id(r, field)).transpose()
-}
-
-impl ActInput {
-    pub fn to_payload(&self, field: &str) -> ApiResult<p::Payload> {
-        Ok(match self {
-            ActInput::Offer(x) => p::Payload::Offer(p::Offer {
-                terms: x.terms.clone(),
-                conditions: x.conditions.clone(),
-                reaffirms: reaffirmed(&x.reaffirms, &format!("{field}.offer.reaffirms"))?,
-            }),
-            ActInput::Demand(x) => p::Payload::Demand(p::Demand {
-                terms: x.terms.clone(),
-                demand_type: x.demand_type.into(),
-                deadline: x.deadline.map(|v| v.0),
-                reaffirms: reaffirmed(&x.reaffirms, &format!("{field}.demand.reaffirms"))?,
-            }),
-            ActInput::Threat(x) => p::Payload::Threat(p::Threat {
-                terms: x.terms.clone(),
-                instrument: x.instrument.into(),
-                condition: x.condition.clone(),
-                deadline: x.deadline.map(|v| v.0),
-            }),
-            ActInput::Refusal(x) => p::Payload::Refusal(p::Refusal {
-                terms: x.terms.clone(),
-                of: x.of.into(),
-                refuses: ids(&x.refuses, &format!("{field}.refusal.refuses"))?,
-            }),
-            ActInput::Concession(x) => p::Payload::Concession(p::Concession {
-                terms: x.terms.clone(),
-                concession_type: x.concession_type.into(),
-                answers: ids(&x.answers, &format!("{field}.concession.answers"))?,
-            }),
-            ActInput::Agreement(x) => p::Payload::Agreement(p::Agreement {
-                terms: x.terms.clone(),
-                form: x.form.into(),
-            }),
-            ActInput::Measure(x) => p::Payload::Measure(p::Measure {
-                terms: x.terms.clone(),
-                instrument: x.instrument.into(),
-                action: x.action.into(),
-                announced: x.announced.0,
-                effective: x.effective.map(|v| v.0),
-                rate_percent: x.rate_percent,
-            }),
-            ActInput::Statement(x) => p::Payload::Statement(p::Statement {
-                claim: x.claim.clone(),
-                tone: x.tone.into(),
-            }),
-            ActInput::Accusation(x) => p::Payload::Accusation(p::Accusation {
-                claim: x.claim.clone(),
-                form: x.form.into(),
-            }),
-            ActInput::Seminar(x) => p::Payload::Seminar(p::Seminar {
-                host: x.host.0.clone(),
-                days: x.days,
-                participants: x.participants.clone(),
-                topic: x.topic.clone(),
-            }),
-            ActInput::Visit(x) => p::Payload::Visit(p::Visit {
-                visitor: x.visitor.0.clone(),
-                host: x.host.0.clone(),
-                place: x.place.clone(),
-                purpose: x.purpose.clone(),
-            }),
-            ActInput::Talks(x) => p::Payload::Talks(p::Talks {
-                participants: x.participants.iter().map(|p| p.0.clone()).collect(),
-                place: x.place.clone(),
-                format: x.format.into(),
-                rounds: x.rounds,
-            }),
-        })
-    }
 }
 
 /// An id given by the client, or a new UUID v7.

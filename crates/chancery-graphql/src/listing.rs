@@ -143,10 +143,29 @@ pub async fn events(
     as_of: &AsOf,
 ) -> ApiResult<EventConnection> {
     let (size, backward) = page.size(api.limits.max_page_size)?;
+    let listing = Listing {
+        api,
+        filter,
+        page,
+        size,
+        backward,
+        as_of,
+    };
     match order {
-        EventOrder::Log => by_log(api, filter, page, size, backward, as_of).await,
-        EventOrder::ValidTime => by_valid_time(api, filter, page, size, backward, as_of).await,
+        EventOrder::Log => listing.by_log().await,
+        EventOrder::ValidTime => listing.by_valid_time().await,
     }
+}
+
+/// The question a page of events answers: which events, which page (its size and direction
+/// checked), as of when.
+struct Listing<'a> {
+    api: &'a Api,
+    filter: &'a EventFilterInput,
+    page: &'a PageArgs,
+    size: usize,
+    backward: bool,
+    as_of: &'a AsOf,
 }
 
 /// An event as the log knew it at `known_at`: whether a retraction withdrew it, and its content
@@ -200,131 +219,125 @@ async fn shown(
     Ok(rest.then_some(event))
 }
 
-async fn by_log(
-    api: &Api,
-    filter: &EventFilterInput,
-    page: &PageArgs,
-    size: usize,
-    backward: bool,
-    as_of: &AsOf,
-) -> ApiResult<EventConnection> {
-    let known_at = api.projections.when(as_of)?.known_at;
-    let store_filter = filter.to_store_filter()?;
-    let (after, before) = page.cursors(
-        Cursor::log,
-        "a valid-time cursor cannot page a log-ordered list",
-    )?;
-    let mut gathered = Gathered::new(size);
-    let mut from = if backward {
-        before.map_or(known_at, |b| b.saturating_sub(1).min(known_at))
-    } else {
-        after.map_or(1, |a| a + 1)
-    };
-    'pages: loop {
-        if (backward && from == 0) || (!backward && from > known_at) {
-            break;
-        }
-        let direction = if backward {
-            Direction::Backward
+impl Listing<'_> {
+    /// A page in log order, read from the log.
+    async fn by_log(&self) -> ApiResult<EventConnection> {
+        let known_at = self.api.projections.when(self.as_of)?.known_at;
+        let store_filter = self.filter.to_store_filter()?;
+        let (after, before) = self.page.cursors(
+            Cursor::log,
+            "a valid-time cursor cannot page a log-ordered list",
+        )?;
+        let mut gathered = Gathered::new(self.size);
+        let mut from = if self.backward {
+            before.map_or(known_at, |b| b.saturating_sub(1).min(known_at))
         } else {
-            Direction::Forward
+            after.map_or(1, |a| a + 1)
         };
-        let batch = api
-            .log
-            .read(ReadRequest {
-                from,
-                direction,
-                filter: store_filter.clone(),
-                limit: CHUNK,
-            })
-            .await?;
-        let exhausted = batch.len() < CHUNK;
-        for record in batch {
-            let position = record.position();
-            if (!backward && position > known_at)
-                || after.is_some_and(|a| position <= a)
-                || before.is_some_and(|b| position >= b)
-            {
-                if !backward && position > known_at {
-                    break 'pages;
-                }
-                continue;
+        'pages: loop {
+            if (self.backward && from == 0) || (!self.backward && from > known_at) {
+                break;
             }
-            from = if backward {
-                position.saturating_sub(1)
+            let direction = if self.backward {
+                Direction::Backward
             } else {
-                position + 1
+                Direction::Forward
             };
-            if let Some(event) = shown(api, record, filter, as_of, known_at).await? {
-                if !gathered.push(Cursor::Log(event.record.position()), event) {
+            let batch = self
+                .api
+                .log
+                .read(ReadRequest {
+                    from,
+                    direction,
+                    filter: store_filter.clone(),
+                    limit: CHUNK,
+                })
+                .await?;
+            let exhausted = batch.len() < CHUNK;
+            for record in batch {
+                let position = record.position();
+                if (!self.backward && position > known_at)
+                    || after.is_some_and(|a| position <= a)
+                    || before.is_some_and(|b| position >= b)
+                {
+                    if !self.backward && position > known_at {
+                        break 'pages;
+                    }
+                    continue;
+                }
+                from = if self.backward {
+                    position.saturating_sub(1)
+                } else {
+                    position + 1
+                };
+                if let Some(event) =
+                    shown(self.api, record, self.filter, self.as_of, known_at).await?
+                {
+                    if !gathered.push(Cursor::Log(event.record.position()), event) {
+                        break 'pages;
+                    }
+                }
+            }
+            if exhausted {
+                break;
+            }
+        }
+        Ok(gathered.connection(self.backward, after.is_some(), before.is_some()))
+    }
+
+    /// A page in valid-time order, read from the chronology projection.
+    async fn by_valid_time(&self) -> ApiResult<EventConnection> {
+        let (after, before) = self.page.cursors(
+            Cursor::slot,
+            "a log cursor cannot page a valid-time-ordered list",
+        )?;
+        let EventFilter {
+            timelines,
+            parties,
+            issues,
+            kinds,
+        } = self.filter.to_store_filter()?;
+        let mut request = ChronologyRequest {
+            timelines,
+            parties,
+            issues,
+            kinds,
+            valid_from: self.filter.valid_from.map(|v| v.0),
+            valid_to: self.filter.valid_to.map(|v| v.0),
+            as_of: *self.as_of,
+            after,
+            before,
+            backward: self.backward,
+            limit: CHUNK,
+            include_retracted: self.filter.include_retracted,
+        };
+        let mut gathered = Gathered::new(self.size);
+        'pages: loop {
+            let chunk = self.api.projections.chronology(&request).await?;
+            // Entries come oldest first either way: continue before the oldest, or after the
+            // newest.
+            if self.backward {
+                request.before = chunk.entries.first().map(|e| e.slot).or(request.before);
+            } else {
+                request.after = chunk.entries.last().map(|e| e.slot).or(request.after);
+            }
+            let entries = if self.backward {
+                chunk.entries.into_iter().rev().collect::<Vec<_>>()
+            } else {
+                chunk.entries
+            };
+            for entry in entries {
+                if !self.filter.matches_rest(&entry.effective) {
+                    continue;
+                }
+                if !gathered.push(Cursor::ValidTime(entry.slot), Event::from_chronology(entry)) {
                     break 'pages;
                 }
             }
-        }
-        if exhausted {
-            break;
-        }
-    }
-    Ok(gathered.connection(backward, after.is_some(), before.is_some()))
-}
-
-async fn by_valid_time(
-    api: &Api,
-    filter: &EventFilterInput,
-    page: &PageArgs,
-    size: usize,
-    backward: bool,
-    as_of: &AsOf,
-) -> ApiResult<EventConnection> {
-    let (after, before) = page.cursors(
-        Cursor::slot,
-        "a log cursor cannot page a valid-time-ordered list",
-    )?;
-    let EventFilter {
-        timelines,
-        parties,
-        issues,
-        kinds,
-    } = filter.to_store_filter()?;
-    let mut request = ChronologyRequest {
-        timelines,
-        parties,
-        issues,
-        kinds,
-        valid_from: filter.valid_from.map(|v| v.0),
-        valid_to: filter.valid_to.map(|v| v.0),
-        as_of: *as_of,
-        after,
-        before,
-        backward,
-        limit: CHUNK,
-        include_retracted: filter.include_retracted,
-    };
-    let mut gathered = Gathered::new(size);
-    'pages: loop {
-        let page = api.projections.chronology(&request).await?;
-        // Entries come oldest first either way: continue before the oldest, or after the newest.
-        if backward {
-            request.before = page.entries.first().map(|e| e.slot).or(request.before);
-        } else {
-            request.after = page.entries.last().map(|e| e.slot).or(request.after);
-        }
-        let entries = if backward {
-            page.entries.into_iter().rev().collect::<Vec<_>>()
-        } else {
-            page.entries
-        };
-        for entry in entries {
-            if !filter.matches_rest(&entry.effective) {
-                continue;
-            }
-            if !gathered.push(Cursor::ValidTime(entry.slot), Event::from_chronology(entry)) {
-                break 'pages;
+            if !chunk.has_more {
+                break;
             }
         }
-        if !page.has_more {
-            break;
-        }
+        Ok(gathered.connection(self.backward, after.is_some(), before.is_some()))
     }
-    Ok(gathered.connection(backward, after.is_some(), before.is_some()))
 }

@@ -1,6 +1,7 @@
 //! Output types: events, their content and payloads, and the registry's parties, actors, issues
 //! and timelines. Each wraps a domain value and resolves names through the registry.
 
+use std::borrow::Borrow;
 use std::sync::Arc;
 
 use async_graphql::{Context, ID, Json, Object, SimpleObject, Union};
@@ -38,6 +39,18 @@ macro_rules! registered {
                 }
             }
 
+            /// The one named `key`, as the request's registry has it.
+            pub async fn named(ctx: &Context<'_>, $key: &$key_type) -> ApiResult<$name> {
+                Ok($name::from_registry(&*registry(ctx).await?, $key))
+            }
+
+            /// What the registration says (`read`), or the key when there is none.
+            fn registered_or_key(&self, read: impl FnOnce(&$registration) -> &String) -> String {
+                self.registered
+                    .as_ref()
+                    .map_or_else(|| self.$key.to_string(), |r| read(r).clone())
+            }
+
             /// Every one the registry has.
             pub fn all(registry: &Registry) -> Vec<$name> {
                 registry
@@ -69,9 +82,7 @@ impl Party {
         PartyScalar(self.code.clone())
     }
     async fn name(&self) -> String {
-        self.registered
-            .as_ref()
-            .map_or_else(|| self.code.to_string(), |r| r.name.clone())
+        self.registered_or_key(|r| &r.name)
     }
     async fn kind(&self) -> Option<PartyKind> {
         self.registered.as_ref().map(|r| r.party_kind.into())
@@ -88,9 +99,7 @@ macro_rules! titled_object {
                 Slug(self.slug.to_string())
             }
             async fn title(&self) -> String {
-                self.registered
-                    .as_ref()
-                    .map_or_else(|| self.slug.to_string(), |r| r.title.clone())
+                self.registered_or_key(|r| &r.title)
             }
             async fn description(&self) -> Option<&str> {
                 self.registered
@@ -131,7 +140,7 @@ impl Actor {
         &self.0.role
     }
     async fn party(&self, ctx: &Context<'_>) -> ApiResult<Party> {
-        Ok(Party::from_registry(&*registry(ctx).await?, &self.0.party))
+        Party::named(ctx, &self.0.party).await
     }
     async fn from(&self) -> Option<ValidTime> {
         self.0.from.map(ValidTime)
@@ -153,7 +162,7 @@ pub struct Participant(pub chancery_domain::Participant);
 #[Object]
 impl Participant {
     async fn party(&self, ctx: &Context<'_>) -> ApiResult<Party> {
-        Ok(Party::from_registry(&*registry(ctx).await?, &self.0.party))
+        Party::named(ctx, &self.0.party).await
     }
     async fn actor(&self, ctx: &Context<'_>) -> ApiResult<Option<Actor>> {
         let Some(slug) = &self.0.actor else {
@@ -163,67 +172,67 @@ impl Participant {
     }
 }
 
-/// Valid time: when the event happened (or would), as precisely as known.
-#[derive(SimpleObject)]
-pub struct Occurred {
-    pub start: ValidTime,
-    pub end: Option<ValidTime>,
-    pub precision: Precision,
-    pub modality: Modality,
-}
-
-impl From<&chancery_domain::Occurred> for Occurred {
-    fn from(o: &chancery_domain::Occurred) -> Self {
-        Occurred {
-            start: ValidTime(o.start),
-            end: o.end.map(ValidTime),
-            precision: o.precision().into(),
-            modality: o.modality.into(),
+/// A GraphQL object that mirrors a domain struct field for field, and its conversion: each field
+/// with its type and how it reads from the domain value (named by `|$x|`).
+macro_rules! mirrored_objects {
+    ($(
+        $(#[$doc:meta])*
+        $name:ident from $domain:ty, |$x:ident| {
+            $($(#[$field_doc:meta])* $field:ident: $type:ty = $value:expr,)*
         }
-    }
-}
-
-/// Money in an ISO 4217 currency, or a rate in PERCENT, and what it measures.
-#[derive(SimpleObject)]
-pub struct Amount {
-    pub value: f64,
-    pub unit: String,
-    pub measures: String,
-}
-
-impl From<&chancery_domain::Amount> for Amount {
-    fn from(a: &chancery_domain::Amount) -> Self {
-        Amount {
-            value: a.value,
-            unit: a.unit.clone(),
-            measures: a.measures.clone(),
+    )*) => {$(
+        $(#[$doc])*
+        #[derive(SimpleObject)]
+        pub struct $name {
+            $($(#[$field_doc])* pub $field: $type,)*
         }
+
+        impl From<&$domain> for $name {
+            fn from($x: &$domain) -> Self {
+                $name { $($field: $value,)* }
+            }
+        }
+    )*};
+}
+
+mirrored_objects! {
+    /// Valid time: when the event happened (or would), as precisely as known.
+    Occurred from chancery_domain::Occurred, |o| {
+        start: ValidTime = ValidTime(o.start),
+        end: Option<ValidTime> = o.end.map(ValidTime),
+        precision: Precision = o.precision().into(),
+        modality: Modality = o.modality.into(),
     }
-}
 
-/// Where a claim comes from.
-#[derive(SimpleObject)]
-pub struct Source {
-    pub publication: String,
-    pub title: Option<String>,
-    pub url: Option<String>,
-    pub published: Option<ValidTime>,
-    pub attribution: Attribution,
-    pub quote: Option<String>,
-}
+    /// Money in an ISO 4217 currency, or a rate in PERCENT, and what it measures.
+    Amount from chancery_domain::Amount, |a| {
+        value: f64 = a.value,
+        unit: String = a.unit.clone(),
+        measures: String = a.measures.clone(),
+    }
 
-/// The event's codes for interoperability with GDELT, ICEWS and POLECAT data.
-#[derive(SimpleObject)]
-pub struct Codes {
-    /// The CAMEO event code (a string: leading zeros matter).
-    pub cameo: String,
-    pub cameo_label: String,
-    pub plover_type: Option<String>,
-    pub plover_mode: Option<String>,
-    pub quad_class: QuadClass,
-    pub goldstein: f64,
-    /// The version of Chancery's codes table that gave these codes.
-    pub table_version: i32,
+    /// Where a claim comes from.
+    Source from chancery_domain::Source, |s| {
+        publication: String = s.publication.clone(),
+        title: Option<String> = s.title.clone(),
+        url: Option<String> = s.url.clone(),
+        published: Option<ValidTime> = s.published.map(ValidTime),
+        attribution: Attribution = s.attribution.into(),
+        quote: Option<String> = s.quote.clone(),
+    }
+
+    /// The event's codes for interoperability with GDELT, ICEWS and POLECAT data.
+    Codes from chancery_domain::codes::EventCodes, |c| {
+        /// The CAMEO event code (a string: leading zeros matter).
+        cameo: String = c.cameo.into(),
+        cameo_label: String = c.cameo_label.into(),
+        plover_type: Option<String> = c.plover_type.map(Into::into),
+        plover_mode: Option<String> = c.plover_mode.map(Into::into),
+        quad_class: QuadClass = c.quad_class.into(),
+        goldstein: f64 = c.goldstein,
+        /// The version of Chancery's codes table that gave these codes.
+        table_version: i32 = small(chancery_domain::codes::CODES_VERSION),
+    }
 }
 
 /// What an event says: who, to whom, about what, when, how much, according to whom.
@@ -259,18 +268,7 @@ impl EventContent {
         &self.0.summary
     }
     async fn sources(&self) -> Vec<Source> {
-        self.0
-            .sources
-            .iter()
-            .map(|s| Source {
-                publication: s.publication.clone(),
-                title: s.title.clone(),
-                url: s.url.clone(),
-                published: s.published.map(ValidTime),
-                attribution: s.attribution.into(),
-                quote: s.quote.clone(),
-            })
-            .collect()
+        self.0.sources.iter().map(Source::from).collect()
     }
     async fn confidence(&self) -> Option<f64> {
         self.0.confidence
@@ -280,15 +278,7 @@ impl EventContent {
     }
     /// CAMEO, PLOVER, QuadClass and Goldstein; none for registrations, retractions and corrections.
     async fn codes(&self) -> Option<Codes> {
-        chancery_domain::codes::codes(&self.0).map(|c| Codes {
-            cameo: c.cameo.into(),
-            cameo_label: c.cameo_label.into(),
-            plover_type: c.plover_type.map(Into::into),
-            plover_mode: c.plover_mode.map(Into::into),
-            quad_class: c.quad_class.into(),
-            goldstein: c.goldstein,
-            table_version: i32::try_from(chancery_domain::codes::CODES_VERSION).unwrap_or(i32::MAX),
-        })
+        chancery_domain::codes::codes(&self.0).map(Codes::from)
     }
 }
 
@@ -351,7 +341,7 @@ impl Event {
     }
     async fn timeline(&self, ctx: &Context<'_>) -> ApiResult<Timeline> {
         let slug = timeline_of_record(&self.record)?;
-        Ok(Timeline::from_registry(&*registry(ctx).await?, &slug))
+        Timeline::named(ctx, &slug).await
     }
     /// The event's version within its timeline.
     async fn version(&self) -> Long {
@@ -396,9 +386,40 @@ impl Event {
     }
 }
 
-/// What an event's kind carries.
-#[derive(Union)]
-pub enum Payload {
+fn id(e: &chancery_domain::EventId) -> ID {
+    ID(e.to_string())
+}
+
+/// A count the domain keeps as `u32`, as a GraphQL `Int` (capped; the domain keeps it small).
+fn small(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// The union of the payload objects and its conversion from the domain's payload, whose variants
+/// have the same names.
+macro_rules! payload_union {
+    ($($kind:ident($object:ident),)*) => {
+        /// What an event's kind carries.
+        #[derive(Union)]
+        pub enum Payload {
+            $($kind($object),)*
+        }
+
+        impl From<&p::Payload> for Payload {
+            fn from(payload: &p::Payload) -> Self {
+                // `borrow` reaches the domain struct whether the variant holds it or a box of it
+                // (as a correction's does).
+                match payload {
+                    $(p::Payload::$kind(x) => {
+                        Payload::$kind(Borrow::<p::$kind>::borrow(x).into())
+                    })*
+                }
+            }
+        }
+    };
+}
+
+payload_union! {
     Offer(OfferPayload),
     Demand(DemandPayload),
     Threat(ThreatPayload),
@@ -419,92 +440,101 @@ pub enum Payload {
     TimelineRegistered(TimelineRegisteredPayload),
 }
 
-fn id(e: &chancery_domain::EventId) -> ID {
-    ID(e.to_string())
+mirrored_objects! {
+    OfferPayload from p::Offer, |x| {
+        terms: String = x.terms.clone(),
+        conditions: Vec<String> = x.conditions.clone(),
+        reaffirms: Option<ID> = x.reaffirms.as_ref().map(id),
+    }
+    DemandPayload from p::Demand, |x| {
+        terms: String = x.terms.clone(),
+        demand_type: DemandType = x.demand_type.into(),
+        deadline: Option<ValidTime> = x.deadline.map(ValidTime),
+        reaffirms: Option<ID> = x.reaffirms.as_ref().map(id),
+    }
+    ThreatPayload from p::Threat, |x| {
+        terms: String = x.terms.clone(),
+        instrument: Instrument = x.instrument.into(),
+        condition: Option<String> = x.condition.clone(),
+        deadline: Option<ValidTime> = x.deadline.map(ValidTime),
+    }
+    RefusalPayload from p::Refusal, |x| {
+        terms: String = x.terms.clone(),
+        of: RefusalOf = x.of.into(),
+        refuses: Vec<ID> = x.refuses.iter().map(id).collect(),
+    }
+    ConcessionPayload from p::Concession, |x| {
+        terms: String = x.terms.clone(),
+        concession_type: ConcessionType = x.concession_type.into(),
+        answers: Vec<ID> = x.answers.iter().map(id).collect(),
+    }
+    AgreementPayload from p::Agreement, |x| {
+        terms: String = x.terms.clone(),
+        form: AgreementForm = x.form.into(),
+    }
+    MeasurePayload from p::Measure, |x| {
+        terms: String = x.terms.clone(),
+        instrument: Instrument = x.instrument.into(),
+        action: MeasureAction = x.action.into(),
+        announced: ValidTime = ValidTime(x.announced),
+        effective: Option<ValidTime> = x.effective.map(ValidTime),
+        rate_percent: Option<f64> = x.rate_percent,
+    }
+    StatementPayload from p::Statement, |x| {
+        claim: String = x.claim.clone(),
+        tone: Tone = x.tone.into(),
+    }
+    AccusationPayload from p::Accusation, |x| {
+        claim: String = x.claim.clone(),
+        form: AccusationForm = x.form.into(),
+    }
+    SeminarPayload from p::Seminar, |x| {
+        host: PartyScalar = PartyScalar(x.host.clone()),
+        days: i32 = small(x.days),
+        participants: Vec<String> = x.participants.clone(),
+        topic: Option<String> = x.topic.clone(),
+    }
+    VisitPayload from p::Visit, |x| {
+        visitor: PartyScalar = PartyScalar(x.visitor.clone()),
+        host: PartyScalar = PartyScalar(x.host.clone()),
+        place: String = x.place.clone(),
+        purpose: String = x.purpose.clone(),
+    }
+    TalksPayload from p::Talks, |x| {
+        participants: Vec<PartyScalar> = x.participants.iter().cloned().map(PartyScalar).collect(),
+        place: String = x.place.clone(),
+        format: TalksFormat = x.format.into(),
+        rounds: Option<i32> = x.rounds.map(small),
+    }
+    RetractionPayload from p::Retraction, |x| {
+        retracts: ID = id(&x.retracts),
+        reason: String = x.reason.clone(),
+    }
+    PartyRegisteredPayload from p::PartyRegistered, |x| {
+        code: PartyScalar = PartyScalar(x.code.clone()),
+        name: String = x.name.clone(),
+        party_kind: PartyKind = x.party_kind.into(),
+    }
+    ActorRegisteredPayload from p::ActorRegistered, |x| {
+        slug: Slug = Slug(x.slug.to_string()),
+        name: String = x.name.clone(),
+        party: PartyScalar = PartyScalar(x.party.clone()),
+        role: String = x.role.clone(),
+        from: Option<ValidTime> = x.from.map(ValidTime),
+        to: Option<ValidTime> = x.to.map(ValidTime),
+    }
+    IssueRegisteredPayload from p::IssueRegistered, |x| {
+        slug: Slug = Slug(x.slug.to_string()),
+        title: String = x.title.clone(),
+        description: Option<String> = x.description.clone(),
+    }
+    TimelineRegisteredPayload from p::TimelineRegistered, |x| {
+        slug: Slug = Slug(x.slug.to_string()),
+        title: String = x.title.clone(),
+        description: Option<String> = x.description.clone(),
+    }
 }
 
-#[derive(SimpleObject)]
-pub struct OfferPayload {
-    pub terms: String,
-    pub conditions: Vec<String>,
-    pub reaffirms: Option<ID>,
-}
-#[derive(SimpleObject)]
-pub struct DemandPayload {
-    pub terms: String,
-    pub demand_type: DemandType,
-    pub deadline: Option<ValidTime>,
-    pub reaffirms: Option<ID>,
-}
-#[derive(SimpleObject)]
-pub struct ThreatPayload {
-    pub terms: String,
-    pub instrument: Instrument,
-    pub condition: Option<String>,
-    pub deadline: Option<ValidTime>,
-}
-#[derive(SimpleObject)]
-pub struct RefusalPayload {
-    pub terms: String,
-    pub of: RefusalOf,
-    pub refuses: Vec<ID>,
-}
-#[derive(SimpleObject)]
-pub struct ConcessionPayload {
-    pub terms: String,
-    pub concession_type: ConcessionType,
-    pub answers: Vec<ID>,
-}
-#[derive(SimpleObject)]
-pub struct AgreementPayload {
-    pub terms: String,
-    pub form: AgreementForm,
-}
-#[derive(SimpleObject)]
-pub struct MeasurePayload {
-    pub terms: String,
-    pub instrument: Instrument,
-    pub action: MeasureAction,
-    pub announced: ValidTime,
-    pub effective: Option<ValidTime>,
-    pub rate_percent: Option<f64>,
-}
-#[derive(SimpleObject)]
-pub struct StatementPayload {
-    pub claim: String,
-    pub tone: Tone,
-}
-#[derive(SimpleObject)]
-pub struct AccusationPayload {
-    pub claim: String,
-    pub form: AccusationForm,
-}
-#[derive(SimpleObject)]
-pub struct SeminarPayload {
-    pub host: PartyScalar,
-    pub days: i32,
-    pub participants: Vec<String>,
-    pub topic: Option<String>,
-}
-#[derive(SimpleObject)]
-pub struct VisitPayload {
-    pub visitor: PartyScalar,
-    pub host: PartyScalar,
-    pub place: String,
-    pub purpose: String,
-}
-#[derive(SimpleObject)]
-pub struct TalksPayload {
-    pub participants: Vec<PartyScalar>,
-    pub place: String,
-    pub format: TalksFormat,
-    pub rounds: Option<i32>,
-}
-#[derive(SimpleObject)]
-pub struct RetractionPayload {
-    pub retracts: ID,
-    pub reason: String,
-}
 #[derive(SimpleObject)]
 pub struct CorrectionPayload {
     pub corrects: ID,
@@ -513,197 +543,6 @@ pub struct CorrectionPayload {
     pub changed_fields: Vec<String>,
     /// The new values, in the event's JSON form.
     pub changes: Json<serde_json::Value>,
-}
-#[derive(SimpleObject)]
-pub struct PartyRegisteredPayload {
-    pub code: PartyScalar,
-    pub name: String,
-    pub party_kind: PartyKind,
-}
-#[derive(SimpleObject)]
-pub struct ActorRegisteredPayload {
-    pub slug: Slug,
-    pub name: String,
-    pub party: PartyScalar,
-    pub role: String,
-    pub from: Option<ValidTime>,
-    pub to: Option<ValidTime>,
-}
-#[derive(SimpleObject)]
-pub struct IssueRegisteredPayload {
-    pub slug: Slug,
-    pub title: String,
-    pub description: Option<String>,
-}
-#[derive(SimpleObject)]
-pub struct TimelineRegisteredPayload {
-    pub slug: Slug,
-    pub title: String,
-    pub description: Option<String>,
-}
-
-fn small(n: u32) -> i32 {
-    i32::try_from(n).unwrap_or(i32::MAX)
-}
-
-impl From<&p::Payload> for Payload {
-    fn from(payload: &p::Payload) -> Self {
-        use p::Payload as D;
-        match payload {
-            D::Offer(x) => Payload::Offer(x.into()),
-            D::Demand(x) => Payload::Demand(x.into()),
-            D::Threat(x) => Payload::Threat(x.into()),
-            D::Refusal(x) => Payload::Refusal(x.into()),
-            D::Concession(x) => Payload::Concession(x.into()),
-            D::Agreement(x) => Payload::Agreement(x.into()),
-            D::Measure(x) => Payload::Measure(x.into()),
-            D::Statement(x) => Payload::Statement(x.into()),
-            D::Accusation(x) => Payload::Accusation(x.into()),
-            D::Seminar(x) => Payload::Seminar(x.into()),
-            D::Visit(x) => Payload::Visit(x.into()),
-            D::Talks(x) => Payload::Talks(x.into()),
-            D::Retraction(x) => Payload::Retraction(x.into()),
-            D::Correction(x) => Payload::Correction(x.as_ref().into()),
-            D::PartyRegistered(x) => Payload::PartyRegistered(x.into()),
-            D::ActorRegistered(x) => Payload::ActorRegistered(x.into()),
-            D::IssueRegistered(x) => Payload::IssueRegistered(x.into()),
-            D::TimelineRegistered(x) => Payload::TimelineRegistered(x.into()),
-        }
-    }
-}
-
-impl From<&p::Offer> for OfferPayload {
-    fn from(x: &p::Offer) -> Self {
-        OfferPayload {
-            terms: x.terms.clone(),
-            conditions: x.conditions.clone(),
-            reaffirms: x.reaffirms.as_ref().map(id),
-        }
-    }
-}
-
-impl From<&p::Demand> for DemandPayload {
-    fn from(x: &p::Demand) -> Self {
-        DemandPayload {
-            terms: x.terms.clone(),
-            demand_type: x.demand_type.into(),
-            deadline: x.deadline.map(ValidTime),
-            reaffirms: x.reaffirms.as_ref().map(id),
-        }
-    }
-}
-
-impl From<&p::Threat> for ThreatPayload {
-    fn from(x: &p::Threat) -> Self {
-        ThreatPayload {
-            terms: x.terms.clone(),
-            instrument: x.instrument.into(),
-            condition: x.condition.clone(),
-            deadline: x.deadline.map(ValidTime),
-        }
-    }
-}
-
-impl From<&p::Refusal> for RefusalPayload {
-    fn from(x: &p::Refusal) -> Self {
-        RefusalPayload {
-            terms: x.terms.clone(),
-            of: x.of.into(),
-            refuses: x.refuses.iter().map(id).collect(),
-        }
-    }
-}
-
-impl From<&p::Concession> for ConcessionPayload {
-    fn from(x: &p::Concession) -> Self {
-        ConcessionPayload {
-            terms: x.terms.clone(),
-            concession_type: x.concession_type.into(),
-            answers: x.answers.iter().map(id).collect(),
-        }
-    }
-}
-
-impl From<&p::Agreement> for AgreementPayload {
-    fn from(x: &p::Agreement) -> Self {
-        AgreementPayload {
-            terms: x.terms.clone(),
-            form: x.form.into(),
-        }
-    }
-}
-
-impl From<&p::Measure> for MeasurePayload {
-    fn from(x: &p::Measure) -> Self {
-        MeasurePayload {
-            terms: x.terms.clone(),
-            instrument: x.instrument.into(),
-            action: x.action.into(),
-            announced: ValidTime(x.announced),
-            effective: x.effective.map(ValidTime),
-            rate_percent: x.rate_percent,
-        }
-    }
-}
-
-impl From<&p::Statement> for StatementPayload {
-    fn from(x: &p::Statement) -> Self {
-        StatementPayload {
-            claim: x.claim.clone(),
-            tone: x.tone.into(),
-        }
-    }
-}
-
-impl From<&p::Accusation> for AccusationPayload {
-    fn from(x: &p::Accusation) -> Self {
-        AccusationPayload {
-            claim: x.claim.clone(),
-            form: x.form.into(),
-        }
-    }
-}
-
-impl From<&p::Seminar> for SeminarPayload {
-    fn from(x: &p::Seminar) -> Self {
-        SeminarPayload {
-            host: PartyScalar(x.host.clone()),
-            days: small(x.days),
-            participants: x.participants.clone(),
-            topic: x.topic.clone(),
-        }
-    }
-}
-
-impl From<&p::Visit> for VisitPayload {
-    fn from(x: &p::Visit) -> Self {
-        VisitPayload {
-            visitor: PartyScalar(x.visitor.clone()),
-            host: PartyScalar(x.host.clone()),
-            place: x.place.clone(),
-            purpose: x.purpose.clone(),
-        }
-    }
-}
-
-impl From<&p::Talks> for TalksPayload {
-    fn from(x: &p::Talks) -> Self {
-        TalksPayload {
-            participants: x.participants.iter().cloned().map(PartyScalar).collect(),
-            place: x.place.clone(),
-            format: x.format.into(),
-            rounds: x.rounds.map(small),
-        }
-    }
-}
-
-impl From<&p::Retraction> for RetractionPayload {
-    fn from(x: &p::Retraction) -> Self {
-        RetractionPayload {
-            retracts: id(&x.retracts),
-            reason: x.reason.clone(),
-        }
-    }
 }
 
 impl From<&p::Correction> for CorrectionPayload {
@@ -718,49 +557,6 @@ impl From<&p::Correction> for CorrectionPayload {
             reason: x.reason.clone(),
             changed_fields,
             changes: Json(changes),
-        }
-    }
-}
-
-impl From<&p::PartyRegistered> for PartyRegisteredPayload {
-    fn from(x: &p::PartyRegistered) -> Self {
-        PartyRegisteredPayload {
-            code: PartyScalar(x.code.clone()),
-            name: x.name.clone(),
-            party_kind: x.party_kind.into(),
-        }
-    }
-}
-
-impl From<&p::ActorRegistered> for ActorRegisteredPayload {
-    fn from(x: &p::ActorRegistered) -> Self {
-        ActorRegisteredPayload {
-            slug: Slug(x.slug.to_string()),
-            name: x.name.clone(),
-            party: PartyScalar(x.party.clone()),
-            role: x.role.clone(),
-            from: x.from.map(ValidTime),
-            to: x.to.map(ValidTime),
-        }
-    }
-}
-
-impl From<&p::IssueRegistered> for IssueRegisteredPayload {
-    fn from(x: &p::IssueRegistered) -> Self {
-        IssueRegisteredPayload {
-            slug: Slug(x.slug.to_string()),
-            title: x.title.clone(),
-            description: x.description.clone(),
-        }
-    }
-}
-
-impl From<&p::TimelineRegistered> for TimelineRegisteredPayload {
-    fn from(x: &p::TimelineRegistered) -> Self {
-        TimelineRegisteredPayload {
-            slug: Slug(x.slug.to_string()),
-            title: x.title.clone(),
-            description: x.description.clone(),
         }
     }
 }

@@ -8,7 +8,7 @@ use chancery_projections::{PositionView, StandoffView};
 use crate::api::api;
 use crate::enums::{Attribution, Bucket, Stance, StandoffStatus};
 use crate::error::{ApiError, ApiResult};
-use crate::objects::{Amount, Event, Issue, Party, Timeline, registry};
+use crate::objects::{Amount, Event, Issue, Party, Timeline};
 use crate::scalars::{Long, ValidTime};
 
 /// Where a party stands on an issue of a timeline.
@@ -25,16 +25,13 @@ pub struct PositionChange {
 #[Object]
 impl PartyPosition {
     async fn timeline(&self, ctx: &Context<'_>) -> ApiResult<Timeline> {
-        Ok(Timeline::from_registry(
-            &*registry(ctx).await?,
-            &self.0.timeline,
-        ))
+        Timeline::named(ctx, &self.0.timeline).await
     }
     async fn party(&self, ctx: &Context<'_>) -> ApiResult<Party> {
-        Ok(Party::from_registry(&*registry(ctx).await?, &self.0.party))
+        Party::named(ctx, &self.0.party).await
     }
     async fn issue(&self, ctx: &Context<'_>) -> ApiResult<Issue> {
-        Ok(Issue::from_registry(&*registry(ctx).await?, &self.0.issue))
+        Issue::named(ctx, &self.0.issue).await
     }
     async fn stance(&self) -> Stance {
         self.0.stance.into()
@@ -106,7 +103,7 @@ pub struct Side(pub chancery_projections::Side);
 #[Object]
 impl Side {
     async fn party(&self, ctx: &Context<'_>) -> ApiResult<Party> {
-        Ok(Party::from_registry(&*registry(ctx).await?, &self.0.party))
+        Party::named(ctx, &self.0.party).await
     }
     async fn stance(&self) -> Stance {
         self.0.stance.into()
@@ -122,13 +119,10 @@ pub struct Standoff(pub StandoffView);
 #[Object]
 impl Standoff {
     async fn timeline(&self, ctx: &Context<'_>) -> ApiResult<Timeline> {
-        Ok(Timeline::from_registry(
-            &*registry(ctx).await?,
-            &self.0.timeline,
-        ))
+        Timeline::named(ctx, &self.0.timeline).await
     }
     async fn issue(&self, ctx: &Context<'_>) -> ApiResult<Issue> {
-        Ok(Issue::from_registry(&*registry(ctx).await?, &self.0.issue))
+        Issue::named(ctx, &self.0.issue).await
     }
     async fn status(&self) -> StandoffStatus {
         self.0.status.into()

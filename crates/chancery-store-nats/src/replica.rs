@@ -50,8 +50,7 @@ async fn open_dir(config: &NatsConfig) -> Result<SledLog, StoreError> {
     let dir = config.replica_dir.clone();
     let sled_config = SledConfig {
         live_buffer: config.live_buffer,
-        durable: false,
-        ..SledConfig::default()
+        ..SledConfig::unsynced()
     };
     let stream = config.stream.clone();
     tokio::task::spawn_blocking(move || {

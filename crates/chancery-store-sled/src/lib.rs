@@ -75,6 +75,18 @@ impl Default for SledConfig {
     }
 }
 
+impl SledConfig {
+    /// The default configuration without `fdatasync` before acknowledging (`durable: false`): for a
+    /// copy whose durability lies elsewhere (the NATS backend's replica) and for tests whose
+    /// subject is not durability.
+    pub fn unsynced() -> Self {
+        Self {
+            durable: false,
+            ..Self::default()
+        }
+    }
+}
+
 /// sled writes pages larger than a quarter of a segment to blob files, which it never syncs.
 /// With 8 MiB segments a page must exceed 2 MiB for that; the index's entries are small, so its
 /// pages never do.

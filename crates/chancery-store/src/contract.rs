@@ -164,9 +164,39 @@ async fn recorded(log: &dyn EventLog, events: Vec<NewEvent>) -> AppendOutcome {
     append(log, ExpectedVersion::Any, events).await.unwrap()
 }
 
+/// Appends a batch expecting `expected` of its timeline; it must be refused, and this says why.
+async fn refused_at(
+    log: &dyn EventLog,
+    expected: ExpectedVersion,
+    events: Vec<NewEvent>,
+) -> StoreError {
+    append(log, expected, events).await.unwrap_err()
+}
+
 /// Appends a batch whatever the timeline's version; it must be refused, and this says why.
 async fn refused(log: &dyn EventLog, events: Vec<NewEvent>) -> StoreError {
-    append(log, ExpectedVersion::Any, events).await.unwrap_err()
+    refused_at(log, ExpectedVersion::Any, events).await
+}
+
+/// The refusal of an append to the contract's timeline that expected `expected` of it.
+fn wrong_version(expected: ExpectedVersion, actual: Option<u64>) -> StoreError {
+    StoreError::WrongExpectedVersion {
+        timeline: timeline(),
+        expected,
+        actual,
+    }
+}
+
+/// Appends a batch that must be refused as an id conflict, writing nothing, and answers the
+/// conflicting id and the position that holds it.
+async fn id_conflict(log: &dyn EventLog, events: Vec<NewEvent>) -> (EventId, Position) {
+    let before = head(log).await;
+    let err = refused(log, events).await;
+    let StoreError::IdConflict { id, position, .. } = err else {
+        panic!("expected an id conflict, got {err}")
+    };
+    assert_eq!(head(log).await, before, "the refused batch wrote nothing");
+    (id, position)
 }
 
 /// Appends a batch that must be refused as invalid, and answers why.
@@ -190,13 +220,22 @@ async fn all_events(log: &dyn EventLog) -> Vec<chancery_domain::RecordedEvent> {
     log.read(ReadRequest::forward(1, usize::MAX)).await.unwrap()
 }
 
+/// Every record in one encoding, in order.
+async fn encoded(
+    log: &dyn EventLog,
+    encode: impl Fn(&chancery_domain::RecordedEvent) -> Vec<u8>,
+) -> Vec<Vec<u8>> {
+    all_events(log).await.iter().map(encode).collect()
+}
+
 /// Every record's stored form, in order.
 async fn stored(log: &dyn EventLog) -> Vec<Vec<u8>> {
-    all_events(log)
-        .await
-        .iter()
-        .map(|r| r.stored().to_vec())
-        .collect()
+    encoded(log, |r| r.stored().to_vec()).await
+}
+
+/// Every record's canonical JSON (an export's lines), in order.
+async fn export_lines(log: &dyn EventLog) -> Vec<Vec<u8>> {
+    encoded(log, |r| r.canonical_json().unwrap()).await
 }
 
 pub async fn positions_are_gapless_from_one_and_versions_per_timeline(ctx: Ctx) {
@@ -269,21 +308,9 @@ pub async fn a_batch_is_atomic_when_one_event_is_invalid(ctx: Ctx) {
 pub async fn expected_version_no_timeline(ctx: Ctx) {
     let log = &*ctx.log;
     world(log).await;
-    let err = append(
-        log,
-        ExpectedVersion::NoTimeline,
-        vec![statement("USA", "deficit")],
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(
-        err,
-        StoreError::WrongExpectedVersion {
-            timeline: timeline(),
-            expected: ExpectedVersion::NoTimeline,
-            actual: Some(6)
-        }
-    );
+    let usa = vec![statement("USA", "deficit")];
+    let err = refused_at(log, ExpectedVersion::NoTimeline, usa).await;
+    assert_eq!(err, wrong_version(ExpectedVersion::NoTimeline, Some(6)));
     assert_eq!(head(log).await, 6);
 }
 
@@ -297,26 +324,12 @@ pub async fn expected_version_exact_conflict_names_the_actual_version(ctx: Ctx) 
     )
     .await
     .unwrap();
-    let err = append(
-        log,
-        ExpectedVersion::Exact(6),
-        vec![statement("CHN", "deficit")],
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(
-        err,
-        StoreError::WrongExpectedVersion {
-            timeline: timeline(),
-            expected: ExpectedVersion::Exact(6),
-            actual: Some(7)
-        }
-    );
+    let chn = vec![statement("CHN", "deficit")];
+    let err = refused_at(log, ExpectedVersion::Exact(6), chn).await;
+    assert_eq!(err, wrong_version(ExpectedVersion::Exact(6), Some(7)));
     assert!(err.to_string().contains("it is at version 7"), "{err}");
     let fresh = sample::world("fresh", &[], &[]);
-    let err = append(log, ExpectedVersion::Exact(3), fresh)
-        .await
-        .unwrap_err();
+    let err = refused_at(log, ExpectedVersion::Exact(3), fresh).await;
     assert!(
         matches!(err, StoreError::WrongExpectedVersion { actual: None, .. }),
         "{err}"
@@ -355,12 +368,10 @@ pub async fn the_same_id_with_other_content_is_a_conflict(ctx: Ctx) {
     let out = recorded(log, vec![original.clone()]).await;
     let mut other = original.clone();
     other.summary = "something else".into();
-    let err = refused(log, vec![other]).await;
-    assert!(
-        matches!(&err, StoreError::IdConflict { id, position, .. } if *id == original.id && *position == out.last_position()),
-        "{err}"
+    assert_eq!(
+        id_conflict(log, vec![other]).await,
+        (original.id, out.last_position())
     );
-    assert_eq!(head(log).await, 7);
 }
 
 pub async fn a_partly_recorded_batch_is_a_conflict(ctx: Ctx) {
@@ -368,12 +379,8 @@ pub async fn a_partly_recorded_batch_is_a_conflict(ctx: Ctx) {
     world(log).await;
     let first = statement("USA", "deficit");
     recorded(log, vec![first.clone()]).await;
-    let err = refused(log, vec![first.clone(), statement("CHN", "deficit")]).await;
-    assert!(
-        matches!(&err, StoreError::IdConflict { id, .. } if *id == first.id),
-        "{err}"
-    );
-    assert_eq!(head(log).await, 7);
+    let (id, _) = id_conflict(log, vec![first.clone(), statement("CHN", "deficit")]).await;
+    assert_eq!(id, first.id);
 }
 
 pub async fn duplicate_ids_in_one_batch_are_invalid(ctx: Ctx) {
@@ -722,7 +729,9 @@ pub async fn retractions_need_an_existing_unretracted_event(ctx: Ctx) {
     assert_eq!(head(log).await, 8);
 }
 
-async fn next_positions(stream: &mut crate::EventStream, n: usize) -> Vec<Position> {
+/// The positions of the next `n` events `stream` yields; fails the test if it stalls for
+/// [`PATIENCE`], ends or fails first.
+pub async fn next_positions(stream: &mut crate::EventStream, n: usize) -> Vec<Position> {
     let mut out = Vec::with_capacity(n);
     while out.len() < n {
         let item = tokio::time::timeout(PATIENCE, stream.next())
@@ -923,11 +932,7 @@ pub async fn a_restore_reproduces_the_log_byte_for_byte(ctx: Ctx) {
     recorded(log, vec![e.clone(), statement("CHN", "deficit")]).await;
     recorded(log, vec![sample::retraction(T, e.id)]).await;
     let raw = stored(log).await;
-    let lines: Vec<Vec<u8>> = all_events(log)
-        .await
-        .iter()
-        .map(|r| r.canonical_json().unwrap())
-        .collect();
+    let lines = export_lines(log).await;
 
     let copy = (ctx.fresh)().await;
     // In two parts, as an import in batches would: export lines, then stored records.
@@ -954,13 +959,7 @@ pub async fn a_restore_reproduces_the_log_byte_for_byte(ctx: Ctx) {
     .unwrap();
     assert_eq!(next.last_position(), 10);
     // A retraction restored is known: the event cannot be retracted twice.
-    let err = append(
-        &*copy.log,
-        ExpectedVersion::Any,
-        vec![sample::retraction(T, e.id)],
-    )
-    .await
-    .unwrap_err();
+    let err = refused(&*copy.log, vec![sample::retraction(T, e.id)]).await;
     assert!(err.to_string().contains("already retracted"), "{err}");
     drop(copy.guard);
 }
@@ -969,11 +968,7 @@ pub async fn a_restore_with_a_broken_chain_writes_nothing(ctx: Ctx) {
     let log = &*ctx.log;
     world(log).await;
     let raw = stored(log).await;
-    let lines: Vec<Vec<u8>> = all_events(log)
-        .await
-        .iter()
-        .map(|r| r.canonical_json().unwrap())
-        .collect();
+    let lines = export_lines(log).await;
     let copy = (ctx.fresh)().await;
 
     // Skipping a record breaks positions and the chain.

@@ -1,7 +1,7 @@
 //! What Chancery's tests (and its benchmark harness) share, so that each helper is written once:
 //! free loopback ports, a raw HTTP/1.1 client, supervised child processes that are killed with
 //! their owner, nats-servers and JetStream clusters, the CI policy for missing tools, copies of
-//! data directories, and (with the `fuzz` feature) proptest strategies.
+//! data directories, a tokio runtime for synchronous tests, and (with the `fuzz` feature) proptest strategies.
 //!
 //! Library functions return [`Result`] and never panic on what the machine can make fail, so a
 //! binary can use them with `?`; the exceptions are the CI policy ([`ci`], [`nats::require`]),
@@ -17,8 +17,11 @@ pub mod fuzz;
 pub mod http;
 pub mod nats;
 pub mod ports;
+mod runtime;
 pub mod server;
 pub mod wait;
+
+pub use runtime::{SharedFixture, runtime};
 
 /// How long anything may take on a loaded machine before a helper gives up on it.
 pub const PATIENCE: Duration = Duration::from_secs(60);

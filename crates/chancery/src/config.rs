@@ -378,28 +378,19 @@ mod tests {
 
     #[test]
     fn bad_tokens_are_refused_with_the_reason() {
-        let short = Overrides {
-            tokens: vec!["admin:short".into()],
-            ..Overrides::default()
-        };
-        assert!(
-            ServerConfig::resolve(FileConfig::default(), short)
+        for (token, reason) in [
+            ("admin:short", "at least 16"),
+            ("root:0123456789abcdef", "unknown role"),
+        ] {
+            let overrides = Overrides {
+                tokens: vec![token.into()],
+                ..Overrides::default()
+            };
+            let refused = ServerConfig::resolve(FileConfig::default(), overrides)
                 .err()
-                .unwrap()
-                .0
-                .contains("at least 16")
-        );
-        let role = Overrides {
-            tokens: vec!["root:0123456789abcdef".into()],
-            ..Overrides::default()
-        };
-        assert!(
-            ServerConfig::resolve(FileConfig::default(), role)
-                .err()
-                .unwrap()
-                .0
-                .contains("unknown role")
-        );
+                .unwrap();
+            assert!(refused.0.contains(reason), "{token}: {}", refused.0);
+        }
         let ok = Overrides {
             tokens: vec!["admin:0123456789abcdef,reader:fedcba9876543210".into()],
             ..Overrides::default()

@@ -2,95 +2,29 @@
 
 use chancery_domain::codes::{CODES_TABLE, CODES_VERSION, QuadClass, codes};
 use chancery_domain::payload::*;
-use chancery_domain::sample::{act, day};
+use chancery_domain::sample::{act, day, payloads};
 use chancery_domain::{NewEvent, Participant, PartyCode, Payload};
 
 fn event(payload: Payload) -> NewEvent {
     act("t", payload, "USA", Some("CHN"), &["tariffs"], "2018-05-01")
 }
 
-fn demand(demand_type: DemandType) -> NewEvent {
-    event(Payload::Demand(Demand {
-        terms: "x".into(),
-        demand_type,
-        deadline: None,
-        reaffirms: None,
-    }))
-}
-
-fn threat(instrument: Instrument) -> NewEvent {
-    event(Payload::Threat(Threat {
-        terms: "x".into(),
-        instrument,
-        condition: None,
-        deadline: None,
-    }))
-}
-
-fn refusal(of: RefusalOf) -> NewEvent {
-    event(Payload::Refusal(Refusal {
-        terms: "x".into(),
-        of,
-        refuses: vec![],
-    }))
-}
-
-fn concession(concession_type: ConcessionType) -> NewEvent {
-    event(Payload::Concession(Concession {
-        terms: "x".into(),
-        concession_type,
-        answers: vec![],
-    }))
-}
-
-fn agreement(form: AgreementForm) -> NewEvent {
-    event(Payload::Agreement(Agreement {
-        terms: "x".into(),
-        form,
-    }))
-}
-
 fn measure(action: MeasureAction, instrument: Instrument) -> NewEvent {
-    event(Payload::Measure(Measure {
-        terms: "x".into(),
-        instrument,
+    event(payloads::measure(
         action,
-        announced: day("2018-05-01"),
-        effective: None,
-        rate_percent: None,
-    }))
-}
-
-fn statement(tone: Tone) -> NewEvent {
-    event(Payload::Statement(Statement {
-        claim: "x".into(),
-        tone,
-    }))
-}
-
-fn accusation(form: AccusationForm) -> NewEvent {
-    event(Payload::Accusation(Accusation {
-        claim: "x".into(),
-        form,
-    }))
+        instrument,
+        day("2018-05-01"),
+        None,
+    ))
 }
 
 fn talks(format: TalksFormat) -> NewEvent {
-    event(Payload::Talks(Talks {
-        participants: vec![],
-        place: "x".into(),
-        format,
-        rounds: None,
-    }))
+    event(payloads::talks(&[], format))
 }
 
+/// USA's visit to CHN with `actor` alone among the actors: made by the visitor, hosted by the host.
 fn visit(actor: &str) -> NewEvent {
-    let mut e = event(Payload::Visit(Visit {
-        visitor: PartyCode::new("USA").unwrap(),
-        host: PartyCode::new("CHN").unwrap(),
-        place: "Beijing".into(),
-        purpose: "talks".into(),
-    }));
+    let mut e = event(payloads::visit("USA", "CHN"));
     e.actors = vec![Participant::party(PartyCode::new(actor).unwrap())];
     e
 }
@@ -116,58 +50,42 @@ const MAKE_STATEMENT: Expected = ("010", None, None, 1, 0.0);
 
 fn expected_rows() -> Vec<Row> {
     use Instrument::*;
-    vec![
+    use payloads::{accusation, agreement, concession, demand, refusal, statement, threat};
+    let mut rows = vec![
         (
-            event(Payload::Offer(Offer {
-                terms: "x".into(),
-                conditions: vec![],
-                reaffirms: None,
-            })),
+            event(payloads::offer(vec![])),
             ("0311", Some("AGREE"), None, 1, 5.2),
         ),
+        (event(threat(Tariff)), THREATEN_RESTRICT),
+        (event(threat(Sanction)), THREATEN_RESTRICT),
+        (event(threat(ExportControl)), THREATEN_RESTRICT),
         (
-            demand(DemandType::PolicyChange),
-            ("1042", Some("DEMAND"), Some("change"), 3, -5.0),
-        ),
-        (
-            demand(DemandType::EconomicCooperation),
-            ("1011", Some("DEMAND"), Some("assist"), 3, -5.0),
-        ),
-        (
-            demand(DemandType::EaseMeasures),
-            ("1054", Some("DEMAND"), Some("yield"), 3, -5.0),
-        ),
-        (
-            demand(DemandType::Meeting),
-            ("106", Some("DEMAND"), Some("meet"), 3, -5.0),
-        ),
-        (threat(Tariff), THREATEN_RESTRICT),
-        (threat(Sanction), THREATEN_RESTRICT),
-        (threat(ExportControl), THREATEN_RESTRICT),
-        (
-            threat(HaltNegotiations),
+            event(threat(HaltNegotiations)),
             ("134", Some("THREATEN"), Some("relations"), 3, -5.8),
         ),
-        (threat(Other), ("130", Some("THREATEN"), None, 3, -4.4)),
         (
-            refusal(RefusalOf::ToDiscuss),
+            event(threat(Other)),
+            ("130", Some("THREATEN"), None, 3, -4.4),
+        ),
+        (
+            event(refusal(RefusalOf::ToDiscuss, vec![])),
             ("125", Some("REJECT"), Some("meet"), 3, -5.0),
         ),
         (
-            refusal(RefusalOf::ToAccept),
+            event(refusal(RefusalOf::ToAccept, vec![])),
             ("1232", Some("REJECT"), Some("change"), 3, -4.0),
         ),
         (
-            concession(ConcessionType::AccedeToDemand),
+            event(concession(ConcessionType::AccedeToDemand)),
             ("0832", Some("CONCEDE"), None, 2, 5.0),
         ),
-        (concession(ConcessionType::EaseMeasure), RETREAT_EASE),
+        (event(concession(ConcessionType::EaseMeasure)), RETREAT_EASE),
         (
-            agreement(AgreementForm::JointStatement),
+            event(agreement(AgreementForm::JointStatement)),
             ("037", Some("AGREE"), None, 1, 5.0),
         ),
         (
-            agreement(AgreementForm::SignedDeal),
+            event(agreement(AgreementForm::SignedDeal)),
             ("057", Some("SUPPORT"), None, 1, 8.0),
         ),
         (measure(MeasureAction::Impose, Tariff), COERCE_RESTRICT),
@@ -195,34 +113,16 @@ fn expected_rows() -> Vec<Row> {
             measure(MeasureAction::Ease, Other),
             ("080", Some("CONCEDE"), None, 2, 5.0),
         ),
-        (statement(Tone::Neutral), MAKE_STATEMENT),
-        (statement(Tone::Optimistic), ("013", None, None, 1, 0.4)),
-        (statement(Tone::Pessimistic), ("012", None, None, 1, -0.4)),
+        (event(statement(Tone::Neutral)), MAKE_STATEMENT),
         (
-            accusation(AccusationForm::Criticize),
-            ("111", Some("ACCUSE"), Some("disapprove"), 3, -2.0),
+            event(statement(Tone::Optimistic)),
+            ("013", None, None, 1, 0.4),
         ),
         (
-            accusation(AccusationForm::Accuse),
-            ("112", Some("ACCUSE"), Some("disapprove"), 3, -2.0),
+            event(statement(Tone::Pessimistic)),
+            ("012", None, None, 1, -0.4),
         ),
-        (
-            accusation(AccusationForm::Complain),
-            ("114", Some("ACCUSE"), Some("disapprove"), 3, -2.0),
-        ),
-        (
-            accusation(AccusationForm::LegalAction),
-            ("115", Some("ACCUSE"), Some("disapprove"), 3, -2.0),
-        ),
-        (
-            event(Payload::Seminar(Seminar {
-                host: PartyCode::new("CHN").unwrap(),
-                days: 3,
-                participants: vec![],
-                topic: None,
-            })),
-            MAKE_STATEMENT,
-        ),
+        (event(payloads::seminar("CHN")), MAKE_STATEMENT),
         (
             visit("USA"),
             ("042", Some("CONSULT"), Some("visit"), 1, 1.9),
@@ -244,7 +144,30 @@ fn expected_rows() -> Vec<Row> {
             talks(TalksFormat::ThirdLocation),
             ("044", Some("CONSULT"), Some("third-party"), 1, 2.5),
         ),
-    ]
+    ];
+    // Demands share a PLOVER type, QuadClass and Goldstein score; what is asked sets the rest.
+    let demands = [
+        (DemandType::PolicyChange, "1042", "change"),
+        (DemandType::EconomicCooperation, "1011", "assist"),
+        (DemandType::EaseMeasures, "1054", "yield"),
+        (DemandType::Meeting, "106", "meet"),
+    ];
+    rows.extend(demands.map(|(demand_type, cameo, mode)| {
+        let expected = (cameo, Some("DEMAND"), Some(mode), 3, -5.0);
+        (event(demand(demand_type)), expected)
+    }));
+    // Accusations differ in their CAMEO code only.
+    let accusations = [
+        (AccusationForm::Criticize, "111"),
+        (AccusationForm::Accuse, "112"),
+        (AccusationForm::Complain, "114"),
+        (AccusationForm::LegalAction, "115"),
+    ];
+    rows.extend(accusations.map(|(form, cameo)| {
+        let expected = (cameo, Some("ACCUSE"), Some("disapprove"), 3, -2.0);
+        (event(accusation(form)), expected)
+    }));
+    rows
 }
 
 #[test]

@@ -5,6 +5,7 @@
 //! log as given, and sending it again is answered as a duplicate. Cases: `CHANCERY_FUZZ_CASES`
 //! (default 3,000, about 10 s in a debug build).
 
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use async_graphql::{Request, Variables};
@@ -13,6 +14,7 @@ use chancery_graphql::{Access, Api, Caller, ChanSchema, Limits, Metrics, Role};
 use chancery_projections::{CheckpointPolicy, Projections};
 use chancery_store::{AppendRequest, EventLog, ExpectedVersion};
 use chancery_store_sled::{SledConfig, SledLog};
+use chancery_testkit::SharedFixture;
 use chancery_testkit::api::CLIENT_ERROR_CODES;
 use chancery_testkit::fuzz::{self, change_json, json_change, uuid_v7};
 use proptest::prelude::*;
@@ -21,61 +23,46 @@ use serde_json::{Value, json};
 const DEMO: &str = include_str!("../../../chancery/demo/us-china-trade-2018.ndjson");
 /// The schema over one log holding the demo scenario, shared by every case.
 struct Fixture {
-    runtime: tokio::runtime::Runtime,
     schema: ChanSchema,
     log: Arc<SledLog>,
-    _dir: tempfile::TempDir,
 }
 
-fn fixture() -> &'static Fixture {
-    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
-    FIXTURE.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        // Durability is not under test here; skipping fdatasync keeps the cases fast.
-        let config = SledConfig {
-            durable: false,
-            ..SledConfig::default()
-        };
-        let log = Arc::new(SledLog::open(dir.path().join("log"), config).unwrap());
-        let events: Vec<NewEvent> = DEMO
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        let schema = runtime.block_on(async {
-            log.append(AppendRequest {
-                timeline: events[0].timeline.clone(),
-                expected: ExpectedVersion::Any,
-                events,
-            })
-            .await
-            .unwrap();
-            let dyn_log: Arc<dyn EventLog> = log.clone();
-            let projections =
-                Projections::open(Arc::clone(&dyn_log), None, CheckpointPolicy::default())
-                    .await
-                    .unwrap();
-            chancery_graphql::build(Arc::new(Api {
-                log: dyn_log,
-                projections,
-                access: Access::new([("fuzz".to_owned(), Role::Recorder)], true),
-                metrics: Arc::new(Metrics::default()),
-                limits: Limits::default(),
-                introspection: true,
-            }))
-        });
-        Fixture {
-            runtime,
-            schema,
-            log,
-            _dir: dir,
-        }
-    })
+fn fixture() -> &'static SharedFixture<Fixture> {
+    static FIXTURE: OnceLock<SharedFixture<Fixture>> = OnceLock::new();
+    FIXTURE.get_or_init(|| SharedFixture::new(demo_schema))
+}
+
+fn demo_schema(runtime: &tokio::runtime::Runtime, dir: &Path) -> Fixture {
+    // Durability is not under test here; skipping fdatasync keeps the cases fast.
+    let log = Arc::new(SledLog::open(dir.join("log"), SledConfig::unsynced()).unwrap());
+    let events: Vec<NewEvent> = DEMO
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let schema = runtime.block_on(async {
+        log.append(AppendRequest {
+            timeline: events[0].timeline.clone(),
+            expected: ExpectedVersion::Any,
+            events,
+        })
+        .await
+        .unwrap();
+        let dyn_log: Arc<dyn EventLog> = log.clone();
+        let projections =
+            Projections::open(Arc::clone(&dyn_log), None, CheckpointPolicy::default())
+                .await
+                .unwrap();
+        chancery_graphql::build(Arc::new(Api {
+            log: dyn_log,
+            projections,
+            access: Access::new([("fuzz".to_owned(), Role::Recorder)], true),
+            metrics: Arc::new(Metrics::default()),
+            limits: Limits::default(),
+            introspection: true,
+        }))
+    });
+    Fixture { schema, log }
 }
 
 const RECORD: &str = r#"
@@ -210,7 +197,7 @@ fn record(input: &Value) -> Value {
         .data(Caller {
             role: Some(Role::Recorder),
         });
-    let response = f.runtime.block_on(f.schema.execute(request));
+    let response = f.runtime.block_on(f.value.schema.execute(request));
     let mut body = serde_json::to_value(&response).unwrap();
     // What both transports do to errors async-graphql raised itself (coercion among them).
     chancery_graphql::error::add_missing_codes(&mut body);
@@ -219,7 +206,7 @@ fn record(input: &Value) -> Value {
 
 fn head() -> u64 {
     let f = fixture();
-    f.runtime.block_on(f.log.head()).unwrap().position
+    f.runtime.block_on(f.value.log.head()).unwrap().position
 }
 
 /// What the server should echo for an optional input field: the value given, or `default`.

@@ -2,7 +2,8 @@
 
 use chancery_domain::payload::Payload;
 use chancery_domain::{Attribution, Kind, sample};
-use chancery_projections::{AsOf, Bucket, KnownAt, RelationsQuery, Stance, StandoffStatus};
+use chancery_projections::StandoffStatus::{Deadlocked, Escalating, Open};
+use chancery_projections::{AsOf, Bucket, Stance};
 
 use crate::support::*;
 
@@ -10,10 +11,7 @@ const T: &str = "us-china-trade";
 
 #[test]
 fn the_demo_positions_are_as_the_story_tells() {
-    runtime().block_on(async {
-        let w = world(demo_events()).await;
-        let p = &*w.projections;
-
+    with_projections(demo_events(), async |p| {
         let usa_deficit = position(p, T, "USA", "trade-deficit", AsOf::NOW)
             .await
             .unwrap();
@@ -61,21 +59,15 @@ fn the_demo_positions_are_as_the_story_tells() {
             assert_eq!(offer.supporting.len(), 2);
         }
 
-        assert_eq!(
-            status(p, T, "trade-deficit", AsOf::NOW),
-            Some(StandoffStatus::Deadlocked)
-        );
-        assert_eq!(
-            status(p, T, "made-in-china-2025", AsOf::NOW),
-            Some(StandoffStatus::Deadlocked)
-        );
-        assert_eq!(
-            status(p, T, "tariffs", AsOf::NOW),
-            Some(StandoffStatus::Escalating)
-        );
-        assert_eq!(
-            status(p, T, "financial-sector-access", AsOf::NOW),
-            Some(StandoffStatus::Open)
+        assert_statuses(
+            p,
+            T,
+            &[
+                ("trade-deficit", AsOf::NOW, Some(Deadlocked)),
+                ("made-in-china-2025", AsOf::NOW, Some(Deadlocked)),
+                ("tariffs", AsOf::NOW, Some(Escalating)),
+                ("financial-sector-access", AsOf::NOW, Some(Open)),
+            ],
         );
         let deficit = p
             .standoffs(
@@ -101,9 +93,7 @@ fn the_demo_positions_are_as_the_story_tells() {
 
 #[test]
 fn the_hypothetical_return_visit_sets_no_stance() {
-    runtime().block_on(async {
-        let w = world(demo_events()).await;
-        let p = &*w.projections;
+    with_projections(demo_events(), async |p| {
         // CHN's newest event on the deficit is the hypothetical June visit; the refusal still holds.
         let chn = position(p, T, "CHN", "trade-deficit", AsOf::NOW)
             .await
@@ -116,12 +106,8 @@ fn the_hypothetical_return_visit_sets_no_stance() {
             Some(Stance::Threat)
         );
         // As of the hypothetical visit's month, nothing changes either.
-        let june = AsOf {
-            valid_at: Some("2018-06-30".parse().unwrap()),
-            known_at: None,
-        };
         assert_eq!(
-            stance(p, T, "CHN", "trade-deficit", june).await,
+            stance(p, T, "CHN", "trade-deficit", at("2018-06-30")).await,
             Some(Stance::Refusal)
         );
     });
@@ -129,38 +115,26 @@ fn the_hypothetical_return_visit_sets_no_stance() {
 
 #[test]
 fn before_the_seminar_china_held_no_refusal() {
-    runtime().block_on(async {
-        let w = world(demo_events()).await;
-        let p = &*w.projections;
-        let before = AsOf {
-            valid_at: Some("2018-04-27".parse().unwrap()),
-            known_at: None,
-        };
-        assert_eq!(stance(p, T, "CHN", "trade-deficit", before).await, None);
-        assert_eq!(
-            stance(p, T, "USA", "trade-deficit", before).await,
-            Some(Stance::Demand)
-        );
-        assert_eq!(
-            status(p, T, "trade-deficit", before),
-            Some(StandoffStatus::Open)
-        );
-        let march = AsOf {
-            valid_at: Some("2018-03-31".parse().unwrap()),
-            known_at: None,
-        };
-        assert_eq!(
-            stance(p, T, "USA", "tariffs", march).await,
-            None,
-            "the threat came in April"
-        );
+    with_projections(demo_events(), async |p| {
+        let before = at("2018-04-27");
+        assert_stances(
+            p,
+            T,
+            &[
+                ("CHN", "trade-deficit", before, None),
+                ("USA", "trade-deficit", before, Some(Stance::Demand)),
+                // The threat came in April.
+                ("USA", "tariffs", at("2018-03-31"), None),
+            ],
+        )
+        .await;
+        assert_eq!(status(p, T, "trade-deficit", before), Some(Open));
     });
 }
 
 #[test]
 fn retracting_the_refusal_reopens_the_deficit_standoff_but_not_in_the_past() {
-    runtime().block_on(async {
-        let w = world(demo_events()).await;
+    in_world(demo_events(), async |w| {
         let p = &w.projections;
         let before_retraction = w.log.head().await.unwrap().position;
         let refusal = demo_events()
@@ -170,44 +144,32 @@ fn retracting_the_refusal_reopens_the_deficit_standoff_but_not_in_the_past() {
         append_all(&*w.log, vec![sample::retraction(T, refusal.id)]).await;
         p.catch_up(&|_, _| {}).await.unwrap();
 
-        assert_eq!(
-            status(p, T, "trade-deficit", AsOf::NOW),
-            Some(StandoffStatus::Open)
+        assert_statuses(
+            p,
+            T,
+            &[
+                ("trade-deficit", AsOf::NOW, Some(Open)),
+                (
+                    "trade-deficit",
+                    known_at(before_retraction),
+                    Some(Deadlocked),
+                ),
+                // Made in China 2025 keeps the official's own refusal.
+                ("made-in-china-2025", AsOf::NOW, Some(Deadlocked)),
+            ],
         );
         // China's latest word on the deficit is then its savings-rate statement.
         assert_eq!(
             stance(p, T, "CHN", "trade-deficit", AsOf::NOW).await,
             Some(Stance::Statement)
         );
-        let then = AsOf {
-            valid_at: None,
-            known_at: Some(KnownAt::Position(before_retraction)),
-        };
-        assert_eq!(
-            status(p, T, "trade-deficit", then),
-            Some(StandoffStatus::Deadlocked)
-        );
-        // Made in China 2025 keeps the official's own refusal.
-        assert_eq!(
-            status(p, T, "made-in-china-2025", AsOf::NOW),
-            Some(StandoffStatus::Deadlocked)
-        );
     });
 }
 
 #[test]
 fn relations_between_the_two_sides_cool_by_month() {
-    runtime().block_on(async {
-        let w = world(demo_events()).await;
-        let q = RelationsQuery {
-            a: "USA".parse().unwrap(),
-            b: "CHN".parse().unwrap(),
-            bucket: Bucket::Month,
-            from: None,
-            to: None,
-            timeline: None,
-            as_of: AsOf::NOW,
-        };
+    in_world(demo_events(), async |w| {
+        let q = relations_between("USA", "CHN", Bucket::Month, AsOf::NOW);
         let buckets = w.projections.relations(&q).unwrap();
         let months: Vec<String> = buckets.iter().map(|b| b.start.to_string()).collect();
         assert_eq!(

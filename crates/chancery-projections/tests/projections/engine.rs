@@ -1,43 +1,28 @@
 //! The engine's guarantees: checkpoints resume, are never ahead of the log, and belong to their log.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chancery_domain::sample;
 use chancery_projections::{AsOf, CheckpointPolicy, ProjectionError, Projections, Stance};
+use chancery_store::EventLog;
 
 use crate::support::*;
 
 #[test]
 fn a_reopened_checkpoint_resumes_and_equals_a_rebuild() {
     runtime().block_on(async {
-        let World {
-            projections,
-            log,
-            dir,
-        } = world(demo_events()).await;
+        let (log, checkpoints, _keep) = closed_demo().await;
         let head = log.head().await.unwrap().position;
-        projections.close().unwrap();
-        drop(projections);
-        let checkpoints = dir.path().join("projections");
-        let reopened = Projections::open(
-            Arc::clone(&log),
-            Some(&checkpoints),
-            CheckpointPolicy::default(),
-        )
-        .await
-        .unwrap();
+        let reopened = open_projections(&log, Some(&checkpoints)).await;
         assert_eq!(
             reopened.applied(),
             head,
             "the checkpoint holds everything applied"
         );
         assert_eq!(reopened.catch_up(&|_, _| {}).await.unwrap(), 0);
-        let rebuilt = Projections::open(Arc::clone(&log), None, CheckpointPolicy::default())
-            .await
-            .unwrap();
-        rebuilt.catch_up(&|_, _| {}).await.unwrap();
-        assert!(reopened.same_state_as(&rebuilt));
+        assert!(reopened.same_state_as(&*rebuilt(&log).await));
         assert_eq!(
             stance(
                 &reopened,
@@ -52,9 +37,9 @@ fn a_reopened_checkpoint_resumes_and_equals_a_rebuild() {
     });
 }
 
-/// A world of the demo whose projections are closed, their checkpoint left in
-/// `<dir>/projections`: its log and its directory.
-async fn closed_demo() -> (Arc<dyn chancery_store::EventLog>, tempfile::TempDir) {
+/// A world of the demo whose projections are closed: its log, the directory of their checkpoint,
+/// and the temporary directory that holds both.
+async fn closed_demo() -> (Arc<dyn EventLog>, PathBuf, tempfile::TempDir) {
     let World {
         projections,
         log,
@@ -62,18 +47,15 @@ async fn closed_demo() -> (Arc<dyn chancery_store::EventLog>, tempfile::TempDir)
     } = world(demo_events()).await;
     projections.close().unwrap();
     drop(projections);
-    (log, dir)
+    (log, dir.path().join("projections"), dir)
 }
 
 #[test]
 fn a_checkpoint_ahead_of_the_log_is_refused() {
     runtime().block_on(async {
-        let (_log, keep) = closed_demo().await;
-        let dir = keep.path().join("projections");
+        let (_log, dir, _keep) = closed_demo().await;
         // A shorter log in the checkpoint's place: the demo's first ten events only.
-        let other = tempfile::tempdir().unwrap();
-        let short = open_log(other.path()).await;
-        append_all(&*short, demo_events().into_iter().take(10).collect()).await;
+        let (short, _other) = log_holding(demo_events().into_iter().take(10).collect()).await;
         let err = Projections::open(short, Some(&dir), CheckpointPolicy::default())
             .await
             .err()
@@ -92,10 +74,7 @@ fn a_checkpoint_ahead_of_the_log_is_refused() {
 #[test]
 fn a_checkpoint_of_another_log_is_refused_and_a_reset_rebuilds() {
     runtime().block_on(async {
-        let (_log, keep) = closed_demo().await;
-        let dir = keep.path().join("projections");
-        let other = tempfile::tempdir().unwrap();
-        let different = open_log(other.path()).await;
+        let (_log, dir, _keep) = closed_demo().await;
         let mut events = demo_events();
         events.truncate(27);
         events.push(sample::statement(
@@ -104,7 +83,7 @@ fn a_checkpoint_of_another_log_is_refused_and_a_reset_rebuilds() {
             &["tariffs"],
             "2018-05-01",
         ));
-        append_all(&*different, events).await;
+        let (different, _other) = log_holding(events).await;
         let err = Projections::open(
             Arc::clone(&different),
             Some(&dir),
@@ -115,9 +94,7 @@ fn a_checkpoint_of_another_log_is_refused_and_a_reset_rebuilds() {
         .unwrap();
         assert_eq!(err, ProjectionError::Diverged { position: 28 });
         Projections::reset(&dir).unwrap();
-        let rebuilt = Projections::open(different, Some(&dir), CheckpointPolicy::default())
-            .await
-            .unwrap();
+        let rebuilt = open_projections(&different, Some(&dir)).await;
         assert_eq!(rebuilt.applied(), 0);
         assert_eq!(rebuilt.catch_up(&|_, _| {}).await.unwrap(), 28);
     });
@@ -163,10 +140,7 @@ fn a_reset_frees_the_checkpoint_s_space_and_refuses_one_in_use() {
         for _ in 0..3 {
             Projections::reset(&dir).unwrap();
             assert_eq!(bytes_under(&dir), 0, "a reset leaves nothing behind");
-            let rebuilt =
-                Projections::open(Arc::clone(&log), Some(&dir), CheckpointPolicy::default())
-                    .await
-                    .unwrap();
+            let rebuilt = open_projections(&log, Some(&dir)).await;
             assert_eq!(rebuilt.applied(), 0);
             rebuilt.catch_up(&|_, _| {}).await.unwrap();
             rebuilt.close().unwrap();

@@ -6,13 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chancery_domain::payload::*;
-use chancery_domain::sample::{self, act};
+use chancery_domain::sample::{self, act, payloads};
 use chancery_domain::{
-    EventId, Modality, NewEvent, Occurred, Participant, PartyCode, Payload, TimelineSlug, ValidTime,
+    EventId, Modality, NewEvent, Occurred, Participant, PartyCode, TimelineSlug, ValidTime,
 };
 use chancery_projections::{
-    AsOf, Bucket, CheckpointPolicy, ChronologyRequest, KnownAt, PositionLists, PositionQuery,
-    PositionView, Projections, RelationsQuery,
+    AsOf, Bucket, ChronologyRequest, PositionLists, PositionQuery, PositionView,
 };
 use chancery_store::ReadRequest;
 use chancery_testkit::fuzz;
@@ -111,63 +110,31 @@ fn events(ops: &[Op]) -> Vec<NewEvent> {
                 let tl = TIMELINES[timeline];
                 let start = date(day);
                 let payload = match kind {
-                    0 => Payload::Offer(Offer {
-                        terms: "o".into(),
-                        conditions: if delay % 2 == 0 {
-                            vec![]
-                        } else {
-                            vec!["c".into()]
-                        },
-                        reaffirms: None,
+                    0 => payloads::offer(if delay % 2 == 0 {
+                        vec![]
+                    } else {
+                        vec!["c".into()]
                     }),
-                    1 => Payload::Demand(Demand {
-                        terms: "d".into(),
-                        demand_type: DemandType::PolicyChange,
-                        deadline: None,
-                        reaffirms: None,
-                    }),
-                    2 => Payload::Refusal(Refusal {
-                        terms: "r".into(),
-                        of: RefusalOf::ToDiscuss,
-                        refuses: vec![],
-                    }),
-                    3 => Payload::Concession(Concession {
-                        terms: "c".into(),
-                        concession_type: ConcessionType::AccedeToDemand,
-                        answers: vec![],
-                    }),
-                    4 => Payload::Threat(Threat {
-                        terms: "t".into(),
-                        instrument: Instrument::Tariff,
-                        condition: None,
-                        deadline: None,
-                    }),
-                    5 => Payload::Statement(Statement {
-                        claim: "s".into(),
-                        tone: Tone::Neutral,
-                    }),
-                    6 | 7 => Payload::Measure(Measure {
-                        terms: "m".into(),
-                        instrument: Instrument::Tariff,
-                        action: if kind == 6 {
+                    1 => payloads::demand(DemandType::PolicyChange),
+                    2 => payloads::refusal(RefusalOf::ToDiscuss, vec![]),
+                    3 => payloads::concession(ConcessionType::AccedeToDemand),
+                    4 => payloads::threat(Instrument::Tariff),
+                    5 => payloads::statement(Tone::Neutral),
+                    6 | 7 => payloads::measure(
+                        if kind == 6 {
                             MeasureAction::Impose
                         } else {
                             MeasureAction::Ease
                         },
-                        announced: start,
-                        effective: (delay > 0).then(|| date(day + u16::from(delay))),
-                        rate_percent: None,
-                    }),
-                    8 => Payload::Agreement(Agreement {
-                        terms: "a".into(),
-                        form: AgreementForm::JointStatement,
-                    }),
-                    _ => Payload::Talks(Talks {
-                        participants: vec![party(actor), party((actor + 1) % 3)],
-                        place: "p".into(),
-                        format: TalksFormat::Consultation,
-                        rounds: None,
-                    }),
+                        Instrument::Tariff,
+                        start,
+                        (delay > 0).then(|| date(day + u16::from(delay))),
+                    ),
+                    8 => payloads::agreement(AgreementForm::JointStatement),
+                    _ => payloads::talks(
+                        &[PARTIES[actor], PARTIES[(actor + 1) % 3]],
+                        TalksFormat::Consultation,
+                    ),
                 };
                 let target = if target == actor {
                     (target + 1) % 3
@@ -222,16 +189,7 @@ fn events(ops: &[Op]) -> Vec<NewEvent> {
                     summary: Some("corrected".into()),
                     ..Default::default()
                 };
-                let mut e = NewEvent::new(
-                    tl,
-                    Payload::Correction(Box::new(Correction {
-                        corrects: id,
-                        reason: "r".into(),
-                        changes,
-                    })),
-                );
-                e.summary = "correction".into();
-                out.push(e);
+                out.push(sample::correction(tl.as_str(), id, changes));
             }
         }
     }
@@ -290,13 +248,12 @@ proptest! {
     fn incremental_state_equals_a_rebuild(ops in prop::collection::vec(op(), 0..40), cut in 0.0f64..1.0) {
         runtime().block_on(async {
             let all = events(&ops);
-            let dir = tempfile::tempdir().unwrap();
-            let log = open_log(dir.path()).await;
+            let (log, dir) = log_holding(vec![]).await;
             let checkpoints = dir.path().join("projections");
             let split = ((all.len() as f64) * cut) as usize;
             let (first, second) = all.split_at(split);
 
-            let live = Projections::open(Arc::clone(&log), Some(&checkpoints), CheckpointPolicy::default()).await.unwrap();
+            let live = open_projections(&log, Some(&checkpoints)).await;
             let follower = Arc::clone(&live);
             let task = tokio::spawn(async move { follower.follow().await });
             append_all(&*log, first.to_vec()).await;
@@ -307,14 +264,12 @@ proptest! {
             live.close().unwrap();
             drop(live);
 
-            let resumed = Projections::open(Arc::clone(&log), Some(&checkpoints), CheckpointPolicy::default()).await.unwrap();
+            let resumed = open_projections(&log, Some(&checkpoints)).await;
             prop_assert_eq!(resumed.applied(), head);
             append_all(&*log, second.to_vec()).await;
             resumed.catch_up(&|_, _| {}).await.unwrap();
 
-            let rebuilt = Projections::open(Arc::clone(&log), None, CheckpointPolicy::default()).await.unwrap();
-            rebuilt.catch_up(&|_, _| {}).await.unwrap();
-            prop_assert!(resumed.same_state_as(&rebuilt));
+            prop_assert!(resumed.same_state_as(&*rebuilt(&log).await));
             Ok(())
         })?;
     }
@@ -323,31 +278,25 @@ proptest! {
     #[test]
     fn as_of_answers_equal_a_rebuild_of_the_truncated_log(ops in prop::collection::vec(op(), 1..40), k in 0.0f64..1.0, days in prop::collection::vec(prop::option::of(0..160u16), 1..4)) {
         runtime().block_on(async {
-            let all = events(&ops);
-            let dir = tempfile::tempdir().unwrap();
-            let log = open_log(dir.path()).await;
-            append_all(&*log, all).await;
-            let full = Projections::open(Arc::clone(&log), None, CheckpointPolicy::default()).await.unwrap();
-            full.catch_up(&|_, _| {}).await.unwrap();
+            let (log, _dir) = log_holding(events(&ops)).await;
+            let full = rebuilt(&log).await;
 
             let head = log.head().await.unwrap().position;
             let known = ((head as f64) * k).ceil().max(1.0) as u64;
             let raw: Vec<Vec<u8>> = log.read(ReadRequest::forward(1, usize::try_from(known).unwrap())).await.unwrap().into_iter().map(|r| r.stored().to_vec()).collect();
-            let cut_dir = tempfile::tempdir().unwrap();
-            let cut_log = open_log(cut_dir.path()).await;
+            let (cut_log, _cut_dir) = log_holding(vec![]).await;
             cut_log.restore(raw).await.unwrap();
-            let cut = Projections::open(Arc::clone(&cut_log), None, CheckpointPolicy::default()).await.unwrap();
-            cut.catch_up(&|_, _| {}).await.unwrap();
+            let cut = rebuilt(&cut_log).await;
 
             for day in days {
                 let valid_at = day.map(date);
-                let past = AsOf { valid_at, known_at: Some(KnownAt::Position(known)) };
+                let past = AsOf { valid_at, ..known_at(known) };
                 let present = AsOf { valid_at, known_at: None };
                 let q = |as_of| PositionQuery { as_of, ..PositionQuery::default() };
                 prop_assert_eq!(full.positions(&q(past)).await.unwrap(), cut.positions(&q(present)).await.unwrap());
                 prop_assert_eq!(full.standoffs(None, &[], &past).unwrap(), cut.standoffs(None, &[], &present).unwrap());
                 for (a, b) in [("USA", "CHN"), ("USA", "EU"), ("CHN", "EU")] {
-                    let r = |as_of| RelationsQuery { a: a.parse().unwrap(), b: b.parse().unwrap(), bucket: Bucket::Month, from: None, to: None, timeline: None, as_of };
+                    let r = |as_of| relations_between(a, b, Bucket::Month, as_of);
                     prop_assert_eq!(full.relations(&r(past)).unwrap(), cut.relations(&r(present)).unwrap());
                 }
                 let c = |as_of| ChronologyRequest { as_of, limit: 1000, include_retracted: true, ..ChronologyRequest::default() };
@@ -387,18 +336,16 @@ proptest! {
     ) {
         runtime().block_on(async {
             let all = events(&ops);
-            let dir = tempfile::tempdir().unwrap();
-            let log = open_log(dir.path()).await;
-            let checkpoints = dir.path().join("projections");
             let split = ((all.len() as f64) * cut) as usize;
             let (first, second) = all.split_at(split);
-            append_all(&*log, first.to_vec()).await;
-            let projections = Projections::open(Arc::clone(&log), Some(&checkpoints), CheckpointPolicy::default()).await.unwrap();
+            let (log, dir) = log_holding(first.to_vec()).await;
+            let checkpoints = dir.path().join("projections");
+            let projections = open_projections(&log, Some(&checkpoints)).await;
             projections.catch_up(&|_, _| {}).await.unwrap();
             projections.close().unwrap();
             drop(projections);
             append_all(&*log, second.to_vec()).await;
-            let projections = Projections::open(Arc::clone(&log), Some(&checkpoints), CheckpointPolicy::default()).await.unwrap();
+            let projections = open_projections(&log, Some(&checkpoints)).await;
             projections.catch_up(&|_, _| {}).await.unwrap();
 
             for day in days {
@@ -422,10 +369,9 @@ proptest! {
     ) {
         runtime().block_on(async {
             let all = events(&ops);
-            let dir = tempfile::tempdir().unwrap();
-            let log = open_log(dir.path()).await;
+            let (log, dir) = log_holding(vec![]).await;
             let checkpoints = dir.path().join("projections");
-            let live = Projections::open(Arc::clone(&log), Some(&checkpoints), CheckpointPolicy::default()).await.unwrap();
+            let live = open_projections(&log, Some(&checkpoints)).await;
             let query = party_on_x(
                 AsOf { valid_at: Some(date(75)), known_at: None },
                 PositionLists { supporting: true, history: true },
@@ -436,12 +382,11 @@ proptest! {
                 live.positions(&query).await.unwrap();
             }
             let answer = live.positions(&query).await.unwrap();
-            let rebuilt = Projections::open(Arc::clone(&log), None, CheckpointPolicy::default()).await.unwrap();
-            rebuilt.catch_up(&|_, _| {}).await.unwrap();
+            let rebuilt = rebuilt(&log).await;
             prop_assert!(live.same_state_as(&rebuilt));
             live.close().unwrap();
             drop(live);
-            let reopened = Projections::open(Arc::clone(&log), Some(&checkpoints), CheckpointPolicy::default()).await.unwrap();
+            let reopened = open_projections(&log, Some(&checkpoints)).await;
             prop_assert!(reopened.same_state_as(&rebuilt));
             let again = rebuilt.positions(&query).await.unwrap();
             same_positions(&answer, &again)?;

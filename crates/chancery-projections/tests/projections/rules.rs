@@ -1,9 +1,9 @@
 //! Each rule of `chancery_projections::rules`, given events, when asked, then answered.
 
 use chancery_domain::payload::*;
-use chancery_domain::sample::{self, act, day};
+use chancery_domain::sample::{self, act, day, payloads};
 use chancery_domain::{Modality, NewEvent, Participant, PartyCode, Payload};
-use chancery_projections::{AsOf, Bucket, KnownAt, RelationsQuery, Stance, StandoffStatus};
+use chancery_projections::{AsOf, Bucket, KnownAt, Stance, StandoffStatus};
 
 use crate::support::*;
 
@@ -13,13 +13,6 @@ fn given() -> Vec<NewEvent> {
     sample::world(T, &["USA", "CHN", "EU"], &["x", "y"])
 }
 
-fn at(date: &str) -> AsOf {
-    AsOf {
-        valid_at: Some(date.parse().unwrap()),
-        known_at: None,
-    }
-}
-
 fn statement(actor: &str, date: &str) -> NewEvent {
     sample::statement(T, actor, &["x"], date)
 }
@@ -27,11 +20,7 @@ fn statement(actor: &str, date: &str) -> NewEvent {
 fn offer(actor: &str, date: &str, conditions: Vec<String>) -> NewEvent {
     act(
         T,
-        Payload::Offer(Offer {
-            terms: "terms".into(),
-            conditions,
-            reaffirms: None,
-        }),
+        payloads::offer(conditions),
         actor,
         Some("USA"),
         &["x"],
@@ -70,60 +59,62 @@ fn with_modality(mut e: NewEvent, modality: Modality) -> NewEvent {
     e
 }
 
-async fn run(events: Vec<NewEvent>) -> World {
+/// The timeline, parties and issues every test starts from, then `events`.
+fn given_with(events: Vec<NewEvent>) -> Vec<NewEvent> {
     let mut all = given();
     all.extend(events);
-    world(all).await
+    all
+}
+
+async fn run(events: Vec<NewEvent>) -> World {
+    world(given_with(events)).await
 }
 
 #[test]
 fn a_joint_agreement_sets_both_parties_and_agrees_the_issue() {
-    runtime().block_on(async {
-        let mut deal = act(
+    let mut deal = act(
+        T,
+        payloads::agreement(AgreementForm::SignedDeal),
+        "USA",
+        None,
+        &["x"],
+        "2018-06-01",
+    );
+    deal.actors
+        .push(Participant::party(PartyCode::new("CHN").unwrap()));
+    let events = vec![
+        demand("USA", "2018-05-01"),
+        refusal("CHN", "2018-05-02"),
+        deal,
+    ];
+    with_projections(given_with(events), async |p| {
+        assert_stances(
+            p,
             T,
-            Payload::Agreement(Agreement {
-                terms: "deal".into(),
-                form: AgreementForm::SignedDeal,
-            }),
-            "USA",
-            None,
-            &["x"],
-            "2018-06-01",
-        );
-        deal.actors
-            .push(Participant::party(PartyCode::new("CHN").unwrap()));
-        let w = run(vec![
-            demand("USA", "2018-05-01"),
-            refusal("CHN", "2018-05-02"),
-            deal,
-        ])
+            &[
+                ("USA", "x", AsOf::NOW, Some(Stance::Agreed)),
+                ("CHN", "x", AsOf::NOW, Some(Stance::Agreed)),
+            ],
+        )
         .await;
-        let p = &*w.projections;
-        assert_eq!(
-            stance(p, T, "USA", "x", AsOf::NOW).await,
-            Some(Stance::Agreed)
-        );
-        assert_eq!(
-            stance(p, T, "CHN", "x", AsOf::NOW).await,
-            Some(Stance::Agreed)
-        );
-        assert_eq!(status(p, T, "x", AsOf::NOW), Some(StandoffStatus::Agreed));
-        assert_eq!(
-            status(p, T, "x", at("2018-05-31")),
-            Some(StandoffStatus::Deadlocked)
+        assert_statuses(
+            p,
+            T,
+            &[
+                ("x", AsOf::NOW, Some(StandoffStatus::Agreed)),
+                ("x", at("2018-05-31"), Some(StandoffStatus::Deadlocked)),
+            ],
         );
     });
 }
 
 #[test]
 fn an_offer_with_conditions_is_a_conditional_offer_and_two_offers_converge() {
-    runtime().block_on(async {
-        let w = run(vec![
-            offer("CHN", "2018-05-01", vec!["if tariffs are lifted".into()]),
-            offer("EU", "2018-05-02", vec![]),
-        ])
-        .await;
-        let p = &*w.projections;
+    let events = vec![
+        offer("CHN", "2018-05-01", vec!["if tariffs are lifted".into()]),
+        offer("EU", "2018-05-02", vec![]),
+    ];
+    with_projections(given_with(events), async |p| {
         let chn = position(p, T, "CHN", "x", AsOf::NOW).await.unwrap();
         assert_eq!(chn.stance, Stance::ConditionalOffer);
         assert_eq!(chn.conditions, vec!["if tariffs are lifted".to_owned()]);
@@ -140,26 +131,25 @@ fn an_offer_with_conditions_is_a_conditional_offer_and_two_offers_converge() {
 
 #[test]
 fn a_measure_reads_as_a_threat_until_it_takes_effect() {
-    runtime().block_on(async {
-        let w = run(vec![
-            demand("USA", "2018-05-01"),
-            measure(
-                "USA",
-                "2018-06-15",
-                MeasureAction::Impose,
-                Some("2018-07-06"),
-            ),
-        ])
+    let events = vec![
+        demand("USA", "2018-05-01"),
+        measure(
+            "USA",
+            "2018-06-15",
+            MeasureAction::Impose,
+            Some("2018-07-06"),
+        ),
+    ];
+    with_projections(given_with(events), async |p| {
+        assert_stances(
+            p,
+            T,
+            &[
+                ("USA", "x", at("2018-06-01"), Some(Stance::Demand)),
+                ("USA", "x", at("2018-06-20"), Some(Stance::Threat)),
+            ],
+        )
         .await;
-        let p = &*w.projections;
-        assert_eq!(
-            stance(p, T, "USA", "x", at("2018-06-01")).await,
-            Some(Stance::Demand)
-        );
-        assert_eq!(
-            stance(p, T, "USA", "x", at("2018-06-20")).await,
-            Some(Stance::Threat)
-        );
         assert_eq!(
             status(p, T, "x", at("2018-06-20")),
             Some(StandoffStatus::Escalating)
@@ -184,95 +174,54 @@ fn a_measure_reads_as_a_threat_until_it_takes_effect() {
 
 #[test]
 fn easing_a_measure_withdraws_it_once_effective() {
-    runtime().block_on(async {
-        let w = run(vec![
-            measure("USA", "2018-06-15", MeasureAction::Impose, None),
-            measure("USA", "2019-01-10", MeasureAction::Ease, Some("2019-02-01")),
-        ])
+    let events = vec![
+        measure("USA", "2018-06-15", MeasureAction::Impose, None),
+        measure("USA", "2019-01-10", MeasureAction::Ease, Some("2019-02-01")),
+    ];
+    with_projections(given_with(events), async |p| {
+        assert_stances(
+            p,
+            T,
+            &[
+                ("USA", "x", at("2019-01-20"), Some(Stance::Measure)),
+                ("USA", "x", AsOf::NOW, Some(Stance::Withdrawn)),
+            ],
+        )
         .await;
-        let p = &*w.projections;
-        assert_eq!(
-            stance(p, T, "USA", "x", at("2019-01-20")).await,
-            Some(Stance::Measure)
-        );
-        assert_eq!(
-            stance(p, T, "USA", "x", AsOf::NOW).await,
-            Some(Stance::Withdrawn)
-        );
     });
 }
 
 #[test]
 fn seminars_visits_talks_and_accusations_set_no_stance_but_count_in_relations() {
-    runtime().block_on(async {
-        let chn = PartyCode::new("CHN").unwrap();
-        let usa = PartyCode::new("USA").unwrap();
-        let events = vec![
-            act(
-                T,
-                Payload::Seminar(Seminar {
-                    host: chn.clone(),
-                    days: 3,
-                    participants: vec![],
-                    topic: None,
-                }),
-                "CHN",
-                Some("USA"),
-                &["x"],
-                "2018-05-01",
-            ),
-            act(
-                T,
-                Payload::Visit(Visit {
-                    visitor: usa.clone(),
-                    host: chn.clone(),
-                    place: "Beijing".into(),
-                    purpose: "talks".into(),
-                }),
-                "USA",
-                Some("CHN"),
-                &["x"],
-                "2018-05-03",
-            ),
-            act(
-                T,
-                Payload::Talks(Talks {
-                    participants: vec![usa, chn],
-                    place: "Beijing".into(),
-                    format: TalksFormat::Negotiation,
-                    rounds: None,
-                }),
-                "USA",
-                Some("CHN"),
-                &["x"],
-                "2018-05-04",
-            ),
-            act(
-                T,
-                Payload::Accusation(Accusation {
-                    claim: "unfair".into(),
-                    form: AccusationForm::Accuse,
-                }),
-                "CHN",
-                Some("USA"),
-                &["x"],
-                "2018-05-05",
-            ),
-        ];
-        let w = run(events).await;
-        let p = &*w.projections;
-        assert_eq!(stance(p, T, "USA", "x", AsOf::NOW).await, None);
-        assert_eq!(stance(p, T, "CHN", "x", AsOf::NOW).await, None);
+    let events = [
+        (payloads::seminar("CHN"), "CHN", "USA", "2018-05-01"),
+        (payloads::visit("USA", "CHN"), "USA", "CHN", "2018-05-03"),
+        (
+            payloads::talks(&["USA", "CHN"], TalksFormat::Negotiation),
+            "USA",
+            "CHN",
+            "2018-05-04",
+        ),
+        (
+            payloads::accusation(AccusationForm::Accuse),
+            "CHN",
+            "USA",
+            "2018-05-05",
+        ),
+    ];
+    let events = events
+        .into_iter()
+        .map(|(payload, actor, target, date)| act(T, payload, actor, Some(target), &["x"], date))
+        .collect();
+    with_projections(given_with(events), async |p| {
+        assert_stances(
+            p,
+            T,
+            &[("USA", "x", AsOf::NOW, None), ("CHN", "x", AsOf::NOW, None)],
+        )
+        .await;
         assert!(p.standoffs(None, &[], &AsOf::NOW).unwrap().is_empty());
-        let q = RelationsQuery {
-            a: "USA".parse().unwrap(),
-            b: "CHN".parse().unwrap(),
-            bucket: Bucket::Week,
-            from: None,
-            to: None,
-            timeline: None,
-            as_of: AsOf::NOW,
-        };
+        let q = relations_between("USA", "CHN", Bucket::Week, AsOf::NOW);
         let buckets = p.relations(&q).unwrap();
         let weeks: Vec<(String, u32)> = buckets
             .iter()
@@ -286,14 +235,13 @@ fn seminars_visits_talks_and_accusations_set_no_stance_but_count_in_relations() 
 
 #[test]
 fn planned_hypothetical_and_denied_events_set_no_stance() {
-    runtime().block_on(async {
-        let w = run(vec![
-            statement("CHN", "2018-05-01"),
-            with_modality(offer("CHN", "2018-05-02", vec![]), Modality::Planned),
-            with_modality(offer("CHN", "2018-05-03", vec![]), Modality::Hypothetical),
-            with_modality(offer("CHN", "2018-05-04", vec![]), Modality::Denied),
-        ])
-        .await;
+    let events = vec![
+        statement("CHN", "2018-05-01"),
+        with_modality(offer("CHN", "2018-05-02", vec![]), Modality::Planned),
+        with_modality(offer("CHN", "2018-05-03", vec![]), Modality::Hypothetical),
+        with_modality(offer("CHN", "2018-05-04", vec![]), Modality::Denied),
+    ];
+    in_world(given_with(events), async |w| {
         assert_eq!(
             stance(&w.projections, T, "CHN", "x", AsOf::NOW).await,
             Some(Stance::Statement)
@@ -303,22 +251,21 @@ fn planned_hypothetical_and_denied_events_set_no_stance() {
 
 #[test]
 fn the_newer_event_by_valid_time_supersedes_whatever_the_recording_order() {
-    runtime().block_on(async {
-        // Recorded refusal first, then an older offer reported late: the refusal stays newer.
-        let w = run(vec![
-            refusal("CHN", "2018-05-10"),
-            offer("CHN", "2018-05-01", vec![]),
-        ])
+    // Recorded refusal first, then an older offer reported late: the refusal stays newer.
+    let events = vec![
+        refusal("CHN", "2018-05-10"),
+        offer("CHN", "2018-05-01", vec![]),
+    ];
+    in_world(given_with(events), async |w| {
+        assert_stances(
+            &w.projections,
+            T,
+            &[
+                ("CHN", "x", AsOf::NOW, Some(Stance::Refusal)),
+                ("CHN", "x", at("2018-05-05"), Some(Stance::Offer)),
+            ],
+        )
         .await;
-        let p = &*w.projections;
-        assert_eq!(
-            stance(p, T, "CHN", "x", AsOf::NOW).await,
-            Some(Stance::Refusal)
-        );
-        assert_eq!(
-            stance(p, T, "CHN", "x", at("2018-05-05")).await,
-            Some(Stance::Offer)
-        );
         // Same valid time: the later position wins. Same start, coarser span first: the day wins.
         let w = run(vec![
             offer("CHN", "2018-05-01", vec![]),
@@ -327,27 +274,27 @@ fn the_newer_event_by_valid_time_supersedes_whatever_the_recording_order() {
             refusal("EU", "2018-05"),
         ])
         .await;
-        assert_eq!(
-            stance(&w.projections, T, "CHN", "x", AsOf::NOW).await,
-            Some(Stance::Refusal)
-        );
-        assert_eq!(
-            stance(&w.projections, T, "EU", "x", AsOf::NOW).await,
-            Some(Stance::Offer)
-        );
+        assert_stances(
+            &w.projections,
+            T,
+            &[
+                ("CHN", "x", AsOf::NOW, Some(Stance::Refusal)),
+                ("EU", "x", AsOf::NOW, Some(Stance::Offer)),
+            ],
+        )
+        .await;
     });
 }
 
 #[test]
 fn a_restatement_reaffirms() {
-    runtime().block_on(async {
-        let w = run(vec![
-            demand("USA", "2018-03"),
-            statement("USA", "2018-04-01"),
-            demand("USA", "2018-05-01"),
-            demand("USA", "2018-05-20"),
-        ])
-        .await;
+    let events = vec![
+        demand("USA", "2018-03"),
+        statement("USA", "2018-04-01"),
+        demand("USA", "2018-05-01"),
+        demand("USA", "2018-05-20"),
+    ];
+    in_world(given_with(events), async |w| {
         let pos = position(&w.projections, T, "USA", "x", AsOf::NOW)
             .await
             .unwrap();
@@ -382,10 +329,7 @@ fn a_retraction_acts_as_if_the_event_had_never_been_recorded() {
         let retracted = run(with).await;
         let never = run(base).await;
         for (party, date) in [("CHN", None), ("USA", None), ("CHN", Some("2018-05-15"))] {
-            let as_of = AsOf {
-                valid_at: date.map(|d| d.parse().unwrap()),
-                known_at: None,
-            };
+            let as_of = date.map_or(AsOf::NOW, at);
             let a = position(&retracted.projections, T, party, "x", as_of)
                 .await
                 .map(|p| (p.stance, p.event.id, p.history.len()));
@@ -403,27 +347,21 @@ fn a_retraction_acts_as_if_the_event_had_never_been_recorded() {
 
 #[test]
 fn a_correction_applies_from_its_position_on() {
-    runtime().block_on(async {
-        let misfiled = refusal("CHN", "2018-05-10");
-        let w = run(vec![demand("USA", "2018-05-01"), misfiled.clone()]).await;
+    let misfiled = refusal("CHN", "2018-05-10");
+    let events = vec![demand("USA", "2018-05-01"), misfiled.clone()];
+    in_world(given_with(events), async |w| {
         let before = w.log.head().await.unwrap().position;
         // The refusal was about issue y, and on 2018-04-10.
-        let correction = NewEvent::new(
-            timeline(T),
-            Payload::Correction(Box::new(Correction {
-                corrects: misfiled.id,
-                reason: "wrong issue and date".into(),
-                changes: CorrectionChanges {
-                    issues: Some(vec!["y".parse().unwrap()]),
-                    occurred: Some(chancery_domain::Occurred {
-                        start: day("2018-04-10"),
-                        end: None,
-                        modality: Modality::Occurred,
-                    }),
-                    ..Default::default()
-                },
-            })),
-        );
+        let changes = CorrectionChanges {
+            issues: Some(vec!["y".parse().unwrap()]),
+            occurred: Some(chancery_domain::Occurred {
+                start: day("2018-04-10"),
+                end: None,
+                modality: Modality::Occurred,
+            }),
+            ..Default::default()
+        };
+        let correction = sample::correction(T, misfiled.id, changes);
         append_all(&*w.log, vec![correction]).await;
         w.projections.catch_up(&|_, _| {}).await.unwrap();
         let p = &*w.projections;
@@ -436,10 +374,7 @@ fn a_correction_applies_from_its_position_on() {
             vec!["y".parse().unwrap()],
             "the event reads as corrected"
         );
-        let then = AsOf {
-            valid_at: None,
-            known_at: Some(KnownAt::Position(before)),
-        };
+        let then = known_at(before);
         assert_eq!(stance(p, T, "CHN", "x", then).await, Some(Stance::Refusal));
         assert_eq!(stance(p, T, "CHN", "y", then).await, None);
         assert_eq!(status(p, T, "x", then), Some(StandoffStatus::Deadlocked));
@@ -449,12 +384,11 @@ fn a_correction_applies_from_its_position_on() {
 
 #[test]
 fn a_late_report_changes_the_past_only_for_later_knowledge() {
-    runtime().block_on(async {
-        let w = run(vec![
-            demand("USA", "2018-05-01"),
-            offer("CHN", "2018-05-10", vec![]),
-        ])
-        .await;
+    let events = vec![
+        demand("USA", "2018-05-01"),
+        offer("CHN", "2018-05-10", vec![]),
+    ];
+    in_world(given_with(events), async |w| {
         let known_before = w.log.head().await.unwrap().position;
         // Reported late: CHN refused on 2018-05-05.
         append_all(&*w.log, vec![refusal("CHN", "2018-05-05")]).await;
@@ -462,8 +396,8 @@ fn a_late_report_changes_the_past_only_for_later_knowledge() {
         let p = &*w.projections;
         let may7_now = at("2018-05-07");
         let may7_then = AsOf {
-            valid_at: Some("2018-05-07".parse().unwrap()),
             known_at: Some(KnownAt::Position(known_before)),
+            ..may7_now
         };
         assert_eq!(
             status(p, T, "x", may7_now),
@@ -480,33 +414,27 @@ fn a_late_report_changes_the_past_only_for_later_knowledge() {
 
 #[test]
 fn threats_outrank_a_deadlock() {
-    runtime().block_on(async {
-        let threat = act(
+    let threat = act(
+        T,
+        payloads::threat(Instrument::Tariff),
+        "EU",
+        Some("CHN"),
+        &["x"],
+        "2018-05-03",
+    );
+    let events = vec![
+        demand("USA", "2018-05-01"),
+        refusal("CHN", "2018-05-02"),
+        threat,
+    ];
+    in_world(given_with(events), async |w| {
+        assert_statuses(
+            &w.projections,
             T,
-            Payload::Threat(Threat {
-                terms: "tariffs".into(),
-                instrument: Instrument::Tariff,
-                condition: None,
-                deadline: None,
-            }),
-            "EU",
-            Some("CHN"),
-            &["x"],
-            "2018-05-03",
-        );
-        let w = run(vec![
-            demand("USA", "2018-05-01"),
-            refusal("CHN", "2018-05-02"),
-            threat,
-        ])
-        .await;
-        assert_eq!(
-            status(&w.projections, T, "x", AsOf::NOW),
-            Some(StandoffStatus::Escalating)
-        );
-        assert_eq!(
-            status(&w.projections, T, "x", at("2018-05-02")),
-            Some(StandoffStatus::Deadlocked)
+            &[
+                ("x", AsOf::NOW, Some(StandoffStatus::Escalating)),
+                ("x", at("2018-05-02"), Some(StandoffStatus::Deadlocked)),
+            ],
         );
     });
 }

@@ -16,11 +16,7 @@ pub struct World {
 }
 
 pub fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
+    chancery_testkit::runtime(2)
 }
 
 /// Appends events, one append per run of consecutive events of the same timeline.
@@ -53,24 +49,54 @@ pub async fn open_log(dir: &std::path::Path) -> Arc<dyn EventLog> {
     Arc::new(SledLog::open(dir.join("log"), SledConfig::default()).unwrap())
 }
 
-/// A log holding `events`, and its projections caught up (checkpointed in the directory).
-pub async fn world(events: Vec<NewEvent>) -> World {
+/// A log in a new temporary directory, holding `events`, and that directory.
+pub async fn log_holding(events: Vec<NewEvent>) -> (Arc<dyn EventLog>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let log = open_log(dir.path()).await;
     append_all(&*log, events).await;
-    let projections = Projections::open(
-        Arc::clone(&log),
-        Some(&dir.path().join("projections")),
-        CheckpointPolicy::default(),
-    )
-    .await
-    .unwrap();
+    (log, dir)
+}
+
+/// The projections of `log` as they open, checkpointed in `checkpoints` if given.
+pub async fn open_projections(
+    log: &Arc<dyn EventLog>,
+    checkpoints: Option<&std::path::Path>,
+) -> Arc<Projections> {
+    Projections::open(Arc::clone(log), checkpoints, CheckpointPolicy::default())
+        .await
+        .unwrap()
+}
+
+/// The projections of `log` built from position 1, without a checkpoint.
+pub async fn rebuilt(log: &Arc<dyn EventLog>) -> Arc<Projections> {
+    let projections = open_projections(log, None).await;
+    projections.catch_up(&|_, _| {}).await.unwrap();
+    projections
+}
+
+/// A log holding `events`, and its projections caught up (checkpointed in the directory).
+pub async fn world(events: Vec<NewEvent>) -> World {
+    let (log, dir) = log_holding(events).await;
+    let projections = open_projections(&log, Some(&dir.path().join("projections"))).await;
     projections.catch_up(&|_, _| {}).await.unwrap();
     World {
         projections,
         log,
         dir,
     }
+}
+
+/// Runs `test` on a runtime of its own against a world holding `events`.
+pub fn in_world(events: Vec<NewEvent>, test: impl AsyncFnOnce(&World)) {
+    runtime().block_on(async {
+        let w = world(events).await;
+        test(&w).await;
+    });
+}
+
+/// [`in_world`] for a test that asks only the world's projections.
+pub fn with_projections(events: Vec<NewEvent>, test: impl AsyncFnOnce(&Projections)) {
+    in_world(events, async |w| test(&w.projections).await);
 }
 
 pub fn demo_events() -> Vec<NewEvent> {
@@ -82,6 +108,40 @@ pub fn demo_events() -> Vec<NewEvent> {
 
 pub fn timeline(slug: &str) -> TimelineSlug {
     TimelineSlug::new(slug).unwrap()
+}
+
+/// The world as of a valid time (`2018-05`, `2018-05-01`), as known now.
+pub fn at(date: &str) -> AsOf {
+    AsOf {
+        valid_at: Some(date.parse().unwrap()),
+        known_at: None,
+    }
+}
+
+/// The present world as known when the log ended at `position`.
+pub fn known_at(position: chancery_domain::Position) -> AsOf {
+    AsOf {
+        valid_at: None,
+        known_at: Some(chancery_projections::KnownAt::Position(position)),
+    }
+}
+
+/// Relations between parties `a` and `b` over every timeline and all of valid time.
+pub fn relations_between(
+    a: &str,
+    b: &str,
+    bucket: chancery_projections::Bucket,
+    as_of: AsOf,
+) -> chancery_projections::RelationsQuery {
+    chancery_projections::RelationsQuery {
+        a: a.parse().unwrap(),
+        b: b.parse().unwrap(),
+        bucket,
+        from: None,
+        to: None,
+        timeline: None,
+        as_of,
+    }
 }
 
 pub async fn position(
@@ -129,4 +189,35 @@ pub fn status(
         )
         .unwrap();
     found.first().map(|s| s.status)
+}
+
+/// Asserts each row's stance of a party on an issue of the timeline: (party, issue, as of,
+/// expected stance).
+pub async fn assert_stances(
+    p: &Projections,
+    timeline_slug: &str,
+    rows: &[(&str, &str, AsOf, Option<Stance>)],
+) {
+    for &(party, issue, as_of, expected) in rows {
+        assert_eq!(
+            stance(p, timeline_slug, party, issue, as_of).await,
+            expected,
+            "{party} on {issue} as of {as_of:?}"
+        );
+    }
+}
+
+/// Asserts each row's status of an issue of the timeline: (issue, as of, expected status).
+pub fn assert_statuses(
+    p: &Projections,
+    timeline_slug: &str,
+    rows: &[(&str, AsOf, Option<StandoffStatus>)],
+) {
+    for &(issue, as_of, expected) in rows {
+        assert_eq!(
+            status(p, timeline_slug, issue, as_of),
+            expected,
+            "{issue} as of {as_of:?}"
+        );
+    }
 }

@@ -26,6 +26,15 @@ fn statement() -> NewEvent {
     sample::statement("r", "USA", &["deficit"], "2018-05-01")
 }
 
+/// Asserts that `replica` catches up to `position` and then holds exactly `other`'s records.
+async fn assert_caught_up_with(replica: &NatsLog, other: &NatsLog, position: u64) {
+    assert_eq!(replica.catch_up().await.unwrap().position, position);
+    assert_eq!(
+        support::all_records(replica).await,
+        support::all_records(other).await
+    );
+}
+
 #[test]
 fn a_reopened_replica_catches_up_with_what_others_wrote_meanwhile() {
     support::run(|| async {
@@ -39,11 +48,7 @@ fn a_reopened_replica_catches_up_with_what_others_wrote_meanwhile() {
         append(&other, vec![statement(), statement()]).await;
 
         let again = support::log_in(&stream, &dir).await;
-        assert_eq!(again.catch_up().await.unwrap().position, 5);
-        assert_eq!(
-            support::all_records(&again).await,
-            support::all_records(&other).await
-        );
+        assert_caught_up_with(&again, &other, 5).await;
     });
 }
 
@@ -63,11 +68,7 @@ fn a_replica_that_does_not_match_its_stream_is_rebuilt_from_it() {
         append(&other, vec![statement(), statement()]).await;
 
         let rebuilt = support::log_in(&stream, &dir).await;
-        assert_eq!(rebuilt.catch_up().await.unwrap().position, 5);
-        assert_eq!(
-            support::all_records(&rebuilt).await,
-            support::all_records(&other).await
-        );
+        assert_caught_up_with(&rebuilt, &other, 5).await;
         assert_eq!(rebuilt.head().await.unwrap(), other.head().await.unwrap());
     });
 }

@@ -6,11 +6,15 @@ use std::sync::Arc;
 
 use chancery_domain::limits::MAX_BATCH_EVENTS;
 use chancery_domain::{Hash, NewEvent, sample};
+use chancery_store::contract::next_positions;
 use chancery_store::{
     AppendOutcome, AppendRequest, EventFilter, EventLog, ExpectedVersion, ReadRequest, StoreError,
 };
 
-use crate::support::{self, next_positions};
+use chancery_store_nats::NatsLog;
+use tempfile::TempDir;
+
+use crate::support;
 
 const T: &str = "shared";
 
@@ -33,6 +37,15 @@ fn statement(actor: &str) -> NewEvent {
 
 fn world() -> Vec<NewEvent> {
     sample::world(T, &["USA", "CHN"], &["deficit", "tariffs"])
+}
+
+/// Two logs on one fresh stream, the world registered through the first.
+async fn two_logs_in_a_world() -> ((NatsLog, TempDir), (NatsLog, TempDir)) {
+    let logs = support::two_logs().await;
+    append(&logs.0.0, ExpectedVersion::NoTimeline, world())
+        .await
+        .unwrap();
+    logs
 }
 
 #[test]
@@ -98,10 +111,7 @@ fn a_second_log_on_the_same_stream_sees_what_the_first_appends() {
 #[test]
 fn writers_racing_through_two_logs_keep_positions_gapless_and_the_chain_linear() {
     support::run(|| async {
-        let ((a, _a_dir), (b, _b_dir)) = support::two_logs().await;
-        append(&a, ExpectedVersion::NoTimeline, world())
-            .await
-            .unwrap();
+        let ((a, _a_dir), (b, _b_dir)) = two_logs_in_a_world().await;
         const TASKS_PER_LOG: usize = 3;
         const APPENDS_EACH: usize = 15;
         let mut tasks = Vec::new();
@@ -167,10 +177,7 @@ fn writers_racing_through_two_logs_keep_positions_gapless_and_the_chain_linear()
 #[test]
 fn the_largest_append_is_one_atomic_batch() {
     support::run(|| async {
-        let ((a, _a_dir), (b, _b_dir)) = support::two_logs().await;
-        append(&a, ExpectedVersion::NoTimeline, world())
-            .await
-            .unwrap();
+        let ((a, _a_dir), (b, _b_dir)) = two_logs_in_a_world().await;
         let batch: Vec<_> = (0..MAX_BATCH_EVENTS).map(|_| statement("USA")).collect();
         let out = append(&a, ExpectedVersion::Exact(5), batch).await.unwrap();
         assert_eq!(

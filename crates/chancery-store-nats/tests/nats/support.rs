@@ -65,32 +65,7 @@ pub fn run<F: std::future::Future<Output = ()>>(test: impl FnOnce() -> F) {
     if server::url().is_none() {
         return;
     }
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(4)
-        .enable_all()
-        .build()
-        .expect("a runtime")
-        .block_on(test());
-}
-
-/// The next `n` positions a subscription yields.
-pub async fn next_positions(
-    stream: &mut chancery_store::EventStream,
-    n: usize,
-) -> Vec<chancery_domain::Position> {
-    use futures_util::StreamExt;
-    let mut out = Vec::with_capacity(n);
-    while out.len() < n {
-        let item = tokio::time::timeout(chancery_store::contract::PATIENCE, stream.next())
-            .await
-            .expect("the subscription stalled");
-        out.push(
-            item.expect("the subscription ended")
-                .expect("the subscription failed")
-                .position(),
-        );
-    }
-    out
+    chancery_testkit::runtime(4).block_on(test());
 }
 
 /// Every record of a log, in order.

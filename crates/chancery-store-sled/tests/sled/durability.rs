@@ -1,12 +1,14 @@
 //! What only the sled backend does: reopening resumes at the head, and every commit group is
 //! made durable with an fdatasync before it is acknowledged.
 
+use std::path::PathBuf;
+
 use chancery_domain::sample;
 use chancery_store::{EventLog, ExpectedVersion, ReadRequest};
 use chancery_store_sled::{SledConfig, SledLog, keys};
 use chancery_testkit::disk::{copy_dir, segment_frames};
 
-use crate::support::{T, append, open, request, runtime, t, world};
+use crate::support::{T, append, open, request, runtime, t, with_log, world};
 
 #[test]
 fn reopening_resumes_at_the_head_with_registry_and_versions() {
@@ -59,15 +61,12 @@ fn a_second_process_cannot_open_a_directory_in_use() {
 
 #[test]
 fn every_commit_group_is_synced_before_it_is_acknowledged() {
-    let dir = tempfile::tempdir().unwrap();
-    let rt = runtime();
-    rt.block_on(async {
-        let log = open(&dir.path().join("log"));
+    with_log(async |log| {
         let before = log.writer_stats();
-        append(&log, sample::world(T, &["USA"], &["deficit"])).await;
+        append(log, sample::world(T, &["USA"], &["deficit"])).await;
         for _ in 0..5 {
             append(
-                &log,
+                log,
                 vec![sample::statement(T, "USA", &["deficit"], "2018-05-01")],
             )
             .await;
@@ -98,32 +97,45 @@ fn last_segment(log: &std::path::Path) -> std::path::PathBuf {
     segments.pop().unwrap()
 }
 
+/// What a crash leaves of a log that `write` appends to: a copy of its directory taken while it
+/// runs, once `write` is done. The segments hold every acknowledged group (synced before the
+/// answer); the index holds what its last checkpoint made durable, and perhaps more. Answers the
+/// directory holding the log and the copy, the copy's path, and what `write` answered.
+fn crashed_copy<T>(
+    rt: &tokio::runtime::Runtime,
+    write: impl AsyncFnOnce(&SledLog) -> T,
+) -> (tempfile::TempDir, PathBuf, T) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log");
+    let crashed = dir.path().join("crashed");
+    let answer = rt.block_on(async {
+        let log = open(&path);
+        let answer = write(&log).await;
+        copy_dir(&path, &crashed).unwrap();
+        answer
+    });
+    (dir, crashed, answer)
+}
+
 /// A crash between checkpoints: the segments hold groups the index never saw (or saw only in
 /// part). Opening indexes them again from the segments: every acknowledged event comes back whole
 /// (record, indexes, version, a retraction's mark); a torn write after them is cut off.
 #[test]
 fn a_crash_after_the_checkpoint_is_indexed_again_from_the_segments() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("log");
-    let crashed = dir.path().join("crashed");
     let rt = runtime();
-    let (head, records, usa, chn, version) = rt.block_on(async {
-        let log = open(&path);
-        append(&log, sample::world(T, &["USA", "CHN"], &["deficit"])).await;
+    let (_dir, crashed, (head, records, usa, chn, version)) = crashed_copy(&rt, async |log| {
+        append(log, sample::world(T, &["USA", "CHN"], &["deficit"])).await;
         log.checkpoint().await.unwrap();
         let retracted = sample::statement(T, "USA", &["deficit"], "2018-05-01");
-        append(&log, vec![retracted.clone()]).await;
+        append(log, vec![retracted.clone()]).await;
         append(
-            &log,
+            log,
             vec![sample::statement(T, "CHN", &["deficit"], "2018-05-02")],
         )
         .await;
-        append(&log, vec![sample::retraction(T, retracted.id)]).await;
-        // Taken while the log runs, before its next checkpoint (it checkpoints once a second
-        // while appends go on; these took far less).
-        // What a crash leaves: the segments hold every acknowledged group (synced before the
-        // answer); the index holds what its last checkpoint made durable, and perhaps more.
-        copy_dir(&path, &crashed).unwrap();
+        append(log, vec![sample::retraction(T, retracted.id)]).await;
+        // The copy comes before the log's next checkpoint: it checkpoints once a second while
+        // appends go on, and these took far less.
         let head = log.head().await.unwrap();
         let records = log.read(ReadRequest::forward(1, 100)).await.unwrap();
         let usa = log.read(by_party("USA")).await.unwrap();
@@ -178,22 +190,15 @@ fn a_crash_after_the_checkpoint_is_indexed_again_from_the_segments() {
 /// intact, are not a group's end.
 #[test]
 fn a_group_cut_short_is_dropped_whole() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("log");
-    let crashed = dir.path().join("crashed");
     let rt = runtime();
-    let head = rt.block_on(async {
-        let log = open(&path);
-        world(&log).await;
+    let (_dir, crashed, head) = crashed_copy(&rt, async |log| {
+        world(log).await;
         log.checkpoint().await.unwrap();
         let head = log.head().await.unwrap();
         let events = (0..3)
             .map(|i| sample::statement(T, "USA", &["deficit"], &format!("2018-05-0{}", i + 1)))
             .collect();
-        append(&log, events).await;
-        // What a crash leaves: the segments hold every acknowledged group (synced before the
-        // answer); the index holds what its last checkpoint made durable, and perhaps more.
-        copy_dir(&path, &crashed).unwrap();
+        append(log, events).await;
         head
     });
     // The last frame of the three-event group goes: the two before it stay whole on disk.

@@ -7,7 +7,7 @@ use chancery_store::sequencer::{self, Answer, Request, Sealed};
 use chancery_store::{EventLog, ExpectedVersion, ReadRequest, StoreError};
 use chancery_store_sled::{SledConfig, SledLog};
 
-use crate::support::{T, open, request, runtime, world};
+use crate::support::{T, request, runtime, temp_log, with_log, world};
 
 /// Seals one request against the log as it stands, writing nothing.
 fn seal(log: &SledLog, request: Request) -> Sealed {
@@ -37,10 +37,8 @@ async fn stored(log: &SledLog) -> Vec<Vec<u8>> {
 
 #[test]
 fn sealing_against_a_snapshot_is_what_the_append_would_write_and_leaves_no_trace() {
-    let dir = tempfile::tempdir().unwrap();
-    runtime().block_on(async {
-        let log = open(&dir.path().join("log"));
-        world(&log).await;
+    with_log(async |log| {
+        world(log).await;
         let head = log.head().await.unwrap();
         let registry = log.registry().await.unwrap();
         // The second event needs what the first registers.
@@ -49,7 +47,7 @@ fn sealing_against_a_snapshot_is_what_the_append_would_write_and_leaves_no_trace
             sample::demand(T, "USA", "FRA", "deficit", "2018-05-01"),
         ];
         let plan = seal(
-            &log,
+            log,
             Request::Append(request(ExpectedVersion::Exact(3), batch.clone())),
         );
         let planned = outcome(&plan).unwrap();
@@ -85,9 +83,8 @@ fn sealing_against_a_snapshot_is_what_the_append_would_write_and_leaves_no_trace
         assert!(log.event(batch[0].id).await.unwrap().is_none());
 
         // Fed back through a restore, the planned records are the append.
-        let copy_dir = tempfile::tempdir().unwrap();
-        let copy = open(&copy_dir.path().join("log"));
-        copy.restore(stored(&log).await).await.unwrap();
+        let (_copy_dir, copy) = temp_log();
+        copy.restore(stored(log).await).await.unwrap();
         let restored = copy
             .restore(plan.records.iter().map(|r| r.stored().to_vec()).collect())
             .await
@@ -105,9 +102,7 @@ fn sealing_against_a_snapshot_is_what_the_append_would_write_and_leaves_no_trace
 
 #[test]
 fn sealing_gives_the_appends_answers_conflicts_and_retries() {
-    let dir = tempfile::tempdir().unwrap();
-    runtime().block_on(async {
-        let log = open(&dir.path().join("log"));
+    with_log(async |log| {
         let world = sample::world(T, &["USA"], &["deficit"]);
         let first = log
             .append(request(ExpectedVersion::NoTimeline, world.clone()))
@@ -115,7 +110,7 @@ fn sealing_gives_the_appends_answers_conflicts_and_retries() {
             .unwrap();
 
         let retry = seal(
-            &log,
+            log,
             Request::Append(request(ExpectedVersion::NoTimeline, world.clone())),
         );
         let answered = outcome(&retry).unwrap();
@@ -125,7 +120,7 @@ fn sealing_gives_the_appends_answers_conflicts_and_retries() {
 
         let e = sample::statement(T, "USA", &["deficit"], "2018-05-01");
         let err = outcome(&seal(
-            &log,
+            log,
             Request::Append(request(ExpectedVersion::Exact(2), vec![e.clone()])),
         ))
         .unwrap_err();
@@ -142,7 +137,7 @@ fn sealing_gives_the_appends_answers_conflicts_and_retries() {
         let mut changed = world[0].clone();
         changed.summary = "other".into();
         let err = outcome(&seal(
-            &log,
+            log,
             Request::Append(request(ExpectedVersion::Any, vec![changed])),
         ))
         .unwrap_err();
@@ -152,7 +147,7 @@ fn sealing_gives_the_appends_answers_conflicts_and_retries() {
         );
         let bad = sample::statement(T, "USA", &["unregistered"], "2018-05-01");
         let err = outcome(&seal(
-            &log,
+            log,
             Request::Append(request(ExpectedVersion::Any, vec![e, bad])),
         ))
         .unwrap_err();
@@ -163,13 +158,10 @@ fn sealing_gives_the_appends_answers_conflicts_and_retries() {
 
 #[test]
 fn sealing_a_restore_checks_the_records_and_writes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    runtime().block_on(async {
-        let log = open(&dir.path().join("log"));
-        world(&log).await;
-        let raw = stored(&log).await;
-        let copy_dir = tempfile::tempdir().unwrap();
-        let copy = open(&copy_dir.path().join("log"));
+    with_log(async |log| {
+        world(log).await;
+        let raw = stored(log).await;
+        let (_copy_dir, copy) = temp_log();
         let checked = |records: Vec<Vec<u8>>| -> Vec<RecordedEvent> {
             sequencer::check_restore(records, 100).unwrap()
         };
@@ -211,11 +203,7 @@ fn sealing_a_restore_checks_the_records_and_writes_nothing() {
 fn a_log_that_is_not_durable_commits_without_syncing() {
     let dir = tempfile::tempdir().unwrap();
     runtime().block_on(async {
-        let config = SledConfig {
-            durable: false,
-            ..SledConfig::default()
-        };
-        let log = SledLog::open(dir.path().join("log"), config).unwrap();
+        let log = SledLog::open(dir.path().join("log"), SledConfig::unsynced()).unwrap();
         let before = log.writer_stats();
         world(&log).await;
         let after = log.writer_stats();

@@ -11,11 +11,7 @@ use chancery_store_sled::{SledConfig, SledLog};
 pub const T: &str = "t";
 
 pub fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
+    chancery_testkit::runtime(2)
 }
 
 pub fn t() -> TimelineSlug {
@@ -25,6 +21,20 @@ pub fn t() -> TimelineSlug {
 /// Opens the log at `path` with the default configuration.
 pub fn open(path: &Path) -> SledLog {
     SledLog::open(path, SledConfig::default()).unwrap()
+}
+
+/// A log with the default configuration in a new temporary directory, after that directory:
+/// bound as `let (_dir, log) = temp_log();`, the log closes before its directory goes.
+pub fn temp_log() -> (tempfile::TempDir, SledLog) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(&dir.path().join("log"));
+    (dir, log)
+}
+
+/// Runs `test` on a runtime of its own against a fresh log in a temporary directory.
+pub fn with_log(test: impl AsyncFnOnce(&SledLog)) {
+    let (_dir, log) = temp_log();
+    runtime().block_on(test(&log));
 }
 
 /// An append of `events` to `t`.

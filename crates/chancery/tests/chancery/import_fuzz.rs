@@ -12,6 +12,7 @@ use chancery::exchange::{self, ExchangeError, Source};
 use chancery_domain::NewEvent;
 use chancery_store::EventLog;
 use chancery_store_sled::{SledConfig, SledLog};
+use chancery_testkit::SharedFixture;
 use chancery_testkit::fuzz::{self, Damage, JsonChange, change_json, damage, json_change, uuid_v7};
 use proptest::prelude::*;
 use serde_json::Value;
@@ -20,31 +21,17 @@ const DEMO: &str = include_str!("../../demo/us-china-trade-2018.ndjson");
 
 /// One log for every case, holding the demo scenario, so that mutated lines meet its registry and
 /// events. A case that is accepted adds to it, which later cases then meet as well.
-struct Fixture {
-    runtime: tokio::runtime::Runtime,
-    log: SledLog,
-    dir: tempfile::TempDir,
-}
-
-fn fixture() -> &'static Fixture {
-    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+fn fixture() -> &'static SharedFixture<SledLog> {
+    static FIXTURE: OnceLock<SharedFixture<SledLog>> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        // Durability is not under test here; skipping fdatasync keeps the cases fast.
-        let config = SledConfig {
-            durable: false,
-            ..SledConfig::default()
-        };
-        let log = SledLog::open(dir.path().join("log"), config).unwrap();
-        runtime
-            .block_on(exchange::import(&log, &Source::Text(DEMO), &|_| {}))
-            .unwrap();
-        Fixture { runtime, log, dir }
+        SharedFixture::new(|runtime, dir| {
+            // Durability is not under test here; skipping fdatasync keeps the cases fast.
+            let log = SledLog::open(dir.join("log"), SledConfig::unsynced()).unwrap();
+            runtime
+                .block_on(exchange::import(&log, &Source::Text(DEMO), &|_| {}))
+                .unwrap();
+            log
+        })
     })
 }
 
@@ -143,7 +130,7 @@ fn check_import(file: &[u8]) -> Result<(), TestCaseError> {
     let path = fixture.dir.path().join(format!("case-{case}.ndjson"));
     std::fs::write(&path, file).unwrap();
     fixture.runtime.block_on(async {
-        let log = &fixture.log;
+        let log = &fixture.value;
         let before = log.head().await.unwrap().position;
         let outcome = exchange::import(log, &Source::File(path), &|_| {}).await;
         let after = log.head().await.unwrap().position;
@@ -199,7 +186,7 @@ fn a_demo_line_under_a_fresh_id_is_accepted_and_reads_back() {
     check_import(&line).unwrap();
     let id = serde_json::from_slice::<NewEvent>(&line).unwrap().id;
     let fixture = fixture();
-    let stored = fixture.runtime.block_on(fixture.log.event(id)).unwrap();
+    let stored = fixture.runtime.block_on(fixture.value.event(id)).unwrap();
     assert_eq!(
         stored.map(|s| s.event().unwrap().summary.clone()),
         Some(value["summary"].as_str().unwrap().to_owned())
