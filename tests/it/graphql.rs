@@ -457,9 +457,7 @@ fn writes_need_a_token_of_the_right_role() {
 #[test]
 fn closed_reads_need_a_token() {
     let api = demo(&["--open-reads", "false"]);
-    let anonymous = api
-        .graphql(None, "{ head { position } }", json!({}))
-        .json_body();
+    let anonymous = api.anonymous("{ head { position } }");
     assert_eq!(error_of(&anonymous).0, "UNAUTHORIZED");
     let reader = api
         .graphql(Some(READER), "{ head { position } }", json!({}))
@@ -591,9 +589,7 @@ fn each_limit_answers_with_a_limit_error() {
     assert_eq!(reply.status, 413);
     assert_eq!(code(reply), "LIMIT");
     // Per-request timeout: waiting (up to a minute) for a position that never comes outlasts 300 ms.
-    let slow = api
-        .graphql(None, "{ positions(atLeast: 999) { stance } }", json!({}))
-        .json_body();
+    let slow = api.anonymous("{ positions(atLeast: 999) { stance } }");
     assert_eq!(error_of(&slow).0, "LIMIT");
     assert!(
         first_error_message(&slow).contains("took longer than"),
@@ -605,11 +601,9 @@ fn each_limit_answers_with_a_limit_error() {
 #[test]
 fn a_query_too_complex_for_the_limit_is_refused() {
     let api = demo(&["--max-complexity", "10"]);
-    let small = api
-        .graphql(None, "{ head { position hash } }", json!({}))
-        .json_body();
+    let small = api.anonymous("{ head { position hash } }");
     assert_eq!(small["data"]["head"]["position"], 28);
-    let wide = api.graphql(None, "{ head { position hash recordedAt projected } parties { code name kind } issues { slug title description } timelines { slug title description version } }", json!({})).json_body();
+    let wide = api.anonymous("{ head { position hash recordedAt projected } parties { code name kind } issues { slug title description } timelines { slug title description version } }");
     assert_eq!(error_of(&wide).0, "LIMIT", "{wide}");
 }
 
@@ -626,9 +620,7 @@ fn the_standard_introspection_query_fits_the_limits() {
     let data = api.query(query);
     assert!(data["__schema"]["types"].as_array().unwrap().len() > 50);
     let off = demo(&["--introspection", "false"]);
-    let body = off
-        .graphql(None, "{ __schema { queryType { name } } }", json!({}))
-        .json_body();
+    let body = off.anonymous("{ __schema { queryType { name } } }");
     assert!(
         body["data"]["__schema"].is_null(),
         "introspection can be switched off: {body}"
