@@ -824,24 +824,10 @@ async fn start_subscribers(
     count: usize,
 ) -> anyhow::Result<Subscribers> {
     let (stop, stop_rx) = watch::channel(false);
-    let (ready_tx, mut ready_rx) = mpsc::channel(count.max(1));
-    let tasks = (0..count)
-        .map(|i| {
-            tokio::spawn(subscriber(
-                i,
-                Arc::clone(plan),
-                ready_tx.clone(),
-                stop_rx.clone(),
-            ))
-        })
-        .collect();
-    drop(ready_tx);
-    for _ in 0..count {
-        tokio::time::timeout(PATIENCE, ready_rx.recv())
-            .await
-            .context("subscribers did not all connect in time")?
-            .context("a subscriber task ended before connecting")??;
-    }
+    let tasks = servers::spawn_subscribers(count, PATIENCE, |i, ready| {
+        tokio::spawn(subscriber(i, Arc::clone(plan), ready, stop_rx.clone()))
+    })
+    .await?;
     Ok(Subscribers { tasks, stop })
 }
 

@@ -285,7 +285,7 @@ struct Subscription {
 async fn subscriber(
     address: String,
     mut target: watch::Receiver<u64>,
-    subscribed: mpsc::Sender<()>,
+    subscribed: mpsc::Sender<anyhow::Result<()>>,
 ) -> anyhow::Result<Subscription> {
     let mut socket = crate::client::open_graphql_ws(&address, TOKEN).await?;
     let ack = next_text(&mut socket, &mut target).await?;
@@ -294,7 +294,7 @@ async fn subscriber(
     }
     let subscribe = json!({ "type": "subscribe", "id": "1", "payload": { "query": "subscription { events { position } }" } });
     socket.send(Message::text(subscribe.to_string())).await?;
-    let _ = subscribed.send(()).await;
+    let _ = subscribed.send(Ok(())).await;
     let mut seen = Subscription {
         received: 0,
         out_of_order: None,
@@ -416,22 +416,14 @@ async fn start_subscribers(
     count: usize,
 ) -> anyhow::Result<(watch::Sender<u64>, Vec<SubscriberTask>)> {
     let (target, target_rx) = watch::channel(0u64);
-    let (subscribed_tx, mut subscribed_rx) = mpsc::channel(count.max(1));
-    let subscribers = (0..count)
-        .map(|_| {
-            tokio::spawn(subscriber(
-                address.to_owned(),
-                target_rx.clone(),
-                subscribed_tx.clone(),
-            ))
-        })
-        .collect();
-    drop(subscribed_tx);
-    for _ in 0..count {
-        tokio::time::timeout(PATIENCE, subscribed_rx.recv())
-            .await
-            .context("the subscribers did not all subscribe")?;
-    }
+    let subscribers = servers::spawn_subscribers(count, PATIENCE, |_, subscribed| {
+        tokio::spawn(subscriber(
+            address.to_owned(),
+            target_rx.clone(),
+            subscribed,
+        ))
+    })
+    .await?;
     Ok((target, subscribers))
 }
 

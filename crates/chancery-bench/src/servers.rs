@@ -3,6 +3,11 @@
 //! load), and the peak memory they report.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use crate::client::Server;
 use crate::report::MB;
@@ -50,4 +55,25 @@ pub async fn start_demo(
 pub fn peak_rss_mib(server: &Server) -> anyhow::Result<f64> {
     let (_, peak_mb) = server.memory()?;
     Ok(peak_mb * MB / MIB)
+}
+
+/// Spawns `count` subscriber tasks, `spawn(i, subscribed)` each, and waits until every one has
+/// said on `subscribed` that it subscribed, or why it could not; answers their tasks.
+pub async fn spawn_subscribers<T>(
+    count: usize,
+    patience: Duration,
+    spawn: impl Fn(usize, mpsc::Sender<anyhow::Result<()>>) -> JoinHandle<T>,
+) -> anyhow::Result<Vec<JoinHandle<T>>> {
+    let (subscribed_tx, mut subscribed_rx) = mpsc::channel(count.max(1));
+    let tasks = (0..count)
+        .map(|i| spawn(i, subscribed_tx.clone()))
+        .collect();
+    drop(subscribed_tx);
+    for _ in 0..count {
+        tokio::time::timeout(patience, subscribed_rx.recv())
+            .await
+            .context("the subscribers did not all subscribe in time")?
+            .context("a subscriber task ended before it subscribed")??;
+    }
+    Ok(tasks)
 }

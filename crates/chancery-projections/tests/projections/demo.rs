@@ -12,9 +12,7 @@ const T: &str = "us-china-trade";
 #[test]
 fn the_demo_positions_are_as_the_story_tells() {
     with_projections(demo_events(), async |p| {
-        let usa_deficit = position(p, T, "USA", "trade-deficit", AsOf::NOW)
-            .await
-            .unwrap();
+        let usa_deficit = held(p, T, "USA", "trade-deficit").await;
         assert_eq!(usa_deficit.stance, Stance::Demand);
         assert!(
             usa_deficit
@@ -29,9 +27,7 @@ fn the_demo_positions_are_as_the_story_tells() {
             stance(p, T, "CHN", "trade-deficit", AsOf::NOW).await,
             Some(Stance::Refusal)
         );
-        let chn_mic = position(p, T, "CHN", "made-in-china-2025", AsOf::NOW)
-            .await
-            .unwrap();
+        let chn_mic = held(p, T, "CHN", "made-in-china-2025").await;
         assert_eq!(chn_mic.stance, Stance::Refusal);
         assert_eq!(
             chn_mic.reaffirmed, 1,
@@ -95,9 +91,7 @@ fn the_demo_positions_are_as_the_story_tells() {
 fn the_hypothetical_return_visit_sets_no_stance() {
     with_projections(demo_events(), async |p| {
         // CHN's newest event on the deficit is the hypothetical June visit; the refusal still holds.
-        let chn = position(p, T, "CHN", "trade-deficit", AsOf::NOW)
-            .await
-            .unwrap();
+        let chn = held(p, T, "CHN", "trade-deficit").await;
         assert_eq!(chn.stance, Stance::Refusal);
         assert_eq!(chn.event.kind(), Kind::Refusal);
         // Nor does the planned US visit: the US position on tariffs stays the threat.

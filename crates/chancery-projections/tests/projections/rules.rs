@@ -295,9 +295,7 @@ fn a_restatement_reaffirms() {
         demand("USA", "2018-05-20"),
     ];
     in_world(given_with(events), async |w| {
-        let pos = position(&w.projections, T, "USA", "x", AsOf::NOW)
-            .await
-            .unwrap();
+        let pos = held(&w.projections, T, "USA", "x").await;
         assert_eq!(pos.stance, Stance::Demand);
         assert_eq!(pos.reaffirmed, 1);
         assert_eq!(

@@ -163,6 +163,13 @@ pub async fn position(
     found.pop()
 }
 
+/// The position `party` holds now on `issue`, which the test expects to exist.
+pub async fn held(p: &Projections, timeline_slug: &str, party: &str, issue: &str) -> PositionView {
+    position(p, timeline_slug, party, issue, AsOf::NOW)
+        .await
+        .unwrap_or_else(|| panic!("{party} holds no position on {issue}"))
+}
+
 pub async fn stance(
     p: &Projections,
     timeline_slug: &str,
