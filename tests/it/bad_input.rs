@@ -363,6 +363,26 @@ fn http_cases(log_cursor: &str, valid_cursor: &str) -> Vec<Case> {
         ),
         invalid("order"),
     );
+    // An enum value is written bare in a document; a string there is refused, though
+    // async-graphql would take it. In variables (JSON) enum values are strings, as above.
+    add(
+        "enum value written as a string (argument)",
+        anonymous(r#"{ events(order: "VALID_TIME", first: 1) { edges { cursor } } }"#),
+        invalid("order"),
+    );
+    add(
+        "enum value written as a string (in a list in an input)",
+        anonymous(r#"{ events(filter: { kinds: [OFFER, "DEMAND"] }) { edges { cursor } } }"#),
+        invalid("filter.kinds[1]"),
+    );
+    add(
+        "enum value written as a string (in an event)",
+        threat_sent(&[(
+            "act:",
+            r#"act: { threat: { terms: "t", instrument: "TARIFF" } }"#,
+        )]),
+        invalid("event.act.threat.instrument"),
+    );
     add(
         "bad slug",
         anonymous("{ timeline(slug: \"Not A Slug!\") { title } }"),
@@ -1274,6 +1294,9 @@ mod websocket {
                 let deep = format!("subscription {{ events {}", "{ position ".repeat(5_000));
                 refused(address, None, &deep, "VALIDATION", None).await
             }
+            "enum value written as a string in a subscription" => {
+                refused(address, None, r#"subscription { events(filter: { kinds: ["OFFER"] }) { position } }"#, "VALIDATION", Some("filter.kinds[0]")).await
+            }
             "unknown enum value in a subscription" => {
                 refused(address, None, "subscription { events(filter: { kinds: [PARLEY] }) { position } }", "VALIDATION", Some("filter.kinds[0]")).await
             }
@@ -1302,6 +1325,7 @@ mod websocket {
         "valid-time cursor in a subscription",
         "forged cursor (position 2^64-1) in a subscription",
         "unknown enum value in a subscription",
+        "enum value written as a string in a subscription",
         "subscription document that does not parse",
     ];
 }

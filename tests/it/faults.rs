@@ -24,19 +24,26 @@ fn serve(data: &Path, extra: &[&str]) -> Server {
     server
 }
 
-/// Records a batch: the (id, position) of each event, or the error's code and message.
-fn record(server: &Server, events: &[Value]) -> Result<Vec<(String, u64)>, (String, String)> {
+/// Why a batch was refused: its error's code, reason (where it has one) and message.
+#[derive(Debug)]
+struct Refused {
+    code: String,
+    reason: String,
+    message: String,
+}
+
+/// Records a batch: the (id, position) of each event, or why it was refused.
+fn record(server: &Server, events: &[Value]) -> Result<Vec<(String, u64)>, Refused> {
     let body = server
         .graphql(Some(RECORDER), RECORD, json!({ "events": events }))
         .json_body();
     if let Some(error) = body["errors"].get(0) {
-        return Err((
-            error["extensions"]["code"]
-                .as_str()
-                .unwrap_or("")
-                .to_owned(),
-            error["message"].as_str().unwrap_or("").to_owned(),
-        ));
+        let text = |v: &Value| v.as_str().unwrap_or("").to_owned();
+        return Err(Refused {
+            code: text(&error["extensions"]["code"]),
+            reason: text(&error["extensions"]["reason"]),
+            message: text(&error["message"]),
+        });
     }
     Ok(body["data"]["recordEvents"]["events"]
         .as_array()
@@ -238,7 +245,7 @@ fn a_full_disk_refuses_appends_clearly_keeps_reads_and_resumes_when_space_return
 
     let mut acknowledged: Vec<(String, u64)> = Vec::new();
     let mut unknown: Vec<Vec<Value>> = Vec::new();
-    let mut errors: Vec<(String, String)> = Vec::new();
+    let mut errors: Vec<Refused> = Vec::new();
     let mut acknowledged_before_full = None;
     let mut failures_in_a_row = 0;
     let mut n = 0;
@@ -267,8 +274,17 @@ fn a_full_disk_refuses_appends_clearly_keeps_reads_and_resumes_when_space_return
         }
     }
     let acknowledged_before_full = acknowledged_before_full.unwrap_or_default();
-    for (code, message) in &errors {
-        assert_eq!(code, "INTERNAL", "{message}");
+    for Refused {
+        code,
+        reason,
+        message,
+    } in &errors
+    {
+        assert_eq!(
+            (code.as_str(), reason.as_str()),
+            ("UNAVAILABLE", "STORAGE_FULL"),
+            "{message}"
+        );
         assert!(
             message.contains("storage is full") && !message.contains("reference"),
             "the error says the disk is full, unmasked: {message}"
@@ -348,7 +364,7 @@ fn a_full_disk_refuses_appends_clearly_keeps_reads_and_resumes_when_space_return
         started.elapsed().as_secs_f64(),
         errors
             .iter()
-            .map(|(c, m)| format!("{c}: {m}"))
+            .map(|e| format!("{} ({}): {}", e.code, e.reason, e.message))
             .collect::<Vec<_>>(),
         unknown.len(),
         acknowledged.len(),
@@ -516,6 +532,45 @@ fn damaged_data_files_are_reported_at_open_with_what_and_where() {
         ],
     );
     eprintln!("a damaged frame past the checkpoint: {said}");
+
+    // A damaged last frame of a segment that a later segment follows: the writer starts a
+    // segment only once the one before is cut to its whole groups and synced, so that frame was
+    // written whole. It is corruption, reported with its place, and nothing is cut off.
+    let followed = store("segment-followed");
+    let longer = store("longer");
+    let mut server = serve(&longer, &[]);
+    for n in 0..3 {
+        record(&server, &[event(n, 20)]).unwrap_or_else(|e| panic!("{e:?}"));
+    }
+    server.stop();
+    let longer_bytes = std::fs::read(segment(&longer)).unwrap();
+    assert!(longer_bytes.starts_with(&original), "the same demo records");
+    let more: Vec<&[u8]> = disk::segment_frames(&longer_bytes)[28..]
+        .iter()
+        .map(|frame| &longer_bytes[frame.clone()])
+        .collect();
+    assert_eq!(more.len(), 3, "positions 29 to 31, one group each");
+    let mut content = original.clone();
+    content.extend_from_slice(more[0]);
+    content.extend(flip(more[1]));
+    std::fs::write(segment(&followed), &content).unwrap();
+    let next_segment = followed.join("log/records/00000000000000000031");
+    std::fs::write(next_segment.with_extension("seg"), more[2]).unwrap();
+    std::fs::write(next_segment.with_extension("idx"), b"").unwrap();
+    let said = refused_at_open(
+        &followed,
+        &[
+            &format!("{segment_name}, byte {}", original.len() + more[0].len()),
+            "damaged record",
+            "a later segment after it",
+        ],
+    );
+    assert_eq!(
+        std::fs::read(segment(&followed)).unwrap(),
+        content,
+        "nothing was cut off"
+    );
+    eprintln!("a damaged last frame with a later segment after it: {said}");
 
     // A torn last frame is a crash in the middle of a write, not corruption.
     let torn = store("segment-torn");

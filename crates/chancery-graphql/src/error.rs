@@ -16,18 +16,22 @@ pub enum Code {
     Unauthorized,
     Forbidden,
     Limit,
+    /// The server cannot do it now, through no fault of the request (a full disk); the same
+    /// request may succeed later. `extensions.reason` says why.
+    Unavailable,
     Internal,
 }
 
 impl Code {
     /// Every code; `INTERNAL` is last.
-    pub const ALL: [Code; 7] = [
+    pub const ALL: [Code; 8] = [
         Code::Validation,
         Code::Conflict,
         Code::NotFound,
         Code::Unauthorized,
         Code::Forbidden,
         Code::Limit,
+        Code::Unavailable,
         Code::Internal,
     ];
 
@@ -39,6 +43,7 @@ impl Code {
             Code::Unauthorized => "UNAUTHORIZED",
             Code::Forbidden => "FORBIDDEN",
             Code::Limit => "LIMIT",
+            Code::Unavailable => "UNAVAILABLE",
             Code::Internal => "INTERNAL",
         }
     }
@@ -53,7 +58,14 @@ pub struct ApiError {
     pub(crate) field: Option<String>,
     /// Every field at fault with its own message, when there are several (validation).
     pub(crate) problems: Vec<(String, String)>,
+    /// Why the server cannot do it now (`extensions.reason`), for `UNAVAILABLE`.
+    pub(crate) reason: Option<&'static str>,
+    /// The reference of a masked internal error (`extensions.reference`), also in its message.
+    pub(crate) reference: Option<String>,
 }
+
+/// The `extensions.reason` of a full disk.
+pub const STORAGE_FULL: &str = "STORAGE_FULL";
 
 impl ApiError {
     pub(crate) fn new(code: Code, message: impl Into<String>) -> Self {
@@ -62,6 +74,8 @@ impl ApiError {
             message: message.into(),
             field: None,
             problems: Vec::new(),
+            reason: None,
+            reference: None,
         }
     }
 
@@ -71,6 +85,8 @@ impl ApiError {
             message: message.into(),
             field: Some(field.into()),
             problems: Vec::new(),
+            reason: None,
+            reference: None,
         }
     }
 
@@ -101,12 +117,11 @@ impl ApiError {
 
     /// Masks an unexpected failure: logged in full, reported by reference only.
     pub(crate) fn internal(detail: impl std::fmt::Display) -> Self {
-        let reference = chancery_domain::EventId::new_v7();
-        tracing::error!(%reference, %detail, "internal error");
-        Self::new(
-            Code::Internal,
-            format!("internal error (reference {reference}); the server log has the details"),
-        )
+        let reference = logged(&detail);
+        ApiError {
+            reference: Some(reference.clone()),
+            ..Self::new(Code::Internal, masked_message(&reference))
+        }
     }
 
     /// A stored record that cannot be read: the store is damaged, not the request.
@@ -115,10 +130,38 @@ impl ApiError {
     }
 }
 
+/// Logs an unexpected failure in full under a new reference, and answers the reference.
+fn logged(detail: &dyn std::fmt::Display) -> String {
+    let reference = chancery_domain::EventId::new_v7().to_string();
+    tracing::error!(%reference, %detail, "internal error");
+    reference
+}
+
+/// What a client is told of an internal error: only where to look.
+fn masked_message(reference: &str) -> String {
+    format!("internal error (reference {reference}); the server log has the details")
+}
+
+/// An unexpected failure outside any resolver (a panic), as a response lists it: logged in full,
+/// reported by reference only, as [`ApiError::internal`] reports those inside.
+pub(crate) fn masked(detail: &str) -> serde_json::Value {
+    let reference = logged(&detail);
+    serde_json::json!({
+        "message": masked_message(&reference),
+        "extensions": { "code": Code::Internal.as_str(), "reference": reference },
+    })
+}
+
 impl ErrorExtensions for ApiError {
     fn extend(&self) -> async_graphql::Error {
         async_graphql::Error::new(self.message.clone()).extend_with(|_, e| {
             e.set("code", self.code.as_str());
+            if let Some(reason) = self.reason {
+                e.set("reason", reason);
+            }
+            if let Some(reference) = &self.reference {
+                e.set("reference", reference.as_str());
+            }
             if let Some(field) = &self.field {
                 e.set("field", field.as_str());
             }
@@ -164,6 +207,8 @@ impl From<ValidationErrors> for ApiError {
             message: errors.to_string(),
             field: Some(field),
             problems,
+            reason: None,
+            reference: None,
         }
     }
 }
@@ -178,9 +223,12 @@ impl From<StoreError> for ApiError {
             StoreError::IdConflict { .. } => ApiError::field(Code::Conflict, "id", e.to_string()),
             StoreError::Limit(m) => ApiError::new(Code::Limit, m),
             StoreError::Restore(m) => ApiError::new(Code::Validation, m),
-            StoreError::StorageFull(m) => {
-                ApiError::new(Code::Internal, format!("storage is full: {m}"))
-            }
+            // Not masked: the operator's remedy (free some space) is in the message, and the
+            // client's is to retry later with the same ids.
+            StoreError::StorageFull(m) => ApiError {
+                reason: Some(STORAGE_FULL),
+                ..ApiError::new(Code::Unavailable, format!("storage is full: {m}"))
+            },
             StoreError::Corrupt { .. } | StoreError::Storage(_) | StoreError::Closed => {
                 ApiError::internal(e)
             }

@@ -9,6 +9,7 @@
 pub mod error;
 pub mod groups;
 pub mod http;
+pub mod panics;
 pub mod statics;
 pub mod ws;
 
@@ -17,6 +18,7 @@ mod api;
 mod auth;
 mod cursor;
 mod documents;
+mod enum_literals;
 mod enums;
 mod inputs;
 mod limits;

@@ -13,7 +13,7 @@ use crate::subscription::Subscription;
 pub type ChanSchema = Schema<Query, Mutation, Subscription>;
 
 fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
-    Schema::build(Query, Mutation, Subscription)
+    Schema::build(Query, Mutation, Subscription).extension(crate::enum_literals::EnumLiterals)
 }
 
 /// The schema serving `api`.

@@ -292,8 +292,9 @@ impl Segments {
     }
 
     /// Reads frames past the mark: from the mark's place in its segment, then every later
-    /// segment. Only whole groups count; a torn end is cut off; damage followed by good frames
-    /// is corruption, reported with its file and byte.
+    /// segment. Only whole groups count; a torn end of the last segment is cut off; damage
+    /// followed by good frames, or anywhere in a segment that a later one follows, is
+    /// corruption, reported with its file and byte before anything is cut.
     fn recover(&self, mark: Mark) -> Result<Tail, StoreError> {
         let all = self.all();
         let mut records = Vec::new();
@@ -523,6 +524,17 @@ fn scan_frames(
             break;
         }
         let Some((at, frame)) = reader.next_frame().map_err(|e| io_error(&e))? else {
+            if let Some(limit) = limit {
+                // A later segment exists, so this one was cut to its whole groups and synced
+                // before it: its end holds every position before the next one's first.
+                let at = reader.offset();
+                let why = if at < length {
+                    "cut short".to_owned()
+                } else {
+                    format!("the file ends before position {next}")
+                };
+                return Err(followed_damage(segment, next, at, &why, limit));
+            }
             break;
         };
         let end = at + frame.len() as u64;
@@ -532,12 +544,16 @@ fn scan_frames(
         let record = match checked {
             Ok(record) if record.position() == next => record,
             Ok(_) | Err(_) => {
-                // A torn write ends the segment; anything good after damage means corruption.
+                let why = match checked {
+                    Ok(r) => format!("it holds position {} where {next} was due", r.position()),
+                    Err(why) => why.to_owned(),
+                };
+                // A torn write ends the last segment; damage followed by a good frame, or by a
+                // later segment, is corruption.
+                if let Some(limit) = limit {
+                    return Err(followed_damage(segment, next, at, &why, limit));
+                }
                 if reader.has_good_frame_after(end) {
-                    let why = match checked {
-                        Ok(r) => format!("it holds position {} where {next} was due", r.position()),
-                        Err(why) => why.to_owned(),
-                    };
                     return Err(corrupt(
                         Some(next),
                         &format!(
@@ -564,6 +580,26 @@ fn scan_frames(
         cut_at,
         length,
     })
+}
+
+/// Damage at byte `at` of a segment that a later segment follows (from position `limit`): the
+/// writer starts a segment only once the one before is cut to its whole groups and synced, so
+/// this was written whole, and is corruption rather than a torn write.
+fn followed_damage(
+    segment: &Segment,
+    position: Position,
+    at: u64,
+    why: &str,
+    limit: Position,
+) -> StoreError {
+    corrupt(
+        Some(position),
+        &format!(
+            "{}, byte {at}: a damaged record ({why}), with a later segment after it (from \
+             position {limit}), so not a torn write",
+            segment.name()
+        ),
+    )
 }
 
 /// Reads frames one after another from a file.
@@ -631,6 +667,11 @@ impl<'f> FrameReader<'f> {
         let frame = &self.buf[self.pos..self.pos + total];
         self.pos += total;
         Ok(Some((at, frame)))
+    }
+
+    /// The file offset of the next frame.
+    fn offset(&self) -> u64 {
+        self.base + self.pos as u64
     }
 
     /// Whether a good frame starts anywhere after `end` (damage in the middle, not a torn end).

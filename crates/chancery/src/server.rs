@@ -164,9 +164,8 @@ impl App {
             .route("/export", get(export))
             .merge(crate::ui::router())
             .with_state(health);
-        chancery_graphql::http::router(endpoint)
-            .merge(operations)
-            .layer(axum::middleware::from_fn(log_request))
+        let routes = chancery_graphql::http::router(endpoint).merge(operations);
+        chancery_graphql::panics::catch_panics(routes).layer(axum::middleware::from_fn(log_request))
     }
 
     /// Serves until `shutdown` resolves, then stops taking requests, finishes those under way,
