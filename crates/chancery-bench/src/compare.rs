@@ -14,8 +14,9 @@ fn sections_in(dir: &Path) -> anyhow::Result<BTreeMap<String, Section>> {
     serde_json::from_slice(&bytes).with_context(|| format!("{} is not a report", path.display()))
 }
 
-/// Writes the section `before-after`: for each benchmark in `keys`, every figure both reports
-/// have, this build's value against the older build's.
+/// Writes the section `before-after <keys>`: for each benchmark in `keys`, every figure both
+/// reports have, this build's value against the older build's. Comparisons of other benchmarks
+/// stay in the report beside it.
 pub fn run(
     before: &Path,
     label: &str,
@@ -81,7 +82,7 @@ pub fn run(
     );
     report::write(
         out,
-        "before-after",
+        &format!("before-after {}", keys.join(" ")),
         Section {
             title: format!("Before and after: {label}"),
             command: command.to_owned(),

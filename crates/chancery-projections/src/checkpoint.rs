@@ -48,6 +48,13 @@ pub struct CheckpointStore {
     /// Whether sled failed a write: its I/O errors are sticky, so the database is reopened
     /// before the next checkpoint (and before reads meet the error, when there is room).
     failed: bool,
+    /// Bytes of checkpoints written since the database was opened.
+    written_since_open: u64,
+    /// Checkpoint bytes after which [`CheckpointStore::snapshot_if_due`] reopens the database.
+    /// sled 0.34 writes its snapshot (where each page is in its files) only as it opens, and an
+    /// open reads through every write made since the last snapshot: a store that a first start
+    /// filled with gigabytes would be read through again by the next start.
+    snapshot_after: u64,
 }
 
 pub enum Loaded {
@@ -83,7 +90,16 @@ impl CheckpointStore {
             dir: dir.map(Path::to_path_buf),
             cache_bytes,
             failed: false,
+            written_since_open: 0,
+            snapshot_after: u64::MAX,
         })
+    }
+
+    /// Lets [`CheckpointStore::snapshot_if_due`] reopen the database once `bytes` of checkpoints
+    /// went to it (a temporary store is never reopened).
+    pub fn snapshot_after(mut self, bytes: u64) -> Self {
+        self.snapshot_after = bytes;
+        self
     }
 
     pub fn tree(&self) -> Result<&sled::Tree, ProjectionError> {
@@ -185,7 +201,35 @@ impl CheckpointStore {
         state.chronology.saved();
         state.names.dirty = false;
         state.keys_dirty = false;
+        self.written_since_open += bytes;
         Ok(())
+    }
+
+    /// Flushes and reopens the database once `snapshot_after` bytes of checkpoints went to it
+    /// since it opened, so that sled writes its snapshot now rather than the next start reading
+    /// through all of them. The checkpoint last saved is whole either way; a reopen that fails
+    /// leaves the store to be reopened before the next save, as after a failed write.
+    pub fn snapshot_if_due(&mut self, state: &mut ProjectionState) {
+        if self.dir.is_none() || self.written_since_open < self.snapshot_after {
+            return;
+        }
+        let started = std::time::Instant::now();
+        let written = self.written_since_open;
+        if let Err(error) = self.flush() {
+            tracing::warn!(%error, "the projections' database did not flush before its reopen");
+        }
+        match self.reopen(state) {
+            Ok(()) => tracing::debug!(
+                written,
+                seconds = started.elapsed().as_secs_f64(),
+                "the projections' database is reopened with a fresh snapshot"
+            ),
+            Err(error) => {
+                // Without a database (it went before the open failed) the next save reopens it.
+                self.failed = self.db.is_none();
+                tracing::warn!(%error, "the projections' database could not be reopened; it is tried again at the next checkpoint");
+            }
+        }
     }
 
     /// Whether the last write failed and the database still waits to be reopened.
@@ -215,8 +259,9 @@ impl CheckpointStore {
         Ok(())
     }
 
-    /// Reopens the database after sled failed a write, once there is room: it comes back as its
-    /// last whole checkpoint left it, and `state`, whose changes since then are all still in it,
+    /// Reopens the database, once there is room: after sled failed a write, or to have sled
+    /// write its snapshot (see `snapshot_after`). It comes back as its last whole
+    /// checkpoint left it, and `state`, whose changes since then are all still in it,
     /// reads from it from now on. Blocks that `state` caches as clean came from that checkpoint
     /// or an earlier one, so they are still what the database holds.
     fn reopen(&mut self, state: &mut ProjectionState) -> Result<(), ProjectionError> {
@@ -226,7 +271,9 @@ impl CheckpointStore {
             ));
         };
         self.ensure_room(REOPEN_ROOM)?;
-        tracing::warn!(dir = %dir.display(), "reopening the projections' database after a failed write");
+        if self.failed {
+            tracing::warn!(dir = %dir.display(), "reopening the projections' database after a failed write");
+        }
         // Every handle must go before sled's lock is released.
         state.tree = None;
         self.tree = None;
@@ -241,8 +288,10 @@ impl CheckpointStore {
         state.tree = Some(tree.clone());
         self.tree = Some(tree);
         self.db = Some(db);
-        self.failed = false;
-        tracing::info!(dir = %dir.display(), "the projections' database is open again");
+        self.written_since_open = 0;
+        if std::mem::take(&mut self.failed) {
+            tracing::info!(dir = %dir.display(), "the projections' database is open again");
+        }
         Ok(())
     }
 

@@ -17,11 +17,18 @@ use crate::error::ProjectionError;
 use crate::facade::Content;
 use crate::state::{CacheSizes, ProjectionState, Step};
 
-/// When to save a checkpoint while following the log.
+/// When to save a checkpoint while following the log, and how much to write between two
+/// snapshots of the projections' database.
 #[derive(Debug, Clone, Copy)]
 pub struct CheckpointPolicy {
     pub every_events: u64,
     pub every: Duration,
+    /// Checkpoint bytes after which the database is reopened, so that sled writes its snapshot
+    /// and the next start reads about no more than this since it (see `checkpoint.rs`). A reopen
+    /// holds answers back while sled reads its snapshot and what follows it (about 0.2 s at 1M
+    /// events, docs/benchmarks.md), so it comes at the end of a catch-up, not during it, and
+    /// while following only after this many bytes.
+    pub snapshot_after_bytes: u64,
 }
 
 impl Default for CheckpointPolicy {
@@ -29,6 +36,7 @@ impl Default for CheckpointPolicy {
         Self {
             every_events: 10_000,
             every: Duration::from_secs(2),
+            snapshot_after_bytes: 256 << 20,
         }
     }
 }
@@ -103,7 +111,8 @@ impl Projections {
         dir: Option<&Path>,
         policy: CheckpointPolicy,
     ) -> Result<Arc<Self>, ProjectionError> {
-        let store = CheckpointStore::open(dir, SLED_CACHE_BYTES)?;
+        let store = CheckpointStore::open(dir, SLED_CACHE_BYTES)?
+            .snapshot_after(policy.snapshot_after_bytes);
         let caches = CacheSizes::default();
         let empty = |store: &CheckpointStore| {
             Ok::<_, ProjectionError>(ProjectionState::new(
@@ -234,6 +243,7 @@ impl Projections {
         }
         if count > 0 {
             self.save()?;
+            self.snapshot_if_due();
         }
         Ok(count)
     }
@@ -288,6 +298,7 @@ impl Projections {
     /// keep following the log and answering.
     fn save_while_following(&self) -> bool {
         let Err(error) = self.save() else {
+            self.snapshot_if_due();
             return true;
         };
         let first = self
@@ -322,6 +333,15 @@ impl Projections {
             );
         }
         Ok(())
+    }
+
+    /// Reopens the projections' database if enough was written since it opened (see
+    /// [`CheckpointPolicy::snapshot_after_bytes`]).
+    fn snapshot_if_due(&self) {
+        if let Ok(mut inner) = self.inner.write() {
+            let Inner { state, store, .. } = &mut *inner;
+            store.snapshot_if_due(state);
+        }
     }
 
     /// Saves and flushes, for a clean shutdown. A save that fails (a full disk) leaves the last

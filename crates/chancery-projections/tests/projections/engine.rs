@@ -14,25 +14,91 @@ use crate::support::*;
 fn a_reopened_checkpoint_resumes_and_equals_a_rebuild() {
     runtime().block_on(async {
         let (log, checkpoints, _keep) = closed_demo().await;
-        let head = log.head().await.unwrap().position;
-        let reopened = open_projections(&log, Some(&checkpoints)).await;
-        assert_eq!(
-            reopened.applied(),
-            head,
-            "the checkpoint holds everything applied"
+        let reopened = resumed_as_rebuilt(&log, &checkpoints).await;
+        assert_china_refuses_on_the_deficit(&reopened).await;
+    });
+}
+
+/// The projections checkpointed in `dir`, reopened: they hold everything the log does, have
+/// nothing to catch up, and equal a rebuild.
+async fn resumed_as_rebuilt(log: &Arc<dyn EventLog>, dir: &std::path::Path) -> Arc<Projections> {
+    let reopened = open_projections(log, Some(dir)).await;
+    assert_eq!(
+        reopened.applied(),
+        log.head().await.unwrap().position,
+        "the checkpoint holds everything applied"
+    );
+    assert_eq!(reopened.catch_up(&|_, _| {}).await.unwrap(), 0);
+    assert!(reopened.same_state_as(&*rebuilt(log).await));
+    reopened
+}
+
+/// The demo's answer to "where does China stand on the trade deficit now".
+async fn assert_china_refuses_on_the_deficit(projections: &Projections) {
+    assert_eq!(
+        stance(
+            projections,
+            "us-china-trade",
+            "CHN",
+            "trade-deficit",
+            AsOf::NOW
+        )
+        .await,
+        Some(Stance::Refusal)
+    );
+}
+
+/// sled files its snapshots as `snap.<lsn>` beside its data file.
+fn snapshots_in(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("snap."))
+        .collect()
+}
+
+#[test]
+fn a_checkpoint_that_reopens_its_database_keeps_answering_and_resumes() {
+    runtime().block_on(async {
+        let (log, keep) = log_holding(demo_events()).await;
+        let dir = keep.path().join("projections");
+        // Every checkpoint is past the bound: each save reopens the database.
+        let policy = CheckpointPolicy {
+            snapshot_after_bytes: 1,
+            ..CheckpointPolicy::default()
+        };
+        let projections = open_projections_with(&log, Some(&dir), policy).await;
+        assert!(snapshots_in(&dir).is_empty(), "a new store has no snapshot");
+        projections.catch_up(&|_, _| {}).await.unwrap();
+        assert!(
+            !snapshots_in(&dir).is_empty(),
+            "the reopen had sled write its snapshot"
         );
-        assert_eq!(reopened.catch_up(&|_, _| {}).await.unwrap(), 0);
-        assert!(reopened.same_state_as(&*rebuilt(&log).await));
+        // The projections read through the reopened database, and write to it.
+        assert_china_refuses_on_the_deficit(&projections).await;
+        let later = sample::statement(
+            "us-china-trade",
+            "USA",
+            &["made-in-china-2025"],
+            "2018-05-05",
+        );
+        append_all(&*log, vec![later]).await;
+        assert_eq!(projections.catch_up(&|_, _| {}).await.unwrap(), 1);
+        assert!(projections.same_state_as(&*rebuilt(&log).await));
+        projections.close().unwrap();
+        drop(projections);
+
+        let reopened = resumed_as_rebuilt(&log, &dir).await;
         assert_eq!(
             stance(
                 &reopened,
                 "us-china-trade",
-                "CHN",
-                "trade-deficit",
+                "USA",
+                "made-in-china-2025",
                 AsOf::NOW
             )
             .await,
-            Some(Stance::Refusal)
+            Some(Stance::Statement)
         );
     });
 }

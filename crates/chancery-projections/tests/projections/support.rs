@@ -62,7 +62,16 @@ pub async fn open_projections(
     log: &Arc<dyn EventLog>,
     checkpoints: Option<&std::path::Path>,
 ) -> Arc<Projections> {
-    Projections::open(Arc::clone(log), checkpoints, CheckpointPolicy::default())
+    open_projections_with(log, checkpoints, CheckpointPolicy::default()).await
+}
+
+/// [`open_projections`] under a checkpoint policy of the test's own.
+pub async fn open_projections_with(
+    log: &Arc<dyn EventLog>,
+    checkpoints: Option<&std::path::Path>,
+    policy: CheckpointPolicy,
+) -> Arc<Projections> {
+    Projections::open(Arc::clone(log), checkpoints, policy)
         .await
         .unwrap()
 }
