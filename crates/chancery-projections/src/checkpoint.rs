@@ -207,10 +207,28 @@ impl CheckpointStore {
 
     /// Flushes and reopens the database once `snapshot_after` bytes of checkpoints went to it
     /// since it opened, so that sled writes its snapshot now rather than the next start reading
-    /// through all of them. The checkpoint last saved is whole either way; a reopen that fails
-    /// leaves the store to be reopened before the next save, as after a failed write.
+    /// through all of them.
     pub fn snapshot_if_due(&mut self, state: &mut ProjectionState) {
-        if self.dir.is_none() || self.written_since_open < self.snapshot_after {
+        if self.written_since_open >= self.snapshot_after {
+            self.reopen_flushed(state, "with a fresh snapshot");
+        }
+    }
+
+    /// Reopens the database with a page cache of `bytes` (if it has another): a catch-up of
+    /// many events writes the last block of every list at each checkpoint, and a cache that
+    /// holds those blocks' pages saves sled reading them back from its files every time.
+    pub fn set_cache(&mut self, state: &mut ProjectionState, bytes: u64) {
+        if bytes != self.cache_bytes {
+            self.cache_bytes = bytes;
+            self.reopen_flushed(state, "with another page cache");
+        }
+    }
+
+    /// Flushes and reopens the database (a temporary store is never reopened). The checkpoint
+    /// last saved is whole either way; a reopen that fails leaves the store to be reopened
+    /// before the next save, as after a failed write.
+    fn reopen_flushed(&mut self, state: &mut ProjectionState, why: &'static str) {
+        if self.dir.is_none() {
             return;
         }
         let started = std::time::Instant::now();
@@ -221,8 +239,9 @@ impl CheckpointStore {
         match self.reopen(state) {
             Ok(()) => tracing::debug!(
                 written,
+                cache_bytes = self.cache_bytes,
                 seconds = started.elapsed().as_secs_f64(),
-                "the projections' database is reopened with a fresh snapshot"
+                "the projections' database is reopened {why}"
             ),
             Err(error) => {
                 // Without a database (it went before the open failed) the next save reopens it.

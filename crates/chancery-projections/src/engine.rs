@@ -49,6 +49,9 @@ const CATCH_UP_CHECKPOINT: u64 = 50_000;
 
 /// The page cache of the projections' sled tree, besides their own caches of pages and blocks.
 const SLED_CACHE_BYTES: u64 = 32 * 1024 * 1024;
+/// The page cache while catching up on more than [`CATCH_UP_CHECKPOINT`] events (see
+/// `CheckpointStore::set_cache`): memory spent on a first start, given back when it ends.
+const SLED_CATCH_UP_CACHE_BYTES: u64 = 256 * 1024 * 1024;
 
 pub(crate) struct Inner {
     pub state: ProjectionState,
@@ -213,6 +216,15 @@ impl Projections {
     ) -> Result<u64, ProjectionError> {
         let mut count = 0;
         let mut since_save = 0;
+        let behind = self
+            .log
+            .head()
+            .await?
+            .position
+            .saturating_sub(self.applied());
+        if behind > CATCH_UP_CHECKPOINT {
+            self.set_cache(SLED_CATCH_UP_CACHE_BYTES);
+        }
         loop {
             let head = self.log.head().await?.position;
             let from = self.applied() + 1;
@@ -243,6 +255,8 @@ impl Projections {
         }
         if count > 0 {
             self.save()?;
+            // The reopen that gives the catch-up's cache back also writes sled's snapshot.
+            self.set_cache(SLED_CACHE_BYTES);
             self.snapshot_if_due();
         }
         Ok(count)
@@ -341,6 +355,14 @@ impl Projections {
         if let Ok(mut inner) = self.inner.write() {
             let Inner { state, store, .. } = &mut *inner;
             store.snapshot_if_due(state);
+        }
+    }
+
+    /// Reopens the projections' database with a page cache of `bytes`, if it has another.
+    fn set_cache(&self, bytes: u64) {
+        if let Ok(mut inner) = self.inner.write() {
+            let Inner { state, store, .. } = &mut *inner;
+            store.set_cache(state, bytes);
         }
     }
 
