@@ -58,6 +58,7 @@ async fn main() {
 async fn append(log: &SledLog, expected: ExpectedVersion, events: Vec<NewEvent>) {
     let out = log
         .append(AppendRequest {
+            refers_within: None,
             timeline: sample::timeline(TIMELINE),
             expected,
             events: events.clone(),

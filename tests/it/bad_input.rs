@@ -1329,3 +1329,126 @@ mod websocket {
         "subscription document that does not parse",
     ];
 }
+
+/// Token configurations a server must refuse to start with, each naming what is wrong and where,
+/// before it listens: `(what, arguments, config file or none, what the message must say)`.
+fn bad_token_configurations() -> Vec<(
+    &'static str,
+    Vec<&'static str>,
+    Option<&'static str>,
+    &'static str,
+)> {
+    vec![
+        (
+            "a token shorter than 16 characters",
+            vec!["--token", "admin:short"],
+            None,
+            "at least 16 characters",
+        ),
+        (
+            "an unknown role",
+            vec!["--token", "root:0123456789abcdef"],
+            None,
+            "unknown role \"root\"",
+        ),
+        (
+            "a timeline list with no token line before it",
+            vec!["--token", "trade-war"],
+            None,
+            "role:token",
+        ),
+        (
+            "a timeline after a token granted every timeline",
+            vec!["--token", "admin:0123456789abcdef,g20"],
+            None,
+            "role:token",
+        ),
+        (
+            "a granted timeline that is not a slug",
+            vec!["--token", "reader:0123456789abcdef:Trade War"],
+            None,
+            "timeline \"Trade War\"",
+        ),
+        (
+            "a hashed token that is not 64 hex digits",
+            vec![],
+            Some(r#"tokens = [{ role = "reader", token = "sha256:abc" }]"#),
+            "tokens[0]: a hashed token is written sha256:<64 lowercase hex digits>",
+        ),
+        (
+            "an expiry that is not an instant",
+            vec![],
+            Some(
+                r#"tokens = [{ role = "reader", token = "0123456789abcdef", expires = "next week" }]"#,
+            ),
+            "tokens[0]: expires \"next week\" is not an RFC 3339 instant",
+        ),
+        (
+            "an expiry without a time of day",
+            vec![],
+            Some(
+                r#"tokens = [{ role = "reader", token = "0123456789abcdef", expires = 2027-01-31 }]"#,
+            ),
+            "tokens[0]: expires \"2027-01-31\"",
+        ),
+        (
+            "an empty list of timelines",
+            vec![],
+            Some(r#"tokens = [{ role = "reader", token = "0123456789abcdef", timelines = [] }]"#),
+            "timelines is empty",
+        ),
+        (
+            "an unknown field in a token table",
+            vec![],
+            Some(r#"tokens = [{ role = "reader", token = "0123456789abcdef", scope = "all" }]"#),
+            "unknown field \"scope\"",
+        ),
+        (
+            "an empty token name",
+            vec![],
+            Some(r#"tokens = [{ role = "reader", token = "0123456789abcdef", name = "" }]"#),
+            "name is 1 to 64 characters",
+        ),
+        (
+            "a token that is neither a line nor a table",
+            vec![],
+            Some("tokens = [42]"),
+            "tokens[0]: a token is a string role:token or a table",
+        ),
+    ]
+}
+
+#[test]
+fn a_bad_token_configuration_stops_the_server_before_it_listens_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut failures = Vec::new();
+    for (i, (what, args, file, says)) in bad_token_configurations().into_iter().enumerate() {
+        let mut args: Vec<String> = args.into_iter().map(str::to_owned).collect();
+        if let Some(text) = file {
+            let path = dir.path().join(format!("config-{i}.toml"));
+            std::fs::write(&path, text).unwrap();
+            args.extend(["--config".to_owned(), path.to_string_lossy().into_owned()]);
+        }
+        let data = dir.path().join(format!("data-{i}"));
+        let command = crate::support::serve_command(&data, "127.0.0.1:0", &args);
+        let process = chancery_testkit::server::Process::spawn("chancery serve", &command).unwrap();
+        let exit = process.wait_exit(crate::support::READY_PATIENCE);
+        let log = process.log();
+        let outcome = match exit {
+            Ok(Some(code))
+                if code != 0 && log.contains(says) && !log.contains(crate::support::LISTENING) =>
+            {
+                println!(
+                    "refused at start: {what}: {}",
+                    log.lines().last().unwrap_or_default()
+                );
+                continue;
+            }
+            other => {
+                format!("{what}: exit {other:?}, expected a refusal saying {says:?}; log:\n{log}")
+            }
+        };
+        failures.push(outcome);
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}

@@ -46,6 +46,125 @@ fn import_verify_export_and_restore_reproduce_the_log_exactly() {
     );
 }
 
+/// The record lines of an export (its header left out).
+fn records(export: &str) -> Vec<&str> {
+    export.lines().skip(1).collect()
+}
+
+#[test]
+fn import_as_records_the_operator_inside_the_hash_and_a_restore_keeps_it_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let demo = demo_file();
+    chancery_ok(&a, &["import", "--as", "ana", demo.to_str().unwrap()]);
+    let first = dir.path().join("first.ndjson");
+    chancery_ok(&a, &["export", "--out", first.to_str().unwrap()]);
+    let exported = fs::read_to_string(&first).unwrap();
+    assert_eq!(records(&exported).len(), 28);
+    for line in records(&exported) {
+        assert!(line.contains(r#","recordedBy":"ana"},"hash":""#), "{line}");
+    }
+    let (_, hash) = verified(&a);
+
+    // Re-run by someone else: nothing new, and the records keep the first operator's name.
+    let out = chancery_ok(&a, &["import", "--as", "bo", demo.to_str().unwrap()]);
+    assert!(
+        out.contains("imported 0 events (28 already present)"),
+        "{out}"
+    );
+    assert_eq!(chancery_ok(&a, &["export"]), exported);
+
+    // Restored by another operator: the records are the export's, byte for byte.
+    let out = chancery_ok(&b, &["import", "--as", "cy", first.to_str().unwrap()]);
+    assert!(out.contains("restored 28 records"), "{out}");
+    assert_eq!(verified(&b), (28, hash));
+    assert_eq!(chancery_ok(&b, &["export"]), exported);
+
+    // A changed name is a changed record: its hash no longer holds.
+    let tampered = dir.path().join("tampered.ndjson");
+    fs::write(
+        &tampered,
+        exported.replacen(r#""recordedBy":"ana""#, r#""recordedBy":"eve""#, 1),
+    )
+    .unwrap();
+    let out = chancery(&a, &["verify", "--file", tampered.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("broken at position 1") && stdout(&out).contains("hash mismatch"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn a_version_1_export_restored_with_a_name_keeps_its_records_unnamed() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = workspace().join("tests/fixtures/v1-demo-export.ndjson");
+    chancery_ok(
+        dir.path(),
+        &["import", "--as", "ana", fixture.to_str().unwrap()],
+    );
+    let export = chancery_ok(dir.path(), &["export"]);
+    assert_eq!(export.as_bytes(), fs::read(&fixture).unwrap());
+    assert!(!export.contains("recordedBy"));
+}
+
+/// `chancery import <the demo's first three lines>` into a fresh store with `env` set (and
+/// `USER` and `LOGNAME` removed unless `env` sets them): the `recordedBy` of its records.
+fn recorded_by_default(env: &[(&str, &str)]) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("three.ndjson");
+    write_lines(&file, &demo_lines()[..3]);
+    let mut import = std::process::Command::new(chancery_bin());
+    import
+        .arg("--data")
+        .arg(dir.path().join("data"))
+        .arg("import")
+        .arg(&file)
+        .env_remove("USER")
+        .env_remove("LOGNAME")
+        .envs(env.iter().copied());
+    let out = import.output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let export = chancery_ok(&dir.path().join("data"), &["export"]);
+    records(&export)
+        .iter()
+        .map(|line| {
+            let record: serde_json::Value = serde_json::from_str(line).unwrap();
+            record["event"]["recordedBy"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn import_records_the_os_user_unless_told_and_refuses_a_name_that_is_none() {
+    assert_eq!(
+        recorded_by_default(&[("USER", "zoe"), ("LOGNAME", "lou")]),
+        ["zoe"; 3]
+    );
+    assert_eq!(recorded_by_default(&[("LOGNAME", "lou")]), ["lou"; 3]);
+    assert_eq!(recorded_by_default(&[]), ["unknown"; 3]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let demo = demo_file();
+    let long = "a".repeat(65);
+    for (name, why) in [
+        ("", "must not be empty"),
+        ("  ", "must not be empty"),
+        (long.as_str(), "the limit is 64"),
+        ("an\na", "control characters"),
+    ] {
+        let out = chancery(
+            dir.path(),
+            &["import", "--as", name, demo.to_str().unwrap()],
+        );
+        assert!(!out.status.success());
+        let err = stderr(&out);
+        assert!(err.contains("--as") && err.contains(why), "{name:?}: {err}");
+    }
+    assert_eq!(verified(dir.path()).0, 0, "nothing was written");
+}
+
 #[test]
 fn csv_export_has_a_header_and_a_row_per_event() {
     let dir = tempfile::tempdir().unwrap();

@@ -341,13 +341,27 @@ fn a_full_disk_refuses_appends_clearly_keeps_reads_and_resumes_when_space_return
     let head_after = server.head();
     let check = |export: &[u8], when: &str| check_export(export, head_after, &acknowledged, when);
     check(&backup(&server), "after space returned");
-    let reopened = server.log().contains("reopening the log's database");
+    let server_log = server.log();
+    let reopened = server_log.contains("reopening the log's database");
+    // The projections met the same full disk: they kept following, whether or not they needed
+    // their reserve on the way.
+    assert!(
+        !server_log.contains("the projections stopped following"),
+        "{server_log}"
+    );
+    let projections_released = server_log.contains("the projections' disk is full");
+    let projections_reserve_back = server_log.contains("their reserve is back");
 
     // After a restart on the same directory, everything acknowledged is still there.
     server.stop();
     let server = serve(&data, &[]);
     assert_eq!(server.head(), head_after);
     check(&backup(&server), "after a restart");
+    assert_eq!(
+        projections_reserve(&data),
+        Some(PROJECTIONS_RESERVE_BYTES),
+        "the projections' reserve, with room for it"
+    );
     drop(server);
     let (verified_events, _) = verified(&data);
     assert_eq!(verified_events, head_after);
@@ -355,9 +369,10 @@ fn a_full_disk_refuses_appends_clearly_keeps_reads_and_resumes_when_space_return
     eprintln!(
         "disk full: tmpfs {TMPFS_MIB} MiB, filler {:.1} MiB of {:.1} MiB free, batches of {BATCH} \
          events of about {} bytes; {acknowledged_before_full} events acknowledged before the \
-         first failure ({:.1} s); errors: {:?}; database reopened: {reopened}; after freeing \
-         space {} batches retried with the same ids and 3 new ones; {} acknowledged events \
-         checked after the restart (head {head_after}, chain verified)",
+         first failure ({:.1} s); errors: {:?}; database reopened: {reopened}; projections' \
+         reserve released: {projections_released}, made again: {projections_reserve_back}; \
+         after freeing space {} batches retried with the same ids and 3 new ones; {} \
+         acknowledged events checked after the restart (head {head_after}, chain verified)",
         filled as f64 / 1048576.0,
         free_before as f64 / 1048576.0,
         PADDING * 2 + 300,
@@ -383,6 +398,16 @@ fn projected(server: &Server) -> Vec<Value> {
     PROJECTED.iter().map(|q| server.query(q)).collect()
 }
 
+/// The projections' reserve file (4 MiB), as the server keeps it in their directory.
+const PROJECTIONS_RESERVE_BYTES: u64 = 4 << 20;
+
+/// The size of the projections' reserve file, if there is one.
+fn projections_reserve(data: &Path) -> Option<u64> {
+    std::fs::metadata(data.join("projections").join("reserve"))
+        .ok()
+        .map(|m| m.len())
+}
+
 #[test]
 fn a_projections_checkpoint_waits_for_room_and_loses_nothing() {
     const BATCH: u64 = 20;
@@ -392,6 +417,12 @@ fn a_projections_checkpoint_waits_for_room_and_loses_nothing() {
     let data = tmpfs.path().join("data");
     let mut server = serve(&data, &["--demo"]);
     let demo = projected(&server);
+    // The projections keep a reserve for a full disk, as the log does.
+    assert_eq!(
+        projections_reserve(&data),
+        Some(PROJECTIONS_RESERVE_BYTES),
+        "the projections' reserve at start"
+    );
 
     // Less room than a checkpoint of the projections asks for, and room enough for the log.
     let filler = tmpfs.path().join("filler");
@@ -405,6 +436,11 @@ fn a_projections_checkpoint_waits_for_room_and_loses_nothing() {
     }
     let refused = server.wait_for_log("no room for the projections' checkpoint");
     assert!(!refused.contains("panicked"), "{refused}");
+    // The first refusal releases the reserve, which the projections keep for what they must
+    // write while the disk is full; their checkpoints wait for room to make it again besides.
+    let released = server.wait_for_log("the projections' disk is full: released their reserve");
+    assert_eq!(projections_reserve(&data), None, "{released}");
+    let free = tmpfs.free();
 
     // The changes the checkpoint could not take are answered all the same.
     server.query(&format!(
@@ -413,9 +449,15 @@ fn a_projections_checkpoint_waits_for_room_and_loses_nothing() {
     let while_full = projected(&server);
     assert_ne!(while_full, demo, "the recorded events change the answers");
 
-    // Space returns: the next checkpoint takes everything the refused ones held.
+    // Space returns: the reserve is made again, and the next checkpoint takes everything the
+    // refused ones held.
     std::fs::remove_file(&filler).unwrap();
-    server.wait_for_log("the projections' checkpoint is saved again");
+    let saved = server.wait_for_log("the projections' checkpoint is saved again");
+    assert!(
+        saved.contains("the projections' disk has room again: their reserve is back"),
+        "{saved}"
+    );
+    assert_eq!(projections_reserve(&data), Some(PROJECTIONS_RESERVE_BYTES));
     assert_eq!(projected(&server), while_full);
     server.stop();
     let log = server.log();
@@ -445,9 +487,12 @@ fn a_projections_checkpoint_waits_for_room_and_loses_nothing() {
     assert_eq!(projected(&server), while_full, "after a rebuild");
     eprintln!(
         "projections' checkpoint on a full disk: refused with about 3 MiB free while {} events \
-         were recorded, saved once space returned; answers to {} questions alike while full, \
-         after a restart from the checkpoint (nothing to catch up) and after a rebuild",
+         were recorded, their 4 MiB reserve released at the first refusal ({:.1} MiB free \
+         after it) and made again once space returned, then saved; answers to {} questions \
+         alike while full, after a restart from the checkpoint (nothing to catch up) and after \
+         a rebuild",
         3 * BATCH,
+        free as f64 / 1048576.0,
         PROJECTED.len()
     );
 }

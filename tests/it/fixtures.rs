@@ -3,7 +3,6 @@
 //! must never be regenerated: a change that breaks these tests breaks users' data.
 
 use std::fs;
-use std::process::Command;
 
 use crate::support::*;
 
@@ -36,15 +35,7 @@ fn an_export_written_by_version_1_verifies_and_restores_byte_for_byte() {
 #[test]
 fn a_store_written_by_version_1_opens_and_reads() {
     let dir = tempfile::tempdir().unwrap();
-    let archive = workspace().join("tests/fixtures/v1-demo-store.tar.gz");
-    let status = Command::new("tar")
-        .arg("-xzf")
-        .arg(&archive)
-        .arg("-C")
-        .arg(dir.path())
-        .status()
-        .expect("tar runs");
-    assert!(status.success());
+    unpack_v1_store(dir.path());
     assert_eq!(verified(dir.path()), (28, V1_HEAD_HASH.to_owned()));
     let csv = chancery_ok(dir.path(), &["export", "--format", "csv"]);
     assert_eq!(csv.lines().count(), 29, "every record decodes");

@@ -667,6 +667,167 @@ fn operations_endpoints_and_graphiql_are_served() {
     assert_eq!(api.get("/graphiql/assets/../../etc/passwd").status, 404);
 }
 
+/// The name of [`RECORDER`]'s token: `recorder-` and the first 8 hex digits of
+/// `printf %s recorder-token-0123456789 | sha256sum`.
+const RECORDER_NAME: &str = "recorder-805f0aec";
+/// The name of [`ADMIN`]'s token, from `printf %s admin-token-0123456789abc | sha256sum`.
+const ADMIN_NAME: &str = "admin-64ea89f4";
+
+/// `/export`, as an admin takes an online backup.
+fn backup(api: &Server) -> String {
+    let bearer = format!("Bearer {ADMIN}");
+    let reply = api
+        .http()
+        .request("GET", "/export", &[("Authorization", &bearer)], None)
+        .unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    reply.text()
+}
+
+/// Fails the test when `text` holds any token's secret.
+fn assert_no_secret(text: &str) {
+    for secret in [RECORDER, ADMIN, READER] {
+        assert!(!text.contains(secret), "a token's secret is shown: {text}");
+    }
+}
+
+#[test]
+fn an_event_names_the_token_that_recorded_it_and_never_its_secret() {
+    let api = demo(&[]);
+    let id = "01963f00-0000-7000-8000-0000000000b1";
+    let recorded = api
+        .graphql(
+            Some(RECORDER),
+            &statement_mutation("{ lastPosition events { id recordedBy } }"),
+            json!({ "id": id, "summary": "The US calls the talks constructive." }),
+        )
+        .text();
+    assert_no_secret(&recorded);
+    let recorded: Value = serde_json::from_str(&recorded).unwrap();
+    let result = &recorded["data"]["recordEvent"];
+    assert_eq!(
+        result["events"][0]["recordedBy"], RECORDER_NAME,
+        "{recorded}"
+    );
+    assert_eq!(result["lastPosition"], 29);
+
+    // Corrected by another token: the event still names who recorded it, the correction who
+    // corrected it.
+    let correct = format!(
+        r#"mutation {{ correctEvent(input: {{ event: "{id}", reason: "a typo", changes: {{ summary: "The US calls the talks very constructive." }} }}) {{ lastPosition events {{ kind recordedBy }} }} }}"#
+    );
+    let body = api.graphql(Some(ADMIN), &correct, json!({})).json_body();
+    let correction = &body["data"]["correctEvent"];
+    assert_eq!(correction["lastPosition"], 30, "{body}");
+    assert_eq!(correction["events"][0]["recordedBy"], ADMIN_NAME);
+
+    // Every way to an event: by id, in log order, in valid-time order (the projections'
+    // chronology, corrected content), as a position's event, and the demo's own.
+    let by_id = api.query(&format!(
+        r#"{{ event(id: "{id}", atLeast: 30) {{ recordedBy corrected content {{ summary }} }} }}"#
+    ));
+    assert_eq!(by_id["event"]["recordedBy"], RECORDER_NAME);
+    assert_eq!(by_id["event"]["corrected"], true);
+    let in_log =
+        api.query(r#"{ events(last: 2, atLeast: 30) { edges { node { kind recordedBy } } } }"#);
+    assert_eq!(
+        in_log["events"]["edges"],
+        json!([
+            { "node": { "kind": "STATEMENT", "recordedBy": RECORDER_NAME } },
+            { "node": { "kind": "CORRECTION", "recordedBy": ADMIN_NAME } },
+        ])
+    );
+    let by_valid_time = api.query(r#"{ events(order: VALID_TIME, first: 100, atLeast: 30, filter: { timelines: ["us-china-trade"] }) { edges { node { id corrected recordedBy content { summary } } } } }"#);
+    let edges = by_valid_time["events"]["edges"].as_array().unwrap();
+    let ours = edges
+        .iter()
+        .map(|e| &e["node"])
+        .find(|n| n["id"] == id)
+        .unwrap_or_else(|| panic!("no {id} in {by_valid_time}"));
+    assert_eq!(ours["corrected"], true, "{ours}");
+    assert_eq!(
+        ours["content"]["summary"],
+        "The US calls the talks very constructive."
+    );
+    assert_eq!(ours["recordedBy"], RECORDER_NAME);
+    assert!(
+        edges
+            .iter()
+            .filter(|e| e["node"]["id"] != id)
+            .all(|e| e["node"]["recordedBy"] == "demo"),
+        "the demo's events are recorded by the demo loader: {by_valid_time}"
+    );
+    let position = api.query(r#"{ positions(timeline: "us-china-trade", parties: ["USA"], issues: ["tariffs"], atLeast: 30) { event { id recordedBy } } }"#);
+    assert_eq!(
+        position["positions"][0]["event"],
+        json!({ "id": id, "recordedBy": RECORDER_NAME })
+    );
+
+    // The names are in the hashed records a backup holds; the secrets are nowhere.
+    let export = backup(&api);
+    assert_no_secret(&export);
+    let lines: Vec<&str> = export.lines().collect();
+    assert_eq!(lines.len(), 31, "{export}");
+    assert!(
+        lines[1..29]
+            .iter()
+            .all(|l| l.contains(r#","recordedBy":"demo"},"hash":""#))
+    );
+    assert!(lines[29].contains(&format!(r#","recordedBy":"{RECORDER_NAME}"}},"hash":""#)));
+    assert!(lines[30].contains(&format!(r#","recordedBy":"{ADMIN_NAME}"}},"hash":""#)));
+}
+
+#[test]
+fn a_store_of_version_1_reads_as_recorded_by_nobody_known_and_goes_on_with_names() {
+    let dir = tempfile::tempdir().unwrap();
+    unpack_v1_store(dir.path());
+    let mut api = Server::start_in(dir.path(), &with_tokens(&[]));
+    api.wait_ready();
+    let nodes = |data: &Value| -> Vec<Value> {
+        data["events"]["edges"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no events: {data}"))
+            .iter()
+            .map(|e| e["node"].clone())
+            .collect()
+    };
+    let all = api.query("{ events(first: 100) { edges { node { position recordedBy } } } }");
+    let all = nodes(&all);
+    assert_eq!(all.len(), 28);
+    assert!(all.iter().all(|n| n["recordedBy"].is_null()), "{all:?}");
+    let acts = api.query(r#"{ events(order: VALID_TIME, first: 100, filter: { timelines: ["us-china-trade"] }) { edges { node { recordedBy } } } }"#);
+    let acts = nodes(&acts);
+    assert_eq!(acts.len(), 16);
+    assert!(acts.iter().all(|n| n["recordedBy"].is_null()), "{acts:?}");
+
+    // An event recorded now, after them, carries its name; the chain goes on intact.
+    let body = api
+        .graphql(
+            Some(RECORDER),
+            &statement_mutation("{ lastPosition events { recordedBy } }"),
+            json!({ "summary": "Recorded after the upgrade." }),
+        )
+        .json_body();
+    assert_eq!(body["data"]["recordEvent"]["lastPosition"], 29, "{body}");
+    assert_eq!(
+        body["data"]["recordEvent"]["events"][0]["recordedBy"],
+        RECORDER_NAME
+    );
+    let export = backup(&api);
+    let fixture =
+        std::fs::read_to_string(workspace().join("tests/fixtures/v1-demo-export.ndjson")).unwrap();
+    let old_records: Vec<&str> = fixture.lines().skip(1).collect();
+    let now: Vec<&str> = export.lines().skip(1).collect();
+    assert_eq!(
+        now[..28],
+        old_records[..],
+        "the old records keep their bytes"
+    );
+    assert!(now[28].contains(&format!(r#""recordedBy":"{RECORDER_NAME}""#)));
+    api.stop();
+    assert_eq!(verified(dir.path()).0, 29);
+}
+
 mod websocket {
     //! What only a WebSocket can show: a live subscription, and its two limits.
 

@@ -7,6 +7,7 @@
 //! writer at random moments, and durability under strace.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
+mod access;
 mod bad_input;
 mod cli;
 mod clients;

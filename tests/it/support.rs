@@ -101,6 +101,20 @@ pub fn verified(data: &Path) -> (u64, String) {
     )
 }
 
+/// Unpacks the data directory written by version 1 (`tests/fixtures/v1-demo-store.tar.gz`, the
+/// demo scenario) into `dir`.
+pub fn unpack_v1_store(dir: &Path) {
+    let archive = workspace().join("tests/fixtures/v1-demo-store.tar.gz");
+    let status = Command::new("tar")
+        .arg("-xzf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(dir)
+        .status()
+        .expect("tar runs");
+    assert!(status.success(), "tar unpacks {}", archive.display());
+}
+
 /// The tokens the tests give their servers, one per role.
 pub const RECORDER: &str = "recorder-token-0123456789";
 pub const ADMIN: &str = "admin-token-0123456789abc";
@@ -280,6 +294,16 @@ impl Server {
     /// The JSON answer to `query` asked without a token or variables, errors and all.
     pub fn anonymous(&self, query: &str) -> Value {
         self.graphql(None, query, json!({})).json_body()
+    }
+
+    /// The value of a counter or gauge in `/metrics`.
+    pub fn metric(&self, name: &str) -> u64 {
+        let metrics = self.get("/metrics").text();
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in:\n{metrics}"))
     }
 
     /// The position of the log's head.

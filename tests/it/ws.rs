@@ -125,3 +125,35 @@ pub async fn next_json(socket: &mut Socket) -> Value {
         other => panic!("a JSON message was due, not {other:?}"),
     }
 }
+
+/// Every JSON message up to and including the first that `last` accepts, or the first error
+/// message (so that a refusal shows at once instead of after [`PATIENCE`]); fails the test on
+/// anything else.
+pub async fn json_until(socket: &mut Socket, mut last: impl FnMut(&Value) -> bool) -> Vec<Value> {
+    let mut heard = Vec::new();
+    loop {
+        let message = next_json(socket).await;
+        let done = message["type"] == "error" || last(&message);
+        heard.push(message);
+        if done {
+            return heard;
+        }
+    }
+}
+
+/// What the server sent before it answered a ping sent now: what it had to say so far, its
+/// pong left out.
+pub async fn said_so_far(socket: &mut Socket) -> Vec<Value> {
+    let marker = json!({ "said": "so far" });
+    send(socket, &json!({ "type": "ping", "payload": marker }))
+        .await
+        .unwrap();
+    let mut heard = Vec::new();
+    loop {
+        let message = next_json(socket).await;
+        if message["type"] == "pong" && message["payload"] == marker {
+            return heard;
+        }
+        heard.push(message);
+    }
+}

@@ -200,7 +200,7 @@ await check('the trade-deficit standoff reads DEADLOCKED', async () => {
 await check('clicking an event shows its amounts, codes and sources', async () => {
   await page.locator(`.ev[data-event-id="${TRADE_DEMAND}"]`).click();
   const details = await text(page, '#details-body');
-  for (const needle of ['Demand', 'March 2018', '$100B', '$375B', '1042', 'Demand policy change', 'DEMAND (change)', 'Goldstein', '-5', 'The New York Times', 'official', 'Donald Trump']) {
+  for (const needle of ['Demand', 'March 2018', '$100B', '$375B', '1042', 'Demand policy change', 'DEMAND (change)', 'Goldstein', '-5', 'The New York Times', 'official', 'Donald Trump', 'Recorded by demo']) {
     expect(details.includes(needle), `the details lack "${needle}":\n${details}`);
   }
   expect(page.url().includes(`event=${TRADE_DEMAND}`), `the URL does not name the open event: ${page.url()}`);
@@ -272,7 +272,10 @@ await check('an event recorded through GraphQL appears without a reload', async 
   await page.locator(`.ev[data-event-id="${firstLive.id}"]`).click();
   const link = page.locator('#details-body .sources a');
   expect(await link.getAttribute('href') === 'https://example.org/chancery-e2e', 'the source link is missing');
-  expect((await text(page, '#details-body')).includes('named'), 'the attribution is missing');
+  const details = await text(page, '#details-body');
+  expect(details.includes('named'), 'the attribution is missing');
+  expect(/Recorded by recorder-[0-9a-f]{8}/.test(details), `the details do not name the recording token:\n${details}`);
+  expect(!details.includes(recorderToken), 'the details show the token itself');
 });
 
 await check('after a disconnect the feed resumes from its last cursor', async () => {

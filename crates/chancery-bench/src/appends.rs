@@ -68,6 +68,7 @@ pub async fn concurrent_writers(
             let timeline = events[0].timeline.clone();
             for e in events {
                 log.append(AppendRequest {
+                    refers_within: None,
                     timeline: timeline.clone(),
                     expected: ExpectedVersion::Any,
                     events: vec![e],
@@ -100,6 +101,7 @@ pub async fn batches(dir: &Path, batch: usize, count: usize) -> anyhow::Result<f
     let started = Instant::now();
     for events in work {
         log.append(AppendRequest {
+            refers_within: None,
             timeline: timeline.clone(),
             expected: ExpectedVersion::Any,
             events,

@@ -64,6 +64,7 @@ async fn chancery_appends(
     let timeline = registrations[0].timeline.clone();
     logs[0]
         .append(AppendRequest {
+            refers_within: None,
             timeline,
             expected: ExpectedVersion::NoTimeline,
             events: registrations,
@@ -80,6 +81,7 @@ async fn chancery_appends(
             for i in 0..per_writer {
                 let event = acts.next_event(w as u64 * per_writer + i);
                 log.append(AppendRequest {
+                    refers_within: None,
                     timeline: event.timeline.clone(),
                     expected: ExpectedVersion::Any,
                     events: vec![event],

@@ -36,6 +36,7 @@ pub async fn generate(dir: &Path, events: u64) -> anyhow::Result<()> {
             .collect();
         let timeline = batch[0].timeline.clone();
         log.append(AppendRequest {
+            refers_within: None,
             timeline,
             expected: ExpectedVersion::Any,
             events: batch,

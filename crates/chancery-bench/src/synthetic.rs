@@ -325,6 +325,7 @@ pub async fn register_timelines(log: &impl EventLog, count: usize) -> Result<(),
         let events = registrations(t);
         let timeline = events[0].timeline.clone();
         log.append(AppendRequest {
+            refers_within: None,
             timeline,
             expected: ExpectedVersion::NoTimeline,
             events,

@@ -94,7 +94,8 @@ pub struct Source {
 /// An event as a client submits it, before the store gives it a position, a version, a
 /// transaction time and a hash.
 ///
-/// JSON form: the envelope's fields, `kind`, and the kind's `payload` object.
+/// JSON form: the envelope's fields, `kind`, the kind's `payload` object, and last `recordedBy`
+/// when it is known.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewEvent {
     pub id: EventId,
@@ -109,6 +110,10 @@ pub struct NewEvent {
     pub sources: Vec<Source>,
     pub confidence: Option<f64>,
     pub payload: Payload,
+    /// The name of who recorded it (a token's name, or the operator of an import); never a
+    /// secret. Set by the store's caller, not by clients; `None` for events recorded before
+    /// names were kept, whose records hold no such field and so keep their bytes and hashes.
+    pub recorded_by: Option<String>,
 }
 
 impl NewEvent {
@@ -127,6 +132,7 @@ impl NewEvent {
             sources: Vec::new(),
             confidence: None,
             payload,
+            recorded_by: None,
         }
     }
 
@@ -158,6 +164,40 @@ impl NewEvent {
         }
     }
 
+    /// Whether two events say the same thing, whoever recorded them: `recorded_by` is left out,
+    /// so that a retry of an append or an import by another token or operator is recognised as
+    /// the same event rather than refused as another one under its id.
+    pub fn same_content(&self, other: &NewEvent) -> bool {
+        // Destructured in full, so that a new field must be placed on one side or the other.
+        let NewEvent {
+            id,
+            timeline,
+            occurred,
+            actors,
+            targets,
+            issues,
+            amounts,
+            location,
+            summary,
+            sources,
+            confidence,
+            payload,
+            recorded_by: _,
+        } = self;
+        *id == other.id
+            && *timeline == other.timeline
+            && *occurred == other.occurred
+            && *actors == other.actors
+            && *targets == other.targets
+            && *issues == other.issues
+            && *amounts == other.amounts
+            && *location == other.location
+            && *summary == other.summary
+            && *sources == other.sources
+            && *confidence == other.confidence
+            && *payload == other.payload
+    }
+
     /// The canonical JSON of this event: fixed field order, no whitespace, optional fields left
     /// out when empty. Equal events have equal encodings.
     pub fn to_canonical_json(&self) -> Vec<u8> {
@@ -175,7 +215,7 @@ impl Serialize for NewEvent {
             }
         }
 
-        let mut s = serializer.serialize_struct("NewEvent", 13)?;
+        let mut s = serializer.serialize_struct("NewEvent", 14)?;
         s.serialize_field("id", &self.id)?;
         s.serialize_field("timeline", &self.timeline)?;
         s.serialize_field("kind", &self.kind())?;
@@ -189,6 +229,8 @@ impl Serialize for NewEvent {
         serialize_if_present(&mut s, "sources", &self.sources)?;
         serialize_if_present(&mut s, "confidence", &self.confidence)?;
         s.serialize_field("payload", &Body(&self.payload))?;
+        // Last, and only when known: a record of before names were kept hashes as it did.
+        serialize_if_present(&mut s, "recordedBy", &self.recorded_by)?;
         s.end()
     }
 }
@@ -255,6 +297,8 @@ struct NewEventWire {
     #[serde(default)]
     confidence: Option<f64>,
     payload: Box<serde_json::value::RawValue>,
+    #[serde(default)]
+    recorded_by: Option<String>,
 }
 
 impl<'de> Deserialize<'de> for NewEvent {
@@ -275,6 +319,7 @@ impl<'de> Deserialize<'de> for NewEvent {
             sources: wire.sources,
             confidence: wire.confidence,
             payload,
+            recorded_by: wire.recorded_by,
         })
     }
 }

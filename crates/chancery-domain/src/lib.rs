@@ -29,4 +29,6 @@ pub use record::{
 };
 pub use registry::{EventRef, References, Registry};
 pub use time::{Precision, Timestamp, ValidTime};
-pub use validate::{FieldError, ValidationErrors, validate, validate_references};
+pub use validate::{
+    FieldError, ValidationErrors, validate, validate_recorded_by, validate_references,
+};

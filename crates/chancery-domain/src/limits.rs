@@ -8,6 +8,9 @@ pub const MAX_SUMMARY_CHARS: usize = 2_000;
 pub const MAX_TEXT_CHARS: usize = 4_000;
 /// Characters in short text: names, titles, roles, places, publications, what an amount measures.
 pub const MAX_SHORT_TEXT_CHARS: usize = 300;
+/// Characters in the name an event is recorded by (`recordedBy`: a token's name, or the
+/// operator of an import).
+pub const MAX_RECORDED_BY_CHARS: usize = 64;
 /// Characters in a source's quote: a short excerpt, never the full text.
 pub const MAX_QUOTE_CHARS: usize = 500;
 /// Bytes in a source URL.

@@ -228,6 +228,11 @@ impl Timestamp {
         self.0.div_euclid(1_000_000)
     }
 
+    /// The present instant, by the system clock.
+    pub fn now() -> Self {
+        Self::from_system_time(std::time::SystemTime::now())
+    }
+
     pub fn from_system_time(t: std::time::SystemTime) -> Self {
         match t.duration_since(std::time::UNIX_EPOCH) {
             Ok(d) => Self(i64::try_from(d.as_micros()).unwrap_or(i64::MAX)),

@@ -180,6 +180,9 @@ pub fn validate(event: &NewEvent) -> Result<(), ValidationErrors> {
     }
     check_confidence(&mut c, "confidence", event.confidence);
     check_payload(&mut c, event);
+    if let Some(name) = &event.recorded_by {
+        check_recorded_by(&mut c, "recordedBy", name);
+    }
 
     if c.0.is_empty() {
         let size = event.to_canonical_json().len();
@@ -191,6 +194,32 @@ pub fn validate(event: &NewEvent) -> Result<(), ValidationErrors> {
         }
     }
     c.finish()
+}
+
+/// Checks a name for `recordedBy` (a token's name, or the operator of an import) before it is
+/// given to events: what [`validate`] would say of it.
+pub fn validate_recorded_by(name: &str) -> Result<(), ValidationErrors> {
+    let mut c = Collector::default();
+    check_recorded_by(&mut c, "recordedBy", name);
+    c.finish()
+}
+
+/// A name, not text: not blank, short, and on one line (not even a tab or a newline).
+fn check_recorded_by(c: &mut Collector, field: &str, name: &str) {
+    if name.trim().is_empty() {
+        c.error(field, "must not be empty");
+        return;
+    }
+    let chars = name.chars().count();
+    if chars > MAX_RECORDED_BY_CHARS {
+        c.error(
+            field,
+            format!("is {chars} characters long; the limit is {MAX_RECORDED_BY_CHARS}"),
+        );
+    }
+    if name.chars().any(char::is_control) {
+        c.error(field, "must not contain control characters");
+    }
 }
 
 fn check_occurred(c: &mut Collector, field: &str, occurred: &Occurred) {

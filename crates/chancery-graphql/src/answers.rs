@@ -1,7 +1,7 @@
 //! A cache of whole answers to read queries over HTTP, each valid for one state of the store.
 //!
 //! A query's answer is a function of its document, variables and operation name, the caller's
-//! role, the log's head, the position the projections have applied, and the present time (an
+//! role and timelines, the log's head, the position the projections have applied, and the present time (an
 //! `asOf` left out means "now", to the second, and a measure takes effect at its instant). The
 //! cache keys answers by the first four and stamps them with the last three: an answer is
 //! served only while the stamp it was computed under is still the current one, so it is
@@ -25,7 +25,7 @@ use axum::body::Bytes;
 use tokio::sync::Notify;
 
 use crate::api::Api;
-use crate::auth::Role;
+use crate::auth::Scope;
 
 /// Answers kept for one stamp, at most.
 const MAX_ANSWERS: usize = 256;
@@ -62,7 +62,7 @@ impl Stamp {
 /// What an answer depends on besides the stamp.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Question {
-    role: Option<Role>,
+    scope: Scope,
     document: String,
     operation: Option<String>,
     variables: String,
@@ -71,7 +71,7 @@ pub struct Question {
 impl Question {
     /// The question a request asks, if its answer may be cached.
     pub fn of(
-        role: Option<Role>,
+        scope: Scope,
         document: &str,
         operation: Option<&str>,
         variables: Option<&serde_json::Value>,
@@ -80,7 +80,7 @@ impl Question {
             return None;
         }
         Some(Question {
-            role,
+            scope,
             document: document.to_owned(),
             operation: operation.map(str::to_owned),
             variables: variables.map(|v| v.to_string()).unwrap_or_default(),
@@ -224,6 +224,7 @@ impl AnswerCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::{Caller, Role, Timelines};
 
     fn stamp(head: u64, second: u64) -> Stamp {
         Stamp {
@@ -234,7 +235,15 @@ mod tests {
     }
 
     fn asked_by(role: Role, document: &str) -> Question {
-        Question::of(Some(role), document, None, None).expect("a cacheable question")
+        asked_within(role, Timelines::All, document)
+    }
+
+    fn asked_within(role: Role, timelines: Timelines, document: &str) -> Question {
+        let scope = Scope {
+            role: Some(role),
+            timelines,
+        };
+        Question::of(scope, document, None, None).expect("a cacheable question")
     }
 
     fn question(document: &str) -> Question {
@@ -251,6 +260,13 @@ mod tests {
         assert_eq!(cache.get(stamp(7, 101), &q), None, "a second passed");
         let admin = asked_by(Role::Admin, "{ head { position } }");
         assert_eq!(cache.get(stamp(7, 100), &admin), None, "another role");
+        let slug = |s: &str| chancery_domain::TimelineSlug::new(s).expect("a slug");
+        let only_a = asked_within(
+            Role::Reader,
+            Timelines::only([slug("a")]),
+            "{ head { position } }",
+        );
+        assert_eq!(cache.get(stamp(7, 100), &only_a), None, "other timelines");
         let other = question("{ parties { code } }");
         assert_eq!(cache.get(stamp(7, 100), &other), None);
         // A newer stamp clears the older answers.
@@ -309,7 +325,12 @@ mod tests {
     #[test]
     fn reads_that_wait_for_a_position_are_never_cached() {
         assert_eq!(
-            Question::of(None, "{ standoffs(atLeast: 5) { status } }", None, None),
+            Question::of(
+                Caller::ANONYMOUS.scope(),
+                "{ standoffs(atLeast: 5) { status } }",
+                None,
+                None
+            ),
             None
         );
     }

@@ -72,13 +72,13 @@ pub(crate) fn api<'a>(ctx: &Context<'a>) -> ApiResult<&'a Arc<Api>> {
 /// Who sends a request (anonymous without a token).
 pub(crate) fn caller(ctx: &Context<'_>) -> Caller {
     ctx.data_opt::<Caller>()
-        .copied()
+        .cloned()
         .unwrap_or(Caller::ANONYMOUS)
 }
 
 /// The API state of a request whose caller may read; a refusal otherwise.
 pub(crate) fn reader<'a>(ctx: &Context<'a>) -> ApiResult<&'a Arc<Api>> {
     let api = api(ctx)?;
-    api.access.check_read(caller(ctx))?;
+    api.access.check_read(&caller(ctx))?;
     Ok(api)
 }

@@ -68,7 +68,7 @@ pub struct ApiError {
 pub const STORAGE_FULL: &str = "STORAGE_FULL";
 
 impl ApiError {
-    pub(crate) fn new(code: Code, message: impl Into<String>) -> Self {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),

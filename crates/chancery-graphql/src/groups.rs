@@ -5,8 +5,12 @@
 //! A member whose connection falls behind (its queue full) leaves its group and goes on alone from
 //! the last answer it was given, reading from storage as any subscription does: the group never
 //! waits for its slowest member, and nothing queues without bound.
+//!
+//! An execution that panics ends its group: every member gets the same masked `INTERNAL` error
+//! (one reference, logged once), as a refused one ends it with the refusal.
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -17,7 +21,7 @@ use futures_util::stream::BoxStream;
 use serde_json::{Value, json};
 use tokio::task::AbortHandle;
 
-use crate::auth::Role;
+use crate::auth::Scope;
 use crate::metrics::Metrics;
 
 /// The answers a group keeps for members that join after it started, at the most (an `events`
@@ -51,8 +55,8 @@ pub(crate) struct GroupKey {
     pub operation: Option<String>,
     /// The variables as JSON text.
     pub variables: String,
-    /// The caller's grants: answers are never shared across them.
-    pub role: Option<Role>,
+    /// The caller's role and timelines: answers are never shared across them.
+    pub scope: Scope,
 }
 
 /// A subscription's root field, which decides whether it is grouped and who may join late.
@@ -164,7 +168,7 @@ pub(crate) trait Member: Send {
     fn deliver(&mut self, answer: &Answer) -> Delivered;
     /// Goes on alone after `last`, the last answer it was given (`None`: none yet).
     fn detach(self: Box<Self>, last: Option<Answer>);
-    /// The group's execution ended: `refused` holds the errors if it was refused.
+    /// The group's execution ended: `refused` holds the errors if it was refused or panicked.
     fn end(self: Box<Self>, refused: Option<Value>);
 }
 
@@ -406,16 +410,25 @@ impl Groups {
     }
 }
 
-/// A group's execution: each response encoded once and handed to every member.
+/// A group's execution: each response encoded once and handed to every member. A panic of the
+/// execution ends the group as a refusal does, with its masked error for every member.
 async fn run(
     groups: Arc<Groups>,
     group: Arc<Group>,
-    mut stream: BoxStream<'static, Response>,
+    stream: BoxStream<'static, Response>,
     tap: FeedTap,
 ) {
+    let mut stream = AssertUnwindSafe(stream).catch_unwind();
     let mut first = true;
     let mut refused = None;
     while let Some(response) = stream.next().await {
+        let response = match response {
+            Ok(response) => response,
+            Err(panic) => {
+                refused = Some(crate::panics::subscription_errors(&*panic));
+                break;
+            }
+        };
         match Step::of(&response, first) {
             Step::Answer(payload) => {
                 let answer = Answer {

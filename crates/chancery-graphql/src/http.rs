@@ -23,6 +23,7 @@ use crate::documents::{DocumentCache, Parsed};
 use crate::error::{self, Code};
 use crate::schema::ChanSchema;
 use crate::statics::{Asset, Site};
+use chancery_domain::Timestamp;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 
@@ -147,14 +148,16 @@ fn identified(api: &Api, headers: &HeaderMap, media: MediaType) -> Result<Caller
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    api.access.identify(authorization).map_err(|e| {
-        Refusal::new(
-            StatusCode::UNAUTHORIZED,
-            media,
-            Code::Unauthorized,
-            e.message,
-        )
-    })
+    api.access
+        .identify(authorization, Timestamp::now())
+        .map_err(|e| {
+            Refusal::new(
+                StatusCode::UNAUTHORIZED,
+                media,
+                Code::Unauthorized,
+                e.message,
+            )
+        })
 }
 
 /// One request as sent: checked for shape before it is parsed as GraphQL.
@@ -245,7 +248,7 @@ impl Cacheable {
     /// The request's question and the current stamp, if its answer may be kept now. A document
     /// known to be something other than a query (a mutation, sent again and again by a recorder)
     /// is not looked up.
-    async fn of(endpoint: &Endpoint, incoming: &Incoming, caller: Caller) -> Option<Cacheable> {
+    async fn of(endpoint: &Endpoint, incoming: &Incoming, caller: &Caller) -> Option<Cacheable> {
         let operation = incoming.operation_name.as_deref();
         let known_not_query = endpoint
             .documents
@@ -255,7 +258,7 @@ impl Cacheable {
             return None;
         }
         let question = Question::of(
-            caller.role,
+            caller.scope(),
             &incoming.query,
             operation,
             incoming.variables.as_ref(),
@@ -275,7 +278,7 @@ async fn execute(
     method: &Method,
 ) -> Outcome {
     let metrics = &endpoint.api.metrics;
-    let cacheable = Cacheable::of(endpoint, &incoming, caller).await;
+    let cacheable = Cacheable::of(endpoint, &incoming, &caller).await;
     if let Some(body) = cacheable
         .as_ref()
         .and_then(|c| endpoint.answers.get(c.stamp, &c.question))
@@ -566,7 +569,7 @@ async fn answer_post(
     let mut outcomes = Vec::with_capacity(items.len());
     for item in &items {
         outcomes.push(match incoming(item) {
-            Ok(i) => execute(endpoint, i, caller, &Method::POST).await,
+            Ok(i) => execute(endpoint, i, caller.clone(), &Method::POST).await,
             Err(message) => Outcome::refused(Code::Validation, &message),
         });
     }

@@ -7,6 +7,7 @@ use async_graphql::{ID, InputObject, OneofObject};
 use chancery_domain::payload as p;
 use chancery_domain::{EventId, IssueSlug, NewEvent, TimelineSlug};
 
+use crate::auth::Timelines;
 use crate::enums::*;
 use crate::error::{ApiError, ApiResult};
 use crate::scalars::{DateTime, Long, Party, Slug, ValidTime};
@@ -448,6 +449,21 @@ impl Default for EventFilterInput {
 }
 
 impl EventFilterInput {
+    /// Narrows the filter to the timelines a caller is granted: every granted one when it names
+    /// none, else those it names that are granted. False when it names only timelines the caller
+    /// is not granted: then nothing matches, as if they did not exist.
+    pub(crate) fn within(&mut self, granted: &Timelines) -> bool {
+        let Some(slugs) = granted.listed() else {
+            return true;
+        };
+        if self.timelines.is_empty() {
+            self.timelines = slugs.iter().map(|s| Slug(s.as_str().to_owned())).collect();
+            return true;
+        }
+        self.timelines.retain(|asked| granted.allows(&asked.0));
+        !self.timelines.is_empty()
+    }
+
     pub fn to_store_filter(&self) -> ApiResult<chancery_store::EventFilter> {
         Ok(chancery_store::EventFilter {
             timelines: each(&self.timelines, "filter.timelines", timeline_slug)?,

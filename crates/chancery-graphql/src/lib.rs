@@ -33,6 +33,6 @@ mod subscription;
 mod views;
 
 pub use api::{Api, Limits};
-pub use auth::{Access, Caller, Role};
+pub use auth::{Access, Caller, Grant, Role, Scope, Timelines, TokenDigest};
 pub use metrics::Metrics;
 pub use schema::{ChanSchema, build, sdl};

@@ -12,11 +12,11 @@ use std::time::Instant;
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use chancery_domain::limits::MAX_BATCH_EVENTS;
 use chancery_domain::payload as p;
-use chancery_domain::{NewEvent, TimelineSlug};
-use chancery_store::{AppendOutcome, AppendRequest};
+use chancery_domain::{FieldError, NewEvent, TimelineSlug, ValidationErrors};
+use chancery_store::{AppendOutcome, AppendRequest, ExpectedVersion, StoreError};
 
 use crate::api::{Api, api, caller};
-use crate::auth::Role;
+use crate::auth::{Caller, Role};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::inputs::*;
 use crate::objects::{Event, timeline_of_record};
@@ -56,20 +56,51 @@ pub struct CorrectInput {
     pub changes: ChangesInput,
 }
 
-/// Appends, counts it, and reads back what was written.
+/// What the log answers an append to a timeline it does not hold, with `expected`: the same
+/// checks in the same order (the expected version first, then the first event's timeline).
+fn as_if_unknown(timeline: TimelineSlug, expected: ExpectedVersion) -> StoreError {
+    match expected {
+        ExpectedVersion::Exact(v) if v > 0 => StoreError::WrongExpectedVersion {
+            timeline,
+            expected,
+            actual: None,
+        },
+        _ => StoreError::Invalid(ValidationErrors(vec![FieldError {
+            field: "events[0].timeline".into(),
+            message: format!(
+                "unknown timeline {timeline}: register it first (TIMELINE_REGISTERED)"
+            ),
+        }])),
+    }
+}
+
+/// Appends for `caller`, counts it, and reads back what was written. A timeline the caller is
+/// not granted is refused as if it did not exist.
 async fn append(
     api: &Api,
+    caller: &Caller,
     timeline: TimelineSlug,
     expected: Option<ExpectedVersionInput>,
     events: Vec<NewEvent>,
 ) -> ApiResult<AppendResult> {
+    let expected = ExpectedVersionInput::to_domain(expected);
+    if !caller.timelines.allows(timeline.as_str()) {
+        return Err(ApiError::from(as_if_unknown(timeline, expected)));
+    }
+    // Every event over the API is recorded by the caller's token, by its name (never its
+    // secret); no input can say who recorded it.
+    let mut events = events;
+    for event in &mut events {
+        event.recorded_by = caller.name.as_deref().map(str::to_owned);
+    }
     let count = events.len();
     let started = Instant::now();
     let outcome = api
         .log
         .append(AppendRequest {
+            refers_within: caller.timelines.listed().map(<[TimelineSlug]>::to_vec),
             timeline,
-            expected: ExpectedVersionInput::to_domain(expected),
+            expected,
             events,
         })
         .await;
@@ -96,31 +127,39 @@ async fn append(
 /// of its errors named as in the input.
 async fn append_input(
     api: &Api,
+    caller: &Caller,
     expected: Option<ExpectedVersionInput>,
     e: NewEvent,
 ) -> ApiResult<AppendResult> {
     let timeline = e.timeline.clone();
-    append(api, timeline, expected, vec![e])
+    append(api, caller, timeline, expected, vec![e])
         .await
         .map_err(|err| locate(err, |_, rest| input_path(rest)))
 }
 
-/// The API state of a request whose caller holds `role`; a refusal otherwise.
-fn permitted<'a>(ctx: &Context<'a>, role: Role, what: &str) -> ApiResult<&'a Arc<Api>> {
+/// The API state and the caller of a request whose caller holds `role`; a refusal otherwise.
+fn permitted<'a>(ctx: &Context<'a>, role: Role, what: &str) -> ApiResult<(&'a Arc<Api>, Caller)> {
     let api = api(ctx)?;
-    api.access.check(caller(ctx), role, what)?;
-    Ok(api)
+    let caller = caller(ctx);
+    api.access.check(&caller, role, what)?;
+    Ok((api, caller))
 }
 
-/// The timeline of an earlier event, for retractions and corrections.
+/// The timeline of an earlier event, for retractions and corrections. An event of a timeline
+/// the caller is not granted is not found, as if it did not exist.
 async fn timeline_of(
     api: &Api,
+    caller: &Caller,
     id: &ID,
     field: &str,
 ) -> ApiResult<(chancery_domain::EventId, TimelineSlug)> {
     let target = event_id(id, field)?;
-    match api.log.event(target).await? {
-        Some(record) => Ok((target, timeline_of_record(&record)?)),
+    let found = match api.log.event(target).await? {
+        Some(record) => Some(timeline_of_record(&record)?),
+        None => None,
+    };
+    match found.filter(|timeline| caller.timelines.allows(timeline.as_str())) {
+        Some(timeline) => Ok((target, timeline)),
         None => Err(ApiError::field(
             Code::NotFound,
             field,
@@ -152,11 +191,11 @@ impl Mutation {
         event: EventInput,
         expected_version: Option<ExpectedVersionInput>,
     ) -> ApiResult<AppendResult> {
-        let api = permitted(ctx, Role::Recorder, "recording events")?;
+        let (api, caller) = permitted(ctx, Role::Recorder, "recording events")?;
         let timeline = timeline_slug(&timeline, "timeline")?;
         let e = event.to_event(&timeline, "event")?;
         let kind = act_field(&e);
-        append(api, timeline, expected_version, vec![e])
+        append(api, &caller, timeline, expected_version, vec![e])
             .await
             .map_err(|err| locate(err, |_, rest| event_path("event", rest, &kind)))
     }
@@ -170,7 +209,7 @@ impl Mutation {
         events: Vec<EventInput>,
         expected_version: Option<ExpectedVersionInput>,
     ) -> ApiResult<AppendResult> {
-        let api = permitted(ctx, Role::Recorder, "recording events")?;
+        let (api, caller) = permitted(ctx, Role::Recorder, "recording events")?;
         let timeline = timeline_slug(&timeline, "timeline")?;
         // Refused before 1,001 events are converted and validated for nothing, with its field.
         if events.len() > MAX_BATCH_EVENTS {
@@ -189,7 +228,7 @@ impl Mutation {
             .map(|(i, e)| e.to_event(&timeline, &format!("events[{i}]")))
             .collect::<ApiResult<Vec<_>>>()?;
         let kinds: Vec<String> = batch.iter().map(act_field).collect();
-        append(api, timeline, expected_version, batch)
+        append(api, &caller, timeline, expected_version, batch)
             .await
             .map_err(|err| {
                 locate(err, |i, rest| {
@@ -210,15 +249,15 @@ impl Mutation {
         input: RetractInput,
         expected_version: Option<ExpectedVersionInput>,
     ) -> ApiResult<AppendResult> {
-        let api = permitted(ctx, Role::Recorder, "retracting events")?;
-        let (target, timeline) = timeline_of(api, &input.event, "input.event").await?;
+        let (api, caller) = permitted(ctx, Role::Recorder, "retracting events")?;
+        let (target, timeline) = timeline_of(api, &caller, &input.event, "input.event").await?;
         let retraction = p::Retraction {
             retracts: target,
             reason: input.reason.clone(),
         };
         let payload = p::Payload::Retraction(retraction);
         let e = amendment(timeline, payload, &input.id, "Retraction", &input.reason)?;
-        append_input(api, expected_version, e).await
+        append_input(api, &caller, expected_version, e).await
     }
 
     /// Replaces fields of an event from now on; the log keeps what was believed before.
@@ -228,8 +267,8 @@ impl Mutation {
         input: CorrectInput,
         expected_version: Option<ExpectedVersionInput>,
     ) -> ApiResult<AppendResult> {
-        let api = permitted(ctx, Role::Recorder, "correcting events")?;
-        let (target, timeline) = timeline_of(api, &input.event, "input.event").await?;
+        let (api, caller) = permitted(ctx, Role::Recorder, "correcting events")?;
+        let (target, timeline) = timeline_of(api, &caller, &input.event, "input.event").await?;
         let correction = p::Correction {
             corrects: target,
             reason: input.reason.clone(),
@@ -237,7 +276,7 @@ impl Mutation {
         };
         let payload = p::Payload::Correction(Box::new(correction));
         let e = amendment(timeline, payload, &input.id, "Correction", &input.reason)?;
-        append_input(api, expected_version, e).await
+        append_input(api, &caller, expected_version, e).await
     }
 
     /// Opens a timeline (a dossier). Needs an admin token.
@@ -246,8 +285,20 @@ impl Mutation {
         ctx: &Context<'_>,
         input: RegisterTimelineInput,
     ) -> ApiResult<AppendResult> {
-        let api = permitted(ctx, Role::Admin, "registering timelines")?;
-        append_input(api, None, input.to_event()?).await
+        let (api, caller) = permitted(ctx, Role::Admin, "registering timelines")?;
+        let event = input.to_event()?;
+        // Opening a timeline names it, so a token limited to others is told why it may not.
+        if !caller.timelines.allows(event.timeline.as_str()) {
+            return Err(ApiError::field(
+                Code::Forbidden,
+                "input.slug",
+                format!(
+                    "this token is not granted timeline {}, so it may not open it",
+                    event.timeline
+                ),
+            ));
+        }
+        append_input(api, &caller, None, event).await
     }
 
     /// Registers a party, for every timeline. Needs an admin token.
@@ -257,8 +308,8 @@ impl Mutation {
         input: RegisterPartyInput,
         expected_version: Option<ExpectedVersionInput>,
     ) -> ApiResult<AppendResult> {
-        let api = permitted(ctx, Role::Admin, "registering parties")?;
-        append_input(api, expected_version, input.to_event()?).await
+        let (api, caller) = permitted(ctx, Role::Admin, "registering parties")?;
+        append_input(api, &caller, expected_version, input.to_event()?).await
     }
 
     /// Registers an actor of a party. Needs an admin token.
@@ -268,8 +319,8 @@ impl Mutation {
         input: RegisterActorInput,
         expected_version: Option<ExpectedVersionInput>,
     ) -> ApiResult<AppendResult> {
-        let api = permitted(ctx, Role::Admin, "registering actors")?;
-        append_input(api, expected_version, input.to_event()?).await
+        let (api, caller) = permitted(ctx, Role::Admin, "registering actors")?;
+        append_input(api, &caller, expected_version, input.to_event()?).await
     }
 
     /// Registers an issue. Needs an admin token.
@@ -279,8 +330,8 @@ impl Mutation {
         input: RegisterIssueInput,
         expected_version: Option<ExpectedVersionInput>,
     ) -> ApiResult<AppendResult> {
-        let api = permitted(ctx, Role::Admin, "registering issues")?;
-        append_input(api, expected_version, input.to_event()?).await
+        let (api, caller) = permitted(ctx, Role::Admin, "registering issues")?;
+        append_input(api, &caller, expected_version, input.to_event()?).await
     }
 }
 

@@ -354,6 +354,14 @@ impl Event {
     async fn recorded_at(&self) -> DateTime {
         DateTime(self.record.recorded_at())
     }
+    /// The name of the token that recorded the event; null when unknown (events recorded before
+    /// names were kept).
+    async fn recorded_by(&self) -> ApiResult<Option<String>> {
+        // From the record, on every path (a chronology's corrected content included): who
+        // recorded the event, not who corrected it.
+        let event = self.record.event().map_err(ApiError::unreadable)?;
+        Ok(event.recorded_by.clone())
+    }
     /// SHA-256 of the record (hex), chained to the previous one.
     async fn hash(&self) -> String {
         self.record.hash().to_hex()

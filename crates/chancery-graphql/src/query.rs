@@ -4,14 +4,15 @@
 use std::sync::Arc;
 
 use async_graphql::{Context, ID, Object};
-use chancery_projections::{PositionLists, PositionQuery, RelationsQuery};
+use chancery_projections::{PositionLists, PositionQuery, RelationsBucket, RelationsQuery};
 
-use crate::api::{Api, reader};
+use crate::api::{Api, caller, reader};
+use crate::auth::Timelines;
 use crate::enums::{Bucket, EventOrder};
 use crate::error::{ApiError, ApiResult};
 use crate::inputs::{AsOfInput, EventFilterInput, event_id, issue_slugs, timeline_slug};
 use crate::listing::{self, PageArgs};
-use crate::objects::{Actor, Event, Issue, Party, Timeline};
+use crate::objects::{Actor, Event, Issue, Party, Timeline, timeline_of_record};
 use crate::scalars::{DateTime, Long, Party as PartyScalar, Slug, ValidTime};
 use crate::views::{EventConnection, Head, PartyPosition, Relations, RelationsTotals, Standoff};
 
@@ -26,6 +27,11 @@ async fn reading<'a>(ctx: &Context<'a>, at_least: Option<Long>) -> ApiResult<&'a
             .await?;
     }
     Ok(api)
+}
+
+/// The timelines the caller is granted: answers never show, count or hint at any other.
+fn granted(ctx: &Context<'_>) -> Timelines {
+    caller(ctx).timelines
 }
 
 #[Object]
@@ -56,6 +62,9 @@ impl Query {
         let Some(record) = api.log.event(id).await? else {
             return Ok(None);
         };
+        if !granted(ctx).allows(timeline_of_record(&record)?.as_str()) {
+            return Ok(None);
+        }
         let known_at = api.projections.when(&as_of)?.known_at;
         if record.position() > known_at {
             return Ok(None);
@@ -81,7 +90,10 @@ impl Query {
     ) -> ApiResult<EventConnection> {
         let api = reading(ctx, at_least).await?;
         let as_of = AsOfInput::to_domain(as_of)?;
-        let filter = filter.unwrap_or_default();
+        let mut filter = filter.unwrap_or_default();
+        if !filter.within(&granted(ctx)) {
+            return Ok(EventConnection::empty());
+        }
         listing::events(
             api,
             &filter,
@@ -100,17 +112,20 @@ impl Query {
     /// Every timeline.
     async fn timelines(&self, ctx: &Context<'_>) -> ApiResult<Vec<Timeline>> {
         let api = reading(ctx, None).await?;
-        Ok(Timeline::all(&*api.log.registry().await?))
+        let granted = granted(ctx);
+        let mut all = Timeline::all(&*api.log.registry().await?);
+        all.retain(|t| granted.allows(t.slug.as_str()));
+        Ok(all)
     }
 
     async fn timeline(&self, ctx: &Context<'_>, slug: Slug) -> ApiResult<Option<Timeline>> {
         let api = reading(ctx, None).await?;
         let registry = api.log.registry().await?;
         let slug = timeline_slug(&slug, "slug")?;
-        Ok(registry
-            .timelines
-            .contains_key(&slug)
-            .then(|| Timeline::from_registry(&registry, &slug)))
+        Ok(
+            (registry.timelines.contains_key(&slug) && granted(ctx).allows(slug.as_str()))
+                .then(|| Timeline::from_registry(&registry, &slug)),
+        )
     }
 
     async fn parties(&self, ctx: &Context<'_>) -> ApiResult<Vec<Party>> {
@@ -147,10 +162,11 @@ impl Query {
         at_least: Option<Long>,
     ) -> ApiResult<Vec<PartyPosition>> {
         let api = reading(ctx, at_least).await?;
-        let query = PositionQuery {
-            timeline: timeline
-                .map(|t| timeline_slug(&t, "timeline"))
-                .transpose()?,
+        let asked = timeline
+            .map(|t| timeline_slug(&t, "timeline"))
+            .transpose()?;
+        let mut query = PositionQuery {
+            timeline: None,
             parties: parties.into_iter().map(|p| p.0).collect(),
             issues: issue_slugs(&issues, "issues")?,
             as_of: AsOfInput::to_domain(as_of)?,
@@ -159,13 +175,12 @@ impl Query {
                 history: ctx.look_ahead().field("history").exists(),
             },
         };
-        Ok(api
-            .projections
-            .positions(&query)
-            .await?
-            .into_iter()
-            .map(PartyPosition)
-            .collect())
+        let mut found = Vec::new();
+        for timeline in granted(ctx).parts(asked) {
+            query.timeline = timeline;
+            found.extend(api.projections.positions(&query).await?);
+        }
+        Ok(found.into_iter().map(PartyPosition).collect())
     }
 
     /// Where each issue stands between the parties (per timeline), as of a moment.
@@ -183,12 +198,14 @@ impl Query {
             .transpose()?;
         let issues = issue_slugs(&issues, "issues")?;
         let as_of = AsOfInput::to_domain(as_of)?;
-        Ok(api
-            .projections
-            .standoffs(timeline.as_ref(), &issues, &as_of)?
-            .into_iter()
-            .map(Standoff)
-            .collect())
+        let mut found = Vec::new();
+        for timeline in granted(ctx).parts(timeline) {
+            found.extend(
+                api.projections
+                    .standoffs(timeline.as_ref(), &issues, &as_of)?,
+            );
+        }
+        Ok(found.into_iter().map(Standoff).collect())
     }
 
     /// How relations between two parties move, bucketed by valid time.
@@ -212,18 +229,24 @@ impl Query {
                 "relations are between two different parties",
             ));
         }
-        let query = RelationsQuery {
+        let mut query = RelationsQuery {
             a: a.0.clone(),
             b: b.0.clone(),
             bucket: bucket.into(),
             from: from.map(|v| v.0),
             to: to.map(|v| v.0),
-            timeline: timeline
-                .map(|t| timeline_slug(&t, "timeline"))
-                .transpose()?,
+            timeline: None,
             as_of: AsOfInput::to_domain(as_of)?,
         };
-        let buckets = api.projections.relations(&query)?;
+        let asked = timeline
+            .map(|t| timeline_slug(&t, "timeline"))
+            .transpose()?;
+        let mut parts = Vec::new();
+        for timeline in granted(ctx).parts(asked) {
+            query.timeline = timeline;
+            parts.push(api.projections.relations(&query)?);
+        }
+        let buckets = merged_buckets(parts);
         let mut total = chancery_projections::BucketTotals::default();
         for b in &buckets {
             total.events += b.totals.events;
@@ -244,4 +267,28 @@ impl Query {
             total: RelationsTotals::from(None, &total),
         })
     }
+}
+
+/// Relations counted over several timelines: the buckets of each, added up by start.
+fn merged_buckets(parts: Vec<Vec<RelationsBucket>>) -> Vec<RelationsBucket> {
+    let mut parts = parts.into_iter();
+    let Some(mut merged) = parts.next() else {
+        return Vec::new();
+    };
+    for part in parts {
+        for bucket in part {
+            match merged.binary_search_by(|b| b.totals.start.cmp(&bucket.totals.start)) {
+                Ok(i) => {
+                    let into = &mut merged[i].totals;
+                    into.events += bucket.totals.events;
+                    into.goldstein_sum += bucket.totals.goldstein_sum;
+                    for q in 0..4 {
+                        into.by_quad_class[q] += bucket.totals.by_quad_class[q];
+                    }
+                }
+                Err(i) => merged.insert(i, bucket),
+            }
+        }
+    }
+    merged
 }

@@ -8,7 +8,7 @@ use chancery_projections::{AsOf, ChronologyRequest, KnownAt, PositionLists, Posi
 use chancery_store::EventFilter;
 use futures_util::stream::{self, BoxStream, StreamExt};
 
-use crate::api::{Api, reader};
+use crate::api::{Api, caller, reader};
 use crate::cursor::Cursor;
 use crate::error::{ApiError, ApiResult};
 use crate::groups::{FeedTap, ResumeAfter};
@@ -35,6 +35,12 @@ fn started(ctx: &Context<'_>) -> ApiResult<Arc<Api>> {
     reader(ctx).map(Arc::clone)
 }
 
+/// What a subscription to timelines the caller is not granted gives: what one to a timeline that
+/// does not exist gives, nothing until it is stopped.
+fn silent<T: Send + 'static>() -> BoxStream<'static, async_graphql::Result<T>> {
+    stream::pending().boxed()
+}
+
 #[Subscription]
 impl Subscription {
     /// Events matching the filter after `after` (a cursor from an event; from the start if left
@@ -47,7 +53,10 @@ impl Subscription {
         after: Option<String>,
     ) -> async_graphql::Result<BoxStream<'static, async_graphql::Result<Event>>> {
         let api = started(ctx)?;
-        let filter = filter.unwrap_or_default();
+        let mut filter = filter.unwrap_or_default();
+        if !filter.within(&caller(ctx).timelines) {
+            return Ok(silent());
+        }
         let store_filter: EventFilter = filter.to_store_filter()?;
         // A subscriber that left its group goes on after the last event it was given.
         let resume = ctx.data_opt::<ResumeAfter>().copied();
@@ -98,6 +107,9 @@ impl Subscription {
         let api = started(ctx)?;
         let timeline = timeline_slug(&timeline, "timeline")?;
         let issue = issue_slugs(&[issue], "issue")?.remove(0);
+        if !caller(ctx).timelines.allows(timeline.as_str()) {
+            return Ok(silent());
+        }
         let head = api.log.head().await.map_err(ApiError::from)?.position;
         let filter = EventFilter {
             timelines: vec![timeline.clone()],
@@ -174,6 +186,10 @@ impl Subscription {
         let api = started(ctx)?;
         let timeline = timeline_slug(&timeline, "timeline")?;
         let as_of = AsOfInput::to_domain(as_of)?;
+        // A timeline that does not exist replays no step; one not granted replays as it.
+        if !caller(ctx).timelines.allows(timeline.as_str()) {
+            return Ok(stream::empty().boxed());
+        }
         let known_at = api
             .projections
             .when(&as_of)

@@ -193,6 +193,21 @@ pub struct EventConnection {
     pub page_info: PageInfo,
 }
 
+impl EventConnection {
+    /// A page with no events and nothing before or after it.
+    pub fn empty() -> EventConnection {
+        EventConnection {
+            edges: Vec::new(),
+            page_info: PageInfo {
+                has_next_page: false,
+                has_previous_page: false,
+                start_cursor: None,
+                end_cursor: None,
+            },
+        }
+    }
+}
+
 /// The end of the log.
 #[derive(SimpleObject)]
 pub struct Head {

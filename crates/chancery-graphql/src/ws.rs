@@ -2,9 +2,12 @@
 //! codes: 4400 invalid message, 4401 subscribe before ack, 4403 bad token, 4408 no
 //! `connection_init` in time, 4409 duplicate subscription id, 4429 a second init) and the legacy
 //! graphql-ws protocol (subscriptions-transport-ws). The token comes in `connection_init`; the
-//! `Origin` is checked at the upgrade.
+//! `Origin` is checked at the upgrade. A connection whose token expires is closed at that instant
+//! (4403). A subscription whose execution panics ends with an `error` message (a masked
+//! `INTERNAL`, as over HTTP), and the connection goes on.
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,12 +17,14 @@ use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use chancery_domain::Timestamp;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
+use tokio::time::Instant;
 
 use crate::auth::Caller;
 use crate::error::{self, Code, error_value, errors_value};
@@ -254,6 +259,10 @@ impl Connection {
     ) {
         let deadline = tokio::time::sleep(self.endpoint.api.limits.init_timeout);
         tokio::pin!(deadline);
+        // Set once a token with an expiry is accepted; until then it never fires.
+        let expiry = tokio::time::sleep(NEVER);
+        tokio::pin!(expiry);
+        let mut expires = false;
         let mut keepalive = tokio::time::interval(Duration::from_secs(20));
         loop {
             tokio::select! {
@@ -269,12 +278,22 @@ impl Connection {
                     self.close(4408, "Connection initialisation timeout").await;
                     return;
                 }
+                () = &mut expiry, if expires => {
+                    self.close(4403, "Forbidden: the token expired").await;
+                    return;
+                }
                 _ = keepalive.tick(), if self.protocol == Protocol::Legacy && self.acked => {
                     self.send(json!({ "type": "ka" })).await;
                 }
                 message = incoming.next() => {
                     if !self.receive(message).await {
                         return;
+                    }
+                    if !expires {
+                        if let Some(at) = self.caller.expires {
+                            expiry.as_mut().reset(instant_of(at));
+                            expires = true;
+                        }
                     }
                 }
             }
@@ -392,7 +411,7 @@ impl Connection {
         self.endpoint
             .api
             .access
-            .identify(token)
+            .identify(token, Timestamp::now())
             .map_err(|e| e.message)
     }
 
@@ -452,7 +471,7 @@ impl Connection {
                 .and_then(Value::as_str)
                 .map(str::to_owned),
             variables: payload.get("variables").filter(|v| v.is_object()).cloned(),
-            caller: self.caller,
+            caller: self.caller.clone(),
         };
         self.started += 1;
         let subscriber = Subscriber {
@@ -520,6 +539,19 @@ impl Connection {
     }
 }
 
+/// How long "never" is for a timer: a century, well within what `Instant` can hold.
+const NEVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// The monotonic instant of a wall-clock one (now, if it is past): a token's expiry, for a timer
+/// that is not fooled by the wall clock's steps in between.
+fn instant_of(at: Timestamp) -> Instant {
+    let left = at
+        .unix_micros()
+        .saturating_sub(Timestamp::now().unix_micros());
+    let left = Duration::from_micros(u64::try_from(left).unwrap_or(0)).min(NEVER);
+    Instant::now() + left
+}
+
 /// An `error` message ending subscription `id`: every error for graphql-transport-ws, the first
 /// for the legacy protocol.
 fn error_frame(protocol: Protocol, id: &str, errors: Value) -> Value {
@@ -542,7 +574,7 @@ impl Asked {
     fn request(&self) -> Request {
         graphql_request(
             &*self.query,
-            self.caller,
+            self.caller.clone(),
             self.operation.clone(),
             self.variables.clone(),
         )
@@ -558,7 +590,7 @@ impl Asked {
                 .variables
                 .as_ref()
                 .map_or_else(String::new, Value::to_string),
-            role: self.caller.role,
+            scope: self.caller.scope(),
         }
     }
 }
@@ -587,13 +619,22 @@ impl Subscriber {
     }
 
     /// Runs the subscription on an execution of its own. `skip` is an answer the subscriber has
-    /// already had: the first answer is dropped if it is the same.
+    /// already had: the first answer is dropped if it is the same. An execution that panics
+    /// ends the subscription with a masked `INTERNAL` error.
     async fn run(self, request: Request, mut skip: Option<Arc<str>>) {
         let head = self.head();
-        let mut stream = self.endpoint.schema.execute_stream(request);
+        let mut stream =
+            AssertUnwindSafe(self.endpoint.schema.execute_stream(request)).catch_unwind();
         let mut first = true;
         let mut refused = None;
         while let Some(response) = stream.next().await {
+            let response = match response {
+                Ok(response) => response,
+                Err(panic) => {
+                    refused = Some(crate::panics::subscription_errors(&*panic));
+                    break;
+                }
+            };
             match Step::of(&response, first) {
                 Step::Answer(payload) => {
                     if skip.take().is_some_and(|had| *had == *payload) {
@@ -615,9 +656,9 @@ impl Subscriber {
         self.finish(refused).await;
     }
 
-    /// Frees the id, then sends the last message: `complete`, or `error` for a refused
-    /// operation. The connection hears of the end first since a client may reuse an id as soon
-    /// as it has that message.
+    /// Frees the id, then sends the last message: `complete`, or `error` for an operation that
+    /// was refused or whose execution panicked. The connection hears of the end first since a
+    /// client may reuse an id as soon as it has that message.
     async fn finish(self, refused: Option<Value>) {
         let _ = self
             .events

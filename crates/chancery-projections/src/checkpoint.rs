@@ -6,8 +6,14 @@
 //!
 //! The data is derived: a change of [`PROJECTION_VERSION`] (new rules, a new codes table, a new
 //! encoding) makes the checkpoint stale, and the projections are rebuilt from position 1.
+//!
+//! A full disk is met as the log meets it: the directory keeps a reserve file of
+//! [`RESERVE_BYTES`], deleted when a checkpoint fails for want of space, so that sled has room
+//! for what it writes on its own while the projections answer and apply (and for a reopen after
+//! a failed write); checkpoints then wait until there is room to make the reserve again.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use chancery_domain::codes::CODES_VERSION;
@@ -38,6 +44,24 @@ pub const SAVE_ROOM: u64 = 8 << 20;
 /// Free space a reopen needs (sled may write up to a segment as it recovers).
 const REOPEN_ROOM: u64 = 2 << 20;
 
+/// The reserve's size: room for a reopen, and as much again for what sled writes on its own
+/// while the projections answer and apply (the splits and merges of pages it finishes on the
+/// way), which fails every read after it when it finds no room.
+pub const RESERVE_BYTES: u64 = 2 * REOPEN_ROOM;
+
+/// The reserve's file name in the checkpoint directory.
+pub const RESERVE_FILE: &str = "reserve";
+
+/// Whether a checkpoint waits until sled has it on disk before its changes count as clean.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flush {
+    /// As the projections follow the log: a database reopened after a failed write then holds
+    /// every block the state no longer keeps, and the state goes on with it.
+    Yes,
+    /// Within a catch-up, which a failed write ends.
+    No,
+}
+
 pub struct CheckpointStore {
     /// `None` (as is `db`) only between a reopen that failed and the next one.
     tree: Option<sled::Tree>,
@@ -48,6 +72,9 @@ pub struct CheckpointStore {
     /// Whether sled failed a write: its I/O errors are sticky, so the database is reopened
     /// before the next checkpoint (and before reads meet the error, when there is room).
     failed: bool,
+    /// Whether the disk filled: the reserve was released, and checkpoints wait until there is
+    /// room to make it again.
+    full: bool,
     /// Bytes of checkpoints written since the database was opened.
     written_since_open: u64,
     /// Checkpoint bytes after which [`CheckpointStore::snapshot_if_due`] reopens the database.
@@ -84,12 +111,27 @@ impl CheckpointStore {
             })
         })?;
         let tree = db.open_tree(TREE).map_err(storage)?;
+        if let Some(dir) = dir {
+            let reserved = reserve::make(dir).map_err(|e| {
+                ProjectionError::Storage(format!(
+                    "cannot make the projections' reserve in {}: {e}",
+                    dir.display()
+                ))
+            })?;
+            if !reserved {
+                tracing::warn!(
+                    dir = %dir.display(),
+                    "no room for the projections' reserve: a full disk may make their answers fail until there is room"
+                );
+            }
+        }
         Ok(Self {
             tree: Some(tree),
             db: Some(db),
             dir: dir.map(Path::to_path_buf),
             cache_bytes,
             failed: false,
+            full: false,
             written_since_open: 0,
             snapshot_after: u64::MAX,
         })
@@ -158,10 +200,19 @@ impl CheckpointStore {
     /// Nothing is lost when it fails: the changes stay in `state`, answers still read them, and
     /// the next save writes them. A checkpoint directory without room for the batch and
     /// [`SAVE_ROOM`] gets nothing ([`ProjectionError::NoRoom`]): sled's first failed write would
-    /// fail every read after it until the database is reopened. If sled fails all the same (the
-    /// disk filled while it wrote), the database is reopened, at once if there is room or else
-    /// before the next save, and comes back as its last whole checkpoint left it.
-    pub fn save(&mut self, state: &mut ProjectionState, hash: Hash) -> Result<(), ProjectionError> {
+    /// fail every read after it until the database is reopened. The reserve is released then,
+    /// and saves wait until there is room to make it again besides. If sled fails all the same
+    /// (the disk filled while it wrote), the database is reopened, at once into the reserve's
+    /// room if there is room or else before the next save, and comes back as its last whole
+    /// checkpoint left it. With [`Flush::Yes`] the batch is flushed before its changes count as
+    /// clean, so that a database reopened after a failed write holds every block the state no
+    /// longer keeps.
+    pub fn save(
+        &mut self,
+        state: &mut ProjectionState,
+        hash: Hash,
+        flush: Flush,
+    ) -> Result<(), ProjectionError> {
         let mut writes = state.pages.pending_writes();
         writes.extend(state.positions.pending_writes());
         writes.extend(state.relations.pending_writes());
@@ -181,7 +232,16 @@ impl CheckpointStore {
         ));
 
         let bytes: u64 = writes.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum();
-        self.ensure_room(2 * bytes + SAVE_ROOM)?;
+        let needed = 2 * bytes + SAVE_ROOM;
+        if self.full {
+            self.resume(state, needed)?;
+        }
+        if let Err(error) = self.ensure_room(needed) {
+            if matches!(error, ProjectionError::NoRoom { .. }) {
+                self.disk_filled(state);
+            }
+            return Err(error);
+        }
         if self.failed {
             self.reopen(state)?;
         }
@@ -189,11 +249,23 @@ impl CheckpointStore {
         for (k, v) in writes {
             batch.insert(k, v);
         }
-        if let Err(e) = present(&self.tree)?.apply_batch(batch) {
+        let tree = present(&self.tree)?;
+        #[allow(clippy::disallowed_methods)] // derived data: sled's flush is enough
+        let written = tree.apply_batch(batch).and_then(|()| match flush {
+            Flush::Yes => tree.flush().map(drop),
+            Flush::No => Ok(()),
+        });
+        if let Err(e) = written {
             self.failed = true;
-            // Reads go on against a database that has not failed, if there is room for one.
-            let _ = self.reopen(state);
-            return Err(storage(e));
+            let error = storage(e);
+            if error.is_storage_full() {
+                // Reads go on against a database reopened into the reserve's room.
+                self.disk_filled(state);
+            } else {
+                // Reads go on against a database that has not failed, if there is room for one.
+                let _ = self.reopen(state);
+            }
+            return Err(error);
         }
         state.pages.saved();
         state.positions.saved();
@@ -256,18 +328,95 @@ impl CheckpointStore {
         self.failed
     }
 
+    /// Whether the last write failed and the database still waits to be reopened, or the disk
+    /// filled and the reserve waits to be made again: the next save sees to both.
+    pub fn troubled(&self) -> bool {
+        self.failed || self.full
+    }
+
+    /// The error of a write that sled failed on its own (one it makes in the background, or on
+    /// the way of a read), if it did: sled fails every read after such a write until the
+    /// database is reopened ([`CheckpointStore::sled_failed`]).
+    pub fn probe(&self) -> Option<ProjectionError> {
+        #[allow(clippy::disallowed_methods)] // derived data: sled's flush is enough
+        let flushed = self.tree.as_ref()?.flush();
+        flushed.err().map(storage)
+    }
+
+    /// sled failed a write (`error`): the database is reopened at once, into the reserve's room
+    /// if the disk is full.
+    pub fn sled_failed(&mut self, state: &mut ProjectionState, error: &ProjectionError) {
+        self.failed = true;
+        if error.is_storage_full() {
+            self.disk_filled(state);
+        } else if let Err(e) = self.reopen(state) {
+            tracing::warn!(%e, "cannot reopen the projections' database yet");
+        }
+    }
+
+    /// The disk filled: releases the reserve, and if sled failed, reopens the database into its
+    /// room at once, so that reads do not meet sled's sticky error. Saves wait in
+    /// [`CheckpointStore::resume`].
+    fn disk_filled(&mut self, state: &mut ProjectionState) {
+        let Some(dir) = self.dir.clone() else {
+            return;
+        };
+        if !self.full {
+            self.full = true;
+            match reserve::release(&dir) {
+                Ok(true) => tracing::warn!(
+                    dir = %dir.display(),
+                    "the projections' disk is full: released their reserve so that they keep answering"
+                ),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(%e, "cannot release the projections' reserve"),
+            }
+        }
+        if self.failed {
+            if let Err(e) = self.reopen(state) {
+                tracing::warn!(%e, "cannot reopen the projections' database yet; their answers may fail until there is room");
+            }
+        }
+    }
+
+    /// Gets the store ready to save after the disk filled: the database reopened if sled
+    /// failed, and the reserve made again, once there is room for it and for a checkpoint of
+    /// `needed` bytes.
+    fn resume(&mut self, state: &mut ProjectionState, needed: u64) -> Result<(), ProjectionError> {
+        if self.failed {
+            self.reopen(state)?;
+        }
+        let Some(dir) = self.dir.clone() else {
+            self.full = false;
+            return Ok(());
+        };
+        let free = free_space(&dir)?;
+        let room = RESERVE_BYTES + needed;
+        let cannot_make = |e: io::Error| {
+            ProjectionError::Storage(format!(
+                "cannot make the projections' reserve in {}: {e}",
+                dir.display()
+            ))
+        };
+        if free < room || !reserve::make(&dir).map_err(cannot_make)? {
+            return Err(ProjectionError::NoRoom {
+                dir: dir.display().to_string(),
+                free,
+                needed: room,
+            });
+        }
+        self.full = false;
+        tracing::info!(dir = %dir.display(), "the projections' disk has room again: their reserve is back");
+        Ok(())
+    }
+
     /// Refuses with [`ProjectionError::NoRoom`] when the checkpoint directory has less than
     /// `needed` bytes free. A temporary store is not checked: it goes with the process.
     fn ensure_room(&self, needed: u64) -> Result<(), ProjectionError> {
         let Some(dir) = &self.dir else {
             return Ok(());
         };
-        let free = fs2::available_space(dir).map_err(|e| {
-            ProjectionError::Storage(format!(
-                "cannot tell the free space of {}: {e}",
-                dir.display()
-            ))
-        })?;
+        let free = free_space(dir)?;
         if free < needed {
             return Err(ProjectionError::NoRoom {
                 dir: dir.display().to_string(),
@@ -332,6 +481,40 @@ impl CheckpointStore {
             .map_err(storage)?
             .and_then(|c| c.get(..8).and_then(|b| b.try_into().ok()))
             .map(u64::from_be_bytes))
+    }
+}
+
+fn free_space(dir: &Path) -> Result<u64, ProjectionError> {
+    fs2::available_space(dir).map_err(|e| {
+        ProjectionError::Storage(format!(
+            "cannot tell the free space of {}: {e}",
+            dir.display()
+        ))
+    })
+}
+
+/// The reserve file, as the log keeps one (see `chancery-store-sled`'s `reserve.rs`).
+mod reserve {
+    use std::io;
+    use std::path::Path;
+
+    use chancery_store::Reserve;
+
+    use super::{RESERVE_BYTES, RESERVE_FILE};
+
+    fn reserve(dir: &Path) -> Reserve {
+        Reserve::new(dir, RESERVE_FILE, RESERVE_BYTES)
+    }
+
+    /// Makes the reserve if it is missing or short, and answers whether it is in place. A disk
+    /// without room for it is no error: the projections then run without one.
+    pub fn make(dir: &Path) -> io::Result<bool> {
+        reserve(dir).make()
+    }
+
+    /// Deletes the reserve, answering whether there was one to delete.
+    pub fn release(dir: &Path) -> io::Result<bool> {
+        reserve(dir).release()
     }
 }
 

@@ -2,6 +2,12 @@
 //! that is ahead of the log or from another log), catches up from it, follows the live feed, and
 //! saves a checkpoint every so many events or so much time. It never applies an event the log
 //! has not made durable, so the state is never ahead of the log.
+//!
+//! A full disk does not stop it: a checkpoint that finds no room is tried again later (the
+//! changes wait in memory), a write sled failed on its own is found and the database reopened
+//! (see `checkpoint.rs`), and an event whose application sled failed for want of space, which
+//! may have left the state half changed, makes the projections start again from their
+//! checkpoint and catch up from the log.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
@@ -12,7 +18,7 @@ use chancery_store::{EventFilter, EventLog, ReadRequest, StoreError};
 use futures_util::StreamExt;
 use tokio::sync::watch;
 
-use crate::checkpoint::{CheckpointStore, Loaded};
+use crate::checkpoint::{CheckpointStore, Flush, Loaded};
 use crate::error::ProjectionError;
 use crate::facade::Content;
 use crate::state::{CacheSizes, ProjectionState, Step};
@@ -116,24 +122,7 @@ impl Projections {
     ) -> Result<Arc<Self>, ProjectionError> {
         let store = CheckpointStore::open(dir, SLED_CACHE_BYTES)?
             .snapshot_after(policy.snapshot_after_bytes);
-        let caches = CacheSizes::default();
-        let empty = |store: &CheckpointStore| {
-            Ok::<_, ProjectionError>(ProjectionState::new(
-                store.tree()?.clone(),
-                0,
-                Default::default(),
-                Default::default(),
-                caches,
-            ))
-        };
-        let (state, hash) = match store.load(caches)? {
-            Loaded::Empty => (empty(&store)?, Hash::GENESIS),
-            Loaded::Stale { .. } => {
-                store.clear()?;
-                (empty(&store)?, Hash::GENESIS)
-            }
-            Loaded::State { state, hash } => (*state, hash),
-        };
+        let (state, hash) = checkpointed(&store)?;
         let head = log.head().await?;
         let checkpoint = state.head();
         if checkpoint > head.position {
@@ -249,7 +238,10 @@ impl Projections {
             }
             progress(self.applied(), head);
             if since_save >= CATCH_UP_CHECKPOINT {
-                self.save()?;
+                // Not flushed: sled writes it within half a second anyway, and waiting for that
+                // at every checkpoint would hold the catch-up back. A failed write ends the
+                // catch-up, and the last checkpoint, below, is flushed.
+                self.save_with(Flush::No)?;
                 since_save = 0;
             }
         }
@@ -263,26 +255,30 @@ impl Projections {
     }
 
     /// Follows the live log forever from the applied position, saving checkpoints by policy.
-    /// Returns only on an error (including the log closing).
+    /// Returns only on an error (including the log closing). An event that cannot be applied
+    /// for want of space makes the projections start again from their checkpoint, and follow on
+    /// from there.
     pub async fn follow(&self) -> Result<(), ProjectionError> {
         let mut stream = self.log.subscribe(self.applied(), EventFilter::all());
         let mut unsaved = 0u64;
         let mut last_save = Instant::now();
         loop {
-            let next = if unsaved > 0 {
-                let wait = self.policy.every.saturating_sub(last_save.elapsed());
-                match tokio::time::timeout(wait, stream.next()).await {
-                    Ok(item) => item,
-                    Err(_) => {
+            // Every interval: a save if there is something to save or the store waits for one
+            // (a full disk, a failed write), else a look for a write sled failed on its own.
+            let wait = self.policy.every.saturating_sub(last_save.elapsed());
+            let next = match tokio::time::timeout(wait, stream.next()).await {
+                Ok(item) => item,
+                Err(_) => {
+                    if unsaved > 0 || self.store_troubled() {
                         if self.save_while_following() {
                             unsaved = 0;
                         }
-                        last_save = Instant::now();
-                        continue;
+                    } else {
+                        self.probe();
                     }
+                    last_save = Instant::now();
+                    continue;
                 }
-            } else {
-                stream.next().await
             };
             let record = match next {
                 Some(Ok(record)) => record,
@@ -295,14 +291,89 @@ impl Projections {
                     return Err(StoreError::Closed.into());
                 }
             };
-            self.apply_record(&record).await?;
-            unsaved += 1;
+            match self.apply_record(&record).await {
+                Ok(()) => unsaved += 1,
+                Err(error) if error.is_storage_full() => {
+                    self.start_again(&error).await?;
+                    stream = self.log.subscribe(self.applied(), EventFilter::all());
+                    unsaved = 0;
+                    last_save = Instant::now();
+                    continue;
+                }
+                Err(error) => return Err(error),
+            }
             if unsaved >= self.policy.every_events || last_save.elapsed() >= self.policy.every {
                 if self.save_while_following() {
                     unsaved = 0;
                 }
                 last_save = Instant::now();
             }
+        }
+    }
+
+    /// Starts again from the checkpoint after an event could not be applied for want of space
+    /// (`error`): the application may have left the state half changed, so it goes, with every
+    /// change since the checkpoint, and the database is reopened into the reserve's room. The
+    /// applied position goes back to the checkpoint's, and the caller follows the log from
+    /// there. Without room even for a reopen, this waits for it, trying every interval. A
+    /// temporary store cannot be reopened: the error is answered.
+    async fn start_again(&self, error: &ProjectionError) -> Result<(), ProjectionError> {
+        if !self.durable {
+            return Err(error.clone());
+        }
+        let lost = self.applied();
+        loop {
+            let restarted = {
+                let mut inner = self
+                    .inner
+                    .write()
+                    .map_err(|_| ProjectionError::Corrupt("state lock poisoned".into()))?;
+                let Inner {
+                    state,
+                    last_hash,
+                    store,
+                    ..
+                } = &mut *inner;
+                store.sled_failed(state, error);
+                if store.failed() {
+                    None
+                } else {
+                    let (checkpointed, hash) = checkpointed(store)?;
+                    *state = checkpointed;
+                    *last_hash = hash;
+                    Some(state.head())
+                }
+            };
+            if let Some(checkpoint) = restarted {
+                self.applied.send_replace(checkpoint);
+                tracing::warn!(%error, applied = lost, checkpoint, "the projections could not apply an event for want of space; they start again from their checkpoint and catch up from the log");
+                return Ok(());
+            }
+            tokio::time::sleep(self.policy.every).await;
+        }
+    }
+
+    /// Whether the store waits for a save to set it right (a full disk, a failed write).
+    fn store_troubled(&self) -> bool {
+        self.inner.read().is_ok_and(|inner| inner.store.troubled())
+    }
+
+    /// Looks for a write that sled failed on its own, and reopens the database if it did (a
+    /// temporary store cannot be reopened).
+    fn probe(&self) {
+        if !self.durable {
+            return;
+        }
+        // Under the read lock: answers need not wait for the flush.
+        let failed = match self.inner.read() {
+            Ok(inner) => inner.store.probe(),
+            Err(_) => return,
+        };
+        let Some(error) = failed else { return };
+        tracing::warn!(%error, "the projections' database failed a write");
+        if let Ok(mut inner) = self.inner.write() {
+            let Inner { state, store, .. } = &mut *inner;
+            store.sled_failed(state, &error);
         }
     }
 
@@ -329,6 +400,10 @@ impl Projections {
     /// (a temporary one without a checkpoint directory), so memory holds no more than that. A
     /// save that fails keeps the changes, for the next one.
     pub fn save(&self) -> Result<(), ProjectionError> {
+        self.save_with(Flush::Yes)
+    }
+
+    fn save_with(&self, flush: Flush) -> Result<(), ProjectionError> {
         let mut inner = self
             .inner
             .write()
@@ -339,7 +414,7 @@ impl Projections {
             store,
             save_failing,
         } = &mut *inner;
-        store.save(state, *last_hash)?;
+        store.save(state, *last_hash, flush)?;
         if std::mem::take(save_failing) {
             tracing::info!(
                 applied = state.head(),
@@ -532,6 +607,29 @@ impl Projections {
             _ => false,
         }
     }
+}
+
+/// The state the store's checkpoint holds (an empty one for a new or stale store, which is
+/// cleared), and the hash of its last event.
+fn checkpointed(store: &CheckpointStore) -> Result<(ProjectionState, Hash), ProjectionError> {
+    let caches = CacheSizes::default();
+    let empty = |store: &CheckpointStore| {
+        Ok::<_, ProjectionError>(ProjectionState::new(
+            store.tree()?.clone(),
+            0,
+            Default::default(),
+            Default::default(),
+            caches,
+        ))
+    };
+    Ok(match store.load(caches)? {
+        Loaded::Empty => (empty(store)?, Hash::GENESIS),
+        Loaded::Stale { .. } => {
+            store.clear()?;
+            (empty(store)?, Hash::GENESIS)
+        }
+        Loaded::State { state, hash } => (*state, hash),
+    })
 }
 
 fn unreadable_error(position: Position, e: &RecordError) -> ProjectionError {

@@ -49,6 +49,47 @@ pub enum ProjectionError {
     Corrupt(String),
 }
 
+impl ProjectionError {
+    /// Whether the disk is full, so that the projections cannot write what they must: the API
+    /// reports it as it reports a full disk of the log's (`STORAGE_FULL`), not as an internal
+    /// error.
+    pub fn is_storage_full(&self) -> bool {
+        matches!(self, ProjectionError::Store(StoreError::StorageFull(_)))
+    }
+}
+
+/// Turns a sled error into the projections': a full disk is told apart, so that users know
+/// what to do.
 pub fn storage(e: sled::Error) -> ProjectionError {
-    ProjectionError::Storage(e.to_string())
+    match &e {
+        sled::Error::Io(io) if chancery_store::reserve::is_full(io) => ProjectionError::Store(StoreError::StorageFull(
+            "no space left on the projections' disk; free some space: the projections keep what \
+             they applied and answer again once there is room"
+                .into(),
+        )),
+        _ => ProjectionError::Storage(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_told_apart_from_other_storage_errors() {
+        let enospc = sled::Error::Io(std::io::Error::from_raw_os_error(28));
+        // As sled hands its sticky error on to every later call.
+        let sticky = sled::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::StorageFull,
+            "Os { code: 28, kind: StorageFull, message: \"No space left on device\" }",
+        ));
+        for e in [enospc, sticky] {
+            let error = storage(e);
+            assert!(error.is_storage_full(), "{error:?}");
+            assert!(error.to_string().contains("projections' disk"), "{error}");
+        }
+        let other = storage(sled::Error::Io(std::io::Error::other("a bad sector")));
+        assert!(!other.is_storage_full(), "{other:?}");
+        assert!(!storage(sled::Error::Unsupported("x".into())).is_storage_full());
+    }
 }

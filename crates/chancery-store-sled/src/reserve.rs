@@ -9,11 +9,10 @@
 //! against a healthy database, and appends stay refused until there is room to make the reserve
 //! again.
 
-use std::fs::{File, OpenOptions};
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use fs2::FileExt;
+use chancery_store::Reserve;
 
 /// The reserve's size: room for sled to recover (up to a segment) and for the write-ahead log's
 /// tail to be applied again, which a checkpoint every second keeps short.
@@ -21,45 +20,17 @@ pub const RESERVE_BYTES: u64 = 2 * crate::SLED_SEGMENT as u64;
 
 const FILE_NAME: &str = "reserve";
 
-pub fn path(dir: &Path) -> PathBuf {
-    dir.join(FILE_NAME)
+fn reserve(dir: &Path) -> Reserve {
+    Reserve::new(dir, FILE_NAME, RESERVE_BYTES)
 }
 
 /// Makes the reserve if it is missing or short, and answers whether it is in place. A disk
 /// without room for it is no error: the log then runs without a reserve, as before one existed.
 pub fn make(dir: &Path) -> io::Result<bool> {
-    let path = path(dir);
-    if std::fs::metadata(&path).is_ok_and(|m| m.len() >= RESERVE_BYTES) {
-        return Ok(true);
-    }
-    let file: File = OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(false)
-        .open(&path)?;
-    match file.allocate(RESERVE_BYTES) {
-        Ok(()) => {
-            file.sync_all()?;
-            Ok(true)
-        }
-        Err(e) if is_full(&e) => {
-            drop(file);
-            std::fs::remove_file(&path)?;
-            Ok(false)
-        }
-        Err(e) => Err(e),
-    }
+    reserve(dir).make()
 }
 
 /// Deletes the reserve, answering whether there was one to delete.
 pub fn release(dir: &Path) -> io::Result<bool> {
-    match std::fs::remove_file(path(dir)) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
-fn is_full(e: &io::Error) -> bool {
-    e.kind() == io::ErrorKind::StorageFull || e.raw_os_error() == Some(28)
+    reserve(dir).release()
 }

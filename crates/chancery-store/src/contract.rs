@@ -91,9 +91,11 @@ macro_rules! contract_tests {
             expected_version_any_always_appends,
             a_retry_returns_the_original_positions,
             the_same_id_with_other_content_is_a_conflict,
+            a_retry_by_another_recorder_is_the_same_event_and_keeps_the_first_name,
             a_partly_recorded_batch_is_a_conflict,
             duplicate_ids_in_one_batch_are_invalid,
             invalid_references_name_the_field_and_write_nothing,
+            references_outside_the_named_timelines_are_not_found,
             oversized_batches_are_refused,
             reads_go_forward_and_backward_with_filters,
             reads_of_one_timeline_start_at_a_version,
@@ -141,6 +143,7 @@ async fn append(
         .map(|e| e.timeline.clone())
         .unwrap_or_else(timeline);
     log.append(AppendRequest {
+        refers_within: None,
         timeline,
         expected,
         events,
@@ -374,6 +377,47 @@ pub async fn the_same_id_with_other_content_is_a_conflict(ctx: Ctx) {
     );
 }
 
+pub async fn a_retry_by_another_recorder_is_the_same_event_and_keeps_the_first_name(ctx: Ctx) {
+    let log = &*ctx.log;
+    world(log).await;
+    let mut original = statement("USA", "deficit");
+    original.recorded_by = Some("ana".into());
+    let first = recorded(log, vec![original.clone()]).await;
+    for name in [Some("bo"), None] {
+        let mut retry = original.clone();
+        retry.recorded_by = name.map(str::to_owned);
+        let again = recorded(log, vec![retry]).await;
+        assert!(again.deduplicated, "a retry by {name:?} is the same event");
+        assert_eq!(again.events, first.events);
+    }
+    assert_eq!(head(log).await, 7, "the retries wrote nothing");
+    let record = log.event(original.id).await.unwrap().unwrap();
+    assert_eq!(
+        record.event().unwrap().recorded_by.as_deref(),
+        Some("ana"),
+        "the record keeps the first writer's name"
+    );
+    // The name is in the hashed record, as read back from the backend.
+    let line = String::from_utf8(record.canonical_json().unwrap()).unwrap();
+    assert!(line.contains(r#","recordedBy":"ana"},"hash":""#), "{line}");
+    assert_eq!(verify_record_hash(line.as_bytes()), Ok(record.hash()));
+    assert_eq!(record.verify(), Ok(record.hash()));
+
+    // Other content is still a conflict, whoever sends it.
+    let mut other = original.clone();
+    other.summary = "something else".into();
+    other.recorded_by = Some("ana".into());
+    assert_eq!(
+        id_conflict(log, vec![other]).await,
+        (original.id, first.last_position())
+    );
+    // A name that is no name is refused with its field.
+    let mut blank = statement("CHN", "deficit");
+    blank.recorded_by = Some(" ".into());
+    let errors = invalid(log, vec![blank]).await;
+    assert_eq!(errors.0[0].field, "events[0].recordedBy", "{errors}");
+}
+
 pub async fn a_partly_recorded_batch_is_a_conflict(ctx: Ctx) {
     let log = &*ctx.log;
     world(log).await;
@@ -415,6 +459,47 @@ pub async fn invalid_references_name_the_field_and_write_nothing(ctx: Ctx) {
     ];
     recorded(log, batch).await;
     assert_eq!(head(log).await, 8);
+}
+
+pub async fn references_outside_the_named_timelines_are_not_found(ctx: Ctx) {
+    let log = &*ctx.log;
+    world(log).await;
+    let elsewhere = "elsewhere";
+    recorded(log, vec![sample::register_timeline(elsewhere)]).await;
+    let demand = sample::demand(elsewhere, "USA", "CHN", "deficit", "2018-05-01");
+    let demand_id = demand.id;
+    recorded(log, vec![demand]).await;
+    let refusal = || sample::refusal(T, "CHN", "USA", "deficit", "2018-05-02", vec![demand_id]);
+    let unknown = EventId::new_v7();
+    let refusal_of_unknown =
+        sample::refusal(T, "CHN", "USA", "deficit", "2018-05-02", vec![unknown]);
+    let within = |events: Vec<NewEvent>| AppendRequest {
+        refers_within: Some(vec![timeline()]),
+        timeline: timeline(),
+        expected: ExpectedVersion::Any,
+        events,
+    };
+    let before = head(log).await;
+    // Named within the request's timelines only, an event of another timeline is refused as an
+    // event that is not in the log is, word for word but for its id.
+    let hidden = match log.append(within(vec![refusal()])).await {
+        Err(StoreError::Invalid(errors)) => errors,
+        other => panic!("expected a validation error, got {other:?}"),
+    };
+    let absent = match log.append(within(vec![refusal_of_unknown])).await {
+        Err(StoreError::Invalid(errors)) => errors,
+        other => panic!("expected a validation error, got {other:?}"),
+    };
+    assert_eq!(hidden.0.len(), 1, "{hidden}");
+    assert_eq!(hidden.0[0].field, absent.0[0].field);
+    assert_eq!(
+        hidden.0[0].message.replace(&demand_id.to_string(), "ID"),
+        absent.0[0].message.replace(&unknown.to_string(), "ID")
+    );
+    assert_eq!(head(log).await, before, "nothing was written");
+    // With every timeline open to it, the same refusal is recorded.
+    recorded(log, vec![refusal()]).await;
+    assert_eq!(head(log).await, before + 1);
 }
 
 pub async fn oversized_batches_are_refused(ctx: Ctx) {

@@ -1,6 +1,7 @@
 //! The event-log contract: one trait ([`EventLog`]) that every storage backend implements, its
 //! errors, the rules of appending that every backend applies ([`sequencer`]), the filters and
-//! live subscriptions shared by backends, and (feature `testing`) the
+//! live subscriptions shared by backends, the reopening and reserve files of embedded databases
+//! shared by the sled backend and the projections, and (feature `testing`) the
 //! contract test suite that every backend must pass unchanged.
 
 pub mod error;
@@ -8,6 +9,7 @@ pub mod filter;
 pub mod live;
 pub mod log;
 pub mod reopen;
+pub mod reserve;
 pub mod sequencer;
 
 #[cfg(feature = "testing")]
@@ -21,3 +23,4 @@ pub use log::{
     Head, ReadRequest, RestoreOutcome,
 };
 pub use reopen::open_released;
+pub use reserve::Reserve;

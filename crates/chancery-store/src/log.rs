@@ -50,6 +50,11 @@ pub struct AppendRequest {
     pub timeline: TimelineSlug,
     pub expected: ExpectedVersion,
     pub events: Vec<NewEvent>,
+    /// The timelines whose events this request may name (as refused, answered, reaffirmed,
+    /// retracted or corrected): an event of any other is checked as if it were not in the log.
+    /// `None` for every timeline. The API sets it from the caller's grant, so that a reference
+    /// cannot tell whether an event of a timeline the caller may not read exists.
+    pub refers_within: Option<Vec<TimelineSlug>>,
 }
 
 /// Where one event was written.

@@ -5,8 +5,9 @@
 //!
 //! - An append is checked against the log and the requests before it in the group: the timeline
 //!   of each event, the expected version, every reference (validation against the registry and
-//!   earlier events), and idempotency by id (a batch recorded before with the same content
-//!   answers with its positions; an id recorded with other content is a conflict).
+//!   earlier events), and idempotency by id (a batch recorded before with the same content,
+//!   whoever recorded it, answers with its positions; an id recorded with other content is a
+//!   conflict).
 //! - A restore's records must continue the log exactly: positions, the hash chain, versions,
 //!   non-decreasing transaction time, new ids, valid references.
 //! - A request that fails leaves no trace in its group; the others go on.
@@ -219,6 +220,8 @@ struct Scope {
 struct Refs<'a, 's> {
     group: &'a Group<'s>,
     scope: &'a Scope,
+    /// The timelines whose events the request may name; `None` for every one.
+    within: Option<&'a [TimelineSlug]>,
     failure: RefCell<Option<StoreError>>,
 }
 
@@ -229,11 +232,16 @@ impl References for Refs<'_, '_> {
 
     fn event(&self, id: &EventId) -> Option<EventRef> {
         match self.group.id_entry_in(self.scope, id) {
-            Ok(entry) => entry.map(|e| EventRef {
-                kind: e.kind,
-                timeline: e.timeline,
-                retracted: e.retracted,
-            }),
+            Ok(entry) => entry
+                .filter(|e| {
+                    self.within
+                        .is_none_or(|within| within.contains(&e.timeline))
+                })
+                .map(|e| EventRef {
+                    kind: e.kind,
+                    timeline: e.timeline,
+                    retracted: e.retracted,
+                }),
             Err(e) => {
                 self.failure.borrow_mut().get_or_insert(e);
                 None
@@ -320,7 +328,8 @@ impl Group<'_> {
         let mut appended = Vec::with_capacity(request.events.len());
         let mut records = Vec::with_capacity(request.events.len());
         for (i, event) in request.events.into_iter().enumerate() {
-            self.check_references(&scope, &event, &request.timeline)
+            let within = request.refers_within.as_deref();
+            self.check_references(&scope, &event, &request.timeline, within)
                 .map_err(|e| match e {
                     StoreError::Invalid(errors) => {
                         StoreError::Invalid(errors.within(&format!("events[{i}]")))
@@ -358,6 +367,7 @@ impl Group<'_> {
         scope: &Scope,
         event: &NewEvent,
         timeline: &TimelineSlug,
+        within: Option<&[TimelineSlug]>,
     ) -> Result<(), StoreError> {
         if &event.timeline != timeline {
             return Err(StoreError::Invalid(ValidationErrors::single(
@@ -371,6 +381,7 @@ impl Group<'_> {
         let refs = Refs {
             group: self,
             scope,
+            within,
             failure: RefCell::new(None),
         };
         let checked = validate_references(event, &refs);
@@ -413,7 +424,10 @@ impl Group<'_> {
                 position: Some(entry.position),
                 detail: e.to_string(),
             })?;
-            if recorded != event {
+            // Who sends the retry does not matter: a retry by another token (a client that
+            // switched tokens, an import re-run by another operator) is the same event, and its
+            // record keeps the name of the first writer.
+            if !recorded.same_content(event) {
                 return Err(StoreError::IdConflict {
                     id: event.id,
                     position: entry.position,
@@ -516,7 +530,7 @@ impl Group<'_> {
             if self.id_entry_in(&scope, &record.id())?.is_some() {
                 return Err(refuse(format!("reuses the event id {}", record.id())));
             }
-            if let Err(e) = self.check_references(&scope, event, &timeline) {
+            if let Err(e) = self.check_references(&scope, event, &timeline, None) {
                 return Err(refuse(format!("is invalid: {e}")));
             }
             self.stage(&mut scope, record)?;

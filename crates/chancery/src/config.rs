@@ -5,10 +5,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use chancery_graphql::{Access, Limits, Role};
+use chancery_graphql::{Access, Limits};
 use serde::Deserialize;
 
 use crate::data::DEFAULT_DATA_DIR;
+use crate::tokens;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
@@ -46,8 +47,8 @@ with_shared_settings! {
     #[derive(Debug, Default, Deserialize)]
     #[serde(deny_unknown_fields)]
     FileConfig {
-        /// Tokens as `role:token` (roles: reader, recorder, admin).
-        pub tokens: Option<Vec<String>>,
+        /// Tokens as `role:token[:timeline,...]` lines or tables (see [`crate::tokens`]).
+        pub tokens: Option<Vec<toml::Value>>,
         pub allowed_origins: Option<Vec<String>>,
     }
 }
@@ -157,32 +158,6 @@ impl std::fmt::Debug for ServerConfig {
     }
 }
 
-fn parse_tokens(entries: &[String]) -> Result<Vec<(String, Role)>, ConfigError> {
-    entries
-        .iter()
-        .flat_map(|e| e.split(','))
-        .map(str::trim)
-        .filter(|e| !e.is_empty())
-        .map(|entry| {
-            let (role, token) = entry.split_once(':').ok_or_else(|| {
-                ConfigError("a token is written role:token (roles: reader, recorder, admin)".into())
-            })?;
-            let role = Role::parse(role).ok_or_else(|| {
-                ConfigError(format!(
-                    "unknown role {role:?}: use reader, recorder or admin"
-                ))
-            })?;
-            if token.len() < 16 {
-                return Err(ConfigError(format!(
-                    "a {} token must be at least 16 characters long",
-                    role.name()
-                )));
-            }
-            Ok((token.to_owned(), role))
-        })
-        .collect()
-}
-
 impl ServerConfig {
     /// Resolves a configuration: defaults < file < environment and flags.
     pub fn resolve(file: FileConfig, overrides: Overrides) -> Result<ServerConfig, ConfigError> {
@@ -195,12 +170,11 @@ impl ServerConfig {
                 "listen: {listen:?} is not an address such as 127.0.0.1:8080"
             ))
         })?;
-        let token_entries = if overrides.tokens.is_empty() {
-            file.tokens.unwrap_or_default()
+        let grants = if overrides.tokens.is_empty() {
+            tokens::parse_file_entries(&file.tokens.unwrap_or_default())?
         } else {
-            overrides.tokens
+            tokens::parse_lines(&overrides.tokens)?
         };
-        let tokens = parse_tokens(&token_entries)?;
         let open_reads = overrides.open_reads.or(file.open_reads).unwrap_or(true);
         let allowed_origins = if overrides.allowed_origins.is_empty() {
             file.allowed_origins.unwrap_or_default()
@@ -266,7 +240,7 @@ impl ServerConfig {
                 .data
                 .or(file.data)
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
-            access: Access::new(tokens, open_reads),
+            access: Access::new(grants, open_reads),
             allowed_origins,
             introspection: overrides
                 .introspection

@@ -11,7 +11,12 @@ pub const DEMO_EVENTS: &str = include_str!("../demo/us-china-trade-2018.ndjson")
 /// The demo's timeline.
 pub const DEMO_TIMELINE: &str = "us-china-trade";
 
-/// Loads the demo into a log. Safe to repeat: events already present are skipped.
+/// Who the demo's events are recorded by.
+pub const DEMO_RECORDER: &str = "demo";
+
+/// Loads the demo into a log, recorded by [`DEMO_RECORDER`]. Safe to repeat: events already
+/// present are skipped.
 pub async fn load(log: &dyn EventLog) -> Result<ImportSummary, ExchangeError> {
-    exchange::import(log, &Source::Text(DEMO_EVENTS), &|_: Progress| {}).await
+    let nothing = |_: Progress| {};
+    exchange::import(log, &Source::Text(DEMO_EVENTS), DEMO_RECORDER, &nothing).await
 }

@@ -3,12 +3,14 @@
 //! - **Event files** hold one event per line, as a client would submit it (no position, no
 //!   hash). Import checks the whole file first and writes nothing if any line is bad; it then
 //!   appends in batches, skipping events already recorded with the same content, so it can be
-//!   re-run safely.
+//!   re-run safely. Its events are recorded by the name the import is given (the operator's),
+//!   whatever a line says of who recorded it.
 //! - **Exports** (format `chancery-export`, version 1) start with a header line, then hold every
 //!   record's canonical JSON (the bytes its hash covers, with the hash), one per line, in
 //!   position order. Importing an export into an empty store restores it exactly: same ids,
 //!   positions, times and hashes, and exporting it again gives the same bytes. Export and import
-//!   thus double as backup and restore, and `verify` can check an export on its own.
+//!   thus double as backup and restore, and `verify` can check an export on its own. A record
+//!   keeps who recorded it, or that this is unknown (records of before names were kept).
 
 use std::collections::{HashMap, HashSet};
 use std::io::{self, BufRead, Write};
@@ -18,7 +20,7 @@ use std::sync::Arc;
 use chancery_domain::codes::codes;
 use chancery_domain::{
     EventId, EventRef, Hash, NewEvent, Payload, Position, RecordError, RecordedEvent, References,
-    Registry, validate, validate_references,
+    Registry, ValidationErrors, validate, validate_recorded_by, validate_references,
 };
 use chancery_store::{AppendRequest, EventLog, ExpectedVersion, ReadRequest, StoreError};
 use serde::{Deserialize, Serialize};
@@ -56,6 +58,11 @@ pub enum ExchangeError {
     },
     #[error("{0}")]
     Io(String),
+    #[error("events cannot be recorded by {name:?}: {errors}")]
+    RecordedBy {
+        name: String,
+        errors: ValidationErrors,
+    },
     #[error("cannot write the export: {0}")]
     Write(#[source] io::Error),
     #[error(transparent)]
@@ -150,12 +157,19 @@ pub struct ImportSummary {
     pub head: Position,
 }
 
-/// Imports an event file or an export, detected from its first line.
+/// Imports an event file or an export, detected from its first line. The events of an event
+/// file are recorded by `recorded_by` (a name, like a token's); an export's records keep who
+/// recorded them.
 pub async fn import(
     log: &dyn EventLog,
     source: &Source,
+    recorded_by: &str,
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<ImportSummary, ExchangeError> {
+    validate_recorded_by(recorded_by).map_err(|errors| ExchangeError::RecordedBy {
+        name: recorded_by.to_owned(),
+        errors,
+    })?;
     let first = lines(source.open()?).next().transpose()?;
     let Some((number, first, _)) = first else {
         return Err(ExchangeError::Io(format!(
@@ -184,7 +198,7 @@ pub async fn import(
         }
         restore(log, source, &header, progress).await
     } else {
-        import_events(log, source, progress).await
+        import_events(log, source, recorded_by, progress).await
     }
 }
 
@@ -216,11 +230,13 @@ fn event_ref(event: &NewEvent) -> EventRef {
 async fn import_events(
     log: &dyn EventLog,
     source: &Source,
+    recorded_by: &str,
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<ImportSummary, ExchangeError> {
     let total = source.size();
     let mut check = EventCheck {
         log,
+        recorded_by,
         registry: (*log.registry().await?).clone(),
         known: HashMap::new(),
         first_seen: HashMap::new(),
@@ -242,7 +258,16 @@ async fn import_events(
     let present = check.into_present();
 
     // Pass 2: append in batches of consecutive events of one timeline.
-    append_events(log, source, &present, total, &mut summary, progress).await?;
+    append_events(
+        log,
+        source,
+        recorded_by,
+        &present,
+        total,
+        &mut summary,
+        progress,
+    )
+    .await?;
     summary.head = log.head().await?.position;
     Ok(summary)
 }
@@ -250,6 +275,8 @@ async fn import_events(
 /// The first pass of an event import: what it has learned from the store and the lines so far.
 struct EventCheck<'a> {
     log: &'a dyn EventLog,
+    /// Who the events are recorded by.
+    recorded_by: &'a str,
     /// The store's registry with the file's registrations so far applied.
     registry: Registry,
     /// Events a line may refer to: those of the file so far and those looked up in the store.
@@ -269,8 +296,7 @@ impl EventCheck<'_> {
 
     /// Checks one line: its schema, its id, and what it refers to, then records what it adds.
     async fn line(&mut self, number: u64, text: &str) -> Result<(), ExchangeError> {
-        let event: NewEvent =
-            serde_json::from_str(text).map_err(|e| line_error(number, e.to_string()))?;
+        let event = event_of_line(number, text, self.recorded_by)?;
         validate(&event).map_err(|e| line_error(number, e.to_string()))?;
         if let Some(first) = self.first_seen.insert(event.id, number) {
             return Err(line_error(
@@ -307,11 +333,12 @@ impl EventCheck<'_> {
         let Some(stored) = self.log.event(event.id).await? else {
             return Ok(false);
         };
-        if stored
+        // Whoever recorded it: an import re-run by another operator skips what is there, and
+        // the record keeps the name of the first.
+        let recorded = stored
             .event()
-            .map_err(|e| unreadable(stored.position(), &e))?
-            != event
-        {
+            .map_err(|e| unreadable(stored.position(), &e))?;
+        if !recorded.same_content(event) {
             return Err(line_error(
                 number,
                 format!(
@@ -340,11 +367,20 @@ impl EventCheck<'_> {
     }
 }
 
-/// The second pass of an event import: appends the events not `present`, in batches of
-/// consecutive events of one timeline.
+/// An event line, parsed, recorded by `recorded_by`.
+fn event_of_line(number: u64, text: &str, recorded_by: &str) -> Result<NewEvent, ExchangeError> {
+    let mut event: NewEvent =
+        serde_json::from_str(text).map_err(|e| line_error(number, e.to_string()))?;
+    event.recorded_by = Some(recorded_by.to_owned());
+    Ok(event)
+}
+
+/// The second pass of an event import: appends the events not `present`, recorded by
+/// `recorded_by`, in batches of consecutive events of one timeline.
 async fn append_events(
     log: &dyn EventLog,
     source: &Source,
+    recorded_by: &str,
     present: &HashSet<EventId>,
     total: Option<u64>,
     summary: &mut ImportSummary,
@@ -354,8 +390,7 @@ async fn append_events(
     let mut batch_lines = (0u64, 0u64);
     for item in lines(source.open()?) {
         let (number, text, offset) = item?;
-        let event: NewEvent =
-            serde_json::from_str(&text).map_err(|e| line_error(number, e.to_string()))?;
+        let event = event_of_line(number, &text, recorded_by)?;
         if present.contains(&event.id) {
             summary.already_present += 1;
             continue;
@@ -391,6 +426,7 @@ async fn append_batch(
     let events = std::mem::take(batch);
     let count = events.len() as u64;
     log.append(AppendRequest {
+        refers_within: None,
         timeline,
         expected: ExpectedVersion::Any,
         events,

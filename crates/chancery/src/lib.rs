@@ -8,4 +8,5 @@ pub mod data;
 pub mod demo;
 pub mod exchange;
 pub mod server;
+pub mod tokens;
 pub mod ui;

@@ -48,6 +48,11 @@ enum Command {
     /// import can be re-run. An export restores into an empty store with the same positions,
     /// times and hashes.
     Import {
+        /// Who the events of an event file are recorded by (`recordedBy`, in their hashed
+        /// records): a name of 1 to 64 characters [default: the OS user, from $USER or $LOGNAME].
+        /// An export's records keep who recorded them.
+        #[arg(long = "as", value_name = "NAME")]
+        recorded_by: Option<String>,
         /// The NDJSON file to import.
         file: PathBuf,
     },
@@ -80,7 +85,8 @@ struct ServeArgs {
     /// A TOML configuration file (flags and environment override it).
     #[arg(long, env = "CHANCERY_CONFIG")]
     config: Option<PathBuf>,
-    /// Access tokens as role:token (roles: reader, recorder, admin); repeat or separate by commas.
+    /// Access tokens as role:token or role:token:timeline,timeline... (roles: reader, recorder,
+    /// admin); repeat, or separate by commas.
     #[arg(
         long = "token",
         env = "CHANCERY_TOKENS",
@@ -266,7 +272,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", chancery_graphql::sdl());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Import { file } => import(&data, &file).await,
+        Command::Import { recorded_by, file } => import(&data, recorded_by, &file).await,
         Command::Export { out, format } => export(&data, out.as_deref(), format).await,
         Command::Replay => replay(&data).await,
         Command::Verify { file } => verify(&data, file.as_deref()).await,
@@ -284,12 +290,36 @@ fn rate(count: u64, seconds: f64) -> f64 {
     count as f64 / seconds.max(1e-9)
 }
 
+/// Who `chancery import` records events by when `--as` does not say: the OS user, or
+/// `unknown` when the environment does not name one.
+fn os_user() -> String {
+    ["USER", "LOGNAME"]
+        .iter()
+        .filter_map(std::env::var_os)
+        .map(|name| name.to_string_lossy().trim().to_owned())
+        .find(|name| !name.is_empty())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
 /// `chancery import`: imports an event file or restores an export, then reports what was written.
-async fn import(data: &DataDir, file: &Path) -> anyhow::Result<ExitCode> {
+async fn import(
+    data: &DataDir,
+    recorded_by: Option<String>,
+    file: &Path,
+) -> anyhow::Result<ExitCode> {
+    // Checked before the store is opened, as a token's name is: trimmed, 1 to 64 characters, no
+    // control characters.
+    let recorded_by = recorded_by.unwrap_or_else(os_user).trim().to_owned();
+    chancery_domain::validate_recorded_by(&recorded_by).map_err(|e| {
+        anyhow::anyhow!(
+            "--as {recorded_by:?}: {e} (give the name to record events by with --as NAME)"
+        )
+    })?;
     let log = open_log(data)?;
     let (bar, update) = progress_bar();
     let started = std::time::Instant::now();
-    let result = exchange::import(&log, &Source::File(file.to_path_buf()), &update).await;
+    let source = Source::File(file.to_path_buf());
+    let result = exchange::import(&log, &source, &recorded_by, &update).await;
     bar.finish_and_clear();
     let summary = result.with_context(|| format!("{} was not imported", file.display()))?;
     let seconds = started.elapsed().as_secs_f64();

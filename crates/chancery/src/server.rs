@@ -13,11 +13,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use chancery_graphql::error::Code;
+use chancery_domain::Timestamp;
+use chancery_graphql::error::{ApiError, Code};
 use chancery_graphql::groups::Groups;
 use chancery_graphql::http::Endpoint;
 use chancery_graphql::ws::Origins;
-use chancery_graphql::{Api, Metrics, Role};
+use chancery_graphql::{Api, Metrics, Role, Timelines};
 use chancery_projections::{CheckpointPolicy, ProjectionError, Projections};
 use chancery_store::{EventLog, StoreError};
 use chancery_store_nats::{NatsConfig, NatsLog};
@@ -298,8 +299,18 @@ async fn export(State(h): State<Health>, headers: HeaderMap) -> Response {
     let allowed = h
         .api
         .access
-        .identify(authorization)
-        .and_then(|caller| h.api.access.check(caller, Role::Admin, "a backup"));
+        .identify(authorization, Timestamp::now())
+        .and_then(|caller| {
+            h.api.access.check(&caller, Role::Admin, "a backup")?;
+            // A backup holds every timeline, so a token limited to some may not take one.
+            match caller.timelines {
+                Timelines::All => Ok(()),
+                Timelines::Only(_) => Err(ApiError::new(
+                    Code::Forbidden,
+                    "a backup needs an admin token granted every timeline",
+                )),
+            }
+        });
     if let Err(refused) = allowed {
         let status = match refused.code {
             Code::Forbidden => StatusCode::FORBIDDEN,

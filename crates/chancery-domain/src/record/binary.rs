@@ -1,9 +1,11 @@
 //! The stored form of a record: a fixed header that readers take without decoding anything
 //! (position, version, transaction time, both hashes, kind, id), then the envelope's terms in the
 //! order filters and projections read them (timeline, valid time, actors, targets, issues, the
-//! payload behind its length), then the rest of the envelope. Every field has one encoding, so
-//! two different byte strings never decode to the same record: a changed byte either fails to
-//! decode or changes the canonical JSON whose hash the record carries.
+//! payload behind its length), then the rest of the envelope, and last, only when it is known,
+//! who recorded it (a marker byte, then the name; a record of before names were kept ends after
+//! its confidence, as it always did). Every field has one encoding, so two different byte
+//! strings never decode to the same record: a changed byte either fails to decode or changes the
+//! canonical JSON whose hash the record carries.
 //!
 //! Little-endian fixed-width numbers, LEB128 lengths and counts, UTF-8 strings behind their
 //! length, floats as their IEEE bits (exact, so the canonical JSON of a decoded record is the one
@@ -77,7 +79,15 @@ pub(crate) fn encode(header: &Header, event: &NewEvent, out: &mut Vec<u8>) {
     w.write(&event.summary);
     w.write(&event.sources);
     w.write(&event.confidence);
+    // Nothing when unknown, so that an unknown recorder has one encoding: the end of the record.
+    if let Some(name) = &event.recorded_by {
+        w.u8(RECORDED_BY);
+        w.str(name);
+    }
 }
+
+/// The marker of the name an event is recorded by, after the envelope.
+const RECORDED_BY: u8 = 1;
 
 /// Reads the fixed header; the variable part is not looked at.
 pub(crate) fn header(bytes: &[u8]) -> Result<Header, RecordError> {
@@ -206,6 +216,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<(Header, NewEvent), RecordError> {
         summary: r.read()?,
         sources: r.read()?,
         confidence: r.read()?,
+        recorded_by: r.recorded_by()?,
     };
     r.end()?;
     Ok((head, event))
@@ -665,6 +676,18 @@ impl<'a> In<'a> {
             out.push(read(self)?);
         }
         Ok(out)
+    }
+
+    /// Who recorded the event: nothing left means unknown; otherwise the marker and the name.
+    /// Any other byte is damage (an absent name has no marker of its own, only the end).
+    fn recorded_by(&mut self) -> Result<Option<String>, RecordError> {
+        if self.bytes.is_empty() {
+            return Ok(None);
+        }
+        match self.u8()? {
+            RECORDED_BY => self.str().map(|name| Some(name.to_owned())),
+            _ => Err(malformed("a bad marker after the envelope")),
+        }
     }
 
     /// The bytes stored behind a length (the payload), taken whole.

@@ -11,7 +11,8 @@ use proptest::prelude::*;
 /// The demo scenario: every kind of event, with sources, amounts, actors and references.
 const DEMO: &str = include_str!("../../../chancery/demo/us-china-trade-2018.ndjson");
 
-/// The demo's events sealed into a chain, as the sled writer would store them.
+/// The demo's events sealed into a chain, as the sled writer would store them; every other one
+/// recorded by a named token (its name last in both forms), the rest by nobody known.
 fn demo_records() -> &'static [(RecordedEvent, Vec<u8>)] {
     static RECORDS: std::sync::OnceLock<Vec<(RecordedEvent, Vec<u8>)>> = std::sync::OnceLock::new();
     RECORDS.get_or_init(seal_demo)
@@ -24,7 +25,8 @@ fn seal_demo() -> Vec<(RecordedEvent, Vec<u8>)> {
         .filter(|l| !l.trim().is_empty())
         .enumerate()
         .map(|(i, line)| {
-            let event: NewEvent = serde_json::from_str(line).unwrap();
+            let mut event: NewEvent = serde_json::from_str(line).unwrap();
+            event.recorded_by = (i % 2 == 1).then(|| "recorder-1a2b3c4d".to_owned());
             let position = i as u64 + 1;
             let record = RecordedEvent::seal(position, position, at, prev, event);
             prev = record.hash();

@@ -5,4 +5,5 @@
 mod codes;
 mod decoding_fuzz;
 mod encoding;
+mod recorded_by;
 mod validation;

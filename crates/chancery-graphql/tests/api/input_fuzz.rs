@@ -9,18 +9,18 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use async_graphql::{Request, Variables};
-use chancery_domain::NewEvent;
-use chancery_graphql::{Access, Api, Caller, ChanSchema, Limits, Metrics, Role};
+use chancery_graphql::{
+    Access, Api, Caller, ChanSchema, Grant, Limits, Metrics, Role, Timelines, TokenDigest,
+};
 use chancery_projections::{CheckpointPolicy, Projections};
-use chancery_store::{AppendRequest, EventLog, ExpectedVersion};
-use chancery_store_sled::{SledConfig, SledLog};
+use chancery_store::EventLog;
+use chancery_store_sled::SledLog;
 use chancery_testkit::SharedFixture;
 use chancery_testkit::api::CLIENT_ERROR_CODES;
 use chancery_testkit::fuzz::{self, change_json, json_change, uuid_v7};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-const DEMO: &str = include_str!("../../../chancery/demo/us-china-trade-2018.ndjson");
 /// The schema over one log holding the demo scenario, shared by every case.
 struct Fixture {
     schema: ChanSchema,
@@ -33,21 +33,8 @@ fn fixture() -> &'static SharedFixture<Fixture> {
 }
 
 fn demo_schema(runtime: &tokio::runtime::Runtime, dir: &Path) -> Fixture {
-    // Durability is not under test here; skipping fdatasync keeps the cases fast.
-    let log = Arc::new(SledLog::open(dir.join("log"), SledConfig::unsynced()).unwrap());
-    let events: Vec<NewEvent> = DEMO
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let log = crate::loopback::demo_log(runtime, dir);
     let schema = runtime.block_on(async {
-        log.append(AppendRequest {
-            timeline: events[0].timeline.clone(),
-            expected: ExpectedVersion::Any,
-            events,
-        })
-        .await
-        .unwrap();
         let dyn_log: Arc<dyn EventLog> = log.clone();
         let projections =
             Projections::open(Arc::clone(&dyn_log), None, CheckpointPolicy::default())
@@ -56,7 +43,7 @@ fn demo_schema(runtime: &tokio::runtime::Runtime, dir: &Path) -> Fixture {
         chancery_graphql::build(Arc::new(Api {
             log: dyn_log,
             projections,
-            access: Access::new([("fuzz".to_owned(), Role::Recorder)], true),
+            access: Access::new([Grant::new(Role::Recorder, TokenDigest::of("fuzz"))], true),
             metrics: Arc::new(Metrics::default()),
             limits: Limits::default(),
             introspection: true,
@@ -196,6 +183,9 @@ fn record(input: &Value) -> Value {
         .variables(Variables::from_json(json!({ "e": input })))
         .data(Caller {
             role: Some(Role::Recorder),
+            name: Some("fuzz".into()),
+            timelines: Timelines::All,
+            expires: None,
         });
     let response = f.runtime.block_on(f.value.schema.execute(request));
     let mut body = serde_json::to_value(&response).unwrap();

@@ -37,6 +37,7 @@ async fn flush(log: &dyn EventLog, batch: &mut Vec<NewEvent>) {
     };
     let events = std::mem::take(batch);
     log.append(AppendRequest {
+        refers_within: None,
         timeline,
         expected: ExpectedVersion::Any,
         events,

@@ -10,6 +10,7 @@ use crate::{server, support};
 
 async fn append(log: &NatsLog, events: Vec<NewEvent>) {
     log.append(AppendRequest {
+        refers_within: None,
         timeline: sample::timeline("r"),
         expected: ExpectedVersion::Any,
         events,
@@ -103,6 +104,7 @@ fn a_message_that_does_not_continue_the_log_stops_the_replica_and_appends_say_so
 
         let err = log
             .append(AppendRequest {
+                refers_within: None,
                 timeline: sample::timeline("r"),
                 expected: ExpectedVersion::Any,
                 events: vec![statement()],

@@ -24,6 +24,7 @@ async fn append(
     events: Vec<NewEvent>,
 ) -> Result<AppendOutcome, StoreError> {
     log.append(AppendRequest {
+        refers_within: None,
         timeline: sample::timeline(T),
         expected,
         events,

@@ -40,6 +40,7 @@ pub fn with_log(test: impl AsyncFnOnce(&SledLog)) {
 /// An append of `events` to `t`.
 pub fn request(expected: ExpectedVersion, events: Vec<NewEvent>) -> AppendRequest {
     AppendRequest {
+        refers_within: None,
         timeline: t(),
         expected,
         events,

@@ -51,7 +51,7 @@ export async function gql(query, variables = {}, { signal } = {}) {
 /** Every field the page shows of an event. */
 export const EVENT_FIELDS = `
 fragment Ev on Event {
-  id position kind cursor retracted corrected recordedAt hash
+  id position kind cursor retracted corrected recordedAt recordedBy hash
   timeline { slug }
   content {
     occurred { start end precision modality }

@@ -266,6 +266,8 @@ export function renderDetails(root, e, { lookup, related, onSelect, onClose }) {
     h('p', { class: 'fine meta' },
       `Position ${e.position} · recorded ${e.recordedAt.replace('T', ' ').slice(0, 19)} UTC`,
       c.confidence !== null && c.confidence !== undefined ? ` · confidence ${formatNumber(c.confidence * 100, 0)}%` : '',
+      // The token's name (never its secret); none for events recorded before names were kept.
+      h('br'), h('span', { class: 'recorded-by' }, e.recordedBy ? `Recorded by ${e.recordedBy}` : 'Recorded by: unknown'),
       h('br'), h('span', { class: 'mono' }, `id ${e.id}`), h('br'), h('span', { class: 'mono', title: e.hash }, `hash ${e.hash.slice(0, 16)}…`)),
   );
 }

@@ -19,6 +19,9 @@ use serde_json::Value;
 
 const DEMO: &str = include_str!("../../demo/us-china-trade-2018.ndjson");
 
+/// Who the fuzzed imports record their events by.
+const OPERATOR: &str = "fuzz";
+
 /// One log for every case, holding the demo scenario, so that mutated lines meet its registry and
 /// events. A case that is accepted adds to it, which later cases then meet as well.
 fn fixture() -> &'static SharedFixture<SledLog> {
@@ -28,7 +31,12 @@ fn fixture() -> &'static SharedFixture<SledLog> {
             // Durability is not under test here; skipping fdatasync keeps the cases fast.
             let log = SledLog::open(dir.join("log"), SledConfig::unsynced()).unwrap();
             runtime
-                .block_on(exchange::import(&log, &Source::Text(DEMO), &|_| {}))
+                .block_on(exchange::import(
+                    &log,
+                    &Source::Text(DEMO),
+                    OPERATOR,
+                    &|_| {},
+                ))
                 .unwrap();
             log
         })
@@ -132,7 +140,7 @@ fn check_import(file: &[u8]) -> Result<(), TestCaseError> {
     fixture.runtime.block_on(async {
         let log = &fixture.value;
         let before = log.head().await.unwrap().position;
-        let outcome = exchange::import(log, &Source::File(path), &|_| {}).await;
+        let outcome = exchange::import(log, &Source::File(path), OPERATOR, &|_| {}).await;
         let after = log.head().await.unwrap().position;
         match outcome {
             Ok(summary) => {
@@ -140,13 +148,24 @@ fn check_import(file: &[u8]) -> Result<(), TestCaseError> {
                 if summary.restored {
                     return Ok(());
                 }
-                // Accepted: every line is in the log exactly as the file gave it.
+                // Accepted: every line is in the log exactly as the file gave it, recorded by
+                // the operator (every import here is by the same one), whatever the line says.
                 let lines = file_lines(file);
                 prop_assert_eq!(summary.read, lines.len() as u64);
                 for line in lines {
                     let event: NewEvent = serde_json::from_slice(line).unwrap();
                     let stored = log.event(event.id).await.unwrap();
-                    prop_assert_eq!(stored.map(|s| s.event().unwrap().clone()), Some(event));
+                    let stored = stored.map(|s| s.event().unwrap().clone());
+                    prop_assert!(
+                        stored.as_ref().is_some_and(|s| s.same_content(&event)),
+                        "{:?} is stored as {:?}",
+                        event,
+                        stored
+                    );
+                    prop_assert_eq!(
+                        stored.and_then(|s| s.recorded_by),
+                        Some(OPERATOR.to_owned())
+                    );
                 }
             }
             Err(ExchangeError::Line { .. }) => {
