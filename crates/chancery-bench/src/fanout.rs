@@ -643,6 +643,11 @@ struct Measurement {
     foreign: u64,
     write_failures: usize,
     rss_mib: f64,
+    /// What each subscriber's connection added to the server's resident memory, in KiB: the
+    /// growth of its VmRSS from before the first connection to once every subscriber was live
+    /// and idle (initialised, one subscription, the warm-up event delivered), over the
+    /// subscribers.
+    idle_socket_kib: f64,
     /// Cores busy while writing and delivering (CPU seconds over wall seconds).
     client_cores: f64,
     /// The server's (user, system) cores.
@@ -658,7 +663,12 @@ struct Measurement {
 
 impl Measurement {
     /// The figures of the write phase; what the subscribers saw is added by [`Self::tally`].
-    fn of_writes(phase: &WritePhase, groups: (f64, f64), rss_mib: f64) -> Measurement {
+    fn of_writes(
+        phase: &WritePhase,
+        groups: (f64, f64),
+        rss_mib: f64,
+        idle_socket_kib: f64,
+    ) -> Measurement {
         let written = &phase.written;
         let busy = phase.drained.duration_since(phase.started).as_secs_f64();
         let (client_user, client_system) = cores(phase.before.client, phase.after.client, busy);
@@ -677,6 +687,7 @@ impl Measurement {
             foreign: 0,
             write_failures: written.failures.len(),
             rss_mib,
+            idle_socket_kib,
             client_cores: client_user + client_system,
             server_cores: cores(phase.before.server, phase.after.server, busy),
             server_append_ms: 1000.0 * (append_seconds_after - append_seconds_before)
@@ -768,9 +779,13 @@ async fn measure(binary: &Path, scale: Scale, run: usize) -> anyhow::Result<Meas
         gate: Arc::new(Semaphore::new(CONNECTING_AT_ONCE)),
         selections: scale.selections,
     });
+    let (rss_before_mb, _) = server.memory()?;
     let subscribers = start_subscribers(&plan, scale.subscribers).await?;
     let ids = EventIds::new(run)?;
     let warm_position = warm_up(&mut http, &plan, ids).await?;
+    let (rss_idle_mb, _) = server.memory()?;
+    let idle_socket_kib =
+        (rss_idle_mb - rss_before_mb) * 1e6 / 1024.0 / scale.subscribers.max(1) as f64;
     let groups = (
         metric(&mut http, "chancery_subscription_groups").await?,
         metric(&mut http, "chancery_subscription_largest_group").await?,
@@ -780,7 +795,7 @@ async fn measure(binary: &Path, scale: Scale, run: usize) -> anyhow::Result<Meas
     let rss_mib = servers::peak_rss_mib(&server).unwrap_or(f64::NAN);
     let _ = subscribers.stop.send(true);
 
-    let mut m = Measurement::of_writes(&phase, groups, rss_mib);
+    let mut m = Measurement::of_writes(&phase, groups, rss_mib, idle_socket_kib);
     let mut acked: Vec<u64> = phase.written.positions.clone();
     acked.push(warm_position);
     m.tally(subscribers.tasks, &acked, plan.first).await?;
@@ -1096,6 +1111,12 @@ fn figures(scale: Scale, target: &Target, measured: &[Measurement]) -> Vec<Figur
             each(measured, |x| x.rss_mib),
             "MiB",
         ),
+        Figure::of_runs(
+            format!("server memory per idle WebSocket ({n} connections, initialised, one subscription each)"),
+            each(measured, |x| x.idle_socket_kib),
+            "KiB",
+        )
+        .target("≤ 16 KB", |f| f.value * 1024.0 <= 16_000.0),
     ]
 }
 
@@ -1132,6 +1153,10 @@ fn notes(
             "Subscription groups on the server once every subscriber was live (its /metrics): {:.0}, the largest with {:.0} members. Subscribers asking the same document with the same variables and grants share one execution; each answer is encoded once and each connection writes the frame around it.",
             m(|x| x.groups.0),
             m(|x| x.groups.1),
+        ),
+        format!(
+            "Memory per idle WebSocket: the growth of the server's VmRSS from before the first subscriber connected to once all {n} were live and idle (initialised, one subscription each, the warm-up event delivered, before the writes), over {n}: {:.1} KiB (median). The kernel's socket buffers are not in a process's RSS: this is the server's own memory per connection (its tasks, its queue of frames, its subscription's state).",
+            m(|x| x.idle_socket_kib),
         ),
     ];
     let (p50, rt50) = (

@@ -66,6 +66,8 @@ pub struct ApiError {
 
 /// The `extensions.reason` of a full disk.
 pub const STORAGE_FULL: &str = "STORAGE_FULL";
+/// The `extensions.reason` of a database that is being reopened, for a moment.
+pub const REOPENING: &str = "REOPENING";
 
 impl ApiError {
     pub fn new(code: Code, message: impl Into<String>) -> Self {
@@ -229,6 +231,12 @@ impl From<StoreError> for ApiError {
                 reason: Some(STORAGE_FULL),
                 ..ApiError::new(Code::Unavailable, format!("storage is full: {m}"))
             },
+            // Not masked either: nothing is wrong but the moment, and the client's remedy is to
+            // retry the same request.
+            StoreError::Reopening(m) => ApiError {
+                reason: Some(REOPENING),
+                ..ApiError::new(Code::Unavailable, m)
+            },
             StoreError::Corrupt { .. } | StoreError::Storage(_) | StoreError::Closed => {
                 ApiError::internal(e)
             }
@@ -345,6 +353,26 @@ pub fn add_missing_codes(body: &mut serde_json::Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_moment_s_unavailability_says_why_and_is_not_masked() {
+        let reopening: ApiError = ProjectionError::Store(StoreError::Reopening(
+            "the projections' database is being reopened; retry shortly".into(),
+        ))
+        .into();
+        assert_eq!(reopening.code, Code::Unavailable);
+        assert_eq!(reopening.reason, Some(REOPENING));
+        assert_eq!(reopening.reference, None, "not masked: nothing is broken");
+        assert!(reopening.message.contains("retry"), "{}", reopening.message);
+        let full: ApiError = StoreError::StorageFull("the log's disk".into()).into();
+        assert_eq!(
+            (full.code, full.reason),
+            (Code::Unavailable, Some(STORAGE_FULL))
+        );
+        let broken: ApiError = StoreError::Storage("a bad sector".into()).into();
+        assert_eq!(broken.code, Code::Internal);
+        assert!(broken.reference.is_some(), "masked");
+    }
 
     #[test]
     fn parse_errors_say_where_without_quoting_the_document() {

@@ -22,6 +22,7 @@ use crate::intern::Names;
 use crate::lists::{Block, Decoder, Header, Item, Lists};
 use crate::pages::Pages;
 use crate::query::RunState;
+use chancery_store::StoreError;
 
 /// A fast hash for the small integer keys of maps (SipHash showed in replay profiles; the keys
 /// are interned ids chosen by us, not by an adversary).
@@ -321,10 +322,9 @@ impl Default for CacheSizes {
 /// The tree, or an error a caller can retry when a reopen of the database is under way.
 pub fn present(tree: &Option<sled::Tree>) -> Result<&sled::Tree, ProjectionError> {
     tree.as_ref().ok_or_else(|| {
-        ProjectionError::Storage(
-            "the projections' database is being reopened after a failed write; retry shortly"
-                .into(),
-        )
+        ProjectionError::Store(StoreError::Reopening(
+            "the projections' database is being reopened; retry shortly".into(),
+        ))
     })
 }
 

@@ -83,7 +83,7 @@ impl Reader {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone()
             .ok_or_else(|| {
-                StoreError::Storage(
+                StoreError::Reopening(
                     "the log is being reopened after a write failure; retry shortly".into(),
                 )
             })

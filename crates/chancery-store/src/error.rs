@@ -46,6 +46,11 @@ pub enum StoreError {
     #[error("storage is full: {0}")]
     StorageFull(String),
 
+    /// The storage's database is being reopened (after a failed write, or to write a snapshot);
+    /// nothing was read or written, and the same request succeeds once it is back.
+    #[error("{0}")]
+    Reopening(String),
+
     /// The storage failed (I/O, backend unavailable).
     #[error("storage error: {0}")]
     Storage(String),
@@ -66,6 +71,9 @@ impl StoreError {
     /// Whether the same request may succeed if retried unchanged (the failure was not the
     /// request's fault).
     pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::Storage(_) | StoreError::StorageFull(_))
+        matches!(
+            self,
+            StoreError::Storage(_) | StoreError::StorageFull(_) | StoreError::Reopening(_)
+        )
     }
 }
