@@ -327,3 +327,21 @@ fn replay_rebuilds_the_projections_and_reports_its_speed() {
     }
     assert!(dir.path().join("projections").is_dir());
 }
+
+#[test]
+fn serve_raises_the_open_file_limit_it_needs_or_says_it_cannot() {
+    // 100 connections fit any limit this suite runs under (the soft limit is raised to them).
+    let mut modest = Server::start(&["--max-connections", "100"]);
+    modest.stop();
+    assert!(
+        !modest.log().contains("open-file limit"),
+        "{}",
+        modest.log()
+    );
+    // No machine lets a process hold a hundred million files (Linux caps it at fs.nr_open).
+    let mut greedy = Server::start(&["--max-connections", "100000000"]);
+    let log = greedy.wait_for_log("open-file limit");
+    assert!(log.contains("--max-connections 100000000"), "{log}");
+    assert!(log.contains("LimitNOFILE="), "{log}");
+    greedy.stop();
+}

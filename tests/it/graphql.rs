@@ -913,6 +913,28 @@ mod websocket {
     }
 
     #[test]
+    fn a_subscribe_message_many_times_the_server_s_read_buffer_arrives_whole() {
+        let api = demo(&[]);
+        runtime().block_on(async {
+            let mut socket = open(&api, None, None).await;
+            // The server reads 4 KiB at a time; this message is over 60 KiB, most of it a comment.
+            let query = format!(
+                "subscription {{ events(filter: {{ kinds: [REFUSAL] }}) {{ position kind }} }}\n# {}",
+                "padding ".repeat(8 * 1024)
+            );
+            subscribe(&mut socket, "long", &query).await;
+            let first = next_json(&mut socket).await;
+            assert_eq!(first["type"], "next", "{first}");
+            assert_eq!(first["id"], "long");
+            assert_eq!(first["payload"]["data"]["events"]["kind"], "REFUSAL");
+            // The connection reads on after it: a ping is answered.
+            ws::send(&mut socket, &json!({ "type": "ping" })).await.unwrap();
+            let frames = ws::json_until(&mut socket, |m| m["type"] == "pong").await;
+            assert!(frames.iter().all(|m| m["type"] != "error"), "{frames:?}");
+        });
+    }
+
+    #[test]
     fn subscribers_share_an_execution_only_when_their_answers_cannot_differ() {
         let api = demo(&[]);
         let after = last_cursor(&api);

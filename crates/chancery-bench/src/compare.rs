@@ -14,9 +14,9 @@ fn sections_in(dir: &Path) -> anyhow::Result<BTreeMap<String, Section>> {
     serde_json::from_slice(&bytes).with_context(|| format!("{} is not a report", path.display()))
 }
 
-/// Writes the section `before-after <keys>`: for each benchmark in `keys`, every figure both
-/// reports have, this build's value against the older build's. Comparisons of other benchmarks
-/// stay in the report beside it.
+/// Writes the section `before-after <keys> (<label>)`: for each benchmark in `keys`, every figure
+/// both reports have, this build's value against the older build's. Comparisons of other
+/// benchmarks, or against other builds, stay in the report beside it.
 pub fn run(
     before: &Path,
     label: &str,
@@ -82,7 +82,9 @@ pub fn run(
     );
     report::write(
         out,
-        &format!("before-after {}", keys.join(" ")),
+        // One section per set of benchmarks and older build: comparing again with the same
+        // label replaces its section, another label adds one.
+        &format!("before-after {} ({label})", keys.join(" ")),
         Section {
             title: format!("Before and after: {label}"),
             command: command.to_owned(),

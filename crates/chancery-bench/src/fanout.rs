@@ -999,7 +999,9 @@ pub async fn run(scale: Scale, runs: usize, out: &Path, command: &str) -> anyhow
         bail!("--rate and --seconds must be at least 1");
     }
     let binary = chancery_bin()?;
-    let open_files = ensure_open_files((scale.subscribers + scale.writers) as u64 * 2 + 256)?;
+    // Each process holds its own end of every connection: the bench its clients, the server
+    // their peers, each with a few hundred files of its own besides.
+    let open_files = ensure_open_files((scale.subscribers + scale.writers) as u64 + 512)?;
     let mut measured = Vec::new();
     for run in 0..runs.max(1) {
         let m = measure(&binary, scale, run).await?;

@@ -12,6 +12,8 @@ use crate::data::DEFAULT_DATA_DIR;
 use crate::tokens;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// The longest `ws_flush_interval_ms` accepted: a live frame may wait this long to be written.
+pub const MAX_WS_FLUSH_INTERVAL_MS: u64 = 1_000;
 
 /// Declares a struct holding every setting that a config file and the flags both give as an
 /// optional value, so that the two name them once; the fields each spells its own way (lists:
@@ -32,6 +34,7 @@ macro_rules! with_shared_settings {
             pub max_subscriptions_per_connection: Option<usize>,
             pub max_connections: Option<usize>,
             pub subscriber_queue: Option<usize>,
+            pub ws_flush_interval_ms: Option<u64>,
             pub max_complexity: Option<usize>,
             pub max_depth: Option<usize>,
             /// `sled` (the default) or `nats://host:port[,host:port...]`.
@@ -194,6 +197,15 @@ impl ServerConfig {
         if let Some(ms) = overrides.max_wait_ms.or(file.max_wait_ms) {
             limits.max_wait = Duration::from_millis(ms);
         }
+        if let Some(ms) = overrides.ws_flush_interval_ms.or(file.ws_flush_interval_ms) {
+            if ms > MAX_WS_FLUSH_INTERVAL_MS {
+                return Err(ConfigError(format!(
+                    "ws flush interval {ms} ms: at most {MAX_WS_FLUSH_INTERVAL_MS} ms, as every \
+                     live frame may wait that long"
+                )));
+            }
+            limits.ws_flush_interval = Duration::from_millis(ms);
+        }
         let pick = |flag: Option<usize>, file: Option<usize>, default: usize| {
             flag.or(file).unwrap_or(default)
         };
@@ -324,6 +336,7 @@ mod tests {
         let file = FileConfig {
             max_depth: Some(4),
             request_timeout_ms: Some(250),
+            ws_flush_interval_ms: Some(7),
             ..FileConfig::default()
         };
         let overrides = Overrides {
@@ -348,6 +361,25 @@ mod tests {
             (2, 3)
         );
         assert_eq!(limits.init_timeout, Duration::from_secs(1));
+        assert_eq!(limits.ws_flush_interval, Duration::from_millis(7));
+    }
+
+    #[test]
+    fn a_ws_flush_interval_longer_than_a_second_is_refused() {
+        let at_most = Overrides {
+            ws_flush_interval_ms: Some(MAX_WS_FLUSH_INTERVAL_MS),
+            ..Overrides::default()
+        };
+        let limits = ServerConfig::resolve(FileConfig::default(), at_most)
+            .unwrap()
+            .limits;
+        assert_eq!(limits.ws_flush_interval, Duration::from_secs(1));
+        let too_long = Overrides {
+            ws_flush_interval_ms: Some(MAX_WS_FLUSH_INTERVAL_MS + 1),
+            ..Overrides::default()
+        };
+        let refused = ServerConfig::resolve(FileConfig::default(), too_long).unwrap_err();
+        assert!(refused.0.contains("at most 1000 ms"), "{}", refused.0);
     }
 
     #[test]

@@ -129,6 +129,10 @@ struct ServeArgs {
     /// alone [default: 1024].
     #[arg(long, env = "CHANCERY_SUBSCRIBER_QUEUE")]
     subscriber_queue: Option<usize>,
+    /// Least milliseconds between two writes of a WebSocket's live frames; frames due sooner go
+    /// out together (0: every frame at once) [default: 5].
+    #[arg(long, env = "CHANCERY_WS_FLUSH_INTERVAL_MS")]
+    ws_flush_interval_ms: Option<u64>,
     /// Largest query complexity (fields counted over the selection) [default: 5000].
     #[arg(long, env = "CHANCERY_MAX_COMPLEXITY")]
     max_complexity: Option<usize>,
@@ -239,6 +243,7 @@ async fn serve(args: ServeArgs, data: Option<PathBuf>) -> anyhow::Result<ExitCod
         max_subscriptions_per_connection: args.max_subscriptions_per_connection,
         max_connections: args.max_connections,
         subscriber_queue: args.subscriber_queue,
+        ws_flush_interval_ms: args.ws_flush_interval_ms,
         max_complexity: args.max_complexity,
         max_depth: args.max_depth,
         store: args.store,
@@ -248,6 +253,7 @@ async fn serve(args: ServeArgs, data: Option<PathBuf>) -> anyhow::Result<ExitCod
     let config = ServerConfig::resolve(file, overrides)?;
     init_logging(config.log_format, "info");
     tracing::info!(?config, "starting");
+    provide_open_files(config.limits.max_connections);
     let app = App::open(&config, args.demo).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -257,6 +263,32 @@ async fn serve(args: ServeArgs, data: Option<PathBuf>) -> anyhow::Result<ExitCod
     std::io::stdout().flush()?;
     app.serve(listener, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Files a server holds besides its WebSockets: sled's, the listener, the runtime's.
+const FILES_BESIDES_CONNECTIONS: u64 = 512;
+
+/// Raises this process's soft open-file limit to what `max_connections` WebSockets need, as far
+/// as the hard limit allows, and warns when that is not enough: past the limit the listener
+/// cannot accept, and a new connection waits until another closes.
+fn provide_open_files(max_connections: usize) {
+    let needed = max_connections as u64 + FILES_BESIDES_CONNECTIONS;
+    match rlimit::increase_nofile_limit(needed) {
+        Ok(limit) if limit >= needed => {}
+        Ok(limit) => tracing::warn!(
+            limit,
+            needed,
+            "the open-file limit ({limit}) is below the {needed} files that --max-connections \
+             {max_connections} needs: raise the hard limit (ulimit -Hn, or LimitNOFILE= under \
+             systemd) or lower --max-connections"
+        ),
+        Err(e) => tracing::warn!(
+            needed,
+            "cannot raise the open-file limit to the {needed} files that --max-connections \
+             {max_connections} needs ({e}): raise it (ulimit -n, or LimitNOFILE= under systemd) \
+             or lower --max-connections"
+        ),
+    }
 }
 
 /// Runs one command over the data directory.
