@@ -1153,3 +1153,43 @@ fn a_token_given_by_its_digest_is_accepted_and_an_expired_one_refused() {
         }
     });
 }
+
+#[test]
+fn a_timeline_s_timelinejs_file_is_served_to_readers_granted_it_alone() {
+    let store = Store::start();
+    let published = |token: &str, slug: &str| {
+        let bearer = format!("Bearer {token}");
+        let http = store.server.http();
+        let path = format!("/timelines/{slug}/timelinejs.json");
+        http.request("GET", &path, &[("Authorization", &bearer)], None)
+            .unwrap()
+    };
+    let of_a = published(READER_A, "a");
+    assert_eq!(of_a.status, 200, "{}", of_a.text());
+    let file: Value = serde_json::from_str(&of_a.text()).unwrap();
+    assert!(!file["events"].as_array().unwrap().is_empty(), "{file}");
+    assert_eq!(traces_of_b(&file), Vec::<String>::new());
+    let unrestricted = published(READER_ALL, "a");
+    assert_eq!(
+        unrestricted.text(),
+        of_a.text(),
+        "the same file as a token granted every timeline gets"
+    );
+
+    // b, to every token not granted it, is what a timeline that does not exist is.
+    let absent = published(READER_ALL, NO_SUCH_TIMELINE);
+    assert_eq!(absent.status, 404, "{}", absent.text());
+    for token in [READER_A, RECORDER_A, ADMIN_A, HASHED_READER_A] {
+        let refused = published(token, "b");
+        assert_eq!(refused.status, 404, "{token}: {}", refused.text());
+        assert_eq!(
+            refused.text().replace("b\n", ""),
+            absent.text().replace(&format!("{NO_SUCH_TIMELINE}\n"), ""),
+            "{token}"
+        );
+    }
+    let of_b = published(READER_ALL, "b");
+    assert_eq!(of_b.status, 200, "{}", of_b.text());
+    assert!(of_b.text().contains(B_MARK), "{}", of_b.text());
+    assert_eq!(published(EXPIRED_READER, "a").status, 401);
+}

@@ -345,3 +345,166 @@ fn serve_raises_the_open_file_limit_it_needs_or_says_it_cannot() {
     assert!(log.contains("LimitNOFILE="), "{log}");
     greedy.stop();
 }
+
+/// A line of an event file, the demo's statement 0x12 made into a new event `id`.
+fn statement_line(id: &str, summary: &str, sources: serde_json::Value) -> String {
+    let lines = demo_lines();
+    let mut event: serde_json::Value =
+        serde_json::from_str(&lines[line_with(&lines, "000000000012")]).unwrap();
+    event["id"] = id.into();
+    event["summary"] = summary.into();
+    event["sources"] = sources;
+    event.to_string()
+}
+
+#[test]
+fn a_timeline_exports_for_timelinejs_as_the_store_reads_it_now() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    chancery_ok(&data, &["import", demo_file().to_str().unwrap()]);
+    // Later: the threat retracted, the statement corrected, and a new statement whose text
+    // holds markup and whose source has a URL.
+    let threat = "016318ff-b000-7000-8000-00000000000f";
+    let statement = "016318ff-b000-7000-8000-000000000012";
+    let added = "016318ff-b000-7000-8000-0000000000a1";
+    let later = [
+        serde_json::json!({ "id": "016318ff-b000-7000-8000-0000000000a2", "timeline": "us-china-trade",
+            "kind": "RETRACTION", "summary": "Retracted: misdated.",
+            "payload": { "retracts": threat, "reason": "misdated" } }).to_string(),
+        serde_json::json!({ "id": "016318ff-b000-7000-8000-0000000000a3", "timeline": "us-china-trade",
+            "kind": "CORRECTION", "summary": "Corrected summary.",
+            "payload": { "corrects": statement, "reason": "a clearer summary",
+                         "changes": { "summary": "China blames savings rates for the imbalance." } } }).to_string(),
+        statement_line(added, "<script>alert(1)</script> & more", serde_json::json!([
+            { "publication": "Example Wire", "title": "A \"quoted\" title", "url": "https://example.org/story", "attribution": "NAMED" }
+        ])),
+    ];
+    let file = dir.path().join("later.ndjson");
+    write_lines(&file, &later);
+    chancery_ok(&data, &["import", file.to_str().unwrap()]);
+
+    // `chancery export --format timelinejs` of `slug` into `out`.
+    let publish = |slug: &str, out: &Path| {
+        let out = out.to_str().unwrap();
+        chancery(
+            &data,
+            &[
+                "export",
+                "--format",
+                "timelinejs",
+                "--timeline",
+                slug,
+                "--out",
+                out,
+            ],
+        )
+    };
+    let out = dir.path().join("timeline.json");
+    let said = publish("us-china-trade", &out);
+    assert!(said.status.success(), "{}", stderr(&said));
+    assert!(
+        stderr(&said).contains("exported 16 events of us-china-trade for TimelineJS"),
+        "{}",
+        stderr(&said)
+    );
+    let published: serde_json::Value = serde_json::from_slice(&fs::read(&out).unwrap()).unwrap();
+
+    // TimelineJS's format: a title slide, and events with start_date.year and text.headline.
+    assert_eq!(
+        published["title"]["text"]["headline"],
+        "US-China trade talks, 2018"
+    );
+    let slides = published["events"].as_array().unwrap();
+    let ids: Vec<&str> = slides
+        .iter()
+        .map(|s| s["unique_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids.len(),
+        16,
+        "the demo's 16 acts, less the retracted threat, plus the new one"
+    );
+    assert!(!ids.contains(&threat));
+    for slide in slides {
+        assert!(
+            slide["start_date"]["year"]
+                .as_i64()
+                .is_some_and(|y| y >= 2018),
+            "{slide}"
+        );
+        assert!(
+            !slide["text"]["headline"].as_str().unwrap().is_empty(),
+            "{slide}"
+        );
+        assert!(
+            slide["text"]["text"].as_str().unwrap().starts_with("<p>"),
+            "{slide}"
+        );
+        if let Some(end) = slide.get("end_date") {
+            assert!(end["year"].as_i64().is_some(), "{slide}");
+        }
+    }
+    let years_months_days: Vec<(i64, i64, i64)> = slides
+        .iter()
+        .map(|s| {
+            let d = &s["start_date"];
+            (
+                d["year"].as_i64().unwrap(),
+                d["month"].as_i64().unwrap_or(0),
+                d["day"].as_i64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert!(years_months_days.is_sorted(), "{years_months_days:?}");
+    let slide = |id: &str| slides.iter().find(|s| s["unique_id"] == id).unwrap();
+    assert_eq!(
+        slide(statement)["text"]["text"]
+            .as_str()
+            .unwrap()
+            .split("</p>")
+            .next(),
+        Some("<p>China blames savings rates for the imbalance."),
+        "the correction is applied"
+    );
+    assert_eq!(
+        slide(statement)["start_date"],
+        serde_json::json!({ "year": 2018, "month": 4, "day": 28, "display_date": "2018-04-28" })
+    );
+    assert_eq!(slide(statement)["end_date"]["day"], 30);
+    let new = slide(added);
+    let text = new["text"]["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("<p>&lt;script&gt;alert(1)&lt;/script&gt; &amp; more</p>"),
+        "{text}"
+    );
+    assert!(!text.contains("<script"), "{text}");
+    assert_eq!(new["media"]["url"], "https://example.org/story");
+    assert_eq!(new["media"]["caption"], "A &quot;quoted&quot; title");
+    assert_eq!(new["group"], "Statement");
+
+    // A timeline the store does not hold, or no timeline named: refused, and no file written.
+    let missing = dir.path().join("missing.json");
+    let unknown = publish("no-such-talks", &missing);
+    assert!(!unknown.status.success());
+    assert!(
+        stderr(&unknown).contains("the store holds no timeline no-such-talks"),
+        "{}",
+        stderr(&unknown)
+    );
+    assert!(!missing.exists());
+    for (args, says) in [
+        (&["export", "--format", "timelinejs"][..], "--timeline SLUG"),
+        (
+            &["export", "--timeline", "us-china-trade"][..],
+            "--format timelinejs",
+        ),
+    ] {
+        let refused = chancery(&data, args);
+        assert!(!refused.status.success(), "{args:?}");
+        assert!(
+            stderr(&refused).contains(says),
+            "{args:?}: {}",
+            stderr(&refused)
+        );
+    }
+}

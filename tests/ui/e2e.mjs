@@ -188,6 +188,29 @@ await check('the live connection is up', async () => {
   await page.locator('#live-state[data-state="live"]').waitFor();
 });
 
+await check('the TimelineJS link offers the timeline as TimelineJS JSON', async () => {
+  const link = page.locator('#timelinejs-link');
+  expect(await link.isVisible(), 'no TimelineJS link');
+  expect(await link.getAttribute('download') === 'us-china-trade-timelinejs.json', `the link saves as ${await link.getAttribute('download')}`);
+  // What the link saves, fetched as its click does with the page's token (a download itself ends
+  // as an aborted navigation).
+  const file = await page.evaluate(async () => {
+    const token = localStorage.getItem('chancery-token');
+    const headers = token ? { authorization: `Bearer ${token}` } : {};
+    const response = await fetch(document.getElementById('timelinejs-link').href, { headers, cache: 'no-store' });
+    return { status: response.status, disposition: response.headers.get('content-disposition'), body: await response.json() };
+  });
+  expect(file.status === 200 && /attachment/.test(file.disposition || ''), `the link answers ${file.status} (${file.disposition})`);
+  expect(file.body.title?.text?.headline === 'US-China trade talks, 2018', `the title slide reads ${JSON.stringify(file.body.title)}`);
+  const ids = (file.body.events || []).map((e) => e.unique_id);
+  const missing = DEMO_ACTS.filter((id) => !ids.includes(id));
+  expect(ids.length === DEMO_ACTS.length && !missing.length, `the file has ${ids.length} events; missing: ${missing.join(', ')}`);
+  for (const e of file.body.events) {
+    expect(Number.isInteger(e.start_date?.year) && typeof e.text?.headline === 'string' && typeof e.text?.text === 'string',
+      `an event is not in TimelineJS's format: ${JSON.stringify(e)}`);
+  }
+});
+
 await check('the trade-deficit standoff reads DEADLOCKED', async () => {
   await page.locator('#positions[data-as-of="now"] .status-cell[data-issue="trade-deficit"]').waitFor();
   const status = await text(page, '.status-cell[data-issue="trade-deficit"]');

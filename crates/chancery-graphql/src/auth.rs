@@ -255,8 +255,8 @@ impl Access {
         })
     }
 
-    /// Refuses a caller who may not read.
-    pub(crate) fn check_read(&self, caller: &Caller) -> ApiResult<()> {
+    /// Refuses a caller who may not read (anyone may, with open reads).
+    pub fn check_read(&self, caller: &Caller) -> ApiResult<()> {
         if self.open_reads || caller.role.is_some() {
             Ok(())
         } else {

@@ -63,6 +63,8 @@ pub enum ExchangeError {
         name: String,
         errors: ValidationErrors,
     },
+    #[error("the store holds no timeline {0}")]
+    UnknownTimeline(chancery_domain::TimelineSlug),
     #[error("cannot write the export: {0}")]
     Write(#[source] io::Error),
     #[error(transparent)]
@@ -573,7 +575,7 @@ fn check_chain(record: &RecordedEvent, position: Position, prev: Hash) -> Result
     Ok(())
 }
 
-fn unreadable(position: Position, e: &RecordError) -> ExchangeError {
+pub(crate) fn unreadable(position: Position, e: &RecordError) -> ExchangeError {
     StoreError::Corrupt {
         position: Some(position),
         detail: e.to_string(),

@@ -56,13 +56,17 @@ enum Command {
         /// The NDJSON file to import.
         file: PathBuf,
     },
-    /// Export the log up to its current head (NDJSON restores exactly; CSV is for spreadsheets).
+    /// Export the log up to its current head (NDJSON restores exactly; CSV is for spreadsheets;
+    /// TimelineJS publishes one timeline).
     Export {
         /// Write here instead of standard output.
         #[arg(long, short)]
         out: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t = Format::Ndjson)]
         format: Format,
+        /// The timeline a TimelineJS export shows (its slug).
+        #[arg(long, value_name = "SLUG")]
+        timeline: Option<String>,
     },
     /// Rebuild every projection from the log, from position 1.
     Replay,
@@ -155,6 +159,8 @@ struct ServeArgs {
 enum Format {
     Ndjson,
     Csv,
+    /// One timeline's acts as TimelineJS's JSON (needs --timeline).
+    Timelinejs,
 }
 
 fn main() -> ExitCode {
@@ -305,7 +311,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Import { recorded_by, file } => import(&data, recorded_by, &file).await,
-        Command::Export { out, format } => export(&data, out.as_deref(), format).await,
+        Command::Export {
+            out,
+            format,
+            timeline,
+        } => match (format, timeline) {
+            (Format::Timelinejs, timeline) => {
+                export_timelinejs(&data, out.as_deref(), timeline).await
+            }
+            (_, Some(_)) => anyhow::bail!(
+                "--timeline chooses the timeline of --format timelinejs; NDJSON and CSV exports \
+                 hold the whole log"
+            ),
+            (Format::Ndjson, None) => export(&data, out.as_deref(), ExportFormat::Ndjson).await,
+            (Format::Csv, None) => export(&data, out.as_deref(), ExportFormat::Csv).await,
+        },
         Command::Replay => replay(&data).await,
         Command::Verify { file } => verify(&data, file.as_deref()).await,
     }
@@ -372,12 +392,12 @@ async fn import(
 }
 
 /// `chancery export`: writes the log to a file (synced to disk) or to standard output.
-async fn export(data: &DataDir, out: Option<&Path>, format: Format) -> anyhow::Result<ExitCode> {
+async fn export(
+    data: &DataDir,
+    out: Option<&Path>,
+    format: ExportFormat,
+) -> anyhow::Result<ExitCode> {
     let log = open_log(data)?;
-    let format = match format {
-        Format::Ndjson => ExportFormat::Ndjson,
-        Format::Csv => ExportFormat::Csv,
-    };
     let (bar, update) = progress_bar();
     let written = match out {
         Some(path) => {
@@ -402,6 +422,50 @@ async fn export(data: &DataDir, out: Option<&Path>, format: Format) -> anyhow::R
     };
     bar.finish_and_clear();
     eprintln!("exported {written} events");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `chancery export --format timelinejs`: one timeline's acts as TimelineJS's JSON, written whole
+/// (a file is created only once the timeline was found and read).
+async fn export_timelinejs(
+    data: &DataDir,
+    out: Option<&Path>,
+    timeline: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let Some(timeline) = timeline else {
+        anyhow::bail!("--format timelinejs shows one timeline: name it with --timeline SLUG");
+    };
+    let slug = chancery_domain::TimelineSlug::new(timeline.trim())
+        .map_err(|e| anyhow::anyhow!("--timeline {timeline:?}: {e}"))?;
+    let log = open_log(data)?;
+    let (bar, update) = progress_bar();
+    let result = chancery::timelinejs::export(&log, &slug, &update).await;
+    bar.finish_and_clear();
+    let published = result?;
+    let mut bytes = serde_json::to_vec_pretty(&published.json)?;
+    bytes.push(b'\n');
+    match out {
+        Some(path) => {
+            std::fs::write(path, &bytes)
+                .and_then(|()| std::fs::File::open(path)?.sync_all())
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout
+                .write_all(&bytes)
+                .and_then(|()| stdout.flush())
+                .context("cannot write to standard output")?;
+        }
+    }
+    let undated = match published.undated {
+        0 => String::new(),
+        n => format!("; {n} without a valid time left out"),
+    };
+    eprintln!(
+        "exported {} events of {slug} for TimelineJS{undated}",
+        published.slides
+    );
     Ok(ExitCode::SUCCESS)
 }
 

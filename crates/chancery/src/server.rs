@@ -8,12 +8,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use chancery_domain::Timestamp;
+use chancery_domain::{TimelineSlug, Timestamp};
 use chancery_graphql::error::{ApiError, Code};
 use chancery_graphql::groups::Groups;
 use chancery_graphql::http::Endpoint;
@@ -163,6 +163,7 @@ impl App {
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics))
             .route("/export", get(export))
+            .route("/timelines/{slug}/timelinejs.json", get(timelinejs))
             .merge(crate::ui::router())
             .with_state(health);
         let routes = chancery_graphql::http::router(endpoint).merge(operations);
@@ -331,6 +332,61 @@ async fn export(State(h): State<Health>, headers: HeaderMap) -> Response {
         HeaderValue::from_static("application/x-ndjson"),
     );
     response
+}
+
+/// One timeline as TimelineJS's JSON (what `chancery export --format timelinejs` writes), for
+/// any reader granted the timeline; a timeline not granted answers as one that does not exist.
+async fn timelinejs(
+    State(h): State<Health>,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let caller = match h
+        .api
+        .access
+        .identify(authorization, Timestamp::now())
+        .and_then(|caller| h.api.access.check_read(&caller).map(|()| caller))
+    {
+        Ok(caller) => caller,
+        Err(refused) => {
+            let status = match refused.code {
+                Code::Forbidden => StatusCode::FORBIDDEN,
+                _ => StatusCode::UNAUTHORIZED,
+            };
+            return (status, format!("{}\n", refused.message)).into_response();
+        }
+    };
+    let not_found = || (StatusCode::NOT_FOUND, format!("no timeline {slug}\n")).into_response();
+    let Ok(timeline) = TimelineSlug::new(slug.as_str()) else {
+        return not_found();
+    };
+    if !caller.timelines.allows(timeline.as_str()) {
+        return not_found();
+    }
+    match crate::timelinejs::export(h.api.log.as_ref(), &timeline, &|_| {}).await {
+        Ok(published) => {
+            let mut response = axum::Json(published.json).into_response();
+            let attachment = format!("attachment; filename=\"{timeline}-timelinejs.json\"");
+            if let Ok(value) = HeaderValue::from_str(&attachment) {
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_DISPOSITION, value);
+            }
+            response
+        }
+        Err(ExchangeError::UnknownTimeline(_)) => not_found(),
+        Err(e) => {
+            tracing::error!(error = %e, %timeline, "a TimelineJS export failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the timeline cannot be read now: {e}\n"),
+            )
+                .into_response()
+        }
+    }
 }
 
 async fn log_request(request: Request, next: Next) -> Response {

@@ -177,6 +177,10 @@ async function loadTimeline() {
   timeline.view = null;
   const t = state.timelines.find((x) => x.slug === state.timeline);
   document.title = t ? `Chancery: ${t.title}` : 'Chancery: timeline';
+  const publish = $('timelinejs-link');
+  publish.hidden = !state.timeline;
+  publish.href = state.timeline ? `/timelines/${encodeURIComponent(state.timeline)}/timelinejs.json` : '#';
+  publish.download = state.timeline ? `${state.timeline}-timelinejs.json` : '';
   if (!state.timeline) {
     fill($('positions'), h('p', { class: 'empty' }, 'No timeline yet.'));
     fill($('relations'), h('p', { class: 'empty' }, 'No timeline yet.'));
@@ -537,6 +541,29 @@ function announce(text) {
 /* ------------------------------------------------------------------------------- wiring */
 
 function wire() {
+  // A link cannot carry the token: with one set, the file is fetched with it and saved from memory.
+  $('timelinejs-link').addEventListener('click', async (ev) => {
+    const t = token();
+    if (!t) return;
+    ev.preventDefault();
+    const link = ev.currentTarget;
+    try {
+      const response = await fetch(link.href, { headers: { authorization: `Bearer ${t}` }, credentials: 'omit', cache: 'no-store' });
+      if (!response.ok) {
+        const err = new Error(`TimelineJS: ${(await response.text()).trim() || `the server answered ${response.status}`}`);
+        err.code = response.status === 401 ? 'UNAUTHORIZED' : response.status === 403 ? 'FORBIDDEN' : response.status === 404 ? 'NOT_FOUND' : 'ERROR';
+        throw err;
+      }
+      const url = URL.createObjectURL(await response.blob());
+      const save = h('a', { href: url, download: link.download });
+      document.body.append(save);
+      save.click();
+      save.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    } catch (err) {
+      showError(err);
+    }
+  });
   $('timeline-select').addEventListener('change', (ev) => {
     state.timeline = ev.target.value;
     state.filters = { party: null, issue: null, kind: null };
