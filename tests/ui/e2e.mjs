@@ -82,7 +82,8 @@ function watch(page) {
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
   page.on('request', (r) => {
     const u = r.url();
-    if (!u.startsWith(origin) && !u.startsWith(origin.replace(/^http/, 'ws')) && !u.startsWith('data:')) {
+    // blob: URLs name what the page made itself (the PNG is drawn from an SVG blob).
+    if (!u.startsWith(origin) && !u.startsWith(origin.replace(/^http/, 'ws')) && !u.startsWith('data:') && !u.startsWith(`blob:${origin}/`)) {
       problems.push(`a request left the server: ${u}`);
     }
   });
@@ -218,6 +219,70 @@ await check('the trade-deficit standoff reads DEADLOCKED', async () => {
   const chn = await attr(page, '.stance-cell[data-party="CHN"][data-issue="trade-deficit"]', 'data-stance');
   const usa = await attr(page, '.stance-cell[data-party="USA"][data-issue="trade-deficit"]', 'data-stance');
   expect(chn === 'REFUSAL' && usa === 'DEMAND', `trade-deficit stances: CHN ${chn}, USA ${usa}`);
+});
+
+await check('axe-core finds no serious or critical accessibility violation', async () => {
+  // Evaluated through the DevTools protocol, which the page's CSP does not govern.
+  await page.evaluate(fs.readFileSync(path.join(here, 'node_modules/axe-core/axe.min.js'), 'utf8'));
+  const violations = await page.evaluate(async () => {
+    const result = await window.axe.run(document, { resultTypes: ['violations'] });
+    return result.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, targets: v.nodes.slice(0, 5).map((n) => n.target.join(' ')) }));
+  });
+  console.log(`  axe-core: ${violations.length} violations of any impact: ${violations.map((v) => `${v.impact} ${v.id}`).join(", ") || "none"}`);
+  const grave = violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  expect(!grave.length, `axe-core: ${grave.map((v) => `${v.impact} ${v.id} (${v.help}) at ${v.targets.join(', ')}`).join('; ')}`);
+});
+
+/** Clicks `selector` and answers what the page saved: the download's name and its blob, read in
+ * the page (the save is caught before the browser's download starts). */
+async function saved(selector) {
+  await page.evaluate(() => {
+    window.__saved = null;
+    if (window.__catching) return;
+    window.__catching = true;
+    const create = URL.createObjectURL.bind(URL);
+    const blobs = new Map();
+    URL.createObjectURL = (blob) => { const url = create(blob); blobs.set(url, blob); return url; };
+    const click = HTMLAnchorElement.prototype.click;
+    HTMLAnchorElement.prototype.click = function () {
+      if (this.download && blobs.has(this.href)) window.__saved = { name: this.download, blob: blobs.get(this.href) };
+      else click.call(this);
+    };
+  });
+  await page.locator(selector).click();
+  await waitUntil(page, () => window.__saved !== null, null, `nothing was saved by ${selector}`);
+  return page.evaluate(async () => {
+    const { name, blob } = window.__saved;
+    const bytes = new Uint8Array(await blob.arrayBuffer());
+    return { name, type: blob.type, size: bytes.length, head: [...bytes.slice(0, 8)], text: blob.type.startsWith('image/png') ? '' : new TextDecoder().decode(bytes) };
+  });
+}
+
+await check('the view downloads as SVG and PNG, and the grid as CSV', async () => {
+  const drawn = await page.locator('#timeline svg.tl-svg .ev').count();
+  const svg = await saved('#save-svg');
+  expect(svg.name === 'us-china-trade-now.svg' && svg.type === 'image/svg+xml', `the SVG is saved as ${svg.name} (${svg.type})`);
+  // Parsed in a blank page: a document parsed under the page's CSP would refuse its <style>, which
+  // an SVG file opened on its own applies.
+  const blank = await context.newPage();
+  const parsed = await blank.evaluate((text) => {
+    const doc = new DOMParser().parseFromString(text, 'image/svg+xml');
+    return { error: doc.querySelector('parsererror')?.textContent || null, root: doc.documentElement.localName,
+      events: doc.querySelectorAll('.ev').length, styled: !!doc.querySelector('style') };
+  }, svg.text);
+  await blank.close();
+  expect(!parsed.error && parsed.root === 'svg', `the SVG does not parse: ${parsed.error}`);
+  expect(parsed.events === drawn && drawn > 0 && parsed.styled, `the SVG has ${parsed.events} events of ${drawn} drawn (styles: ${parsed.styled})`);
+  const png = await saved('#save-png');
+  const signature = [137, 80, 78, 71, 13, 10, 26, 10];
+  expect(png.name === 'us-china-trade-now.png' && png.type === 'image/png', `the PNG is saved as ${png.name} (${png.type})`);
+  expect(signature.every((b, i) => png.head[i] === b) && png.size > 2000, `not a PNG: ${png.head.join(' ')} (${png.size} bytes)`);
+  const csv = await saved('#save-csv');
+  const lines = csv.text.trim().split('\r\n');
+  expect(lines[0] === 'issue,title,CHN,USA,standoff', `the CSV's header is ${lines[0]}`);
+  const deficit = lines.find((l) => l.startsWith('trade-deficit,'));
+  expect(deficit?.endsWith(',REFUSAL,DEMAND,DEADLOCKED'), `the trade-deficit row reads ${deficit}`);
+  expect(lines.length === 1 + await page.locator('#positions tbody tr[data-issue]').count(), `the CSV has ${lines.length - 1} rows`);
 });
 
 await check('clicking an event shows its amounts, codes and sources', async () => {

@@ -17,23 +17,25 @@ const JS: &str = "text/javascript; charset=utf-8";
 static INDEX: Asset = static_asset!("../assets/ui/", "index.html", "text/html; charset=utf-8");
 
 /// Everything `/ui/{file}` serves; any other name is a 404.
-static ASSETS: [Asset; 8] = [
+static ASSETS: [Asset; 9] = [
     static_asset!("../assets/ui/", "app.js", JS),
     static_asset!("../assets/ui/", "gql.js", JS),
     static_asset!("../assets/ui/", "live.js", JS),
     static_asset!("../assets/ui/", "timeline.js", JS),
     static_asset!("../assets/ui/", "views.js", JS),
     static_asset!("../assets/ui/", "util.js", JS),
+    static_asset!("../assets/ui/", "publish.js", JS),
     static_asset!("../assets/ui/", "style.css", "text/css; charset=utf-8"),
     static_asset!("../assets/ui/", "icon.svg", "image/svg+xml"),
 ];
 
 /// Same origin only: scripts, styles and the icon from this server, `fetch` and the WebSocket
 /// (`connect-src 'self'` covers `ws:`/`wss:` to the same host) to this server; no inline script
-/// or style, no frames, no forms posting anywhere. Links to sources open other sites: they are
-/// told nothing of this server.
+/// or style, no frames, no forms posting anywhere. Images also from `blob:`: the PNG of the
+/// timeline is drawn from an SVG the page makes. Links to sources open other sites: they are told
+/// nothing of this server.
 const PAGE: Site = Site {
-    csp: "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    csp: "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
     referrer_policy: Some("no-referrer"),
     missing: "no such file\n",
 };

@@ -10,6 +10,7 @@ import { gql, token, setToken, REGISTRY, EVENTS_PAGE, ONE_EVENT, EVENTS_SUBSCRIP
 import { LiveFeed } from '/ui/live.js';
 import { Timeline, ACT_KINDS, glyphIcon, legend } from '/ui/timeline.js';
 import { renderPositions, renderRelations, renderDetails } from '/ui/views.js';
+import { save, timelineSvg, timelinePng, positionsCsv } from '/ui/publish.js';
 
 const $ = (id) => document.getElementById(id);
 const ACTS = new Set(ACT_KINDS);
@@ -554,16 +555,35 @@ function wire() {
         err.code = response.status === 401 ? 'UNAUTHORIZED' : response.status === 403 ? 'FORBIDDEN' : response.status === 404 ? 'NOT_FOUND' : 'ERROR';
         throw err;
       }
-      const url = URL.createObjectURL(await response.blob());
-      const save = h('a', { href: url, download: link.download });
-      document.body.append(save);
-      save.click();
-      save.remove();
-      setTimeout(() => URL.revokeObjectURL(url), 60_000);
+      save(await response.blob(), link.download);
     } catch (err) {
       showError(err);
     }
   });
+  // The view as shown: its name says the timeline and the date it is drawn as of.
+  const viewName = (extension) => `${state.timeline || 'timeline'}-${state.at === null ? 'now' : isoDay(state.at)}.${extension}`;
+  const drawing = () => document.querySelector('#timeline svg.tl-svg');
+  const publishing = (make) => async () => {
+    try {
+      await make();
+    } catch (err) {
+      showError(err);
+    }
+  };
+  $('save-svg').addEventListener('click', publishing(async () => {
+    if (!drawing()) throw new Error('the timeline is not drawn yet');
+    const { text } = await timelineSvg(drawing());
+    save(new Blob([text], { type: 'image/svg+xml' }), viewName('svg'));
+  }));
+  $('save-png').addEventListener('click', publishing(async () => {
+    if (!drawing()) throw new Error('the timeline is not drawn yet');
+    save(await timelinePng(drawing()), viewName('png'));
+  }));
+  $('save-csv').addEventListener('click', publishing(async () => {
+    const table = document.querySelector('#positions table');
+    if (!table) throw new Error('the positions grid is not shown yet');
+    save(new Blob([positionsCsv(table)], { type: 'text/csv' }), `${state.timeline || 'timeline'}-positions-${state.at === null ? 'now' : isoDay(state.at)}.csv`);
+  }));
   $('timeline-select').addEventListener('change', (ev) => {
     state.timeline = ev.target.value;
     state.filters = { party: null, issue: null, kind: null };
