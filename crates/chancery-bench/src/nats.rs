@@ -336,14 +336,15 @@ pub async fn run(
              duplicate window, atomic batches allowed, deletes and purges denied)."
                 .into(),
             "A Chancery append (`NatsLog::append`, one event) goes to its server's appender, \
-             which takes every append waiting (up to 1,000 messages), reads the stream's last \
-             sequence, waits for the local replica to hold it, seals the whole group against the \
-             replica with the sequencer (validation, versions, hash chain), publishes it with \
+             which takes every append waiting (up to 1,000 messages), seals the whole group \
+             against the local replica with the sequencer (validation, versions, hash chain), \
+             publishes it with \
              `Nats-Expected-Last-Sequence` (one message, or an atomic batch) with a `Nats-Msg-Id` \
              per event, and answers each append once the replica applied it. The raw baseline is \
              one `publish` with a `Nats-Msg-Id` awaiting its ack, from as many publishers. \
              Writers on one server share its groups; writers on two servers (two `NatsLog`s, two \
-             replicas) race for the expected sequence, and the loser seals again."
+             replicas) race for the expected sequence, and the loser reads the stream's last \
+             sequence, waits for its replica to hold it, and seals again."
                 .into(),
         ],
     };

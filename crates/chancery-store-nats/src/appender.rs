@@ -1,12 +1,13 @@
 //! The appender: one task per server that writes to the stream in groups. Appends and restores
 //! queue on a channel; the task takes every request waiting (up to what one atomic batch may
-//! hold), waits until the local replica holds the stream's last message, has the sequencer check
-//! and seal the whole group against a snapshot of the replica, and publishes the group's records
-//! as one atomic batch guarded by the sequence they continue. One round of the stream serves
-//! every request of the group, as one `fdatasync` serves a group of the embedded log.
+//! hold), has the sequencer check and seal the whole group against a snapshot of the local
+//! replica, and publishes the group's records as one atomic batch guarded by the sequence they
+//! continue. One round of the stream serves every request of the group, as one `fdatasync`
+//! serves a group of the embedded log.
 //!
-//! If another server appended first, the stream refuses the batch whole; the task catches up
-//! and seals the group again (an expected version or an id may now answer differently). Each
+//! If the stream has moved past the replica (another server appended first), it refuses the
+//! batch whole; the task then reads the stream's last sequence, waits until the replica holds
+//! it, and seals the group again (an expected version or an id may now answer differently). Each
 //! request gets its own answer: a request the sequencer refused leaves the others to go on.
 
 use std::hash::{BuildHasher, RandomState};
@@ -151,24 +152,45 @@ impl Writer {
         };
         let attempts = config.max_attempts.max(1);
         let started = tokio::time::Instant::now();
-        for attempt in 0..attempts {
-            let last = match self.stream_last().await {
-                Ok(last) => last,
-                // A stream between leaders answers again within a few seconds: ask again.
-                Err(StoreError::Storage(why))
-                    if attempt + 1 < attempts && started.elapsed() < config.timeout =>
-                {
-                    tracing::debug!(attempt, %why, "stream unavailable; retrying");
-                    back_off(attempt).await;
-                    continue;
+        // The first sealing of a group goes on the local replica as it is, without asking the
+        // stream where it is: the publish is guarded by the sequence it continues, so a stored
+        // batch proves the replica was current, and a replica behind the stream costs one refused
+        // batch. A writer the stream has not moved past saves a round trip per group.
+        let mut trust_replica = true;
+        let mut attempt = 0;
+        while attempt < attempts {
+            if trust_replica {
+                let failed = self.progress.borrow().failed.clone();
+                if let Some(e) = failed {
+                    return Err(e);
                 }
-                Err(e) => return Err(fail(&unknown, e)),
-            };
-            self.applied(last).await.map_err(|e| fail(&unknown, e))?;
+            } else {
+                let last = match self.stream_last().await {
+                    Ok(last) => last,
+                    // A stream between leaders answers again within a few seconds: ask again.
+                    Err(StoreError::Storage(why))
+                        if attempt + 1 < attempts && started.elapsed() < config.timeout =>
+                    {
+                        tracing::debug!(attempt, %why, "stream unavailable; retrying");
+                        back_off(attempt).await;
+                        attempt += 1;
+                        continue;
+                    }
+                    Err(e) => return Err(fail(&unknown, e)),
+                };
+                self.applied(last).await.map_err(|e| fail(&unknown, e))?;
+            }
             let now = Timestamp::from_system_time(SystemTime::now());
             let sealed = sequencer::sequence(&self.replica.snapshot(), copy_of(&requests), now);
             let mut answers = sealed.answers;
             if sealed.records.is_empty() {
+                // Nothing to publish, so no guard to prove the replica current: refusals and
+                // events found already written are answered from a replica known to hold the
+                // stream's last message.
+                if trust_replica {
+                    trust_replica = false;
+                    continue;
+                }
                 // After a publish that went unanswered, finding every event already written
                 // means that publish landed: these appends wrote them, they did not find them.
                 if unknown.is_some() {
@@ -217,7 +239,9 @@ impl Writer {
                 Err(e) => unknown = Some(e),
             }
             drop(outgoing);
+            trust_replica = false;
             back_off(attempt).await;
+            attempt += 1;
         }
         Err(match unknown {
             Some(e) => outcome_unknown(e),
