@@ -6,13 +6,14 @@
 //! - **The replica** ([`replica`], [`follower`]): each [`NatsLog`] keeps a local sled log fed by
 //!   an ordered consumer through `SledLog::restore`, which checks every record. Every read and
 //!   subscription is served from it.
-//! - **Appends** ([`appender`], [`publish`]): one task per server takes the appends waiting, waits
-//!   until the replica holds the stream's last message, has the sequencer check and seal the
-//!   whole group against a snapshot of it (`chancery_store::sequencer`, the rules every backend
-//!   applies: validation, expected version, idempotency, sealing with positions and the hash
-//!   chain), publishes the records as one atomic batch on the condition that the stream's last
-//!   sequence is still the one they continue, and answers once the stream acknowledged them *and*
-//!   the replica applied them. A group that lost the race catches up and is sealed again.
+//! - **Appends** ([`appender`], [`publish`]): one task per server takes the appends waiting, has
+//!   the sequencer check and seal the whole group against a snapshot of the replica
+//!   (`chancery_store::sequencer`, the rules every backend applies: validation, expected version,
+//!   idempotency, sealing with positions and the hash chain), publishes the records as one atomic
+//!   batch on the condition that the stream's last sequence is still the one they continue, and
+//!   answers once the stream acknowledged them *and* the replica applied them. A group that lost
+//!   the race, or that publishes nothing, is sealed again on a replica that holds the stream's
+//!   last message.
 
 mod appender;
 pub mod config;
