@@ -18,7 +18,7 @@ use chancery_graphql::error::{ApiError, Code};
 use chancery_graphql::groups::Groups;
 use chancery_graphql::http::Endpoint;
 use chancery_graphql::ws::Origins;
-use chancery_graphql::{Api, Metrics, Role, Timelines};
+use chancery_graphql::{Api, Caller, Metrics, Role, Timelines};
 use chancery_projections::{CheckpointPolicy, ProjectionError, Projections};
 use chancery_store::{EventLog, StoreError};
 use chancery_store_nats::{NatsConfig, NatsLog};
@@ -290,34 +290,48 @@ async fn metrics(State(h): State<Health>) -> Response {
     response
 }
 
+/// Who sends a request to an operations endpoint, if its token is valid and `allowed` lets it in.
+fn caller(
+    h: &Health,
+    headers: &HeaderMap,
+    allowed: impl FnOnce(&Caller) -> Result<(), ApiError>,
+) -> Result<Caller, ApiError> {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    h.api
+        .access
+        .identify(authorization, Timestamp::now())
+        .and_then(|caller| allowed(&caller).map(|()| caller))
+}
+
+/// The answer refusing a caller of an operations endpoint: 401, or 403 for one known but not
+/// allowed.
+fn refusal(refused: ApiError) -> Response {
+    let status = match refused.code {
+        Code::Forbidden => StatusCode::FORBIDDEN,
+        _ => StatusCode::UNAUTHORIZED,
+    };
+    (status, format!("{}\n", refused.message)).into_response()
+}
+
 /// An online backup: the NDJSON export of the log up to its head when the request came (what
 /// `chancery export` writes, which cannot run beside the server: the server holds the data
 /// directory's lock). Restore it with `chancery import`. Admins only.
 async fn export(State(h): State<Health>, headers: HeaderMap) -> Response {
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let allowed = h
-        .api
-        .access
-        .identify(authorization, Timestamp::now())
-        .and_then(|caller| {
-            h.api.access.check(&caller, Role::Admin, "a backup")?;
-            // A backup holds every timeline, so a token limited to some may not take one.
-            match caller.timelines {
-                Timelines::All => Ok(()),
-                Timelines::Only(_) => Err(ApiError::new(
-                    Code::Forbidden,
-                    "a backup needs an admin token granted every timeline",
-                )),
-            }
-        });
+    let allowed = caller(&h, &headers, |caller| {
+        h.api.access.check(caller, Role::Admin, "a backup")?;
+        // A backup holds every timeline, so a token limited to some may not take one.
+        match caller.timelines {
+            Timelines::All => Ok(()),
+            Timelines::Only(_) => Err(ApiError::new(
+                Code::Forbidden,
+                "a backup needs an admin token granted every timeline",
+            )),
+        }
+    });
     if let Err(refused) = allowed {
-        let status = match refused.code {
-            Code::Forbidden => StatusCode::FORBIDDEN,
-            _ => StatusCode::UNAUTHORIZED,
-        };
-        return (status, format!("{}\n", refused.message)).into_response();
+        return refusal(refused);
     }
     let chunks = exchange::export_stream(Arc::clone(&h.api.log)).map(|chunk| {
         // The body is cut short; the client sees fewer records than the header announced.
@@ -341,23 +355,9 @@ async fn timelinejs(
     Path(slug): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let caller = match h
-        .api
-        .access
-        .identify(authorization, Timestamp::now())
-        .and_then(|caller| h.api.access.check_read(&caller).map(|()| caller))
-    {
+    let caller = match caller(&h, &headers, |caller| h.api.access.check_read(caller)) {
         Ok(caller) => caller,
-        Err(refused) => {
-            let status = match refused.code {
-                Code::Forbidden => StatusCode::FORBIDDEN,
-                _ => StatusCode::UNAUTHORIZED,
-            };
-            return (status, format!("{}\n", refused.message)).into_response();
-        }
+        Err(refused) => return refusal(refused),
     };
     let not_found = || (StatusCode::NOT_FOUND, format!("no timeline {slug}\n")).into_response();
     let Ok(timeline) = TimelineSlug::new(slug.as_str()) else {

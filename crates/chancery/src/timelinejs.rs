@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 
 use chancery_domain::codes::code_key;
-use chancery_domain::{EventId, NewEvent, Payload, TimelineSlug, ValidTime};
+use chancery_domain::{EventId, NewEvent, Payload, Precision, TimelineSlug, ValidTime};
 use chancery_store::{EventFilter, EventLog, ReadRequest};
 use serde_json::{Map, Value, json};
 
@@ -205,14 +205,10 @@ fn date(time: &ValidTime) -> Value {
     Value::Object(parts)
 }
 
-/// Orders valid times by their start, a coarser time before the finer ones it holds.
-fn sort_key(time: &ValidTime) -> (i32, u8, u8, i64) {
-    match *time {
-        ValidTime::Year(year) => (year, 0, 0, i64::MIN),
-        ValidTime::Month(year, month) => (year, month as u8, 0, i64::MIN),
-        ValidTime::Day(day) => (day.year(), day.month() as u8, day.day(), i64::MIN),
-        ValidTime::Instant(at) => (at.year(), at.month() as u8, at.day(), at.unix_timestamp()),
-    }
+/// Orders valid times as the store's valid-time order does: by the first instant each may
+/// denote, a coarser time before the finer ones it holds.
+fn sort_key(time: &ValidTime) -> (i64, Precision) {
+    (time.earliest(), time.precision())
 }
 
 /// `THREAT` as `Threat`, `PARTY_REGISTERED` as `Party registered`.

@@ -561,7 +561,7 @@ function wire() {
     }
   });
   // The view as shown: its name says the timeline and the date it is drawn as of.
-  const viewName = (extension) => `${state.timeline || 'timeline'}-${state.at === null ? 'now' : isoDay(state.at)}.${extension}`;
+  const viewName = (what, extension) => `${state.timeline || 'timeline'}${what}-${state.at === null ? 'now' : isoDay(state.at)}.${extension}`;
   const drawing = () => document.querySelector('#timeline svg.tl-svg');
   const publishing = (make) => async () => {
     try {
@@ -573,16 +573,16 @@ function wire() {
   $('save-svg').addEventListener('click', publishing(async () => {
     if (!drawing()) throw new Error('the timeline is not drawn yet');
     const { text } = await timelineSvg(drawing());
-    save(new Blob([text], { type: 'image/svg+xml' }), viewName('svg'));
+    save(new Blob([text], { type: 'image/svg+xml' }), viewName('', 'svg'));
   }));
   $('save-png').addEventListener('click', publishing(async () => {
     if (!drawing()) throw new Error('the timeline is not drawn yet');
-    save(await timelinePng(drawing()), viewName('png'));
+    save(await timelinePng(drawing()), viewName('', 'png'));
   }));
   $('save-csv').addEventListener('click', publishing(async () => {
     const table = document.querySelector('#positions table');
     if (!table) throw new Error('the positions grid is not shown yet');
-    save(new Blob([positionsCsv(table)], { type: 'text/csv' }), `${state.timeline || 'timeline'}-positions-${state.at === null ? 'now' : isoDay(state.at)}.csv`);
+    save(new Blob([positionsCsv(table)], { type: 'text/csv' }), viewName('-positions', 'csv'));
   }));
   $('timeline-select').addEventListener('change', (ev) => {
     state.timeline = ev.target.value;
