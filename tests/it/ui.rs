@@ -1,7 +1,7 @@
 //! The timeline page end to end: starts the built `chancery serve --demo` on a free loopback port
-//! and runs `node tests/ui/e2e.mjs <url> <token>`, which drives Debian's headless Chromium through
-//! playwright-core (pinned in `tests/ui/package-lock.json`) and saves screenshots under
-//! `tests/artifacts/ui/`. Without node, Chromium or `tests/ui/node_modules` the test fails in CI
+//! and runs `node tests/ui/e2e.mjs <url> <recorder token> <admin token>`, which drives Debian's
+//! headless Chromium through playwright-core (pinned in `tests/ui/package-lock.json`) and saves
+//! screenshots under `tests/artifacts/ui/`. Without node, Chromium or `tests/ui/node_modules` the test fails in CI
 //! and elsewhere says loudly that it did not run (`tools/test` installs them).
 
 use std::path::PathBuf;
@@ -11,7 +11,7 @@ use std::time::Duration;
 use chancery_testkit::ci;
 use chancery_testkit::server::Process;
 
-use crate::support::{RECORDER, demo, workspace};
+use crate::support::{ADMIN, RECORDER, demo, workspace};
 
 /// The whole browser run; each of its waits has its own 60 s limit.
 const RUN_LIMIT: Duration = Duration::from_secs(600);
@@ -78,6 +78,7 @@ fn the_timeline_page_shows_replays_and_follows_the_demo_in_chromium() {
             .arg(&script)
             .arg(&server.url)
             .arg(RECORDER)
+            .arg(ADMIN)
             .current_dir(workspace()),
         RUN_LIMIT,
     );

@@ -17,7 +17,7 @@ const JS: &str = "text/javascript; charset=utf-8";
 static INDEX: Asset = static_asset!("../assets/ui/", "index.html", "text/html; charset=utf-8");
 
 /// Everything `/ui/{file}` serves; any other name is a 404.
-static ASSETS: [Asset; 9] = [
+static ASSETS: [Asset; 10] = [
     static_asset!("../assets/ui/", "app.js", JS),
     static_asset!("../assets/ui/", "gql.js", JS),
     static_asset!("../assets/ui/", "live.js", JS),
@@ -25,6 +25,7 @@ static ASSETS: [Asset; 9] = [
     static_asset!("../assets/ui/", "views.js", JS),
     static_asset!("../assets/ui/", "util.js", JS),
     static_asset!("../assets/ui/", "publish.js", JS),
+    static_asset!("../assets/ui/", "workbench.js", JS),
     static_asset!("../assets/ui/", "style.css", "text/css; charset=utf-8"),
     static_asset!("../assets/ui/", "icon.svg", "image/svg+xml"),
 ];

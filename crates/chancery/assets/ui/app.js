@@ -11,6 +11,7 @@ import { LiveFeed } from '/ui/live.js';
 import { Timeline, ACT_KINDS, glyphIcon, legend } from '/ui/timeline.js';
 import { renderPositions, renderRelations, renderDetails } from '/ui/views.js';
 import { save, timelineSvg, timelinePng, positionsCsv } from '/ui/publish.js';
+import { Workbench, correctionChanges } from '/ui/workbench.js';
 
 const $ = (id) => document.getElementById(id);
 const ACTS = new Set(ACT_KINDS);
@@ -26,7 +27,9 @@ const state = {
   timelines: [],
   parties: new Map(), // code -> {code, name}
   issues: new Map(), // slug -> {slug, title}
+  actors: [], // {slug, name, role, party: {code}}
   timeline: null,
+  version: 0, // the timeline's version as far as the page has read it
   events: new Map(), // id -> event (every kind, of the timeline)
   related: new Map(), // event id -> its retractions and corrections
   cursor: null,
@@ -38,10 +41,43 @@ const state = {
   rel: { a: null, b: null, bucket: 'WEEK', measure: 'mean' },
   fresh: new Set(),
   playing: 0,
+  pendingSelect: null, // an event the page recorded, to open when the feed brings it
 };
+/** Promises waiting for the page to have read the timeline up to a version: [version, resolve]. */
+let versionWaiters = [];
 
 let feed = null;
 let loadSerial = 0;
+const workbench = new Workbench({
+  timeline: () => state.timelines.find((t) => t.slug === state.timeline) || null,
+  version: () => state.version,
+  parties: () => [...state.parties.values()].sort((a, b) => a.code.localeCompare(b.code)),
+  actors: (party) => state.actors.filter((a) => a.party.code === party),
+  issues: () => [...state.issues.values()].sort((a, b) => a.title.localeCompare(b.title)),
+  events: (kinds) => acts().filter((e) => !e.retracted && (!kinds || kinds.includes(e.kind)))
+    .sort((a, b) => b.span.start - a.span.start || b.position - a.position),
+  eventsAfter: (version) => [...state.events.values()].filter((e) => e.version > version).sort((a, b) => a.position - b.position),
+  lookup: (id) => state.events.get(id),
+  /** Resolves once the live feed has brought the timeline up to `version` (or after 10 s). */
+  catchUp: (version) => (state.version >= version ? Promise.resolve() : new Promise((resolve) => {
+    versionWaiters.push([version, resolve]);
+    setTimeout(resolve, 10000);
+  })),
+  reloadRegistry: async () => {
+    await loadRegistry();
+    renderFilters();
+  },
+  recorded: (ids, message) => {
+    announce(message);
+    $('wb-done').textContent = message;
+    $('wb-done').hidden = false;
+    const [id] = ids;
+    if (!id) return;
+    if (state.events.has(id)) select(id, { reveal: true });
+    else state.pendingSelect = id;
+  },
+  switchTimeline: (slug) => changeTimeline(slug),
+});
 const timeline = new Timeline($('timeline'), { onSelect: (id) => select(id, { reveal: false }) });
 
 /* ------------------------------------------------------------------------------------ URL */
@@ -135,6 +171,10 @@ function integrate(e) {
   const known = state.events.has(e.id);
   state.events.set(e.id, enrich(e));
   state.maxPosition = Math.max(state.maxPosition, e.position);
+  if (e.version > state.version) {
+    state.version = e.version;
+    versionWaiters = versionWaiters.filter(([v, resolve]) => (v <= state.version ? resolve() : true));
+  }
   const p = e.content.payload;
   if (e.kind === 'RETRACTION' || e.kind === 'CORRECTION') {
     const target = e.kind === 'RETRACTION' ? p.retracts : p.corrects;
@@ -159,6 +199,7 @@ async function loadRegistry() {
   state.timelines = data.timelines;
   for (const p of data.parties) state.parties.set(p.code, p);
   for (const i of data.issues) state.issues.set(i.slug, i);
+  state.actors = data.actors;
   const select = $('timeline-select');
   fill(select, data.timelines.map((t) => h('option', { value: t.slug }, t.title)));
   select.disabled = data.timelines.length < 2;
@@ -174,6 +215,7 @@ async function loadTimeline() {
   state.related.clear();
   state.cursor = null;
   state.maxPosition = 0;
+  state.version = 0;
   state.loaded = false;
   timeline.view = null;
   const t = state.timelines.find((x) => x.slug === state.timeline);
@@ -182,6 +224,7 @@ async function loadTimeline() {
   publish.hidden = !state.timeline;
   publish.href = state.timeline ? `/timelines/${encodeURIComponent(state.timeline)}/timelinejs.json` : '#';
   publish.download = state.timeline ? `${state.timeline}-timelinejs.json` : '';
+  $('record-open').disabled = !state.timeline;
   if (!state.timeline) {
     fill($('positions'), h('p', { class: 'empty' }, 'No timeline yet.'));
     fill($('relations'), h('p', { class: 'empty' }, 'No timeline yet.'));
@@ -219,6 +262,10 @@ function startFeed(serial) {
       state.cursor = e.cursor;
       const isNew = integrate(e);
       if (e.kind === 'CORRECTION') refetch(e.content.payload.corrects);
+      if (e.id === state.pendingSelect) {
+        state.pendingSelect = null;
+        select(e.id, { reveal: true });
+      }
       if (isNew) {
         state.fresh.add(e.id);
         setTimeout(() => { state.fresh.delete(e.id); renderTimeline(); }, 6000);
@@ -327,6 +374,9 @@ function renderDetailsPanel() {
     related: e ? state.related.get(e.id) || [] : [],
     onSelect: (id) => select(id, { reveal: true }),
     onClose: () => select(null),
+    onCorrect: (ev) => workbench.openCorrect(ev),
+    onRetract: (ev) => workbench.openRetract(ev),
+    changes: correctionChanges,
   });
   $('details').classList.toggle('has-event', Boolean(e));
 }
@@ -541,6 +591,19 @@ function announce(text) {
 
 /* ------------------------------------------------------------------------------- wiring */
 
+function changeTimeline(slug) {
+  state.timeline = slug;
+  $('timeline-select').value = slug;
+  state.filters = { party: null, issue: null, kind: null };
+  state.selected = null;
+  state.at = null;
+  state.rel.a = null;
+  state.rel.b = null;
+  stopPlay();
+  writeUrl();
+  loadTimeline().catch(showError);
+}
+
 function wire() {
   // A link cannot carry the token: with one set, the file is fetched with it and saved from memory.
   $('timelinejs-link').addEventListener('click', async (ev) => {
@@ -584,17 +647,18 @@ function wire() {
     if (!table) throw new Error('the positions grid is not shown yet');
     save(new Blob([positionsCsv(table)], { type: 'text/csv' }), viewName('-positions', 'csv'));
   }));
-  $('timeline-select').addEventListener('change', (ev) => {
-    state.timeline = ev.target.value;
-    state.filters = { party: null, issue: null, kind: null };
-    state.selected = null;
-    state.at = null;
-    state.rel.a = null;
-    state.rel.b = null;
-    stopPlay();
-    writeUrl();
-    loadTimeline().catch(showError);
+  $('timeline-select').addEventListener('change', (ev) => changeTimeline(ev.target.value));
+  // The lists the form offers are read again first: others may have registered since.
+  $('record-open').addEventListener('click', async () => {
+    try {
+      await loadRegistry();
+    } catch (err) {
+      showError(err);
+      return;
+    }
+    workbench.openRecord();
   });
+  $('timeline-new').addEventListener('click', () => workbench.openRegister('timeline'));
   const filters = document.querySelector('.filters');
   filters.addEventListener('change', onFilterChange);
   for (const group of ['party', 'issue', 'kind']) {

@@ -25,6 +25,7 @@ export class ApiError extends Error {
     const first = errors?.[0] ?? {};
     super(first.message || `the server answered ${status}`);
     this.code = first.extensions?.code || (status === 401 ? 'UNAUTHORIZED' : 'ERROR');
+    this.status = status;
     this.errors = errors;
   }
 }
@@ -51,7 +52,7 @@ export async function gql(query, variables = {}, { signal } = {}) {
 /** Every field the page shows of an event. */
 export const EVENT_FIELDS = `
 fragment Ev on Event {
-  id position kind cursor retracted corrected recordedAt recordedBy hash
+  id position version kind cursor retracted corrected recordedAt recordedBy hash
   timeline { slug }
   content {
     occurred { start end precision modality }
@@ -89,6 +90,7 @@ export const REGISTRY = `query Registry {
   head { position }
   timelines { slug title description version }
   parties { code name kind }
+  actors { slug name role party { code } }
   issues { slug title description }
 }`;
 
@@ -126,3 +128,31 @@ export const RELATIONS = `query Relations($a: PartyCode!, $b: PartyCode!, $bucke
     total { events goldsteinSum goldsteinMean }
   }
 }`;
+
+/** What the page asks of an append: the new events, and whether a retry found them recorded. */
+const APPENDED = 'events { id position version } timelineVersion deduplicated';
+
+export const RECORD_EVENT = `mutation RecordEvent($timeline: Slug!, $event: EventInput!) {
+  recordEvent(timeline: $timeline, event: $event) { ${APPENDED} }
+}`;
+
+export const CORRECT_EVENT = `mutation CorrectEvent($input: CorrectInput!, $expectedVersion: ExpectedVersionInput) {
+  correctEvent(input: $input, expectedVersion: $expectedVersion) { ${APPENDED} }
+}`;
+
+export const RETRACT_EVENT = `mutation RetractEvent($input: RetractInput!, $expectedVersion: ExpectedVersionInput) {
+  retractEvent(input: $input, expectedVersion: $expectedVersion) { ${APPENDED} }
+}`;
+
+export const REGISTER = {
+  timeline: `mutation RegisterTimeline($input: RegisterTimelineInput!) { registerTimeline(input: $input) { ${APPENDED} } }`,
+  party: `mutation RegisterParty($input: RegisterPartyInput!) { registerParty(input: $input) { ${APPENDED} } }`,
+  actor: `mutation RegisterActor($input: RegisterActorInput!) { registerActor(input: $input) { ${APPENDED} } }`,
+  issue: `mutation RegisterIssue($input: RegisterIssueInput!) { registerIssue(input: $input) { ${APPENDED} } }`,
+};
+
+export const TIMELINE_VERSION = `query TimelineVersion($slug: Slug!) { timeline(slug: $slug) { version } }`;
+
+/** An event as the log held it at a position: what a correction changed, before and after. */
+export const EVENT_KNOWN_AT = `query EventKnownAt($id: ID!, $knownAt: Long!) { event(id: $id, asOf: { knownAt: $knownAt }) { ...Ev } }
+${EVENT_FIELDS}`;

@@ -196,7 +196,7 @@ const DATE_FIELDS = new Set(['deadline', 'announced', 'effective']);
  * Renders an event's details into `root`. `lookup(id)` finds a loaded event; `related` lists the
  * retractions and corrections of this event; `onSelect(id)` opens another event.
  */
-export function renderDetails(root, e, { lookup, related, onSelect, onClose }) {
+export function renderDetails(root, e, { lookup, related, onSelect, onClose, onCorrect, onRetract, changes }) {
   if (!e) {
     fill(root, h('p', { class: 'empty' }, 'Select an event (click it, or Tab to it and press Enter) to see its details, amounts, codes and sources.'));
     return;
@@ -238,7 +238,10 @@ export function renderDetails(root, e, { lookup, related, onSelect, onClose }) {
       c.location ? h('span', { class: 'where' }, ` · ${c.location}`) : null),
     h('p', { class: e.retracted ? 'summary struck' : 'summary' }, c.summary),
     retractions.map((r) => h('p', { class: 'notice' }, `Retracted (${formatDay(Date.parse(r.recordedAt))}): ${r.content.payload.reason}`)),
-    corrections.map((r) => h('p', { class: 'notice' }, `Corrected (${formatDay(Date.parse(r.recordedAt))}; ${r.content.payload.changedFields.join(', ')}): ${r.content.payload.reason}`)),
+    corrections.map((r) => correctionNotice(r, changes)),
+    e.retracted || !onCorrect ? null : h('p', { class: 'details-actions' },
+      h('button', { type: 'button', class: 'correct', onclick: () => onCorrect(e) }, 'Correct…'),
+      h('button', { type: 'button', class: 'retract', onclick: () => onRetract(e) }, 'Retract…')),
     h('dl', { class: 'facts' },
       dlRow('By', h('ul', { class: 'plain' }, who(c.actors))),
       c.targets.length ? dlRow('Towards', h('ul', { class: 'plain' }, who(c.targets))) : null,
@@ -270,6 +273,20 @@ export function renderDetails(root, e, { lookup, related, onSelect, onClose }) {
       h('br'), h('span', { class: 'recorded-by' }, e.recordedBy ? `Recorded by ${e.recordedBy}` : 'Recorded by: unknown'),
       h('br'), h('span', { class: 'mono' }, `id ${e.id}`), h('br'), h('span', { class: 'mono', title: e.hash }, `hash ${e.hash.slice(0, 16)}…`)),
   );
+}
+
+/** A correction's reason, then what it changed, before and after (read from the log as it was). */
+function correctionNotice(r, changes) {
+  const table = h('div', { class: 'changes', 'aria-live': 'polite' }, h('p', { class: 'fine' }, `Changed: ${r.content.payload.changedFields.join(', ')}`));
+  if (changes) {
+    changes(r).then((rows) => fill(table, h('table', { class: 'changes-table' },
+      h('caption', { class: 'visually-hidden' }, 'What the correction changed'),
+      h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'Field'), h('th', { scope: 'col' }, 'Before'), h('th', { scope: 'col' }, 'After'))),
+      h('tbody', null, rows.map((x) => h('tr', null, h('th', { scope: 'row' }, x.field), h('td', { class: 'before' }, x.before), h('td', { class: 'after' }, x.after)))))))
+      .catch(() => { /* the list of changed fields stays */ });
+  }
+  return h('div', { class: 'notice correction' },
+    h('p', null, `Corrected (${formatDay(Date.parse(r.recordedAt))}): ${r.content.payload.reason}`), table);
 }
 
 function dlRow(term, value) {
