@@ -12,6 +12,7 @@ mod bad_input;
 mod cli;
 mod clients;
 mod crash;
+mod datasets;
 mod durability;
 mod faults;
 mod fixtures;

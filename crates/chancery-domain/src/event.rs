@@ -5,6 +5,7 @@ use serde::de::Error as _;
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize};
 
+use crate::dataset::DatasetCoding;
 use crate::ids::{ActorSlug, EventId, IssueSlug, PartyCode, TimelineSlug};
 use crate::payload::{Kind, Payload};
 use crate::time::{Precision, ValidTime};
@@ -94,8 +95,8 @@ pub struct Source {
 /// An event as a client submits it, before the store gives it a position, a version, a
 /// transaction time and a hash.
 ///
-/// JSON form: the envelope's fields, `kind`, the kind's `payload` object, and last `recordedBy`
-/// when it is known.
+/// JSON form: the envelope's fields, `kind`, the kind's `payload` object, then `dataset` for an
+/// event imported from a coded dataset, and last `recordedBy` when it is known.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewEvent {
     pub id: EventId,
@@ -110,6 +111,9 @@ pub struct NewEvent {
     pub sources: Vec<Source>,
     pub confidence: Option<f64>,
     pub payload: Payload,
+    /// How a coded event dataset coded it, for an event imported from one (GDELT, ICEWS,
+    /// POLECAT); `None` otherwise, and then the record holds no such field.
+    pub dataset: Option<DatasetCoding>,
     /// The name of who recorded it (a token's name, or the operator of an import); never a
     /// secret. Set by the store's caller, not by clients; `None` for events recorded before
     /// names were kept, whose records hold no such field and so keep their bytes and hashes.
@@ -132,6 +136,7 @@ impl NewEvent {
             sources: Vec::new(),
             confidence: None,
             payload,
+            dataset: None,
             recorded_by: None,
         }
     }
@@ -182,6 +187,7 @@ impl NewEvent {
             sources,
             confidence,
             payload,
+            dataset,
             recorded_by: _,
         } = self;
         *id == other.id
@@ -196,6 +202,7 @@ impl NewEvent {
             && *sources == other.sources
             && *confidence == other.confidence
             && *payload == other.payload
+            && *dataset == other.dataset
     }
 
     /// The canonical JSON of this event: fixed field order, no whitespace, optional fields left
@@ -215,7 +222,7 @@ impl Serialize for NewEvent {
             }
         }
 
-        let mut s = serializer.serialize_struct("NewEvent", 14)?;
+        let mut s = serializer.serialize_struct("NewEvent", 15)?;
         s.serialize_field("id", &self.id)?;
         s.serialize_field("timeline", &self.timeline)?;
         s.serialize_field("kind", &self.kind())?;
@@ -229,6 +236,8 @@ impl Serialize for NewEvent {
         serialize_if_present(&mut s, "sources", &self.sources)?;
         serialize_if_present(&mut s, "confidence", &self.confidence)?;
         s.serialize_field("payload", &Body(&self.payload))?;
+        // Only for imported events: every other record hashes as it did before datasets.
+        serialize_if_present(&mut s, "dataset", &self.dataset)?;
         // Last, and only when known: a record of before names were kept hashes as it did.
         serialize_if_present(&mut s, "recordedBy", &self.recorded_by)?;
         s.end()
@@ -298,6 +307,8 @@ struct NewEventWire {
     confidence: Option<f64>,
     payload: Box<serde_json::value::RawValue>,
     #[serde(default)]
+    dataset: Option<DatasetCoding>,
+    #[serde(default)]
     recorded_by: Option<String>,
 }
 
@@ -319,6 +330,7 @@ impl<'de> Deserialize<'de> for NewEvent {
             sources: wire.sources,
             confidence: wire.confidence,
             payload,
+            dataset: wire.dataset,
             recorded_by: wire.recorded_by,
         })
     }

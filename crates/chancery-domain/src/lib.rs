@@ -1,13 +1,15 @@
 //! Chancery's domain: what parties in a negotiation do and say, as events.
 //!
 //! This crate knows nothing of storage, networks or GraphQL. It defines the event envelope and
-//! the typed payload of every kind ([`event`], [`payload`]), valid and transaction time
+//! the typed payload of every kind ([`event`], [`payload`]), how a coded dataset coded an
+//! imported event ([`dataset`]), valid and transaction time
 //! ([`time`]), validation with field-level errors ([`validate`]), the registry of parties,
 //! actors, issues and timelines ([`registry`]), the CAMEO/PLOVER codes table ([`codes`]), and the
 //! canonical encoding and hash chain of recorded events ([`record`]).
 
 pub mod codes;
 pub mod currency;
+pub mod dataset;
 pub mod event;
 pub mod ids;
 pub mod limits;
@@ -20,6 +22,7 @@ mod text_serde;
 pub mod time;
 pub mod validate;
 
+pub use dataset::{Dataset, DatasetCoding};
 pub use event::{Amount, Attribution, Modality, NewEvent, Occurred, Participant, Source};
 pub use ids::{ActorSlug, EventId, IdError, IssueSlug, PartyCode, TimelineSlug};
 pub use payload::{Kind, Payload};

@@ -25,3 +25,5 @@ pub const MAX_PERCENT: f64 = 10_000.0;
 pub const MAX_EVENT_BYTES: usize = 64 * 1024;
 /// Events in one append.
 pub const MAX_BATCH_EVENTS: usize = 1_000;
+/// The longest dataset event id (GDELT's are integers, POLECAT's hashes).
+pub const MAX_DATASET_ID_BYTES: usize = 64;

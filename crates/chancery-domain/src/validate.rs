@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::currency::{PERCENT, is_known_unit};
+use crate::dataset::DatasetCoding;
 use crate::event::{Amount, NewEvent, Occurred, Participant, Source};
 use crate::ids::{EventId, IssueSlug, PartyCode};
 use crate::limits::*;
@@ -183,6 +184,9 @@ pub fn validate(event: &NewEvent) -> Result<(), ValidationErrors> {
     if let Some(name) = &event.recorded_by {
         check_recorded_by(&mut c, "recordedBy", name);
     }
+    if let Some(coding) = &event.dataset {
+        check_dataset(&mut c, "dataset", coding);
+    }
 
     if c.0.is_empty() {
         let size = event.to_canonical_json().len();
@@ -219,6 +223,81 @@ fn check_recorded_by(c: &mut Collector, field: &str, name: &str) {
     }
     if name.chars().any(char::is_control) {
         c.error(field, "must not contain control characters");
+    }
+}
+
+/// A dataset's coding as the importers write it: an id, codes of the dataset's own shapes, and
+/// scores in the dataset's ranges.
+fn check_dataset(c: &mut Collector, field: &str, coding: &DatasetCoding) {
+    let id = &coding.event_id;
+    if id.is_empty()
+        || id.len() > MAX_DATASET_ID_BYTES
+        || !id.chars().all(|ch| ch.is_ascii_graphic())
+    {
+        c.error(
+            format!("{field}.eventId"),
+            format!("{id:?} is not a dataset event id (1 to {MAX_DATASET_ID_BYTES} printable ASCII characters)"),
+        );
+    }
+    if let Some(cameo) = &coding.cameo {
+        if !(2..=4).contains(&cameo.len()) || !cameo.bytes().all(|b| b.is_ascii_digit()) {
+            c.error(
+                format!("{field}.cameo"),
+                format!("{cameo:?} is not a CAMEO event code (2 to 4 digits)"),
+            );
+        }
+    }
+    for (name, value, upper) in [
+        ("ploverType", &coding.plover_type, true),
+        ("ploverMode", &coding.plover_mode, false),
+    ] {
+        if let Some(v) = value {
+            let shaped = !v.is_empty()
+                && v.len() <= 32
+                && v.bytes().all(|b| {
+                    b == b'_'
+                        || if upper {
+                            b.is_ascii_uppercase()
+                        } else {
+                            b.is_ascii_lowercase()
+                        }
+                });
+            if !shaped {
+                c.error(
+                    format!("{field}.{name}"),
+                    format!(
+                        "{v:?} is not a PLOVER {}",
+                        if upper {
+                            "type (upper-case letters)"
+                        } else {
+                            "mode (lower-case letters)"
+                        }
+                    ),
+                );
+            }
+        }
+    }
+    if let Some(q) = coding.quad_class {
+        if !(1..=4).contains(&q) {
+            c.error(
+                format!("{field}.quadClass"),
+                format!("{q} is not a QuadClass (1 to 4)"),
+            );
+        }
+    }
+    for (name, value, limit) in [
+        ("goldstein", coding.goldstein, 10.0),
+        ("intensity", coding.intensity, 10.0),
+        ("tone", coding.tone, 100.0),
+    ] {
+        if let Some(v) = value {
+            if !v.is_finite() || v.abs() > limit {
+                c.error(
+                    format!("{field}.{name}"),
+                    format!("{v} is not between -{limit} and {limit}"),
+                );
+            }
+        }
     }
 }
 

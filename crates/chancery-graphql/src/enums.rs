@@ -121,6 +121,10 @@ mirror_enum!(
     QuadClass = chancery_domain::codes::QuadClass { VerbalCooperation, MaterialCooperation, VerbalConflict, MaterialConflict }
 );
 mirror_enum!(
+    /// A coded event dataset Chancery imports.
+    Dataset = chancery_domain::Dataset { Gdelt, Icews, Polecat }
+);
+mirror_enum!(
     /// The width of a relations bucket (weeks start on Monday).
     Bucket = chancery_projections::Bucket { Day, Week, Month }
 );

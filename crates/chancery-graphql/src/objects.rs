@@ -233,6 +233,27 @@ mirrored_objects! {
         /// The version of Chancery's codes table that gave these codes.
         table_version: i32 = small(chancery_domain::codes::CODES_VERSION),
     }
+
+    /// How a coded event dataset coded an event imported from it, as the dataset wrote it,
+    /// beside Chancery's own `codes`.
+    DatasetCoding from chancery_domain::DatasetCoding, |d| {
+        dataset: Dataset = d.dataset.into(),
+        /// The dataset's own id of the event (GDELT `GLOBALEVENTID`, ICEWS `Event ID`, POLECAT's).
+        event_id: String = d.event_id.clone(),
+        /// The dataset's CAMEO event code (GDELT, ICEWS).
+        cameo: Option<String> = d.cameo.clone(),
+        /// The dataset's PLOVER event type (POLECAT).
+        plover_type: Option<String> = d.plover_type.clone(),
+        plover_mode: Option<String> = d.plover_mode.clone(),
+        /// The dataset's QuadClass or quad code, 1 to 4.
+        quad_class: Option<i32> = d.quad_class.map(i32::from),
+        /// The dataset's Goldstein score (GDELT `GoldsteinScale`, ICEWS `Intensity`).
+        goldstein: Option<f64> = d.goldstein,
+        /// POLECAT's intensity.
+        intensity: Option<f64> = d.intensity,
+        /// GDELT's average tone of the articles.
+        tone: Option<f64> = d.tone,
+    }
 }
 
 /// What an event says: who, to whom, about what, when, how much, according to whom.
@@ -279,6 +300,10 @@ impl EventContent {
     /// CAMEO, PLOVER, QuadClass and Goldstein; none for registrations, retractions and corrections.
     async fn codes(&self) -> Option<Codes> {
         chancery_domain::codes::codes(&self.0).map(Codes::from)
+    }
+    /// For an event imported from GDELT, ICEWS or POLECAT: the dataset's id and codes.
+    async fn dataset(&self) -> Option<DatasetCoding> {
+        self.0.dataset.as_ref().map(DatasetCoding::from)
     }
 }
 

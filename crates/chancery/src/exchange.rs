@@ -904,3 +904,79 @@ pub fn verify_export(
         broken: None,
     })
 }
+
+/// Records per read of one timeline.
+const TIMELINE_READ: usize = 1_000;
+
+/// A timeline's acts as the store reads them now: retracted ones left out, corrections applied,
+/// in log order with their positions; and the timeline's title and description.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimelineActs {
+    pub title: String,
+    pub description: Option<String>,
+    pub acts: Vec<(Position, NewEvent)>,
+}
+
+/// Reads a timeline's acts (through the log's index: a timeline is a small part of a large log)
+/// up to the current head. Fails when the log holds no such timeline.
+pub async fn timeline_acts(
+    log: &dyn EventLog,
+    timeline: &chancery_domain::TimelineSlug,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<TimelineActs, ExchangeError> {
+    let head = log.head().await?;
+    let mut title = None;
+    // The acts in log order, as corrected so far; `None` once retracted.
+    let mut acts: Vec<Option<(Position, NewEvent)>> = Vec::new();
+    let mut index: HashMap<EventId, usize> = HashMap::new();
+    let mut next = 1;
+    while next <= head.position {
+        let request = ReadRequest::forward(next, TIMELINE_READ)
+            .with_filter(chancery_store::EventFilter::timeline(timeline.clone()));
+        let records = log.read(request).await?;
+        let Some(last) = records.last() else {
+            break;
+        };
+        next = last.position() + 1;
+        for record in records.iter().take_while(|r| r.position() <= head.position) {
+            let event = record
+                .event()
+                .map_err(|e| unreadable(record.position(), &e))?;
+            match &event.payload {
+                Payload::TimelineRegistered(registered) => {
+                    title = Some((registered.title.clone(), registered.description.clone()));
+                }
+                Payload::Retraction(retraction) => {
+                    if let Some(&at) = index.get(&retraction.retracts) {
+                        acts[at] = None;
+                    }
+                }
+                Payload::Correction(correction) => {
+                    if let Some(Some((_, act))) =
+                        index.get(&correction.corrects).map(|&at| &mut acts[at])
+                    {
+                        correction.changes.apply_to(act);
+                    }
+                }
+                _ if chancery_domain::codes::code_key(event).is_some() => {
+                    index.insert(event.id, acts.len());
+                    acts.push(Some((record.position(), event.clone())));
+                }
+                _ => {}
+            }
+        }
+        progress(Progress {
+            phase: "reading the timeline",
+            done: (next - 1).min(head.position),
+            total: Some(head.position),
+        });
+    }
+    let Some((title, description)) = title else {
+        return Err(ExchangeError::UnknownTimeline(timeline.clone()));
+    };
+    Ok(TimelineActs {
+        title,
+        description,
+        acts: acts.into_iter().flatten().collect(),
+    })
+}

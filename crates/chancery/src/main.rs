@@ -13,8 +13,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use chancery::config::{FileConfig, LogFormat, Overrides, ServerConfig};
 use chancery::data::{DEFAULT_DATA_DIR, DataDir};
+use chancery::datasets::{DatasetImport, DatasetImportError, DatasetReport, InputFile, RowFormat};
 use chancery::exchange::{self, ExportFormat, Progress, Source};
 use chancery::server::{App, shutdown_signal};
+use chancery_datasets::Format as DatasetFormat;
 use chancery_projections::{CheckpointPolicy, Projections};
 use chancery_store_sled::SledLog;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -41,21 +43,13 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Print the GraphQL schema (SDL).
     Schema,
-    /// Import an event file (one event per line) or restore an export into the store.
+    /// Import an event file (one event per line), restore an export, or import coded event
+    /// datasets (GDELT 2.0, ICEWS, POLECAT) into a timeline.
     ///
-    /// The whole file is checked first: if any line is bad, nothing is written and the line and
-    /// field are reported. Events already recorded with the same content are skipped, so an
-    /// import can be re-run. An export restores into an empty store with the same positions,
-    /// times and hashes.
-    Import {
-        /// Who the events of an event file are recorded by (`recordedBy`, in their hashed
-        /// records): a name of 1 to 64 characters [default: the OS user, from $USER or $LOGNAME].
-        /// An export's records keep who recorded them.
-        #[arg(long = "as", value_name = "NAME")]
-        recorded_by: Option<String>,
-        /// The NDJSON file to import.
-        file: PathBuf,
-    },
+    /// The whole input is checked first: if any line is bad, nothing is written and the line and
+    /// field are reported. Events already recorded are skipped, so an import can be re-run. An
+    /// export restores into an empty store with the same positions, times and hashes.
+    Import(Box<ImportArgs>),
     /// Export the log up to its current head (NDJSON restores exactly; CSV is for spreadsheets;
     /// TimelineJS publishes one timeline).
     Export {
@@ -161,6 +155,54 @@ enum Format {
     Csv,
     /// One timeline's acts as TimelineJS's JSON (needs --timeline).
     Timelinejs,
+    /// One timeline's acts as GDELT 2.0 event rows (needs --timeline).
+    Gdelt,
+    /// One timeline's acts as POLECAT rows (needs --timeline).
+    Polecat,
+}
+
+#[derive(Args)]
+struct ImportArgs {
+    /// Who the events are recorded by (`recordedBy`, in their hashed records): a name of 1 to 64
+    /// characters [default: the OS user, from $USER or $LOGNAME]. An export's records keep who
+    /// recorded them.
+    #[arg(long = "as", value_name = "NAME")]
+    recorded_by: Option<String>,
+    /// What the files are: ndjson (an event file or an export, told apart by its first line), or
+    /// a coded event dataset: gdelt (GDELT 2.0 event files), icews, polecat.
+    #[arg(long, value_enum, default_value_t = ImportFormat::Ndjson)]
+    format: ImportFormat,
+    /// The timeline a dataset's events go to (created when missing).
+    #[arg(long, value_name = "SLUG")]
+    timeline: Option<String>,
+    /// Only a dataset's events between two parties, either way round: `--dyad USA,CHN`.
+    #[arg(long, value_name = "A,B")]
+    dyad: Option<String>,
+    /// Only a dataset's events on or after this date (YYYY, YYYY-MM or YYYY-MM-DD).
+    #[arg(long, value_name = "DATE")]
+    from: Option<String>,
+    /// Only a dataset's events on or before this date (YYYY, YYYY-MM or YYYY-MM-DD).
+    #[arg(long, value_name = "DATE")]
+    to: Option<String>,
+    /// Tag every imported event with this issue (registered when missing), so that positions
+    /// and standoffs are computed on it.
+    #[arg(long, value_name = "SLUG")]
+    issue: Option<String>,
+    /// Import a dataset's good rows and list every malformed one, instead of stopping at the
+    /// first with nothing written.
+    #[arg(long)]
+    skip_bad: bool,
+    /// The files (plain, .gz or .zip); `-` reads standard input. An NDJSON import takes one.
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ImportFormat {
+    Ndjson,
+    Gdelt,
+    Icews,
+    Polecat,
 }
 
 fn main() -> ExitCode {
@@ -211,6 +253,22 @@ fn progress_bar() -> (ProgressBar, impl Fn(Progress) + Sync) {
         if let Some(total) = p.total {
             handle.set_length(total);
         }
+        handle.set_message(p.phase);
+        handle.set_position(p.done);
+    };
+    (bar, update)
+}
+
+/// A progress display counted in rows, with their rate: a dataset's size in rows is not known
+/// until it has been read once.
+fn rows_progress() -> (ProgressBar, impl Fn(Progress) + Sync) {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>10} {human_pos} rows ({per_sec}) {elapsed_precise}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    let handle = bar.clone();
+    let update = move |p: Progress| {
         handle.set_message(p.phase);
         handle.set_position(p.done);
     };
@@ -310,7 +368,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", chancery_graphql::sdl());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Import { recorded_by, file } => import(&data, recorded_by, &file).await,
+        Command::Import(args) => match args.format {
+            ImportFormat::Ndjson => import(&data, *args).await,
+            ImportFormat::Gdelt => import_dataset(&data, *args, DatasetFormat::Gdelt).await,
+            ImportFormat::Icews => import_dataset(&data, *args, DatasetFormat::Icews).await,
+            ImportFormat::Polecat => import_dataset(&data, *args, DatasetFormat::Polecat).await,
+        },
         Command::Export {
             out,
             format,
@@ -319,9 +382,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             (Format::Timelinejs, timeline) => {
                 export_timelinejs(&data, out.as_deref(), timeline).await
             }
+            (Format::Gdelt, timeline) => {
+                export_rows(&data, out.as_deref(), timeline, RowFormat::Gdelt).await
+            }
+            (Format::Polecat, timeline) => {
+                export_rows(&data, out.as_deref(), timeline, RowFormat::Polecat).await
+            }
             (_, Some(_)) => anyhow::bail!(
-                "--timeline chooses the timeline of --format timelinejs; NDJSON and CSV exports \
-                 hold the whole log"
+                "--timeline chooses the timeline of --format timelinejs, gdelt or polecat; NDJSON \
+                 and CSV exports hold the whole log"
             ),
             (Format::Ndjson, None) => export(&data, out.as_deref(), ExportFormat::Ndjson).await,
             (Format::Csv, None) => export(&data, out.as_deref(), ExportFormat::Csv).await,
@@ -353,20 +422,39 @@ fn os_user() -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
-/// `chancery import`: imports an event file or restores an export, then reports what was written.
-async fn import(
-    data: &DataDir,
-    recorded_by: Option<String>,
-    file: &Path,
-) -> anyhow::Result<ExitCode> {
-    // Checked before the store is opened, as a token's name is: trimmed, 1 to 64 characters, no
-    // control characters.
+/// The name to record imported events by: `--as`, else the OS user; checked before the store is
+/// opened, as a token's name is (trimmed, 1 to 64 characters, no control characters).
+fn importer_name(recorded_by: Option<String>) -> anyhow::Result<String> {
     let recorded_by = recorded_by.unwrap_or_else(os_user).trim().to_owned();
     chancery_domain::validate_recorded_by(&recorded_by).map_err(|e| {
         anyhow::anyhow!(
             "--as {recorded_by:?}: {e} (give the name to record events by with --as NAME)"
         )
     })?;
+    Ok(recorded_by)
+}
+
+/// `chancery import`: imports an event file or restores an export, then reports what was written.
+async fn import(data: &DataDir, args: ImportArgs) -> anyhow::Result<ExitCode> {
+    let dataset_only = [
+        ("--timeline", args.timeline.is_some()),
+        ("--dyad", args.dyad.is_some()),
+        ("--from", args.from.is_some()),
+        ("--to", args.to.is_some()),
+        ("--issue", args.issue.is_some()),
+        ("--skip-bad", args.skip_bad),
+    ];
+    if let Some((flag, _)) = dataset_only.iter().find(|(_, set)| *set) {
+        anyhow::bail!(
+            "{flag} is for coded datasets (--format gdelt, icews or polecat); an NDJSON file names its own timelines"
+        );
+    }
+    let [file] = args.files.as_slice() else {
+        anyhow::bail!(
+            "an NDJSON import reads one file; give one, or import them one after the other"
+        );
+    };
+    let recorded_by = importer_name(args.recorded_by)?;
     let log = open_log(data)?;
     let (bar, update) = progress_bar();
     let started = std::time::Instant::now();
@@ -389,6 +477,235 @@ async fn import(
         rate(summary.read, seconds)
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Parses a flag's value with the domain's own parser, naming the flag when it fails.
+fn flag<T, E: std::fmt::Display>(
+    name: &str,
+    value: Option<&str>,
+    parse: impl Fn(&str) -> Result<T, E>,
+) -> anyhow::Result<Option<T>> {
+    value
+        .map(|v| parse(v.trim()).map_err(|e| anyhow::anyhow!("{name} {v:?}: {e}")))
+        .transpose()
+}
+
+/// `chancery import --format gdelt|icews|polecat`: imports coded event datasets into a timeline
+/// and reports rows read, imported, already there and skipped (by reason).
+async fn import_dataset(
+    data: &DataDir,
+    args: ImportArgs,
+    format: DatasetFormat,
+) -> anyhow::Result<ExitCode> {
+    let recorded_by = importer_name(args.recorded_by)?;
+    let Some(timeline) = flag("--timeline", args.timeline.as_deref(), |s| {
+        chancery_domain::TimelineSlug::new(s)
+    })?
+    else {
+        anyhow::bail!(
+            "--format {format} imports into one timeline: name it with --timeline SLUG (created when missing)"
+        );
+    };
+    let dyad = match args.dyad.as_deref() {
+        None => None,
+        Some(text) => {
+            let parts: Vec<&str> = text.split(',').map(str::trim).collect();
+            let [a, b] = parts.as_slice() else {
+                anyhow::bail!(
+                    "--dyad {text:?}: give two party codes separated by a comma, such as USA,CHN"
+                );
+            };
+            let code = |c: &str| {
+                chancery_domain::PartyCode::new(c)
+                    .map_err(|e| anyhow::anyhow!("--dyad {text:?}: {e}"))
+            };
+            Some((code(a)?, code(b)?))
+        }
+    };
+    let from = flag(
+        "--from",
+        args.from.as_deref(),
+        chancery_domain::ValidTime::parse,
+    )?;
+    let to = flag(
+        "--to",
+        args.to.as_deref(),
+        chancery_domain::ValidTime::parse,
+    )?;
+    if let (Some(f), Some(t)) = (&from, &to) {
+        if t.end_exclusive() <= f.earliest() {
+            anyhow::bail!("--to {t} is before --from {f}");
+        }
+    }
+    let issue = flag("--issue", args.issue.as_deref(), |s| {
+        chancery_domain::IssueSlug::new(s)
+    })?;
+    if args.files.iter().filter(|f| f.as_os_str() == "-").count() > 1 {
+        anyhow::bail!("standard input (-) can be read once");
+    }
+    for file in args.files.iter().filter(|f| f.as_os_str() != "-") {
+        if !file.is_file() {
+            anyhow::bail!("{} is not a file", file.display());
+        }
+    }
+    let log = open_log(data)?;
+    // Standard input is read twice like any file: kept in the data directory meanwhile.
+    let spool = if args.files.iter().any(|f| f.as_os_str() == "-") {
+        let path = data
+            .root()
+            .join(format!(".import-stdin-{}", std::process::id()));
+        let mut file = std::fs::File::create(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        std::io::copy(&mut std::io::stdin().lock(), &mut file)
+            .context("cannot read standard input")?;
+        Some(path)
+    } else {
+        None
+    };
+    let files: Vec<InputFile> = args
+        .files
+        .iter()
+        .map(|f| match &spool {
+            Some(path) if f.as_os_str() == "-" => InputFile {
+                path: path.clone(),
+                name: "standard input".to_owned(),
+            },
+            _ => InputFile::at(f.clone()),
+        })
+        .collect();
+    let job = DatasetImport {
+        format,
+        files,
+        timeline,
+        dyad,
+        from,
+        to,
+        issue,
+        skip_bad: args.skip_bad,
+        recorded_by,
+    };
+    let (bar, update) = rows_progress();
+    let started = std::time::Instant::now();
+    let result = chancery::datasets::import(&log, &job, &update).await;
+    bar.finish_and_clear();
+    if let Some(path) = &spool {
+        let _ = std::fs::remove_file(path);
+    }
+    let report = match result {
+        Err(e @ DatasetImportError::Malformed { .. }) => {
+            anyhow::bail!("{e} (--skip-bad imports the good rows and lists every bad one)")
+        }
+        other => other?,
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    print_report(&job, &report, seconds);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What a dataset import did, as a user reads it: the totals on standard output, every
+/// malformed row and examples of the rest on standard error.
+fn print_report(job: &DatasetImport, r: &DatasetReport, seconds: f64) {
+    for row in &r.malformed {
+        eprintln!("skipped {}, line {}: {}", row.file, row.line, row.why);
+    }
+    for row in &r.unmapped_examples {
+        eprintln!("no event from {}, line {}: {}", row.file, row.line, row.why);
+    }
+    let mut registered = Vec::new();
+    if r.timeline_registered {
+        registered.push(format!("the timeline {}", job.timeline));
+    }
+    if r.issue_registered {
+        if let Some(issue) = &job.issue {
+            registered.push(format!("the issue {issue}"));
+        }
+    }
+    if !r.parties_registered.is_empty() {
+        registered.push(format!(
+            "{} parties ({})",
+            r.parties_registered.len(),
+            r.parties_registered.join(", ")
+        ));
+    }
+    println!(
+        "{} rows read from {} file(s): {} imported into {}, {} already imported, {} skipped",
+        r.rows,
+        job.files.len(),
+        r.imported,
+        job.timeline,
+        r.already_imported,
+        r.skipped()
+    );
+    if r.filtered_out > 0 {
+        println!("  {} outside --dyad/--from/--to", r.filtered_out);
+    }
+    if !r.malformed.is_empty() {
+        println!("  {} malformed (listed above)", r.malformed.len());
+    }
+    for (why, count) in &r.unmapped {
+        println!("  {count} with {why}");
+    }
+    if !registered.is_empty() {
+        println!("registered {}", registered.join(", "));
+    }
+    println!(
+        "head at position {} ({:.0} rows/s)",
+        r.head,
+        rate(r.rows, seconds)
+    );
+}
+
+/// `chancery export --format gdelt|polecat`: one timeline's acts as dataset rows.
+async fn export_rows(
+    data: &DataDir,
+    out: Option<&Path>,
+    timeline: Option<String>,
+    format: RowFormat,
+) -> anyhow::Result<ExitCode> {
+    let name = if format == RowFormat::Gdelt {
+        "gdelt"
+    } else {
+        "polecat"
+    };
+    let slug = timeline_to_export(name, timeline)?;
+    let log = open_log(data)?;
+    let (bar, update) = progress_bar();
+    let mut bytes = Vec::new();
+    let result = chancery::datasets::export(&log, &slug, format, &mut bytes, &update).await;
+    bar.finish_and_clear();
+    let written = result?;
+    write_whole(out, &bytes)?;
+    eprintln!("exported {written} events of {slug} as {name} rows");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The timeline an export of one timeline writes, from `--timeline`.
+fn timeline_to_export(
+    format: &str,
+    timeline: Option<String>,
+) -> anyhow::Result<chancery_domain::TimelineSlug> {
+    let Some(timeline) = timeline else {
+        anyhow::bail!("--format {format} writes one timeline: name it with --timeline SLUG");
+    };
+    chancery_domain::TimelineSlug::new(timeline.trim())
+        .map_err(|e| anyhow::anyhow!("--timeline {timeline:?}: {e}"))
+}
+
+/// Writes an export made whole in memory to `out` (synced to disk) or to standard output: a file
+/// is created only once the export was read in full.
+fn write_whole(out: Option<&Path>, bytes: &[u8]) -> anyhow::Result<()> {
+    match out {
+        Some(path) => std::fs::write(path, bytes)
+            .and_then(|()| std::fs::File::open(path)?.sync_all())
+            .with_context(|| format!("cannot write {}", path.display())),
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout
+                .write_all(bytes)
+                .and_then(|()| stdout.flush())
+                .context("cannot write to standard output")
+        }
+    }
 }
 
 /// `chancery export`: writes the log to a file (synced to disk) or to standard output.
@@ -432,11 +749,7 @@ async fn export_timelinejs(
     out: Option<&Path>,
     timeline: Option<String>,
 ) -> anyhow::Result<ExitCode> {
-    let Some(timeline) = timeline else {
-        anyhow::bail!("--format timelinejs shows one timeline: name it with --timeline SLUG");
-    };
-    let slug = chancery_domain::TimelineSlug::new(timeline.trim())
-        .map_err(|e| anyhow::anyhow!("--timeline {timeline:?}: {e}"))?;
+    let slug = timeline_to_export("timelinejs", timeline)?;
     let log = open_log(data)?;
     let (bar, update) = progress_bar();
     let result = chancery::timelinejs::export(&log, &slug, &update).await;
@@ -444,20 +757,7 @@ async fn export_timelinejs(
     let published = result?;
     let mut bytes = serde_json::to_vec_pretty(&published.json)?;
     bytes.push(b'\n');
-    match out {
-        Some(path) => {
-            std::fs::write(path, &bytes)
-                .and_then(|()| std::fs::File::open(path)?.sync_all())
-                .with_context(|| format!("cannot write {}", path.display()))?;
-        }
-        None => {
-            let mut stdout = std::io::stdout().lock();
-            stdout
-                .write_all(&bytes)
-                .and_then(|()| stdout.flush())
-                .context("cannot write to standard output")?;
-        }
-    }
+    write_whole(out, &bytes)?;
     let undated = match published.undated {
         0 => String::new(),
         n => format!("; {n} without a valid time left out"),

@@ -26,6 +26,7 @@ use futures_util::StreamExt;
 
 use crate::config::{ServerConfig, StoreChoice};
 use crate::data::DataDir;
+use crate::datasets::{DatasetImport, DatasetImportError, InputFile};
 use crate::demo;
 use crate::exchange::{self, ExchangeError};
 
@@ -163,6 +164,7 @@ impl App {
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics))
             .route("/export", get(export))
+            .route("/import", axum::routing::post(import))
             .route("/timelines/{slug}/timelinejs.json", get(timelinejs))
             .merge(crate::ui::router())
             .with_state(health);
@@ -387,6 +389,161 @@ async fn timelinejs(
                 .into_response()
         }
     }
+}
+
+/// What `POST /import` is told in its query string: `chancery import --format`'s flags.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ImportQuery {
+    format: String,
+    timeline: String,
+    dyad: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    issue: Option<String>,
+    #[serde(default)]
+    skip_bad: bool,
+}
+
+/// A `POST /import` request as an import job, or the message of its first bad parameter.
+fn import_job(
+    q: &ImportQuery,
+    file: std::path::PathBuf,
+    recorded_by: String,
+) -> Result<DatasetImport, String> {
+    let format: chancery_datasets::Format = q.format.parse()?;
+    let timeline = TimelineSlug::new(q.timeline.trim()).map_err(|e| format!("timeline: {e}"))?;
+    let dyad = match &q.dyad {
+        None => None,
+        Some(text) => {
+            let parts: Vec<&str> = text.split(',').map(str::trim).collect();
+            let [a, b] = parts.as_slice() else {
+                return Err(format!(
+                    "dyad {text:?}: give two party codes separated by a comma, such as USA,CHN"
+                ));
+            };
+            let code =
+                |c: &str| chancery_domain::PartyCode::new(c).map_err(|e| format!("dyad: {e}"));
+            Some((code(a)?, code(b)?))
+        }
+    };
+    let time = |name: &str, v: &Option<String>| {
+        v.as_deref()
+            .map(|t| {
+                chancery_domain::ValidTime::parse(t.trim()).map_err(|e| format!("{name}: {e}"))
+            })
+            .transpose()
+    };
+    let issue = q
+        .issue
+        .as_deref()
+        .map(|i| chancery_domain::IssueSlug::new(i.trim()).map_err(|e| format!("issue: {e}")))
+        .transpose()?;
+    Ok(DatasetImport {
+        format,
+        files: vec![InputFile {
+            path: file,
+            name: "the request body".to_owned(),
+        }],
+        timeline,
+        dyad,
+        from: time("from", &q.from)?,
+        to: time("to", &q.to)?,
+        issue,
+        skip_bad: q.skip_bad,
+        recorded_by,
+    })
+}
+
+/// `POST /import?format=gdelt&timeline=SLUG` (and `dyad`, `from`, `to`, `issue`, `skipBad`): the
+/// dataset import of `chancery import --format`, for admins granted the timeline, over a file
+/// sent as the request's body (plain, gzip or zip). The body is kept in a temporary file while
+/// it is read twice; the answer is the import's report as JSON, or 400 naming the first
+/// malformed row (nothing written).
+async fn import(
+    State(h): State<Health>,
+    axum::extract::Query(query): axum::extract::Query<ImportQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let allowed = caller(&h, &headers, |caller| {
+        h.api.access.check(caller, Role::Admin, "an import")?;
+        if caller.timelines.allows(query.timeline.trim()) {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                Code::Forbidden,
+                format!(
+                    "this token may not write to the timeline {}",
+                    query.timeline.trim()
+                ),
+            ))
+        }
+    });
+    let caller = match allowed {
+        Ok(caller) => caller,
+        Err(refused) => return refusal(refused),
+    };
+    let bad_request =
+        |message: String| (StatusCode::BAD_REQUEST, format!("{message}\n")).into_response();
+    let spool = std::env::temp_dir().join(format!(
+        "chancery-import-{}",
+        chancery_domain::EventId::new_v7()
+    ));
+    let recorded_by = caller.name.as_deref().unwrap_or("import").to_owned();
+    let job = match import_job(&query, spool.clone(), recorded_by) {
+        Ok(job) => job,
+        Err(message) => return bad_request(message),
+    };
+    if let Err(e) = spool_body(body, &spool).await {
+        let _ = tokio::fs::remove_file(&spool).await;
+        return bad_request(format!("the file could not be received: {e}"));
+    }
+    // The import reads its file with blocking I/O: it runs on a blocking thread.
+    let log = Arc::clone(&h.api.log);
+    let runtime = tokio::runtime::Handle::current();
+    let result = tokio::task::spawn_blocking(move || {
+        runtime.block_on(crate::datasets::import(log.as_ref(), &job, &|_| {}))
+    })
+    .await;
+    let _ = tokio::fs::remove_file(&spool).await;
+    match result {
+        Ok(Ok(report)) => axum::Json(report).into_response(),
+        Ok(Err(e @ DatasetImportError::Malformed { .. })) => bad_request(format!(
+            "{e} (skipBad=true imports the good rows and lists every bad one)"
+        )),
+        Ok(Err(e @ (DatasetImportError::Empty { .. } | DatasetImportError::Read(_)))) => {
+            bad_request(e.to_string())
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "an import failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the import failed: {e}\n"),
+            )
+                .into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "an import stopped");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the import stopped; the server log has the details\n",
+            )
+                .into_response()
+        }
+    }
+}
+
+/// Writes a request's body to `path` as it arrives.
+async fn spool_body(body: Body, path: &std::path::Path) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let mut file = tokio::fs::File::create(path).await?;
+    let mut chunks = body.into_data_stream();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(std::io::Error::other)?;
+        file.write_all(&chunk).await?;
+    }
+    file.flush().await
 }
 
 async fn log_request(request: Request, next: Next) -> Response {

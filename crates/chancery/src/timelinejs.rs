@@ -9,17 +9,11 @@
 //! bookkeeping events (registrations, retractions, corrections) are not slides. TimelineJS
 //! renders `headline` and `text` as HTML, so every text the store holds is escaped.
 
-use std::collections::HashMap;
-
-use chancery_domain::codes::code_key;
-use chancery_domain::{EventId, NewEvent, Payload, Precision, TimelineSlug, ValidTime};
-use chancery_store::{EventFilter, EventLog, ReadRequest};
+use chancery_domain::{NewEvent, Precision, TimelineSlug, ValidTime};
+use chancery_store::EventLog;
 use serde_json::{Map, Value, json};
 
-use crate::exchange::{ExchangeError, Progress, unreadable};
-
-/// Records per read of the timeline.
-const RECORDS_PER_READ: usize = 1_000;
+use crate::exchange::{ExchangeError, Progress, TimelineActs, timeline_acts};
 
 /// What a TimelineJS export holds besides its JSON.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,61 +33,15 @@ pub async fn export(
     timeline: &TimelineSlug,
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<TimelineJs, ExchangeError> {
-    let head = log.head().await?;
-    let mut title = None;
-    // The timeline's acts in log order, as corrected so far; `None` once retracted.
-    let mut acts: Vec<Option<NewEvent>> = Vec::new();
-    let mut index: HashMap<EventId, usize> = HashMap::new();
-    // The timeline's own records, through the log's index: a timeline is a small part of a
-    // large log.
-    let mut next = 1;
-    while next <= head.position {
-        let request = ReadRequest::forward(next, RECORDS_PER_READ)
-            .with_filter(EventFilter::timeline(timeline.clone()));
-        let records = log.read(request).await?;
-        let Some(last) = records.last() else {
-            break;
-        };
-        next = last.position() + 1;
-        for record in records.iter().take_while(|r| r.position() <= head.position) {
-            let event = record
-                .event()
-                .map_err(|e| unreadable(record.position(), &e))?;
-            match &event.payload {
-                Payload::TimelineRegistered(registered) => {
-                    title = Some((registered.title.clone(), registered.description.clone()));
-                }
-                Payload::Retraction(retraction) => {
-                    if let Some(&at) = index.get(&retraction.retracts) {
-                        acts[at] = None;
-                    }
-                }
-                Payload::Correction(correction) => {
-                    if let Some(Some(act)) =
-                        index.get(&correction.corrects).map(|&at| &mut acts[at])
-                    {
-                        correction.changes.apply_to(act);
-                    }
-                }
-                _ if code_key(event).is_some() => {
-                    index.insert(event.id, acts.len());
-                    acts.push(Some(event.clone()));
-                }
-                _ => {}
-            }
-        }
-        progress(Progress {
-            phase: "reading the timeline",
-            done: (next - 1).min(head.position),
-            total: Some(head.position),
-        });
-    }
-    let Some((headline, description)) = title else {
-        return Err(ExchangeError::UnknownTimeline(timeline.clone()));
-    };
+    let TimelineActs {
+        title,
+        description,
+        acts,
+    } = timeline_acts(log, timeline, progress).await?;
+    let (headline, description) = (title, description);
     let mut slides: Vec<(ValidTime, Value)> = Vec::new();
     let mut undated = 0;
-    for act in acts.iter().flatten() {
+    for (_, act) in &acts {
         match &act.occurred {
             Some(occurred) => slides.push((occurred.start, slide(act))),
             None => undated += 1,

@@ -1,9 +1,10 @@
 //! The stored form of a record: a fixed header that readers take without decoding anything
 //! (position, version, transaction time, both hashes, kind, id), then the envelope's terms in the
 //! order filters and projections read them (timeline, valid time, actors, targets, issues, the
-//! payload behind its length), then the rest of the envelope, and last, only when it is known,
-//! who recorded it (a marker byte, then the name; a record of before names were kept ends after
-//! its confidence, as it always did). Every field has one encoding, so two different byte
+//! payload behind its length), then the rest of the envelope, and last the fields a record has
+//! only sometimes, each behind its marker byte, in the markers' order: who recorded it, when it is
+//! known, then how a coded dataset coded it, for an imported event (a record with neither ends
+//! after its confidence, as records always did). Every field has one encoding, so two different byte
 //! strings never decode to the same record: a changed byte either fails to decode or changes the
 //! canonical JSON whose hash the record carries.
 //!
@@ -13,6 +14,7 @@
 
 use time::{Date, Month, OffsetDateTime, UtcOffset};
 
+use crate::dataset::{Dataset, DatasetCoding};
 use crate::event::{Amount, Attribution, Modality, NewEvent, Occurred, Participant, Source};
 use crate::ids::{ActorSlug, EventId, IssueSlug, PartyCode, TimelineSlug};
 use crate::payload::*;
@@ -84,10 +86,16 @@ pub(crate) fn encode(header: &Header, event: &NewEvent, out: &mut Vec<u8>) {
         w.u8(RECORDED_BY);
         w.str(name);
     }
+    if let Some(coding) = &event.dataset {
+        w.u8(DATASET);
+        coding.write(w);
+    }
 }
 
 /// The marker of the name an event is recorded by, after the envelope.
 const RECORDED_BY: u8 = 1;
+/// The marker of a dataset's coding, after the name if there is one.
+const DATASET: u8 = 2;
 
 /// Reads the fixed header; the variable part is not looked at.
 pub(crate) fn header(bytes: &[u8]) -> Result<Header, RecordError> {
@@ -216,7 +224,14 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<(Header, NewEvent), RecordError> {
         summary: r.read()?,
         sources: r.read()?,
         confidence: r.read()?,
-        recorded_by: r.recorded_by()?,
+        dataset: None,
+        recorded_by: None,
+    };
+    let (recorded_by, dataset) = r.optional_tail()?;
+    let event = NewEvent {
+        recorded_by,
+        dataset,
+        ..event
     };
     r.end()?;
     Ok((head, event))
@@ -257,6 +272,35 @@ impl Binary for f64 {
     }
     fn read(r: &mut In<'_>) -> Result<Self, RecordError> {
         r.f64()
+    }
+}
+
+impl Binary for DatasetCoding {
+    fn write(&self, w: &mut Out<'_>) {
+        w.u8(self.dataset.tag());
+        w.str(&self.event_id);
+        self.cameo.write(w);
+        self.plover_type.write(w);
+        self.plover_mode.write(w);
+        w.option(self.quad_class.as_ref(), |w, q| w.u8(*q));
+        self.goldstein.write(w);
+        self.intensity.write(w);
+        self.tone.write(w);
+    }
+    fn read(r: &mut In<'_>) -> Result<Self, RecordError> {
+        let dataset =
+            Dataset::from_tag(r.u8()?).ok_or_else(|| malformed("an unknown coded dataset"))?;
+        Ok(DatasetCoding {
+            dataset,
+            event_id: r.read()?,
+            cameo: r.read()?,
+            plover_type: r.read()?,
+            plover_mode: r.read()?,
+            quad_class: r.option(In::u8)?,
+            goldstein: r.read()?,
+            intensity: r.read()?,
+            tone: r.read()?,
+        })
     }
 }
 
@@ -678,16 +722,25 @@ impl<'a> In<'a> {
         Ok(out)
     }
 
-    /// Who recorded the event: nothing left means unknown; otherwise the marker and the name.
-    /// Any other byte is damage (an absent name has no marker of its own, only the end).
-    fn recorded_by(&mut self) -> Result<Option<String>, RecordError> {
-        if self.bytes.is_empty() {
-            return Ok(None);
+    /// The fields after the envelope: who recorded the event, then a dataset's coding, each
+    /// behind its marker and only when present. Markers come in increasing order, so a record
+    /// has one encoding; an absent field has no marker of its own, and any other byte is damage.
+    fn optional_tail(&mut self) -> Result<(Option<String>, Option<DatasetCoding>), RecordError> {
+        let (mut recorded_by, mut dataset) = (None, None);
+        let mut last = 0;
+        while !self.bytes.is_empty() {
+            let marker = self.u8()?;
+            if marker <= last {
+                return Err(malformed("the markers after the envelope are out of order"));
+            }
+            last = marker;
+            match marker {
+                RECORDED_BY => recorded_by = Some(self.str()?.to_owned()),
+                DATASET => dataset = Some(DatasetCoding::read(self)?),
+                _ => return Err(malformed("a bad marker after the envelope")),
+            }
         }
-        match self.u8()? {
-            RECORDED_BY => self.str().map(|name| Some(name.to_owned())),
-            _ => Err(malformed("a bad marker after the envelope")),
-        }
+        Ok((recorded_by, dataset))
     }
 
     /// The bytes stored behind a length (the payload), taken whole.

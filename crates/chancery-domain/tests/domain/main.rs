@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod codes;
+mod dataset;
 mod decoding_fuzz;
 mod encoding;
 mod recorded_by;

@@ -142,7 +142,7 @@ fn the_stored_form_refuses_anything_but_nothing_or_a_marked_name_after_the_envel
     let cases = [
         // "Unknown" written as an absent option: a second encoding of no name.
         broken(&without, &[0]),
-        broken(&without, &[2, 3, b'a', b'n', b'a']),
+        broken(&without, &[9, 3, b'a', b'n', b'a']),
         broken(&without, &[1]),
         broken(&without, &[1, 0xff, 0xff]),
         broken(&with, &[0]),

@@ -1,0 +1,575 @@
+//! Coded event datasets in and out of the store: `chancery import --format gdelt|icews|polecat`,
+//! `POST /import` (the same import for admins, over HTTP) and `chancery export --format
+//! gdelt|polecat`.
+//!
+//! An import reads its files twice. The first pass reads every row, applies the filters, maps
+//! each row to its event and checks it, and learns which parties the rows name: a malformed row
+//! stops the import there, with nothing written, naming its file, line and column (unless
+//! `skip_bad`, which skips and lists every malformed row). Then the timeline, the issue and the
+//! parties the store lacks are registered, and the second pass appends the events in batches,
+//! skipping those already imported (an event's id comes from the dataset's own id, so a re-run
+//! finds them). Memory stays flat whatever the file's size: only the parties and the counts are
+//! kept between the passes.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::io::BufRead;
+use std::path::PathBuf;
+
+use chancery_datasets::export::{ExportedParty, gdelt_row, polecat_header, polecat_row};
+use chancery_datasets::input::decompressed;
+use chancery_datasets::{
+    DatasetRow, Destination, Format, RowError, RowParty, Unmapped, event_of, parties, parties_of,
+};
+use chancery_domain::payload::{
+    IssueRegistered, PartyKind, PartyRegistered, Payload, TimelineRegistered,
+};
+use chancery_domain::time::ValidTime;
+use chancery_domain::{
+    EventId, IssueSlug, NewEvent, PartyCode, Position, Registry, TimelineSlug, validate,
+};
+use chancery_store::{AppendRequest, EventLog, ExpectedVersion, StoreError};
+use serde::Serialize;
+
+use crate::exchange::{ExchangeError, Progress, timeline_acts};
+
+/// Events per append (the store's largest batch).
+const BATCH: usize = chancery_domain::limits::MAX_BATCH_EVENTS;
+/// Rows between two progress reports.
+const PROGRESS_EVERY: u64 = 4_096;
+/// Lines of each kind of skipped row the report lists; the rest are counted.
+const LISTED_PER_REASON: usize = 20;
+
+/// What to import and how.
+#[derive(Debug, Clone)]
+pub struct DatasetImport {
+    pub format: Format,
+    /// The files, read in order (plain, gzip or zip).
+    pub files: Vec<InputFile>,
+    pub timeline: TimelineSlug,
+    /// Only events between these two parties, either way round.
+    pub dyad: Option<(PartyCode, PartyCode)>,
+    /// Only events on or after this day.
+    pub from: Option<ValidTime>,
+    /// Only events on or before this day.
+    pub to: Option<ValidTime>,
+    /// An issue every imported event is tagged with (registered when missing).
+    pub issue: Option<IssueSlug>,
+    /// Skip malformed rows (and list them) instead of stopping at the first.
+    pub skip_bad: bool,
+    /// Who the events are recorded by.
+    pub recorded_by: String,
+}
+
+/// A file to import, and what the report calls it.
+#[derive(Debug, Clone)]
+pub struct InputFile {
+    pub path: PathBuf,
+    pub name: String,
+}
+
+impl InputFile {
+    /// A file named by its path.
+    pub fn at(path: PathBuf) -> Self {
+        let name = path.display().to_string();
+        InputFile { path, name }
+    }
+}
+
+/// A row left out, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SkippedRow {
+    pub file: String,
+    pub line: u64,
+    pub why: String,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DatasetReport {
+    /// Rows read (header rows not counted).
+    pub rows: u64,
+    /// Events written.
+    pub imported: u64,
+    /// Rows whose event the timeline already holds (an earlier import of them).
+    pub already_imported: u64,
+    /// Rows outside `--dyad`, `--from` or `--to`.
+    pub filtered_out: u64,
+    /// Malformed rows skipped (with `skip_bad`), every one listed.
+    pub malformed: Vec<SkippedRow>,
+    /// Rows that read well but make no event, counted by reason.
+    pub unmapped: BTreeMap<String, u64>,
+    /// Some of the rows counted in `unmapped`, the first of each reason.
+    pub unmapped_examples: Vec<SkippedRow>,
+    /// Parties registered on first use, by code.
+    pub parties_registered: Vec<String>,
+    pub timeline_registered: bool,
+    pub issue_registered: bool,
+    /// The log's head after the import.
+    pub head: Position,
+}
+
+impl DatasetReport {
+    /// Rows skipped for any reason but being imported already.
+    pub fn skipped(&self) -> u64 {
+        self.filtered_out + self.malformed.len() as u64 + self.unmapped.values().sum::<u64>()
+    }
+}
+
+/// Why an import stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum DatasetImportError {
+    #[error("{file}: {error}; nothing was written")]
+    Malformed { file: String, error: RowError },
+    #[error("{0}")]
+    Read(String),
+    #[error("{file} holds no rows")]
+    Empty { file: String },
+    #[error(transparent)]
+    Exchange(#[from] ExchangeError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A party the rows name, as it will be registered if the store lacks it.
+#[derive(Debug, Clone)]
+struct Named {
+    name: String,
+    kind: PartyKind,
+}
+
+/// What the rows need and the filters keep, learned by the first pass.
+struct Plan {
+    parties: BTreeMap<PartyCode, Named>,
+}
+
+/// The non-empty lines of a file (decompressed), with their line numbers.
+fn lines(
+    input: &InputFile,
+) -> Result<impl Iterator<Item = Result<(u64, String), DatasetImportError>>, DatasetImportError> {
+    let name = input.name.clone();
+    let file = std::fs::File::open(&input.path)
+        .map_err(|e| DatasetImportError::Read(format!("cannot read {name}: {e}")))?;
+    let reader = decompressed(file, &name).map_err(|e| DatasetImportError::Read(e.to_string()))?;
+    let mut number = 0u64;
+    Ok(reader.split(b'\n').filter_map(move |line| {
+        number += 1;
+        let mut bytes = match line {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                return Some(Err(DatasetImportError::Read(format!(
+                    "{name}, line {number}: {e}"
+                ))));
+            }
+        };
+        if bytes.last() == Some(&b'\r') {
+            bytes.pop();
+        }
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return None;
+        }
+        // Datasets are UTF-8; a stray byte becomes U+FFFD rather than stopping a large import.
+        Some(Ok((number, String::from_utf8_lossy(&bytes).into_owned())))
+    }))
+}
+
+impl DatasetImport {
+    fn keeps(&self, row: &DatasetRow, actor: &PartyCode, target: Option<&PartyCode>) -> bool {
+        if let Some(from) = &self.from {
+            if row.date.earliest() < from.earliest() {
+                return false;
+            }
+        }
+        if let Some(to) = &self.to {
+            if row.date.earliest() >= to.end_exclusive() {
+                return false;
+            }
+        }
+        match (&self.dyad, target) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some((a, b)), Some(t)) => (actor == a && t == b) || (actor == b && t == a),
+        }
+    }
+
+    fn destination(&self) -> Destination {
+        Destination {
+            timeline: self.timeline.clone(),
+            issue: self.issue.clone(),
+        }
+    }
+}
+
+/// What becomes of one row: an event, or why not.
+enum Outcome {
+    Event(Box<NewEvent>),
+    Filtered,
+    Unmapped(String),
+}
+
+/// Maps a row to its checked event, or says why it makes none.
+fn outcome(
+    job: &DatasetImport,
+    to: &Destination,
+    row: &DatasetRow,
+    names: &dyn Fn(&PartyCode) -> String,
+) -> Outcome {
+    let (actor, target) = match parties_of(row) {
+        Ok(p) => p,
+        Err(why) => return Outcome::Unmapped(why.to_string()),
+    };
+    if !job.keeps(row, &actor, target.as_ref()) {
+        return Outcome::Filtered;
+    }
+    let mut event = match event_of(row, to, names) {
+        Ok(e) => e,
+        Err(
+            why @ (Unmapped::NoActor | Unmapped::BadPartyCode(_) | Unmapped::UnknownCountry(_)),
+        ) => {
+            return Outcome::Unmapped(why.to_string());
+        }
+    };
+    event.recorded_by = Some(job.recorded_by.clone());
+    match validate(&event) {
+        Ok(()) => Outcome::Event(Box::new(event)),
+        Err(errors) => Outcome::Unmapped(format!("makes no valid event: {errors}")),
+    }
+}
+
+/// The name a party is registered and summarised by: the party table's, else the row's.
+fn named(row_party: &chancery_datasets::RowParty) -> Named {
+    match parties::by_code(&row_party.code) {
+        Some(known) => Named {
+            name: known.name.to_owned(),
+            kind: known.kind,
+        },
+        None => Named {
+            name: parties::name_from_row(&row_party.name, &row_party.code),
+            kind: if row_party.group {
+                PartyKind::Organization
+            } else {
+                PartyKind::State
+            },
+        },
+    }
+}
+
+/// Imports dataset files into a timeline; see the module's documentation.
+pub async fn import(
+    log: &dyn EventLog,
+    job: &DatasetImport,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<DatasetReport, DatasetImportError> {
+    let mut report = DatasetReport::default();
+    let registry = (*log.registry().await?).clone();
+    let to = job.destination();
+
+    // Pass 1: read, filter, map and check every row; learn the parties of the events kept.
+    let mut plan = Plan {
+        parties: BTreeMap::new(),
+    };
+    for input in &job.files {
+        let file = input.name.clone();
+        let mut rows = job.format.rows();
+        let mut read = 0u64;
+        for item in lines(input)? {
+            let (number, text) = item?;
+            let row = match rows.line(number, &text) {
+                Ok(Some(row)) => row,
+                Ok(None) => continue,
+                Err(error) if job.skip_bad => {
+                    report.rows += 1;
+                    report.malformed.push(SkippedRow {
+                        file: file.clone(),
+                        line: error.line,
+                        why: format!("{}: {}", error.field, error.message),
+                    });
+                    continue;
+                }
+                Err(error) => return Err(DatasetImportError::Malformed { file, error }),
+            };
+            read += 1;
+            report.rows += 1;
+            // A party's name: the store's, else the one the plan fixed (the first row naming the
+            // party), else the table's or the row's.
+            let named_now = |p: &RowParty| -> (String, Named) {
+                let known = PartyCode::new(p.code.as_str()).ok().and_then(|code| {
+                    registry
+                        .parties
+                        .get(&code)
+                        .map(|r| Named {
+                            name: r.name.clone(),
+                            kind: r.party_kind,
+                        })
+                        .or_else(|| plan.parties.get(&code).cloned())
+                });
+                (p.code.clone(), known.unwrap_or_else(|| named(p)))
+            };
+            let row_names: Vec<(String, Named)> = [&row.actor, &row.target]
+                .into_iter()
+                .flatten()
+                .map(named_now)
+                .collect();
+            let names = |code: &PartyCode| name_in(&row_names, code);
+            match outcome(job, &to, &row, &names) {
+                Outcome::Event(event) => {
+                    // Only the parties of events that are written are registered.
+                    for party in event.parties() {
+                        if let Some((_, n)) = row_names.iter().find(|(c, _)| c == party.as_str()) {
+                            plan.parties
+                                .entry(party.clone())
+                                .or_insert_with(|| n.clone());
+                        }
+                    }
+                }
+                Outcome::Filtered => report.filtered_out += 1,
+                Outcome::Unmapped(why) => {
+                    let count = report.unmapped.entry(why.clone()).or_insert(0);
+                    *count += 1;
+                    if *count as usize <= LISTED_PER_REASON {
+                        report.unmapped_examples.push(SkippedRow {
+                            file: file.clone(),
+                            line: row.line,
+                            why,
+                        });
+                    }
+                }
+            }
+            if report.rows % PROGRESS_EVERY == 0 {
+                progress(Progress {
+                    phase: "checking",
+                    done: report.rows,
+                    total: None,
+                });
+            }
+        }
+        if read == 0 && !job.skip_bad {
+            return Err(DatasetImportError::Empty { file });
+        }
+    }
+    let rows_to_write = report.rows;
+
+    // Registrations the events need, before them.
+    register(log, job, &registry, &plan, &mut report).await?;
+
+    // Pass 2: append what the timeline lacks, a batch at a time.
+    let names = |code: &PartyCode| {
+        registry
+            .parties
+            .get(code)
+            .map(|r| r.name.clone())
+            .or_else(|| plan.parties.get(code).map(|n| n.name.clone()))
+            .unwrap_or_else(|| code.to_string())
+    };
+    let mut batch: Vec<NewEvent> = Vec::with_capacity(BATCH);
+    let mut in_batch: HashSet<EventId> = HashSet::new();
+    let mut done = 0u64;
+    for input in &job.files {
+        let mut rows = job.format.rows();
+        for item in lines(input)? {
+            let (number, text) = item?;
+            done += 1;
+            if done % PROGRESS_EVERY == 0 {
+                progress(Progress {
+                    phase: "importing",
+                    done,
+                    total: Some(rows_to_write),
+                });
+            }
+            // Pass 1 read every line: one that does not read now was skipped then.
+            let Ok(Some(row)) = rows.line(number, &text) else {
+                continue;
+            };
+            let Outcome::Event(event) = outcome(job, &to, &row, &names) else {
+                continue;
+            };
+            if in_batch.contains(&event.id) || log.event(event.id).await?.is_some() {
+                report.already_imported += 1;
+                continue;
+            }
+            in_batch.insert(event.id);
+            batch.push(*event);
+            if batch.len() == BATCH {
+                report.imported += append(log, &job.timeline, &mut batch).await?;
+                in_batch.clear();
+            }
+        }
+    }
+    report.imported += append(log, &job.timeline, &mut batch).await?;
+    progress(Progress {
+        phase: "importing",
+        done: rows_to_write,
+        total: Some(rows_to_write),
+    });
+    report.head = log.head().await?.position;
+    Ok(report)
+}
+
+/// The name of one of a row's parties, for its summary.
+fn name_in(row_names: &[(String, Named)], code: &PartyCode) -> String {
+    row_names
+        .iter()
+        .find(|(c, _)| c == code.as_str())
+        .map_or_else(|| code.to_string(), |(_, n)| n.name.clone())
+}
+
+async fn append(
+    log: &dyn EventLog,
+    timeline: &TimelineSlug,
+    batch: &mut Vec<NewEvent>,
+) -> Result<u64, StoreError> {
+    if batch.is_empty() {
+        return Ok(0);
+    }
+    let events = std::mem::take(batch);
+    let count = events.len() as u64;
+    log.append(AppendRequest {
+        refers_within: None,
+        timeline: timeline.clone(),
+        expected: ExpectedVersion::Any,
+        events,
+    })
+    .await?;
+    Ok(count)
+}
+
+/// Registers the timeline, the issue and the parties the store lacks, in one append.
+async fn register(
+    log: &dyn EventLog,
+    job: &DatasetImport,
+    registry: &Registry,
+    plan: &Plan,
+    report: &mut DatasetReport,
+) -> Result<(), DatasetImportError> {
+    let mut events = Vec::new();
+    let registration = |payload: Payload| {
+        let mut e = NewEvent::new(job.timeline.clone(), payload);
+        e.recorded_by = Some(job.recorded_by.clone());
+        e
+    };
+    let new_timeline = !registry.timelines.contains_key(&job.timeline);
+    if new_timeline {
+        events.push(registration(Payload::TimelineRegistered(
+            TimelineRegistered {
+                slug: job.timeline.clone(),
+                title: title_of(job.timeline.as_str()),
+                description: Some(format!("Imported from {}.", dataset_name(job.format))),
+            },
+        )));
+    }
+    if let Some(issue) = job
+        .issue
+        .as_ref()
+        .filter(|i| !registry.issues.contains_key(*i))
+    {
+        events.push(registration(Payload::IssueRegistered(IssueRegistered {
+            slug: issue.clone(),
+            title: title_of(issue.as_str()),
+            description: None,
+        })));
+        report.issue_registered = true;
+    }
+    let mut registered = BTreeSet::new();
+    for (code, named) in &plan.parties {
+        if !registry.parties.contains_key(code) {
+            events.push(registration(Payload::PartyRegistered(PartyRegistered {
+                code: code.clone(),
+                name: named.name.clone(),
+                party_kind: named.kind,
+            })));
+            registered.insert(code.to_string());
+        }
+    }
+    if events.is_empty() {
+        return Ok(());
+    }
+    for chunk in events.chunks(BATCH) {
+        let expected = if new_timeline
+            && report.parties_registered.is_empty()
+            && !report.timeline_registered
+        {
+            ExpectedVersion::NoTimeline
+        } else {
+            ExpectedVersion::Any
+        };
+        log.append(AppendRequest {
+            refers_within: None,
+            timeline: job.timeline.clone(),
+            expected,
+            events: chunk.to_vec(),
+        })
+        .await?;
+        report.timeline_registered = new_timeline;
+    }
+    report.parties_registered = registered.into_iter().collect();
+    Ok(())
+}
+
+/// `us-china-trade` reads as `Us china trade`: a title for what an import opens.
+fn title_of(slug: &str) -> String {
+    let words = slug.replace('-', " ");
+    let mut chars = words.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => words,
+    }
+}
+
+fn dataset_name(format: Format) -> &'static str {
+    match format {
+        Format::Gdelt => "GDELT 2.0",
+        Format::Icews => "ICEWS",
+        Format::Polecat => "POLECAT",
+    }
+}
+
+/// The formats `chancery export` writes rows of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowFormat {
+    Gdelt,
+    Polecat,
+}
+
+/// Writes a timeline's acts (retracted ones left out, corrections applied) as dataset rows;
+/// answers how many rows were written.
+pub async fn export(
+    log: &dyn EventLog,
+    timeline: &TimelineSlug,
+    format: RowFormat,
+    out: &mut dyn std::io::Write,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<u64, ExchangeError> {
+    let acts = timeline_acts(log, timeline, progress).await?;
+    let registry = log.registry().await?;
+    let party = |code: &PartyCode| match registry.parties.get(code) {
+        Some(p) => ExportedParty {
+            name: p.name.clone(),
+            kind: p.party_kind,
+        },
+        None => ExportedParty {
+            name: code.to_string(),
+            kind: PartyKind::Other,
+        },
+    };
+    let write = |out: &mut dyn std::io::Write, line: &str| {
+        out.write_all(line.as_bytes())
+            .and_then(|()| out.write_all(b"\n"))
+            .map_err(ExchangeError::Write)
+    };
+    if format == RowFormat::Polecat {
+        write(out, &polecat_header())?;
+    }
+    let mut written = 0;
+    for (position, act) in &acts.acts {
+        let row = match format {
+            RowFormat::Gdelt => gdelt_row(act, *position, &party),
+            RowFormat::Polecat => polecat_row(act, *position, &party),
+        };
+        if let Some(row) = row {
+            write(out, &row)?;
+            written += 1;
+        }
+    }
+    Ok(written)
+}
