@@ -11,6 +11,7 @@ mod appends;
 mod client;
 mod compare;
 mod compression;
+mod datasets;
 mod fanout;
 mod ingest;
 mod load;
@@ -146,6 +147,25 @@ enum Bench {
     },
     /// Before and after: puts the figures of a report written by an older build (its
     /// `--out` directory) beside this build's, for the benchmarks named.
+    /// Bulk import of a generated GDELT 2.0 file with `chancery import --format gdelt`, against
+    /// raw sled ingest in batches of 1,000, with the importer's memory.
+    Datasets {
+        #[arg(long, default_value_t = 20_000)]
+        rows: u64,
+        /// Another `chancery` binary whose import is measured beside this build's, alternately.
+        #[arg(long)]
+        baseline_bin: Option<PathBuf>,
+    },
+    /// Writes a realistic GDELT 2.0 event file of any size (for the datasets bench, or to try
+    /// an import by hand).
+    GdeltFile {
+        #[arg(long, default_value_t = 100_000)]
+        rows: u64,
+        #[arg(long, default_value_t = 2018)]
+        seed: u64,
+        #[arg(long)]
+        file: PathBuf,
+    },
     Compare {
         /// The older build's report directory (holding its `benchmarks.json`).
         #[arg(long)]
@@ -202,6 +222,10 @@ impl Bench {
                 benchmarks,
             } => compare::run(&before, &label, &benchmarks, out, command),
             Bench::Compression { dir } => compression::run(&dir, runs, out, command),
+            Bench::Datasets { rows, baseline_bin } => {
+                datasets::run(rows, baseline_bin.as_deref(), runs, out, command)
+            }
+            Bench::GdeltFile { rows, seed, file } => datasets::write_gdelt_file(&file, rows, seed),
             Bench::Appends { appends } => appends::run(appends, runs, out, command).await,
             Bench::Replay { events, keep } => {
                 replay::run(events, runs, keep.as_deref(), out, command).await

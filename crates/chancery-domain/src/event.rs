@@ -205,6 +205,23 @@ impl NewEvent {
             && *dataset == other.dataset
     }
 
+    /// The length of [`NewEvent::to_canonical_json`], counted without making it.
+    pub fn canonical_json_len(&self) -> usize {
+        struct Count(usize);
+        impl std::io::Write for Count {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0 += bytes.len();
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut count = Count(0);
+        // As in `to_canonical_json`: plain data serializes without failing.
+        serde_json::to_writer(&mut count, self).map_or(0, |()| count.0)
+    }
+
     /// The canonical JSON of this event: fixed field order, no whitespace, optional fields left
     /// out when empty. Equal events have equal encodings.
     pub fn to_canonical_json(&self) -> Vec<u8> {

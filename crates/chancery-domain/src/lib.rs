@@ -27,8 +27,8 @@ pub use event::{Amount, Attribution, Modality, NewEvent, Occurred, Participant, 
 pub use ids::{ActorSlug, EventId, IdError, IssueSlug, PartyCode, TimelineSlug};
 pub use payload::{Kind, Payload};
 pub use record::{
-    EventView, Hash, Position, RecordError, RecordedEvent, SCHEMA_VERSION, decode_record,
-    verify_record_hash,
+    EventView, Hash, Position, PreparedEvent, RecordError, RecordedEvent, SCHEMA_VERSION,
+    decode_record, verify_record_hash,
 };
 pub use registry::{EventRef, References, Registry};
 pub use time::{Precision, Timestamp, ValidTime};

@@ -189,7 +189,7 @@ pub fn validate(event: &NewEvent) -> Result<(), ValidationErrors> {
     }
 
     if c.0.is_empty() {
-        let size = event.to_canonical_json().len();
+        let size = event.canonical_json_len();
         if size > MAX_EVENT_BYTES {
             c.error(
                 "",

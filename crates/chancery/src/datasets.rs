@@ -11,14 +11,14 @@
 //! finds them). Memory stays flat whatever the file's size: only the parties and the counts are
 //! kept between the passes.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::BufRead;
 use std::path::PathBuf;
 
 use chancery_datasets::export::{ExportedParty, gdelt_row, polecat_header, polecat_row};
 use chancery_datasets::input::decompressed;
 use chancery_datasets::{
-    DatasetRow, Destination, Format, RowError, RowParty, Unmapped, event_of, parties, parties_of,
+    DatasetRow, Destination, Format, RowError, RowReader, Unmapped, event_of, parties, parties_of,
 };
 use chancery_domain::payload::{
     IssueRegistered, PartyKind, PartyRegistered, Payload, TimelineRegistered,
@@ -34,8 +34,6 @@ use crate::exchange::{ExchangeError, Progress, timeline_acts};
 
 /// Events per append (the store's largest batch).
 const BATCH: usize = chancery_domain::limits::MAX_BATCH_EVENTS;
-/// Rows between two progress reports.
-const PROGRESS_EVERY: u64 = 4_096;
 /// Lines of each kind of skipped row the report lists; the rest are counted.
 const LISTED_PER_REASON: usize = 20;
 
@@ -145,7 +143,7 @@ struct Plan {
 }
 
 /// The non-empty lines of a file (decompressed), with their line numbers.
-fn lines(
+fn lines_of(
     input: &InputFile,
 ) -> Result<impl Iterator<Item = Result<(u64, String), DatasetImportError>>, DatasetImportError> {
     let name = input.name.clone();
@@ -214,6 +212,7 @@ fn outcome(
     to: &Destination,
     row: &DatasetRow,
     names: &dyn Fn(&PartyCode) -> String,
+    check: Check,
 ) -> Outcome {
     let (actor, target) = match parties_of(row) {
         Ok(p) => p,
@@ -231,10 +230,21 @@ fn outcome(
         }
     };
     event.recorded_by = Some(job.recorded_by.clone());
+    if check == Check::Again {
+        return Outcome::Event(Box::new(event));
+    }
     match validate(&event) {
         Ok(()) => Outcome::Event(Box::new(event)),
         Err(errors) => Outcome::Unmapped(format!("makes no valid event: {errors}")),
     }
+}
+
+/// Whether a row's event is checked here: the first pass does; the second makes the same events
+/// again, and the log checks every event it is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Check {
+    First,
+    Again,
 }
 
 /// The name a party is registered and summarised by: the party table's, else the row's.
@@ -266,86 +276,19 @@ pub async fn import(
     let to = job.destination();
 
     // Pass 1: read, filter, map and check every row; learn the parties of the events kept.
+    // The rows are checked by worker threads, a chunk each, and merged in the file's order.
     let mut plan = Plan {
         parties: BTreeMap::new(),
     };
     for input in &job.files {
-        let file = input.name.clone();
-        let mut rows = job.format.rows();
-        let mut read = 0u64;
-        for item in lines(input)? {
-            let (number, text) = item?;
-            let row = match rows.line(number, &text) {
-                Ok(Some(row)) => row,
-                Ok(None) => continue,
-                Err(error) if job.skip_bad => {
-                    report.rows += 1;
-                    report.malformed.push(SkippedRow {
-                        file: file.clone(),
-                        line: error.line,
-                        why: format!("{}: {}", error.field, error.message),
-                    });
-                    continue;
-                }
-                Err(error) => return Err(DatasetImportError::Malformed { file, error }),
-            };
-            read += 1;
-            report.rows += 1;
-            // A party's name: the store's, else the one the plan fixed (the first row naming the
-            // party), else the table's or the row's.
-            let named_now = |p: &RowParty| -> (String, Named) {
-                let known = PartyCode::new(p.code.as_str()).ok().and_then(|code| {
-                    registry
-                        .parties
-                        .get(&code)
-                        .map(|r| Named {
-                            name: r.name.clone(),
-                            kind: r.party_kind,
-                        })
-                        .or_else(|| plan.parties.get(&code).cloned())
-                });
-                (p.code.clone(), known.unwrap_or_else(|| named(p)))
-            };
-            let row_names: Vec<(String, Named)> = [&row.actor, &row.target]
-                .into_iter()
-                .flatten()
-                .map(named_now)
-                .collect();
-            let names = |code: &PartyCode| name_in(&row_names, code);
-            match outcome(job, &to, &row, &names) {
-                Outcome::Event(event) => {
-                    // Only the parties of events that are written are registered.
-                    for party in event.parties() {
-                        if let Some((_, n)) = row_names.iter().find(|(c, _)| c == party.as_str()) {
-                            plan.parties
-                                .entry(party.clone())
-                                .or_insert_with(|| n.clone());
-                        }
-                    }
-                }
-                Outcome::Filtered => report.filtered_out += 1,
-                Outcome::Unmapped(why) => {
-                    let count = report.unmapped.entry(why.clone()).or_insert(0);
-                    *count += 1;
-                    if *count as usize <= LISTED_PER_REASON {
-                        report.unmapped_examples.push(SkippedRow {
-                            file: file.clone(),
-                            line: row.line,
-                            why,
-                        });
-                    }
-                }
-            }
-            if report.rows % PROGRESS_EVERY == 0 {
-                progress(Progress {
-                    phase: "checking",
-                    done: report.rows,
-                    total: None,
-                });
-            }
+        let checked = check_file(job, &to, &registry, input, progress, &mut report)?;
+        if checked.read == 0 && !job.skip_bad {
+            return Err(DatasetImportError::Empty {
+                file: input.name.clone(),
+            });
         }
-        if read == 0 && !job.skip_bad {
-            return Err(DatasetImportError::Empty { file });
+        for (code, named) in checked.parties {
+            plan.parties.entry(code).or_insert(named);
         }
     }
     let rows_to_write = report.rows;
@@ -353,57 +296,341 @@ pub async fn import(
     // Registrations the events need, before them.
     register(log, job, &registry, &plan, &mut report).await?;
 
-    // Pass 2: append what the timeline lacks, a batch at a time.
-    let names = |code: &PartyCode| {
-        registry
-            .parties
-            .get(code)
-            .map(|r| r.name.clone())
-            .or_else(|| plan.parties.get(code).map(|n| n.name.clone()))
-            .unwrap_or_else(|| code.to_string())
-    };
-    let mut batch: Vec<NewEvent> = Vec::with_capacity(BATCH);
-    let mut in_batch: HashSet<EventId> = HashSet::new();
-    let mut done = 0u64;
-    for input in &job.files {
-        let mut rows = job.format.rows();
-        for item in lines(input)? {
-            let (number, text) = item?;
-            done += 1;
-            if done % PROGRESS_EVERY == 0 {
-                progress(Progress {
-                    phase: "importing",
-                    done,
-                    total: Some(rows_to_write),
-                });
-            }
-            // Pass 1 read every line: one that does not read now was skipped then.
-            let Ok(Some(row)) = rows.line(number, &text) else {
-                continue;
-            };
-            let Outcome::Event(event) = outcome(job, &to, &row, &names) else {
-                continue;
-            };
-            if in_batch.contains(&event.id) || log.event(event.id).await?.is_some() {
+    // Pass 2: a thread reads the rows again and makes their events into batches while this
+    // task appends the batch before, so that reading, mapping and the log's writer run at once.
+    let names: HashMap<PartyCode, String> = plan
+        .parties
+        .iter()
+        .map(|(code, n)| {
+            let name = registry
+                .parties
+                .get(code)
+                .map_or_else(|| n.name.clone(), |r| r.name.clone());
+            (code.clone(), name)
+        })
+        .collect();
+    let (batches, mut arriving) =
+        tokio::sync::mpsc::channel::<Result<Batch, DatasetImportError>>(2);
+    let (producer_job, producer_to) = (job.clone(), to.clone());
+    let producer = std::thread::Builder::new()
+        .name("chancery-import".into())
+        .spawn(move || make_batches(&producer_job, &producer_to, &names, &batches))
+        .map_err(|e| DatasetImportError::Read(format!("cannot start the import's reader: {e}")))?;
+    while let Some(batch) = arriving.recv().await {
+        let Batch { events, rows_read } = batch?;
+        let mut fresh = Vec::with_capacity(events.len());
+        let mut in_batch: HashSet<EventId> = HashSet::with_capacity(events.len());
+        for event in events {
+            // Imported before (or twice in this batch): the dataset's id made the same event id.
+            if !in_batch.insert(event.id) || log.event(event.id).await?.is_some() {
                 report.already_imported += 1;
-                continue;
+            } else {
+                fresh.push(event);
             }
-            in_batch.insert(event.id);
-            batch.push(*event);
-            if batch.len() == BATCH {
-                report.imported += append(log, &job.timeline, &mut batch).await?;
-                in_batch.clear();
+        }
+        report.imported += append(log, &job.timeline, &mut fresh).await?;
+        progress(Progress {
+            phase: "importing",
+            done: rows_read,
+            total: Some(rows_to_write),
+        });
+    }
+    // The reader has sent its last batch (or failed, and said so above).
+    let _ = producer.join();
+    report.head = log.head().await?.position;
+    Ok(report)
+}
+
+/// Lines per chunk of the first pass.
+const CHUNK: usize = 4_096;
+
+/// Consecutive lines of one file, with the reader that knows its columns.
+struct Chunk {
+    rows: RowReader,
+    lines: Vec<(u64, String)>,
+}
+
+/// What checking a chunk (or a whole file) found.
+#[derive(Default)]
+struct Checked {
+    /// Rows that read well.
+    read: u64,
+    filtered_out: u64,
+    /// The malformed rows, in order (the first only, unless bad rows are skipped).
+    malformed: Vec<RowError>,
+    /// Rows that make no event, by reason, with the first lines of each.
+    unmapped: BTreeMap<String, (u64, Vec<u64>)>,
+    /// The parties of the events kept, each with the name of the first row that names it.
+    parties: Vec<(PartyCode, Named)>,
+}
+
+/// Checks a chunk of rows: reads, filters, maps and validates each, stopping at the first
+/// malformed row unless bad rows are skipped.
+fn check_chunk(
+    job: &DatasetImport,
+    to: &Destination,
+    registry: &Registry,
+    chunk: Chunk,
+) -> Checked {
+    let Chunk { mut rows, lines } = chunk;
+    let mut out = Checked::default();
+    for (number, text) in lines {
+        let row = match rows.line(number, &text) {
+            Ok(Some(row)) => row,
+            Ok(None) => continue,
+            Err(error) => {
+                out.malformed.push(error);
+                if job.skip_bad {
+                    continue;
+                }
+                return out;
+            }
+        };
+        out.read += 1;
+        // A party's name: the store's, else the party table's or the row's.
+        let row_names: Vec<(String, Named)> = [&row.actor, &row.target]
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                let known = PartyCode::new(p.code.as_str()).ok().and_then(|code| {
+                    registry.parties.get(&code).map(|r| Named {
+                        name: r.name.clone(),
+                        kind: r.party_kind,
+                    })
+                });
+                (p.code.clone(), known.unwrap_or_else(|| named(p)))
+            })
+            .collect();
+        let names = |code: &PartyCode| name_in(&row_names, code);
+        match outcome(job, to, &row, &names, Check::First) {
+            Outcome::Event(event) => {
+                // Only the parties of events that are written are registered.
+                for party in event.parties() {
+                    if !out.parties.iter().any(|(c, _)| c == party) {
+                        if let Some((_, n)) = row_names.iter().find(|(c, _)| c == party.as_str()) {
+                            out.parties.push((party.clone(), n.clone()));
+                        }
+                    }
+                }
+            }
+            Outcome::Filtered => out.filtered_out += 1,
+            Outcome::Unmapped(why) => {
+                let (count, lines) = out.unmapped.entry(why).or_default();
+                *count += 1;
+                if lines.len() < LISTED_PER_REASON {
+                    lines.push(row.line);
+                }
             }
         }
     }
-    report.imported += append(log, &job.timeline, &mut batch).await?;
-    progress(Progress {
-        phase: "importing",
-        done: rows_to_write,
-        total: Some(rows_to_write),
-    });
-    report.head = log.head().await?.position;
-    Ok(report)
+    out
+}
+
+/// The first pass over one file: a reader (this thread) cuts it into chunks that worker threads
+/// check; their findings are merged in the file's order, so the report and the parties' names
+/// are those of a pass row by row. Stops at the first malformed row unless bad rows are skipped.
+fn check_file(
+    job: &DatasetImport,
+    to: &Destination,
+    registry: &Registry,
+    input: &InputFile,
+    progress: &(dyn Fn(Progress) + Sync),
+    report: &mut DatasetReport,
+) -> Result<Checked, DatasetImportError> {
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4));
+    let file = input.name.clone();
+    std::thread::scope(|scope| {
+        let mut to_workers = Vec::with_capacity(workers);
+        let mut from_workers = Vec::with_capacity(workers);
+        for _ in 0..workers {
+            let (chunks, incoming) = std::sync::mpsc::sync_channel::<Chunk>(2);
+            let (results, outgoing) = std::sync::mpsc::sync_channel::<Checked>(2);
+            scope.spawn(move || {
+                for chunk in incoming {
+                    if results.send(check_chunk(job, to, registry, chunk)).is_err() {
+                        return;
+                    }
+                }
+            });
+            to_workers.push(chunks);
+            from_workers.push(outgoing);
+        }
+        let mut whole = Checked::default();
+        // Chunks sent and not merged yet, oldest first: their numbers.
+        let mut pending = std::collections::VecDeque::new();
+        let merge = |whole: &mut Checked,
+                     report: &mut DatasetReport,
+                     part: Checked|
+         -> Result<(), DatasetImportError> {
+            report.rows += part.read + part.malformed.len() as u64;
+            whole.read += part.read;
+            report.filtered_out += part.filtered_out;
+            for (why, (count, lines)) in part.unmapped {
+                let total = report.unmapped.entry(why.clone()).or_insert(0);
+                let listed = (*total as usize).min(LISTED_PER_REASON);
+                *total += count;
+                for line in lines.into_iter().take(LISTED_PER_REASON - listed) {
+                    report.unmapped_examples.push(SkippedRow {
+                        file: file.clone(),
+                        line,
+                        why: why.clone(),
+                    });
+                }
+            }
+            for (code, named) in part.parties {
+                if !whole.parties.iter().any(|(c, _)| *c == code) {
+                    whole.parties.push((code, named));
+                }
+            }
+            for error in part.malformed {
+                if !job.skip_bad {
+                    return Err(DatasetImportError::Malformed {
+                        file: file.clone(),
+                        error,
+                    });
+                }
+                report.malformed.push(SkippedRow {
+                    file: file.clone(),
+                    line: error.line,
+                    why: format!("{}: {}", error.field, error.message),
+                });
+            }
+            progress(Progress {
+                phase: "checking",
+                done: report.rows,
+                total: None,
+            });
+            Ok(())
+        };
+        let mut rows = job.format.rows();
+        let mut lines = Vec::with_capacity(CHUNK);
+        let mut sent = 0usize;
+        let mut send = |lines: Vec<(u64, String)>,
+                        rows: &RowReader,
+                        whole: &mut Checked,
+                        report: &mut DatasetReport|
+         -> Result<(), DatasetImportError> {
+            let worker = sent % workers;
+            if to_workers[worker]
+                .send(Chunk {
+                    rows: rows.clone(),
+                    lines,
+                })
+                .is_err()
+            {
+                return Err(DatasetImportError::Read("a checking thread stopped".into()));
+            }
+            pending.push_back(worker);
+            sent += 1;
+            // Each worker holds two chunks at most: merge the oldest before going further.
+            while pending.len() > 2 * workers {
+                let oldest = pending.pop_front().unwrap_or(0);
+                let part = from_workers[oldest]
+                    .recv()
+                    .map_err(|_| DatasetImportError::Read("a checking thread stopped".into()))?;
+                merge(whole, report, part)?;
+            }
+            Ok(())
+        };
+        let mut header_read = false;
+        for item in lines_of(input)? {
+            let (number, text) = item?;
+            // A header row is read here, before the rows that need its columns.
+            if !header_read && job.format != Format::Gdelt {
+                header_read = true;
+                match rows.line(number, &text) {
+                    Ok(None) => continue,
+                    Ok(Some(_)) => {}
+                    Err(error) => {
+                        return Err(DatasetImportError::Malformed {
+                            file: file.clone(),
+                            error,
+                        });
+                    }
+                }
+            }
+            lines.push((number, text));
+            if lines.len() == CHUNK {
+                send(
+                    std::mem::replace(&mut lines, Vec::with_capacity(CHUNK)),
+                    &rows,
+                    &mut whole,
+                    report,
+                )?;
+            }
+        }
+        if !lines.is_empty() {
+            send(lines, &rows, &mut whole, report)?;
+        }
+        drop(to_workers);
+        while let Some(oldest) = pending.pop_front() {
+            let part = from_workers[oldest]
+                .recv()
+                .map_err(|_| DatasetImportError::Read("a checking thread stopped".into()))?;
+            merge(&mut whole, report, part)?;
+        }
+        Ok(whole)
+    })
+}
+
+/// Events of consecutive rows, and how many rows the reader has read so far.
+struct Batch {
+    events: Vec<NewEvent>,
+    rows_read: u64,
+}
+
+/// The second pass's reader: the files' events in batches of [`BATCH`], sent on `out` (which
+/// holds two at most); stops at the first error, sent too, or when the receiver is gone.
+fn make_batches(
+    job: &DatasetImport,
+    to: &Destination,
+    names: &HashMap<PartyCode, String>,
+    out: &tokio::sync::mpsc::Sender<Result<Batch, DatasetImportError>>,
+) {
+    let names = |code: &PartyCode| names.get(code).cloned().unwrap_or_else(|| code.to_string());
+    let mut events = Vec::with_capacity(BATCH);
+    let mut rows_read = 0u64;
+    let send = |events: Vec<NewEvent>, rows_read: u64| {
+        out.blocking_send(Ok(Batch { events, rows_read })).is_ok()
+    };
+    for input in &job.files {
+        let mut rows = job.format.rows();
+        let lines = match lines_of(input) {
+            Ok(lines) => lines,
+            Err(e) => {
+                let _ = out.blocking_send(Err(e));
+                return;
+            }
+        };
+        for item in lines {
+            let (number, text) = match item {
+                Ok(line) => line,
+                Err(e) => {
+                    let _ = out.blocking_send(Err(e));
+                    return;
+                }
+            };
+            rows_read += 1;
+            // The first pass read every line: one that does not read now was skipped then.
+            let Ok(Some(row)) = rows.line(number, &text) else {
+                continue;
+            };
+            if let Outcome::Event(event) = outcome(job, to, &row, &names, Check::Again) {
+                events.push(*event);
+                if events.len() == BATCH
+                    && !send(
+                        std::mem::replace(&mut events, Vec::with_capacity(BATCH)),
+                        rows_read,
+                    )
+                {
+                    return;
+                }
+            }
+        }
+    }
+    if !events.is_empty() {
+        send(events, rows_read);
+    }
 }
 
 /// The name of one of a row's parties, for its summary.

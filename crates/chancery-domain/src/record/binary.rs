@@ -56,6 +56,12 @@ pub struct Header {
 /// Writes a record's stored form.
 pub(crate) fn encode(header: &Header, event: &NewEvent, out: &mut Vec<u8>) {
     out.reserve(at::TERMS + 256 + event.summary.len());
+    encode_header(header, out);
+    encode_terms(event, out);
+}
+
+/// Writes the fixed header of a record's stored form.
+pub(crate) fn encode_header(header: &Header, out: &mut Vec<u8>) {
     out.push(FORM_BINARY);
     out.push(header.schema);
     out.extend_from_slice(&header.position.to_le_bytes());
@@ -65,6 +71,12 @@ pub(crate) fn encode(header: &Header, event: &NewEvent, out: &mut Vec<u8>) {
     out.extend_from_slice(&header.hash.0);
     out.push(header.kind.tag());
     out.extend_from_slice(header.id.as_bytes());
+}
+
+/// Writes the variable part of a record's stored form, after its header: the event's terms and
+/// the rest of its envelope. It depends on the event alone, so it can be written before the
+/// record's place in the log is known.
+pub(crate) fn encode_terms(event: &NewEvent, out: &mut Vec<u8>) {
     let w = &mut Out(out);
     w.write(&event.timeline);
     w.write(&event.occurred);

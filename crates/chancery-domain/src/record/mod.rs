@@ -90,6 +90,35 @@ struct Stored {
     event: OnceLock<NewEvent>,
 }
 
+/// An event with the two encodings a record of it needs made ahead of its sealing: its canonical
+/// JSON (hashed inside the record's body) and the variable part of its stored form. Neither
+/// depends on the record's place in the log, so a caller makes them on its own thread and the
+/// log's writer only places, hashes and frames them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreparedEvent {
+    event: NewEvent,
+    json: Vec<u8>,
+    terms: Vec<u8>,
+}
+
+impl PreparedEvent {
+    pub fn new(event: NewEvent) -> PreparedEvent {
+        let json = event.to_canonical_json();
+        let mut terms = Vec::with_capacity(256 + event.summary.len());
+        binary::encode_terms(&event, &mut terms);
+        PreparedEvent { event, json, terms }
+    }
+
+    pub fn event(&self) -> &NewEvent {
+        &self.event
+    }
+
+    /// The length of the event's canonical JSON (what validation limits).
+    pub fn canonical_json_len(&self) -> usize {
+        self.json.len()
+    }
+}
+
 impl RecordedEvent {
     /// Seals an event at its place in the log: computes its hash over the canonical JSON and
     /// writes its stored form.
@@ -100,21 +129,48 @@ impl RecordedEvent {
         prev_hash: Hash,
         event: NewEvent,
     ) -> RecordedEvent {
-        let body = canonical::body(position, version, recorded_at, prev_hash, &event);
-        let hash = Hash(Sha256::digest(&body).into());
-        Self::from_parts(
-            Header {
-                schema: schema_byte(),
-                position,
-                version,
-                recorded_at,
-                prev_hash,
-                hash,
-                kind: event.kind(),
-                id: event.id,
-            },
-            event,
+        Self::seal_prepared(
+            position,
+            version,
+            recorded_at,
+            prev_hash,
+            PreparedEvent::new(event),
         )
+    }
+
+    /// Seals an event whose encodings were made beforehand ([`PreparedEvent::new`]): what is left
+    /// is the header, the copy of the event's bytes behind it, and the hash.
+    pub fn seal_prepared(
+        position: Position,
+        version: u64,
+        recorded_at: Timestamp,
+        prev_hash: Hash,
+        prepared: PreparedEvent,
+    ) -> RecordedEvent {
+        let PreparedEvent { event, json, terms } = prepared;
+        let body =
+            canonical::body_with_event_json(position, version, recorded_at, prev_hash, &json);
+        let hash = Hash(Sha256::digest(&body).into());
+        let header = Header {
+            schema: schema_byte(),
+            position,
+            version,
+            recorded_at,
+            prev_hash,
+            hash,
+            kind: event.kind(),
+            id: event.id,
+        };
+        let mut bytes = Vec::with_capacity(binary::at::TERMS + terms.len());
+        binary::encode_header(&header, &mut bytes);
+        bytes.extend_from_slice(&terms);
+        let decoded = OnceLock::new();
+        let _ = decoded.set(event);
+        RecordedEvent(Arc::new(Stored {
+            bytes: bytes.into_boxed_slice(),
+            header,
+            event: decoded,
+        }))
     }
 
     fn from_parts(header: Header, event: NewEvent) -> RecordedEvent {

@@ -196,6 +196,8 @@ proptest! {
     /// hash verifies. Export and import rely on it to reproduce a log byte for byte.
     #[test]
     fn canonical_encoding_round_trips(event in arb_event(), position in 1u64..1_000_000, micros in 0i64..4_000_000_000_000_000) {
+        // Validation counts the canonical JSON's bytes without making it: the same count.
+        prop_assert_eq!(event.canonical_json_len(), event.to_canonical_json().len());
         prop_assert!(validate(&event).is_ok(), "{:?}", validate(&event));
         let (bytes, hash) = encode_record(position, position, Timestamp::from_unix_micros(micros), Hash::GENESIS, &event);
         let record = decode_record(&bytes).unwrap();
@@ -206,8 +208,15 @@ proptest! {
         // the hash come out the same.
         let stored = decode_record(record.stored()).unwrap();
         prop_assert_eq!(stored.event().unwrap(), &event);
-        prop_assert_eq!(stored.canonical_json().unwrap(), bytes);
+        prop_assert_eq!(stored.canonical_json().unwrap(), bytes.clone());
         prop_assert_eq!(stored.verify().unwrap(), hash);
+        // Sealing an event prepared ahead (its encodings made on the caller's thread) gives the
+        // record the store writes: the same hash and the same stored bytes.
+        let at = Timestamp::from_unix_micros(micros);
+        let sealed = RecordedEvent::seal_prepared(position, position, at, Hash::GENESIS, PreparedEvent::new(event.clone()));
+        prop_assert_eq!(sealed.hash(), hash);
+        prop_assert_eq!(sealed.stored(), record.stored());
+        prop_assert_eq!(sealed.canonical_json().unwrap(), bytes);
     }
 }
 
