@@ -164,18 +164,17 @@ impl RecordedEvent {
         let mut bytes = Vec::with_capacity(binary::at::TERMS + terms.len());
         binary::encode_header(&header, &mut bytes);
         bytes.extend_from_slice(&terms);
-        let decoded = OnceLock::new();
-        let _ = decoded.set(event);
-        RecordedEvent(Arc::new(Stored {
-            bytes: bytes.into_boxed_slice(),
-            header,
-            event: decoded,
-        }))
+        Self::holding(bytes, header, event)
     }
 
     fn from_parts(header: Header, event: NewEvent) -> RecordedEvent {
         let mut bytes = Vec::new();
         binary::encode(&header, &event, &mut bytes);
+        Self::holding(bytes, header, event)
+    }
+
+    /// A record of stored bytes whose event is already at hand, decoded.
+    fn holding(bytes: Vec<u8>, header: Header, event: NewEvent) -> RecordedEvent {
         let decoded = OnceLock::new();
         let _ = decoded.set(event);
         RecordedEvent(Arc::new(Stored {
