@@ -28,6 +28,7 @@ use chancery_domain::{
     EventId, IssueSlug, NewEvent, PartyCode, Position, Registry, TimelineSlug, validate,
 };
 use chancery_store::{AppendRequest, EventLog, ExpectedVersion, StoreError};
+use futures_util::StreamExt;
 use serde::Serialize;
 
 use crate::exchange::{ExchangeError, Progress, timeline_acts};
@@ -316,24 +317,47 @@ pub async fn import(
         .name("chancery-import".into())
         .spawn(move || make_batches(&producer_job, &producer_to, &names, &batches))
         .map_err(|e| DatasetImportError::Read(format!("cannot start the import's reader: {e}")))?;
-    while let Some(batch) = arriving.recv().await {
-        let Batch { events, rows_read } = batch?;
-        let mut fresh = Vec::with_capacity(events.len());
-        let mut in_batch: HashSet<EventId> = HashSet::with_capacity(events.len());
-        for event in events {
-            // Imported before (or twice in this batch): the dataset's id made the same event id.
-            if !in_batch.insert(event.id) || log.event(event.id).await?.is_some() {
-                report.already_imported += 1;
-            } else {
-                fresh.push(event);
+    // Two appends in flight: while the log's writer seals and writes one batch, this task checks
+    // the next and hands it over, so the writer does not wait between batches.
+    let mut in_flight = futures_util::stream::FuturesOrdered::new();
+    // The ids of the batches in flight: a row repeated across them is not in the log yet.
+    let mut flying: std::collections::VecDeque<HashSet<EventId>> =
+        std::collections::VecDeque::new();
+    let mut reading = true;
+    while reading || !in_flight.is_empty() {
+        tokio::select! {
+            batch = arriving.recv(), if reading && in_flight.len() < 2 => {
+                let Some(batch) = batch else {
+                    reading = false;
+                    continue;
+                };
+                let Batch { events, rows_read } = batch?;
+                let mut fresh = Vec::with_capacity(events.len());
+                let mut ids: HashSet<EventId> = HashSet::with_capacity(events.len());
+                for event in events {
+                    // Imported before, twice in these batches, or already in the log: the
+                    // dataset's id made the same event id.
+                    let repeated = flying.iter().any(|f| f.contains(&event.id)) || !ids.insert(event.id);
+                    if repeated || log.event(event.id).await?.is_some() {
+                        report.already_imported += 1;
+                    } else {
+                        fresh.push(event);
+                    }
+                }
+                flying.push_back(ids);
+                let timeline = &job.timeline;
+                in_flight.push_back(async move {
+                    let mut fresh = fresh;
+                    append(log, timeline, &mut fresh).await.map(|written| (written, rows_read))
+                });
+            }
+            Some(done) = in_flight.next() => {
+                let (written, rows_read) = done?;
+                flying.pop_front();
+                report.imported += written;
+                progress(Progress { phase: "importing", done: rows_read, total: Some(rows_to_write) });
             }
         }
-        report.imported += append(log, &job.timeline, &mut fresh).await?;
-        progress(Progress {
-            phase: "importing",
-            done: rows_read,
-            total: Some(rows_to_write),
-        });
     }
     // The reader has sent its last batch (or failed, and said so above).
     let _ = producer.join();
