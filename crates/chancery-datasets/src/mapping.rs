@@ -4,7 +4,7 @@
 //! source, the dataset's own coding, and an id made from the dataset's event id, so that an
 //! import run twice finds what it wrote the first time. `docs/datasets.md` has the table.
 
-use chancery_domain::codes::{CODES_TABLE, CodeKey, codes_for_key};
+use chancery_domain::codes::{CODES_TABLE, CodeKey};
 use chancery_domain::event::{Attribution, Occurred, Participant, Source};
 use chancery_domain::payload::*;
 use chancery_domain::{EventId, IssueSlug, NewEvent, PartyCode, TimelineSlug};
@@ -421,14 +421,4 @@ pub fn event_id(row: &DatasetRow, timeline: &TimelineSlug) -> EventId {
     bytes[6] = (bytes[6] & 0x0f) | 0x70;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
     EventId::from_bytes(bytes)
-}
-
-/// Whether Chancery's own codes of a row's event are the dataset's: the table has the code.
-pub fn codes_match(code: &RowCode) -> bool {
-    match code {
-        RowCode::Cameo(cameo) => {
-            codes_for_key(cameo_key(cameo)).is_some_and(|row| row.cameo == cameo)
-        }
-        RowCode::Plover { .. } => false,
-    }
 }

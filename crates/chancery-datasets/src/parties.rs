@@ -63,11 +63,6 @@ pub fn by_name(name: &str) -> Option<&'static KnownParty> {
     by_code(code)
 }
 
-/// How many parties the table holds.
-pub fn len() -> usize {
-    table().by_code.len()
-}
-
 /// A name for a party the table lacks, from how a row writes it: `UNITED NATIONS` reads as
 /// `United Nations`; a name already in mixed case is kept.
 pub fn name_from_row(row_name: &str, code: &str) -> String {

@@ -138,10 +138,8 @@ struct Named {
     kind: PartyKind,
 }
 
-/// What the rows need and the filters keep, learned by the first pass.
-struct Plan {
-    parties: BTreeMap<PartyCode, Named>,
-}
+/// The parties of the events the first pass kept, with the names they are registered by.
+type Plan = BTreeMap<PartyCode, Named>;
 
 /// The non-empty lines of a file (decompressed), with their line numbers.
 fn lines_of(
@@ -278,9 +276,7 @@ pub async fn import(
 
     // Pass 1: read, filter, map and check every row; learn the parties of the events kept.
     // The rows are checked by worker threads, a chunk each, and merged in the file's order.
-    let mut plan = Plan {
-        parties: BTreeMap::new(),
-    };
+    let mut plan = Plan::new();
     for input in &job.files {
         let checked = check_file(job, &to, &registry, input, progress, &mut report)?;
         if checked.read == 0 && !job.skip_bad {
@@ -289,7 +285,7 @@ pub async fn import(
             });
         }
         for (code, named) in checked.parties {
-            plan.parties.entry(code).or_insert(named);
+            plan.entry(code).or_insert(named);
         }
     }
     let rows_to_write = report.rows;
@@ -300,7 +296,6 @@ pub async fn import(
     // Pass 2: a thread reads the rows again and makes their events into batches while this
     // task appends the batch before, so that reading, mapping and the log's writer run at once.
     let names: HashMap<PartyCode, String> = plan
-        .parties
         .iter()
         .map(|(code, n)| {
             let name = registry
@@ -722,7 +717,7 @@ async fn register(
         report.issue_registered = true;
     }
     let mut registered = BTreeSet::new();
-    for (code, named) in &plan.parties {
+    for (code, named) in plan {
         if !registry.parties.contains_key(code) {
             events.push(registration(Payload::PartyRegistered(PartyRegistered {
                 code: code.clone(),

@@ -92,8 +92,9 @@ struct Stored {
 
 /// An event with the two encodings a record of it needs made ahead of its sealing: its canonical
 /// JSON (hashed inside the record's body) and the variable part of its stored form. Neither
-/// depends on the record's place in the log, so a caller makes them on its own thread and the
-/// log's writer only places, hashes and frames them.
+/// depends on the record's place in the log: [`RecordedEvent::seal`] makes them first, then only
+/// places, hashes and frames them. (Making them on the caller's thread instead of the log's
+/// writer was measured slower for the bulk import; docs/benchmarks.md.)
 #[derive(Debug, Clone, PartialEq)]
 pub struct PreparedEvent {
     event: NewEvent,
@@ -107,15 +108,6 @@ impl PreparedEvent {
         let mut terms = Vec::with_capacity(256 + event.summary.len());
         binary::encode_terms(&event, &mut terms);
         PreparedEvent { event, json, terms }
-    }
-
-    pub fn event(&self) -> &NewEvent {
-        &self.event
-    }
-
-    /// The length of the event's canonical JSON (what validation limits).
-    pub fn canonical_json_len(&self) -> usize {
-        self.json.len()
     }
 }
 

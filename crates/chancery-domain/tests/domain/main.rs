@@ -8,3 +8,18 @@ mod decoding_fuzz;
 mod encoding;
 mod recorded_by;
 mod validation;
+
+/// Asserts that every `tampered` copy of a record's canonical JSON `line` differs from it and
+/// fails its hash.
+fn assert_tampering_fails_the_hash(line: &str, tampered: &[String]) {
+    for t in tampered {
+        assert_ne!(t, line);
+        assert!(
+            matches!(
+                chancery_domain::verify_record_hash(t.as_bytes()),
+                Err(chancery_domain::RecordError::HashMismatch { .. })
+            ),
+            "{t}"
+        );
+    }
+}
