@@ -794,16 +794,32 @@ fn disk_breakdown(
     let index_total = log_held.values().sum::<u64>() as f64 / MB;
     let projections_total = projections_held.values().sum::<u64>() as f64 / MB;
     let index_disk = log_disk.saturating_sub(segments_disk) as f64 / MB;
+    let (values_disk, _) = disk_usage(&dir.join("projections").join("values"))?;
+    let values_live = live_value_bytes(&dir.join("projections"))? as f64 / MB;
+    let projections_tree_disk = projections_disk.saturating_sub(values_disk) as f64 / MB;
     Ok(format!(
-        "Disk, by what it holds: the records' segments take {:.1} MB ({:.2} × the canonical bytes; {:.1} MB apparent, the records in their stored form with their frames and offsets). The index's sled tree holds {index_total:.1} MB (keys and values read back after the stop: the id index {:.1} MB, the posting lists of timelines, parties, issues and kinds {:.1} MB) in files of {index_disk:.1} MB, {:.2} × that. The projections' tree holds {projections_total:.1} MB in files {:.2} × as large. sled is log-structured: a change rewrites the tree node it falls in, and a segment is reclaimed only once most of it is dead, so its files run well above what they hold.",
+        "Disk, by what it holds: the records' segments take {:.1} MB ({:.2} × the canonical bytes; {:.1} MB apparent, the records in their stored form with their frames and offsets). The index's sled tree holds {index_total:.1} MB (keys and values read back after the stop: the id index {:.1} MB, the posting lists of timelines, parties, issues and kinds {:.1} MB) in files of {index_disk:.1} MB, {:.2} × that. The projections' pages and blocks take {:.1} MB of value files, of which their checkpoint locates {values_live:.1} MB (a closed file under half live is compacted); their sled tree (locations and the checkpoint's own values) holds {projections_total:.1} MB, and the directory's other files (sled's, and the 4 MiB reserve) take {projections_tree_disk:.1} MB. sled is log-structured: a change rewrites the tree node it falls in, and a segment is reclaimed only once most of it is dead, so its files run well above what they hold.",
         segments_disk as f64 / MB,
         segments_disk as f64 / MB / canonical_mb,
         segments_apparent as f64 / MB,
         held(&log_held, &[keys::ID]),
         held(&log_held, &[keys::POSTINGS]),
         index_disk / index_total.max(f64::MIN_POSITIVE),
-        projections_disk as f64 / MB / projections_total.max(f64::MIN_POSITIVE),
+        values_disk as f64 / MB,
     ))
+}
+
+/// The bytes of the projections' value files that their checkpoint locates, from its accounts
+/// (`m:live`: a file number and a byte count per file, little-endian).
+fn live_value_bytes(db_dir: &Path) -> anyhow::Result<u64> {
+    let db = open_sled(db_dir, None, false)?;
+    let accounts = db.open_tree("projections")?.get(b"m:live")?;
+    Ok(accounts
+        .as_deref()
+        .unwrap_or_default()
+        .chunks_exact(12)
+        .filter_map(|entry| entry[4..].try_into().ok().map(u64::from_le_bytes))
+        .sum())
 }
 
 /// Seconds, as milliseconds.

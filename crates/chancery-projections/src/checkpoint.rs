@@ -1,8 +1,10 @@
-//! Where the projections live on disk, and their checkpoint: one sled tree holding the pages of
-//! entries and the blocks of every list, with the interned names, the directory of position keys,
-//! and the position and hash they reach. A checkpoint writes what changed since the last one, and
-//! that alone, in one atomic batch, so the state on disk is always whole and never apart from the
-//! position it says. Opening reads only those few values: the rest is read when asked.
+//! Where the projections live on disk, and their checkpoint: the pages of entries and the blocks
+//! of every list in value files (`values.rs`), and one sled tree holding where each of them is,
+//! with the interned names, the directory of position keys, what each value file still holds, and
+//! the position and hash they reach. A checkpoint appends what changed since the last one, and
+//! that alone, to the value files, then writes their locations in one atomic batch, so the state
+//! on disk is always whole and never apart from the position it says. Opening reads only those
+//! few values: the rest is read when asked.
 //!
 //! The data is derived: a change of [`PROJECTION_VERSION`] (new rules, a new codes table, a new
 //! encoding) makes the checkpoint stale, and the projections are rebuilt from position 1.
@@ -15,6 +17,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chancery_domain::codes::CODES_VERSION;
 use chancery_domain::{Hash, Position};
@@ -24,16 +27,27 @@ use crate::error::{ProjectionError, storage};
 use crate::intern::Names;
 use crate::lists::Decoder;
 use crate::state::{CacheSizes, ProjectionState, present};
+use crate::values::{Disk, Location, ValueFiles};
 
 /// The version of the projection logic and encoding. Bump it when rules or facts change; the
 /// codes table's version is part of it.
-pub const PROJECTION_VERSION: u64 = 2_000 + CODES_VERSION as u64;
+pub const PROJECTION_VERSION: u64 = 3_000 + CODES_VERSION as u64;
 
 const VERSION_KEY: &[u8] = b"m:version";
 const CHECKPOINT_KEY: &[u8] = b"m:checkpoint";
 const NAMES_KEY: &[u8] = b"m:names";
 const KEYS_KEY: &[u8] = b"m:keys";
+const LIVE_KEY: &[u8] = b"m:live";
+/// Where the checkpoint's values end: a file and its length.
+const END_KEY: &[u8] = b"m:end";
 const TREE: &str = "projections";
+/// The value files' directory, in the checkpoint directory.
+const VALUES_DIR: &str = "values";
+/// Value files a checkpoint compacts at most (their bytes count; the first always goes).
+const COMPACT_FILES: u64 = 2;
+/// Compacted value files that wait for a flushed checkpoint, at most: past them a checkpoint
+/// that is not flushed otherwise (within a catch-up) is, so that their room comes back.
+const DOOMED_FILES: usize = 8;
 
 /// Free space a checkpoint leaves untouched beyond twice its own bytes: sled writes a batch to
 /// its log and again when it moves pages, and may open a new segment on the way. A checkpoint
@@ -66,6 +80,12 @@ pub struct CheckpointStore {
     /// `None` (as is `db`) only between a reopen that failed and the next one.
     tree: Option<sled::Tree>,
     db: Option<sled::Db>,
+    /// The value files the tree's locations point into.
+    values: Arc<ValueFiles>,
+    /// How many bytes of each value file the last checkpoint locates (saved with it).
+    live: BTreeMap<u32, u64>,
+    /// Value files compacted by checkpoints that are not flushed yet: deleted once one is.
+    doomed: Vec<u32>,
     /// The checkpoint directory; `None` for a temporary store.
     dir: Option<PathBuf>,
     cache_bytes: u64,
@@ -98,7 +118,12 @@ pub enum Loaded {
 
 impl CheckpointStore {
     /// The store in `dir`, or with `None` a temporary one that goes when it is dropped.
-    pub fn open(dir: Option<&Path>, cache_bytes: u64) -> Result<Self, ProjectionError> {
+    /// Value files are closed past `file_bytes`.
+    pub fn open(
+        dir: Option<&Path>,
+        cache_bytes: u64,
+        file_bytes: u64,
+    ) -> Result<Self, ProjectionError> {
         let config = match dir {
             Some(dir) => sled::Config::new().path(dir),
             None => sled::Config::new().temporary(true),
@@ -111,6 +136,14 @@ impl CheckpointStore {
             })
         })?;
         let tree = db.open_tree(TREE).map_err(storage)?;
+        let values = match dir {
+            Some(dir) => ValueFiles::open(&dir.join(VALUES_DIR), file_bytes, read_end(&tree)?),
+            None => ValueFiles::temporary(file_bytes),
+        }
+        .map_err(|e| {
+            ProjectionError::Storage(format!("cannot open the projections' value files: {e}"))
+        })?;
+        let live = read_live(&tree)?;
         if let Some(dir) = dir {
             let reserved = reserve::make(dir).map_err(|e| {
                 ProjectionError::Storage(format!(
@@ -128,6 +161,9 @@ impl CheckpointStore {
         Ok(Self {
             tree: Some(tree),
             db: Some(db),
+            values: Arc::new(values),
+            live,
+            doomed: Vec::new(),
             dir: dir.map(Path::to_path_buf),
             cache_bytes,
             failed: false,
@@ -144,14 +180,19 @@ impl CheckpointStore {
         self
     }
 
-    pub fn tree(&self) -> Result<&sled::Tree, ProjectionError> {
+    fn tree(&self) -> Result<&sled::Tree, ProjectionError> {
         present(&self.tree)
+    }
+
+    /// The projections on disk: the tree and the value files.
+    pub fn disk(&self) -> Result<Disk, ProjectionError> {
+        Ok(Disk::new(self.tree()?.clone(), Arc::clone(&self.values)))
     }
 
     /// The state as the last checkpoint left it: only its names, its directory of keys and its
     /// position are read now.
     pub fn load(&self, caches: CacheSizes) -> Result<Loaded, ProjectionError> {
-        let Some(version) = present(&self.tree)?.get(VERSION_KEY).map_err(storage)? else {
+        let Some(version) = self.tree()?.get(VERSION_KEY).map_err(storage)? else {
             return Ok(Loaded::Empty);
         };
         let version = u64::from_be_bytes(
@@ -163,7 +204,8 @@ impl CheckpointStore {
         if version != PROJECTION_VERSION {
             return Ok(Loaded::Stale { version });
         }
-        let checkpoint = present(&self.tree)?
+        let checkpoint = self
+            .tree()?
             .get(CHECKPOINT_KEY)
             .map_err(storage)?
             .ok_or_else(|| ProjectionError::Corrupt("no checkpoint".into()))?;
@@ -177,17 +219,17 @@ impl CheckpointStore {
         );
         let mut hash = [0u8; 32];
         hash.copy_from_slice(&checkpoint[8..]);
-        let names = match present(&self.tree)?.get(NAMES_KEY).map_err(storage)? {
+        let names = match self.tree()?.get(NAMES_KEY).map_err(storage)? {
             Some(bytes) => Names::from_json(&bytes)
                 .ok_or_else(|| ProjectionError::Corrupt("bad names".into()))?,
             None => Names::default(),
         };
-        let keys = match present(&self.tree)?.get(KEYS_KEY).map_err(storage)? {
+        let keys = match self.tree()?.get(KEYS_KEY).map_err(storage)? {
             Some(bytes) => decode_keys(&bytes)
                 .ok_or_else(|| ProjectionError::Corrupt("bad directory of keys".into()))?,
             None => BTreeMap::new(),
         };
-        let state = ProjectionState::new(present(&self.tree)?.clone(), head, names, keys, caches);
+        let state = ProjectionState::new(self.disk()?, head, names, keys, caches);
         Ok(Loaded::State {
             state: Box::new(state),
             hash: Hash(hash),
@@ -213,10 +255,12 @@ impl CheckpointStore {
         hash: Hash,
         flush: Flush,
     ) -> Result<(), ProjectionError> {
-        let mut writes = state.pages.pending_writes();
-        writes.extend(state.positions.pending_writes());
-        writes.extend(state.relations.pending_writes());
-        writes.extend(state.chronology.pending_writes());
+        let mut values = state.pages.pending_writes();
+        values.extend(state.positions.pending_writes());
+        values.extend(state.relations.pending_writes());
+        values.extend(state.chronology.pending_writes());
+        let victims = self.compact_into(&mut values)?;
+        let mut writes = Vec::new();
         if state.names.dirty {
             writes.push((NAMES_KEY.to_vec(), state.names.to_json()));
         }
@@ -231,7 +275,11 @@ impl CheckpointStore {
             PROJECTION_VERSION.to_be_bytes().to_vec(),
         ));
 
-        let bytes: u64 = writes.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum();
+        let bytes: u64 = values
+            .iter()
+            .chain(&writes)
+            .map(|(k, v)| (k.len() + v.len()) as u64)
+            .sum();
         let needed = 2 * bytes + SAVE_ROOM;
         if self.full {
             self.resume(state, needed)?;
@@ -245,11 +293,47 @@ impl CheckpointStore {
         if self.failed {
             self.reopen(state)?;
         }
+        // The values are on disk before anything locates them.
+        let locations = match self.values.append(&values) {
+            Ok(locations) => locations,
+            Err(error) => {
+                if error.is_storage_full() {
+                    self.disk_filled(state);
+                }
+                return Err(error);
+            }
+        };
+        let tree = self.tree()?;
+        let mut live = self.live.clone();
         let mut batch = sled::Batch::default();
+        let mut index_bytes = 0u64;
+        for ((key, _), location) in values.iter().zip(&locations) {
+            if let Some(old) = tree
+                .get(key)
+                .map_err(storage)?
+                .as_deref()
+                .and_then(Location::decode)
+            {
+                if let Some(held) = live.get_mut(&old.file) {
+                    *held = held.saturating_sub(u64::from(old.bytes));
+                }
+            }
+            *live.entry(location.file).or_default() += u64::from(location.bytes);
+            index_bytes += (key.len() + crate::values::LOCATION_BYTES) as u64;
+            batch.insert(key.as_slice(), &location.encode()[..]);
+        }
+        for victim in &victims {
+            live.remove(victim);
+        }
+        writes.push((LIVE_KEY.to_vec(), encode_live(&live)));
+        let (end_file, end_len) = self.values.end()?;
+        let mut end = end_file.to_le_bytes().to_vec();
+        end.extend_from_slice(&end_len.to_le_bytes());
+        writes.push((END_KEY.to_vec(), end));
         for (k, v) in writes {
+            index_bytes += (k.len() + v.len()) as u64;
             batch.insert(k, v);
         }
-        let tree = present(&self.tree)?;
         #[allow(clippy::disallowed_methods)] // derived data: sled's flush is enough
         let written = tree.apply_batch(batch).and_then(|()| match flush {
             Flush::Yes => tree.flush().map(drop),
@@ -273,8 +357,71 @@ impl CheckpointStore {
         state.chronology.saved();
         state.names.dirty = false;
         state.keys_dirty = false;
-        self.written_since_open += bytes;
+        self.written_since_open += index_bytes;
+        self.live = live;
+        self.doomed.extend(victims);
+        if flush == Flush::Yes {
+            self.remove_doomed();
+        } else if self.doomed.len() >= DOOMED_FILES {
+            if let Err(error) = self.flush() {
+                tracing::warn!(%error, "the projections' database did not flush; compacted value files wait for the next flush");
+            }
+        }
         Ok(())
+    }
+
+    /// Deletes the compacted value files, once a flushed checkpoint no longer locates anything in
+    /// them. One that cannot be deleted now is left for later (its room is all that is lost).
+    fn remove_doomed(&mut self) {
+        let doomed = std::mem::take(&mut self.doomed);
+        if let Err(error) = self.values.remove(&doomed) {
+            tracing::warn!(%error, "cannot delete compacted value files of the projections");
+        }
+    }
+
+    /// Adds to `values` the live frames of the value files due for compaction (closed, and less
+    /// than half live), [`COMPACT_FILES`] files' worth at most, but for keys `values` writes anew;
+    /// answers those files, which nothing locates once the checkpoint is written.
+    fn compact_into(
+        &self,
+        values: &mut Vec<(Vec<u8>, Vec<u8>)>,
+    ) -> Result<Vec<u32>, ProjectionError> {
+        let mut due: Vec<(u32, u64, u64)> = self
+            .values
+            .closed()?
+            .into_iter()
+            .filter(|(id, _)| !self.doomed.contains(id))
+            .map(|(id, len)| (id, len, self.live.get(&id).copied().unwrap_or(0)))
+            .filter(|(_, len, live)| live.saturating_mul(2) < *len || *len == 0)
+            .collect();
+        // The emptiest first: the most room for the least copying.
+        due.sort_by_key(|(_, len, live)| (live * 1000).checked_div(*len).unwrap_or(0));
+        let mut victims = Vec::new();
+        let mut budget = COMPACT_FILES * self.values.file_bytes();
+        let tree = self.tree()?;
+        let written: std::collections::HashSet<Vec<u8>> =
+            values.iter().map(|(k, _)| k.clone()).collect();
+        for (id, len, _) in due {
+            if len > budget && !victims.is_empty() {
+                break;
+            }
+            budget = budget.saturating_sub(len);
+            for frame in self.values.frames(id)? {
+                if written.contains(&frame.key) {
+                    continue;
+                }
+                let located = tree
+                    .get(&frame.key)
+                    .map_err(storage)?
+                    .as_deref()
+                    .and_then(Location::decode);
+                if located == Some(frame.location) {
+                    values.push((frame.key, frame.value));
+                }
+            }
+            victims.push(id);
+        }
+        Ok(victims)
     }
 
     /// Flushes and reopens the database once `snapshot_after` bytes of checkpoints went to it
@@ -283,16 +430,6 @@ impl CheckpointStore {
     pub fn snapshot_if_due(&mut self, state: &mut ProjectionState) {
         if self.written_since_open >= self.snapshot_after {
             self.reopen_flushed(state, "with a fresh snapshot");
-        }
-    }
-
-    /// Reopens the database with a page cache of `bytes` (if it has another): a catch-up of
-    /// many events writes the last block of every list at each checkpoint, and a cache that
-    /// holds those blocks' pages saves sled reading them back from its files every time.
-    pub fn set_cache(&mut self, state: &mut ProjectionState, bytes: u64) {
-        if bytes != self.cache_bytes {
-            self.cache_bytes = bytes;
-            self.reopen_flushed(state, "with another page cache");
         }
     }
 
@@ -443,7 +580,7 @@ impl CheckpointStore {
             tracing::warn!(dir = %dir.display(), "reopening the projections' database after a failed write");
         }
         // Every handle must go before sled's lock is released.
-        state.tree = None;
+        state.disk = None;
         self.tree = None;
         self.db = None;
         let config = sled::Config::new()
@@ -453,7 +590,12 @@ impl CheckpointStore {
             ProjectionError::Storage(format!("cannot reopen {}: {e}", dir.display()))
         })?;
         let tree = db.open_tree(TREE).map_err(storage)?;
-        state.tree = Some(tree.clone());
+        // The checkpoint it comes back with may be older than the last one saved (one not
+        // flushed when sled failed): its accounts are the ones that hold, and files compacted
+        // since may still be located by it, so they stay until compacted again.
+        self.live = read_live(&tree)?;
+        self.doomed.clear();
+        state.disk = Some(Disk::new(tree.clone(), Arc::clone(&self.values)));
         self.tree = Some(tree);
         self.db = Some(db);
         self.written_since_open = 0;
@@ -464,19 +606,27 @@ impl CheckpointStore {
     }
 
     /// Forgets everything, to rebuild from position 1.
-    pub fn clear(&self) -> Result<(), ProjectionError> {
-        present(&self.tree)?.clear().map_err(storage)
+    pub fn clear(&mut self) -> Result<(), ProjectionError> {
+        self.tree()?.clear().map_err(storage)?;
+        self.flush()?;
+        self.values.clear()?;
+        self.live.clear();
+        self.doomed.clear();
+        Ok(())
     }
 
-    /// Flushes to disk (at shutdown; the data is derived, so this is for a quick restart only).
-    pub fn flush(&self) -> Result<(), ProjectionError> {
+    /// Flushes to disk (at shutdown; the data is derived, so this is for a quick restart only),
+    /// and deletes the value files that the flushed checkpoint no longer locates anything in.
+    pub fn flush(&mut self) -> Result<(), ProjectionError> {
         #[allow(clippy::disallowed_methods)] // derived data: sled's flush is enough
-        present(&self.tree)?.flush().map_err(storage)?;
+        self.tree()?.flush().map_err(storage)?;
+        self.remove_doomed();
         Ok(())
     }
 
     pub fn checkpoint(&self) -> Result<Option<Position>, ProjectionError> {
-        Ok(present(&self.tree)?
+        Ok(self
+            .tree()?
             .get(CHECKPOINT_KEY)
             .map_err(storage)?
             .and_then(|c| c.get(..8).and_then(|b| b.try_into().ok()))
@@ -516,6 +666,48 @@ mod reserve {
     pub fn release(dir: &Path) -> io::Result<bool> {
         reserve(dir).release()
     }
+}
+
+/// Where the tree's checkpoint ends in the value files, if it has one.
+fn read_end(tree: &sled::Tree) -> Result<Option<(u32, u64)>, ProjectionError> {
+    let Some(bytes) = tree.get(END_KEY).map_err(storage)? else {
+        return Ok(None);
+    };
+    let mut d = Decoder::new(&bytes);
+    match (d.u32(), d.u64(), d.is_empty()) {
+        (Some(file), Some(len), true) => Ok(Some((file, len))),
+        _ => Err(ProjectionError::Corrupt(
+            "bad end of the value files".into(),
+        )),
+    }
+}
+
+/// What each value file holds that the tree's checkpoint locates.
+fn read_live(tree: &sled::Tree) -> Result<BTreeMap<u32, u64>, ProjectionError> {
+    match tree.get(LIVE_KEY).map_err(storage)? {
+        Some(bytes) => decode_live(&bytes)
+            .ok_or_else(|| ProjectionError::Corrupt("bad accounts of the value files".into())),
+        None => Ok(BTreeMap::new()),
+    }
+}
+
+/// What each value file holds that the checkpoint locates: (file, bytes) pairs.
+fn encode_live(live: &BTreeMap<u32, u64>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(live.len() * 12);
+    for (file, bytes) in live {
+        out.extend_from_slice(&file.to_le_bytes());
+        out.extend_from_slice(&bytes.to_le_bytes());
+    }
+    out
+}
+
+fn decode_live(bytes: &[u8]) -> Option<BTreeMap<u32, u64>> {
+    let mut d = Decoder::new(bytes);
+    let mut live = BTreeMap::new();
+    while !d.is_empty() {
+        live.insert(d.u32()?, d.u64()?);
+    }
+    Some(live)
 }
 
 /// The directory of position keys: for each (timeline, issue), its parties.

@@ -35,6 +35,9 @@ pub struct CheckpointPolicy {
     /// events, docs/benchmarks.md), so it comes at the end of a catch-up, not during it, and
     /// while following only after this many bytes.
     pub snapshot_after_bytes: u64,
+    /// The size past which a value file of pages and blocks is closed (see `values.rs`): the
+    /// unit of compaction.
+    pub value_file_bytes: u64,
 }
 
 impl Default for CheckpointPolicy {
@@ -43,6 +46,7 @@ impl Default for CheckpointPolicy {
             every_events: 10_000,
             every: Duration::from_secs(2),
             snapshot_after_bytes: 256 << 20,
+            value_file_bytes: crate::values::FILE_BYTES,
         }
     }
 }
@@ -50,14 +54,13 @@ impl Default for CheckpointPolicy {
 /// Events read at a time while catching up.
 const CATCH_UP_CHUNK: usize = 4_096;
 /// Events between checkpoints while catching up: what changed since the last one is held in
-/// memory until then, so this bounds it (tens of MiB).
-const CATCH_UP_CHECKPOINT: u64 = 50_000;
+/// memory until then, so this bounds it (under 100 MiB). Each checkpoint writes the last block of
+/// every list again, so fewer of them make a first start faster (1M events: 4.9 s against 5.9 s
+/// at 50,000, docs/benchmarks.md).
+const CATCH_UP_CHECKPOINT: u64 = 200_000;
 
 /// The page cache of the projections' sled tree, besides their own caches of pages and blocks.
 const SLED_CACHE_BYTES: u64 = 32 * 1024 * 1024;
-/// The page cache while catching up on more than [`CATCH_UP_CHECKPOINT`] events (see
-/// `CheckpointStore::set_cache`): memory spent on a first start, given back when it ends.
-const SLED_CATCH_UP_CACHE_BYTES: u64 = 256 * 1024 * 1024;
 
 pub(crate) struct Inner {
     pub state: ProjectionState,
@@ -120,9 +123,9 @@ impl Projections {
         dir: Option<&Path>,
         policy: CheckpointPolicy,
     ) -> Result<Arc<Self>, ProjectionError> {
-        let store = CheckpointStore::open(dir, SLED_CACHE_BYTES)?
+        let mut store = CheckpointStore::open(dir, SLED_CACHE_BYTES, policy.value_file_bytes)?
             .snapshot_after(policy.snapshot_after_bytes);
-        let (state, hash) = checkpointed(&store)?;
+        let (state, hash) = checkpointed(&mut store)?;
         let head = log.head().await?;
         let checkpoint = state.head();
         if checkpoint > head.position {
@@ -167,7 +170,11 @@ impl Projections {
     /// their size, so every rebuild (`chancery replay`) grew the directory by another copy.
     pub fn reset(dir: &Path) -> Result<(), ProjectionError> {
         // Opening it first refuses a checkpoint that a running server holds (sled's lock).
-        drop(CheckpointStore::open(Some(dir), SLED_CACHE_BYTES)?);
+        drop(CheckpointStore::open(
+            Some(dir),
+            SLED_CACHE_BYTES,
+            crate::values::FILE_BYTES,
+        )?);
         // sled closes its files from a background thread just after the handle goes; a file it
         // was still writing can make the first removal find the directory not empty.
         let deadline = Instant::now() + Duration::from_secs(2);
@@ -205,15 +212,6 @@ impl Projections {
     ) -> Result<u64, ProjectionError> {
         let mut count = 0;
         let mut since_save = 0;
-        let behind = self
-            .log
-            .head()
-            .await?
-            .position
-            .saturating_sub(self.applied());
-        if behind > CATCH_UP_CHECKPOINT {
-            self.set_cache(SLED_CATCH_UP_CACHE_BYTES);
-        }
         loop {
             let head = self.log.head().await?.position;
             let from = self.applied() + 1;
@@ -247,8 +245,6 @@ impl Projections {
         }
         if count > 0 {
             self.save()?;
-            // The reopen that gives the catch-up's cache back also writes sled's snapshot.
-            self.set_cache(SLED_CACHE_BYTES);
             self.snapshot_if_due();
         }
         Ok(count)
@@ -433,23 +429,15 @@ impl Projections {
         }
     }
 
-    /// Reopens the projections' database with a page cache of `bytes`, if it has another.
-    fn set_cache(&self, bytes: u64) {
-        if let Ok(mut inner) = self.inner.write() {
-            let Inner { state, store, .. } = &mut *inner;
-            store.set_cache(state, bytes);
-        }
-    }
-
     /// Saves and flushes, for a clean shutdown. A save that fails (a full disk) leaves the last
     /// checkpoint as it was, and the next start catches up from it; it is not flushed then,
     /// since sled may have failed with it.
     pub fn close(&self) -> Result<(), ProjectionError> {
         self.save()?;
         if self.durable {
-            let inner = self
+            let mut inner = self
                 .inner
-                .read()
+                .write()
                 .map_err(|_| ProjectionError::Corrupt("state lock poisoned".into()))?;
             inner.store.flush()?;
         }
@@ -611,11 +599,11 @@ impl Projections {
 
 /// The state the store's checkpoint holds (an empty one for a new or stale store, which is
 /// cleared), and the hash of its last event.
-fn checkpointed(store: &CheckpointStore) -> Result<(ProjectionState, Hash), ProjectionError> {
+fn checkpointed(store: &mut CheckpointStore) -> Result<(ProjectionState, Hash), ProjectionError> {
     let caches = CacheSizes::default();
     let empty = |store: &CheckpointStore| {
         Ok::<_, ProjectionError>(ProjectionState::new(
-            store.tree()?.clone(),
+            store.disk()?,
             0,
             Default::default(),
             Default::default(),

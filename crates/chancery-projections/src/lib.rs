@@ -18,6 +18,7 @@ pub mod pages;
 pub mod query;
 pub mod rules;
 pub mod state;
+pub mod values;
 
 pub use engine::{CheckpointPolicy, Projections};
 pub use error::ProjectionError;

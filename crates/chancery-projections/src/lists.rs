@@ -13,6 +13,7 @@ use std::ops::Bound;
 use std::sync::{Arc, Mutex, RwLock};
 
 use crate::error::{ProjectionError, storage};
+use crate::values::Disk;
 
 /// Items per block, at most twice this before a block splits.
 pub const BLOCK: usize = 64;
@@ -221,7 +222,7 @@ impl<I: Item, H: Header> Lists<I, H> {
     /// kept up to date; `None` for the chronology.
     fn directory(
         &self,
-        tree: &sled::Tree,
+        disk: &Disk,
         prefix: &[u8],
     ) -> Result<Option<Arc<Directory>>, ProjectionError> {
         if prefix.len() <= 1 {
@@ -231,7 +232,7 @@ impl<I: Item, H: Header> Lists<I, H> {
             return Ok(Some(found));
         }
         let mut keys = BTreeSet::new();
-        for key in tree.scan_prefix(prefix).keys() {
+        for key in disk.index().scan_prefix(prefix).keys() {
             keys.insert(key.map_err(storage)?.to_vec());
         }
         keys.extend(
@@ -277,12 +278,12 @@ impl<I: Item, H: Header> Lists<I, H> {
     /// The key of the block an item with `sort_key` belongs to, if the list has any block.
     fn block_key_for(
         &self,
-        tree: &sled::Tree,
+        disk: &Disk,
         prefix: &[u8],
         sort_key: &[u8],
     ) -> Result<Option<Vec<u8>>, ProjectionError> {
         let full = join(prefix, sort_key);
-        if let Some(directory) = self.directory(tree, prefix)? {
+        if let Some(directory) = self.directory(disk, prefix)? {
             let keys = directory
                 .read()
                 .map_err(|_| ProjectionError::Corrupt("a directory lock poisoned".into()))?;
@@ -293,31 +294,28 @@ impl<I: Item, H: Header> Lists<I, H> {
             .range(prefix.to_vec()..=full.clone())
             .next_back()
             .map(|(k, _)| k.clone());
-        let in_tree = tree
+        let stored = disk
+            .index()
             .range(prefix.to_vec()..=full)
             .next_back()
             .transpose()
             .map_err(storage)?
             .map(|(k, _)| k.to_vec());
-        Ok(match (in_overlay, in_tree) {
+        Ok(match (in_overlay, stored) {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
         })
     }
 
     /// A block by its key: from the overlay, the cache, or sled.
-    fn block(
-        &self,
-        tree: &sled::Tree,
-        key: &[u8],
-    ) -> Result<Option<Arc<Block<I, H>>>, ProjectionError> {
+    fn block(&self, disk: &Disk, key: &[u8]) -> Result<Option<Arc<Block<I, H>>>, ProjectionError> {
         if let Some(block) = self.overlay.get(key) {
             return Ok(Some(Arc::clone(block)));
         }
         if let Some(block) = self.cache.lock().ok().and_then(|mut c| c.get(key)) {
             return Ok(Some(block));
         }
-        let Some(bytes) = tree.get(key).map_err(storage)? else {
+        let Some(bytes) = disk.get(key)? else {
             return Ok(None);
         };
         let block = Arc::new(Block::decode(&bytes).ok_or_else(|| {
@@ -330,13 +328,9 @@ impl<I: Item, H: Header> Lists<I, H> {
     }
 
     /// A block to change: moved into the overlay (out of the cache) if it is not there yet.
-    fn block_mut(
-        &mut self,
-        tree: &sled::Tree,
-        key: &[u8],
-    ) -> Result<&mut Block<I, H>, ProjectionError> {
+    fn block_mut(&mut self, disk: &Disk, key: &[u8]) -> Result<&mut Block<I, H>, ProjectionError> {
         if !self.overlay.contains_key(key) {
-            let block = match self.block(tree, key)? {
+            let block = match self.block(disk, key)? {
                 Some(b) => b,
                 None => {
                     self.new_block(None, key);
@@ -358,13 +352,13 @@ impl<I: Item, H: Header> Lists<I, H> {
     }
 
     /// A list's last block, looked up once and then kept.
-    fn tail(&mut self, tree: &sled::Tree, prefix: &[u8]) -> Result<Vec<u8>, ProjectionError> {
+    fn tail(&mut self, disk: &Disk, prefix: &[u8]) -> Result<Vec<u8>, ProjectionError> {
         if let Some(tail) = self.tails.get(prefix) {
             return Ok(tail.clone());
         }
         // Past any sort key: the last block of the list.
         let tail = self
-            .block_key_for(tree, prefix, &[0xff; 40])?
+            .block_key_for(disk, prefix, &[0xff; 40])?
             .unwrap_or_else(|| prefix.to_vec());
         if self.tails.len() >= MAX_TAILS {
             self.tails.clear();
@@ -374,32 +368,38 @@ impl<I: Item, H: Header> Lists<I, H> {
     }
 
     /// Whether `block` is its list's last block.
-    pub fn is_tail(&mut self, tree: &sled::Tree, list: &[u8], block: &[u8]) -> bool {
+    pub fn is_tail(&mut self, disk: &Disk, list: &[u8], block: &[u8]) -> bool {
         let prefix = self.prefix(list);
-        self.tail(tree, &prefix).is_ok_and(|t| t == block)
+        self.tail(disk, &prefix).is_ok_and(|t| t == block)
     }
 
     /// Inserts an item where it sorts (an equal item already there is kept as it is); answers
     /// the key of the block that holds it.
     pub fn insert(
         &mut self,
-        tree: &sled::Tree,
+        disk: &Disk,
         list: &[u8],
         item: I,
     ) -> Result<Vec<u8>, ProjectionError> {
         let prefix = self.prefix(list);
         let sort_key = key_of(&item);
         let full = join(&prefix, &sort_key);
-        let tail = self.tail(tree, &prefix)?;
+        let tail = self.tail(disk, &prefix)?;
         let block_key = if full >= tail {
             tail.clone()
         } else {
-            self.block_key_for(tree, &prefix, &sort_key)?
+            self.block_key_for(disk, &prefix, &sort_key)?
                 .unwrap_or_else(|| prefix.clone())
         };
         let key = item.key();
-        let block = self.block_mut(tree, &block_key)?;
-        let at = block.items.partition_point(|i| i.key() < key);
+        let block = self.block_mut(disk, &block_key)?;
+        // Most items sort after every other (history is recorded roughly in valid-time order):
+        // they go at the end with no search.
+        let at = if block.items.last().is_none_or(|last| last.key() < key) {
+            block.items.len()
+        } else {
+            block.items.partition_point(|i| i.key() < key)
+        };
         if block.items.get(at).is_some_and(|i| i.key() == key) {
             return Ok(block_key);
         }
@@ -431,7 +431,7 @@ impl<I: Item, H: Header> Lists<I, H> {
     /// or `None` if it is not there.
     pub fn update(
         &mut self,
-        tree: &sled::Tree,
+        disk: &Disk,
         list: &[u8],
         key: &I::Key,
         change: impl FnOnce(&mut I),
@@ -439,16 +439,16 @@ impl<I: Item, H: Header> Lists<I, H> {
         let prefix = self.prefix(list);
         let mut sort_key = Vec::with_capacity(32);
         I::key_bytes(key, &mut sort_key);
-        let Some(block_key) = self.block_key_for(tree, &prefix, &sort_key)? else {
+        let Some(block_key) = self.block_key_for(disk, &prefix, &sort_key)? else {
             return Ok(None);
         };
         let present = self
-            .block(tree, &block_key)?
+            .block(disk, &block_key)?
             .is_some_and(|b| b.items.iter().any(|i| i.key() == *key));
         if !present {
             return Ok(None);
         }
-        let block = self.block_mut(tree, &block_key)?;
+        let block = self.block_mut(disk, &block_key)?;
         if let Some(item) = block.items.iter_mut().find(|i| i.key() == *key) {
             change(item);
         }
@@ -459,17 +459,17 @@ impl<I: Item, H: Header> Lists<I, H> {
     /// the last) on, each with its key, read as the walk goes.
     pub fn blocks<'a>(
         &'a self,
-        tree: &sled::Tree,
+        disk: &Disk,
         list: &[u8],
         from: Option<&[u8]>,
         backward: bool,
     ) -> Result<BlockIter<'a, I, H>, ProjectionError> {
         let prefix = self.prefix(list);
         let start = match from {
-            Some(sort_key) => self.block_key_for(tree, &prefix, sort_key)?,
+            Some(sort_key) => self.block_key_for(disk, &prefix, sort_key)?,
             None => None,
         };
-        if let Some(directory) = self.directory(tree, &prefix)? {
+        if let Some(directory) = self.directory(disk, &prefix)? {
             let cursor = match (start, backward) {
                 (Some(start), _) => Bound::Included(start),
                 (None, false) => Bound::Included(prefix),
@@ -478,7 +478,7 @@ impl<I: Item, H: Header> Lists<I, H> {
             return Ok(BlockIter {
                 lists: self,
                 walk: Walk::Directory {
-                    tree: tree.clone(),
+                    disk: disk.clone(),
                     directory,
                     cursor,
                     backward,
@@ -488,15 +488,15 @@ impl<I: Item, H: Header> Lists<I, H> {
         let (overlay, stored): (OverlayKeys<'a, I, H>, StoredBlocks) = match (&start, backward) {
             (Some(start), false) => (
                 Box::new(self.overlay.range(start.clone()..)),
-                Box::new(tree.range(start.clone()..)),
+                Box::new(disk.index().range(start.clone()..)),
             ),
             (Some(start), true) => (
                 Box::new(self.overlay.range(..=start.clone()).rev()),
-                Box::new(tree.range(..=start.clone()).rev()),
+                Box::new(disk.index().range(..=start.clone()).rev()),
             ),
             (None, false) => (
                 Box::new(self.overlay.range(prefix.clone()..)),
-                Box::new(tree.range(prefix.clone()..)),
+                Box::new(disk.index().range(prefix.clone()..)),
             ),
             (None, true) => {
                 let mut end = prefix.clone();
@@ -504,13 +504,14 @@ impl<I: Item, H: Header> Lists<I, H> {
                 end.extend_from_slice(&[0xff; 40]);
                 (
                     Box::new(self.overlay.range(..end.clone()).rev()),
-                    Box::new(tree.range(..end).rev()),
+                    Box::new(disk.index().range(..end).rev()),
                 )
             }
         };
         Ok(BlockIter {
             lists: self,
             walk: Walk::Merged {
+                disk: disk.clone(),
                 prefix,
                 overlay: overlay.peekable(),
                 stored: stored.peekable(),
@@ -522,11 +523,11 @@ impl<I: Item, H: Header> Lists<I, H> {
     /// Sets a block's header (marking it changed).
     pub fn set_header(
         &mut self,
-        tree: &sled::Tree,
+        disk: &Disk,
         key: &[u8],
         header: H,
     ) -> Result<(), ProjectionError> {
-        self.block_mut(tree, key)?.header = header;
+        self.block_mut(disk, key)?.header = header;
         Ok(())
     }
 
@@ -584,7 +585,7 @@ enum Walk<'a, I, H> {
     /// Through the list's directory, each block from the overlay, the cache or sled; `cursor`
     /// bounds the next key (the start, then past the key last given).
     Directory {
-        tree: sled::Tree,
+        disk: Disk,
         directory: Arc<Directory>,
         cursor: Bound<Vec<u8>>,
         backward: bool,
@@ -592,6 +593,7 @@ enum Walk<'a, I, H> {
     /// The overlay's blocks and sled's merged in key order, the overlay's copy winning where both
     /// hold a block (the chronology, which keeps no directory).
     Merged {
+        disk: Disk,
         prefix: Vec<u8>,
         overlay: std::iter::Peekable<OverlayKeys<'a, I, H>>,
         stored: std::iter::Peekable<StoredBlocks>,
@@ -606,7 +608,7 @@ impl<I: Item, H: Header> Iterator for BlockIter<'_, I, H> {
         let lists = self.lists;
         match &mut self.walk {
             Walk::Directory {
-                tree,
+                disk,
                 directory,
                 cursor,
                 backward,
@@ -630,7 +632,7 @@ impl<I: Item, H: Header> Iterator for BlockIter<'_, I, H> {
                     found?.clone()
                 };
                 *cursor = Bound::Excluded(key.clone());
-                Some(match lists.block(tree, &key) {
+                Some(match lists.block(disk, &key) {
                     Ok(Some(block)) => Ok((key, block)),
                     Ok(None) => Err(ProjectionError::Corrupt(
                         "a block of the projections' directory is missing".into(),
@@ -639,17 +641,19 @@ impl<I: Item, H: Header> Iterator for BlockIter<'_, I, H> {
                 })
             }
             Walk::Merged {
+                disk,
                 prefix,
                 overlay,
                 stored,
                 backward,
-            } => merged_next(lists, prefix, overlay, stored, *backward),
+            } => merged_next(lists, disk, prefix, overlay, stored, *backward),
         }
     }
 }
 
 fn merged_next<I: Item, H: Header>(
     lists: &Lists<I, H>,
+    disk: &Disk,
     prefix: &[u8],
     overlay: &mut std::iter::Peekable<OverlayKeys<'_, I, H>>,
     stored: &mut std::iter::Peekable<StoredBlocks>,
@@ -686,7 +690,7 @@ fn merged_next<I: Item, H: Header>(
         let (key, block) = overlay.next()?;
         return Some(Ok((key.clone(), Arc::clone(block))));
     }
-    let (key, bytes) = match stored.next()? {
+    let (key, location) = match stored.next()? {
         Ok(kv) => kv,
         Err(e) => return Some(Err(storage(e))),
     };
@@ -694,6 +698,10 @@ fn merged_next<I: Item, H: Header>(
     if let Some(block) = lists.cache.lock().ok().and_then(|mut c| c.get(&key)) {
         return Some(Ok((key, block)));
     }
+    let bytes = match disk.read(&key, &location) {
+        Ok(bytes) => bytes,
+        Err(e) => return Some(Err(e)),
+    };
     let Some(block) = Block::decode(&bytes) else {
         return Some(Err(ProjectionError::Corrupt(
             "a block of the projections is malformed".into(),

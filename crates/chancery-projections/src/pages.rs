@@ -8,10 +8,11 @@ use std::sync::{Arc, Mutex};
 
 use chancery_domain::{Position, Timestamp};
 
-use crate::error::{ProjectionError, storage};
+use crate::error::ProjectionError;
 use crate::facts::{self, Act, Entry};
 use crate::lists::Cache;
 use crate::lists::Decoder;
+use crate::values::Disk;
 
 /// Positions per page.
 pub const PAGE: u64 = 256;
@@ -47,7 +48,7 @@ impl Pages {
         self.head
     }
 
-    fn page(&self, tree: &sled::Tree, page: u64) -> Result<Arc<Vec<Entry>>, ProjectionError> {
+    fn page(&self, disk: &Disk, page: u64) -> Result<Arc<Vec<Entry>>, ProjectionError> {
         if let Some(entries) = self.overlay.get(&page) {
             return Ok(Arc::clone(entries));
         }
@@ -56,7 +57,7 @@ impl Pages {
             return Ok(entries);
         }
         let mut entries = Vec::with_capacity(usize::try_from(PAGE).unwrap_or(256));
-        if let Some(bytes) = tree.get(key).map_err(storage)? {
+        if let Some(bytes) = disk.get(&key)? {
             let mut decoder = Decoder::new(&bytes);
             while !decoder.is_empty() {
                 entries.push(decoder.entry().ok_or_else(|| {
@@ -71,13 +72,9 @@ impl Pages {
         Ok(entries)
     }
 
-    fn page_mut(
-        &mut self,
-        tree: &sled::Tree,
-        page: u64,
-    ) -> Result<&mut Vec<Entry>, ProjectionError> {
+    fn page_mut(&mut self, disk: &Disk, page: u64) -> Result<&mut Vec<Entry>, ProjectionError> {
         if !self.overlay.contains_key(&page) {
-            let entries = self.page(tree, page)?;
+            let entries = self.page(disk, page)?;
             if let Ok(mut cache) = self.cache.lock() {
                 cache.remove(&page_key(page));
             }
@@ -90,25 +87,17 @@ impl Pages {
     }
 
     /// What is kept of a position.
-    pub fn entry(
-        &self,
-        tree: &sled::Tree,
-        position: Position,
-    ) -> Result<Option<Entry>, ProjectionError> {
+    pub fn entry(&self, disk: &Disk, position: Position) -> Result<Option<Entry>, ProjectionError> {
         if position == 0 || position > self.head {
             return Ok(None);
         }
-        let page = self.page(tree, page_of(position))?;
+        let page = self.page(disk, page_of(position))?;
         let i = usize::try_from((position - 1) % PAGE).unwrap_or(usize::MAX);
         Ok(page.get(i).cloned())
     }
 
-    pub fn act(
-        &self,
-        tree: &sled::Tree,
-        position: Position,
-    ) -> Result<Option<Act>, ProjectionError> {
-        Ok(match self.entry(tree, position)? {
+    pub fn act(&self, disk: &Disk, position: Position) -> Result<Option<Act>, ProjectionError> {
+        Ok(match self.entry(disk, position)? {
             Some(Entry::Act(a)) => Some(a),
             _ => None,
         })
@@ -117,16 +106,16 @@ impl Pages {
     /// When a position was recorded.
     pub fn recorded_at(
         &self,
-        tree: &sled::Tree,
+        disk: &Disk,
         position: Position,
     ) -> Result<Option<Timestamp>, ProjectionError> {
-        Ok(self.entry(tree, position)?.map(|e| e.recorded_at()))
+        Ok(self.entry(disk, position)?.map(|e| e.recorded_at()))
     }
 
     /// Appends the entry of the next position.
-    pub fn push(&mut self, tree: &sled::Tree, entry: Entry) -> Result<(), ProjectionError> {
+    pub fn push(&mut self, disk: &Disk, entry: Entry) -> Result<(), ProjectionError> {
         let position = self.head + 1;
-        self.page_mut(tree, page_of(position))?.push(entry);
+        self.page_mut(disk, page_of(position))?.push(entry);
         self.head = position;
         Ok(())
     }
@@ -134,7 +123,7 @@ impl Pages {
     /// The act at a position, to change.
     pub fn act_mut(
         &mut self,
-        tree: &sled::Tree,
+        disk: &Disk,
         position: Position,
     ) -> Result<&mut Act, ProjectionError> {
         if position == 0 || position > self.head {
@@ -143,7 +132,7 @@ impl Pages {
             )));
         }
         let i = usize::try_from((position - 1) % PAGE).unwrap_or(usize::MAX);
-        match self.page_mut(tree, page_of(position))?.get_mut(i) {
+        match self.page_mut(disk, page_of(position))?.get_mut(i) {
             Some(Entry::Act(a)) => Ok(a),
             _ => Err(ProjectionError::Corrupt(format!(
                 "position {position} is not an act"
@@ -155,13 +144,13 @@ impl Pages {
     /// decreases along the log, so a binary search over positions finds it.
     pub fn position_at_instant(
         &self,
-        tree: &sled::Tree,
+        disk: &Disk,
         instant: Timestamp,
     ) -> Result<Position, ProjectionError> {
         let (mut lo, mut hi) = (0, self.head);
         while lo < hi {
             let mid = lo + (hi - lo).div_ceil(2);
-            match self.recorded_at(tree, mid)? {
+            match self.recorded_at(disk, mid)? {
                 Some(at) if at <= instant => lo = mid,
                 _ => hi = mid - 1,
             }

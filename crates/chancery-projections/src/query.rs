@@ -210,7 +210,7 @@ impl ProjectionState {
             let bound = Stated::last_at(when.valid_at);
             let mut blocks =
                 self.positions
-                    .blocks(present(&self.tree)?, &key.list(), Some(&bound), false)?;
+                    .blocks(present(&self.disk)?, &key.list(), Some(&bound), false)?;
             let Some(found) = blocks.next() else {
                 return Ok(None);
             };
@@ -229,7 +229,7 @@ impl ProjectionState {
         let mut items: Vec<Stated> = Vec::new();
         for block in self
             .positions
-            .blocks(present(&self.tree)?, &key.list(), None, false)?
+            .blocks(present(&self.disk)?, &key.list(), None, false)?
         {
             let (_, block) = block?;
             let before = block
@@ -261,7 +261,7 @@ impl ProjectionState {
         let start = Slot::first_at(from);
         'blocks: for block in
             self.relations
-                .blocks(present(&self.tree)?, &pair.list(), Some(&start), false)?
+                .blocks(present(&self.disk)?, &pair.list(), Some(&start), false)?
         {
             let (_, block) = block?;
             for item in &block.items {
@@ -347,7 +347,7 @@ impl ProjectionState {
         let mut more = false;
         'blocks: for block in
             self.chronology
-                .blocks(present(&self.tree)?, &[], from.as_deref(), q.backward)?
+                .blocks(present(&self.disk)?, &[], from.as_deref(), q.backward)?
         {
             let (_, block) = block?;
             let slots: Box<dyn Iterator<Item = &Slot>> = if q.backward {

@@ -22,6 +22,7 @@ use crate::intern::Names;
 use crate::lists::{Block, Decoder, Header, Item, Lists};
 use crate::pages::Pages;
 use crate::query::RunState;
+use crate::values::Disk;
 use chancery_store::StoreError;
 
 /// A fast hash for the small integer keys of maps (SipHash showed in replay profiles; the keys
@@ -319,9 +320,10 @@ impl Default for CacheSizes {
     }
 }
 
-/// The tree, or an error a caller can retry when a reopen of the database is under way.
-pub fn present(tree: &Option<sled::Tree>) -> Result<&sled::Tree, ProjectionError> {
-    tree.as_ref().ok_or_else(|| {
+/// The projections on disk (or their tree), or an error a caller can retry when a reopen of the
+/// database is under way.
+pub fn present<T>(disk: &Option<T>) -> Result<&T, ProjectionError> {
+    disk.as_ref().ok_or_else(|| {
         ProjectionError::Store(StoreError::Reopening(
             "the projections' database is being reopened; retry shortly".into(),
         ))
@@ -330,9 +332,9 @@ pub fn present(tree: &Option<sled::Tree>) -> Result<&sled::Tree, ProjectionError
 
 pub struct ProjectionState {
     pub names: Names,
-    /// The projections' tree; `None` only while the database is being reopened after a failed
-    /// write (every handle must go before sled lets the database go).
-    pub tree: Option<sled::Tree>,
+    /// The projections on disk; `None` only while the database is being reopened after a
+    /// failed write (every handle on its tree must go before sled lets the database go).
+    pub disk: Option<Disk>,
     pub pages: Pages,
     pub positions: Lists<Stated, RunState>,
     pub relations: Lists<Related, ()>,
@@ -344,9 +346,9 @@ pub struct ProjectionState {
 }
 
 impl ProjectionState {
-    /// A state over `tree` that holds everything up to `head` (0 for a new one).
+    /// A state over `disk` that holds everything up to `head` (0 for a new one).
     pub fn new(
-        tree: sled::Tree,
+        disk: Disk,
         head: Position,
         names: Names,
         standoff_parties: BTreeMap<(u32, u32), BTreeSet<u32>>,
@@ -354,7 +356,7 @@ impl ProjectionState {
     ) -> Self {
         ProjectionState {
             names,
-            tree: Some(tree),
+            disk: Some(disk),
             pages: Pages::new(head, caches.pages),
             positions: Lists::new(POSITIONS, caches.blocks / 2),
             relations: Lists::new(RELATIONS, caches.blocks / 4),
@@ -370,11 +372,11 @@ impl ProjectionState {
     }
 
     pub fn entry(&self, position: Position) -> Result<Option<Entry>, ProjectionError> {
-        self.pages.entry(present(&self.tree)?, position)
+        self.pages.entry(present(&self.disk)?, position)
     }
 
     pub fn act(&self, position: Position) -> Result<Option<Act>, ProjectionError> {
-        self.pages.act(present(&self.tree)?, position)
+        self.pages.act(present(&self.disk)?, position)
     }
 
     /// The last position recorded at or before an instant (0 if none).
@@ -383,7 +385,7 @@ impl ProjectionState {
         instant: chancery_domain::Timestamp,
     ) -> Result<Position, ProjectionError> {
         self.pages
-            .position_at_instant(present(&self.tree)?, instant)
+            .position_at_instant(present(&self.disk)?, instant)
     }
 
     pub fn apply(&mut self, step: Step<'_>) -> Result<(), ProjectionError> {
@@ -411,7 +413,7 @@ impl ProjectionState {
                 match fact {
                     Some(fact) => {
                         self.pages.push(
-                            present(&self.tree)?,
+                            present(&self.disk)?,
                             Entry::Act(Act {
                                 id: r.id(),
                                 recorded_at: r.recorded_at(),
@@ -421,13 +423,13 @@ impl ProjectionState {
                         )?;
                         self.index_version(position, 0, &fact, Position::MAX)?;
                     }
-                    None => self.pages.push(present(&self.tree)?, bookkeeping)?,
+                    None => self.pages.push(present(&self.disk)?, bookkeeping)?,
                 }
             }
-            Step::Bookkeeping(_) => self.pages.push(present(&self.tree)?, bookkeeping)?,
+            Step::Bookkeeping(_) => self.pages.push(present(&self.disk)?, bookkeeping)?,
             Step::Retraction { target, .. } => {
-                self.pages.push(present(&self.tree)?, bookkeeping)?;
-                let act = self.pages.act_mut(present(&self.tree)?, target)?;
+                self.pages.push(present(&self.disk)?, bookkeeping)?;
+                let act = self.pages.act_mut(present(&self.disk)?, target)?;
                 act.retracted_at = Some(position);
                 let last = act.versions.len().saturating_sub(1);
                 let fact = act.versions.get(last).cloned();
@@ -438,13 +440,13 @@ impl ProjectionState {
             Step::Correction {
                 target, corrected, ..
             } => {
-                self.pages.push(present(&self.tree)?, bookkeeping)?;
+                self.pages.push(present(&self.disk)?, bookkeeping)?;
                 let fact = Fact::of(corrected, position, &mut self.names).ok_or_else(|| {
                     ProjectionError::Corrupt(format!(
                         "the correction at {position} does not leave an act"
                     ))
                 })?;
-                let act = self.pages.act_mut(present(&self.tree)?, target)?;
+                let act = self.pages.act_mut(present(&self.disk)?, target)?;
                 act.versions.push(fact.clone());
                 let new = act.versions.len() - 1;
                 let until = act.retracted_at.unwrap_or(Position::MAX);
@@ -467,7 +469,7 @@ impl ProjectionState {
         known_until: Position,
     ) -> Result<(), ProjectionError> {
         let slot = Slot::of_version(fact, position, version);
-        self.chronology.insert(present(&self.tree)?, &[], slot)?;
+        self.chronology.insert(present(&self.disk)?, &[], slot)?;
         if fact.sets_stances() {
             let stated = Stated {
                 starts: starts_of(fact),
@@ -479,7 +481,7 @@ impl ProjectionState {
             for key in position_keys(fact) {
                 let block = self
                     .positions
-                    .insert(present(&self.tree)?, &key.list(), stated)?;
+                    .insert(present(&self.disk)?, &key.list(), stated)?;
                 self.restate(&key, &block)?;
                 let parties = self
                     .standoff_parties
@@ -501,7 +503,7 @@ impl ProjectionState {
             };
             for pair in pairs(fact) {
                 self.relations
-                    .insert(present(&self.tree)?, &pair.list(), related)?;
+                    .insert(present(&self.disk)?, &pair.list(), related)?;
             }
         }
         Ok(())
@@ -522,7 +524,7 @@ impl ProjectionState {
             for key in position_keys(fact) {
                 let block =
                     self.positions
-                        .update(present(&self.tree)?, &key.list(), &item_key, |s| {
+                        .update(present(&self.disk)?, &key.list(), &item_key, |s| {
                             s.known_until = until;
                         })?;
                 if let Some(block) = block {
@@ -533,7 +535,7 @@ impl ProjectionState {
         if fact.counts_in_relations() {
             for pair in pairs(fact) {
                 self.relations
-                    .update(present(&self.tree)?, &pair.list(), &slot, |r| {
+                    .update(present(&self.disk)?, &pair.list(), &slot, |r| {
                         r.known_until = until
                     })?;
             }
@@ -545,7 +547,7 @@ impl ProjectionState {
     /// block up to date, as far as it changes.
     fn restate(&mut self, key: &PositionKey, changed: &[u8]) -> Result<(), ProjectionError> {
         let list = key.list();
-        if self.positions.is_tail(present(&self.tree)?, &list, changed) {
+        if self.positions.is_tail(present(&self.disk)?, &list, changed) {
             // No block after it: no start to bring up to date.
             return Ok(());
         }
@@ -553,7 +555,7 @@ impl ProjectionState {
         let sort_key = changed.get(prefix.len()..).unwrap_or_default().to_vec();
         let blocks: Vec<KeyedBlock<Stated, RunState>> = self
             .positions
-            .blocks(present(&self.tree)?, &list, Some(&sort_key), false)?
+            .blocks(present(&self.disk)?, &list, Some(&sort_key), false)?
             .collect::<Result<_, _>>()?;
         let mut end: Option<RunState> = None;
         let mut updates = Vec::new();
@@ -570,7 +572,7 @@ impl ProjectionState {
         }
         for (block_key, start) in updates {
             self.positions
-                .set_header(present(&self.tree)?, &block_key, start)?;
+                .set_header(present(&self.disk)?, &block_key, start)?;
         }
         Ok(())
     }
@@ -617,7 +619,7 @@ impl ProjectionState {
         for key in self.position_keys() {
             let items: Vec<Stated> = self
                 .positions
-                .blocks(present(&self.tree)?, &key.list(), None, false)?
+                .blocks(present(&self.disk)?, &key.list(), None, false)?
                 .map(|b| b.map(|(_, b)| b.items.clone()))
                 .collect::<Result<Vec<_>, _>>()?
                 .concat();
@@ -625,7 +627,7 @@ impl ProjectionState {
         }
         let chronology: Vec<Slot> = self
             .chronology
-            .blocks(present(&self.tree)?, &[], None, false)?
+            .blocks(present(&self.disk)?, &[], None, false)?
             .map(|b| b.map(|(_, b)| b.items.clone()))
             .collect::<Result<Vec<_>, _>>()?
             .concat();

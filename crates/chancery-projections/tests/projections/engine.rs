@@ -226,6 +226,151 @@ fn a_reset_frees_the_checkpoint_s_space_and_refuses_one_in_use() {
     });
 }
 
+/// The value files of a checkpoint directory, with their sizes.
+fn value_files(dir: &std::path::Path) -> Vec<(PathBuf, u64)> {
+    std::fs::read_dir(dir.join("values"))
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "val"))
+        .map(|e| (e.path(), e.metadata().unwrap().len()))
+        .collect()
+}
+
+/// Value files of 4 KiB: every checkpoint closes some, and rewrites leave them mostly dead.
+const SMALL_FILES: CheckpointPolicy = CheckpointPolicy {
+    every_events: 10_000,
+    every: Duration::from_secs(2),
+    snapshot_after_bytes: 256 << 20,
+    value_file_bytes: 4096,
+};
+
+/// Appends `rounds` statements, each applied and checkpointed on its own, that change the same
+/// lists again and again, now at their end, now before it.
+async fn rewrite_rounds(log: &Arc<dyn EventLog>, projections: &Projections, rounds: usize) {
+    let dates = ["2018-06-01", "2018-04-01", "2018-07-15", "2018-03-10"];
+    for round in 0..rounds {
+        let late = sample::statement(
+            "us-china-trade",
+            if round % 2 == 0 { "USA" } else { "CHN" },
+            &["made-in-china-2025", "trade-deficit"],
+            dates[round % dates.len()],
+        );
+        append_all(&**log, vec![late]).await;
+        assert_eq!(projections.catch_up(&|_, _| {}).await.unwrap(), 1);
+        projections.save().unwrap();
+    }
+}
+
+#[test]
+fn bytes_a_crash_left_after_the_last_checkpoint_are_cut_off_at_the_next_start() {
+    runtime().block_on(async {
+        let (log, keep) = log_holding(demo_events()).await;
+        let dir = keep.path().join("projections");
+        // Files of 64 KiB: the demo's state fits in the first, and the rounds below fill the
+        // next ones and leave the first mostly dead, to be compacted.
+        let policy = CheckpointPolicy {
+            value_file_bytes: 64 << 10,
+            ..SMALL_FILES
+        };
+        let projections = open_projections_with(&log, Some(&dir), policy).await;
+        projections.catch_up(&|_, _| {}).await.unwrap();
+        projections.close().unwrap();
+        drop(projections);
+        // A checkpoint that a crash cut short: half a frame after the last whole one.
+        let files = value_files(&dir);
+        assert_eq!(files.len(), 1, "{files:?}");
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&files[0].0)
+            .unwrap();
+        std::io::Write::write_all(&mut file, &[0x2a; 100]).unwrap();
+        drop(file);
+
+        let projections = open_projections_with(&log, Some(&dir), policy).await;
+        // A list of its own, written once right after the cut and never again: it must
+        // outlive the compaction of the file it went to.
+        let once = sample::statement(
+            "us-china-trade",
+            "CHN",
+            &["auto-sector-access"],
+            "2018-05-20",
+        );
+        append_all(&*log, vec![once]).await;
+        assert_eq!(projections.catch_up(&|_, _| {}).await.unwrap(), 1);
+        projections.save().unwrap();
+        rewrite_rounds(&log, &projections, 80).await;
+        assert!(
+            !value_files(&dir)
+                .iter()
+                .any(|(path, _)| *path == files[0].0),
+            "the first file was compacted"
+        );
+        assert!(projections.same_state_as(&*rebuilt(&log).await));
+        projections.close().unwrap();
+        drop(projections);
+        resumed_as_rebuilt(&log, &dir).await;
+    });
+}
+
+#[test]
+fn rewritten_blocks_are_compacted_and_the_state_reads_back_whole() {
+    runtime().block_on(async {
+        let (log, keep) = log_holding(demo_events()).await;
+        let dir = keep.path().join("projections");
+        let projections = open_projections_with(&log, Some(&dir), SMALL_FILES).await;
+        projections.catch_up(&|_, _| {}).await.unwrap();
+        projections.save().unwrap();
+        rewrite_rounds(&log, &projections, 60).await;
+        assert!(projections.same_state_as(&*rebuilt(&log).await));
+        projections.close().unwrap();
+        drop(projections);
+        let compacted: u64 = value_files(&dir).iter().map(|(_, len)| len).sum();
+
+        // The same state written once, from nothing, in files as small.
+        let fresh_dir = keep.path().join("fresh");
+        let fresh = open_projections_with(&log, Some(&fresh_dir), SMALL_FILES).await;
+        fresh.catch_up(&|_, _| {}).await.unwrap();
+        fresh.close().unwrap();
+        drop(fresh);
+        let once: u64 = value_files(&fresh_dir).iter().map(|(_, len)| len).sum();
+        // Closed files are kept at least half live, and the open one and those a checkpoint
+        // just compacted may be dead besides.
+        assert!(
+            compacted <= 2 * once + 8 * 4096,
+            "60 checkpoints of rewrites take {compacted} bytes of value files; the state written once takes {once}"
+        );
+
+        let reopened = resumed_as_rebuilt(&log, &dir).await;
+        assert_china_refuses_on_the_deficit(&reopened).await;
+    });
+}
+
+#[test]
+fn a_changed_byte_in_a_value_file_is_an_error_not_an_answer() {
+    runtime().block_on(async {
+        let (log, dir, _keep) = closed_demo().await;
+        for (path, len) in value_files(&dir) {
+            // Every frame of a state written once is live: change a byte inside each quarter.
+            let mut bytes = std::fs::read(&path).unwrap();
+            for quarter in 1..4 {
+                let at = usize::try_from(len).unwrap() * quarter / 4;
+                bytes[at] ^= 0x55;
+            }
+            std::fs::write(&path, bytes).unwrap();
+        }
+        let reopened = open_projections(&log, Some(&dir)).await;
+        let q = chancery_projections::PositionQuery {
+            timeline: Some(timeline("us-china-trade")),
+            ..chancery_projections::PositionQuery::default()
+        };
+        let err = reopened.positions(&q).await.err();
+        assert!(
+            matches!(&err, Some(ProjectionError::Corrupt(m)) if m.contains("damaged")),
+            "{err:?}"
+        );
+    });
+}
+
 #[test]
 fn following_the_log_reads_your_writes_within_a_bound() {
     runtime().block_on(async {
