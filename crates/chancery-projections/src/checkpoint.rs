@@ -27,7 +27,7 @@ use crate::error::{ProjectionError, storage};
 use crate::intern::Names;
 use crate::lists::Decoder;
 use crate::state::{CacheSizes, ProjectionState, present};
-use crate::values::{Disk, Location, ValueFiles};
+use crate::values::{Disk, Encode, Location, Pending, ValueFiles};
 
 /// The version of the projection logic and encoding. Bump it when rules or facts change; the
 /// codes table's version is part of it.
@@ -255,11 +255,7 @@ impl CheckpointStore {
         hash: Hash,
         flush: Flush,
     ) -> Result<(), ProjectionError> {
-        let mut values = state.pages.pending_writes();
-        values.extend(state.positions.pending_writes());
-        values.extend(state.relations.pending_writes());
-        values.extend(state.chronology.pending_writes());
-        let victims = self.compact_into(&mut values)?;
+        let (victims, moved) = self.compaction(&pending(state, &[]))?;
         let mut writes = Vec::new();
         if state.names.dirty {
             writes.push((NAMES_KEY.to_vec(), state.names.to_json()));
@@ -275,11 +271,11 @@ impl CheckpointStore {
             PROJECTION_VERSION.to_be_bytes().to_vec(),
         ));
 
-        let bytes: u64 = values
-            .iter()
-            .chain(&writes)
-            .map(|(k, v)| (k.len() + v.len()) as u64)
-            .sum();
+        let bytes = encoded_bytes(&pending(state, &moved))
+            + writes
+                .iter()
+                .map(|(k, v)| (k.len() + v.len()) as u64)
+                .sum::<u64>();
         let needed = 2 * bytes + SAVE_ROOM;
         if self.full {
             self.resume(state, needed)?;
@@ -293,9 +289,20 @@ impl CheckpointStore {
         if self.failed {
             self.reopen(state)?;
         }
-        // The values are on disk before anything locates them.
-        let locations = match self.values.append(&values) {
-            Ok(locations) => locations,
+        // The values are on disk before anything locates them. They are encoded as they are
+        // written, so that a checkpoint holds no copy of them.
+        let appended = {
+            let values = pending(state, &moved);
+            self.values.append(&values).map(|locations| {
+                values
+                    .into_iter()
+                    .map(|(key, _)| key)
+                    .zip(locations)
+                    .collect::<Vec<_>>()
+            })
+        };
+        let located = match appended {
+            Ok(located) => located,
             Err(error) => {
                 if error.is_storage_full() {
                     self.disk_filled(state);
@@ -307,7 +314,7 @@ impl CheckpointStore {
         let mut live = self.live.clone();
         let mut batch = sled::Batch::default();
         let mut index_bytes = 0u64;
-        for ((key, _), location) in values.iter().zip(&locations) {
+        for (key, location) in &located {
             if let Some(old) = tree
                 .get(key)
                 .map_err(storage)?
@@ -379,13 +386,14 @@ impl CheckpointStore {
         }
     }
 
-    /// Adds to `values` the live frames of the value files due for compaction (closed, and less
-    /// than half live), [`COMPACT_FILES`] files' worth at most, but for keys `values` writes anew;
-    /// answers those files, which nothing locates once the checkpoint is written.
-    fn compact_into(
+    /// The value files due for compaction (closed, and less than half live), [`COMPACT_FILES`]
+    /// files' worth at most, and their live frames (keys and values) but for keys `written`
+    /// writes anew: nothing locates those files once a checkpoint writes the frames again.
+    #[allow(clippy::type_complexity)]
+    fn compaction(
         &self,
-        values: &mut Vec<(Vec<u8>, Vec<u8>)>,
-    ) -> Result<Vec<u32>, ProjectionError> {
+        written: &[Pending<'_>],
+    ) -> Result<(Vec<u32>, Vec<(Vec<u8>, Vec<u8>)>), ProjectionError> {
         let mut due: Vec<(u32, u64, u64)> = self
             .values
             .closed()?
@@ -397,17 +405,18 @@ impl CheckpointStore {
         // The emptiest first: the most room for the least copying.
         due.sort_by_key(|(_, len, live)| (live * 1000).checked_div(*len).unwrap_or(0));
         let mut victims = Vec::new();
+        let mut moved = Vec::new();
         let mut budget = COMPACT_FILES * self.values.file_bytes();
         let tree = self.tree()?;
-        let written: std::collections::HashSet<Vec<u8>> =
-            values.iter().map(|(k, _)| k.clone()).collect();
+        let written: std::collections::HashSet<&[u8]> =
+            written.iter().map(|(k, _)| k.as_slice()).collect();
         for (id, len, _) in due {
             if len > budget && !victims.is_empty() {
                 break;
             }
             budget = budget.saturating_sub(len);
             for frame in self.values.frames(id)? {
-                if written.contains(&frame.key) {
+                if written.contains(frame.key.as_slice()) {
                     continue;
                 }
                 let located = tree
@@ -416,12 +425,12 @@ impl CheckpointStore {
                     .as_deref()
                     .and_then(Location::decode);
                 if located == Some(frame.location) {
-                    values.push((frame.key, frame.value));
+                    moved.push((frame.key, frame.value));
                 }
             }
             victims.push(id);
         }
-        Ok(victims)
+        Ok((victims, moved))
     }
 
     /// Flushes and reopens the database once `snapshot_after` bytes of checkpoints went to it
@@ -666,6 +675,31 @@ mod reserve {
     pub fn release(dir: &Path) -> io::Result<bool> {
         reserve(dir).release()
     }
+}
+
+/// What a checkpoint writes into the value files: the pages and blocks changed since the last
+/// one, and the frames a compaction moves.
+fn pending<'a>(state: &'a ProjectionState, moved: &'a [(Vec<u8>, Vec<u8>)]) -> Vec<Pending<'a>> {
+    state
+        .pages
+        .pending_writes()
+        .chain(state.positions.pending_writes())
+        .chain(state.relations.pending_writes())
+        .chain(state.chronology.pending_writes())
+        .chain(
+            moved
+                .iter()
+                .map(|(key, value)| (key.clone(), value as &dyn Encode)),
+        )
+        .collect()
+}
+
+/// The bytes of keys and values that `values` encode to.
+fn encoded_bytes(values: &[Pending<'_>]) -> u64 {
+    values
+        .iter()
+        .map(|(key, value)| (key.len() + value.encoded_len()) as u64)
+        .sum()
 }
 
 /// Where the tree's checkpoint ends in the value files, if it has one.

@@ -88,6 +88,15 @@ impl StanceRule {
         }
     }
 
+    /// The bytes [`StanceRule::encode`] writes.
+    pub fn encoded_len(&self) -> usize {
+        match self {
+            StanceRule::None => 1,
+            StanceRule::Fixed(_) => 2,
+            StanceRule::Impose { .. } | StanceRule::Ease { .. } => 9,
+        }
+    }
+
     /// Reads back what [`StanceRule::encode`] writes; `None` if the bytes are damaged.
     pub fn decode(d: &mut Decoder<'_>) -> Option<StanceRule> {
         Some(match d.u8()? {

@@ -13,7 +13,7 @@ use std::ops::Bound;
 use std::sync::{Arc, Mutex, RwLock};
 
 use crate::error::{ProjectionError, storage};
-use crate::values::Disk;
+use crate::values::{Disk, Encode, Pending};
 
 /// Items per block, at most twice this before a block splits.
 pub const BLOCK: usize = 64;
@@ -80,6 +80,8 @@ pub trait Item: Clone + PartialEq + std::fmt::Debug {
     /// Bytes that sort as the keys do.
     fn key_bytes(key: &Self::Key, out: &mut Vec<u8>);
     fn encode(&self, out: &mut Vec<u8>);
+    /// The bytes [`Item::encode`] writes.
+    fn encoded_len(&self) -> usize;
     fn decode(d: &mut Decoder<'_>) -> Option<Self>;
 }
 
@@ -102,21 +104,27 @@ pub struct Block<I, H> {
     pub items: Vec<I>,
 }
 
-impl<I: Item, H: Header> Block<I, H> {
-    fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(16 + self.items.len() * 48);
-        self.header.encode(&mut out);
+impl<I: Item, H: Header> Encode for Block<I, H> {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.header.encode(out);
         out.extend_from_slice(
             &u32::try_from(self.items.len())
                 .unwrap_or(u32::MAX)
                 .to_le_bytes(),
         );
         for item in &self.items {
-            item.encode(&mut out);
+            item.encode(out);
         }
-        out
     }
 
+    fn encoded_len(&self) -> usize {
+        let mut header = Vec::new();
+        self.header.encode(&mut header);
+        header.len() + 4 + self.items.iter().map(Item::encoded_len).sum::<usize>()
+    }
+}
+
+impl<I: Item, H: Header> Block<I, H> {
     fn decode(bytes: &[u8]) -> Option<Self> {
         let mut d = Decoder::new(bytes);
         let header = H::decode(&mut d)?;
@@ -531,13 +539,12 @@ impl<I: Item, H: Header> Lists<I, H> {
         Ok(())
     }
 
-    /// The changed blocks' writes for a checkpoint. They stay changed until [`Lists::saved`]:
-    /// a checkpoint that fails leaves them here, to be written by the next one.
-    pub fn pending_writes(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+    /// The changed blocks, for a checkpoint to write. They stay changed until
+    /// [`Lists::saved`]: a checkpoint that fails leaves them here, to be written by the next one.
+    pub fn pending_writes(&self) -> impl Iterator<Item = Pending<'_>> {
         self.overlay
             .iter()
-            .map(|(key, block)| (key.clone(), block.encode()))
-            .collect()
+            .map(|(key, block)| (key.clone(), &**block as &dyn Encode))
     }
 
     /// The checkpoint holding [`Lists::pending_writes`] is on disk: the changed blocks count as

@@ -12,7 +12,7 @@ use crate::error::ProjectionError;
 use crate::facts::{self, Act, Entry};
 use crate::lists::Cache;
 use crate::lists::Decoder;
-use crate::values::Disk;
+use crate::values::{Disk, Encode, Pending};
 
 /// Positions per page.
 pub const PAGE: u64 = 256;
@@ -158,19 +158,12 @@ impl Pages {
         Ok(lo)
     }
 
-    /// The changed pages' writes for a checkpoint. They stay changed until [`Pages::saved`]: a
-    /// checkpoint that fails leaves them here, to be written by the next one.
-    pub fn pending_writes(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+    /// The changed pages, for a checkpoint to write. They stay changed until [`Pages::saved`]:
+    /// a checkpoint that fails leaves them here, to be written by the next one.
+    pub fn pending_writes(&self) -> impl Iterator<Item = Pending<'_>> {
         self.overlay
             .iter()
-            .map(|(page, entries)| {
-                let mut bytes = Vec::with_capacity(entries.len() * 96);
-                for entry in entries.iter() {
-                    facts::encode(entry, &mut bytes);
-                }
-                (page_key(*page).to_vec(), bytes)
-            })
-            .collect()
+            .map(|(page, entries)| (page_key(*page).to_vec(), &**entries as &dyn Encode))
     }
 
     /// The checkpoint holding [`Pages::pending_writes`] is on disk: the changed pages count as
@@ -187,5 +180,14 @@ impl Pages {
     /// Pages changed since the last checkpoint.
     pub fn dirty_pages(&self) -> usize {
         self.overlay.len()
+    }
+}
+
+/// A page is stored as its entries, one after another.
+impl Encode for Vec<Entry> {
+    fn encode(&self, out: &mut Vec<u8>) {
+        for entry in self {
+            facts::encode(entry, out);
+        }
     }
 }

@@ -65,6 +65,9 @@ pub struct Slot {
     pub version: u16,
 }
 
+/// Bytes of a slot as [`Slot::encode`] writes it: valid time, precision, position, version.
+const SLOT_BYTES: usize = 8 + 1 + 8 + 2;
+
 /// Bytes of an i64 that sort as the numbers do.
 fn sortable(v: i64) -> [u8; 8] {
     ((v as u64) ^ (1 << 63)).to_be_bytes()
@@ -128,6 +131,10 @@ impl Item for Slot {
         Slot::encode(self, out);
     }
 
+    fn encoded_len(&self) -> usize {
+        SLOT_BYTES
+    }
+
     fn decode(d: &mut Decoder<'_>) -> Option<Self> {
         Slot::decode(d)
     }
@@ -179,6 +186,10 @@ impl Item for Stated {
         self.rule.encode(out);
     }
 
+    fn encoded_len(&self) -> usize {
+        8 + SLOT_BYTES + 16 + self.rule.encoded_len()
+    }
+
     fn decode(d: &mut Decoder<'_>) -> Option<Self> {
         Some(Stated {
             starts: d.i64()?,
@@ -219,6 +230,10 @@ impl Item for Related {
         out.extend_from_slice(&self.timeline.to_le_bytes());
         out.push(self.quad.number());
         out.extend_from_slice(&self.goldstein.to_le_bytes());
+    }
+
+    fn encoded_len(&self) -> usize {
+        SLOT_BYTES + 16 + 4 + 1 + 8
     }
 
     fn decode(d: &mut Decoder<'_>) -> Option<Self> {
@@ -698,4 +713,64 @@ pub fn pairs(fact: &Fact) -> Vec<PairKey> {
     out.sort_unstable();
     out.dedup();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::Stance;
+    use crate::values::Encode;
+
+    fn encoded<I: Item>(item: &I) -> usize {
+        let mut out = Vec::new();
+        item.encode(&mut out);
+        out.len()
+    }
+
+    /// A checkpoint's room check counts the bytes of every block without encoding it.
+    #[test]
+    fn items_and_blocks_count_the_bytes_they_encode() {
+        let slot = Slot {
+            valid: -1_000,
+            precision: Precision::Month,
+            position: 42,
+            version: 1,
+        };
+        assert_eq!(slot.encoded_len(), encoded(&slot));
+        let rules = [
+            StanceRule::None,
+            StanceRule::Fixed(Stance::Threat),
+            StanceRule::Impose { effective: 7 },
+            StanceRule::Ease { effective: 9 },
+        ];
+        let stated: Vec<Stated> = rules
+            .iter()
+            .map(|rule| Stated {
+                starts: 3,
+                slot,
+                known_from: 42,
+                known_until: Position::MAX,
+                rule: *rule,
+            })
+            .collect();
+        for s in &stated {
+            assert_eq!(s.encoded_len(), encoded(s), "{s:?}");
+        }
+        let related = Related {
+            slot,
+            known_from: 42,
+            known_until: 50,
+            timeline: 2,
+            quad: QuadClass::MaterialConflict,
+            goldstein: -9.5,
+        };
+        assert_eq!(related.encoded_len(), encoded(&related));
+        let block = Block {
+            header: RunState::default(),
+            items: stated,
+        };
+        let mut out = Vec::new();
+        block.encode(&mut out);
+        assert_eq!(block.encoded_len(), out.len());
+    }
 }

@@ -67,6 +67,33 @@ impl Location {
     }
 }
 
+/// A value that writes itself into a frame (a page, a block, or bytes read back).
+pub trait Encode {
+    fn encode(&self, out: &mut Vec<u8>);
+
+    /// The bytes [`Encode::encode`] writes (for a checkpoint's room check): by default found by
+    /// encoding, where a value knows them cheaper.
+    fn encoded_len(&self) -> usize {
+        let mut out = Vec::new();
+        self.encode(&mut out);
+        out.len()
+    }
+}
+
+impl Encode for Vec<u8> {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self);
+    }
+
+    fn encoded_len(&self) -> usize {
+        self.len()
+    }
+}
+
+/// A value for a checkpoint to write, with its key: encoded straight into the file's buffer, so
+/// that a checkpoint holds no copy of what it writes.
+pub type Pending<'a> = (Vec<u8>, &'a dyn Encode);
+
 /// A frame read back from a file: its key, its value and where it is.
 pub struct Frame {
     pub key: Vec<u8>,
@@ -202,7 +229,7 @@ impl ValueFiles {
     /// Appends `writes` (keys and values) and syncs what it wrote, answering each write's
     /// location in order. A file that would pass its size is closed first. On an error the files
     /// are cut back to what they held, as far as they can be, and nothing is located.
-    pub fn append(&self, writes: &[(Vec<u8>, Vec<u8>)]) -> Result<Vec<Location>, ProjectionError> {
+    pub fn append(&self, writes: &[Pending<'_>]) -> Result<Vec<Location>, ProjectionError> {
         let mut current = self
             .current
             .lock()
@@ -372,7 +399,7 @@ struct Appender<'a> {
 }
 
 impl Appender<'_> {
-    fn append_all(&mut self, writes: &[(Vec<u8>, Vec<u8>)]) -> io::Result<Vec<Location>> {
+    fn append_all(&mut self, writes: &[Pending<'_>]) -> io::Result<Vec<Location>> {
         let mut locations = Vec::with_capacity(writes.len());
         for (key, value) in writes {
             if self.len >= self.files.file_bytes {
@@ -382,7 +409,7 @@ impl Appender<'_> {
                 self.buffered_at = 0;
             }
             let start = self.buffer.len();
-            encode_frame(key, value, &mut self.buffer)?;
+            encode_frame(key, *value, &mut self.buffer)?;
             let bytes = self.buffer.len() - start;
             locations.push(Location {
                 file: self.id,
@@ -483,18 +510,23 @@ fn open_file(path: &Path, create: bool) -> io::Result<File> {
         .open(path)
 }
 
-fn encode_frame(key: &[u8], value: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
+fn encode_frame(key: &[u8], value: &dyn Encode, out: &mut Vec<u8>) -> io::Result<()> {
     let too_long = || io::Error::other("a projections value is too long to store");
     let key_len = u16::try_from(key.len()).map_err(|_| too_long())?;
-    let length =
-        u32::try_from(FRAME_HEADER - 4 + 2 + key.len() + value.len()).map_err(|_| too_long())?;
     let start = out.len();
-    out.extend_from_slice(&length.to_le_bytes());
-    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&[0; FRAME_HEADER]);
     out.extend_from_slice(&key_len.to_le_bytes());
     out.extend_from_slice(key);
-    out.extend_from_slice(value);
+    value.encode(out);
+    let length = match u32::try_from(out.len() - start - 4) {
+        Ok(length) => length,
+        Err(_) => {
+            out.truncate(start);
+            return Err(too_long());
+        }
+    };
     let crc = crc32fast::hash(&out[start + FRAME_HEADER..]);
+    out[start..start + 4].copy_from_slice(&length.to_le_bytes());
     out[start + 4..start + FRAME_HEADER].copy_from_slice(&crc.to_le_bytes());
     Ok(())
 }
