@@ -1,5 +1,5 @@
 //! sled's zstd compression, on and off: every tree of a store's two sled databases (the log's
-//! index and the projections) copied into fresh databases with and without compression, then
+//! index, and the projections' tree, which holds where their pages and blocks are) copied into fresh databases with and without compression, then
 //! compared on disk, in the time the copy takes and in the time reading it all back takes.
 
 use std::path::Path;

@@ -183,13 +183,13 @@ impl ValueFiles {
         self.current
             .lock()
             .map(|current| *current)
-            .map_err(|_| ProjectionError::Corrupt("the value files' lock poisoned".into()))
+            .map_err(|_| poisoned())
     }
 
     fn file(&self, id: u32) -> Result<Arc<File>, ProjectionError> {
         self.files
             .read()
-            .map_err(|_| ProjectionError::Corrupt("the value files' lock poisoned".into()))?
+            .map_err(|_| poisoned())?
             .get(&id)
             .cloned()
             .ok_or_else(|| {
@@ -230,10 +230,7 @@ impl ValueFiles {
     /// location in order. A file that would pass its size is closed first. On an error the files
     /// are cut back to what they held, as far as they can be, and nothing is located.
     pub fn append(&self, writes: &[Pending<'_>]) -> Result<Vec<Location>, ProjectionError> {
-        let mut current = self
-            .current
-            .lock()
-            .map_err(|_| ProjectionError::Corrupt("the value files' lock poisoned".into()))?;
+        let mut current = self.current.lock().map_err(|_| poisoned())?;
         let mut appender = Appender {
             files: self,
             touched: Vec::new(),
@@ -273,15 +270,8 @@ impl ValueFiles {
 
     /// The files and their lengths, but for the one appended to.
     pub fn closed(&self) -> Result<Vec<(u32, u64)>, ProjectionError> {
-        let current = self
-            .current
-            .lock()
-            .map_err(|_| ProjectionError::Corrupt("the value files' lock poisoned".into()))?
-            .0;
-        let files = self
-            .files
-            .read()
-            .map_err(|_| ProjectionError::Corrupt("the value files' lock poisoned".into()))?;
+        let current = self.current.lock().map_err(|_| poisoned())?.0;
+        let files = self.files.read().map_err(|_| poisoned())?;
         let mut closed = Vec::new();
         for (id, file) in files.iter().filter(|(id, _)| **id != current) {
             let len = file
@@ -336,10 +326,7 @@ impl ValueFiles {
 
     /// Deletes files that nothing locates any more.
     pub fn remove(&self, ids: &[u32]) -> Result<(), ProjectionError> {
-        let mut files = self
-            .files
-            .write()
-            .map_err(|_| ProjectionError::Corrupt("the value files' lock poisoned".into()))?;
+        let mut files = self.files.write().map_err(|_| poisoned())?;
         for id in ids {
             files.remove(id);
             match fs::remove_file(self.dir.join(file_name(*id))) {
@@ -351,33 +338,19 @@ impl ValueFiles {
         Ok(())
     }
 
-    /// Deletes every file and begins again with an empty one (the projections are rebuilt).
+    /// Deletes every file (the projections are rebuilt); the next is numbered after them.
     pub fn clear(&self) -> Result<(), ProjectionError> {
         let ids: Vec<u32> = self
             .files
             .read()
-            .map_err(|_| ProjectionError::Corrupt("the value files' lock poisoned".into()))?
+            .map_err(|_| poisoned())?
             .keys()
             .copied()
             .collect();
         self.remove(&ids)?;
-        let mut current = self
-            .current
-            .lock()
-            .map_err(|_| ProjectionError::Corrupt("the value files' lock poisoned".into()))?;
+        let mut current = self.current.lock().map_err(|_| poisoned())?;
         *current = (ids.last().map_or(0, |id| id + 1), 0);
         Ok(())
-    }
-
-    /// Bytes in the files.
-    pub fn disk_bytes(&self) -> u64 {
-        self.files.read().map_or(0, |files| {
-            files
-                .values()
-                .filter_map(|f| f.metadata().ok())
-                .map(|m| m.len())
-                .sum()
-        })
     }
 }
 
@@ -469,10 +442,6 @@ impl Disk {
         &self.index
     }
 
-    pub fn values(&self) -> &Arc<ValueFiles> {
-        &self.values
-    }
-
     /// The value of a page's or a block's key.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ProjectionError> {
         match self.index.get(key).map_err(storage)? {
@@ -545,6 +514,10 @@ fn parse_frame(frame: &[u8]) -> Option<(&[u8], usize)> {
     let key_len = u16::from_le_bytes(body.get(..2)?.try_into().ok()?) as usize;
     let key = body.get(2..2 + key_len)?;
     Some((key, FRAME_HEADER + 2 + key_len))
+}
+
+fn poisoned() -> ProjectionError {
+    ProjectionError::Corrupt("the value files' lock poisoned".into())
 }
 
 fn io_error(dir: &Path, id: u32, e: &io::Error) -> ProjectionError {
