@@ -18,11 +18,14 @@ pub struct Parsed {
     pub aliases: usize,
     /// Each operation's name and type.
     pub operations: Vec<(Option<String>, OperationType)>,
+    /// Whether it writes an enum value as a string literal (see `schema::Schemas`).
+    pub enum_literals: bool,
 }
 
 impl Parsed {
     fn of(document: ExecutableDocument) -> Parsed {
         let aliases = count_aliases(&document);
+        let enum_literals = crate::enum_literals::refused(&document);
         let operations = document
             .operations
             .iter()
@@ -32,6 +35,7 @@ impl Parsed {
             document,
             aliases,
             operations,
+            enum_literals,
         }
     }
 

@@ -292,7 +292,14 @@ fn refusal(path: String, text: &str, pos: async_graphql::Pos) -> ServerError {
     error
 }
 
-/// The extension that makes the check on every request, over HTTP and WebSocket alike.
+/// Whether `document` writes an enum value as a string literal: the requests that run it go to
+/// the schema with [`EnumLiterals`], which refuses it once async-graphql's own validation passed.
+pub(crate) fn refused(document: &ExecutableDocument) -> bool {
+    Types::get().check(document).is_some()
+}
+
+/// The extension that makes the check on every request it sees, over HTTP and WebSocket alike
+/// (see `schema::Schemas` for which requests those are).
 pub(crate) struct EnumLiterals;
 
 impl ExtensionFactory for EnumLiterals {

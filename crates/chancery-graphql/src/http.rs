@@ -21,7 +21,7 @@ use crate::api::Api;
 use crate::auth::Caller;
 use crate::documents::{DocumentCache, Parsed};
 use crate::error::{self, Code};
-use crate::schema::ChanSchema;
+use crate::schema::Schemas;
 use crate::statics::{Asset, Site};
 use chancery_domain::Timestamp;
 
@@ -30,7 +30,7 @@ const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 /// What the HTTP handlers share.
 #[derive(Clone)]
 pub struct Endpoint {
-    pub schema: ChanSchema,
+    pub schemas: Schemas,
     pub api: Arc<Api>,
     pub origins: crate::ws::Origins,
     /// Answers to read queries, for as long as the store and the second do not change.
@@ -306,7 +306,7 @@ async fn execute(
             }
         },
     };
-    let response = match run(endpoint, request(incoming, caller, &parsed)).await {
+    let response = match run(endpoint, &parsed, request(incoming, caller, &parsed)).await {
         Ok(response) => response,
         Err(timed_out) => return timed_out,
     };
@@ -383,10 +383,16 @@ fn request(incoming: Incoming, caller: Caller, parsed: &Parsed) -> Request {
     request
 }
 
-/// Executes `request` within the request time limit; past it, the outcome is a `LIMIT` error.
-async fn run(endpoint: &Endpoint, request: Request) -> Result<async_graphql::Response, Outcome> {
+/// Executes `request` (of the document `parsed`) within the request time limit; past it, the
+/// outcome is a `LIMIT` error.
+async fn run(
+    endpoint: &Endpoint,
+    parsed: &Parsed,
+    request: Request,
+) -> Result<async_graphql::Response, Outcome> {
     let timeout = endpoint.api.limits.request_timeout;
-    tokio::time::timeout(timeout, endpoint.schema.execute(request))
+    let schema = endpoint.schemas.for_document(parsed.enum_literals);
+    tokio::time::timeout(timeout, schema.execute(request))
         .await
         .map_err(|_| {
             let message = format!("the request took longer than {} s", timeout.as_secs());

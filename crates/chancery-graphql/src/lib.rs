@@ -35,4 +35,4 @@ mod views;
 pub use api::{Api, Limits};
 pub use auth::{Access, Caller, Grant, Role, Scope, Timelines, TokenDigest};
 pub use metrics::Metrics;
-pub use schema::{ChanSchema, build, sdl};
+pub use schema::{ChanSchema, Schemas, build, sdl};

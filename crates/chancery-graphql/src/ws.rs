@@ -497,6 +497,7 @@ impl Connection {
                 .map(str::to_owned),
             variables: payload.get("variables").filter(|v| v.is_object()).cloned(),
             caller: self.caller.clone(),
+            enum_literals: parsed.enum_literals,
         };
         self.started += 1;
         let subscriber = Subscriber {
@@ -522,12 +523,17 @@ impl Connection {
     ) -> Running {
         let Some(feed) = Feed::of(document, asked.operation.as_deref()) else {
             return Running::Alone(
-                tokio::spawn(subscriber.run(asked.request(), None)).abort_handle(),
+                tokio::spawn(subscriber.run(asked.enum_literals, asked.request(), None))
+                    .abort_handle(),
             );
         };
         let own = Arc::new(Mutex::new(OwnExecution::NotNeeded));
         let key = asked.key();
-        let schema = self.endpoint.schema.clone();
+        let schema = self
+            .endpoint
+            .schemas
+            .for_document(asked.enum_literals)
+            .clone();
         let request = asked.request();
         let member = GroupMember {
             head: subscriber.head(),
@@ -593,6 +599,8 @@ struct Asked {
     operation: Option<String>,
     variables: Option<Value>,
     caller: Caller,
+    /// Whether the document writes an enum value as a string literal (see `schema::Schemas`).
+    enum_literals: bool,
 }
 
 impl Asked {
@@ -643,13 +651,14 @@ impl Subscriber {
         format!(r#"{{"type":"{kind}","id":{id},"payload":"#).into()
     }
 
-    /// Runs the subscription on an execution of its own. `skip` is an answer the subscriber has
-    /// already had: the first answer is dropped if it is the same. An execution that panics
-    /// ends the subscription with a masked `INTERNAL` error.
-    async fn run(self, request: Request, mut skip: Option<Arc<str>>) {
+    /// Runs the subscription on an execution of its own, on the schema for its document
+    /// (`enum_literals`: see `schema::Schemas`). `skip` is an answer the subscriber has already
+    /// had: the first answer is dropped if it is the same. An execution that panics ends the
+    /// subscription with a masked `INTERNAL` error.
+    async fn run(self, enum_literals: bool, request: Request, mut skip: Option<Arc<str>>) {
         let head = self.head();
-        let mut stream =
-            AssertUnwindSafe(self.endpoint.schema.execute_stream(request)).catch_unwind();
+        let schema = self.endpoint.schemas.for_document(enum_literals);
+        let mut stream = AssertUnwindSafe(schema.execute_stream(request)).catch_unwind();
         let mut first = true;
         let mut refused = None;
         while let Some(response) = stream.next().await {
@@ -731,7 +740,11 @@ impl Member for GroupMember {
                 Feed::Changes => skip = Some(last.payload),
             }
         }
-        let task = tokio::spawn(self.subscriber.clone().run(request, skip));
+        let task = tokio::spawn(self.subscriber.clone().run(
+            self.asked.enum_literals,
+            request,
+            skip,
+        ));
         *own = OwnExecution::Started(task.abort_handle());
     }
 

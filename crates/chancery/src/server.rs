@@ -145,7 +145,7 @@ impl App {
     /// The HTTP routes.
     pub fn router(&self) -> axum::Router {
         let endpoint = Endpoint {
-            schema: chancery_graphql::build(Arc::clone(&self.api)),
+            schemas: chancery_graphql::build(Arc::clone(&self.api)),
             api: Arc::clone(&self.api),
             origins: Origins {
                 allowed: self.origins.clone(),

@@ -65,7 +65,7 @@ pub fn serve(runtime: &tokio::runtime::Runtime, log: Arc<dyn EventLog>, access: 
             introspection: true,
         });
         let endpoint = Endpoint {
-            schema: chancery_graphql::build(Arc::clone(&api)),
+            schemas: chancery_graphql::build(Arc::clone(&api)),
             api: Arc::clone(&api),
             origins: Origins::default(),
             answers: Arc::default(),
