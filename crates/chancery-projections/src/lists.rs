@@ -1,12 +1,13 @@
 //! Sorted lists kept on disk in blocks: every list the projections keep (a position's acts by
-//! valid time, a pair's, the chronology) lives in sled, a block of up to [`BLOCK`] items per key,
-//! and is read a block at a time through a bounded cache. Blocks changed since the last
-//! checkpoint stay in memory (the overlay) until the checkpoint writes them all in one batch.
+//! valid time, a pair's, the chronology) is stored a block of up to [`BLOCK`] items per key (the
+//! block in a value file, its key and location in sled: `values.rs`), and is read a block at a
+//! time through a bounded cache. Blocks changed since the last checkpoint stay in memory (the
+//! overlay) until the checkpoint writes them all.
 //!
 //! A block's key is its list's prefix and the sort key of its lower bound: the first block of a
 //! list has the empty bound, a block split off another has its first item's key. Keys never
 //! change, so an item always belongs to the block with the greatest bound at or below its key,
-//! whether that block is in the overlay or in sled.
+//! whether that block is in the overlay or on disk.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
@@ -315,7 +316,7 @@ impl<I: Item, H: Header> Lists<I, H> {
         })
     }
 
-    /// A block by its key: from the overlay, the cache, or sled.
+    /// A block by its key: from the overlay, the cache, or the disk.
     fn block(&self, disk: &Disk, key: &[u8]) -> Result<Option<Arc<Block<I, H>>>, ProjectionError> {
         if let Some(block) = self.overlay.get(key) {
             return Ok(Some(Arc::clone(block)));
@@ -589,7 +590,7 @@ pub struct BlockIter<'a, I, H> {
 }
 
 enum Walk<'a, I, H> {
-    /// Through the list's directory, each block from the overlay, the cache or sled; `cursor`
+    /// Through the list's directory, each block from the overlay, the cache or the disk; `cursor`
     /// bounds the next key (the start, then past the key last given).
     Directory {
         disk: Disk,
