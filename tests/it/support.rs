@@ -104,7 +104,12 @@ pub fn verified(data: &Path) -> (u64, String) {
 /// Unpacks the data directory written by version 1 (`tests/fixtures/v1-demo-store.tar.gz`, the
 /// demo scenario) into `dir`.
 pub fn unpack_v1_store(dir: &Path) {
-    let archive = workspace().join("tests/fixtures/v1-demo-store.tar.gz");
+    unpack_store("v1-demo-store.tar.gz", dir);
+}
+
+/// Unpacks a data directory archived in `tests/fixtures` into `dir`.
+pub fn unpack_store(fixture: &str, dir: &Path) {
+    let archive = workspace().join("tests/fixtures").join(fixture);
     let status = Command::new("tar")
         .arg("-xzf")
         .arg(&archive)

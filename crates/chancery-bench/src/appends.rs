@@ -112,8 +112,9 @@ pub async fn batches(dir: &Path, batch: usize, count: usize) -> anyhow::Result<f
 }
 
 /// The raw writes of the same events: their stored records framed into an append-only file with
-/// one write and one fdatasync per group, and their index keys inserted into sled, as Chancery's
-/// writer does (records sealed beforehand, off the clock). What is left to Chancery is its own
+/// one write and one fdatasync per group, their posting lists' blocks inserted into sled and
+/// their ids into a map in memory, as Chancery's writer does (records sealed beforehand, off the
+/// clock). What is left to Chancery is its own
 /// work: the channel, sequencing (validation, versions, idempotency), sealing and bookkeeping.
 pub fn raw_sled(dir: &Path, group: usize, total: usize) -> anyhow::Result<f64> {
     let path = dir.join("raw-sled");
@@ -152,16 +153,17 @@ pub fn raw_sled(dir: &Path, group: usize, total: usize) -> anyhow::Result<f64> {
     }
     let mut file = file;
     let mut postings = chancery_store_sled::postings::Postings::default();
+    let mut ids = std::collections::HashMap::new();
     let started = Instant::now();
     for (frames, sealed) in groups {
         file.write_all(&frames)?;
         file.sync_data()?;
-        let mut writes = Vec::new();
         let mut listed = Vec::new();
         for record in &sealed {
-            keys::record_entries(record, &record.view()?, &mut writes, &mut listed)?;
+            keys::record_postings(record, &record.view()?, &mut listed);
+            ids.insert(record.id(), record.position());
         }
-        writes.extend(postings.append(&tree, &listed)?);
+        let writes = postings.append(&tree, &listed)?;
         let n = writes.len();
         for (k, v) in writes {
             tree.insert(k, v)?;

@@ -385,6 +385,11 @@ async fn capture(
 
 /// Bytes a directory takes: allocated on disk (blocks) and apparent (lengths).
 pub fn disk_usage(path: &Path) -> anyhow::Result<(u64, u64)> {
+    disk_usage_of(path, &|_| true)
+}
+
+/// Like [`disk_usage`], counting only the files whose names `counted` accepts.
+pub fn disk_usage_of(path: &Path, counted: &dyn Fn(&str) -> bool) -> anyhow::Result<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
     let mut allocated = 0;
     let mut apparent = 0;
@@ -394,10 +399,10 @@ pub fn disk_usage(path: &Path) -> anyhow::Result<(u64, u64)> {
         let entry = entry?;
         let meta = entry.metadata()?;
         if meta.is_dir() {
-            let (a, b) = disk_usage(&entry.path())?;
+            let (a, b) = disk_usage_of(&entry.path(), counted)?;
             allocated += a;
             apparent += b;
-        } else {
+        } else if counted(&entry.file_name().to_string_lossy()) {
             allocated += meta.blocks() * 512;
             apparent += meta.len();
         }
@@ -787,23 +792,27 @@ fn disk_breakdown(
 ) -> anyhow::Result<String> {
     let log_held = stored_bytes(&dir.join("log"), "index", Some(8 * 1024 * 1024))?;
     let projections_held = stored_bytes(&dir.join("projections"), "projections", None)?;
-    let (segments_disk, segments_apparent) = disk_usage(&dir.join("log").join("records"))?;
+    let records = dir.join("log").join("records");
+    let is_id_index = |name: &str| name.ends_with(".ids") || name.ends_with(".run");
+    let (segments_disk, segments_apparent) = disk_usage_of(&records, &|n| !is_id_index(n))?;
+    let (ids_disk, _) = disk_usage_of(&records, &is_id_index)?;
     let held = |map: &std::collections::BTreeMap<u8, u64>, keyspaces: &[u8]| {
         keyspaces.iter().filter_map(|k| map.get(k)).sum::<u64>() as f64 / MB
     };
     let index_total = log_held.values().sum::<u64>() as f64 / MB;
     let projections_total = projections_held.values().sum::<u64>() as f64 / MB;
-    let index_disk = log_disk.saturating_sub(segments_disk) as f64 / MB;
+    let index_disk = log_disk.saturating_sub(segments_disk + ids_disk) as f64 / MB;
     let (values_disk, _) = disk_usage(&dir.join("projections").join("values"))?;
     let values_live = live_value_bytes(&dir.join("projections"))? as f64 / MB;
     let projections_tree_disk = projections_disk.saturating_sub(values_disk) as f64 / MB;
     Ok(format!(
-        "Disk, by what it holds: the records' segments take {:.1} MB ({:.2} × the canonical bytes; {:.1} MB apparent, the records in their stored form with their frames and offsets). The index's sled tree holds {index_total:.1} MB (keys and values read back after the stop: the id index {:.1} MB, the posting lists of timelines, parties, issues and kinds {:.1} MB) in files of {index_disk:.1} MB, {:.2} × that. The projections' pages and blocks take {:.1} MB of value files, of which their checkpoint locates {values_live:.1} MB (a closed file under half live is compacted); their sled tree (locations and the checkpoint's own values) holds {projections_total:.1} MB, and the directory's other files (sled's, and the 4 MiB reserve) take {projections_tree_disk:.1} MB. sled is log-structured: a change rewrites the tree node it falls in, and a segment is reclaimed only once most of it is dead, so its files run well above what they hold.",
+        "Disk, by what it holds: the records' segments take {:.1} MB ({:.2} × the canonical bytes; {:.1} MB apparent, the records in their stored form with their frames and offsets). The id index beside them (a sorted run per closed segment, the open segment's ids) takes {:.1} MB. The index's sled tree holds {index_total:.1} MB (keys and values read back after the stop: the posting lists of timelines, parties, issues and kinds {:.1} MB, retraction marks {:.1} MB) in files of {index_disk:.1} MB, {:.2} × that. The projections' pages and blocks take {:.1} MB of value files, of which their checkpoint locates {values_live:.1} MB (a closed file under half live is compacted); their sled tree (locations and the checkpoint's own values) holds {projections_total:.1} MB, and the directory's other files (sled's, and the 4 MiB reserve) take {projections_tree_disk:.1} MB. sled is log-structured: a change rewrites the tree node it falls in, and a segment is reclaimed only once most of it is dead, so its files run well above what they hold.",
         segments_disk as f64 / MB,
         segments_disk as f64 / MB / canonical_mb,
         segments_apparent as f64 / MB,
-        held(&log_held, &[keys::ID]),
+        ids_disk as f64 / MB,
         held(&log_held, &[keys::POSTINGS]),
+        held(&log_held, &[keys::RETRACTION]),
         index_disk / index_total.max(f64::MIN_POSITIVE),
         values_disk as f64 / MB,
     ))

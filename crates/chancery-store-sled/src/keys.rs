@@ -1,9 +1,9 @@
 //! The key layout of the index tree: every keyspace in one sled tree, with the records
-//! themselves in the segment files (see `segments`).
+//! themselves in the segment files (see `segments`) and the id index beside them (see `ids`).
 //!
 //! | prefix | key | value |
 //! | --- | --- | --- |
-//! | `I` | event id (16 bytes) | position (u64 BE), kind tag, position of its retraction (u64 BE, 0 for none), timeline |
+//! | `R` | event id (16 bytes) of a retracted event | position of its retraction (u64 BE) |
 //! | `P` | dimension, value, 0, first position (u64 BE) | a block of the term's posting list (see `postings`) |
 //! | `M` | name | metadata (`format`; `checkpoint`: the mark of the last checkpoint) |
 //!
@@ -20,7 +20,9 @@
 use chancery_domain::{EventId, EventView, Kind, Position, RecordedEvent, TimelineSlug};
 use chancery_store::sequencer;
 
+/// Format 2's id entries (see `upgrade`).
 pub const ID: u8 = b'I';
+pub const RETRACTION: u8 = b'R';
 pub const POSTINGS: u8 = b'P';
 
 /// The posting lists' dimensions.
@@ -34,8 +36,8 @@ pub const DIM_KIND: u8 = b'k';
 pub const WILDCARD: &[u8] = b"*";
 
 /// The on-disk format of this layout; stored under `M format`. Format 1 kept the records in the
-/// tree and a write-ahead log beside it (see `upgrade`).
-pub const FORMAT: u64 = 2;
+/// tree and a write-ahead log beside it, format 2 the id index (see `upgrade`).
+pub const FORMAT: u64 = 3;
 
 pub const META_FORMAT: &[u8] = b"Mformat";
 
@@ -43,8 +45,9 @@ pub const META_FORMAT: &[u8] = b"Mformat";
 /// offsets are durable.
 pub const META_CHECKPOINT: &[u8] = b"Mcheckpoint";
 
-pub fn id(id: &EventId) -> [u8; 17] {
-    let mut k = [ID; 17];
+/// The key of an event's retraction mark.
+pub fn retraction(id: &EventId) -> [u8; 17] {
+    let mut k = [RETRACTION; 17];
     k[1..].copy_from_slice(id.as_bytes());
     k
 }
@@ -73,7 +76,8 @@ pub fn u64_prefix(bytes: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?))
 }
 
-/// What the `I` keyspace says of an event.
+/// What the index says of an event: where it is (the id index), what it is (its record), and
+/// whether it was retracted (its `R` mark).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdEntry {
     pub position: Position,
@@ -84,28 +88,6 @@ pub struct IdEntry {
 }
 
 impl IdEntry {
-    pub fn encode(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(17 + self.timeline.as_str().len());
-        v.extend_from_slice(&self.position.to_be_bytes());
-        v.push(self.kind.tag());
-        v.extend_from_slice(&self.retracted_at.unwrap_or(0).to_be_bytes());
-        v.extend_from_slice(self.timeline.as_str().as_bytes());
-        v
-    }
-
-    pub fn decode(bytes: &[u8]) -> Option<IdEntry> {
-        let position = u64_prefix(bytes)?;
-        let kind = Kind::from_tag(*bytes.get(8)?)?;
-        let retracted_at = u64_prefix(bytes.get(9..)?).filter(|p| *p != 0);
-        let timeline = TimelineSlug::new(std::str::from_utf8(bytes.get(17..)?).ok()?).ok()?;
-        Some(IdEntry {
-            position,
-            kind,
-            retracted_at,
-            timeline,
-        })
-    }
-
     /// What the sequencer needs of it, as the log stood at `head`.
     pub fn as_of(&self, head: Position) -> sequencer::IdEntry {
         sequencer::IdEntry {
@@ -117,25 +99,14 @@ impl IdEntry {
     }
 }
 
-/// The index entries of one record: its id entry, and its position in the posting list of each
-/// of its terms. A retraction's mark on its target is the caller's, since it needs the target's
-/// entry.
-pub fn record_entries(
+/// The posting-list entries of one record: its position in the list of each of its terms (the
+/// id index is the segments', and a retraction's mark on its target is the caller's).
+pub fn record_postings(
     record: &RecordedEvent,
     view: &EventView<'_>,
-    writes: &mut Vec<(Vec<u8>, Vec<u8>)>,
     postings_of: &mut Vec<(Vec<u8>, Position)>,
-) -> Result<IdEntry, chancery_domain::RecordError> {
+) {
     let position = record.position();
-    let timeline = TimelineSlug::new(view.timeline)
-        .map_err(|e| chancery_domain::RecordError::Malformed(e.to_string()))?;
-    let entry = IdEntry {
-        position,
-        kind: record.kind(),
-        retracted_at: None,
-        timeline,
-    };
-    writes.push((id(&record.id()).to_vec(), entry.encode()));
     postings_of.push((postings(DIM_TIMELINE, view.timeline.as_bytes()), position));
     postings_of.push((postings(DIM_KIND, &kind_value(record.kind())), position));
     let mut parties: Vec<&str> = Vec::new();
@@ -152,5 +123,4 @@ pub fn record_entries(
         postings_of.push((postings(DIM_PARTY, WILDCARD), position));
         postings_of.push((postings(DIM_ISSUE, WILDCARD), position));
     }
-    Ok(entry)
 }

@@ -1,8 +1,9 @@
 //! The embedded event log: Chancery's default backend.
 //!
 //! Layout of a log directory: the records in append-only segment files (`records/`, see
-//! [`segments`]), written once in their stored form; and a sled database holding only indexes
-//! (ids, timeline versions, filter tags: see [`keys`]). Writes go through a single writer
+//! [`segments`]), written once in their stored form, with the id index beside them ([`ids`]);
+//! and a sled database holding the other indexes (timeline versions, filter tags, retraction
+//! marks: see [`keys`]). Writes go through a single writer
 //! thread ([`writer`]) that has the sequencer check and seal each commit group, appends it to the
 //! open segment with one write and one `fdatasync`, indexes it, and only then acknowledges.
 //! Reads take records from the segments and use the index to find them ([`reader`]).
@@ -12,6 +13,7 @@
 //! and seals its appends against its local replica that way, with the same rules.
 
 mod durability;
+mod ids;
 pub mod keys;
 pub mod postings;
 mod reader;
@@ -189,7 +191,7 @@ impl SledLog {
         }
         upgrade::if_needed(&db, dir, config.segment_bytes)?;
         let tree = db.open_tree(INDEX_TREE).map_err(storage_error)?;
-        check_format(&tree)?;
+        check_format(&db, &tree, dir)?;
         let mark = writer::read_mark(&tree)?;
         let (segments, tail) = Segments::open(&dir.join(RECORDS_DIR), mark)?;
         let segments = Arc::new(segments);
@@ -391,9 +393,13 @@ fn open_error(dir: &Path, e: sled::Error) -> StoreError {
     }
 }
 
-fn check_format(tree: &sled::Tree) -> Result<(), StoreError> {
+/// Checks the store's format, upgrading one of format 2 (see `upgrade`).
+fn check_format(db: &sled::Db, tree: &sled::Tree, dir: &Path) -> Result<(), StoreError> {
     match tree.get(keys::META_FORMAT).map_err(storage_error)? {
         Some(v) if keys::u64_prefix(&v) == Some(keys::FORMAT) => Ok(()),
+        Some(v) if keys::u64_prefix(&v) == Some(upgrade::FORMAT_2) => {
+            upgrade::from_format_2(db, tree, dir)
+        }
         Some(v) => Err(StoreError::Corrupt {
             position: None,
             detail: format!(

@@ -125,30 +125,76 @@ impl Reader {
         id: &EventId,
         bound: Position,
     ) -> Result<Option<IdEntry>, StoreError> {
-        match self.tree()?.get(keys::id(id)).map_err(storage_error)? {
-            None => Ok(None),
-            Some(v) => {
-                let entry = IdEntry::decode(&v)
-                    .ok_or_else(|| corrupt(None, &format!("the id entry of {id} is malformed")))?;
-                Ok((entry.position <= bound).then_some(entry))
-            }
+        let Some(record) = self.event_within(id, bound)? else {
+            return Ok(None);
+        };
+        let view = record
+            .view()
+            .map_err(|e| corrupt(Some(record.position()), &e.to_string()))?;
+        let timeline = TimelineSlug::new(view.timeline)
+            .map_err(|e| corrupt(Some(record.position()), &e.to_string()))?;
+        let retracted_at = self.retraction_of(id, bound)?;
+        Ok(Some(IdEntry {
+            position: record.position(),
+            kind: record.kind(),
+            retracted_at,
+            timeline,
+        }))
+    }
+
+    /// The position of the retraction of event `id`, if the log holds one at most `bound`. Its
+    /// mark is checked against the record it names: a mark written for a record that a crash
+    /// then took away (a copy that skips syncing) may name a position that came back holding
+    /// another record.
+    fn retraction_of(&self, id: &EventId, bound: Position) -> Result<Option<Position>, StoreError> {
+        let mark = self
+            .tree()?
+            .get(keys::retraction(id))
+            .map_err(storage_error)?
+            .and_then(|v| keys::u64_prefix(&v));
+        let Some(at) = mark else {
+            return Ok(None);
+        };
+        let Some(record) = self.record_within(at, bound)? else {
+            return Ok(None);
+        };
+        let unreadable = |e: chancery_domain::RecordError| corrupt(Some(at), &e.to_string());
+        let payload = record
+            .view()
+            .map_err(unreadable)?
+            .payload()
+            .map_err(unreadable)?;
+        let retracts =
+            matches!(payload, chancery_domain::Payload::Retraction(r) if r.retracts == *id);
+        Ok(retracts.then_some(at))
+    }
+
+    /// The record with `id`, if the log holds one at most `bound`.
+    fn event_within(
+        &self,
+        id: &EventId,
+        bound: Position,
+    ) -> Result<Option<RecordedEvent>, StoreError> {
+        let Some(position) = self.segments.find_id(id, bound)? else {
+            return Ok(None);
+        };
+        let record = self.record_within(position, bound)?.ok_or_else(|| {
+            corrupt(
+                Some(position),
+                &format!("event {id} is indexed but its record is missing"),
+            )
+        })?;
+        if record.id() != *id {
+            return Err(corrupt(
+                Some(position),
+                &format!("event {id} is indexed at a record of another id"),
+            ));
         }
+        Ok(Some(record))
     }
 
     pub fn event(&self, id: &EventId) -> Result<Option<RecordedEvent>, StoreError> {
-        let head = self.head();
-        match self.id_entry_within(id, head)? {
-            None => Ok(None),
-            Some(entry) => self
-                .record_within(entry.position, head)?
-                .map(Some)
-                .ok_or_else(|| {
-                    corrupt(
-                        Some(entry.position),
-                        &format!("event {id} is indexed but its record is missing"),
-                    )
-                }),
-        }
+        self.event_within(id, self.head())
     }
 
     /// A timeline's version as the log stood at `bound`: the number of its events up to there.

@@ -5,6 +5,8 @@
 //!   little-endian, the CRC over the flags and the record. The last frame of each commit group
 //!   carries the `COMMIT` flag, so a group that a crash cut short is recognised and dropped whole.
 //! - `records/<first position>.idx` holds the offset of each record's frame (u32), in order.
+//! - `records/<first position>.ids` (the open segment) and `.run` (a closed one) hold the id
+//!   index (see `ids`).
 //!
 //! A commit group is one write of its frames and, for a durable log, one `fdatasync`: the
 //! append's durability. Offsets are derived data: the open segment keeps them in memory and
@@ -19,9 +21,10 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use chancery_domain::{Hash, Position, RecordedEvent};
+use chancery_domain::{EventId, Hash, Position, RecordedEvent};
 use chancery_store::StoreError;
 
+use crate::ids::{self, OpenIds, Run, RunUnusable};
 use crate::reader::{corrupt, io_error};
 
 /// Length, CRC and flags before each record.
@@ -42,6 +45,22 @@ pub struct Segment {
     /// The open segment's offsets, every one, in memory; `None` once the segment is closed, when
     /// its offsets file is complete.
     open: RwLock<Option<Vec<u32>>>,
+    /// Where its ids are looked up; `None` only while the segments are being opened.
+    ids: RwLock<Option<IdIndex>>,
+}
+
+/// A segment's part of the id index.
+enum IdIndex {
+    /// The open segment's ids in memory, and its ids file: the first `written` records' ids are
+    /// in the file, `pending` are the ids of the records after them, written at checkpoints.
+    Open {
+        places: OpenIds,
+        file: File,
+        written: u64,
+        pending: Vec<EventId>,
+    },
+    /// A closed segment's run.
+    Closed(Run),
 }
 
 impl Segment {
@@ -85,7 +104,187 @@ impl Segment {
             offsets_file,
             data_path,
             open: RwLock::new(None),
+            ids: RwLock::new(None),
         })
+    }
+
+    fn ids_path(&self, dir: &Path) -> PathBuf {
+        dir.join(ids::ids_name(self.first))
+    }
+
+    fn run_path(&self, dir: &Path) -> PathBuf {
+        dir.join(ids::run_name(self.first))
+    }
+
+    /// The place in this segment of the record with `id`, if it holds one.
+    fn find_id(&self, id: &EventId) -> Result<Option<u32>, StoreError> {
+        match &*self.ids.read().unwrap_or_else(|p| p.into_inner()) {
+            Some(IdIndex::Open { places, .. }) => Ok(places.get(id)),
+            Some(IdIndex::Closed(run)) => run.find(id).map_err(|why| corrupt(None, &why)),
+            None => Err(corrupt(
+                None,
+                &format!("{}: its ids are not loaded", self.name()),
+            )),
+        }
+    }
+
+    /// Takes in the ids of records appended at `from` and after (the open segment's).
+    fn add_ids(&self, from: u64, records: &[RecordedEvent]) {
+        if let Some(IdIndex::Open {
+            places, pending, ..
+        }) = &mut *self.ids.write().unwrap_or_else(|p| p.into_inner())
+        {
+            for (i, record) in records.iter().enumerate() {
+                places.insert(
+                    record.id(),
+                    u32::try_from(from + i as u64).unwrap_or(u32::MAX),
+                );
+                pending.push(record.id());
+            }
+        }
+    }
+
+    /// Writes the open segment's pending ids to its ids file and syncs it; answers how many
+    /// records' ids the file holds.
+    fn write_pending_ids(&self) -> io::Result<u64> {
+        match &mut *self.ids.write().unwrap_or_else(|p| p.into_inner()) {
+            Some(IdIndex::Open {
+                file,
+                written,
+                pending,
+                ..
+            }) => {
+                if pending.is_empty() {
+                    return Ok(*written);
+                }
+                ids::write_ids(file, *written, pending.iter().copied())?;
+                file.sync_data()?;
+                *written += pending.len() as u64;
+                pending.clear();
+                Ok(*written)
+            }
+            _ => Ok(0),
+        }
+    }
+
+    /// Closes the segment's part of the id index: its run written and synced, its ids file gone.
+    fn close_ids(&self, dir: &Path) -> io::Result<()> {
+        let mut slot = self.ids.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(IdIndex::Open { places, .. }) = &*slot {
+            let run = Run::write(&self.run_path(dir), places)?;
+            *slot = Some(IdIndex::Closed(run));
+            remove_if_present(&self.ids_path(dir))?;
+        }
+        Ok(())
+    }
+
+    /// Opens a closed segment's run of `count` ids, making it again from its records when it is
+    /// missing or damaged.
+    fn load_run(&self, dir: &Path, count: u64) -> Result<(), StoreError> {
+        let path = self.run_path(dir);
+        let run = match Run::open(&path, count) {
+            Ok(run) => run,
+            Err(unusable) => {
+                match unusable {
+                    RunUnusable::Missing => {}
+                    RunUnusable::Damaged(why) => {
+                        tracing::warn!(%why, "the id run of a segment is damaged: making it again")
+                    }
+                    RunUnusable::Io(e) => return Err(io_error(&e)),
+                }
+                let found = self.scan_ids(Some(count))?;
+                if found.len() as u64 != count {
+                    return Err(corrupt(
+                        Some(self.first),
+                        &format!(
+                            "{}: {} records where its offsets say {count}",
+                            self.name(),
+                            found.len()
+                        ),
+                    ));
+                }
+                tracing::info!(segment = %self.name(), ids = count, "made the id run of a segment from its records");
+                Run::write(&path, &OpenIds::of(&found)).map_err(|e| io_error(&e))?
+            }
+        };
+        *self.ids.write().unwrap_or_else(|p| p.into_inner()) = Some(IdIndex::Closed(run));
+        remove_if_present(&self.ids_path(dir)).map_err(|e| io_error(&e))
+    }
+
+    /// The ids of the segment's records (the first `limit` of them, if given), in order, read
+    /// from its frames.
+    fn scan_ids(&self, limit: Option<u64>) -> Result<Vec<EventId>, StoreError> {
+        let mut found = Vec::new();
+        let last = limit.map_or(Position::MAX, |l| (self.first + l).saturating_sub(1));
+        self.read_records(0, self.first, last, SCAN_CHUNK, &mut |record| {
+            found.push(record.id());
+            true
+        })?;
+        Ok(found)
+    }
+
+    /// Reads the segment's records in order, from the frame at `offset` (of position `next`)
+    /// up to position `to`, its end, or where the next segment supersedes it, handing each to
+    /// `each` until it answers false. Answers the position after the last record handed, and
+    /// whether `each` stopped the reading.
+    fn read_records(
+        &self,
+        offset: u64,
+        mut next: Position,
+        to: Position,
+        chunk: usize,
+        each: &mut dyn FnMut(RecordedEvent) -> bool,
+    ) -> Result<(Position, bool), StoreError> {
+        let mut reader = FrameReader::new(&self.data, offset, chunk);
+        while next <= to {
+            let Some((at, frame)) = reader.next_frame().map_err(|e| io_error(&e))? else {
+                break;
+            };
+            let record = unframe(frame).map_err(|why| self.damaged(next, at, why))?;
+            let record = RecordedEvent::from_stored(record)
+                .map_err(|e| self.damaged(next, at, &e.to_string()))?;
+            if record.position() != next {
+                // The rest of this segment was superseded by the next one.
+                break;
+            }
+            next += 1;
+            if !each(record) {
+                return Ok((next, true));
+            }
+        }
+        Ok((next, false))
+    }
+
+    /// Loads the open segment's ids: the first `from` from its ids file (or, if the file holds
+    /// fewer, every id from the frames), then the ids of `tail`, the records after them.
+    fn load_open_ids(
+        &self,
+        dir: &Path,
+        from: u64,
+        tail: &[(u32, RecordedEvent)],
+    ) -> Result<(), StoreError> {
+        let path = self.ids_path(dir);
+        remove_if_present(&self.run_path(dir)).map_err(|e| io_error(&e))?;
+        let file = ids::open_ids_file(&path).map_err(|e| io_error(&e))?;
+        let mut held = ids::read_ids(&file, from).map_err(|e| io_error(&e))?;
+        let written = if held.len() as u64 == from {
+            held.extend(tail.iter().map(|(_, r)| r.id()));
+            from
+        } else {
+            tracing::info!(segment = %self.name(), "the open segment's ids file is short: reading its ids from its records");
+            held = self.scan_ids(None)?;
+            0
+        };
+        let places = OpenIds::of(&held);
+        let pending = held.split_off(usize::try_from(written).unwrap_or(0));
+        file.set_len(written * 16).map_err(|e| io_error(&e))?;
+        *self.ids.write().unwrap_or_else(|p| p.into_inner()) = Some(IdIndex::Open {
+            places,
+            file,
+            written,
+            pending,
+        });
+        Ok(())
     }
 
     /// The file name, for messages.
@@ -281,7 +480,37 @@ impl Segments {
             list: RwLock::new(list),
         };
         let tail = segments.recover(mark)?;
+        let all = segments.all();
+        if let Some((_, closed)) = all.split_last() {
+            for segment in closed {
+                let count = segment
+                    .offsets_file
+                    .metadata()
+                    .map_err(|e| io_error(&e))?
+                    .len()
+                    / 4;
+                segment.load_run(dir, count)?;
+            }
+        }
         Ok((segments, tail))
+    }
+
+    /// The position of the record with `id`, if the log holds one at most `bound`.
+    pub fn find_id(&self, id: &EventId, bound: Position) -> Result<Option<Position>, StoreError> {
+        let list = self
+            .list
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for segment in list.iter().rev() {
+            if segment.first > bound {
+                continue;
+            }
+            if let Some(place) = segment.find_id(id)? {
+                let position = segment.first + u64::from(place);
+                return Ok((position <= bound).then_some(position));
+            }
+        }
+        Ok(None)
     }
 
     fn all(&self) -> Vec<Arc<Segment>> {
@@ -352,7 +581,6 @@ impl Segments {
                 kept += 1;
             }
             expected += kept as u64;
-            records.extend(found.records.into_iter().map(|(_, r)| r));
             let is_last = n + 1 == all.len();
             if found.cut_at < found.length {
                 segment
@@ -361,11 +589,13 @@ impl Segments {
                     .map_err(|e| io_error(&e))?;
             }
             if is_last {
+                segment.load_open_ids(&self.dir, from_index, &found.records)?;
                 segment.set_open_offsets(Some(offsets));
             } else {
                 // A closed segment's offsets file must hold every record.
                 write_offsets(segment, &offsets).map_err(|e| io_error(&e))?;
             }
+            records.extend(found.records.into_iter().map(|(_, r)| r));
         }
         Ok(Tail { records })
     }
@@ -417,25 +647,10 @@ impl Segments {
                 return Err(corrupt(Some(next), "no segment holds it"));
             }
             let offset = u64::from(segment.offset(next - segment.first)?);
-            let mut reader = FrameReader::new(&segment.data, offset, chunk);
-            loop {
-                if next > to {
-                    return Ok(());
-                }
-                let Some((at, frame)) = reader.next_frame().map_err(|e| io_error(&e))? else {
-                    break;
-                };
-                let record = unframe(frame).map_err(|why| segment.damaged(next, at, why))?;
-                let record = RecordedEvent::from_stored(record)
-                    .map_err(|e| segment.damaged(next, at, &e.to_string()))?;
-                if record.position() != next {
-                    // The rest of this segment was superseded by the next one.
-                    break;
-                }
-                next += 1;
-                if !each(record) {
-                    return Ok(());
-                }
+            let (after, stopped) = segment.read_records(offset, next, to, chunk, each)?;
+            next = after;
+            if stopped {
+                return Ok(());
             }
         }
         if next <= to {
@@ -444,13 +659,27 @@ impl Segments {
         Ok(())
     }
 
-    /// Bytes in the segment files (frames and offsets).
+    /// Bytes in the segment files (frames and offsets) and the id index's files.
     pub fn disk_bytes(&self) -> u64 {
         self.all()
             .iter()
             .map(|s| {
                 s.data.metadata().map_or(0, |m| m.len())
                     + s.offsets_file.metadata().map_or(0, |m| m.len())
+            })
+            .sum::<u64>()
+            + self.id_index_disk_bytes()
+    }
+
+    /// Bytes in the id index's files (the runs and the open segment's ids file).
+    pub fn id_index_disk_bytes(&self) -> u64 {
+        self.all()
+            .iter()
+            .map(|s| {
+                [s.ids_path(&self.dir), s.run_path(&self.dir)]
+                    .iter()
+                    .map(|p| fs::metadata(p).map_or(0, |m| m.len()))
+                    .sum::<u64>()
             })
             .sum()
     }
@@ -466,6 +695,14 @@ fn list_segments(dir: &Path) -> io::Result<Vec<Position>> {
         }
     }
     Ok(found)
+}
+
+/// Removes a file; one that is not there is no error.
+fn remove_if_present(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
 fn read_offsets(segment: &Segment, count: u64) -> Result<Vec<u32>, StoreError> {
@@ -779,9 +1016,12 @@ impl Appender {
         self.bytes += frames.len() as u64;
         let mut open = segment.open.write().unwrap_or_else(|p| p.into_inner());
         let list = open.get_or_insert_with(Vec::new);
+        let from = list.len() as u64;
         for offset in offsets {
             list.push(u32::try_from(base + offset as u64).unwrap_or(u32::MAX));
         }
+        drop(open);
+        segment.add_ids(from, records);
         Ok(())
     }
 
@@ -793,11 +1033,18 @@ impl Appender {
             // The old segment may hold a torn write past its whole groups.
             old.data.set_len(self.bytes)?;
             old.data.sync_all()?;
+            old.close_ids(&self.segments.dir)?;
             old.set_open_offsets(None);
         }
         let dir = self.segments.dir.clone();
         let segment = Arc::new(Segment::open_files(&dir, first, true)?);
         segment.set_open_offsets(Some(Vec::new()));
+        *segment.ids.write().unwrap_or_else(|p| p.into_inner()) = Some(IdIndex::Open {
+            places: OpenIds::default(),
+            file: ids::open_ids_file(&segment.ids_path(&dir))?,
+            written: 0,
+            pending: Vec::new(),
+        });
         // The new names must survive a crash.
         File::open(&dir)?.sync_all()?;
         self.segments
@@ -832,6 +1079,14 @@ impl Appender {
                 .write_all_at(&bytes, self.offsets_written * 4)?;
         }
         segment.offsets_file.sync_data()?;
+        let ids_written = segment.write_pending_ids()?;
+        if ids_written != offsets.len() as u64 {
+            return Err(io::Error::other(format!(
+                "{}: the ids file holds {ids_written} ids where the segment has {} records",
+                segment.name(),
+                offsets.len()
+            )));
+        }
         if !self.durable {
             segment.data.sync_data()?;
         }

@@ -1,10 +1,13 @@
-//! Upgrading a store of format 1 (every record as canonical JSON in sled's `log` tree, with a
-//! write-ahead log beside it) to this format: each record is read back, checked (its hash, and
-//! that its bytes are the canonical encoding of what they say), written to the segments in its
-//! stored form, and indexed. Then the old tree and write-ahead log go.
+//! Upgrading older stores to this format.
 //!
-//! Safe to interrupt: until the old tree is dropped, the next open starts the upgrade again from
-//! nothing.
+//! - Format 1 (every record as canonical JSON in sled's `log` tree, with a write-ahead log beside
+//!   it): each record is read back, checked (its hash, and that its bytes are the canonical
+//!   encoding of what they say), written to the segments in its stored form, and indexed. Then
+//!   the old tree and write-ahead log go. Safe to interrupt: until the old tree is dropped, the
+//!   next open starts the upgrade again from nothing.
+//! - Format 2 (the id index in sled, an entry per event): each entry's retraction, if any,
+//!   becomes an `R` mark and the entry goes; the segments' id index is made from their records
+//!   as they open. Safe to interrupt: the format changes last, and the next open goes on.
 
 use std::path::Path;
 
@@ -25,6 +28,54 @@ const V1_FORMAT: u64 = 1;
 
 /// Records written per group while upgrading.
 const BATCH: usize = 4_096;
+
+/// The format that kept the id index in sled.
+pub const FORMAT_2: u64 = 2;
+
+/// Entries moved between two progress messages of the format-2 upgrade.
+const PROGRESS_EVERY: u64 = 1_000_000;
+
+/// Upgrades a store of format 2: its id entries in sled (`I`, id: position, kind tag, position
+/// of its retraction or 0, timeline) leave their retractions as `R` marks and go.
+pub fn from_format_2(db: &sled::Db, tree: &sled::Tree, dir: &Path) -> Result<(), StoreError> {
+    tracing::info!(dir = %dir.display(), "upgrading the log from format 2: the id index moves out of sled");
+    let mut moved = 0u64;
+    for kv in tree.range([keys::ID].as_slice()..[keys::ID + 1].as_slice()) {
+        let (key, value) = kv.map_err(storage_error)?;
+        let retracted_at = value
+            .get(9..17)
+            .and_then(keys::u64_prefix)
+            .filter(|p| *p != 0);
+        if let Some(at) = retracted_at {
+            let mut mark = key.to_vec();
+            mark[0] = keys::RETRACTION;
+            tree.insert(mark, &at.to_be_bytes())
+                .map_err(storage_error)?;
+        }
+        tree.remove(key).map_err(storage_error)?;
+        moved += 1;
+        if moved % PROGRESS_EVERY == 0 {
+            crate::writer::reclaim_epoch_garbage(PROGRESS_EVERY as usize / 64);
+            tracing::info!(entries = moved, "upgrading the log from format 2");
+        }
+    }
+    mark_current_format(db, tree, dir)?;
+    tracing::info!(dir = %dir.display(), entries = moved, "upgraded the log to format 3");
+    Ok(())
+}
+
+/// Writes this build's format into the index and makes sled durable: the last step of an
+/// upgrade, so that one interrupted before it starts again at the next open.
+fn mark_current_format(db: &sled::Db, index: &sled::Tree, dir: &Path) -> Result<(), StoreError> {
+    index
+        .insert(keys::META_FORMAT, &keys::FORMAT.to_be_bytes())
+        .map_err(storage_error)?;
+    #[allow(clippy::disallowed_methods)] // followed by an fdatasync of sled's file below
+    db.flush().map_err(storage_error)?;
+    crate::durability::DiskSync::open(dir)
+        .and_then(|mut s| s.sync())
+        .map_err(|e| io_error(&e))
+}
 
 /// Upgrades the store in `dir` if it is of format 1; answers how many records were carried over.
 pub fn if_needed(db: &sled::Db, dir: &Path, segment_bytes: u64) -> Result<u64, StoreError> {
@@ -53,7 +104,7 @@ pub fn if_needed(db: &sled::Db, dir: &Path, segment_bytes: u64) -> Result<u64, S
     carry_over(&old, &wal, &mut carried)?;
     let count = finish(db, dir, carried)?;
     remove_dir_if_present(&wal)?;
-    tracing::info!(dir = %dir.display(), records = count, "upgraded the log to format 2");
+    tracing::info!(dir = %dir.display(), records = count, "upgraded the log from format 1");
     Ok(count)
 }
 
@@ -134,14 +185,7 @@ fn finish(db: &sled::Db, dir: &Path, carried: Carry<'_>) -> Result<u64, StoreErr
     index
         .insert(keys::META_CHECKPOINT, &mark.encode())
         .map_err(storage_error)?;
-    index
-        .insert(keys::META_FORMAT, &keys::FORMAT.to_be_bytes())
-        .map_err(storage_error)?;
-    #[allow(clippy::disallowed_methods)] // followed by an fdatasync of sled's file below
-    db.flush().map_err(storage_error)?;
-    crate::durability::DiskSync::open(dir)
-        .and_then(|mut s| s.sync())
-        .map_err(|e| io_error(&e))?;
+    mark_current_format(db, index, dir)?;
     // The new form is complete and durable: the old one can go.
     db.drop_tree(V1_TREE).map_err(storage_error)?;
     #[allow(clippy::disallowed_methods)]

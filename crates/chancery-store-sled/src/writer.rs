@@ -22,7 +22,7 @@ use chancery_store::{AppendOutcome, AppendRequest, Head, LiveFeed, RestoreOutcom
 use tokio::sync::{mpsc, oneshot};
 
 use crate::durability::DiskSync;
-use crate::keys::{self, IdEntry};
+use crate::keys;
 use crate::postings::Postings;
 use crate::reader::{Reader, corrupt, io_error, storage_error};
 use crate::reserve;
@@ -534,41 +534,30 @@ pub(crate) fn catch_up_index(
     Ok(tail)
 }
 
-/// Writes the index entries of records, in order: each record's id entry, its place in its
-/// terms' posting lists (one block write per list the records touch), and a retraction's mark on
-/// its target. One insert at a time: a sled batch would write its manifest to the disk at once,
+/// Writes the index entries of records, in order: each record's place in its terms' posting
+/// lists (one block write per list the records touch), and a retraction's mark on its target
+/// (the id index is the segments', written with the records). One insert at a time: a sled batch would write its manifest to the disk at once,
 /// beside the segment's own sync, and a group need not be atomic in the index (see `keys`).
 pub(crate) fn index_records(
     tree: &sled::Tree,
     postings: &mut Postings,
     records: &[RecordedEvent],
 ) -> Result<(), StoreError> {
-    let mut writes = Vec::with_capacity(records.len() * 2);
+    let mut writes = Vec::new();
     let mut listed = Vec::with_capacity(records.len() * 6);
-    let mut entries: HashMap<EventId, IdEntry> = HashMap::new();
     for record in records {
         let unreadable =
             |e: chancery_domain::RecordError| corrupt(Some(record.position()), &e.to_string());
         let view = record.view().map_err(unreadable)?;
-        let entry =
-            keys::record_entries(record, &view, &mut writes, &mut listed).map_err(unreadable)?;
+        keys::record_postings(record, &view, &mut listed);
         if record.kind() == Kind::Retraction {
             if let Payload::Retraction(r) = view.payload().map_err(unreadable)? {
-                let target = match entries.get(&r.retracts) {
-                    Some(entry) => Some(entry.clone()),
-                    None => match tree.get(keys::id(&r.retracts)).map_err(storage_error)? {
-                        Some(v) => IdEntry::decode(&v),
-                        None => None,
-                    },
-                };
-                if let Some(mut target) = target {
-                    target.retracted_at = Some(record.position());
-                    writes.push((keys::id(&r.retracts).to_vec(), target.encode()));
-                    entries.insert(r.retracts, target);
-                }
+                writes.push((
+                    keys::retraction(&r.retracts).to_vec(),
+                    record.position().to_be_bytes().to_vec(),
+                ));
             }
         }
-        entries.insert(record.id(), entry);
     }
     writes.extend(postings.append(tree, &listed)?);
     let count = writes.len();
@@ -597,7 +586,7 @@ fn refuse_all(commands: Vec<Command>, error: &StoreError) {
 /// thousands of writes piles garbage up faster than it is freed: memory grew by tens of
 /// kilobytes per event until the process was killed. Flushing a pinned guard runs a collection
 /// step; doing it in proportion to the writes keeps memory flat (docs/benchmarks.md).
-fn reclaim_epoch_garbage(writes: usize) {
+pub(crate) fn reclaim_epoch_garbage(writes: usize) {
     for _ in 0..(writes / 32 + 8) {
         crossbeam_epoch::pin().flush();
     }

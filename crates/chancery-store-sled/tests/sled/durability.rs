@@ -225,19 +225,27 @@ fn a_group_cut_short_is_dropped_whole() {
 
 /// Index entries about positions past the head (what a copy that skips syncing can keep after a
 /// power cut) are never seen: reads and appends act as if they were not there, and the record
-/// that comes back at that position writes them again.
+/// that comes back at that position writes them again. The id index's file beyond its records,
+/// a retraction's mark and posting-list entries are all written past the head here.
 #[test]
 fn index_entries_past_the_head_are_invisible() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("log");
     let rt = runtime();
     let ghost = sample::statement(T, "USA", &["deficit"], "2018-05-01");
+    let kept = sample::statement(T, "USA", &["deficit"], "2018-04-01");
     let head = rt.block_on(async {
         let log = open(&path);
         world(&log).await;
+        append(&log, vec![kept.clone()]).await;
         log.head().await.unwrap()
     });
     {
+        let ids = last_segment(&path).with_extension("ids");
+        let mut held = std::fs::read(&ids).unwrap();
+        assert_eq!(held.len() as u64, head.position * 16, "one id per record");
+        held.extend_from_slice(ghost.id.as_bytes());
+        std::fs::write(&ids, &held).unwrap();
         let db = chancery_store_sled::open_released(
             &sled::Config::new()
                 .path(&path)
@@ -245,14 +253,9 @@ fn index_entries_past_the_head_are_invisible() {
         )
         .unwrap();
         let tree = db.open_tree("index").unwrap();
-        let entry = keys::IdEntry {
-            position: head.position + 1,
-            kind: chancery_domain::Kind::Statement,
-            retracted_at: None,
-            timeline: t(),
-        };
-        tree.insert(keys::id(&ghost.id), entry.encode()).unwrap();
         let ghost_at = head.position + 1;
+        tree.insert(keys::retraction(&kept.id), &ghost_at.to_be_bytes())
+            .unwrap();
         let writes = chancery_store_sled::postings::Postings::default()
             .append(
                 &tree,
@@ -273,8 +276,9 @@ fn index_entries_past_the_head_are_invisible() {
         let log = open(&path);
         assert_eq!(log.head().await.unwrap(), head);
         assert!(log.event(ghost.id).await.unwrap().is_none());
-        assert!(
-            log.read(by_party("USA")).await.unwrap().is_empty(),
+        assert_eq!(
+            log.read(by_party("USA")).await.unwrap().len(),
+            1,
             "the ghost's tag is past the head"
         );
         assert_eq!(
@@ -282,12 +286,16 @@ fn index_entries_past_the_head_are_invisible() {
             Some(head.position)
         );
         let out = append(&log, vec![ghost.clone()]).await;
-        assert!(!out.deduplicated, "the ghost's id entry is not a record");
+        assert!(!out.deduplicated, "the ghost's id is not a record");
         assert_eq!(out.last_position(), head.position + 1);
         assert_eq!(
             log.event(ghost.id).await.unwrap().unwrap().position(),
             head.position + 1
         );
-        assert_eq!(log.read(by_party("USA")).await.unwrap().len(), 1);
+        assert_eq!(log.read(by_party("USA")).await.unwrap().len(), 2);
+        // The mark says the kept event was retracted at the ghost's position, which holds a
+        // statement: the mark is not believed.
+        let out = append(&log, vec![sample::retraction(T, kept.id)]).await;
+        assert_eq!(out.last_position(), head.position + 2);
     });
 }

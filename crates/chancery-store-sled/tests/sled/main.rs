@@ -4,5 +4,6 @@
 
 mod contract;
 mod durability;
+mod ids;
 mod plan;
 mod support;
