@@ -196,12 +196,23 @@ enum Bench {
     },
 }
 
+/// The command that ran, as a shell would take it again: an argument holding a space or a
+/// quote is quoted.
 fn command_line() -> String {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<String> = std::env::args().skip(1).map(|a| shell_word(&a)).collect();
     format!(
         "cargo run --release -p chancery-bench -- {}",
         args.join(" ")
     )
+}
+
+fn shell_word(arg: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c);
+    if !arg.is_empty() && arg.chars().all(plain) {
+        arg.to_owned()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
 }
 
 #[tokio::main]
