@@ -130,19 +130,22 @@ impl Outgoing {
     fn into_message(self) -> Message {
         match self {
             Outgoing::Text(text) => Message::Text(text.into()),
-            Outgoing::Shared(head, payload) => {
-                let mut text = String::with_capacity(head.len() + payload.len() + 1);
-                text.push_str(&head);
-                text.push_str(&payload);
-                text.push('}');
-                Message::Text(text.into())
-            }
+            Outgoing::Shared(head, payload) => Message::Text(next_frame(&head, &payload).into()),
             Outgoing::Close(code, reason) => Message::Close(Some(CloseFrame {
                 code,
                 reason: reason.into(),
             })),
         }
     }
+}
+
+/// A `next` frame's text: its head, the payload, and the closing brace.
+fn next_frame(head: &str, payload: &str) -> String {
+    let mut text = String::with_capacity(head.len() + payload.len() + 1);
+    text.push_str(head);
+    text.push_str(payload);
+    text.push('}');
+    text
 }
 
 /// What subscription tasks tell the connection: this id (started as this serial number) ended.
@@ -675,7 +678,10 @@ impl Subscriber {
                         first = false;
                         continue;
                     }
-                    let frame = Outgoing::Shared(Arc::clone(&head), payload.into());
+                    // A subscriber reading alone (catching up, or on a stream of its own) is
+                    // not a group's live delivery: its frames go out at once, not after the
+                    // flush interval, or a catch-up would move a queue's worth per interval.
+                    let frame = Outgoing::Text(next_frame(&head, &payload));
                     if self.out.send(frame).await.is_err() {
                         return;
                     }
