@@ -22,6 +22,7 @@ use chancery_store::sequencer;
 
 /// Format 2's id entries (see `upgrade`).
 pub const ID: u8 = b'I';
+/// Retraction marks: a retracted event's id, and where its retraction is.
 pub const RETRACTION: u8 = b'R';
 pub const POSTINGS: u8 = b'P';
 
