@@ -166,6 +166,9 @@ enum Bench {
         #[arg(long)]
         file: PathBuf,
     },
+    /// Rewrites `benchmarks.md` from `benchmarks.json` in the report directory, after a note
+    /// was added to a section by hand.
+    Render,
     Compare {
         /// The older build's report directory (holding its `benchmarks.json`).
         #[arg(long)]
@@ -232,6 +235,7 @@ impl Bench {
                 label,
                 benchmarks,
             } => compare::run(&before, &label, &benchmarks, out, command),
+            Bench::Render => report::render(out),
             Bench::Compression { dir } => compression::run(&dir, runs, out, command),
             Bench::Datasets { rows, baseline_bin } => {
                 datasets::run(rows, baseline_bin.as_deref(), runs, out, command)

@@ -153,6 +153,20 @@ pub fn today() -> String {
     )
 }
 
+/// Rewrites the Markdown from the JSON report in `dir`, and the JSON in its own layout.
+pub fn render(dir: &Path) -> anyhow::Result<()> {
+    let json_path = dir.join("benchmarks.json");
+    let bytes = std::fs::read(&json_path)
+        .with_context(|| format!("cannot read {}", json_path.display()))?;
+    let all: BTreeMap<String, Section> = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{} is not a benchmarks report", json_path.display()))?;
+    std::fs::write(&json_path, serde_json::to_vec_pretty(&all)?)
+        .with_context(|| format!("cannot write {}", json_path.display()))?;
+    std::fs::write(dir.join("benchmarks.md"), markdown(&all))
+        .context("cannot write benchmarks.md")?;
+    Ok(())
+}
+
 /// Merges `section` under `key` into the JSON report in `dir`, and rewrites the Markdown.
 pub fn write(dir: &Path, key: &str, section: Section) -> anyhow::Result<()> {
     // A benchmark that could not measure must fail, not report a blank: CI's smoke pass relies

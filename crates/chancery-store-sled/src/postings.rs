@@ -4,6 +4,13 @@
 //! it whole once per commit group, which costs one sled write per term a group touches rather than
 //! one per record and term.
 //!
+//! The block size is a trade: sled keeps a page-table entry (about 200 bytes) per tree node, and a
+//! node holds at most 16 keys, so resident memory grows with the number of blocks; a larger block
+//! means fewer of them, but a longer value written for every group that touches its list. At 256
+//! positions a 10M-event store's index is about 24,000 nodes instead of 96,000 at 64
+//! (docs/benchmarks.md). Readers take blocks of any length: stores written with smaller blocks
+//! keep them, and their lists go on in blocks of the current size.
+//!
 //! A block's key is its list's prefix and its first position (u64 BE), so a read from a position
 //! seeks to the block holding it. Its value is the list's ordinal of its first entry (u64 BE),
 //! then its first position (u64 BE), then the gaps to each next position (LEB128). The ordinal
@@ -19,7 +26,7 @@ use chancery_store::StoreError;
 use crate::reader::{corrupt, storage_error};
 
 /// Positions per block.
-pub const BLOCK: usize = 64;
+pub const BLOCK: usize = 256;
 
 /// A key and the value to write under it.
 pub type Write = (Vec<u8>, Vec<u8>);
@@ -60,7 +67,7 @@ impl Block {
     pub fn decode(bytes: &[u8]) -> Option<Block> {
         let ordinal = u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?);
         let first = u64::from_be_bytes(bytes.get(8..16)?.try_into().ok()?);
-        let mut positions = Vec::with_capacity(BLOCK);
+        let mut positions = Vec::with_capacity(bytes.len().saturating_sub(16).min(BLOCK) + 1);
         positions.push(first);
         let mut prev = first;
         let mut rest = &bytes[16..];
@@ -117,15 +124,33 @@ fn last_block(tree: &sled::Tree, prefix: &[u8]) -> Result<Option<Block>, StoreEr
     }
 }
 
-/// The writer's open blocks, by list. Bounded: past [`Postings::MAX_OPEN`] lists it forgets them
-/// all and reads each again from sled when next appended to.
-#[derive(Default)]
+/// The writer's open blocks, by list. Bounded: past [`Postings::MAX_OPEN`] lists (at most 8 MiB
+/// of positions) it forgets them all and reads each again from sled when next appended to.
 pub struct Postings {
     open: HashMap<Vec<u8>, Block>,
+    /// Positions per block: [`BLOCK`], smaller in tests so that lists span many blocks.
+    block: usize,
+}
+
+impl Default for Postings {
+    fn default() -> Self {
+        Self {
+            open: HashMap::new(),
+            block: BLOCK,
+        }
+    }
 }
 
 impl Postings {
-    const MAX_OPEN: usize = 16_384;
+    const MAX_OPEN: usize = 4_096;
+
+    #[cfg(test)]
+    fn with_block(block: usize) -> Self {
+        Self {
+            open: HashMap::new(),
+            block,
+        }
+    }
 
     /// Appends positions (increasing) to lists, and answers the block writes that make it so.
     /// A position a list already holds (indexing a record again after a crash) is skipped.
@@ -153,15 +178,15 @@ impl Postings {
             if block.positions.last().is_some_and(|last| last >= position) {
                 continue;
             }
-            if block.positions.len() >= BLOCK {
+            if block.positions.len() >= self.block {
                 // A block filled by this group is written as it ends; the next starts after it.
                 if let Some(i) = touched.iter().position(|t| t == prefix) {
                     touched.swap_remove(i);
                     writes.push((block_key(prefix, block.positions[0]), block.encode()));
                 }
                 *block = Block {
-                    ordinal: block.ordinal + BLOCK as u64,
-                    positions: Vec::with_capacity(BLOCK),
+                    ordinal: block.ordinal + block.positions.len() as u64,
+                    positions: Vec::with_capacity(self.block),
                 };
             }
             block.positions.push(*position);
@@ -315,13 +340,17 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(64))]
 
         /// Lists built a group at a time read back as the plain lists they are: forward and
-        /// backward from any position, bounded by any head; counted; and entry by entry.
+        /// backward from any position, bounded by any head; counted; and entry by entry. Part
+        /// way through, the writer starts again with another block size, as when a store written
+        /// with smaller blocks is opened by a build with larger ones.
         #[test]
         fn lists_read_back_as_appended(
             gaps in prop::collection::vec((1u64..5, 0usize..3), 1..400),
             group in 1usize..80,
             from in 0u64..1200,
             bound in 0u64..1200,
+            blocks in (1usize..40, 1usize..40),
+            switch in 0usize..400,
         ) {
             let (_dir, tree) = tree();
             let prefixes = [b"a".to_vec(), b"b".to_vec(), b"c".to_vec()];
@@ -333,8 +362,15 @@ mod tests {
                 entries.push((prefixes[list].clone(), position));
                 model[list].push(position);
             }
-            let mut postings = Postings::default();
-            for chunk in entries.chunks(group) {
+            let (before, after) = entries.split_at(switch.min(entries.len()));
+            let mut postings = Postings::with_block(blocks.0);
+            for chunk in before.chunks(group) {
+                for (k, v) in postings.append(&tree, chunk).unwrap() {
+                    tree.insert(k, v).unwrap();
+                }
+            }
+            let mut postings = Postings::with_block(blocks.1);
+            for chunk in after.chunks(group) {
                 for (k, v) in postings.append(&tree, chunk).unwrap() {
                     tree.insert(k, v).unwrap();
                 }
