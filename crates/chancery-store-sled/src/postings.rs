@@ -7,7 +7,7 @@
 //! The block size is a trade: sled keeps a page-table entry (about 200 bytes) per tree node, and a
 //! node holds at most 16 keys, so resident memory grows with the number of blocks; a larger block
 //! means fewer of them, but a longer value written for every group that touches its list. At 256
-//! positions a 10M-event store's index is about 24,000 nodes instead of 96,000 at 64
+//! positions a 10M-event store's index is about 27,000 nodes instead of 96,000 at 64
 //! (docs/benchmarks.md). Readers take blocks of any length: stores written with smaller blocks
 //! keep them, and their lists go on in blocks of the current size.
 //!
