@@ -124,19 +124,32 @@ fn a_positions_lists_answer_alike_however_they_are_selected() {
 fn cached_answers_follow_the_log_and_the_clock() {
     let api = demo(&[]);
     let last = r#"{ events(last: 1) { edges { node { position } } } }"#;
-    let counter = |name: &str| -> u64 {
-        let metrics = api.get("/metrics").text();
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} ")))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no {name} in:\n{metrics}"))
-    };
-    let hits = counter("chancery_answer_cache_hits_total");
+    let hits = || api.metric("chancery_answer_cache_hits_total");
+    let before = hits();
     assert_eq!(api.query(last), api.query(last));
-    assert!(
-        counter("chancery_answer_cache_hits_total") > hits,
-        "the second answer came from the cache"
+    assert!(hits() > before, "the second answer came from the cache");
+
+    // An answer that did not read the present (every asOf gives a valid time) holds past the
+    // second it was asked in, until the store moves.
+    let june = r#"{ standoffs(timeline: "us-china-trade", asOf: { validAt: "2018-06-01" }) { issue { slug } status } }"#;
+    let unix_second = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let first = api.query(june);
+    let asked_in = unix_second();
+    while unix_second() <= asked_in {
+        // The clock is what this waits for; nothing else can signal it.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let before = hits();
+    assert_eq!(api.query(june), first);
+    assert_eq!(
+        hits(),
+        before + 1,
+        "an answer with a valid time was computed again in a later second"
     );
 
     // A write moves the head: the next answer is computed again.
@@ -149,6 +162,13 @@ fn cached_answers_follow_the_log_and_the_clock() {
     assert_eq!(
         api.query(last)["events"]["edges"][0]["node"]["position"],
         29
+    );
+    let before = hits();
+    api.query(june);
+    assert_eq!(
+        hits(),
+        before,
+        "the log moved, and the kept answer was given"
     );
 
     // The present moves too: a measure taking effect in a few seconds reads as a threat until

@@ -4,9 +4,16 @@
 //! role and timelines, the log's head, the position the projections have applied, and the present time (an
 //! `asOf` left out means "now", to the second, and a measure takes effect at its instant). The
 //! cache keys answers by the first four and stamps them with the last three: an answer is
-//! served only while the stamp it was computed under is still the current one, so it is
-//! exactly the answer a fresh computation would give. Dashboards polling the same questions
+//! served only while what it depends on of its stamp is still current, so it is exactly the
+//! answer a fresh computation would give. Dashboards polling the same questions
 //! then cost one computation per question per second, however many they are.
+//!
+//! An answer computed without reading the present (every `asOf` gave a valid time, as the
+//! timeline page's slider does) holds for as long as the log and the projections do not move,
+//! whatever the second: [`Holds::WhileStoreUnmoved`]. The projections count their reads of the
+//! present ([`chancery_projections::present_time_reads`], process-wide); an answer computed
+//! while the count stood still read none. A read by a concurrent request makes the answer count
+//! as one that did, which only costs a recomputation the next second.
 //!
 //! One computation per question and stamp: a request that misses while another computes the
 //! same answer waits for it ([`AnswerCache::claim`]) instead of computing it again, so that the
@@ -27,9 +34,9 @@ use tokio::sync::Notify;
 use crate::api::Api;
 use crate::auth::Scope;
 
-/// Answers kept for one stamp, at most.
+/// Answers kept for one state of the store, at most.
 const MAX_ANSWERS: usize = 256;
-/// Bytes of answers kept for one stamp, at most, and the largest answer kept.
+/// Bytes of answers kept for one state of the store, at most, and the largest answer kept.
 const MAX_BYTES: usize = 32 << 20;
 const MAX_ANSWER_BYTES: usize = 4 << 20;
 
@@ -42,6 +49,21 @@ pub struct Stamp {
 }
 
 impl Stamp {
+    /// The log's head and the applied position: what an answer that did not read the present
+    /// depends on besides its question.
+    fn store(&self) -> (u64, u64) {
+        (self.head, self.applied)
+    }
+
+    /// Whether an answer computed under `self`, holding as `holds` says, is still right under
+    /// `now`.
+    pub fn still_holds(&self, now: Stamp, holds: Holds) -> bool {
+        match holds {
+            Holds::ThisSecond => *self == now,
+            Holds::WhileStoreUnmoved => self.store() == now.store(),
+        }
+    }
+
     /// The current stamp, or `None` when answers must not be cached now: the projections are
     /// behind the log.
     pub async fn now(api: &Api) -> Option<Stamp> {
@@ -88,14 +110,39 @@ impl Question {
     }
 }
 
+/// How long a kept answer holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holds {
+    /// For the second it was computed in: it read the present time.
+    ThisSecond,
+    /// For as long as the log's head and the applied position stay where they were.
+    WhileStoreUnmoved,
+}
+
+struct Kept {
+    /// The second the answer holds for, or `None` for any second.
+    second: Option<u64>,
+    /// The last second the answer was kept or served in.
+    used: u64,
+    body: Bytes,
+}
+
+/// The answers kept for one state of the store.
 #[derive(Default)]
 struct Held {
-    stamp: Option<Stamp>,
-    answers: HashMap<Question, Bytes>,
+    /// The log's head and the applied position every kept answer was computed at.
+    store: Option<(u64, u64)>,
+    answers: HashMap<Question, Kept>,
     bytes: usize,
 }
 
-/// The answers of the current stamp.
+impl Held {
+    fn has_room_for(&self, bytes: usize) -> bool {
+        self.answers.len() < MAX_ANSWERS && self.bytes + bytes <= MAX_BYTES
+    }
+}
+
+/// The answers of the current state of the store.
 #[derive(Default)]
 pub struct AnswerCache {
     held: Mutex<Held>,
@@ -190,34 +237,66 @@ impl AnswerCache {
         }
     }
 
-    /// The answer computed under `stamp`, if there is one.
+    /// The answer that holds under `stamp`, if there is one.
     pub fn get(&self, stamp: Stamp, question: &Question) -> Option<Bytes> {
-        let held = self.held.lock().ok()?;
-        if held.stamp != Some(stamp) {
+        let mut held = self.held.lock().ok()?;
+        if held.store != Some(stamp.store()) {
             return None;
         }
-        held.answers.get(question).cloned()
+        let kept = held
+            .answers
+            .get_mut(question)
+            .filter(|kept| kept.second.is_none_or(|s| s == stamp.second))?;
+        kept.used = kept.used.max(stamp.second);
+        Some(kept.body.clone())
     }
 
-    /// Keeps an answer computed wholly under `stamp`; answers of older stamps go.
-    pub fn put(&self, stamp: Stamp, question: Question, answer: Bytes) {
+    /// Keeps an answer computed wholly under `stamp`, holding as `holds` says; answers of other
+    /// states of the store go. When the cache is full, the answers not served in this second
+    /// make room: those of past seconds, and those holding for any second that nobody asked
+    /// for since (questions asked once, as a slider moved on, do not fill it for good).
+    pub fn put(&self, stamp: Stamp, question: Question, answer: Bytes, holds: Holds) {
         if answer.len() > MAX_ANSWER_BYTES {
             return;
         }
         let Ok(mut held) = self.held.lock() else {
             return;
         };
-        if held.stamp != Some(stamp) {
+        if held.store != Some(stamp.store()) {
             *held = Held {
-                stamp: Some(stamp),
+                store: Some(stamp.store()),
                 ..Held::default()
             };
         }
-        if held.answers.len() >= MAX_ANSWERS || held.bytes + answer.len() > MAX_BYTES {
-            return;
+        if let Some(replaced) = held.answers.remove(&question) {
+            held.bytes -= replaced.body.len();
+        }
+        if !held.has_room_for(answer.len()) {
+            let Held { answers, bytes, .. } = &mut *held;
+            answers.retain(|_, kept| {
+                let idle = kept.used < stamp.second;
+                if idle {
+                    *bytes -= kept.body.len();
+                }
+                !idle
+            });
+            if !held.has_room_for(answer.len()) {
+                return;
+            }
         }
         held.bytes += answer.len();
-        held.answers.insert(question, answer);
+        let second = match holds {
+            Holds::ThisSecond => Some(stamp.second),
+            Holds::WhileStoreUnmoved => None,
+        };
+        held.answers.insert(
+            question,
+            Kept {
+                second,
+                used: stamp.second,
+                body: answer,
+            },
+        );
     }
 }
 
@@ -254,7 +333,12 @@ mod tests {
     fn an_answer_serves_only_its_own_stamp_and_question() {
         let cache = AnswerCache::default();
         let q = question("{ head { position } }");
-        cache.put(stamp(7, 100), q.clone(), Bytes::from_static(b"seven"));
+        cache.put(
+            stamp(7, 100),
+            q.clone(),
+            Bytes::from_static(b"seven"),
+            Holds::ThisSecond,
+        );
         assert_eq!(cache.get(stamp(7, 100), &q).as_deref(), Some(&b"seven"[..]));
         assert_eq!(cache.get(stamp(8, 100), &q), None, "the log moved");
         assert_eq!(cache.get(stamp(7, 101), &q), None, "a second passed");
@@ -270,12 +354,121 @@ mod tests {
         let other = question("{ parties { code } }");
         assert_eq!(cache.get(stamp(7, 100), &other), None);
         // A newer stamp clears the older answers.
-        cache.put(stamp(8, 100), other.clone(), Bytes::from_static(b"parties"));
+        cache.put(
+            stamp(8, 100),
+            other.clone(),
+            Bytes::from_static(b"parties"),
+            Holds::ThisSecond,
+        );
         assert_eq!(cache.get(stamp(8, 100), &q), None);
         assert_eq!(
             cache.get(stamp(8, 100), &other).as_deref(),
             Some(&b"parties"[..])
         );
+    }
+
+    #[test]
+    fn an_answer_that_did_not_read_the_present_holds_until_the_store_moves() {
+        let cache = AnswerCache::default();
+        let timeless = question("{ standoffs(asOf: { validAt: \"2018-06-01\" }) { status } }");
+        let present = question("{ standoffs { status } }");
+        cache.put(
+            stamp(7, 100),
+            timeless.clone(),
+            Bytes::from_static(b"june"),
+            Holds::WhileStoreUnmoved,
+        );
+        cache.put(
+            stamp(7, 100),
+            present.clone(),
+            Bytes::from_static(b"now"),
+            Holds::ThisSecond,
+        );
+        assert_eq!(
+            cache.get(stamp(7, 105), &timeless).as_deref(),
+            Some(&b"june"[..])
+        );
+        assert_eq!(cache.get(stamp(7, 101), &present), None, "a second passed");
+        assert_eq!(cache.get(stamp(8, 105), &timeless), None, "the log moved");
+        let behind = Stamp {
+            head: 7,
+            applied: 6,
+            second: 100,
+        };
+        assert_eq!(cache.get(behind, &timeless), None, "the projections moved");
+        assert!(stamp(7, 100).still_holds(stamp(7, 101), Holds::WhileStoreUnmoved));
+        assert!(!stamp(7, 100).still_holds(stamp(7, 101), Holds::ThisSecond));
+        assert!(!stamp(7, 100).still_holds(stamp(8, 100), Holds::WhileStoreUnmoved));
+    }
+
+    #[test]
+    fn answers_not_served_this_second_make_room_for_new_ones() {
+        let cache = AnswerCache::default();
+        let asked = |i: usize| question(&format!("{{ standoffs {{ status }} }} # {i}"));
+        for i in 0..MAX_ANSWERS {
+            cache.put(
+                stamp(7, 100),
+                asked(i),
+                Bytes::from_static(b"a"),
+                Holds::ThisSecond,
+            );
+        }
+        let timeless = |i: usize| question(&format!("{{ parties {{ code }} }} # {i}"));
+        cache.put(
+            stamp(7, 100),
+            timeless(0),
+            Bytes::from_static(b"b"),
+            Holds::WhileStoreUnmoved,
+        );
+        assert_eq!(
+            cache.get(stamp(7, 100), &timeless(0)),
+            None,
+            "full of this second's answers: nothing kept"
+        );
+        // A later second: the answers of the past one make room.
+        for i in 0..MAX_ANSWERS {
+            cache.put(
+                stamp(7, 101),
+                timeless(i),
+                Bytes::from_static(b"b"),
+                Holds::WhileStoreUnmoved,
+            );
+        }
+        assert_eq!(
+            cache.get(stamp(7, 105), &timeless(0)).as_deref(),
+            Some(&b"b"[..])
+        );
+        // Answers for any second that nobody asked for since make room too; the one served in
+        // this second stays.
+        cache.put(
+            stamp(7, 105),
+            asked(0),
+            Bytes::from_static(b"c"),
+            Holds::ThisSecond,
+        );
+        assert_eq!(
+            cache.get(stamp(7, 105), &asked(0)).as_deref(),
+            Some(&b"c"[..])
+        );
+        assert_eq!(
+            cache.get(stamp(7, 105), &timeless(0)).as_deref(),
+            Some(&b"b"[..])
+        );
+        assert_eq!(cache.get(stamp(7, 105), &timeless(1)), None);
+        // Asking again replaces the answer kept, and counts its bytes once.
+        cache.put(
+            stamp(7, 105),
+            asked(0),
+            Bytes::from_static(b"d"),
+            Holds::ThisSecond,
+        );
+        assert_eq!(
+            cache.get(stamp(7, 105), &asked(0)).as_deref(),
+            Some(&b"d"[..])
+        );
+        let held = cache.held.lock().expect("the lock");
+        assert_eq!(held.answers.len(), 2);
+        assert_eq!(held.bytes, 2);
     }
 
     /// Claims the computation of `q` (nobody else was computing it), then has a second request
@@ -305,7 +498,12 @@ mod tests {
             Claim::Compute(_)
         ));
         assert!(!waiting.is_finished(), "the second request waits");
-        cache.put(s, q.clone(), Bytes::from_static(b"answer"));
+        cache.put(
+            s,
+            q.clone(),
+            Bytes::from_static(b"answer"),
+            Holds::ThisSecond,
+        );
         drop(first);
         match waiting.await.expect("the waiter ends") {
             Claim::Answer(answer) => assert_eq!(&answer[..], b"answer"),
@@ -344,12 +542,18 @@ mod tests {
                 s,
                 question(&format!("{{ q{i} }}")),
                 Bytes::from_static(b"x"),
+                Holds::WhileStoreUnmoved,
             );
         }
         let held = cache.held.lock().map(|h| h.answers.len()).unwrap_or(0);
         assert_eq!(held, MAX_ANSWERS);
         let big = vec![0u8; MAX_ANSWER_BYTES + 1];
-        cache.put(s, question("{ big }"), Bytes::from(big));
+        cache.put(
+            s,
+            question("{ big }"),
+            Bytes::from(big),
+            Holds::WhileStoreUnmoved,
+        );
         assert_eq!(cache.get(s, &question("{ big }")), None);
     }
 }

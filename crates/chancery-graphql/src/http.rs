@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
-use crate::answers::{AnswerCache, Claim, Question, Stamp};
+use crate::answers::{AnswerCache, Claim, Holds, Question, Stamp};
 use crate::api::Api;
 use crate::auth::Caller;
 use crate::documents::{DocumentCache, Parsed};
@@ -242,6 +242,9 @@ impl Outcome {
 struct Cacheable {
     question: Question,
     stamp: Stamp,
+    /// The projections' reads of the present time before the answer is computed: if none is
+    /// made until it is kept, it did not read the present.
+    present_time_reads: u64,
 }
 
 impl Cacheable {
@@ -263,8 +266,13 @@ impl Cacheable {
             operation,
             incoming.variables.as_ref(),
         )?;
+        let present_time_reads = chancery_projections::present_time_reads();
         let stamp = Stamp::now(&endpoint.api).await?;
-        Some(Cacheable { question, stamp })
+        Some(Cacheable {
+            question,
+            stamp,
+            present_time_reads,
+        })
     }
 }
 
@@ -430,12 +438,21 @@ async fn finish(
     }
 }
 
-/// Keeps an answer, only if the store and the second did not move while it was computed.
+/// Keeps an answer, only if what it depends on did not move while it was computed: the store,
+/// and the second if the present time was read meanwhile.
 async fn keep(endpoint: &Endpoint, cacheable: Cacheable, body: Bytes) {
-    if Stamp::now(&endpoint.api).await == Some(cacheable.stamp) {
+    let holds = if chancery_projections::present_time_reads() == cacheable.present_time_reads {
+        Holds::WhileStoreUnmoved
+    } else {
+        Holds::ThisSecond
+    };
+    let Some(now) = Stamp::now(&endpoint.api).await else {
+        return;
+    };
+    if cacheable.stamp.still_holds(now, holds) {
         endpoint
             .answers
-            .put(cacheable.stamp, cacheable.question, body);
+            .put(cacheable.stamp, cacheable.question, body, holds);
     }
 }
 

@@ -2,6 +2,7 @@
 //! takes an [`AsOf`]: the world as of a valid time, as the log knew it at a position or instant.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use chancery_domain::payload::Payload;
@@ -208,8 +209,20 @@ pub struct ChronologyPage {
     pub has_more: bool,
 }
 
+/// Reads of the present time by the projections in this process. `now_seconds` is their only
+/// clock: a question without a valid time is asked as of now.
+static PRESENT_TIME_READS: AtomicU64 = AtomicU64::new(0);
+
 fn now_seconds() -> i64 {
+    PRESENT_TIME_READS.fetch_add(1, Ordering::SeqCst);
     Timestamp::from_system_time(SystemTime::now()).unix_seconds()
+}
+
+/// How many times the projections have read the present time in this process. An answer
+/// computed while this count stood still did not depend on the present, only on the state it
+/// was computed from (the answer cache keeps such answers past the second they were asked in).
+pub fn present_time_reads() -> u64 {
+    PRESENT_TIME_READS.load(Ordering::SeqCst)
 }
 
 fn valid_time(seconds: i64, precision: chancery_domain::Precision) -> ValidTime {

@@ -25,7 +25,7 @@ pub use error::ProjectionError;
 pub use facade::{
     AsOf, ChronologyEntry, ChronologyPage, ChronologyRequest, Content, KnownAt, PositionChange,
     PositionLists, PositionQuery, PositionView, RelationsBucket, RelationsQuery, Side,
-    StandoffView,
+    StandoffView, present_time_reads,
 };
 pub use facts::Stance;
 pub use query::{Bucket, BucketTotals};
