@@ -80,6 +80,24 @@ impl Http {
         Ok((status, whole))
     }
 
+    /// One value from the server's `/metrics`.
+    pub async fn metric(&mut self, name: &str) -> anyhow::Result<f64> {
+        let (status, body) = self.request("GET", "/metrics", None).await?;
+        if status != 200 {
+            bail!("/metrics answered {status}");
+        }
+        String::from_utf8_lossy(&body)
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(name)?
+                    .strip_prefix(' ')?
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+            })
+            .with_context(|| format!("no {name} in /metrics"))
+    }
+
     /// Sends a request and hands the response's body to `sink` as it arrives, piece by piece
     /// (a large body, such as `/export`'s, is never held whole); answers the status.
     pub async fn request_streamed(
@@ -294,6 +312,12 @@ impl Server {
             503 => Ok(false),
             other => bail!("/readyz answered {other}"),
         }
+    }
+
+    /// One value from the server's `/metrics`.
+    pub async fn metric(&self, name: &str) -> anyhow::Result<f64> {
+        let mut http = Http::connect(&self.address.to_string(), "").await?;
+        http.metric(name).await
     }
 
     pub fn pid(&self) -> anyhow::Result<u32> {

@@ -576,27 +576,9 @@ fn cores(before: Option<(f64, f64)>, after: Option<(f64, f64)>, seconds: f64) ->
 /// /metrics): how long a write waits inside the server, apart from the HTTP round trip.
 async fn server_appends(http: &mut Http) -> anyhow::Result<(f64, f64)> {
     Ok((
-        metric(http, "chancery_append_seconds_count").await?,
-        metric(http, "chancery_append_seconds_sum").await?,
+        http.metric("chancery_append_seconds_count").await?,
+        http.metric("chancery_append_seconds_sum").await?,
     ))
-}
-
-/// One value from the server's /metrics.
-async fn metric(http: &mut Http, name: &str) -> anyhow::Result<f64> {
-    let (status, body) = http.request("GET", "/metrics", None).await?;
-    if status != 200 {
-        bail!("/metrics answered {status}");
-    }
-    String::from_utf8_lossy(&body)
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(name)?
-                .strip_prefix(' ')?
-                .trim()
-                .parse::<f64>()
-                .ok()
-        })
-        .with_context(|| format!("no {name} in /metrics"))
 }
 
 fn ticks_per_second() -> f64 {
@@ -787,8 +769,8 @@ async fn measure(binary: &Path, scale: Scale, run: usize) -> anyhow::Result<Meas
     let idle_socket_kib =
         (rss_idle_mb - rss_before_mb) * 1e6 / 1024.0 / scale.subscribers.max(1) as f64;
     let groups = (
-        metric(&mut http, "chancery_subscription_groups").await?,
-        metric(&mut http, "chancery_subscription_largest_group").await?,
+        http.metric("chancery_subscription_groups").await?,
+        http.metric("chancery_subscription_largest_group").await?,
     );
     let pid = server.pid()?.to_string();
     let phase = write_and_drain(&pid, &mut http, &plan, scale, ids, warm_position).await?;

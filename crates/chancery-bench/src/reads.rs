@@ -488,6 +488,8 @@ struct QueryRuns {
     per_second: [Vec<f64>; 3],
     /// Server CPU time per request (user + system), in ms: asked the same, and afresh.
     server_cpu_ms: [Vec<f64>; 2],
+    /// Answers the server computed per second while asked the same (its answer cache's misses).
+    computed_per_second: Vec<f64>,
 }
 
 /// What each query is loaded on, by index: Chancery, the bare handler, and Chancery asked
@@ -732,14 +734,27 @@ async fn load_query(
         };
         // A short warm-up: connections, caches and allocator pools, not measured.
         load(address, asked, (seconds / 5.0).min(0.5), asking).await?;
+        let misses = "chancery_answer_cache_misses_total";
+        let misses_before = if target == 0 {
+            server.metric(misses).await?
+        } else {
+            0.0
+        };
         let cpu_before = server.cpu_seconds()?;
         let m = load(address, asked, seconds, asking).await?;
         if target != BARE {
             let cpu = server.cpu_seconds()? - cpu_before;
             measured.server_cpu_ms[target / 2].push(cpu * 1000.0 / m.requests as f64);
         }
+        let computed = if target == 0 {
+            let computed = server.metric(misses).await? - misses_before;
+            measured.computed_per_second.push(computed / seconds);
+            format!(", {computed} answers computed")
+        } else {
+            String::new()
+        };
         eprintln!(
-            "reads run {run}: {} on {}: p50 {:.3} ms, p99 {:.3} ms, {:.0} requests/s",
+            "reads run {run}: {} on {}: p50 {:.3} ms, p99 {:.3} ms, {:.0} requests/s{computed}",
             query.name, TARGETS[target], m.p50_ms, m.p99_ms, m.per_second
         );
         measured.p50[target].push(m.p50_ms);
@@ -953,18 +968,19 @@ fn notes(queries: &[ReadQuery], served: &Served, disk: Disk, generated: String) 
         .zip(&served.queries)
         .map(|((q, (asked, items)), m)| {
             format!(
-                "{}: {items} items, {} bytes{}, {:.2} ms of server CPU per request ({:.2} ms asked afresh)",
+                "{}: {items} items, {} bytes{}, {:.3} ms of server CPU per request and {:.1} answers computed per second ({:.2} ms asked afresh)",
                 q.name,
                 asked[0].answer.len(),
                 if asked.len() > 1 { " (the first day's answer)" } else { "" },
                 med(&m.server_cpu_ms[0]),
+                med(&m.computed_per_second),
                 med(&m.server_cpu_ms[1])
             )
         })
         .collect();
     vec![
         format!(
-            "The real `chancery serve` in a process of its own on loopback; the clients and the bare axum baseline share the benchmark's process (and the machine's cores with the server). Every answer under load is checked to be 200 and byte-identical to the one captured first. Chancery answers repeated read queries from its answer cache (valid while the log, the projections and the present second are unchanged); each query is also measured \"asked afresh\", every request's document ending in a different comment, so that every answer is computed. Answers (server CPU from /proc/PID/stat over the measured load, medians): {}.",
+            "The real `chancery serve` in a process of its own on loopback; the clients and the bare axum baseline share the benchmark's process (and the machine's cores with the server). Every answer under load is checked to be 200 and byte-identical to the one captured first. Chancery answers repeated read queries from its answer cache (valid while the log and the projections are unchanged, and the present second too for an answer that read the present; \"answers computed\" counts the cache's misses, from /metrics, under the load of the same questions); each query is also measured \"asked afresh\", every request's document ending in a different comment, so that every answer is computed. Answers (server CPU from /proc/PID/stat over the measured load, medians): {}.",
             sizes.join("; ")
         ),
         format!(

@@ -15,6 +15,10 @@
 //! while the count stood still read none. A read by a concurrent request makes the answer count
 //! as one that did, which only costs a recomputation the next second.
 //!
+//! Bounded in answers and bytes: when full, answers of past seconds make room, then the least
+//! recently used, so that questions asked once (asked afresh, or a slider moving on) make room
+//! for those asked again rather than crowding them out.
+//!
 //! One computation per question and stamp: a request that misses while another computes the
 //! same answer waits for it ([`AnswerCache::claim`]) instead of computing it again, so that the
 //! clients polling one question do not all compute it at the turn of each second.
@@ -122,7 +126,7 @@ pub enum Holds {
 struct Kept {
     /// The second the answer holds for, or `None` for any second.
     second: Option<u64>,
-    /// The last second the answer was kept or served in.
+    /// When the answer was last kept or served, on [`Held::clock`].
     used: u64,
     body: Bytes,
 }
@@ -134,11 +138,56 @@ struct Held {
     store: Option<(u64, u64)>,
     answers: HashMap<Question, Kept>,
     bytes: usize,
+    /// Counts the answers kept and served: what [`Kept::used`] is measured on.
+    clock: u64,
 }
 
 impl Held {
     fn has_room_for(&self, bytes: usize) -> bool {
         self.answers.len() < MAX_ANSWERS && self.bytes + bytes <= MAX_BYTES
+    }
+
+    fn tick(&mut self) -> u64 {
+        self.clock += 1;
+        self.clock
+    }
+
+    fn forget(&mut self, question: &Question) {
+        if let Some(forgotten) = self.answers.remove(question) {
+            self.bytes -= forgotten.body.len();
+        }
+    }
+
+    /// Makes room for an answer of `bytes` under `second`: the answers of past seconds go, then
+    /// the least recently used ones. Questions asked once (a client asking afresh, a slider
+    /// moving on) so make room for the ones asked again, instead of filling the cache.
+    fn make_room(&mut self, bytes: usize, second: u64) {
+        if self.has_room_for(bytes) {
+            return;
+        }
+        let Held {
+            answers,
+            bytes: held_bytes,
+            ..
+        } = self;
+        answers.retain(|_, kept| {
+            let past = kept.second.is_some_and(|s| s < second);
+            if past {
+                *held_bytes -= kept.body.len();
+            }
+            !past
+        });
+        while !self.has_room_for(bytes) {
+            let Some(oldest) = self
+                .answers
+                .iter()
+                .min_by_key(|(_, kept)| kept.used)
+                .map(|(question, _)| question.clone())
+            else {
+                return;
+            };
+            self.forget(&oldest);
+        }
     }
 }
 
@@ -243,18 +292,18 @@ impl AnswerCache {
         if held.store != Some(stamp.store()) {
             return None;
         }
+        let now = held.tick();
         let kept = held
             .answers
             .get_mut(question)
             .filter(|kept| kept.second.is_none_or(|s| s == stamp.second))?;
-        kept.used = kept.used.max(stamp.second);
+        kept.used = now;
         Some(kept.body.clone())
     }
 
     /// Keeps an answer computed wholly under `stamp`, holding as `holds` says; answers of other
-    /// states of the store go. When the cache is full, the answers not served in this second
-    /// make room: those of past seconds, and those holding for any second that nobody asked
-    /// for since (questions asked once, as a slider moved on, do not fill it for good).
+    /// states of the store go. When the cache is full, answers of past seconds make room, then
+    /// the least recently used ones.
     pub fn put(&self, stamp: Stamp, question: Question, answer: Bytes, holds: Holds) {
         if answer.len() > MAX_ANSWER_BYTES {
             return;
@@ -268,23 +317,10 @@ impl AnswerCache {
                 ..Held::default()
             };
         }
-        if let Some(replaced) = held.answers.remove(&question) {
-            held.bytes -= replaced.body.len();
-        }
-        if !held.has_room_for(answer.len()) {
-            let Held { answers, bytes, .. } = &mut *held;
-            answers.retain(|_, kept| {
-                let idle = kept.used < stamp.second;
-                if idle {
-                    *bytes -= kept.body.len();
-                }
-                !idle
-            });
-            if !held.has_room_for(answer.len()) {
-                return;
-            }
-        }
+        held.forget(&question);
+        held.make_room(answer.len(), stamp.second);
         held.bytes += answer.len();
+        let used = held.tick();
         let second = match holds {
             Holds::ThisSecond => Some(stamp.second),
             Holds::WhileStoreUnmoved => None,
@@ -293,7 +329,7 @@ impl AnswerCache {
             question,
             Kept {
                 second,
-                used: stamp.second,
+                used,
                 body: answer,
             },
         );
@@ -402,73 +438,53 @@ mod tests {
     }
 
     #[test]
-    fn answers_not_served_this_second_make_room_for_new_ones() {
+    fn answers_of_past_seconds_then_the_least_recently_used_make_room() {
         let cache = AnswerCache::default();
+        let keep = |second: u64, q: Question, body: &'static [u8], holds: Holds| {
+            cache.put(stamp(7, second), q, Bytes::from_static(body), holds);
+        };
         let asked = |i: usize| question(&format!("{{ standoffs {{ status }} }} # {i}"));
-        for i in 0..MAX_ANSWERS {
-            cache.put(
-                stamp(7, 100),
-                asked(i),
-                Bytes::from_static(b"a"),
-                Holds::ThisSecond,
-            );
-        }
         let timeless = |i: usize| question(&format!("{{ parties {{ code }} }} # {i}"));
-        cache.put(
-            stamp(7, 100),
-            timeless(0),
-            Bytes::from_static(b"b"),
-            Holds::WhileStoreUnmoved,
-        );
-        assert_eq!(
-            cache.get(stamp(7, 100), &timeless(0)),
-            None,
-            "full of this second's answers: nothing kept"
-        );
-        // A later second: the answers of the past one make room.
         for i in 0..MAX_ANSWERS {
-            cache.put(
-                stamp(7, 101),
-                timeless(i),
-                Bytes::from_static(b"b"),
-                Holds::WhileStoreUnmoved,
-            );
+            keep(100, asked(i), b"a", Holds::ThisSecond);
         }
+        assert!(cache.get(stamp(7, 100), &asked(0)).is_some());
+        // Full, in the same second: the least recently used answer makes room.
+        keep(100, timeless(0), b"b", Holds::WhileStoreUnmoved);
         assert_eq!(
-            cache.get(stamp(7, 105), &timeless(0)).as_deref(),
+            cache.get(stamp(7, 100), &timeless(0)).as_deref(),
             Some(&b"b"[..])
         );
-        // Answers for any second that nobody asked for since make room too; the one served in
-        // this second stays.
-        cache.put(
-            stamp(7, 105),
-            asked(0),
-            Bytes::from_static(b"c"),
-            Holds::ThisSecond,
+        assert_eq!(cache.get(stamp(7, 100), &asked(1)), None, "the oldest went");
+        assert!(
+            cache.get(stamp(7, 100), &asked(0)).is_some(),
+            "served again: it stayed"
         );
+        // A later second: every answer of the past one makes room at once.
+        for i in 1..MAX_ANSWERS {
+            keep(101, timeless(i), b"b", Holds::WhileStoreUnmoved);
+        }
+        assert_eq!(cache.get(stamp(7, 101), &asked(2)), None);
         assert_eq!(
-            cache.get(stamp(7, 105), &asked(0)).as_deref(),
-            Some(&b"c"[..])
+            cache.held.lock().expect("the lock").answers.len(),
+            MAX_ANSWERS
         );
+        keep(102, asked(0), b"c", Holds::ThisSecond);
         assert_eq!(
-            cache.get(stamp(7, 105), &timeless(0)).as_deref(),
-            Some(&b"b"[..])
+            cache.get(stamp(7, 102), &timeless(0)),
+            None,
+            "the least recently used of those holding for any second"
         );
-        assert_eq!(cache.get(stamp(7, 105), &timeless(1)), None);
+        assert!(cache.get(stamp(7, 102), &timeless(1)).is_some());
         // Asking again replaces the answer kept, and counts its bytes once.
-        cache.put(
-            stamp(7, 105),
-            asked(0),
-            Bytes::from_static(b"d"),
-            Holds::ThisSecond,
-        );
+        keep(102, asked(0), b"d", Holds::ThisSecond);
         assert_eq!(
-            cache.get(stamp(7, 105), &asked(0)).as_deref(),
+            cache.get(stamp(7, 102), &asked(0)).as_deref(),
             Some(&b"d"[..])
         );
         let held = cache.held.lock().expect("the lock");
-        assert_eq!(held.answers.len(), 2);
-        assert_eq!(held.bytes, 2);
+        assert_eq!(held.answers.len(), MAX_ANSWERS);
+        assert_eq!(held.bytes, MAX_ANSWERS);
     }
 
     /// Claims the computation of `q` (nobody else was computing it), then has a second request
