@@ -568,13 +568,15 @@ impl ProjectionState {
         }
         let prefix = self.positions.prefix(&list);
         let sort_key = changed.get(prefix.len()..).unwrap_or_default().to_vec();
-        let blocks: Vec<KeyedBlock<Stated, RunState>> = self
-            .positions
-            .blocks(present(&self.disk)?, &list, Some(&sort_key), false)?
-            .collect::<Result<_, _>>()?;
         let mut end: Option<RunState> = None;
         let mut updates = Vec::new();
-        for (block_key, block) in blocks {
+        // Read as the walk goes: it stops at the first block whose start is already right, and
+        // the blocks past it are never read.
+        for walked in self
+            .positions
+            .blocks(present(&self.disk)?, &list, Some(&sort_key), false)?
+        {
+            let (block_key, block): KeyedBlock<Stated, RunState> = walked?;
             if let Some(start) = end {
                 if block.header == start {
                     break;
