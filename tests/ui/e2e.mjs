@@ -377,7 +377,7 @@ await check('an event recorded through GraphQL appears without a reload', async 
 await check('after a disconnect the feed resumes from its last cursor', async () => {
   const subscribes = sentFrames.length;
   await page.evaluate(() => window.chanceryPage.dropConnection());
-  await page.locator('#live-state[data-state="reconnecting"]').waitFor({ timeout: 5000 })
+  await page.locator('#live-state[data-state="reconnecting"]').waitFor({ timeout: TIMEOUT })
     .catch(() => { throw new CheckFailed('the connection state never showed reconnecting'); });
   const second = await recordEvent(`End-to-end test: recorded while the page was disconnected, ${new Date().toISOString()}.`, '2018-05-03');
   await page.locator('#live-state[data-state="live"]').waitFor();
