@@ -365,16 +365,16 @@ mod tests {
         asked_by(Role::Reader, document)
     }
 
+    /// Keeps `body` as the answer to `q` under `s`.
+    fn keep(cache: &AnswerCache, s: Stamp, q: &Question, body: &'static [u8], holds: Holds) {
+        cache.put(s, q.clone(), Bytes::from_static(body), holds);
+    }
+
     #[test]
     fn an_answer_serves_only_its_own_stamp_and_question() {
         let cache = AnswerCache::default();
         let q = question("{ head { position } }");
-        cache.put(
-            stamp(7, 100),
-            q.clone(),
-            Bytes::from_static(b"seven"),
-            Holds::ThisSecond,
-        );
+        keep(&cache, stamp(7, 100), &q, b"seven", Holds::ThisSecond);
         assert_eq!(cache.get(stamp(7, 100), &q).as_deref(), Some(&b"seven"[..]));
         assert_eq!(cache.get(stamp(8, 100), &q), None, "the log moved");
         assert_eq!(cache.get(stamp(7, 101), &q), None, "a second passed");
@@ -390,12 +390,7 @@ mod tests {
         let other = question("{ parties { code } }");
         assert_eq!(cache.get(stamp(7, 100), &other), None);
         // A newer stamp clears the older answers.
-        cache.put(
-            stamp(8, 100),
-            other.clone(),
-            Bytes::from_static(b"parties"),
-            Holds::ThisSecond,
-        );
+        keep(&cache, stamp(8, 100), &other, b"parties", Holds::ThisSecond);
         assert_eq!(cache.get(stamp(8, 100), &q), None);
         assert_eq!(
             cache.get(stamp(8, 100), &other).as_deref(),
@@ -408,18 +403,14 @@ mod tests {
         let cache = AnswerCache::default();
         let timeless = question("{ standoffs(asOf: { validAt: \"2018-06-01\" }) { status } }");
         let present = question("{ standoffs { status } }");
-        cache.put(
+        keep(
+            &cache,
             stamp(7, 100),
-            timeless.clone(),
-            Bytes::from_static(b"june"),
+            &timeless,
+            b"june",
             Holds::WhileStoreUnmoved,
         );
-        cache.put(
-            stamp(7, 100),
-            present.clone(),
-            Bytes::from_static(b"now"),
-            Holds::ThisSecond,
-        );
+        keep(&cache, stamp(7, 100), &present, b"now", Holds::ThisSecond);
         assert_eq!(
             cache.get(stamp(7, 105), &timeless).as_deref(),
             Some(&b"june"[..])
@@ -440,17 +431,20 @@ mod tests {
     #[test]
     fn answers_of_past_seconds_then_the_least_recently_used_make_room() {
         let cache = AnswerCache::default();
-        let keep = |second: u64, q: Question, body: &'static [u8], holds: Holds| {
-            cache.put(stamp(7, second), q, Bytes::from_static(body), holds);
-        };
         let asked = |i: usize| question(&format!("{{ standoffs {{ status }} }} # {i}"));
         let timeless = |i: usize| question(&format!("{{ parties {{ code }} }} # {i}"));
         for i in 0..MAX_ANSWERS {
-            keep(100, asked(i), b"a", Holds::ThisSecond);
+            keep(&cache, stamp(7, 100), &asked(i), b"a", Holds::ThisSecond);
         }
         assert!(cache.get(stamp(7, 100), &asked(0)).is_some());
         // Full, in the same second: the least recently used answer makes room.
-        keep(100, timeless(0), b"b", Holds::WhileStoreUnmoved);
+        keep(
+            &cache,
+            stamp(7, 100),
+            &timeless(0),
+            b"b",
+            Holds::WhileStoreUnmoved,
+        );
         assert_eq!(
             cache.get(stamp(7, 100), &timeless(0)).as_deref(),
             Some(&b"b"[..])
@@ -462,14 +456,20 @@ mod tests {
         );
         // A later second: every answer of the past one makes room at once.
         for i in 1..MAX_ANSWERS {
-            keep(101, timeless(i), b"b", Holds::WhileStoreUnmoved);
+            keep(
+                &cache,
+                stamp(7, 101),
+                &timeless(i),
+                b"b",
+                Holds::WhileStoreUnmoved,
+            );
         }
         assert_eq!(cache.get(stamp(7, 101), &asked(2)), None);
         assert_eq!(
             cache.held.lock().expect("the lock").answers.len(),
             MAX_ANSWERS
         );
-        keep(102, asked(0), b"c", Holds::ThisSecond);
+        keep(&cache, stamp(7, 102), &asked(0), b"c", Holds::ThisSecond);
         assert_eq!(
             cache.get(stamp(7, 102), &timeless(0)),
             None,
@@ -477,7 +477,7 @@ mod tests {
         );
         assert!(cache.get(stamp(7, 102), &timeless(1)).is_some());
         // Asking again replaces the answer kept, and counts its bytes once.
-        keep(102, asked(0), b"d", Holds::ThisSecond);
+        keep(&cache, stamp(7, 102), &asked(0), b"d", Holds::ThisSecond);
         assert_eq!(
             cache.get(stamp(7, 102), &asked(0)).as_deref(),
             Some(&b"d"[..])
@@ -514,12 +514,7 @@ mod tests {
             Claim::Compute(_)
         ));
         assert!(!waiting.is_finished(), "the second request waits");
-        cache.put(
-            s,
-            q.clone(),
-            Bytes::from_static(b"answer"),
-            Holds::ThisSecond,
-        );
+        keep(&cache, s, &q, b"answer", Holds::ThisSecond);
         drop(first);
         match waiting.await.expect("the waiter ends") {
             Claim::Answer(answer) => assert_eq!(&answer[..], b"answer"),
@@ -554,10 +549,11 @@ mod tests {
         let cache = AnswerCache::default();
         let s = stamp(1, 1);
         for i in 0..(MAX_ANSWERS + 10) {
-            cache.put(
+            keep(
+                &cache,
                 s,
-                question(&format!("{{ q{i} }}")),
-                Bytes::from_static(b"x"),
+                &question(&format!("{{ q{i} }}")),
+                b"x",
                 Holds::WhileStoreUnmoved,
             );
         }
