@@ -145,8 +145,6 @@ enum Bench {
         #[arg(long)]
         baseline_bin: Option<PathBuf>,
     },
-    /// Before and after: puts the figures of a report written by an older build (its
-    /// `--out` directory) beside this build's, for the benchmarks named.
     /// Bulk import of a generated GDELT 2.0 file with `chancery import --format gdelt`, against
     /// raw sled ingest in batches of 1,000, with the importer's memory.
     Datasets {
@@ -169,6 +167,8 @@ enum Bench {
     /// Rewrites `benchmarks.md` from `benchmarks.json` in the report directory, after a note
     /// was added to a section by hand.
     Render,
+    /// Before and after: puts the figures of a report written by an older build (its
+    /// `--out` directory) beside this build's, for the benchmarks named.
     Compare {
         /// The older build's report directory (holding its `benchmarks.json`).
         #[arg(long)]

@@ -229,11 +229,23 @@ impl Projections {
                 }
                 .into());
             }
-            for record in records {
-                self.apply_record(&record).await?;
+            // The applied position is announced once per chunk, not per record: waking every
+            // watcher of `applied` per record costs more than a record's own bookkeeping.
+            let mut last = None;
+            let mut outcome = Ok(());
+            for record in &records {
+                if let Err(error) = self.apply_unannounced(record).await {
+                    outcome = Err(error);
+                    break;
+                }
+                last = Some(record.position());
                 count += 1;
                 since_save += 1;
             }
+            if let Some(last) = last {
+                self.applied.send_replace(last);
+            }
+            outcome?;
             progress(self.applied(), head);
             if since_save >= CATCH_UP_CHECKPOINT {
                 // Not flushed: sled writes it within half a second anyway, and waiting for that
@@ -532,6 +544,13 @@ impl Projections {
     }
 
     async fn apply_record(&self, record: &RecordedEvent) -> Result<(), ProjectionError> {
+        self.apply_unannounced(record).await?;
+        self.applied.send_replace(record.position());
+        Ok(())
+    }
+
+    /// Applies one record without announcing it to those waiting on `applied`.
+    async fn apply_unannounced(&self, record: &RecordedEvent) -> Result<(), ProjectionError> {
         let corrected;
         let payload = match record.kind() {
             Kind::Retraction | Kind::Correction => Some(
@@ -577,7 +596,6 @@ impl Projections {
             inner.state.apply(step)?;
             inner.last_hash = record.hash();
         }
-        self.applied.send_replace(record.position());
         Ok(())
     }
 

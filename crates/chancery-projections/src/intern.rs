@@ -7,7 +7,9 @@ use serde_json::json;
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Namespace {
     names: Vec<String>,
-    ids: HashMap<String, u32>,
+    /// Looked up for every name of every event applied, so hashed fast; the names are the
+    /// registry's, which only admins add to.
+    ids: HashMap<String, u32, foldhash::fast::RandomState>,
 }
 
 impl Namespace {

@@ -9,6 +9,7 @@
 //! change, so an item always belongs to the block with the greatest bound at or below its key,
 //! whether that block is in the overlay or on disk.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, RwLock};
@@ -154,16 +155,16 @@ fn join(prefix: &[u8], sort_key: &[u8]) -> Vec<u8> {
 /// A bounded cache of clean blocks: two generations, the older dropped whole when the newer
 /// fills, so a block in use stays and memory stays under two generations.
 pub(crate) struct Cache<V> {
-    young: HashMap<Vec<u8>, Arc<V>>,
-    old: HashMap<Vec<u8>, Arc<V>>,
+    young: HashMap<Vec<u8>, Arc<V>, foldhash::fast::RandomState>,
+    old: HashMap<Vec<u8>, Arc<V>, foldhash::fast::RandomState>,
     generation: usize,
 }
 
 impl<V> Cache<V> {
     pub(crate) fn new(generation: usize) -> Self {
         Self {
-            young: HashMap::new(),
-            old: HashMap::new(),
+            young: HashMap::default(),
+            old: HashMap::default(),
             generation: generation.max(1),
         }
     }
@@ -208,8 +209,9 @@ pub struct Lists<I, H> {
     overlay: BTreeMap<Vec<u8>, Arc<Block<I, H>>>,
     cache: Mutex<Cache<Block<I, H>>>,
     /// Each list's last block, by the list's prefix: an item at or past its bound goes there with
-    /// no lookup, and most items come after every other.
-    tails: HashMap<Vec<u8>, Vec<u8>>,
+    /// no lookup, and most items come after every other. Looked up for every item applied, so
+    /// hashed fast (the keys are the projections' own, not a caller's).
+    tails: HashMap<Vec<u8>, Vec<u8>, foldhash::fast::RandomState>,
     /// The block keys of recently read lists, by prefix, so that finding a list's blocks costs no
     /// sled range scan (a position read walks hundreds of lists). The chronology, one list as
     /// long as history, has none: it is found in sled.
@@ -222,7 +224,7 @@ impl<I: Item, H: Header> Lists<I, H> {
             space,
             overlay: BTreeMap::new(),
             cache: Mutex::new(Cache::new(cached_blocks / 2)),
-            tails: HashMap::new(),
+            tails: HashMap::default(),
             directories: Mutex::new(Cache::new(DIRECTORY_GENERATION)),
         }
     }
@@ -258,21 +260,13 @@ impl<I: Item, H: Header> Lists<I, H> {
         Ok(Some(directory))
     }
 
-    /// A block was made under `key`: the directory of its list, if one is kept, learns of it.
-    fn new_block(&self, prefix: Option<&[u8]>, key: &[u8]) {
-        let Ok(mut directories) = self.directories.lock() else {
-            return;
-        };
-        match prefix {
-            Some(prefix) => {
-                if let Some(directory) = directories.get(prefix)
-                    && let Ok(mut keys) = directory.write()
-                {
-                    keys.insert(key.to_vec());
-                }
-            }
-            // Whose list it is is not known here: every directory it could belong to goes.
-            None => directories.remove_where(|prefix| key.starts_with(prefix)),
+    /// A block was made under `key` in the list with `prefix`: the list's directory, if one is
+    /// kept, learns of it.
+    fn new_block(&self, prefix: &[u8], key: &[u8]) {
+        if let Some(directory) = self.directories.lock().ok().and_then(|mut d| d.get(prefix))
+            && let Ok(mut keys) = directory.write()
+        {
+            keys.insert(key.to_vec());
         }
     }
 
@@ -321,59 +315,50 @@ impl<I: Item, H: Header> Lists<I, H> {
         if let Some(block) = self.overlay.get(key) {
             return Ok(Some(Arc::clone(block)));
         }
-        if let Some(block) = self.cache.lock().ok().and_then(|mut c| c.get(key)) {
-            return Ok(Some(block));
-        }
-        let Some(bytes) = disk.get(key)? else {
-            return Ok(None);
-        };
-        let block = Arc::new(Block::decode(&bytes).ok_or_else(|| {
-            ProjectionError::Corrupt("a block of the projections is malformed".into())
-        })?);
-        if let Ok(mut cache) = self.cache.lock() {
-            cache.put(key.to_vec(), Arc::clone(&block));
-        }
-        Ok(Some(block))
+        stored_block(&self.cache, disk, key)
     }
 
     /// A block to change: moved into the overlay (out of the cache) if it is not there yet.
     fn block_mut(&mut self, disk: &Disk, key: &[u8]) -> Result<&mut Block<I, H>, ProjectionError> {
-        if !self.overlay.contains_key(key) {
-            let block = match self.block(disk, key)? {
-                Some(b) => b,
-                None => {
-                    self.new_block(None, key);
-                    Arc::new(Block {
-                        header: H::default(),
-                        items: Vec::new(),
-                    })
+        // One search of the overlay: most blocks changed are already there.
+        let block = match self.overlay.entry(key.to_vec()) {
+            Entry::Occupied(held) => held.into_mut(),
+            Entry::Vacant(place) => {
+                let block = match stored_block(&self.cache, disk, key)? {
+                    Some(b) => b,
+                    None => {
+                        forget_directories_of(&self.directories, key);
+                        Arc::new(Block {
+                            header: H::default(),
+                            items: Vec::new(),
+                        })
+                    }
+                };
+                if let Ok(mut cache) = self.cache.lock() {
+                    cache.remove(key);
                 }
-            };
-            if let Ok(mut cache) = self.cache.lock() {
-                cache.remove(key);
+                place.insert(block)
             }
-            self.overlay.insert(key.to_vec(), block);
-        }
-        self.overlay
-            .get_mut(key)
-            .map(Arc::make_mut)
-            .ok_or_else(|| ProjectionError::Corrupt("a block went missing".into()))
+        };
+        Ok(Arc::make_mut(block))
     }
 
     /// A list's last block, looked up once and then kept.
-    fn tail(&mut self, disk: &Disk, prefix: &[u8]) -> Result<Vec<u8>, ProjectionError> {
-        if let Some(tail) = self.tails.get(prefix) {
-            return Ok(tail.clone());
+    fn tail(&mut self, disk: &Disk, prefix: &[u8]) -> Result<&[u8], ProjectionError> {
+        if !self.tails.contains_key(prefix) {
+            // Past any sort key: the last block of the list.
+            let tail = self
+                .block_key_for(disk, prefix, &[0xff; 40])?
+                .unwrap_or_else(|| prefix.to_vec());
+            if self.tails.len() >= MAX_TAILS {
+                self.tails.clear();
+            }
+            self.tails.insert(prefix.to_vec(), tail);
         }
-        // Past any sort key: the last block of the list.
-        let tail = self
-            .block_key_for(disk, prefix, &[0xff; 40])?
-            .unwrap_or_else(|| prefix.to_vec());
-        if self.tails.len() >= MAX_TAILS {
-            self.tails.clear();
-        }
-        self.tails.insert(prefix.to_vec(), tail.clone());
-        Ok(tail)
+        self.tails
+            .get(prefix)
+            .map(Vec::as_slice)
+            .ok_or_else(|| ProjectionError::Corrupt("a list's tail went missing".into()))
     }
 
     /// Whether `block` is its list's last block.
@@ -390,17 +375,21 @@ impl<I: Item, H: Header> Lists<I, H> {
         list: &[u8],
         item: I,
     ) -> Result<Vec<u8>, ProjectionError> {
-        let prefix = self.prefix(list);
-        let sort_key = key_of(&item);
-        let full = join(&prefix, &sort_key);
-        let tail = self.tail(disk, &prefix)?;
-        let block_key = if full >= tail {
-            tail.clone()
-        } else {
-            self.block_key_for(disk, &prefix, &sort_key)?
-                .unwrap_or_else(|| prefix.clone())
-        };
+        // The item's full key, its list's prefix then its sort key, in one buffer.
+        let mut full = Vec::with_capacity(1 + list.len() + 48);
+        full.push(self.space);
+        full.extend_from_slice(list);
+        let prefix_len = full.len();
         let key = item.key();
+        I::key_bytes(&key, &mut full);
+        let (prefix, sort_key) = full.split_at(prefix_len);
+        let tail = self.tail(disk, prefix)?;
+        let block_key = if full.as_slice() >= tail {
+            tail.to_vec()
+        } else {
+            self.block_key_for(disk, prefix, sort_key)?
+                .unwrap_or_else(|| prefix.to_vec())
+        };
         let block = self.block_mut(disk, &block_key)?;
         // Most items sort after every other (history is recorded roughly in valid-time order):
         // they go at the end with no search.
@@ -416,7 +405,7 @@ impl<I: Item, H: Header> Lists<I, H> {
         if block.items.len() > 2 * BLOCK {
             let right: Vec<I> = block.items.split_off(BLOCK);
             let right_first = right.first().map(key_of).unwrap_or_default();
-            let right_key = join(&prefix, &right_first);
+            let right_key = join(prefix, &right_first);
             let header = block.header.clone();
             self.overlay.insert(
                 right_key.clone(),
@@ -425,11 +414,11 @@ impl<I: Item, H: Header> Lists<I, H> {
                     items: right,
                 }),
             );
-            self.new_block(Some(&prefix), &right_key);
-            if block_key == tail {
-                self.tails.insert(prefix, right_key.clone());
+            self.new_block(prefix, &right_key);
+            if self.tails.get(prefix).is_some_and(|t| *t == block_key) {
+                self.tails.insert(prefix.to_vec(), right_key.clone());
             }
-            if sort_key >= right_first {
+            if *sort_key >= *right_first {
                 return Ok(right_key);
             }
         }
@@ -575,6 +564,35 @@ impl<I: Item, H: Header> Lists<I, H> {
     /// Whether blocks changed since the last checkpoint.
     pub fn dirty_blocks(&self) -> usize {
         self.overlay.len()
+    }
+}
+
+/// A block that is not in the overlay: from the cache, or read from the disk and cached.
+fn stored_block<I: Item, H: Header>(
+    cache: &Mutex<Cache<Block<I, H>>>,
+    disk: &Disk,
+    key: &[u8],
+) -> Result<Option<Arc<Block<I, H>>>, ProjectionError> {
+    if let Some(block) = cache.lock().ok().and_then(|mut c| c.get(key)) {
+        return Ok(Some(block));
+    }
+    let Some(bytes) = disk.get(key)? else {
+        return Ok(None);
+    };
+    let block = Arc::new(Block::decode(&bytes).ok_or_else(|| {
+        ProjectionError::Corrupt("a block of the projections is malformed".into())
+    })?);
+    if let Ok(mut cache) = cache.lock() {
+        cache.put(key.to_vec(), Arc::clone(&block));
+    }
+    Ok(Some(block))
+}
+
+/// A block was made under `key`, of a list not known here: every directory it could belong to
+/// goes.
+fn forget_directories_of(directories: &Mutex<Cache<Directory>>, key: &[u8]) {
+    if let Ok(mut directories) = directories.lock() {
+        directories.remove_where(|prefix| key.starts_with(prefix));
     }
 }
 

@@ -19,7 +19,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use chancery_domain::{EventId, Hash, Position, RecordedEvent};
 use chancery_store::StoreError;
@@ -216,10 +216,17 @@ impl Segment {
     fn scan_ids(&self, limit: Option<u64>) -> Result<Vec<EventId>, StoreError> {
         let mut found = Vec::new();
         let last = limit.map_or(Position::MAX, |l| (self.first + l).saturating_sub(1));
-        self.read_records(0, self.first, last, SCAN_CHUNK, &mut |record| {
-            found.push(record.id());
-            true
-        })?;
+        self.read_records(
+            0,
+            self.first,
+            last,
+            SCAN_CHUNK,
+            &mut Vec::new(),
+            &mut |record| {
+                found.push(record.id());
+                true
+            },
+        )?;
         Ok(found)
     }
 
@@ -233,9 +240,10 @@ impl Segment {
         mut next: Position,
         to: Position,
         chunk: usize,
+        buf: &mut Vec<u8>,
         each: &mut dyn FnMut(RecordedEvent) -> bool,
     ) -> Result<(Position, bool), StoreError> {
-        let mut reader = FrameReader::new(&self.data, offset, chunk);
+        let mut reader = FrameReader::new(&self.data, buf, offset, chunk);
         while next <= to {
             let Some((at, frame)) = reader.next_frame().map_err(|e| io_error(&e))? else {
                 break;
@@ -404,7 +412,13 @@ fn frame(record: &[u8], flags: u8, out: &mut Vec<u8>) {
 pub struct Segments {
     dir: PathBuf,
     list: RwLock<Vec<Arc<Segment>>>,
+    /// Buffers of finished scans, kept for the next: a fresh buffer costs zeroing and page
+    /// faults on every read of a catch-up or an export, more than the reading itself.
+    scan_buffers: Mutex<Vec<Vec<u8>>>,
 }
+
+/// Scan buffers kept for reuse, at most: one per reader running at once, in the common case.
+const KEPT_SCAN_BUFFERS: usize = 4;
 
 /// Where the durable part of the open segment ends: what a checkpoint records, and where
 /// recovery starts reading frames.
@@ -478,6 +492,7 @@ impl Segments {
         let segments = Segments {
             dir: dir.to_owned(),
             list: RwLock::new(list),
+            scan_buffers: Mutex::new(Vec::new()),
         };
         let tail = segments.recover(mark)?;
         let all = segments.all();
@@ -633,30 +648,19 @@ impl Segments {
             return Ok(());
         }
         let all = self.all();
-        let mut next = from;
-        // About what the records asked for take, within bounds: a catch-up of a few hundred
-        // records should not read megabytes.
-        let wanted = usize::try_from(to - from + 1).unwrap_or(usize::MAX);
-        let chunk = wanted.saturating_mul(640).clamp(64 * 1024, SCAN_CHUNK);
-        let start = all.partition_point(|s| s.first <= from).saturating_sub(1);
-        for segment in &all[start..] {
-            if next > to {
-                break;
-            }
-            if segment.first > next {
-                return Err(corrupt(Some(next), "no segment holds it"));
-            }
-            let offset = u64::from(segment.offset(next - segment.first)?);
-            let (after, stopped) = segment.read_records(offset, next, to, chunk, each)?;
-            next = after;
-            if stopped {
-                return Ok(());
-            }
+        let mut buf = self
+            .scan_buffers
+            .lock()
+            .ok()
+            .and_then(|mut kept| kept.pop())
+            .unwrap_or_default();
+        let scanned = scan_segments(&all, from, to, &mut buf, each);
+        if let Ok(mut kept) = self.scan_buffers.lock()
+            && kept.len() < KEPT_SCAN_BUFFERS
+        {
+            kept.push(buf);
         }
-        if next <= to {
-            return Err(corrupt(Some(next), "no segment holds it"));
-        }
-        Ok(())
+        scanned
     }
 
     /// Bytes in the segment files (frames and offsets) and the id index's files.
@@ -683,6 +687,45 @@ impl Segments {
             })
             .sum()
     }
+}
+
+/// Reads records `from..=to` of `all` (the segments in order) into `each`, through `buf`.
+fn scan_segments(
+    all: &[Arc<Segment>],
+    from: Position,
+    to: Position,
+    buf: &mut Vec<u8>,
+    each: &mut dyn FnMut(RecordedEvent) -> bool,
+) -> Result<(), StoreError> {
+    let mut next = from;
+    let start = all.partition_point(|s| s.first <= from).saturating_sub(1);
+    for segment in &all[start..] {
+        if next > to {
+            break;
+        }
+        if segment.first > next {
+            return Err(corrupt(Some(next), "no segment holds it"));
+        }
+        let offset = segment.offset(next - segment.first)?;
+        // The frames asked for end where the record after `to` starts, when this segment holds
+        // it: reading exactly that much reads nothing twice. Past the segment's end, whole
+        // chunks.
+        let chunk = match segment.offset((to - segment.first).saturating_add(1)) {
+            Ok(end) if end > offset => usize::try_from(end - offset).unwrap_or(SCAN_CHUNK),
+            _ => SCAN_CHUNK,
+        }
+        .clamp(FIRST_READ, SCAN_CHUNK);
+        let (after, stopped) =
+            segment.read_records(u64::from(offset), next, to, chunk, buf, each)?;
+        next = after;
+        if stopped {
+            return Ok(());
+        }
+    }
+    if next <= to {
+        return Err(corrupt(Some(next), "no segment holds it"));
+    }
+    Ok(())
 }
 
 fn list_segments(dir: &Path) -> io::Result<Vec<Position>> {
@@ -751,7 +794,8 @@ fn scan_frames(
     limit: Option<Position>,
 ) -> Result<Found, StoreError> {
     let length = segment.data.metadata().map_err(|e| io_error(&e))?.len();
-    let mut reader = FrameReader::new(&segment.data, from, SCAN_CHUNK);
+    let mut buf = Vec::new();
+    let mut reader = FrameReader::new(&segment.data, &mut buf, from, SCAN_CHUNK);
     let mut group: Vec<(u32, RecordedEvent)> = Vec::new();
     let mut records = Vec::new();
     let mut cut_at = from;
@@ -842,8 +886,9 @@ fn followed_damage(
 /// Reads frames one after another from a file.
 struct FrameReader<'f> {
     file: &'f File,
-    /// Read bytes in `buf[pos..end]`; the buffer is zeroed once, when it grows, and reused.
-    buf: Vec<u8>,
+    /// Read bytes in `buf[pos..end]`; the buffer is zeroed once, when it grows, and reused (by
+    /// later readers too: a scan's buffer comes from [`Segments`]' pool).
+    buf: &'f mut Vec<u8>,
     /// The file offset of `buf[0]`.
     base: u64,
     /// The next frame's place in `buf`.
@@ -854,11 +899,11 @@ struct FrameReader<'f> {
 }
 
 impl<'f> FrameReader<'f> {
-    /// A reader from byte `from`, reading about `chunk` bytes at a time.
-    fn new(file: &'f File, from: u64, chunk: usize) -> Self {
+    /// A reader from byte `from`, reading about `chunk` bytes at a time into `buf`.
+    fn new(file: &'f File, buf: &'f mut Vec<u8>, from: u64, chunk: usize) -> Self {
         Self {
             file,
-            buf: Vec::new(),
+            buf,
             base: from,
             pos: 0,
             end: 0,
@@ -879,9 +924,11 @@ impl<'f> FrameReader<'f> {
         if self.buf.len() < want {
             self.buf.resize(want, 0);
         }
+        // Up to `want`, not the buffer's end: a reused buffer may be larger than this reader's
+        // chunk, and reading past what was asked for copies bytes nobody needs.
         let got = read_up_to(
             self.file,
-            &mut self.buf[self.end..],
+            &mut self.buf[self.end..want],
             self.base + self.end as u64,
         )?;
         self.end += got;
@@ -913,7 +960,8 @@ impl<'f> FrameReader<'f> {
 
     /// Whether a good frame starts anywhere after `end` (damage in the middle, not a torn end).
     fn has_good_frame_after(&self, end: u64) -> bool {
-        let mut probe = FrameReader::new(self.file, end, FIRST_READ);
+        let mut buf = Vec::new();
+        let mut probe = FrameReader::new(self.file, &mut buf, end, FIRST_READ);
         matches!(probe.next_frame(), Ok(Some((_, frame))) if unframe(frame).is_ok())
     }
 }

@@ -6,23 +6,11 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use chancery_domain::{EventId, NewEvent, sample};
+use chancery_domain::{EventId, NewEvent};
 use chancery_store::{EventLog, StoreError};
-use chancery_store_sled::{SledConfig, SledLog};
+use chancery_store_sled::SledLog;
 
-use crate::support::{T, append, runtime, world};
-
-/// Segments of about 4 KiB: a few records each, so that a few hundred events close dozens.
-fn small_segments(path: &Path) -> SledLog {
-    SledLog::open(
-        path,
-        SledConfig {
-            segment_bytes: 4096,
-            ..SledConfig::default()
-        },
-    )
-    .unwrap()
-}
+use crate::support::{append, many_segments, runtime, small_segments};
 
 /// The log's files of the id index with extension `ext`, sorted (oldest segment first).
 fn files(path: &Path, ext: &str) -> Vec<PathBuf> {
@@ -33,35 +21,6 @@ fn files(path: &Path, ext: &str) -> Vec<PathBuf> {
         .collect();
     found.sort();
     found
-}
-
-/// A log of `count` statements over many small segments, appended in groups of 1 to 7; answers
-/// the statements with their positions.
-fn many_segments(path: &Path, count: usize) -> Vec<(NewEvent, u64)> {
-    runtime().block_on(async {
-        let log = small_segments(path);
-        world(&log).await;
-        let events: Vec<NewEvent> = (0..count)
-            .map(|i| {
-                let day = format!("2018-{:02}-{:02}", 1 + i % 12, 1 + i % 28);
-                sample::statement(T, "USA", &["deficit"], &day)
-            })
-            .collect();
-        let mut recorded = Vec::new();
-        let mut rest = events.as_slice();
-        let mut size = 1;
-        while !rest.is_empty() {
-            let (group, after) = rest.split_at(size.min(rest.len()));
-            let out = append(&log, group.to_vec()).await;
-            let first = out.last_position() + 1 - group.len() as u64;
-            for (i, e) in group.iter().enumerate() {
-                recorded.push((e.clone(), first + i as u64));
-            }
-            rest = after;
-            size = size % 7 + 1;
-        }
-        recorded
-    })
 }
 
 /// Every event is found at its position, and an append of any of them again is deduplicated.

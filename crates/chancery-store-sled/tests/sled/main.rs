@@ -6,4 +6,5 @@ mod contract;
 mod durability;
 mod ids;
 mod plan;
+mod segments;
 mod support;

@@ -1,5 +1,5 @@
 //! What the sled backend's own tests share: a runtime, logs opened with the default
-//! configuration, and appends to the timeline `t`.
+//! configuration or in many small segments, and appends to the timeline `t`.
 
 use std::path::Path;
 
@@ -60,4 +60,45 @@ pub async fn world(log: &SledLog) -> AppendOutcome {
     log.append(request(ExpectedVersion::NoTimeline, world))
         .await
         .unwrap()
+}
+
+/// Segments of about 4 KiB: a few records each, so that a few hundred events close dozens.
+pub fn small_segments(path: &Path) -> SledLog {
+    SledLog::open(
+        path,
+        SledConfig {
+            segment_bytes: 4096,
+            ..SledConfig::default()
+        },
+    )
+    .unwrap()
+}
+
+/// A log of `count` statements over many small segments, appended in groups of 1 to 7; answers
+/// the statements with their positions.
+pub fn many_segments(path: &Path, count: usize) -> Vec<(NewEvent, u64)> {
+    runtime().block_on(async {
+        let log = small_segments(path);
+        world(&log).await;
+        let events: Vec<NewEvent> = (0..count)
+            .map(|i| {
+                let day = format!("2018-{:02}-{:02}", 1 + i % 12, 1 + i % 28);
+                sample::statement(T, "USA", &["deficit"], &day)
+            })
+            .collect();
+        let mut recorded = Vec::new();
+        let mut rest = events.as_slice();
+        let mut size = 1;
+        while !rest.is_empty() {
+            let (group, after) = rest.split_at(size.min(rest.len()));
+            let out = append(&log, group.to_vec()).await;
+            let first = out.last_position() + 1 - group.len() as u64;
+            for (i, e) in group.iter().enumerate() {
+                recorded.push((e.clone(), first + i as u64));
+            }
+            rest = after;
+            size = size % 7 + 1;
+        }
+        recorded
+    })
 }
