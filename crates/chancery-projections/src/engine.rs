@@ -212,22 +212,33 @@ impl Projections {
     ) -> Result<u64, ProjectionError> {
         let mut count = 0;
         let mut since_save = 0;
+        let mut ahead: Option<ReadAhead> = None;
         loop {
             let head = self.log.head().await?.position;
             let from = self.applied() + 1;
             if from > head {
                 break;
             }
-            let records = self
-                .log
-                .read(ReadRequest::forward(from, CATCH_UP_CHUNK))
-                .await?;
+            let records = match ahead.take() {
+                Some(read) if read.from == from => read.records().await?,
+                _ => {
+                    self.log
+                        .read(ReadRequest::forward(from, CATCH_UP_CHUNK))
+                        .await?
+                }
+            };
             if records.is_empty() {
                 return Err(StoreError::Corrupt {
                     position: Some(from),
                     detail: "missing below the head".into(),
                 }
                 .into());
+            }
+            // The next chunk is read and decoded on another thread while this one is applied.
+            if let Some(after) = records.last().map(|r| r.position() + 1)
+                && after <= head
+            {
+                ahead = ReadAhead::start(&self.log, after);
             }
             // The applied position is announced once per chunk, not per record: waking every
             // watcher of `applied` per record costs more than a record's own bookkeeping.
@@ -612,6 +623,32 @@ impl Projections {
             (Some(a), Some(b)) => a == b,
             _ => false,
         }
+    }
+}
+
+/// A chunk of the log being read on a blocking thread, for a catch-up to apply next.
+struct ReadAhead {
+    from: Position,
+    read: tokio::task::JoinHandle<Result<Vec<RecordedEvent>, StoreError>>,
+}
+
+impl ReadAhead {
+    /// `None` outside a tokio runtime: the chunk is then read when it is due.
+    fn start(log: &Arc<dyn EventLog>, from: Position) -> Option<ReadAhead> {
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let log = Arc::clone(log);
+        let read = runtime.spawn_blocking({
+            let runtime = runtime.clone();
+            move || runtime.block_on(log.read(ReadRequest::forward(from, CATCH_UP_CHUNK)))
+        });
+        Some(ReadAhead { from, read })
+    }
+
+    async fn records(self) -> Result<Vec<RecordedEvent>, ProjectionError> {
+        self.read
+            .await
+            .map_err(|e| ProjectionError::Storage(format!("a read of the log ended early: {e}")))?
+            .map_err(ProjectionError::from)
     }
 }
 
