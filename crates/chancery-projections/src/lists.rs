@@ -9,9 +9,11 @@
 //! change, so an item always belongs to the block with the greatest bound at or below its key,
 //! whether that block is in the overlay or on disk.
 
+use std::borrow::Borrow;
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::ops::Bound;
+use std::hash::{Hash, Hasher};
+use std::ops::{Bound, Deref};
 use std::sync::{Arc, Mutex, RwLock};
 
 use crate::error::{ProjectionError, storage};
@@ -27,7 +29,85 @@ const MAX_TAILS: usize = 1 << 20;
 const DIRECTORY_GENERATION: usize = 2_048;
 
 /// The keys of every block of one list, the overlay's and sled's, in order.
-type Directory = RwLock<BTreeSet<Vec<u8>>>;
+type Directory = RwLock<BTreeSet<BlockKey>>;
+
+/// Bytes a block's key holds at most: a list's prefix (13 at most) and an item's sort key (27
+/// at most), or the 40 bytes past every sort key that find a list's last block.
+const KEY_BYTES: usize = 63;
+
+/// A block's key (or a list's prefix), held inline: the overlay, the directories and the caches
+/// are searched for every item applied, and keys on the heap cost a cache miss per comparison.
+/// It compares, hashes and borrows as its bytes, so maps of it are searched with a `&[u8]`.
+#[derive(Clone, Copy)]
+pub struct BlockKey {
+    len: u8,
+    bytes: [u8; KEY_BYTES],
+}
+
+impl BlockKey {
+    pub fn of(key: &[u8]) -> Result<BlockKey, ProjectionError> {
+        let mut bytes = [0u8; KEY_BYTES];
+        bytes
+            .get_mut(..key.len())
+            .ok_or_else(|| {
+                ProjectionError::Corrupt(format!(
+                    "a key of the projections has {} bytes, more than {KEY_BYTES}",
+                    key.len()
+                ))
+            })?
+            .copy_from_slice(key);
+        Ok(BlockKey {
+            len: u8::try_from(key.len()).unwrap_or(u8::MAX),
+            bytes,
+        })
+    }
+}
+
+impl Deref for BlockKey {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+impl Borrow<[u8]> for BlockKey {
+    fn borrow(&self) -> &[u8] {
+        self
+    }
+}
+
+impl PartialEq for BlockKey {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for BlockKey {}
+
+impl PartialOrd for BlockKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for BlockKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (**self).cmp(&**other)
+    }
+}
+
+impl Hash for BlockKey {
+    fn hash<S: Hasher>(&self, state: &mut S) {
+        (**self).hash(state);
+    }
+}
+
+impl std::fmt::Debug for BlockKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BlockKey({:?})", &**self)
+    }
+}
 
 /// Reads back what [`Item::encode`] and [`Header::encode`] write.
 pub struct Decoder<'a> {
@@ -154,13 +234,13 @@ fn join(prefix: &[u8], sort_key: &[u8]) -> Vec<u8> {
 
 /// A bounded cache of clean blocks: two generations, the older dropped whole when the newer
 /// fills, so a block in use stays and memory stays under two generations.
-pub(crate) struct Cache<V> {
-    young: HashMap<Vec<u8>, Arc<V>, foldhash::fast::RandomState>,
-    old: HashMap<Vec<u8>, Arc<V>, foldhash::fast::RandomState>,
+pub(crate) struct Cache<V, K = Vec<u8>> {
+    young: HashMap<K, Arc<V>, foldhash::fast::RandomState>,
+    old: HashMap<K, Arc<V>, foldhash::fast::RandomState>,
     generation: usize,
 }
 
-impl<V> Cache<V> {
+impl<V, K: Hash + Eq + Borrow<[u8]>> Cache<V, K> {
     pub(crate) fn new(generation: usize) -> Self {
         Self {
             young: HashMap::default(),
@@ -178,7 +258,7 @@ impl<V> Cache<V> {
         Some(v)
     }
 
-    pub(crate) fn put(&mut self, key: Vec<u8>, value: Arc<V>) {
+    pub(crate) fn put(&mut self, key: K, value: Arc<V>) {
         if self.young.len() >= self.generation {
             self.old = std::mem::take(&mut self.young);
         }
@@ -197,8 +277,8 @@ impl<V> Cache<V> {
 
     /// Drops every entry whose key `drop` picks.
     pub(crate) fn remove_where(&mut self, drop: impl Fn(&[u8]) -> bool) {
-        self.young.retain(|k, _| !drop(k));
-        self.old.retain(|k, _| !drop(k));
+        self.young.retain(|k, _| !drop(k.borrow()));
+        self.old.retain(|k, _| !drop(k.borrow()));
     }
 }
 
@@ -206,16 +286,16 @@ impl<V> Cache<V> {
 pub struct Lists<I, H> {
     /// The first byte of every key of this kind of list.
     space: u8,
-    overlay: BTreeMap<Vec<u8>, Arc<Block<I, H>>>,
-    cache: Mutex<Cache<Block<I, H>>>,
+    overlay: BTreeMap<BlockKey, Arc<Block<I, H>>>,
+    cache: Mutex<Cache<Block<I, H>, BlockKey>>,
     /// Each list's last block, by the list's prefix: an item at or past its bound goes there with
     /// no lookup, and most items come after every other. Looked up for every item applied, so
     /// hashed fast (the keys are the projections' own, not a caller's).
-    tails: HashMap<Vec<u8>, Vec<u8>, foldhash::fast::RandomState>,
+    tails: HashMap<BlockKey, BlockKey, foldhash::fast::RandomState>,
     /// The block keys of recently read lists, by prefix, so that finding a list's blocks costs no
     /// sled range scan (a position read walks hundreds of lists). The chronology, one list as
     /// long as history, has none: it is found in sled.
-    directories: Mutex<Cache<Directory>>,
+    directories: Mutex<Cache<Directory, BlockKey>>,
 }
 
 impl<I: Item, H: Header> Lists<I, H> {
@@ -244,29 +324,28 @@ impl<I: Item, H: Header> Lists<I, H> {
         }
         let mut keys = BTreeSet::new();
         for key in disk.index().scan_prefix(prefix).keys() {
-            keys.insert(key.map_err(storage)?.to_vec());
+            keys.insert(BlockKey::of(&key.map_err(storage)?)?);
         }
         keys.extend(
             self.overlay
-                .range(prefix.to_vec()..)
-                .map(|(k, _)| k)
-                .take_while(|k| k.starts_with(prefix))
-                .cloned(),
+                .range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded))
+                .map(|(k, _)| *k)
+                .take_while(|k| k.starts_with(prefix)),
         );
         let directory = Arc::new(RwLock::new(keys));
         if let Ok(mut directories) = self.directories.lock() {
-            directories.put(prefix.to_vec(), Arc::clone(&directory));
+            directories.put(BlockKey::of(prefix)?, Arc::clone(&directory));
         }
         Ok(Some(directory))
     }
 
     /// A block was made under `key` in the list with `prefix`: the list's directory, if one is
     /// kept, learns of it.
-    fn new_block(&self, prefix: &[u8], key: &[u8]) {
+    fn new_block(&self, prefix: &[u8], key: BlockKey) {
         if let Some(directory) = self.directories.lock().ok().and_then(|mut d| d.get(prefix))
             && let Ok(mut keys) = directory.write()
         {
-            keys.insert(key.to_vec());
+            keys.insert(key);
         }
     }
 
@@ -284,26 +363,30 @@ impl<I: Item, H: Header> Lists<I, H> {
         disk: &Disk,
         prefix: &[u8],
         sort_key: &[u8],
-    ) -> Result<Option<Vec<u8>>, ProjectionError> {
+    ) -> Result<Option<BlockKey>, ProjectionError> {
         let full = join(prefix, sort_key);
+        let up_to_full = (Bound::Unbounded, Bound::Included(full.as_slice()));
         if let Some(directory) = self.directory(disk, prefix)? {
             let keys = directory
                 .read()
                 .map_err(|_| ProjectionError::Corrupt("a directory lock poisoned".into()))?;
-            return Ok(keys.range(..=full).next_back().cloned());
+            return Ok(keys.range::<[u8], _>(up_to_full).next_back().copied());
         }
         let in_overlay = self
             .overlay
-            .range(prefix.to_vec()..=full.clone())
+            .range::<[u8], _>((Bound::Included(prefix), Bound::Included(full.as_slice())))
             .next_back()
-            .map(|(k, _)| k.clone());
-        let stored = disk
+            .map(|(k, _)| *k);
+        let stored = match disk
             .index()
             .range(prefix.to_vec()..=full)
             .next_back()
             .transpose()
             .map_err(storage)?
-            .map(|(k, _)| k.to_vec());
+        {
+            Some((k, _)) => Some(BlockKey::of(&k)?),
+            None => None,
+        };
         Ok(match (in_overlay, stored) {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
@@ -319,15 +402,19 @@ impl<I: Item, H: Header> Lists<I, H> {
     }
 
     /// A block to change: moved into the overlay (out of the cache) if it is not there yet.
-    fn block_mut(&mut self, disk: &Disk, key: &[u8]) -> Result<&mut Block<I, H>, ProjectionError> {
+    fn block_mut(
+        &mut self,
+        disk: &Disk,
+        key: BlockKey,
+    ) -> Result<&mut Block<I, H>, ProjectionError> {
         // One search of the overlay: most blocks changed are already there.
-        let block = match self.overlay.entry(key.to_vec()) {
+        let block = match self.overlay.entry(key) {
             Entry::Occupied(held) => held.into_mut(),
             Entry::Vacant(place) => {
-                let block = match stored_block(&self.cache, disk, key)? {
+                let block = match stored_block(&self.cache, disk, &key)? {
                     Some(b) => b,
                     None => {
-                        forget_directories_of(&self.directories, key);
+                        forget_directories_of(&self.directories, &key);
                         Arc::new(Block {
                             header: H::default(),
                             items: Vec::new(),
@@ -335,7 +422,7 @@ impl<I: Item, H: Header> Lists<I, H> {
                     }
                 };
                 if let Ok(mut cache) = self.cache.lock() {
-                    cache.remove(key);
+                    cache.remove(&key);
                 }
                 place.insert(block)
             }
@@ -344,27 +431,26 @@ impl<I: Item, H: Header> Lists<I, H> {
     }
 
     /// A list's last block, looked up once and then kept.
-    fn tail(&mut self, disk: &Disk, prefix: &[u8]) -> Result<&[u8], ProjectionError> {
-        if !self.tails.contains_key(prefix) {
-            // Past any sort key: the last block of the list.
-            let tail = self
-                .block_key_for(disk, prefix, &[0xff; 40])?
-                .unwrap_or_else(|| prefix.to_vec());
-            if self.tails.len() >= MAX_TAILS {
-                self.tails.clear();
-            }
-            self.tails.insert(prefix.to_vec(), tail);
+    fn tail(&mut self, disk: &Disk, prefix: &[u8]) -> Result<BlockKey, ProjectionError> {
+        if let Some(tail) = self.tails.get(prefix) {
+            return Ok(*tail);
         }
-        self.tails
-            .get(prefix)
-            .map(Vec::as_slice)
-            .ok_or_else(|| ProjectionError::Corrupt("a list's tail went missing".into()))
+        // Past any sort key: the last block of the list.
+        let tail = match self.block_key_for(disk, prefix, &[0xff; 40])? {
+            Some(tail) => tail,
+            None => BlockKey::of(prefix)?,
+        };
+        if self.tails.len() >= MAX_TAILS {
+            self.tails.clear();
+        }
+        self.tails.insert(BlockKey::of(prefix)?, tail);
+        Ok(tail)
     }
 
     /// Whether `block` is its list's last block.
     pub fn is_tail(&mut self, disk: &Disk, list: &[u8], block: &[u8]) -> bool {
         let prefix = self.prefix(list);
-        self.tail(disk, &prefix).is_ok_and(|t| t == block)
+        self.tail(disk, &prefix).is_ok_and(|t| *t == *block)
     }
 
     /// Inserts an item where it sorts (an equal item already there is kept as it is); answers
@@ -374,7 +460,7 @@ impl<I: Item, H: Header> Lists<I, H> {
         disk: &Disk,
         list: &[u8],
         item: I,
-    ) -> Result<Vec<u8>, ProjectionError> {
+    ) -> Result<BlockKey, ProjectionError> {
         // The item's full key, its list's prefix then its sort key, in one buffer.
         let mut full = Vec::with_capacity(1 + list.len() + 48);
         full.push(self.space);
@@ -384,13 +470,15 @@ impl<I: Item, H: Header> Lists<I, H> {
         I::key_bytes(&key, &mut full);
         let (prefix, sort_key) = full.split_at(prefix_len);
         let tail = self.tail(disk, prefix)?;
-        let block_key = if full.as_slice() >= tail {
-            tail.to_vec()
+        let block_key = if full.as_slice() >= &*tail {
+            tail
         } else {
-            self.block_key_for(disk, prefix, sort_key)?
-                .unwrap_or_else(|| prefix.to_vec())
+            match self.block_key_for(disk, prefix, sort_key)? {
+                Some(key) => key,
+                None => BlockKey::of(prefix)?,
+            }
         };
-        let block = self.block_mut(disk, &block_key)?;
+        let block = self.block_mut(disk, block_key)?;
         // Most items sort after every other (history is recorded roughly in valid-time order):
         // they go at the end with no search.
         let at = if block.items.last().is_none_or(|last| last.key() < key) {
@@ -405,18 +493,18 @@ impl<I: Item, H: Header> Lists<I, H> {
         if block.items.len() > 2 * BLOCK {
             let right: Vec<I> = block.items.split_off(BLOCK);
             let right_first = right.first().map(key_of).unwrap_or_default();
-            let right_key = join(prefix, &right_first);
+            let right_key = BlockKey::of(&join(prefix, &right_first))?;
             let header = block.header.clone();
             self.overlay.insert(
-                right_key.clone(),
+                right_key,
                 Arc::new(Block {
                     header,
                     items: right,
                 }),
             );
-            self.new_block(prefix, &right_key);
-            if self.tails.get(prefix).is_some_and(|t| *t == block_key) {
-                self.tails.insert(prefix.to_vec(), right_key.clone());
+            self.new_block(prefix, right_key);
+            if tail == block_key {
+                self.tails.insert(BlockKey::of(prefix)?, right_key);
             }
             if *sort_key >= *right_first {
                 return Ok(right_key);
@@ -433,7 +521,7 @@ impl<I: Item, H: Header> Lists<I, H> {
         list: &[u8],
         key: &I::Key,
         change: impl FnOnce(&mut I),
-    ) -> Result<Option<Vec<u8>>, ProjectionError> {
+    ) -> Result<Option<BlockKey>, ProjectionError> {
         let prefix = self.prefix(list);
         let mut sort_key = Vec::with_capacity(32);
         I::key_bytes(key, &mut sort_key);
@@ -446,7 +534,7 @@ impl<I: Item, H: Header> Lists<I, H> {
         if !present {
             return Ok(None);
         }
-        let block = self.block_mut(disk, &block_key)?;
+        let block = self.block_mut(disk, block_key)?;
         if let Some(item) = block.items.iter_mut().find(|i| i.key() == *key) {
             change(item);
         }
@@ -470,7 +558,7 @@ impl<I: Item, H: Header> Lists<I, H> {
         if let Some(directory) = self.directory(disk, &prefix)? {
             let cursor = match (start, backward) {
                 (Some(start), _) => Bound::Included(start),
-                (None, false) => Bound::Included(prefix),
+                (None, false) => Bound::Included(BlockKey::of(&prefix)?),
                 (None, true) => Bound::Unbounded,
             };
             return Ok(BlockIter {
@@ -485,15 +573,18 @@ impl<I: Item, H: Header> Lists<I, H> {
         }
         let (overlay, stored): (OverlayKeys<'a, I, H>, StoredBlocks) = match (&start, backward) {
             (Some(start), false) => (
-                Box::new(self.overlay.range(start.clone()..)),
-                Box::new(disk.index().range(start.clone()..)),
+                Box::new(self.overlay.range(*start..)),
+                Box::new(disk.index().range(start.to_vec()..)),
             ),
             (Some(start), true) => (
-                Box::new(self.overlay.range(..=start.clone()).rev()),
-                Box::new(disk.index().range(..=start.clone()).rev()),
+                Box::new(self.overlay.range(..=*start).rev()),
+                Box::new(disk.index().range(..=start.to_vec()).rev()),
             ),
             (None, false) => (
-                Box::new(self.overlay.range(prefix.clone()..)),
+                Box::new(
+                    self.overlay
+                        .range::<[u8], _>((Bound::Included(prefix.as_slice()), Bound::Unbounded)),
+                ),
                 Box::new(disk.index().range(prefix.clone()..)),
             ),
             (None, true) => {
@@ -501,7 +592,11 @@ impl<I: Item, H: Header> Lists<I, H> {
                 end.push(0xff);
                 end.extend_from_slice(&[0xff; 40]);
                 (
-                    Box::new(self.overlay.range(..end.clone()).rev()),
+                    Box::new(
+                        self.overlay
+                            .range::<[u8], _>((Bound::Unbounded, Bound::Excluded(end.as_slice())))
+                            .rev(),
+                    ),
                     Box::new(disk.index().range(..end).rev()),
                 )
             }
@@ -522,7 +617,7 @@ impl<I: Item, H: Header> Lists<I, H> {
     pub fn set_header(
         &mut self,
         disk: &Disk,
-        key: &[u8],
+        key: BlockKey,
         header: H,
     ) -> Result<(), ProjectionError> {
         self.block_mut(disk, key)?.header = header;
@@ -534,7 +629,7 @@ impl<I: Item, H: Header> Lists<I, H> {
     pub fn pending_writes(&self) -> impl Iterator<Item = Pending<'_>> {
         self.overlay
             .iter()
-            .map(|(key, block)| (key.clone(), &**block as &dyn Encode))
+            .map(|(key, block)| (key.to_vec(), &**block as &dyn Encode))
     }
 
     /// The checkpoint holding [`Lists::pending_writes`] is on disk: the changed blocks count as
@@ -569,7 +664,7 @@ impl<I: Item, H: Header> Lists<I, H> {
 
 /// A block that is not in the overlay: from the cache, or read from the disk and cached.
 fn stored_block<I: Item, H: Header>(
-    cache: &Mutex<Cache<Block<I, H>>>,
+    cache: &Mutex<Cache<Block<I, H>, BlockKey>>,
     disk: &Disk,
     key: &[u8],
 ) -> Result<Option<Arc<Block<I, H>>>, ProjectionError> {
@@ -583,23 +678,23 @@ fn stored_block<I: Item, H: Header>(
         ProjectionError::Corrupt("a block of the projections is malformed".into())
     })?);
     if let Ok(mut cache) = cache.lock() {
-        cache.put(key.to_vec(), Arc::clone(&block));
+        cache.put(BlockKey::of(key)?, Arc::clone(&block));
     }
     Ok(Some(block))
 }
 
 /// A block was made under `key`, of a list not known here: every directory it could belong to
 /// goes.
-fn forget_directories_of(directories: &Mutex<Cache<Directory>>, key: &[u8]) {
+fn forget_directories_of(directories: &Mutex<Cache<Directory, BlockKey>>, key: &[u8]) {
     if let Ok(mut directories) = directories.lock() {
         directories.remove_where(|prefix| key.starts_with(prefix));
     }
 }
 
-type OverlayKeys<'a, I, H> = Box<dyn Iterator<Item = (&'a Vec<u8>, &'a Arc<Block<I, H>>)> + 'a>;
+type OverlayKeys<'a, I, H> = Box<dyn Iterator<Item = (&'a BlockKey, &'a Arc<Block<I, H>>)> + 'a>;
 type StoredBlocks = Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>>;
 /// A block of a list walk, with its key.
-type Walked<I, H> = Result<(Vec<u8>, Arc<Block<I, H>>), ProjectionError>;
+type Walked<I, H> = Result<(BlockKey, Arc<Block<I, H>>), ProjectionError>;
 
 /// The blocks of a list, read one at a time.
 pub struct BlockIter<'a, I, H> {
@@ -613,7 +708,7 @@ enum Walk<'a, I, H> {
     Directory {
         disk: Disk,
         directory: Arc<Directory>,
-        cursor: Bound<Vec<u8>>,
+        cursor: Bound<BlockKey>,
         backward: bool,
     },
     /// The overlay's blocks and sled's merged in key order, the overlay's copy winning where both
@@ -646,18 +741,18 @@ impl<I: Item, H: Header> Iterator for BlockIter<'_, I, H> {
                         )));
                     };
                     let mut range = if *backward {
-                        keys.range((Bound::Unbounded, cursor.clone()))
+                        keys.range((Bound::Unbounded, *cursor))
                     } else {
-                        keys.range((cursor.clone(), Bound::Unbounded))
+                        keys.range((*cursor, Bound::Unbounded))
                     };
                     let found = if *backward {
                         range.next_back()
                     } else {
                         range.next()
                     };
-                    found?.clone()
+                    *found?
                 };
-                *cursor = Bound::Excluded(key.clone());
+                *cursor = Bound::Excluded(key);
                 Some(match lists.block(disk, &key) {
                     Ok(Some(block)) => Ok((key, block)),
                     Ok(None) => Err(ProjectionError::Corrupt(
@@ -687,7 +782,7 @@ fn merged_next<I: Item, H: Header>(
 ) -> Option<Walked<I, H>> {
     let overlay_key = overlay
         .peek()
-        .map(|(k, _)| (*k).clone())
+        .map(|(k, _)| **k)
         .filter(|k| k.starts_with(prefix));
     let stored_key = match stored.peek() {
         Some(Ok((k, _))) if k.starts_with(prefix) => Some(k.to_vec()),
@@ -701,6 +796,7 @@ fn merged_next<I: Item, H: Header>(
         (Some(_), None) => true,
         (None, Some(_)) => false,
         (Some(a), Some(b)) => {
+            let (a, b) = (&**a, b.as_slice());
             if a == b {
                 // The overlay's copy is the newer one.
                 stored.next();
@@ -714,13 +810,16 @@ fn merged_next<I: Item, H: Header>(
     };
     if take_overlay {
         let (key, block) = overlay.next()?;
-        return Some(Ok((key.clone(), Arc::clone(block))));
+        return Some(Ok((*key, Arc::clone(block))));
     }
     let (key, location) = match stored.next()? {
         Ok(kv) => kv,
         Err(e) => return Some(Err(storage(e))),
     };
-    let key = key.to_vec();
+    let key = match BlockKey::of(&key) {
+        Ok(key) => key,
+        Err(e) => return Some(Err(e)),
+    };
     if let Some(block) = lists.cache.lock().ok().and_then(|mut c| c.get(&key)) {
         return Some(Ok((key, block)));
     }
@@ -735,7 +834,44 @@ fn merged_next<I: Item, H: Header>(
     };
     let block = Arc::new(block);
     if let Ok(mut cache) = lists.cache.lock() {
-        cache.put(key.clone(), Arc::clone(&block));
+        cache.put(key, Arc::clone(&block));
     }
     Some(Ok((key, block)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// A map of block keys is searched with byte slices: the keys must order, compare and
+        /// bound ranges exactly as their bytes do.
+        #[test]
+        fn block_keys_order_and_find_as_their_bytes(
+            keys in proptest::collection::vec(proptest::collection::vec(0u8..4, 0..KEY_BYTES), 1..40),
+            probe in proptest::collection::vec(0u8..4, 0..KEY_BYTES),
+        ) {
+            let inline: BTreeSet<BlockKey> =
+                keys.iter().map(|k| BlockKey::of(k).unwrap()).collect();
+            let heap: BTreeSet<Vec<u8>> = keys.iter().cloned().collect();
+            let inline_in_order: Vec<Vec<u8>> = inline.iter().map(|k| k.to_vec()).collect();
+            prop_assert_eq!(&inline_in_order, &heap.iter().cloned().collect::<Vec<_>>());
+            let at_or_below = inline
+                .range::<[u8], _>((Bound::Unbounded, Bound::Included(probe.as_slice())))
+                .next_back()
+                .map(|k| k.to_vec());
+            prop_assert_eq!(at_or_below, heap.range(..=probe.clone()).next_back().cloned());
+            prop_assert_eq!(inline.contains(probe.as_slice()), heap.contains(&probe));
+        }
+    }
+
+    #[test]
+    fn a_key_longer_than_a_block_key_holds_is_an_error() {
+        assert!(BlockKey::of(&[7; KEY_BYTES]).is_ok());
+        assert!(matches!(
+            BlockKey::of(&[7; KEY_BYTES + 1]),
+            Err(ProjectionError::Corrupt(_))
+        ));
+    }
 }

@@ -19,7 +19,7 @@ use chancery_domain::{NewEvent, Position, Precision, RecordedEvent};
 use crate::error::ProjectionError;
 use crate::facts::{Act, Entry, Fact, StanceRule, precision_of, precision_tag};
 use crate::intern::Names;
-use crate::lists::{Block, Decoder, Header, Item, Lists};
+use crate::lists::{Block, BlockKey, Decoder, Header, Item, Lists};
 use crate::pages::Pages;
 use crate::query::RunState;
 use crate::values::Disk;
@@ -311,7 +311,7 @@ pub enum Step<'a> {
 }
 
 /// A block with its key.
-type KeyedBlock<I, H> = (Vec<u8>, std::sync::Arc<Block<I, H>>);
+type KeyedBlock<I, H> = (BlockKey, std::sync::Arc<Block<I, H>>);
 
 /// The keyspaces of the lists in the projections' tree.
 const POSITIONS: u8 = b'P';
@@ -589,7 +589,7 @@ impl ProjectionState {
         }
         for (block_key, start) in updates {
             self.positions
-                .set_header(present(&self.disk)?, &block_key, start)?;
+                .set_header(present(&self.disk)?, block_key, start)?;
         }
         Ok(())
     }
@@ -774,5 +774,32 @@ mod tests {
         let mut out = Vec::new();
         block.encode(&mut out);
         assert_eq!(block.encoded_len(), out.len());
+    }
+
+    /// The longest key the lists make, a position list's prefix and its items' sort key, and
+    /// the key past every sort key that finds a list's last block, are block keys.
+    #[test]
+    fn the_longest_keys_of_the_lists_are_block_keys() {
+        let slot = Slot {
+            valid: i64::MIN,
+            precision: Precision::Day,
+            position: Position::MAX,
+            version: u16::MAX,
+        };
+        let mut longest = vec![0u8];
+        longest.extend_from_slice(
+            &PositionKey {
+                timeline: u32::MAX,
+                party: u32::MAX,
+                issue: u32::MAX,
+            }
+            .list(),
+        );
+        let prefix = longest.len();
+        Stated::key_bytes(&(i64::MAX, slot), &mut longest);
+        assert!(BlockKey::of(&longest).is_ok(), "{} bytes", longest.len());
+        longest.truncate(prefix);
+        longest.extend_from_slice(&[0xff; 40]);
+        assert!(BlockKey::of(&longest).is_ok(), "{} bytes", longest.len());
     }
 }
