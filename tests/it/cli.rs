@@ -508,3 +508,38 @@ fn a_timeline_exports_for_timelinejs_as_the_store_reads_it_now() {
         );
     }
 }
+
+/// Whether the kernel lets the process `pid` have transparent huge pages, from its status.
+#[cfg(target_os = "linux")]
+fn huge_pages_allowed(pid: u32) -> bool {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("THP_enabled:"))
+        .unwrap_or_else(|| panic!("no THP_enabled line in the status of {pid}:\n{status}"));
+    line.split_whitespace().nth(1) == Some("1")
+}
+
+/// The server turns transparent huge pages off for itself (each fault in a huge page zeroes
+/// 2 MiB, which replays paid for in time and memory), unless `MIMALLOC_ALLOW_THP` asks for them.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_server_runs_without_transparent_huge_pages_unless_asked_for_them() {
+    for (allow, expected) in [(None, false), (Some("1"), true)] {
+        let data = tempfile::tempdir().unwrap();
+        let mut command = serve_command(data.path(), "127.0.0.1:0", &with_tokens(&[]));
+        match allow {
+            Some(value) => command.env("MIMALLOC_ALLOW_THP", value),
+            None => command.env_remove("MIMALLOC_ALLOW_THP"),
+        };
+        let process = chancery_testkit::server::Process::spawn("chancery serve", &command).unwrap();
+        process
+            .wait_address(LISTENING, READY_PATIENCE)
+            .unwrap_or_else(|e| panic!("{e}; its log:\n{}", process.log()));
+        assert_eq!(
+            huge_pages_allowed(process.pid()),
+            expected,
+            "MIMALLOC_ALLOW_THP={allow:?}"
+        );
+    }
+}

@@ -150,12 +150,14 @@ struct Measured {
 
 fn child(dir: &Path, which: &str) -> anyhow::Result<Measured> {
     let exe = std::env::current_exe()?;
-    let out = Command::new(exe)
-        .arg(which)
-        .arg("--dir")
-        .arg(dir)
-        .output()
-        .context("cannot run the benchmark child")?;
+    let mut command = Command::new(exe);
+    command.arg(which).arg("--dir").arg(dir);
+    // The server runs without transparent huge pages (`without_huge_pages` in its main); so do
+    // the children, by mimalloc's own switch, unless the caller chose otherwise.
+    if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
+        command.env("MIMALLOC_ALLOW_THP", "0");
+    }
+    let out = command.output().context("cannot run the benchmark child")?;
     if !out.status.success() {
         bail!("{which} failed: {}", String::from_utf8_lossy(&out.stderr));
     }

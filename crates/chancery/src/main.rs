@@ -1,5 +1,18 @@
 //! The `chancery` command: import, export, verify (and, with the server, serve and replay).
 
+/// Turns transparent huge pages off for this process, unless `MIMALLOC_ALLOW_THP` says
+/// otherwise. mimalloc asks for huge pages on its arenas, and a page fault in one then zeroes
+/// 2 MiB: replaying 1M events spent a tenth of its time there and peaked 60 MB higher
+/// (docs/benchmarks.md). The server's heap is a few hundred MB, too small for huge pages to
+/// save much on address translation.
+fn without_huge_pages() {
+    #[cfg(target_os = "linux")]
+    if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
+        // Where the kernel refuses, the process keeps huge pages: slower, never wrong.
+        let _ = rustix::thread::disable_transparent_huge_pages(true);
+    }
+}
+
 /// Replay and serving allocate many small objects; mimalloc spent a third less time in
 /// allocation than the system allocator on the 1M-event replay (docs/benchmarks.md).
 #[global_allocator]
@@ -206,6 +219,7 @@ enum ImportFormat {
 }
 
 fn main() -> ExitCode {
+    without_huge_pages();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
