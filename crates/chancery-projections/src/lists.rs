@@ -45,6 +45,7 @@ pub struct BlockKey {
 }
 
 impl BlockKey {
+    /// The key of these bytes; more than [`KEY_BYTES`] of them is an error.
     pub fn of(key: &[u8]) -> Result<BlockKey, ProjectionError> {
         let mut bytes = [0u8; KEY_BYTES];
         bytes

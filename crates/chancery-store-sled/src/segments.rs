@@ -418,6 +418,7 @@ pub struct Segments {
 }
 
 /// Scan buffers kept for reuse, at most: one per reader running at once, in the common case.
+/// A buffer is at most [`SCAN_CHUNK`] and a frame's length, so they hold about 16 MiB at most.
 const KEPT_SCAN_BUFFERS: usize = 4;
 
 /// Where the durable part of the open segment ends: what a checkpoint records, and where
@@ -708,11 +709,14 @@ fn scan_segments(
         }
         let offset = segment.offset(next - segment.first)?;
         // The frames asked for end where the record after `to` starts, when this segment holds
-        // it: reading exactly that much reads nothing twice. Past the segment's end, whole
-        // chunks.
+        // it: reading exactly that much reads nothing twice. Otherwise about what the records
+        // asked for take: a read of a few records should not read megabytes.
         let chunk = match segment.offset((to - segment.first).saturating_add(1)) {
             Ok(end) if end > offset => usize::try_from(end - offset).unwrap_or(SCAN_CHUNK),
-            _ => SCAN_CHUNK,
+            _ => usize::try_from(to - next)
+                .unwrap_or(usize::MAX)
+                .saturating_add(1)
+                .saturating_mul(640),
         }
         .clamp(FIRST_READ, SCAN_CHUNK);
         let (after, stopped) =
