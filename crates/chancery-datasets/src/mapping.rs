@@ -278,8 +278,7 @@ pub fn event_of(
     let (actor, target) = parties_of(row)?;
     let label = label(&row.code);
     let payload = payload_of(key_of(&row.code), &label, row, &actor, target.as_ref());
-    let mut event = NewEvent::new(to.timeline.clone(), payload);
-    event.id = event_id(row, &to.timeline);
+    let mut event = NewEvent::with_id(event_id(row, &to.timeline), to.timeline.clone(), payload);
     event.occurred = Some(Occurred {
         start: row.date,
         end: None,

@@ -123,8 +123,14 @@ pub struct NewEvent {
 impl NewEvent {
     /// An event of the given payload with an empty envelope, to be filled in by the caller.
     pub fn new(timeline: TimelineSlug, payload: Payload) -> Self {
+        Self::with_id(EventId::new_v7(), timeline, payload)
+    }
+
+    /// [`NewEvent::new`] with an id the caller already has (an imported row's id made from the
+    /// dataset's own), so that none is drawn for it.
+    pub fn with_id(id: EventId, timeline: TimelineSlug, payload: Payload) -> Self {
         Self {
-            id: EventId::new_v7(),
+            id,
             timeline,
             occurred: None,
             actors: Vec::new(),

@@ -33,5 +33,6 @@ pub use record::{
 pub use registry::{EventRef, References, Registry};
 pub use time::{Precision, Timestamp, ValidTime};
 pub use validate::{
-    FieldError, ValidationErrors, validate, validate_recorded_by, validate_references,
+    FieldError, ValidationErrors, validate, validate_prepared, validate_recorded_by,
+    validate_references,
 };

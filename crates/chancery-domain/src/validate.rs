@@ -13,6 +13,7 @@ use crate::limits::*;
 use crate::payload::{
     Correction, CorrectionChanges, Kind, Measure, Payload, Seminar, Talks, Visit,
 };
+use crate::record::PreparedEvent;
 use crate::registry::{EventRef, References, Registry};
 use crate::time::ValidTime;
 
@@ -74,10 +75,21 @@ impl fmt::Display for ValidationErrors {
 #[derive(Default)]
 struct Collector(Vec<FieldError>);
 
+/// The path of a list's entry, `field[i]`. Paths are written out only for an error: valid
+/// events, the common case, make no strings (validation runs on every append and import row).
+#[derive(Clone, Copy)]
+struct Entry<F>(F, usize);
+
+impl<F: fmt::Display> fmt::Display for Entry<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}[{}]", self.0, self.1)
+    }
+}
+
 impl Collector {
-    fn error(&mut self, field: impl Into<String>, message: impl Into<String>) {
+    fn error(&mut self, field: impl fmt::Display, message: impl Into<String>) {
         self.0.push(FieldError {
-            field: field.into(),
+            field: field.to_string(),
             message: message.into(),
         });
     }
@@ -90,7 +102,7 @@ impl Collector {
         }
     }
 
-    fn text(&mut self, field: &str, value: &str, max: usize, required: bool) {
+    fn text(&mut self, field: impl fmt::Display + Copy, value: &str, max: usize, required: bool) {
         if required && value.trim().is_empty() {
             self.error(field, "must not be empty");
             return;
@@ -112,16 +124,16 @@ impl Collector {
 
     /// A required text field of the payload.
     fn payload_text(&mut self, name: &str, value: &str, max: usize) {
-        self.text(&payload_field(name), value, max, true);
+        self.text(format_args!("payload.{name}"), value, max, true);
     }
 
-    fn opt_text(&mut self, field: &str, value: &Option<String>, max: usize) {
+    fn opt_text(&mut self, field: impl fmt::Display + Copy, value: &Option<String>, max: usize) {
         if let Some(v) = value {
             self.text(field, v, max, true);
         }
     }
 
-    fn list_len(&mut self, field: &str, len: usize) -> bool {
+    fn list_len(&mut self, field: impl fmt::Display, len: usize) -> bool {
         if len > MAX_LIST_LEN {
             self.error(
                 field,
@@ -137,6 +149,18 @@ impl Collector {
 /// Checks an event on its own: required fields, ranges, sizes. Reference checks come from
 /// [`validate_references`].
 pub fn validate(event: &NewEvent) -> Result<(), ValidationErrors> {
+    check_event(event, || event.canonical_json_len())
+}
+
+/// [`validate`] of an event whose encodings are made: the size comes from its canonical JSON
+/// rather than being counted again.
+pub fn validate_prepared(prepared: &PreparedEvent) -> Result<(), ValidationErrors> {
+    check_event(prepared.event(), || prepared.canonical_json_len())
+}
+
+/// Every check of [`validate`]; `size` gives the canonical JSON's length, asked only when
+/// everything else holds.
+fn check_event(event: &NewEvent, size: impl FnOnce() -> usize) -> Result<(), ValidationErrors> {
     let mut c = Collector::default();
     let kind = event.kind();
 
@@ -189,7 +213,7 @@ pub fn validate(event: &NewEvent) -> Result<(), ValidationErrors> {
     }
 
     if c.0.is_empty() {
-        let size = event.canonical_json_len();
+        let size = size();
         if size > MAX_EVENT_BYTES {
             c.error(
                 "",
@@ -328,7 +352,7 @@ fn check_amounts(c: &mut Collector, field: &str, amounts: &[Amount]) {
         return;
     }
     for (i, a) in amounts.iter().enumerate() {
-        let at = format!("{field}[{i}]");
+        let at = Entry(field, i);
         if !a.value.is_finite() {
             c.error(format!("{at}.value"), "must be a finite number");
         } else if a.value < 0.0 {
@@ -360,7 +384,7 @@ fn check_amounts(c: &mut Collector, field: &str, amounts: &[Amount]) {
             );
         }
         c.text(
-            &format!("{at}.measures"),
+            format_args!("{at}.measures"),
             &a.measures,
             MAX_SHORT_TEXT_CHARS,
             true,
@@ -373,15 +397,15 @@ fn check_sources(c: &mut Collector, field: &str, sources: &[Source]) {
         return;
     }
     for (i, s) in sources.iter().enumerate() {
-        let at = format!("{field}[{i}]");
+        let at = Entry(field, i);
         c.text(
-            &format!("{at}.publication"),
+            format_args!("{at}.publication"),
             &s.publication,
             MAX_SHORT_TEXT_CHARS,
             true,
         );
-        c.opt_text(&format!("{at}.title"), &s.title, MAX_SHORT_TEXT_CHARS);
-        c.opt_text(&format!("{at}.quote"), &s.quote, MAX_QUOTE_CHARS);
+        c.opt_text(format_args!("{at}.title"), &s.title, MAX_SHORT_TEXT_CHARS);
+        c.opt_text(format_args!("{at}.quote"), &s.quote, MAX_QUOTE_CHARS);
         if let Some(url) = &s.url {
             let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
             if !scheme_ok
@@ -417,10 +441,10 @@ fn check_ordered(
     }
 }
 
-fn check_texts(c: &mut Collector, field: &str, list: &[String], max: usize) {
+fn check_texts(c: &mut Collector, field: impl fmt::Display + Copy, list: &[String], max: usize) {
     if c.list_len(field, list.len()) {
         for (i, t) in list.iter().enumerate() {
-            c.text(&format!("{field}[{i}]"), t, max, true);
+            c.text(Entry(field, i), t, max, true);
         }
     }
 }
@@ -447,7 +471,7 @@ fn check_payload(c: &mut Collector, event: &NewEvent) {
             c.payload_text("terms", &o.terms, MAX_TEXT_CHARS);
             check_texts(
                 c,
-                &payload_field("conditions"),
+                format_args!("payload.conditions"),
                 &o.conditions,
                 MAX_TEXT_CHARS,
             );
@@ -455,15 +479,19 @@ fn check_payload(c: &mut Collector, event: &NewEvent) {
         Payload::Demand(d) => c.payload_text("terms", &d.terms, MAX_TEXT_CHARS),
         Payload::Threat(t) => {
             c.payload_text("terms", &t.terms, MAX_TEXT_CHARS);
-            c.opt_text(&payload_field("condition"), &t.condition, MAX_TEXT_CHARS);
+            c.opt_text(
+                format_args!("payload.condition"),
+                &t.condition,
+                MAX_TEXT_CHARS,
+            );
         }
         Payload::Refusal(r) => {
             c.payload_text("terms", &r.terms, MAX_TEXT_CHARS);
-            c.list_len(&payload_field("refuses"), r.refuses.len());
+            c.list_len(format_args!("payload.refuses"), r.refuses.len());
         }
         Payload::Concession(x) => {
             c.payload_text("terms", &x.terms, MAX_TEXT_CHARS);
-            c.list_len(&payload_field("answers"), x.answers.len());
+            c.list_len(format_args!("payload.answers"), x.answers.len());
         }
         Payload::Agreement(a) => c.payload_text("terms", &a.terms, MAX_TEXT_CHARS),
         Payload::Measure(m) => check_measure(c, m),
@@ -501,7 +529,11 @@ fn check_payload(c: &mut Collector, event: &NewEvent) {
 /// The title and description of a registered issue or timeline.
 fn check_title_and_description(c: &mut Collector, title: &str, description: &Option<String>) {
     c.payload_text("title", title, MAX_SHORT_TEXT_CHARS);
-    c.opt_text(&payload_field("description"), description, MAX_TEXT_CHARS);
+    c.opt_text(
+        format_args!("payload.description"),
+        description,
+        MAX_TEXT_CHARS,
+    );
 }
 
 /// A measure takes effect no earlier than its announcement, at a rate that is a percentage.
@@ -536,11 +568,15 @@ fn check_seminar(c: &mut Collector, s: &Seminar) {
     }
     check_texts(
         c,
-        &payload_field("participants"),
+        format_args!("payload.participants"),
         &s.participants,
         MAX_SHORT_TEXT_CHARS,
     );
-    c.opt_text(&payload_field("topic"), &s.topic, MAX_SHORT_TEXT_CHARS);
+    c.opt_text(
+        format_args!("payload.topic"),
+        &s.topic,
+        MAX_SHORT_TEXT_CHARS,
+    );
 }
 
 /// A visit has two different parties, one of which acts: its code says which (made or hosted).
@@ -611,7 +647,7 @@ fn check_changed_envelope(c: &mut Collector, at: &str, ch: &CorrectionChanges) {
         check_participants(c, &format!("{at}.targets"), list);
     }
     if let Some(list) = &ch.issues {
-        c.list_len(&format!("{at}.issues"), list.len());
+        c.list_len(format_args!("{at}.issues"), list.len());
     }
     if let Some(list) = &ch.amounts {
         check_amounts(c, &format!("{at}.amounts"), list);

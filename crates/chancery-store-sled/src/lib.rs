@@ -443,7 +443,7 @@ impl ForwardReader for Reader {
 impl EventLog for SledLog {
     fn append(&self, request: AppendRequest) -> BoxFuture<'_, Result<AppendOutcome, StoreError>> {
         async move {
-            sequencer::precheck(&request)?;
+            let request = sequencer::precheck(request)?;
             self.send(|reply| Command::Append { request, reply }).await
         }
         .boxed()

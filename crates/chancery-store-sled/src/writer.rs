@@ -17,8 +17,8 @@ use std::time::{Duration, Instant, SystemTime};
 use chancery_domain::{
     EventId, Kind, Payload, Position, RecordedEvent, Registry, TimelineSlug, Timestamp,
 };
-use chancery_store::sequencer::{self, Answer, LogState, Request};
-use chancery_store::{AppendOutcome, AppendRequest, Head, LiveFeed, RestoreOutcome, StoreError};
+use chancery_store::sequencer::{self, Answer, LogState, PreparedAppend, Request};
+use chancery_store::{AppendOutcome, Head, LiveFeed, RestoreOutcome, StoreError};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::durability::DiskSync;
@@ -40,7 +40,7 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 pub enum Command {
     Append {
-        request: AppendRequest,
+        request: PreparedAppend,
         reply: oneshot::Sender<Result<AppendOutcome, StoreError>>,
     },
     /// Records already checked one by one by the caller (`sequencer::check_restore`).

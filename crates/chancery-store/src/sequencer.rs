@@ -19,8 +19,9 @@ use std::collections::{HashMap, HashSet};
 
 use chancery_domain::limits::MAX_BATCH_EVENTS;
 use chancery_domain::{
-    EventId, EventRef, Kind, NewEvent, Payload, Position, RecordedEvent, References, Registry,
-    TimelineSlug, Timestamp, ValidationErrors, validate, validate_references,
+    EventId, EventRef, Kind, NewEvent, Payload, Position, PreparedEvent, RecordedEvent, References,
+    Registry, TimelineSlug, Timestamp, ValidationErrors, validate, validate_prepared,
+    validate_references,
 };
 
 use crate::error::StoreError;
@@ -46,10 +47,20 @@ pub trait LogState {
     fn record(&self, position: Position) -> Result<Option<RecordedEvent>, StoreError>;
 }
 
+/// An append whose events passed [`precheck`], each with its encodings made.
+#[derive(Debug, Clone)]
+pub struct PreparedAppend {
+    pub timeline: TimelineSlug,
+    pub expected: ExpectedVersion,
+    pub events: Vec<PreparedEvent>,
+    /// As in [`AppendRequest::refers_within`].
+    pub refers_within: Option<Vec<TimelineSlug>>,
+}
+
 /// One request of a group.
 #[derive(Debug)]
 pub enum Request {
-    Append(AppendRequest),
+    Append(PreparedAppend),
     /// Records exported from another log, checked by [`check_restore`].
     Restore(Vec<RecordedEvent>),
 }
@@ -98,9 +109,10 @@ impl Sealed {
     }
 }
 
-/// Structural checks of an append that need nothing of the log: done by the caller's task, so
-/// that the sequencing itself does only what needs order.
-pub fn precheck(request: &AppendRequest) -> Result<(), StoreError> {
+/// Structural checks of an append that need nothing of the log, and the encodings of its events
+/// (which need nothing of the log either): done by the caller's task, so that the sequencing,
+/// one group at a time, does only what needs order.
+pub fn precheck(request: AppendRequest) -> Result<PreparedAppend, StoreError> {
     if request.events.is_empty() {
         return Err(StoreError::Invalid(ValidationErrors::single(
             "events",
@@ -113,17 +125,33 @@ pub fn precheck(request: &AppendRequest) -> Result<(), StoreError> {
             request.events.len()
         )));
     }
-    let mut ids = HashSet::with_capacity(request.events.len());
-    for (i, event) in request.events.iter().enumerate() {
-        validate(event).map_err(|e| StoreError::Invalid(e.within(&format!("events[{i}]"))))?;
-        if !ids.insert(event.id) {
+    let AppendRequest {
+        timeline,
+        expected,
+        events,
+        refers_within,
+    } = request;
+    let mut ids = HashSet::with_capacity(events.len());
+    let mut prepared = Vec::with_capacity(events.len());
+    for (i, event) in events.into_iter().enumerate() {
+        let id = event.id;
+        let event = PreparedEvent::new(event);
+        validate_prepared(&event)
+            .map_err(|e| StoreError::Invalid(e.within(&format!("events[{i}]"))))?;
+        if !ids.insert(id) {
             return Err(StoreError::Invalid(ValidationErrors::single(
                 format!("events[{i}].id"),
-                format!("{} appears twice in this batch", event.id),
+                format!("{id} appears twice in this batch"),
             )));
         }
+        prepared.push(event);
     }
-    Ok(())
+    Ok(PreparedAppend {
+        timeline,
+        expected,
+        events: prepared,
+        refers_within,
+    })
 }
 
 /// Checks records to restore, each on its own (its hash, its form, its validity), in the
@@ -306,7 +334,7 @@ impl Group<'_> {
         }
     }
 
-    fn append(&mut self, request: AppendRequest) -> Result<AppendOutcome, StoreError> {
+    fn append(&mut self, request: PreparedAppend) -> Result<AppendOutcome, StoreError> {
         if let Some(outcome) = self.deduplicate(&request)? {
             return Ok(outcome);
         }
@@ -329,7 +357,7 @@ impl Group<'_> {
         let mut records = Vec::with_capacity(request.events.len());
         for (i, event) in request.events.into_iter().enumerate() {
             let within = request.refers_within.as_deref();
-            self.check_references(&scope, &event, &request.timeline, within)
+            self.check_references(&scope, event.event(), &request.timeline, within)
                 .map_err(|e| match e {
                     StoreError::Invalid(errors) => {
                         StoreError::Invalid(errors.within(&format!("events[{i}]")))
@@ -338,7 +366,7 @@ impl Group<'_> {
                 })?;
             let head = self.head_in(&scope);
             let recorded_at = head.recorded_at.map_or(self.now, |last| last.max(self.now));
-            let record = RecordedEvent::seal(
+            let record = RecordedEvent::seal_prepared(
                 head.position + 1,
                 version + 1,
                 recorded_at,
@@ -392,10 +420,10 @@ impl Group<'_> {
     }
 
     /// Answers a retried request with the original positions, or refuses a reused id.
-    fn deduplicate(&self, request: &AppendRequest) -> Result<Option<AppendOutcome>, StoreError> {
+    fn deduplicate(&self, request: &PreparedAppend) -> Result<Option<AppendOutcome>, StoreError> {
         let scope = Scope::default();
         let mut found = Vec::new();
-        for event in &request.events {
+        for event in request.events.iter().map(PreparedEvent::event) {
             if let Some(entry) = self.id_entry_in(&scope, &event.id)? {
                 found.push((event, entry));
             }

@@ -92,9 +92,9 @@ struct Stored {
 
 /// An event with the two encodings a record of it needs made ahead of its sealing: its canonical
 /// JSON (hashed inside the record's body) and the variable part of its stored form. Neither
-/// depends on the record's place in the log: [`RecordedEvent::seal`] makes them first, then only
-/// places, hashes and frames them. (Making them on the caller's thread instead of the log's
-/// writer was measured slower for the bulk import; docs/benchmarks.md.)
+/// depends on the record's place in the log, so the stores make them in the appending caller's
+/// task, where validation needs the JSON's length anyway, and their single writer only places,
+/// hashes and frames them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PreparedEvent {
     event: NewEvent,
@@ -108,6 +108,15 @@ impl PreparedEvent {
         let mut terms = Vec::with_capacity(256 + event.summary.len());
         binary::encode_terms(&event, &mut terms);
         PreparedEvent { event, json, terms }
+    }
+
+    pub fn event(&self) -> &NewEvent {
+        &self.event
+    }
+
+    /// The length of the event's canonical JSON (what [`NewEvent::canonical_json_len`] counts).
+    pub fn canonical_json_len(&self) -> usize {
+        self.json.len()
     }
 }
 

@@ -4,7 +4,7 @@
 
 use chancery_domain::{RecordedEvent, Timestamp, sample, verify_record_hash};
 use chancery_store::sequencer::{self, Answer, Request, Sealed};
-use chancery_store::{EventLog, ExpectedVersion, ReadRequest, StoreError};
+use chancery_store::{AppendRequest, EventLog, ExpectedVersion, ReadRequest, StoreError};
 use chancery_store_sled::{SledConfig, SledLog};
 
 use crate::support::{T, request, runtime, temp_log, with_log, world};
@@ -16,6 +16,11 @@ fn seal(log: &SledLog, request: Request) -> Sealed {
         vec![request],
         Timestamp::from_unix_micros(1),
     )
+}
+
+/// An append as the stores hand it to the sequencer: checked on its own, its events encoded.
+fn prepared(request: AppendRequest) -> Request {
+    Request::Append(sequencer::precheck(request).expect("an append valid on its own"))
 }
 
 /// The outcome of one sealed append.
@@ -48,7 +53,7 @@ fn sealing_against_a_snapshot_is_what_the_append_would_write_and_leaves_no_trace
         ];
         let plan = seal(
             log,
-            Request::Append(request(ExpectedVersion::Exact(3), batch.clone())),
+            prepared(request(ExpectedVersion::Exact(3), batch.clone())),
         );
         let planned = outcome(&plan).unwrap();
 
@@ -111,7 +116,7 @@ fn sealing_gives_the_appends_answers_conflicts_and_retries() {
 
         let retry = seal(
             log,
-            Request::Append(request(ExpectedVersion::NoTimeline, world.clone())),
+            prepared(request(ExpectedVersion::NoTimeline, world.clone())),
         );
         let answered = outcome(&retry).unwrap();
         assert!(answered.deduplicated);
@@ -121,7 +126,7 @@ fn sealing_gives_the_appends_answers_conflicts_and_retries() {
         let e = sample::statement(T, "USA", &["deficit"], "2018-05-01");
         let err = outcome(&seal(
             log,
-            Request::Append(request(ExpectedVersion::Exact(2), vec![e.clone()])),
+            prepared(request(ExpectedVersion::Exact(2), vec![e.clone()])),
         ))
         .unwrap_err();
         assert!(
@@ -138,7 +143,7 @@ fn sealing_gives_the_appends_answers_conflicts_and_retries() {
         changed.summary = "other".into();
         let err = outcome(&seal(
             log,
-            Request::Append(request(ExpectedVersion::Any, vec![changed])),
+            prepared(request(ExpectedVersion::Any, vec![changed])),
         ))
         .unwrap_err();
         assert!(
@@ -148,7 +153,7 @@ fn sealing_gives_the_appends_answers_conflicts_and_retries() {
         let bad = sample::statement(T, "USA", &["unregistered"], "2018-05-01");
         let err = outcome(&seal(
             log,
-            Request::Append(request(ExpectedVersion::Any, vec![e, bad])),
+            prepared(request(ExpectedVersion::Any, vec![e, bad])),
         ))
         .unwrap_err();
         assert!(matches!(err, StoreError::Invalid(_)), "{err}");
