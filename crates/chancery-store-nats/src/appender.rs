@@ -5,23 +5,31 @@
 //! continue. One round of the stream serves every request of the group, as one `fdatasync`
 //! serves a group of the embedded log.
 //!
+//! An append is answered as soon as the stream acknowledged its group: the group is kept
+//! (`ahead`) until the replica applies it, the next group is sealed against the replica with the
+//! kept groups on top, and reads wait for the replica to hold what was acknowledged. At most
+//! [`MAX_UNAPPLIED`] groups are kept; past that the appender waits for the replica.
+//!
 //! If the stream has moved past the replica (another server appended first), it refuses the
 //! batch whole; the task then reads the stream's last sequence, waits until the replica holds
 //! it, and seals the group again (an expected version or an id may now answer differently). Each
 //! request gets its own answer: a request the sequencer refused leaves the others to go on.
 
 use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use async_nats::Client;
 use async_nats::jetstream::stream::Stream;
 use chancery_domain::limits::MAX_BATCH_EVENTS;
 use chancery_domain::{Position, Timestamp};
-use chancery_store::sequencer::{self, Answer, Request};
+use chancery_store::sequencer::{self, Answer, LogState, Request};
 use chancery_store::{Head, StoreError};
 use chancery_store_sled::SledLog;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::ahead::{Ahead, Unapplied};
 use crate::config::NatsConfig;
 use crate::follower::Progress;
 use crate::publish::{self, Outgoing, Published};
@@ -50,7 +58,12 @@ pub struct Writer {
     pub stream: Stream,
     pub replica: SledLog,
     pub progress: watch::Receiver<Progress>,
+    /// The last position this server's appends were acknowledged up to.
+    pub acked: Arc<AtomicU64>,
 }
+
+/// Acknowledged groups kept for the replica to apply, at most; then the appender waits for it.
+const MAX_UNAPPLIED: usize = 16;
 
 impl Writer {
     /// Asks the stream for its last sequence. Bounded by the publish timeout rather than the
@@ -96,9 +109,20 @@ impl Writer {
         failed.map_or(Ok(()), Err)
     }
 
+    /// Waits until the replica holds every append this server acknowledged: reads wait for it,
+    /// so that a caller reads its own writes. Free when the replica is there already.
+    pub async fn settled(&self) -> Result<(), StoreError> {
+        let acked = self.acked.load(Ordering::Acquire);
+        if self.progress.borrow().applied >= acked {
+            return Ok(());
+        }
+        self.applied(acked).await
+    }
+
     /// Takes groups of requests from the queue and writes them, until the queue closes.
     pub async fn run(self, mut queue: mpsc::Receiver<Pending>) {
         let mut carried: Option<Pending> = None;
+        let mut unapplied: Vec<Unapplied> = Vec::new();
         loop {
             let first = match carried.take() {
                 Some(p) => p,
@@ -125,7 +149,7 @@ impl Writer {
             }
             let (requests, replies): (Vec<Request>, Vec<_>) =
                 group.into_iter().map(|p| (p.request, p.reply)).unzip();
-            match self.write(requests).await {
+            match self.write(requests, &mut unapplied).await {
                 Ok((answers, head)) => {
                     for (reply, answer) in replies.into_iter().zip(answers) {
                         drop(reply.send(Ok((answer, head))));
@@ -142,7 +166,11 @@ impl Writer {
 
     /// Seals a group against an up-to-date replica and publishes it, until it wins the race to
     /// the stream or there is nothing to write; answers what each request gets.
-    async fn write(&self, requests: Vec<Request>) -> Result<(Vec<Answer>, Head), StoreError> {
+    async fn write(
+        &self,
+        requests: Vec<Request>,
+        unapplied: &mut Vec<Unapplied>,
+    ) -> Result<(Vec<Answer>, Head), StoreError> {
         let config = &self.config;
         // The error of a publish whose answer was lost: until a sealing tells, it may have landed.
         let mut unknown: Option<StoreError> = None;
@@ -152,10 +180,11 @@ impl Writer {
         };
         let attempts = config.max_attempts.max(1);
         let started = tokio::time::Instant::now();
-        // The first sealing of a group goes on the local replica as it is, without asking the
-        // stream where it is: the publish is guarded by the sequence it continues, so a stored
-        // batch proves the replica was current, and a replica behind the stream costs one refused
-        // batch. A writer the stream has not moved past saves a round trip per group.
+        // The first sealing of a group goes on the local replica as it is (with this server's
+        // acknowledged groups on top), without asking the stream where it is: the publish is
+        // guarded by the sequence it continues, so a stored batch proves that view was current,
+        // and a view behind the stream costs one refused batch. A writer the stream has not moved
+        // past saves a round trip per group.
         let mut trust_replica = true;
         let mut attempt = 0;
         while attempt < attempts {
@@ -180,9 +209,25 @@ impl Writer {
                 };
                 self.applied(last).await.map_err(|e| fail(&unknown, e))?;
             }
+            if unapplied.len() >= MAX_UNAPPLIED {
+                let oldest = unapplied.first().map_or(0, Unapplied::head);
+                self.applied(oldest).await.map_err(|e| fail(&unknown, e))?;
+            }
             let now = Timestamp::from_system_time(SystemTime::now());
-            let sealed = sequencer::sequence(&self.replica.snapshot(), copy_of(&requests), now);
-            let mut answers = sealed.answers;
+            let mut sealed = {
+                let replica = self.replica.snapshot();
+                // Groups the snapshot holds whole are the replica's now. Those left continue one
+                // another up to the last acknowledgement, and any other server's append lies
+                // past them, where the publish's guard refuses a group sealed without it.
+                let replica_head = LogState::head(&replica).position;
+                unapplied.retain(|g| g.head() > replica_head);
+                let view = Ahead {
+                    replica: &replica,
+                    unapplied,
+                };
+                sequencer::sequence(&view, copy_of(&requests), now)
+            };
+            let mut answers = std::mem::take(&mut sealed.answers);
             if sealed.records.is_empty() {
                 // Nothing to publish, so no guard to prove the replica current: refusals and
                 // events found already written are answered from a replica known to hold the
@@ -224,15 +269,11 @@ impl Writer {
                             ),
                         });
                     }
-                    return match self.applied(last).await {
-                        Ok(()) => Ok((answers, sealed.head)),
-                        Err(StoreError::Storage(why)) => Err(StoreError::Storage(format!(
-                            "the append is stored at positions {} to {last}, but {why}; a \
-                             retry with the same event ids answers with them",
-                            base + 1
-                        ))),
-                        Err(e) => Err(e),
-                    };
+                    drop(outgoing);
+                    self.acked.fetch_max(last, Ordering::AcqRel);
+                    let head = sealed.head;
+                    unapplied.push(Unapplied::of(sealed));
+                    return Ok((answers, head));
                 }
                 Ok(Published::Refused(e)) => return Err(e),
                 Ok(Published::Raced) => {}

@@ -11,10 +11,13 @@
 //!   (`chancery_store::sequencer`, the rules every backend applies: validation, expected version,
 //!   idempotency, sealing with positions and the hash chain), publishes the records as one atomic
 //!   batch on the condition that the stream's last sequence is still the one they continue, and
-//!   answers once the stream acknowledged them *and* the replica applied them. A group that lost
+//!   answers once the stream acknowledged them. The next group is sealed against the replica with
+//!   the acknowledged groups it has not applied yet on top ([`ahead`]); reads wait until the
+//!   replica holds every acknowledged append, so a caller reads its own writes. A group that lost
 //!   the race, or that publishes nothing, is sealed again on a replica that holds the stream's
 //!   last message.
 
+mod ahead;
 mod appender;
 pub mod config;
 mod follower;
@@ -23,6 +26,7 @@ mod replica;
 mod stream;
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use chancery_domain::limits::MAX_BATCH_EVENTS;
 use chancery_domain::{EventId, Position, RecordedEvent, Registry, TimelineSlug};
@@ -87,6 +91,7 @@ impl NatsLog {
             stream,
             replica,
             progress,
+            acked: Arc::new(AtomicU64::new(applied)),
         };
         let (queue, pending) = mpsc::channel(1024);
         let appender = tokio::spawn(writer.clone().run(pending));
@@ -131,7 +136,7 @@ impl NatsLog {
 impl EventLog for NatsLog {
     fn append(&self, request: AppendRequest) -> BoxFuture<'_, Result<AppendOutcome, StoreError>> {
         async move {
-            sequencer::precheck(&request)?;
+            let request = sequencer::precheck(request)?;
             match self.submit(Request::Append(request)).await? {
                 (Answer::Append(result), _) => result,
                 (Answer::Restore(_), _) => Err(StoreError::Storage("mismatched answer".into())),
@@ -162,11 +167,19 @@ impl EventLog for NatsLog {
     }
 
     fn head(&self) -> BoxFuture<'_, Result<Head, StoreError>> {
-        self.replica().head()
+        async move {
+            self.inner.writer.settled().await?;
+            self.replica().head().await
+        }
+        .boxed()
     }
 
     fn read(&self, request: ReadRequest) -> BoxFuture<'_, Result<Vec<RecordedEvent>, StoreError>> {
-        self.replica().read(request)
+        async move {
+            self.inner.writer.settled().await?;
+            self.replica().read(request).await
+        }
+        .boxed()
     }
 
     fn read_timeline(
@@ -175,22 +188,40 @@ impl EventLog for NatsLog {
         from_version: u64,
         limit: usize,
     ) -> BoxFuture<'_, Result<Vec<RecordedEvent>, StoreError>> {
-        self.replica().read_timeline(timeline, from_version, limit)
+        async move {
+            self.inner.writer.settled().await?;
+            self.replica()
+                .read_timeline(timeline, from_version, limit)
+                .await
+        }
+        .boxed()
     }
 
     fn event(&self, id: EventId) -> BoxFuture<'_, Result<Option<RecordedEvent>, StoreError>> {
-        self.replica().event(id)
+        async move {
+            self.inner.writer.settled().await?;
+            self.replica().event(id).await
+        }
+        .boxed()
     }
 
     fn timeline_version(
         &self,
         timeline: TimelineSlug,
     ) -> BoxFuture<'_, Result<Option<u64>, StoreError>> {
-        self.replica().timeline_version(timeline)
+        async move {
+            self.inner.writer.settled().await?;
+            self.replica().timeline_version(timeline).await
+        }
+        .boxed()
     }
 
     fn registry(&self) -> BoxFuture<'_, Result<Arc<Registry>, StoreError>> {
-        self.replica().registry()
+        async move {
+            self.inner.writer.settled().await?;
+            self.replica().registry().await
+        }
+        .boxed()
     }
 
     fn subscribe(&self, after: Position, filter: EventFilter) -> EventStream {
