@@ -340,7 +340,9 @@ pub async fn run(
              against the local replica with the sequencer (validation, versions, hash chain), \
              publishes it with \
              `Nats-Expected-Last-Sequence` (one message, or an atomic batch) with a `Nats-Msg-Id` \
-             per event, and answers each append once the replica applied it. The raw baseline is \
+             per event, and answers each append once the stream acknowledged it (the next group \
+             is sealed against the replica with the acknowledged groups it has not applied on \
+             top; reads wait for the replica). The raw baseline is \
              one `publish` with a `Nats-Msg-Id` awaiting its ack, from as many publishers. \
              Writers on one server share its groups; writers on two servers (two `NatsLog`s, two \
              replicas) race for the expected sequence, and the loser reads the stream's last \
