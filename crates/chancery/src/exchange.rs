@@ -630,34 +630,115 @@ fn header_line(head: &chancery_store::Head) -> Result<Vec<u8>, ExchangeError> {
     Ok(line)
 }
 
+/// Chunks of an online backup being read and encoded at once, besides the one being sent.
+const EXPORT_CHUNKS_AHEAD: usize = 3;
+
 /// The NDJSON export of the log up to its head when the stream starts, in chunks (the header
 /// line, then a chunk of records at a time): what the server sends for an online backup. The log
 /// is append-only, so the prefix read is a consistent snapshot, however long the transfer takes
 /// and whatever is appended meanwhile.
+///
+/// Turning records into their canonical JSON lines is most of a backup's work, so several chunks
+/// are read and encoded at once, each on a blocking thread, and sent in order: the transfer uses
+/// the machine's cores rather than one.
 pub fn export_stream(
     log: Arc<dyn EventLog>,
 ) -> impl futures_util::Stream<Item = Result<Vec<u8>, ExchangeError>> + Send {
-    // The next position to send and the last, once the header is out.
-    futures_util::stream::try_unfold(
-        (log, None::<(Position, Position)>),
-        |(log, range)| async move {
-            let Some((next, last)) = range else {
-                let head = log.head().await?;
-                let header = header_line(&head)?;
-                return Ok(Some((header, (log, Some((1, head.position))))));
-            };
-            if next > last {
-                return Ok(None);
-            }
-            let records = read_chunk(log.as_ref(), next, last).await?;
-            let end = records.last().map_or(next, RecordedEvent::position);
-            let mut chunk = Vec::with_capacity(records.len() * 1024);
-            for record in &records {
-                export_line(record, &mut chunk)?;
-            }
-            Ok(Some((chunk, (log, Some((end + 1, last))))))
+    use futures_util::stream::{FuturesOrdered, StreamExt};
+
+    /// Where the stream is: the header not sent yet, or the next position to schedule, the
+    /// last to send, and the chunks being made.
+    enum Export {
+        Start(Arc<dyn EventLog>),
+        Chunks {
+            log: Arc<dyn EventLog>,
+            next: Position,
+            last: Position,
+            making: FuturesOrdered<
+                futures_util::future::BoxFuture<'static, Result<Vec<u8>, ExchangeError>>,
+            >,
         },
-    )
+        Failed,
+    }
+
+    futures_util::stream::unfold(Export::Start(log), |state| async move {
+        match state {
+            Export::Start(log) => {
+                let header = match log.head().await {
+                    Ok(head) => header_line(&head).map(|line| (line, head.position)),
+                    Err(e) => Err(e.into()),
+                };
+                Some(match header {
+                    Ok((line, last)) => (
+                        Ok(line),
+                        Export::Chunks {
+                            log,
+                            next: 1,
+                            last,
+                            making: FuturesOrdered::new(),
+                        },
+                    ),
+                    Err(e) => (Err(e), Export::Failed),
+                })
+            }
+            Export::Chunks {
+                log,
+                mut next,
+                last,
+                mut making,
+            } => {
+                while making.len() < EXPORT_CHUNKS_AHEAD && next <= last {
+                    let to = (next + RECORD_CHUNK as Position - 1).min(last);
+                    making.push_back(Box::pin(export_chunk(Arc::clone(&log), next, to)));
+                    next = to + 1;
+                }
+                match making.next().await? {
+                    Ok(chunk) => Some((
+                        Ok(chunk),
+                        Export::Chunks {
+                            log,
+                            next,
+                            last,
+                            making,
+                        },
+                    )),
+                    // Nothing is sent after a failed chunk: the body ends short of the header's
+                    // count, which the reader can tell.
+                    Err(e) => Some((Err(e), Export::Failed)),
+                }
+            }
+            Export::Failed => None,
+        }
+    })
+}
+
+/// The export lines of records `from..=to`: read, then encoded on a blocking thread.
+async fn export_chunk(
+    log: Arc<dyn EventLog>,
+    from: Position,
+    to: Position,
+) -> Result<Vec<u8>, ExchangeError> {
+    let records = read_chunk(log.as_ref(), from, to).await?;
+    if records.last().map(RecordedEvent::position) != Some(to) {
+        return Err(StoreError::Corrupt {
+            position: Some(to),
+            detail: "missing below the head".into(),
+        }
+        .into());
+    }
+    let encoded = tokio::task::spawn_blocking(move || {
+        let mut chunk = Vec::with_capacity(records.len() * 1024);
+        for record in &records {
+            export_line(record, &mut chunk)?;
+        }
+        Ok(chunk)
+    })
+    .await;
+    encoded.unwrap_or_else(|e| {
+        Err(ExchangeError::Io(format!(
+            "a backup's encoding stopped: {e}"
+        )))
+    })
 }
 
 /// Writes the log up to its current head. Returns how many records were written.
