@@ -121,6 +121,19 @@ impl NatsLog {
         self.replica().head().await
     }
 
+    /// A read of the replica, asked once the replica holds every append this server
+    /// acknowledged (`read` is called only then: some reads take what they answer when called).
+    fn settled_then<'a, T: Send + 'a>(
+        &'a self,
+        read: impl FnOnce(&'a SledLog) -> BoxFuture<'a, Result<T, StoreError>> + Send + 'a,
+    ) -> BoxFuture<'a, Result<T, StoreError>> {
+        async move {
+            self.inner.writer.settled().await?;
+            read(self.replica()).await
+        }
+        .boxed()
+    }
+
     /// Hands a request to the appender and waits for its answer.
     async fn submit(&self, request: Request) -> Result<(Answer, Head), StoreError> {
         let (reply, answer) = oneshot::channel();
@@ -167,19 +180,11 @@ impl EventLog for NatsLog {
     }
 
     fn head(&self) -> BoxFuture<'_, Result<Head, StoreError>> {
-        async move {
-            self.inner.writer.settled().await?;
-            self.replica().head().await
-        }
-        .boxed()
+        self.settled_then(|replica| replica.head())
     }
 
     fn read(&self, request: ReadRequest) -> BoxFuture<'_, Result<Vec<RecordedEvent>, StoreError>> {
-        async move {
-            self.inner.writer.settled().await?;
-            self.replica().read(request).await
-        }
-        .boxed()
+        self.settled_then(|replica| replica.read(request))
     }
 
     fn read_timeline(
@@ -188,40 +193,22 @@ impl EventLog for NatsLog {
         from_version: u64,
         limit: usize,
     ) -> BoxFuture<'_, Result<Vec<RecordedEvent>, StoreError>> {
-        async move {
-            self.inner.writer.settled().await?;
-            self.replica()
-                .read_timeline(timeline, from_version, limit)
-                .await
-        }
-        .boxed()
+        self.settled_then(move |replica| replica.read_timeline(timeline, from_version, limit))
     }
 
     fn event(&self, id: EventId) -> BoxFuture<'_, Result<Option<RecordedEvent>, StoreError>> {
-        async move {
-            self.inner.writer.settled().await?;
-            self.replica().event(id).await
-        }
-        .boxed()
+        self.settled_then(move |replica| replica.event(id))
     }
 
     fn timeline_version(
         &self,
         timeline: TimelineSlug,
     ) -> BoxFuture<'_, Result<Option<u64>, StoreError>> {
-        async move {
-            self.inner.writer.settled().await?;
-            self.replica().timeline_version(timeline).await
-        }
-        .boxed()
+        self.settled_then(|replica| replica.timeline_version(timeline))
     }
 
     fn registry(&self) -> BoxFuture<'_, Result<Arc<Registry>, StoreError>> {
-        async move {
-            self.inner.writer.settled().await?;
-            self.replica().registry().await
-        }
-        .boxed()
+        self.settled_then(|replica| replica.registry())
     }
 
     fn subscribe(&self, after: Position, filter: EventFilter) -> EventStream {

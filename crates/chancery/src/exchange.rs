@@ -644,71 +644,29 @@ const EXPORT_CHUNKS_AHEAD: usize = 3;
 pub fn export_stream(
     log: Arc<dyn EventLog>,
 ) -> impl futures_util::Stream<Item = Result<Vec<u8>, ExchangeError>> + Send {
-    use futures_util::stream::{FuturesOrdered, StreamExt};
+    use futures_util::stream::{self, StreamExt, TryStreamExt};
 
-    /// Where the stream is: the header not sent yet, or the next position to schedule, the
-    /// last to send, and the chunks being made.
-    enum Export {
-        Start(Arc<dyn EventLog>),
-        Chunks {
-            log: Arc<dyn EventLog>,
-            next: Position,
-            last: Position,
-            making: FuturesOrdered<
-                futures_util::future::BoxFuture<'static, Result<Vec<u8>, ExchangeError>>,
-            >,
-        },
-        Failed,
-    }
-
-    futures_util::stream::unfold(Export::Start(log), |state| async move {
-        match state {
-            Export::Start(log) => {
-                let header = match log.head().await {
-                    Ok(head) => header_line(&head).map(|line| (line, head.position)),
-                    Err(e) => Err(e.into()),
-                };
-                Some(match header {
-                    Ok((line, last)) => (
-                        Ok(line),
-                        Export::Chunks {
-                            log,
-                            next: 1,
-                            last,
-                            making: FuturesOrdered::new(),
-                        },
-                    ),
-                    Err(e) => (Err(e), Export::Failed),
-                })
-            }
-            Export::Chunks {
-                log,
-                mut next,
-                last,
-                mut making,
-            } => {
-                while making.len() < EXPORT_CHUNKS_AHEAD && next <= last {
-                    let to = (next + RECORD_CHUNK as Position - 1).min(last);
-                    making.push_back(Box::pin(export_chunk(Arc::clone(&log), next, to)));
-                    next = to + 1;
-                }
-                match making.next().await? {
-                    Ok(chunk) => Some((
-                        Ok(chunk),
-                        Export::Chunks {
-                            log,
-                            next,
-                            last,
-                            making,
-                        },
-                    )),
-                    // Nothing is sent after a failed chunk: the body ends short of the header's
-                    // count, which the reader can tell.
-                    Err(e) => Some((Err(e), Export::Failed)),
-                }
-            }
-            Export::Failed => None,
-        }
+    stream::once(async move {
+        let head = log.head().await?;
+        let header = header_line(&head)?;
+        let last = head.position;
+        let chunks = stream::iter((1..=last).step_by(RECORD_CHUNK))
+            .map(move |from| {
+                let to = (from + RECORD_CHUNK as Position - 1).min(last);
+                export_chunk(Arc::clone(&log), from, to)
+            })
+            .buffered(EXPORT_CHUNKS_AHEAD);
+        Ok::<_, ExchangeError>(stream::once(async { Ok(header) }).chain(chunks))
+    })
+    .try_flatten()
+    // Nothing is sent after an error: the body ends short of the header's count, which the
+    // reader can tell.
+    .scan(false, |failed, item| {
+        let next = (!*failed).then(|| {
+            *failed = item.is_err();
+            item
+        });
+        async move { next }
     })
 }
 
