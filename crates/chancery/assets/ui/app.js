@@ -261,7 +261,7 @@ function startFeed(serial) {
       const e = data.events;
       state.cursor = e.cursor;
       const isNew = integrate(e);
-      if (e.kind === 'CORRECTION') refetch(e.content.payload.corrects);
+      if (e.kind === 'CORRECTION') refetch(e.content.payload.corrects, e.position);
       if (e.id === state.pendingSelect) {
         state.pendingSelect = null;
         select(e.id, { reveal: true });
@@ -279,9 +279,12 @@ function startFeed(serial) {
   feed.start();
 }
 
-async function refetch(id) {
+// The corrected event as the projections read it once they have applied the correction at
+// `atLeast`: the live feed comes from the log and may run ahead of them, and an answer from
+// before the correction would put the event back as it was.
+async function refetch(id, atLeast) {
   try {
-    const data = await gql(ONE_EVENT, { id });
+    const data = await gql(ONE_EVENT, { id, atLeast });
     if (data.event) {
       integrate(data.event);
       renderSoon();

@@ -102,7 +102,7 @@ export const EVENTS_PAGE = `query Events($filter: EventFilterInput, $after: Stri
 }
 ${EVENT_FIELDS}`;
 
-export const ONE_EVENT = `query Event($id: ID!) { event(id: $id) { ...Ev } }
+export const ONE_EVENT = `query Event($id: ID!, $atLeast: Long) { event(id: $id, atLeast: $atLeast) { ...Ev } }
 ${EVENT_FIELDS}`;
 
 export const EVENTS_SUBSCRIPTION = `subscription Live($filter: EventFilterInput, $after: String) {
