@@ -230,17 +230,21 @@ pub fn label(code: &RowCode) -> String {
 }
 
 /// The code as the summary cites it: `CAMEO 1042`, `PLOVER REQUEST/change`.
-fn citation(code: &RowCode) -> String {
-    match code {
-        RowCode::Cameo(c) => format!("CAMEO {c}"),
-        RowCode::Plover {
-            event_type,
-            mode: Some(m),
-        } => format!("PLOVER {event_type}/{m}"),
-        RowCode::Plover {
-            event_type,
-            mode: None,
-        } => format!("PLOVER {event_type}"),
+struct Citation<'a>(&'a RowCode);
+
+impl std::fmt::Display for Citation<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            RowCode::Cameo(c) => write!(f, "CAMEO {c}"),
+            RowCode::Plover {
+                event_type,
+                mode: Some(m),
+            } => write!(f, "PLOVER {event_type}/{m}"),
+            RowCode::Plover {
+                event_type,
+                mode: None,
+            } => write!(f, "PLOVER {event_type}"),
+        }
     }
 }
 
@@ -290,13 +294,13 @@ pub fn event_of(
             name(&actor),
             name(t),
             row.dataset,
-            citation(&row.code)
+            Citation(&row.code)
         ),
         None => format!(
             "{}: {label} ({}, {})",
             name(&actor),
             row.dataset,
-            citation(&row.code)
+            Citation(&row.code)
         ),
     };
     event.summary = summary;

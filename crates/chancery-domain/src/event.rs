@@ -231,8 +231,27 @@ impl NewEvent {
     /// The canonical JSON of this event: fixed field order, no whitespace, optional fields left
     /// out when empty. Equal events have equal encodings.
     pub fn to_canonical_json(&self) -> Vec<u8> {
+        // Sized for the field names and the longest texts, so that the buffer rarely grows
+        // (each growth copies what is written so far); every append and import row makes one.
+        let texts: usize = self.summary.len()
+            + self.location.as_ref().map_or(0, String::len)
+            + self
+                .sources
+                .iter()
+                .map(|s| {
+                    128 + s.publication.len()
+                        + [&s.title, &s.url, &s.quote]
+                            .into_iter()
+                            .map(|t| t.as_ref().map_or(0, String::len))
+                            .sum::<usize>()
+                })
+                .sum::<usize>();
+        let mut json = Vec::with_capacity(768 + texts);
         // Serializing plain data into a Vec cannot fail: no map has non-string keys.
-        serde_json::to_vec(self).unwrap_or_default()
+        match serde_json::to_writer(&mut json, self) {
+            Ok(()) => json,
+            Err(_) => Vec::new(),
+        }
     }
 }
 

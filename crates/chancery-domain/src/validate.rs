@@ -756,7 +756,7 @@ fn check_payload_refs(c: &mut Collector, event: &NewEvent, refs: &dyn References
         }
         Payload::Talks(t) => {
             for (i, party) in t.participants.iter().enumerate() {
-                check_party_ref(c, &format!("payload.participants[{i}]"), party, registry);
+                check_party_ref(c, Entry("payload.participants", i), party, registry);
             }
         }
         Payload::Retraction(r) => {
@@ -857,7 +857,7 @@ const DIPLOMATIC: &[Kind] = Kind::ALL.split_at(Kind::Talks as usize + 1).0;
 /// empty, of one of the `allowed` kinds.
 fn find_event(
     c: &mut Collector,
-    field: &str,
+    field: impl fmt::Display,
     id: &EventId,
     allowed: &[Kind],
     refs: &dyn References,
@@ -881,7 +881,7 @@ fn find_event(
 /// Every entry of a list of earlier events (refused, answered) must be an act in the log.
 fn check_act_refs(c: &mut Collector, field: &str, ids: &[EventId], refs: &dyn References) {
     for (i, id) in ids.iter().enumerate() {
-        find_event(c, &format!("{field}[{i}]"), id, DIPLOMATIC, refs);
+        find_event(c, Entry(field, i), id, DIPLOMATIC, refs);
     }
 }
 
@@ -921,7 +921,12 @@ fn check_unregistered<K: Ord + fmt::Display, V>(
     }
 }
 
-fn check_party_ref(c: &mut Collector, field: &str, party: &PartyCode, registry: &Registry) {
+fn check_party_ref(
+    c: &mut Collector,
+    field: impl fmt::Display,
+    party: &PartyCode,
+    registry: &Registry,
+) {
     if !registry.parties.contains_key(party) {
         c.error(
             field,
@@ -938,15 +943,16 @@ fn check_participant_refs(
 ) {
     let registry = refs.registry();
     for (i, p) in list.iter().enumerate() {
-        check_party_ref(c, &format!("{field}[{i}].party"), &p.party, registry);
+        let at = Entry(field, i);
+        check_party_ref(c, format_args!("{at}.party"), &p.party, registry);
         if let Some(actor) = &p.actor {
             match registry.actors.get(actor) {
                 None => c.error(
-                    format!("{field}[{i}].actor"),
+                    format_args!("{at}.actor"),
                     format!("unknown actor {actor}: register it first (ACTOR_REGISTERED)"),
                 ),
                 Some(a) if a.party != p.party => c.error(
-                    format!("{field}[{i}].actor"),
+                    format_args!("{at}.actor"),
                     format!("actor {actor} acts for {}, not {}", a.party, p.party),
                 ),
                 Some(_) => {}
@@ -959,7 +965,7 @@ fn check_issue_refs(c: &mut Collector, field: &str, list: &[IssueSlug], refs: &d
     for (i, issue) in list.iter().enumerate() {
         if !refs.registry().issues.contains_key(issue) {
             c.error(
-                format!("{field}[{i}]"),
+                Entry(field, i),
                 format!("unknown issue {issue}: register it first (ISSUE_REGISTERED)"),
             );
         }

@@ -14,13 +14,13 @@
 //! footer does not check is made again from the records at open. A block that fails its CRC
 //! when read is a `Corrupt` error, never an answer.
 
-use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use chancery_domain::EventId;
+use chancery_domain::ids::IdMap;
 
 /// Entries per block of a run: (id, place) pairs of 20 bytes, a block and its CRC under 4 KiB.
 const BLOCK_ENTRIES: usize = 204;
@@ -36,13 +36,13 @@ const FILTER_HASHES: u32 = 7;
 /// The open segment's ids: every record's id and its place in the segment.
 #[derive(Default)]
 pub struct OpenIds {
-    places: HashMap<EventId, u32>,
+    places: IdMap<u32>,
 }
 
 impl OpenIds {
     /// The ids of a segment's records, in order.
     pub fn of(ids: &[EventId]) -> OpenIds {
-        let mut places = HashMap::with_capacity(ids.len());
+        let mut places = IdMap::with_capacity_and_hasher(ids.len(), Default::default());
         for (place, id) in ids.iter().enumerate() {
             places.insert(*id, u32::try_from(place).unwrap_or(u32::MAX));
         }

@@ -15,8 +15,9 @@
 //!   transaction time that never decreases, and the hash chain.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
+use chancery_domain::ids::{IdMap, IdSet};
 use chancery_domain::limits::MAX_BATCH_EVENTS;
 use chancery_domain::{
     EventId, EventRef, Kind, NewEvent, Payload, Position, PreparedEvent, RecordedEvent, References,
@@ -131,7 +132,7 @@ pub fn precheck(request: AppendRequest) -> Result<PreparedAppend, StoreError> {
         events,
         refers_within,
     } = request;
-    let mut ids = HashSet::with_capacity(events.len());
+    let mut ids = IdSet::with_capacity_and_hasher(events.len(), Default::default());
     let mut prepared = Vec::with_capacity(events.len());
     for (i, event) in events.into_iter().enumerate() {
         let id = event.id;
@@ -195,7 +196,7 @@ pub fn sequence(state: &dyn LogState, requests: Vec<Request>, now: Timestamp) ->
         base: state.head(),
         head: state.head(),
         now,
-        ids: HashMap::new(),
+        ids: IdMap::default(),
         changed_ids: Vec::new(),
         versions: HashMap::new(),
         registry: None,
@@ -225,7 +226,7 @@ struct Group<'s> {
     base: Head,
     head: Head,
     now: Timestamp,
-    ids: HashMap<EventId, IdEntry>,
+    ids: IdMap<IdEntry>,
     changed_ids: Vec<(EventId, IdEntry)>,
     versions: HashMap<TimelineSlug, u64>,
     /// The group's own registry, copied from the log's at its first registration.
@@ -236,7 +237,7 @@ struct Group<'s> {
 /// What one request stages; merged into its group only if the whole request succeeds.
 #[derive(Default)]
 struct Scope {
-    ids: HashMap<EventId, IdEntry>,
+    ids: IdMap<IdEntry>,
     changed_ids: Vec<(EventId, IdEntry)>,
     versions: HashMap<TimelineSlug, u64>,
     registry: Option<Registry>,

@@ -11,7 +11,7 @@
 //! finds them). Memory stays flat whatever the file's size: only the parties and the counts are
 //! kept between the passes.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::BufRead;
 use std::path::PathBuf;
 
@@ -20,13 +20,12 @@ use chancery_datasets::input::decompressed;
 use chancery_datasets::{
     DatasetRow, Destination, Format, RowError, RowReader, Unmapped, event_of, parties, parties_of,
 };
+use chancery_domain::ids::IdSet;
 use chancery_domain::payload::{
     IssueRegistered, PartyKind, PartyRegistered, Payload, TimelineRegistered,
 };
 use chancery_domain::time::ValidTime;
-use chancery_domain::{
-    EventId, IssueSlug, NewEvent, PartyCode, Position, Registry, TimelineSlug, validate,
-};
+use chancery_domain::{IssueSlug, NewEvent, PartyCode, Position, Registry, TimelineSlug, validate};
 use chancery_store::{AppendRequest, EventLog, ExpectedVersion, StoreError};
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -35,6 +34,8 @@ use crate::exchange::{ExchangeError, Progress, timeline_acts};
 
 /// Events per append (the store's largest batch).
 const BATCH: usize = chancery_domain::limits::MAX_BATCH_EVENTS;
+/// Appends the import keeps waiting on the log at once.
+const APPENDS_IN_FLIGHT: usize = 4;
 /// Lines of each kind of skipped row the report lists; the rest are counted.
 const LISTED_PER_REASON: usize = 20;
 
@@ -167,7 +168,9 @@ fn lines_of(
             return None;
         }
         // Datasets are UTF-8; a stray byte becomes U+FFFD rather than stopping a large import.
-        Some(Ok((number, String::from_utf8_lossy(&bytes).into_owned())))
+        let text = String::from_utf8(bytes)
+            .unwrap_or_else(|bad| String::from_utf8_lossy(bad.as_bytes()).into_owned());
+        Some(Ok((number, text)))
     }))
 }
 
@@ -312,23 +315,23 @@ pub async fn import(
         .name("chancery-import".into())
         .spawn(move || make_batches(&producer_job, &producer_to, &names, &batches))
         .map_err(|e| DatasetImportError::Read(format!("cannot start the import's reader: {e}")))?;
-    // Two appends in flight: while the log's writer seals and writes one batch, this task checks
-    // the next and hands it over, so the writer does not wait between batches.
+    // Several appends in flight: while the log's writer seals and syncs one batch, this task
+    // checks the next ones and hands them over, so the writer does not wait between batches and
+    // takes those that queued meanwhile as one group, under one sync.
     let mut in_flight = futures_util::stream::FuturesOrdered::new();
     // The ids of the batches in flight: a row repeated across them is not in the log yet.
-    let mut flying: std::collections::VecDeque<HashSet<EventId>> =
-        std::collections::VecDeque::new();
+    let mut flying: std::collections::VecDeque<IdSet> = std::collections::VecDeque::new();
     let mut reading = true;
     while reading || !in_flight.is_empty() {
         tokio::select! {
-            batch = arriving.recv(), if reading && in_flight.len() < 2 => {
+            batch = arriving.recv(), if reading && in_flight.len() < APPENDS_IN_FLIGHT => {
                 let Some(batch) = batch else {
                     reading = false;
                     continue;
                 };
                 let Batch { events, rows_read } = batch?;
                 let mut fresh = Vec::with_capacity(events.len());
-                let mut ids: HashSet<EventId> = HashSet::with_capacity(events.len());
+                let mut ids = IdSet::with_capacity_and_hasher(events.len(), Default::default());
                 for event in events {
                     // Imported before, twice in these batches, or already in the log: the
                     // dataset's id made the same event id.

@@ -62,15 +62,31 @@ pub(crate) fn encode(header: &Header, event: &NewEvent, out: &mut Vec<u8>) {
 
 /// Writes the fixed header of a record's stored form.
 pub(crate) fn encode_header(header: &Header, out: &mut Vec<u8>) {
-    out.push(FORM_BINARY);
-    out.push(header.schema);
-    out.extend_from_slice(&header.position.to_le_bytes());
-    out.extend_from_slice(&header.version.to_le_bytes());
-    out.extend_from_slice(&header.recorded_at.unix_micros().to_le_bytes());
-    out.extend_from_slice(&header.prev_hash.0);
-    out.extend_from_slice(&header.hash.0);
-    out.push(header.kind.tag());
-    out.extend_from_slice(header.id.as_bytes());
+    let start = out.len();
+    out.resize(start + at::TERMS, 0);
+    write_header(header, &mut out[start..]);
+}
+
+/// Writes the fixed header into the first [`at::TERMS`] bytes of `out`, which holds at least as
+/// many: a prepared event's stored form keeps room for it in front of its terms.
+pub(crate) fn write_header(header: &Header, out: &mut [u8]) {
+    let mut put = |at: usize, bytes: &[u8]| {
+        if let Some(place) = out.get_mut(at..at + bytes.len()) {
+            place.copy_from_slice(bytes);
+        }
+    };
+    put(at::FORM, &[FORM_BINARY]);
+    put(at::SCHEMA, &[header.schema]);
+    put(at::POSITION, &header.position.to_le_bytes());
+    put(at::VERSION, &header.version.to_le_bytes());
+    put(
+        at::RECORDED_AT,
+        &header.recorded_at.unix_micros().to_le_bytes(),
+    );
+    put(at::PREV_HASH, &header.prev_hash.0);
+    put(at::HASH, &header.hash.0);
+    put(at::KIND, &[header.kind.tag()]);
+    put(at::ID, header.id.as_bytes());
 }
 
 /// Writes the variable part of a record's stored form, after its header: the event's terms and

@@ -73,15 +73,15 @@ struct HeaderFields {
     prev_hash: Hash,
 }
 
-/// The hashed body of a record whose event's canonical JSON is already made: the same bytes as
-/// [`body`], with the event's JSON copied in rather than written again.
-pub(crate) fn body_with_event_json(
+/// The hash of a record whose event's canonical JSON is already made: the SHA-256 of the same
+/// bytes as [`body`], fed to the hash in pieces rather than copied into one buffer first.
+pub(crate) fn hash_with_event_json(
     position: Position,
     version: u64,
     recorded_at: Timestamp,
     prev_hash: Hash,
     event_json: &[u8],
-) -> Vec<u8> {
+) -> Hash {
     let fields = HeaderFields {
         schema: SCHEMA_VERSION,
         position,
@@ -89,15 +89,17 @@ pub(crate) fn body_with_event_json(
         recorded_at,
         prev_hash,
     };
-    let mut bytes = Vec::with_capacity(160 + event_json.len());
+    let mut header = Vec::with_capacity(160);
     // Plain data with string keys always serializes.
-    let _ = serde_json::to_writer(&mut bytes, &fields);
-    // `{..."prevHash":"<hex>"}` becomes `{..."prevHash":"<hex>","event":<event>}`.
-    bytes.pop();
-    bytes.extend_from_slice(b",\"event\":");
-    bytes.extend_from_slice(event_json);
-    bytes.push(b'}');
-    bytes
+    let _ = serde_json::to_writer(&mut header, &fields);
+    // `{..."prevHash":"<hex>"}` is hashed as `{..."prevHash":"<hex>","event":<event>}`.
+    header.pop();
+    let mut hasher = Sha256::new();
+    hasher.update(&header);
+    hasher.update(b",\"event\":");
+    hasher.update(event_json);
+    hasher.update(b"}");
+    Hash(hasher.finalize().into())
 }
 
 /// Turns a body into its line: `,"hash":"<hex>"` before the closing brace.

@@ -99,15 +99,22 @@ struct Stored {
 pub struct PreparedEvent {
     event: NewEvent,
     json: Vec<u8>,
-    terms: Vec<u8>,
+    /// The stored form with its fixed header left blank.
+    stored: Vec<u8>,
 }
 
 impl PreparedEvent {
     pub fn new(event: NewEvent) -> PreparedEvent {
         let json = event.to_canonical_json();
-        let mut terms = Vec::with_capacity(256 + event.summary.len());
-        binary::encode_terms(&event, &mut terms);
-        PreparedEvent { event, json, terms }
+        // Room for the header in front, written at sealing, so the terms are never copied.
+        let mut stored = Vec::with_capacity(binary::at::TERMS + 256 + event.summary.len());
+        stored.resize(binary::at::TERMS, 0);
+        binary::encode_terms(&event, &mut stored);
+        PreparedEvent {
+            event,
+            json,
+            stored,
+        }
     }
 
     pub fn event(&self) -> &NewEvent {
@@ -148,10 +155,13 @@ impl RecordedEvent {
         prev_hash: Hash,
         prepared: PreparedEvent,
     ) -> RecordedEvent {
-        let PreparedEvent { event, json, terms } = prepared;
-        let body =
-            canonical::body_with_event_json(position, version, recorded_at, prev_hash, &json);
-        let hash = Hash(Sha256::digest(&body).into());
+        let PreparedEvent {
+            event,
+            json,
+            mut stored,
+        } = prepared;
+        let hash =
+            canonical::hash_with_event_json(position, version, recorded_at, prev_hash, &json);
         let header = Header {
             schema: schema_byte(),
             position,
@@ -162,10 +172,8 @@ impl RecordedEvent {
             kind: event.kind(),
             id: event.id,
         };
-        let mut bytes = Vec::with_capacity(binary::at::TERMS + terms.len());
-        binary::encode_header(&header, &mut bytes);
-        bytes.extend_from_slice(&terms);
-        Self::holding(bytes, header, event)
+        binary::write_header(&header, &mut stored);
+        Self::holding(stored, header, event)
     }
 
     fn from_parts(header: Header, event: NewEvent) -> RecordedEvent {
