@@ -174,6 +174,9 @@ impl Writer {
         let config = &self.config;
         // The error of a publish whose answer was lost: until a sealing tells, it may have landed.
         let mut unknown: Option<StoreError> = None;
+        // Where the earliest unanswered publish continued the stream: it can only have stored
+        // records past this position, so events found at or before it were there before it.
+        let mut unknown_base: Option<Position> = None;
         let fail = |unknown: &Option<StoreError>, e: StoreError| match (unknown, e) {
             (Some(_), StoreError::Storage(why)) => outcome_unknown(StoreError::Storage(why)),
             (_, e) => e,
@@ -236,14 +239,12 @@ impl Writer {
                     trust_replica = false;
                     continue;
                 }
-                // After a publish that went unanswered, finding every event already written
-                // means that publish landed: these appends wrote them, they did not find them.
-                if unknown.is_some() {
-                    for answer in &mut answers {
-                        if let Answer::Append(Ok(outcome)) = answer {
-                            outcome.deduplicated = false;
-                        }
-                    }
+                // After a publish that went unanswered, events found past where it continued the
+                // stream mean that it landed: these appends wrote them, they did not find them.
+                // Events found at or before it were in the log before, as a resent append finds
+                // them.
+                if let Some(since) = unknown_base {
+                    written_by_lost_publish(&mut answers, since);
                 }
                 return Ok((answers, sealed.head));
             }
@@ -277,7 +278,10 @@ impl Writer {
                 }
                 Ok(Published::Refused(e)) => return Err(e),
                 Ok(Published::Raced) => {}
-                Err(e) => unknown = Some(e),
+                Err(e) => {
+                    unknown = Some(e);
+                    unknown_base = Some(unknown_base.map_or(base, |b| b.min(base)));
+                }
             }
             drop(outgoing);
             trust_replica = false;
@@ -292,6 +296,18 @@ impl Writer {
                 config.stream, config.max_attempts
             )),
         })
+    }
+}
+
+/// Marks as written, not found, the appends whose events lie past `since`, where a publish whose
+/// answer was lost continued the stream: that publish stored them.
+fn written_by_lost_publish(answers: &mut [Answer], since: Position) {
+    for answer in answers {
+        if let Answer::Append(Ok(outcome)) = answer {
+            if outcome.events.first().is_some_and(|e| e.position > since) {
+                outcome.deduplicated = false;
+            }
+        }
     }
 }
 
@@ -322,4 +338,44 @@ async fn back_off(attempt: u32) {
     let ceiling = 1u64 << attempt.min(5);
     let jitter = RandomState::new().hash_one(attempt) % (ceiling * 1000);
     tokio::time::sleep(Duration::from_micros(jitter)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use chancery_domain::EventId;
+    use chancery_store::{AppendOutcome, Appended};
+
+    use super::*;
+
+    fn found_at(position: Position) -> Answer {
+        Answer::Append(Ok(AppendOutcome {
+            events: vec![Appended {
+                id: EventId::new_v7(),
+                position,
+                version: 1,
+            }],
+            deduplicated: true,
+            records: Vec::new(),
+        }))
+    }
+
+    fn deduplicated(answer: &Answer) -> bool {
+        matches!(answer, Answer::Append(Ok(outcome)) if outcome.deduplicated)
+    }
+
+    #[test]
+    fn events_past_a_lost_publish_were_written_by_it_and_those_before_it_were_found() {
+        // A publish continuing the stream at 86 went unanswered: an event found at 86 was there
+        // before it (a resent append), one found at 87 is what that publish stored.
+        let mut answers = vec![found_at(86), found_at(87)];
+        written_by_lost_publish(&mut answers, 86);
+        assert!(
+            deduplicated(&answers[0]),
+            "the event at 86 predates the lost publish"
+        );
+        assert!(
+            !deduplicated(&answers[1]),
+            "the lost publish stored the event at 87"
+        );
+    }
 }

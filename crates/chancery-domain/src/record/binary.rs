@@ -70,6 +70,8 @@ pub(crate) fn encode_header(header: &Header, out: &mut Vec<u8>) {
 /// Writes the fixed header into the first [`at::TERMS`] bytes of `out`, which holds at least as
 /// many: a prepared event's stored form keeps room for it in front of its terms.
 pub(crate) fn write_header(header: &Header, out: &mut [u8]) {
+    // Both callers make the room first; a short buffer is a bug, not input.
+    debug_assert!(out.len() >= at::TERMS, "no room for a record's header");
     let mut put = |at: usize, bytes: &[u8]| {
         if let Some(place) = out.get_mut(at..at + bytes.len()) {
             place.copy_from_slice(bytes);
