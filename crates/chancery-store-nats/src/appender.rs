@@ -172,12 +172,9 @@ impl Writer {
         unapplied: &mut Vec<Unapplied>,
     ) -> Result<(Vec<Answer>, Head), StoreError> {
         let config = &self.config;
-        // The error of a publish whose answer was lost: until a sealing tells, it may have landed.
-        let mut unknown: Option<StoreError> = None;
-        // Where the earliest unanswered publish continued the stream: it can only have stored
-        // records past this position, so events found at or before it were there before it.
-        let mut unknown_base: Option<Position> = None;
-        let fail = |unknown: &Option<StoreError>, e: StoreError| match (unknown, e) {
+        // Publishes whose answer was lost: until a sealing tells, they may have landed.
+        let mut unknown: Option<LostPublish> = None;
+        let fail = |unknown: &Option<LostPublish>, e: StoreError| match (unknown, e) {
             (Some(_), StoreError::Storage(why)) => outcome_unknown(StoreError::Storage(why)),
             (_, e) => e,
         };
@@ -243,8 +240,8 @@ impl Writer {
                 // stream mean that it landed: these appends wrote them, they did not find them.
                 // Events found at or before it were in the log before, as a resent append finds
                 // them.
-                if let Some(since) = unknown_base {
-                    written_by_lost_publish(&mut answers, since);
+                if let Some(lost) = &unknown {
+                    written_by_lost_publish(&mut answers, lost.since);
                 }
                 return Ok((answers, sealed.head));
             }
@@ -278,9 +275,9 @@ impl Writer {
                 }
                 Ok(Published::Refused(e)) => return Err(e),
                 Ok(Published::Raced) => {}
-                Err(e) => {
-                    unknown = Some(e);
-                    unknown_base = Some(unknown_base.map_or(base, |b| b.min(base)));
+                Err(error) => {
+                    let since = unknown.as_ref().map_or(base, |lost| lost.since.min(base));
+                    unknown = Some(LostPublish { error, since });
                 }
             }
             drop(outgoing);
@@ -289,7 +286,7 @@ impl Writer {
             attempt += 1;
         }
         Err(match unknown {
-            Some(e) => outcome_unknown(e),
+            Some(lost) => outcome_unknown(lost.error),
             None => StoreError::Storage(format!(
                 "other writers kept appending to stream {} first, {} times in a row; nothing \
                  was written",
@@ -297,6 +294,15 @@ impl Writer {
             )),
         })
     }
+}
+
+/// Publishes of one append whose answers were lost.
+struct LostPublish {
+    /// The last one's error.
+    error: StoreError,
+    /// Where the earliest continued the stream: they can only have stored records past it, so
+    /// events found at or before it were in the log before them.
+    since: Position,
 }
 
 /// Marks as written, not found, the appends whose events lie past `since`, where a publish whose
