@@ -77,6 +77,11 @@ enum Bench {
         /// Keep the generated store here and reuse it on later runs.
         #[arg(long)]
         keep: Option<PathBuf>,
+        /// Another `chancery` binary (an older build) whose reads asked afresh are measured on
+        /// the same store beside this build's, alternating per run: server CPU per request and
+        /// p99, every answer checked to be byte-identical to this build's.
+        #[arg(long)]
+        baseline_bin: Option<PathBuf>,
     },
     /// Live fan-out: the real `chancery` binary (beside this executable, or `$CHANCERY_BIN`) with
     /// WebSocket subscribers on `events` while mutations record events at a steady rate: delivery
@@ -249,7 +254,16 @@ impl Bench {
                 events,
                 seconds,
                 keep,
-            } => reads::run(events, runs, seconds, keep.as_deref(), out, command).await,
+                baseline_bin,
+            } => {
+                let scale = reads::Scale {
+                    events,
+                    seconds,
+                    keep,
+                    baseline_bin,
+                };
+                reads::run(&scale, runs, out, command).await
+            }
             Bench::Fanout {
                 subscribers,
                 rate,
@@ -306,7 +320,13 @@ async fn all(events: u64, runs: usize, out: &Path, command: &str) -> anyhow::Res
     appends::run((events / 100).max(50) as usize, runs, out, command).await?;
     replay::run(events, runs, None, out, command).await?;
     fanout::run(fanout::Scale::default(), runs, out, command).await?;
-    reads::run(events, runs, reads::DEFAULT_SECONDS, None, out, command).await?;
+    let scale = reads::Scale {
+        events,
+        seconds: reads::DEFAULT_SECONDS,
+        keep: None,
+        baseline_bin: None,
+    };
+    reads::run(&scale, runs, out, command).await?;
     let scale = ingest::Scale {
         events,
         appends: ingest::appends_for_all(events),

@@ -5,7 +5,7 @@
 //! byte of canonical event.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -500,20 +500,36 @@ const BARE: usize = 1;
 /// The index of Chancery asked afresh in [`TARGETS`].
 const AFRESH: usize = 2;
 
-pub async fn run(
-    events: u64,
-    runs: usize,
-    seconds: f64,
-    keep: Option<&Path>,
-    out: &Path,
-    command: &str,
-) -> anyhow::Result<()> {
+/// What the reads are measured on.
+pub struct Scale {
+    /// Events of the generated store.
+    pub events: u64,
+    /// Seconds of load per query and target in each run.
+    pub seconds: f64,
+    /// Where the generated store is kept between runs of the bench.
+    pub keep: Option<PathBuf>,
+    /// An older build whose reads asked afresh are measured beside this one's.
+    pub baseline_bin: Option<PathBuf>,
+}
+
+pub async fn run(scale: &Scale, runs: usize, out: &Path, command: &str) -> anyhow::Result<()> {
+    let Scale {
+        events,
+        seconds,
+        ref keep,
+        ref baseline_bin,
+    } = *scale;
     if runs == 0 || seconds <= 0.0 {
         bail!("reads needs at least one run of more than 0 seconds");
     }
     let bin = chancery_bin()?;
+    if let Some(old) = baseline_bin
+        && !old.is_file()
+    {
+        bail!("--baseline-bin {}: no such file", old.display());
+    }
     let temp = tempfile::tempdir()?;
-    let dir = keep.unwrap_or(temp.path()).to_path_buf();
+    let dir = keep.as_deref().unwrap_or(temp.path()).to_path_buf();
     let generated = match crate::replay::generate_unless_kept(&dir, events, "reads").await? {
         None => format!(
             "The store was generated before this run (`--keep {}`).",
@@ -527,19 +543,29 @@ pub async fn run(
     let mut logs = Logs::new("chancery-bench-reads-logs-")?;
     let empty = measure_empty_store(&bin, &mut logs, runs).await?;
     let queries = read_queries(events)?;
-    let served = measure_serving(&bin, &dir, &mut logs, &queries, (runs, seconds)).await?;
+    let served = measure_serving(
+        (&bin, baseline_bin.as_deref()),
+        &dir,
+        &mut logs,
+        &queries,
+        (runs, seconds),
+    )
+    .await?;
     let disk = measure_disk(&dir).await?;
     // A store larger than the usual 1M gets a section of its own, so that both scales stand in
     // the report and the growth from one to the other can be read off.
     let millions = (disk.events > SEPARATE_SECTION_EVENTS).then_some(disk.events / 1_000_000);
     let mut figures = start_figures(&served, &empty);
-    for (query, m) in queries.iter().zip(&served.queries) {
+    for (i, (query, m)) in queries.iter().zip(&served.queries).enumerate() {
         figures.extend(query_figures(query, m));
+        if let (Some(old), Some(b)) = (baseline_bin, served.baseline.get(i)) {
+            figures.extend(baseline_figures(query, m, old, b));
+        }
     }
     figures.extend(memory_figures(&served, &empty));
     figures.extend(disk_figures(&disk));
     let total_events = disk.events;
-    let section = Section {
+    let mut section = Section {
         title: match millions {
             Some(m) => format!("Reads from a generated store of {m}M events"),
             None => "Reads from a generated store".into(),
@@ -553,6 +579,12 @@ pub async fn run(
         figures,
         notes: notes(&queries, &served, disk, generated),
     };
+    if let Some(old) = baseline_bin {
+        section.notes.push(format!(
+            "Against the baseline build `{}`: in each run that build is started on the same store (from the projections' checkpoint) and every query is asked afresh on it, after the same warm-up and for as long, by the same clients; its answers are checked byte-identical to this build's. It runs after this build's loads in even runs and before them in odd ones.",
+            old.display()
+        ));
+    }
     let key = match millions {
         Some(m) => format!("reads-{m}m"),
         None => "reads".to_owned(),
@@ -607,6 +639,16 @@ struct Served {
     /// Per query: its requests with the answers captured, and the first answer's items.
     captured: Vec<(Arc<Vec<Asked>>, usize)>,
     queries: Vec<QueryRuns>,
+    /// Per query, with a baseline build: its reads asked afresh on that build.
+    baseline: Vec<AfreshRuns>,
+}
+
+/// A query asked afresh on the baseline build, per run.
+#[derive(Default)]
+struct AfreshRuns {
+    p99: Vec<f64>,
+    /// Server CPU time per request (user + system), in ms.
+    server_cpu_ms: Vec<f64>,
 }
 
 /// A bare handler answering a read's first request, and that request.
@@ -618,9 +660,10 @@ struct Bare {
 
 /// Per run: a first start on the generated store (projections from scratch), a restart from
 /// the checkpoint, every query loaded on every target, the server's memory after. The answers
-/// are captured in the first run.
+/// are captured in the first run. With a baseline build, each run also loads every query asked
+/// afresh on it (after this build's loads in even runs, before them in odd ones).
 async fn measure_serving(
-    bin: &Path,
+    (bin, baseline): (&Path, Option<&Path>),
     dir: &Path,
     logs: &mut Logs,
     queries: &[ReadQuery],
@@ -628,10 +671,21 @@ async fn measure_serving(
 ) -> anyhow::Result<Served> {
     let mut served = Served {
         queries: queries.iter().map(|_| QueryRuns::default()).collect(),
+        baseline: match baseline {
+            Some(_) => queries.iter().map(|_| AfreshRuns::default()).collect(),
+            None => Vec::new(),
+        },
         ..Served::default()
     };
     let mut bare = Vec::new();
     for run in 0..runs {
+        // The answers to check the baseline's against are captured in the first run.
+        let baseline_first = run % 2 == 1;
+        if let Some(old) = baseline.filter(|_| baseline_first) {
+            served
+                .load_baseline(old, dir, logs, queries, (run, seconds))
+                .await?;
+        }
         let server = served.start_twice(bin, dir, logs, run).await?;
         if served.captured.is_empty() {
             bare = served.capture(&server, queries).await?;
@@ -651,6 +705,11 @@ async fn measure_serving(
         served.rss.push(r);
         served.hwm.push(h);
         server.stop().await?;
+        if let Some(old) = baseline.filter(|_| !baseline_first) {
+            served
+                .load_baseline(old, dir, logs, queries, (run, seconds))
+                .await?;
+        }
     }
     for handler in &bare {
         handler.task.abort();
@@ -659,6 +718,40 @@ async fn measure_serving(
 }
 
 impl Served {
+    /// Starts the baseline build `old` on `dir` (from the checkpoint this build left) and loads
+    /// every query on it asked afresh, each answer checked against this build's; notes the p99
+    /// and the server CPU per request.
+    async fn load_baseline(
+        &mut self,
+        old: &Path,
+        dir: &Path,
+        logs: &mut Logs,
+        queries: &[ReadQuery],
+        (run, seconds): (usize, f64),
+    ) -> anyhow::Result<()> {
+        let (server, _) = Server::start(old, dir, logs.next("baseline"), &[]).await?;
+        for (i, query) in queries.iter().enumerate() {
+            let asked = &self.captured[i].0;
+            load(
+                server.address,
+                asked,
+                (seconds / 5.0).min(0.5),
+                Asking::Afresh,
+            )
+            .await?;
+            let cpu_before = server.cpu_seconds()?;
+            let m = load(server.address, asked, seconds, Asking::Afresh).await?;
+            let cpu_ms = (server.cpu_seconds()? - cpu_before) * 1000.0 / m.requests as f64;
+            eprintln!(
+                "reads run {run}: {} on the baseline build asked afresh: p50 {:.3} ms, p99 {:.3} ms, {:.0} requests/s, {cpu_ms:.3} ms of server CPU per request",
+                query.name, m.p50_ms, m.p99_ms, m.per_second
+            );
+            self.baseline[i].p99.push(m.p99_ms);
+            self.baseline[i].server_cpu_ms.push(cpu_ms);
+        }
+        server.stop().await
+    }
+
     /// Resets the projections, starts the server on `dir` (projections from scratch), stops it,
     /// and starts it again (from the checkpoint); notes both starts. Answers the running server.
     async fn start_twice(
@@ -902,6 +995,29 @@ fn query_figures(query: &ReadQuery, m: &QueryRuns) -> Vec<Figure> {
             &m.per_second,
             AFRESH,
             "requests/s",
+        ),
+    ]
+}
+
+/// A query asked afresh on this build against the baseline build: server CPU per request and
+/// p99 latency.
+fn baseline_figures(query: &ReadQuery, m: &QueryRuns, old: &Path, b: &AfreshRuns) -> Vec<Figure> {
+    let afresh = format!("{}, asked afresh", query.name);
+    let baseline_name = format!("the baseline build `{}`", old.display());
+    vec![
+        figure(
+            format!("{afresh}: server CPU per request"),
+            &m.server_cpu_ms[1],
+            "ms",
+            &baseline_name,
+            &b.server_cpu_ms,
+        ),
+        figure(
+            format!("{afresh}: p99 latency, against the baseline build"),
+            &m.p99[AFRESH],
+            "ms",
+            &baseline_name,
+            &b.p99,
         ),
     ]
 }

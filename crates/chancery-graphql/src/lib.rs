@@ -20,6 +20,7 @@ mod cursor;
 mod documents;
 mod enum_literals;
 mod enums;
+mod in_order;
 mod inputs;
 mod limits;
 mod listing;

@@ -76,7 +76,7 @@ registered!(
     Timeline { slug: TimelineSlug, p::TimelineRegistered, timelines }
 );
 
-#[Object]
+#[Object(serial)]
 impl Party {
     async fn code(&self) -> PartyScalar {
         PartyScalar(self.code.clone())
@@ -93,7 +93,7 @@ impl Party {
 /// timeline): those three fields, then `$more`.
 macro_rules! titled_object {
     ($name:ident { $($more:tt)* }) => {
-        #[Object]
+        #[Object(serial)]
         impl $name {
             async fn slug(&self) -> Slug {
                 Slug(self.slug.to_string())
@@ -128,7 +128,7 @@ titled_object!(Timeline {
 /// A person or office acting for a party.
 pub struct Actor(pub p::ActorRegistered);
 
-#[Object]
+#[Object(serial)]
 impl Actor {
     async fn slug(&self) -> Slug {
         Slug(self.0.slug.to_string())
@@ -159,7 +159,7 @@ pub(crate) fn timeline_of_record(record: &RecordedEvent) -> ApiResult<TimelineSl
 /// A party acting or addressed, optionally through one of its actors.
 pub struct Participant(pub chancery_domain::Participant);
 
-#[Object]
+#[Object(serial)]
 impl Participant {
     async fn party(&self, ctx: &Context<'_>) -> ApiResult<Party> {
         Party::named(ctx, &self.0.party).await
@@ -183,6 +183,7 @@ macro_rules! mirrored_objects {
     )*) => {$(
         $(#[$doc])*
         #[derive(SimpleObject)]
+        #[graphql(serial)]
         pub struct $name {
             $($(#[$field_doc])* pub $field: $type,)*
         }
@@ -259,7 +260,7 @@ mirrored_objects! {
 /// What an event says: who, to whom, about what, when, how much, according to whom.
 pub struct EventContent(pub Content);
 
-#[Object]
+#[Object(serial)]
 impl EventContent {
     async fn occurred(&self) -> Option<Occurred> {
         self.0.occurred.as_ref().map(Occurred::from)
@@ -355,7 +356,7 @@ impl Event {
     }
 }
 
-#[Object]
+#[Object(serial)]
 impl Event {
     async fn id(&self) -> ID {
         ID(self.record.id().to_string())
@@ -569,6 +570,7 @@ mirrored_objects! {
 }
 
 #[derive(SimpleObject)]
+#[graphql(serial)]
 pub struct CorrectionPayload {
     pub corrects: ID,
     pub reason: String,

@@ -10,6 +10,7 @@ use crate::api::{Api, caller, reader};
 use crate::auth::Timelines;
 use crate::enums::{Bucket, EventOrder};
 use crate::error::{ApiError, ApiResult};
+use crate::in_order::InOrder;
 use crate::inputs::{AsOfInput, EventFilterInput, event_id, issue_slugs, timeline_slug};
 use crate::listing::{self, PageArgs};
 use crate::objects::{Actor, Event, Issue, Party, Timeline, timeline_of_record};
@@ -160,7 +161,7 @@ impl Query {
         #[graphql(default)] issues: Vec<Slug>,
         as_of: Option<AsOfInput>,
         at_least: Option<Long>,
-    ) -> ApiResult<Vec<PartyPosition>> {
+    ) -> ApiResult<InOrder<PartyPosition>> {
         let api = reading(ctx, at_least).await?;
         let asked = timeline
             .map(|t| timeline_slug(&t, "timeline"))
@@ -191,7 +192,7 @@ impl Query {
         #[graphql(default)] issues: Vec<Slug>,
         as_of: Option<AsOfInput>,
         at_least: Option<Long>,
-    ) -> ApiResult<Vec<Standoff>> {
+    ) -> ApiResult<InOrder<Standoff>> {
         let api = reading(ctx, at_least).await?;
         let timeline = timeline
             .map(|t| timeline_slug(&t, "timeline"))

@@ -12,6 +12,7 @@ use crate::api::{Api, caller, reader};
 use crate::cursor::Cursor;
 use crate::error::{ApiError, ApiResult};
 use crate::groups::{FeedTap, ResumeAfter};
+use crate::in_order::InOrder;
 use crate::inputs::{AsOfInput, EventFilterInput, issue_slugs, timeline_slug};
 use crate::objects::Event;
 use crate::scalars::{Party, Slug};
@@ -21,13 +22,14 @@ pub struct Subscription;
 
 /// One step of a replay: an event, and where things stood once it happened.
 #[derive(SimpleObject)]
+#[graphql(serial)]
 pub struct ReplayStep {
     /// 1, 2, 3, ... in valid-time order.
     pub step: i32,
     pub event: Event,
     /// The timeline's positions as of the event's valid time.
-    pub positions: Vec<PartyPosition>,
-    pub standoffs: Vec<Standoff>,
+    pub positions: InOrder<PartyPosition>,
+    pub standoffs: InOrder<Standoff>,
 }
 
 /// The API state for a subscription whose caller may read.

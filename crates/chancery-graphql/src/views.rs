@@ -8,6 +8,7 @@ use chancery_projections::{PositionView, StandoffView};
 use crate::api::api;
 use crate::enums::{Attribution, Bucket, Stance, StandoffStatus};
 use crate::error::{ApiError, ApiResult};
+use crate::in_order::InOrder;
 use crate::objects::{Amount, Event, Issue, Party, Timeline};
 use crate::scalars::{Long, ValidTime};
 
@@ -15,6 +16,7 @@ use crate::scalars::{Long, ValidTime};
 pub struct PartyPosition(pub PositionView);
 
 #[derive(SimpleObject)]
+#[graphql(serial)]
 pub struct PositionChange {
     pub stance: Stance,
     /// When, in valid time, the stance took effect.
@@ -22,7 +24,7 @@ pub struct PositionChange {
     pub event: ID,
 }
 
-#[Object]
+#[Object(serial)]
 impl PartyPosition {
     async fn timeline(&self, ctx: &Context<'_>) -> ApiResult<Timeline> {
         Timeline::named(ctx, &self.0.timeline).await
@@ -100,7 +102,7 @@ impl PartyPosition {
 /// One party's side of a standoff.
 pub struct Side(pub chancery_projections::Side);
 
-#[Object]
+#[Object(serial)]
 impl Side {
     async fn party(&self, ctx: &Context<'_>) -> ApiResult<Party> {
         Party::named(ctx, &self.0.party).await
@@ -116,7 +118,7 @@ impl Side {
 /// Where an issue of a timeline stands between the parties.
 pub struct Standoff(pub StandoffView);
 
-#[Object]
+#[Object(serial)]
 impl Standoff {
     async fn timeline(&self, ctx: &Context<'_>) -> ApiResult<Timeline> {
         Timeline::named(ctx, &self.0.timeline).await
@@ -127,13 +129,14 @@ impl Standoff {
     async fn status(&self) -> StandoffStatus {
         self.0.status.into()
     }
-    async fn sides(&self) -> Vec<Side> {
+    async fn sides(&self) -> InOrder<Side> {
         self.0.sides.iter().cloned().map(Side).collect()
     }
 }
 
 /// Totals of a span of valid time.
 #[derive(SimpleObject, Default)]
+#[graphql(serial)]
 pub struct RelationsTotals {
     /// The first day of the bucket (absent for the overall total).
     pub start: Option<ValidTime>,
@@ -164,15 +167,17 @@ impl RelationsTotals {
 
 /// How relations between two parties move: acts between them, bucketed by valid time.
 #[derive(SimpleObject)]
+#[graphql(serial)]
 pub struct Relations {
     pub a: Party,
     pub b: Party,
     pub bucket: Bucket,
-    pub buckets: Vec<RelationsTotals>,
+    pub buckets: InOrder<RelationsTotals>,
     pub total: RelationsTotals,
 }
 
 #[derive(SimpleObject)]
+#[graphql(serial)]
 pub struct PageInfo {
     pub has_next_page: bool,
     pub has_previous_page: bool,
@@ -181,6 +186,7 @@ pub struct PageInfo {
 }
 
 #[derive(SimpleObject)]
+#[graphql(serial)]
 pub struct EventEdge {
     pub cursor: String,
     pub node: Event,
@@ -188,8 +194,9 @@ pub struct EventEdge {
 
 /// A page of events (a Relay connection).
 #[derive(SimpleObject)]
+#[graphql(serial)]
 pub struct EventConnection {
-    pub edges: Vec<EventEdge>,
+    pub edges: InOrder<EventEdge>,
     pub page_info: PageInfo,
 }
 
@@ -197,7 +204,7 @@ impl EventConnection {
     /// A page with no events and nothing before or after it.
     pub fn empty() -> EventConnection {
         EventConnection {
-            edges: Vec::new(),
+            edges: InOrder(Vec::new()),
             page_info: PageInfo {
                 has_next_page: false,
                 has_previous_page: false,
@@ -210,6 +217,7 @@ impl EventConnection {
 
 /// The end of the log.
 #[derive(SimpleObject)]
+#[graphql(serial)]
 pub struct Head {
     /// The last position written (0 for an empty log).
     pub position: Long,

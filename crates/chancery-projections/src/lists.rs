@@ -14,7 +14,7 @@ use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
 use std::ops::{Bound, Deref};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use crate::error::{ProjectionError, storage};
 use crate::values::{Disk, Encode, Pending};
@@ -181,10 +181,47 @@ impl Header for () {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// A header that is the fold of every item before its block (a position's run state): a block
+/// then knows the fold of its own items too, which is where a question about the present ends.
+pub trait Fold<I>: Header {
+    /// The fold carried over `items`, in order.
+    fn fold(self, items: &[I]) -> Self;
+}
+
+#[derive(Debug, Clone)]
 pub struct Block<I, H> {
     pub header: H,
     pub items: Vec<I>,
+    /// The header folded over every item, made on the first question (see [`Block::folded`])
+    /// and kept while the block is held: every change goes through `Lists::block_mut`, which
+    /// clears it.
+    folded: OnceLock<H>,
+}
+
+impl<I: PartialEq, H: PartialEq> PartialEq for Block<I, H> {
+    /// What is stored: the header and the items (a fold made or not is the same block).
+    fn eq(&self, other: &Self) -> bool {
+        self.header == other.header && self.items == other.items
+    }
+}
+
+impl<I, H> Block<I, H> {
+    pub fn new(header: H, items: Vec<I>) -> Self {
+        Block {
+            header,
+            items,
+            folded: OnceLock::new(),
+        }
+    }
+}
+
+impl<I, H: Fold<I>> Block<I, H> {
+    /// The header folded over every item of the block: the state after its last item. Made once
+    /// per block held (a block read again from disk makes it again).
+    pub fn folded(&self) -> &H {
+        self.folded
+            .get_or_init(|| self.header.clone().fold(&self.items))
+    }
 }
 
 impl<I: Item, H: Header> Encode for Block<I, H> {
@@ -216,7 +253,7 @@ impl<I: Item, H: Header> Block<I, H> {
         for _ in 0..n {
             items.push(I::decode(&mut d)?);
         }
-        d.is_empty().then_some(Block { header, items })
+        d.is_empty().then(|| Block::new(header, items))
     }
 }
 
@@ -416,10 +453,7 @@ impl<I: Item, H: Header> Lists<I, H> {
                     Some(b) => b,
                     None => {
                         forget_directories_of(&self.directories, &key);
-                        Arc::new(Block {
-                            header: H::default(),
-                            items: Vec::new(),
-                        })
+                        Arc::new(Block::new(H::default(), Vec::new()))
                     }
                 };
                 if let Ok(mut cache) = self.cache.lock() {
@@ -428,7 +462,10 @@ impl<I: Item, H: Header> Lists<I, H> {
                 place.insert(block)
             }
         };
-        Ok(Arc::make_mut(block))
+        let block = Arc::make_mut(block);
+        // The caller changes the block: a fold made of it no longer holds.
+        block.folded = OnceLock::new();
+        Ok(block)
     }
 
     /// A list's last block, looked up once and then kept.
@@ -496,13 +533,8 @@ impl<I: Item, H: Header> Lists<I, H> {
             let right_first = right.first().map(key_of).unwrap_or_default();
             let right_key = BlockKey::of(&join(prefix, &right_first))?;
             let header = block.header.clone();
-            self.overlay.insert(
-                right_key,
-                Arc::new(Block {
-                    header,
-                    items: right,
-                }),
-            );
+            self.overlay
+                .insert(right_key, Arc::new(Block::new(header, right)));
             self.new_block(prefix, right_key);
             if tail == block_key {
                 self.tails.insert(BlockKey::of(prefix)?, right_key);

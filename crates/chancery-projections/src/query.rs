@@ -9,7 +9,7 @@ use chancery_domain::{Kind, Position, Precision};
 
 use crate::error::ProjectionError;
 use crate::facts::{Act, Fact, Stance, StanceRule, precision_of, precision_tag};
-use crate::lists::Decoder;
+use crate::lists::{Decoder, Fold};
 use crate::state::{PairKey, PositionKey, ProjectionState, Slot, Stated, present};
 
 /// The two times of a bitemporal question: the world as of `valid_at` (Unix seconds, inclusive)
@@ -68,6 +68,16 @@ fn stance_tag(s: Stance) -> u8 {
     s as u8
 }
 
+impl Fold<Stated> for RunState {
+    /// The state after a block's slots known now.
+    fn fold(mut self, items: &[Stated]) -> RunState {
+        for item in items.iter().filter(|i| i.known_until == Position::MAX) {
+            self.step(item);
+        }
+        self
+    }
+}
+
 impl RunState {
     /// Takes up one slot, in sweep order (see [`compute_run`]).
     pub fn step(&mut self, item: &Stated) {
@@ -108,14 +118,6 @@ impl RunState {
             self.run_last = Some(slot);
             self.reaffirmed = 0;
         }
-    }
-
-    /// The state after a block's slots known now.
-    pub fn fold(mut self, items: &[Stated]) -> RunState {
-        for item in items.iter().filter(|i| i.known_until == Position::MAX) {
-            self.step(item);
-        }
-        self
     }
 
     /// The answer at valid time `valid_at`, once every slot up to it is taken up.
@@ -215,6 +217,15 @@ impl ProjectionState {
                 return Ok(None);
             };
             let (_, block) = found?;
+            // A question past the block's last slot (one about the present, most often) takes
+            // up every slot of it: the block's fold, made once while the block is held.
+            if block
+                .items
+                .last()
+                .is_none_or(|last| last.starts <= when.valid_at)
+            {
+                return Ok(block.folded().answer(when.valid_at));
+            }
             let mut state = block.header;
             for item in block
                 .items

@@ -19,7 +19,7 @@ use chancery_domain::{NewEvent, Position, Precision, RecordedEvent};
 use crate::error::ProjectionError;
 use crate::facts::{Act, Entry, Fact, StanceRule, precision_of, precision_tag};
 use crate::intern::Names;
-use crate::lists::{Block, BlockKey, Decoder, Header, Item, Lists};
+use crate::lists::{Block, BlockKey, Decoder, Fold, Header, Item, Lists};
 use crate::pages::Pages;
 use crate::query::RunState;
 use crate::values::Disk;
@@ -584,7 +584,7 @@ impl ProjectionState {
                 updates.push((block_key, start));
                 end = Some(start.fold(&block.items));
             } else {
-                end = Some(block.header.fold(&block.items));
+                end = Some(*block.folded());
             }
         }
         for (block_key, start) in updates {
@@ -767,10 +767,7 @@ mod tests {
             goldstein: -9.5,
         };
         assert_eq!(related.encoded_len(), encoded(&related));
-        let block = Block {
-            header: RunState::default(),
-            items: stated,
-        };
+        let block = Block::new(RunState::default(), stated);
         let mut out = Vec::new();
         block.encode(&mut out);
         assert_eq!(block.encoded_len(), out.len());
