@@ -327,13 +327,13 @@ impl Projections {
                     let Some((_, party, _)) = names_of(state, &key) else {
                         continue;
                     };
-                    let Some(act) = state.act(computed.latest.position)? else {
+                    let Some(event) = state.act_id(computed.latest.position)? else {
                         continue;
                     };
                     sides.push(Side {
                         party,
                         stance: computed.stance,
-                        event: act.id,
+                        event,
                     });
                 }
             }
@@ -524,19 +524,19 @@ fn position_lists(
     let mut supporting: Vec<EventId> = Vec::new();
     if lists.supporting {
         for s in &computed.supporting {
-            if let Some(act) = state.act(s.position)? {
-                supporting.push(act.id);
+            if let Some(event) = state.act_id(s.position)? {
+                supporting.push(event);
             }
         }
     }
     let mut history: Vec<PositionChange> = Vec::new();
     if lists.history {
         for c in &computed.history {
-            if let Some(act) = state.act(c.slot.position)? {
+            if let Some(event) = state.act_id(c.slot.position)? {
                 history.push(PositionChange {
                     stance: c.stance,
                     at: valid_time(c.at, c.precision),
-                    event: act.id,
+                    event,
                 });
             }
         }

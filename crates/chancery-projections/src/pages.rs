@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use chancery_domain::{Position, Timestamp};
+use chancery_domain::{EventId, Position, Timestamp};
 
 use crate::error::ProjectionError;
 use crate::facts::{self, Act, Entry};
@@ -88,12 +88,37 @@ impl Pages {
 
     /// What is kept of a position.
     pub fn entry(&self, disk: &Disk, position: Position) -> Result<Option<Entry>, ProjectionError> {
+        self.read_entry(disk, position, Entry::clone)
+    }
+
+    /// What `read` takes from what is kept of a position, the entry itself not copied (an act's
+    /// versions are a vector).
+    fn read_entry<R>(
+        &self,
+        disk: &Disk,
+        position: Position,
+        read: impl FnOnce(&Entry) -> R,
+    ) -> Result<Option<R>, ProjectionError> {
         if position == 0 || position > self.head {
             return Ok(None);
         }
         let page = self.page(disk, page_of(position))?;
         let i = usize::try_from((position - 1) % PAGE).unwrap_or(usize::MAX);
-        Ok(page.get(i).cloned())
+        Ok(page.get(i).map(read))
+    }
+
+    /// The id of the act at `position`; `None` for any other entry.
+    pub fn act_id(
+        &self,
+        disk: &Disk,
+        position: Position,
+    ) -> Result<Option<EventId>, ProjectionError> {
+        Ok(self
+            .read_entry(disk, position, |entry| match entry {
+                Entry::Act(act) => Some(act.id),
+                Entry::Bookkeeping { .. } => None,
+            })?
+            .flatten())
     }
 
     pub fn act(&self, disk: &Disk, position: Position) -> Result<Option<Act>, ProjectionError> {
@@ -109,7 +134,7 @@ impl Pages {
         disk: &Disk,
         position: Position,
     ) -> Result<Option<Timestamp>, ProjectionError> {
-        Ok(self.entry(disk, position)?.map(|e| e.recorded_at()))
+        self.read_entry(disk, position, Entry::recorded_at)
     }
 
     /// Appends the entry of the next position.

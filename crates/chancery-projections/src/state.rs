@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chancery_domain::codes::QuadClass;
-use chancery_domain::{NewEvent, Position, Precision, RecordedEvent};
+use chancery_domain::{EventId, NewEvent, Position, Precision, RecordedEvent};
 
 use crate::error::ProjectionError;
 use crate::facts::{Act, Entry, Fact, StanceRule, precision_of, precision_tag};
@@ -392,6 +392,11 @@ impl ProjectionState {
 
     pub fn act(&self, position: Position) -> Result<Option<Act>, ProjectionError> {
         self.pages.act(present(&self.disk)?, position)
+    }
+
+    /// The id of the act at `position`, without a copy of its versions.
+    pub fn act_id(&self, position: Position) -> Result<Option<EventId>, ProjectionError> {
+        self.pages.act_id(present(&self.disk)?, position)
     }
 
     /// The last position recorded at or before an instant (0 if none).
