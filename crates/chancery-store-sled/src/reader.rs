@@ -223,18 +223,37 @@ impl Reader {
         let Some(mut positions) = self.positions(&request.filter, from, backward, head) else {
             return self.read_all(request.from, request.limit, backward, head);
         };
+        // As many positions as records still wanted, read together: never more than the
+        // filter could keep.
+        let mut batch = Vec::new();
         while out.len() < request.limit {
-            let Some(position) = positions.next() else {
+            batch.clear();
+            for position in positions.by_ref().take(request.limit - out.len()) {
+                batch.push(position?);
+            }
+            if batch.is_empty() {
                 break;
-            };
-            let record = self
-                .record_within(position?, head)?
-                .ok_or_else(|| corrupt(None, "indexed past the log's end"))?;
-            if request.filter.matches_record(&record) {
-                out.push(record);
+            }
+            for record in self.records_within(&batch, head)? {
+                if request.filter.matches_record(&record) {
+                    out.push(record);
+                }
             }
         }
         Ok(out)
+    }
+
+    /// The records at `positions` (read from an index), in the order given; a position past
+    /// `bound` is an index out of step with the log.
+    fn records_within(
+        &self,
+        positions: &[Position],
+        bound: Position,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        if let Some(&past) = positions.iter().find(|&&p| p == 0 || p > bound) {
+            return Err(corrupt(Some(past), "indexed past the log's end"));
+        }
+        self.segments.read_many(positions)
     }
 
     /// Every record from `from` on (or back), read from the segments in one pass.
@@ -333,15 +352,10 @@ impl Reader {
         let Some(start) = postings::nth(&tree, &prefix, from_version.max(1) - 1, head)? else {
             return Ok(Vec::new());
         };
-        let mut out = Vec::new();
-        for position in postings::positions(&tree, prefix, start, false, head).take(limit) {
-            let position = position?;
-            let record = self
-                .record_within(position, head)?
-                .ok_or_else(|| corrupt(Some(position), "listed but missing"))?;
-            out.push(record);
-        }
-        Ok(out)
+        let positions = postings::positions(&tree, prefix, start, false, head)
+            .take(limit)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.records_within(&positions, head)
     }
 
     /// Rebuilds the registry and the timelines' versions as the log stands at `head`: the

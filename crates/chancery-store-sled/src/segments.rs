@@ -35,6 +35,11 @@ const COMMIT: u8 = 1;
 const FIRST_READ: usize = 2048;
 /// Bytes read at a time by a sequential scan.
 const SCAN_CHUNK: usize = 4 * 1024 * 1024;
+/// Records read together (see [`Segments::read_many`]) lie within this many positions of the
+/// first of them...
+const NEAR_RECORDS: u64 = 4_096;
+/// ...and their frames within this many bytes; farther apart, each is read alone.
+const NEAR_BYTES: u64 = 1024 * 1024;
 
 /// One segment: its frames and its offsets.
 pub struct Segment {
@@ -328,6 +333,81 @@ impl Segment {
         Ok(u32::from_le_bytes(bytes))
     }
 
+    /// The offsets of the `count` records from the one `index` places into this segment.
+    fn offsets(&self, index: u64, count: usize) -> Result<Vec<u32>, StoreError> {
+        let missing = || corrupt(Some(self.first + index), "no offset for the record");
+        if let Some(offsets) = self
+            .open
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .as_ref()
+        {
+            let from = usize::try_from(index).map_err(|_| missing())?;
+            return from
+                .checked_add(count)
+                .and_then(|to| offsets.get(from..to))
+                .map(<[u32]>::to_vec)
+                .ok_or_else(missing);
+        }
+        let mut bytes = vec![0u8; count * 4];
+        self.offsets_file
+            .read_exact_at(&mut bytes, index * 4)
+            .map_err(|e| {
+                corrupt(
+                    Some(self.first + index),
+                    &format!("cannot read its offsets in {}: {e}", self.name()),
+                )
+            })?;
+        Ok(bytes
+            .chunks_exact(4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect())
+    }
+
+    /// Reads the records at `positions` (this segment's, within [`NEAR_RECORDS`] of each other)
+    /// in the order given, onto `out`: their offsets in one read and their frames in one more,
+    /// when the frames lie within [`NEAR_BYTES`]. A frame that runs past the bytes read, or
+    /// whose offset is out of order, is read alone, which checks it as a single read does.
+    fn read_near(
+        &self,
+        positions: &[Position],
+        out: &mut Vec<RecordedEvent>,
+    ) -> Result<(), StoreError> {
+        let (Some(&lo), Some(&hi)) = (positions.iter().min(), positions.iter().max()) else {
+            return Ok(());
+        };
+        let count = usize::try_from(hi - lo + 1).map_err(|_| corrupt(Some(hi), "too far"))?;
+        let offsets = self.offsets(lo - self.first, count)?;
+        let (Some(&start), Some(&last)) = (offsets.first(), offsets.last()) else {
+            return Ok(());
+        };
+        let (start, last) = (u64::from(start), u64::from(last));
+        let span = last.saturating_sub(start) + FIRST_READ as u64;
+        if last < start || span > NEAR_BYTES {
+            for &position in positions {
+                out.push(self.read(position)?);
+            }
+            return Ok(());
+        }
+        let mut buf = vec![0u8; usize::try_from(span).unwrap_or(FIRST_READ)];
+        let got = read_up_to(&self.data, &mut buf, start).map_err(|e| io_error(&e))?;
+        buf.truncate(got);
+        for &position in positions {
+            let offset = offsets
+                .get(usize::try_from(position - lo).unwrap_or(usize::MAX))
+                .map_or(0, |o| u64::from(*o));
+            let frame = offset
+                .checked_sub(start)
+                .and_then(|at| buf.get(usize::try_from(at).ok()?..))
+                .and_then(whole_frame);
+            out.push(match frame {
+                Some(frame) => self.record_of(frame, position, offset)?,
+                None => self.read(position)?,
+            });
+        }
+        Ok(())
+    }
+
     /// Reads the record at `position`, checking its frame.
     fn read(&self, position: Position) -> Result<RecordedEvent, StoreError> {
         let offset = u64::from(self.offset(position - self.first)?);
@@ -344,7 +424,18 @@ impl Segment {
                 .map_err(|_| self.damaged(position, offset, "cut short"))?;
         }
         buf.truncate(total);
-        let record = unframe(&buf).map_err(|why| self.damaged(position, offset, why))?;
+        self.record_of(&buf, position, offset)
+    }
+
+    /// The record in `frame` (a whole frame, read from `offset`), which must be the one at
+    /// `position`: its checksum, its decoding and its position are checked.
+    fn record_of(
+        &self,
+        frame: &[u8],
+        position: Position,
+        offset: u64,
+    ) -> Result<RecordedEvent, StoreError> {
+        let record = unframe(frame).map_err(|why| self.damaged(position, offset, why))?;
         let record = RecordedEvent::from_stored(record)
             .map_err(|e| self.damaged(position, offset, &e.to_string()))?;
         if record.position() != position {
@@ -382,6 +473,11 @@ fn read_up_to(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
 fn frame_length(bytes: &[u8]) -> Option<usize> {
     let length = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?);
     usize::try_from(length).ok()
+}
+
+/// The whole frame at the start of `bytes`, if they hold all of it.
+fn whole_frame(bytes: &[u8]) -> Option<&[u8]> {
+    bytes.get(..FRAME_HEADER.checked_add(frame_length(bytes)?)?)
 }
 
 /// The record inside a whole frame, its CRC checked.
@@ -635,6 +731,31 @@ impl Segments {
             None => Ok(None),
             Some(segment) => segment.read(position).map(Some),
         }
+    }
+
+    /// The records at `positions` (each at most the published head), in the order given (up or
+    /// down). Positions close together in one segment (a page of a timeline, most often) are
+    /// read with one read of their offsets and one of their frames, rather than two reads each.
+    pub fn read_many(&self, positions: &[Position]) -> Result<Vec<RecordedEvent>, StoreError> {
+        let mut out = Vec::with_capacity(positions.len());
+        let mut rest = positions;
+        while let Some(&first) = rest.first() {
+            let segment = self
+                .locate(first)
+                .filter(|_| first > 0)
+                .ok_or_else(|| corrupt(Some(first), "no segment holds it"))?;
+            let near = rest
+                .iter()
+                .take_while(|&&p| {
+                    p.abs_diff(first) < NEAR_RECORDS
+                        && self.locate(p).is_some_and(|s| Arc::ptr_eq(&s, &segment))
+                })
+                .count();
+            let (group, after) = rest.split_at(near.max(1));
+            segment.read_near(group, &mut out)?;
+            rest = after;
+        }
+        Ok(out)
     }
 
     /// Reads records `from..=to` in order, one sequential pass per segment, handing each to

@@ -1,12 +1,13 @@
 //! Reads across many small segments: any range, forward or backward, gives each record of it
 //! once and in order, the same record a read by id finds, whatever reads of other sizes came
-//! before (a scan's buffer is reused by the next).
+//! before (a scan's buffer is reused by the next); any page of a filtered read (records read
+//! together from the positions an index gives) is the same page of the filtered log.
 
-use chancery_domain::Position;
-use chancery_store::{Direction, EventLog, ReadRequest};
+use chancery_domain::{Kind, Position, sample};
+use chancery_store::{Direction, EventFilter, EventLog, ReadRequest};
 use chancery_store_sled::SledLog;
 
-use crate::support::{many_segments, runtime, small_segments};
+use crate::support::{T, append, many_segments, runtime, small_segments, t};
 
 /// The positions, hashes and ids `log` answers for `request`.
 async fn read(log: &SledLog, request: ReadRequest) -> Vec<(Position, String, String)> {
@@ -70,6 +71,84 @@ fn every_range_reads_each_record_once_in_order_whatever_was_read_before() {
                 .cloned()
                 .collect();
             assert_eq!(got, want, "backward from {from}, {limit}");
+        }
+    });
+}
+
+#[test]
+fn every_page_of_a_filtered_read_is_the_same_page_of_the_filtered_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log");
+    many_segments(&path, 240);
+    let log = small_segments(&path);
+    runtime().block_on(async {
+        // Records longer than a single read's first guess (2 KiB), between ordinary ones.
+        for day in ["2019-01-01", "2019-01-02", "2019-01-03"] {
+            let mut long = sample::statement(T, "USA", &["deficit"], day);
+            long.summary = "関税".repeat(900);
+            let short = sample::statement(T, "USA", &["deficit"], day);
+            append(&log, vec![long, short]).await;
+        }
+        let head = log.head().await.unwrap().position;
+        let all = log
+            .read(ReadRequest::forward(1, usize::MAX))
+            .await
+            .unwrap();
+        assert_eq!(all.len() as u64, head);
+        let filters = [
+            EventFilter::timeline(t()),
+            EventFilter {
+                kinds: vec![Kind::Statement],
+                ..EventFilter::default()
+            },
+            EventFilter {
+                kinds: vec![Kind::PartyRegistered, Kind::IssueRegistered],
+                ..EventFilter::default()
+            },
+        ];
+        for filter in filters {
+            let matching: Vec<_> = all
+                .iter()
+                .filter(|r| filter.matches_record(r))
+                .map(|r| (r.position(), r.hash().to_string(), r.id().to_string()))
+                .collect();
+            assert!(!matching.is_empty(), "{filter:?}");
+            let pages: [(Position, usize); 6] = [
+                (1, 50),
+                (1, usize::MAX),
+                (37, 13),
+                (head / 2, 500),
+                (head - 4, 3),
+                (head, 25),
+            ];
+            for (from, limit) in pages {
+                let mut request = ReadRequest::forward(from, limit);
+                request.filter = filter.clone();
+                let want: Vec<_> = matching
+                    .iter()
+                    .filter(|(p, _, _)| *p >= from)
+                    .take(limit)
+                    .cloned()
+                    .collect();
+                assert_eq!(
+                    read(&log, request.clone()).await,
+                    want,
+                    "{filter:?} forward from {from}, {limit}"
+                );
+                request.direction = Direction::Backward;
+                let want: Vec<_> = matching
+                    .iter()
+                    .rev()
+                    .filter(|(p, _, _)| *p <= from)
+                    .take(limit)
+                    .cloned()
+                    .collect();
+                assert_eq!(
+                    read(&log, request).await,
+                    want,
+                    "{filter:?} backward from {from}, {limit}"
+                );
+            }
         }
     });
 }
