@@ -22,37 +22,66 @@ pub(crate) async fn registry(ctx: &Context<'_>) -> ApiResult<Arc<Registry>> {
 
 /// A thing the registry names (a party, an issue, a timeline), as the API shows it: by its key,
 /// with its registration when the log has one (a name may be used before it is registered).
-/// `$map` is the registry's map of them.
+/// `$map` is the registry's map of them. The registration is looked up by the fields that read
+/// it, and only by them: a selection of the key alone (a standoff's sides' `party { code }`)
+/// costs no lookup and no copy.
 macro_rules! registered {
     ($(#[$doc:meta])* $name:ident { $key:ident: $key_type:ty, $registration:ty, $map:ident }) => {
         $(#[$doc])*
         pub struct $name {
             pub $key: $key_type,
-            pub registered: Option<$registration>,
+            /// The registry it was found in; `None` for one named by the log or a projection,
+            /// whose fields ask the request's registry.
+            registry: Option<Arc<Registry>>,
         }
 
         impl $name {
-            pub fn from_registry(registry: &Registry, $key: &$key_type) -> $name {
+            pub fn from_registry(registry: &Arc<Registry>, $key: &$key_type) -> $name {
                 $name {
                     $key: $key.clone(),
-                    registered: registry.$map.get($key).cloned(),
+                    registry: Some(Arc::clone(registry)),
                 }
             }
 
-            /// The one named `key`, as the request's registry has it.
-            pub async fn named(ctx: &Context<'_>, $key: &$key_type) -> ApiResult<$name> {
-                Ok($name::from_registry(&*registry(ctx).await?, $key))
+            /// The one named `key`, as the request's registry has it when a field asks.
+            pub fn named($key: &$key_type) -> $name {
+                $name {
+                    $key: $key.clone(),
+                    registry: None,
+                }
+            }
+
+            /// What `read` takes from the registration, if there is one.
+            async fn registration<T>(
+                &self,
+                ctx: &Context<'_>,
+                read: impl FnOnce(&$registration) -> T,
+            ) -> ApiResult<Option<T>> {
+                let asked;
+                let registry = match &self.registry {
+                    Some(registry) => registry,
+                    None => {
+                        asked = registry(ctx).await?;
+                        &asked
+                    }
+                };
+                Ok(registry.$map.get(&self.$key).map(read))
             }
 
             /// What the registration says (`read`), or the key when there is none.
-            fn registered_or_key(&self, read: impl FnOnce(&$registration) -> &String) -> String {
-                self.registered
-                    .as_ref()
-                    .map_or_else(|| self.$key.to_string(), |r| read(r).clone())
+            async fn registered_or_key(
+                &self,
+                ctx: &Context<'_>,
+                read: impl FnOnce(&$registration) -> &String,
+            ) -> ApiResult<String> {
+                Ok(self
+                    .registration(ctx, |r| read(r).clone())
+                    .await?
+                    .unwrap_or_else(|| self.$key.to_string()))
             }
 
             /// Every one the registry has.
-            pub fn all(registry: &Registry) -> Vec<$name> {
+            pub fn all(registry: &Arc<Registry>) -> Vec<$name> {
                 registry
                     .$map
                     .keys()
@@ -81,11 +110,11 @@ impl Party {
     async fn code(&self) -> PartyScalar {
         PartyScalar(self.code.clone())
     }
-    async fn name(&self) -> String {
-        self.registered_or_key(|r| &r.name)
+    async fn name(&self, ctx: &Context<'_>) -> ApiResult<String> {
+        self.registered_or_key(ctx, |r| &r.name).await
     }
-    async fn kind(&self) -> Option<PartyKind> {
-        self.registered.as_ref().map(|r| r.party_kind.into())
+    async fn kind(&self, ctx: &Context<'_>) -> ApiResult<Option<PartyKind>> {
+        self.registration(ctx, |r| r.party_kind.into()).await
     }
 }
 
@@ -98,13 +127,11 @@ macro_rules! titled_object {
             async fn slug(&self) -> Slug {
                 Slug(self.slug.to_string())
             }
-            async fn title(&self) -> String {
-                self.registered_or_key(|r| &r.title)
+            async fn title(&self, ctx: &Context<'_>) -> ApiResult<String> {
+                self.registered_or_key(ctx, |r| &r.title).await
             }
-            async fn description(&self) -> Option<&str> {
-                self.registered
-                    .as_ref()
-                    .and_then(|r| r.description.as_deref())
+            async fn description(&self, ctx: &Context<'_>) -> ApiResult<Option<String>> {
+                Ok(self.registration(ctx, |r| r.description.clone()).await?.flatten())
             }
             $($more)*
         }
@@ -139,8 +166,8 @@ impl Actor {
     async fn role(&self) -> &str {
         &self.0.role
     }
-    async fn party(&self, ctx: &Context<'_>) -> ApiResult<Party> {
-        Party::named(ctx, &self.0.party).await
+    async fn party(&self) -> Party {
+        Party::named(&self.0.party)
     }
     async fn from(&self) -> Option<ValidTime> {
         self.0.from.map(ValidTime)
@@ -161,8 +188,8 @@ pub struct Participant(pub chancery_domain::Participant);
 
 #[Object(serial)]
 impl Participant {
-    async fn party(&self, ctx: &Context<'_>) -> ApiResult<Party> {
-        Party::named(ctx, &self.0.party).await
+    async fn party(&self) -> Party {
+        Party::named(&self.0.party)
     }
     async fn actor(&self, ctx: &Context<'_>) -> ApiResult<Option<Actor>> {
         let Some(slug) = &self.0.actor else {
@@ -365,9 +392,9 @@ impl Event {
     async fn position(&self) -> Long {
         Long(self.record.position())
     }
-    async fn timeline(&self, ctx: &Context<'_>) -> ApiResult<Timeline> {
+    async fn timeline(&self) -> ApiResult<Timeline> {
         let slug = timeline_of_record(&self.record)?;
-        Timeline::named(ctx, &slug).await
+        Ok(Timeline::named(&slug))
     }
     /// The event's version within its timeline.
     async fn version(&self) -> Long {

@@ -114,7 +114,7 @@ impl Query {
     async fn timelines(&self, ctx: &Context<'_>) -> ApiResult<Vec<Timeline>> {
         let api = reading(ctx, None).await?;
         let granted = granted(ctx);
-        let mut all = Timeline::all(&*api.log.registry().await?);
+        let mut all = Timeline::all(&api.log.registry().await?);
         all.retain(|t| granted.allows(t.slug.as_str()));
         Ok(all)
     }
@@ -131,7 +131,7 @@ impl Query {
 
     async fn parties(&self, ctx: &Context<'_>) -> ApiResult<Vec<Party>> {
         let api = reading(ctx, None).await?;
-        Ok(Party::all(&*api.log.registry().await?))
+        Ok(Party::all(&api.log.registry().await?))
     }
 
     /// Actors, all or of one party.
@@ -149,7 +149,7 @@ impl Query {
 
     async fn issues(&self, ctx: &Context<'_>) -> ApiResult<Vec<Issue>> {
         let api = reading(ctx, None).await?;
-        Ok(Issue::all(&*api.log.registry().await?))
+        Ok(Issue::all(&api.log.registry().await?))
     }
 
     /// Where each party stands on each issue (per timeline), as of a moment.

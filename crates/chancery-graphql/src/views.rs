@@ -26,14 +26,14 @@ pub struct PositionChange {
 
 #[Object(serial)]
 impl PartyPosition {
-    async fn timeline(&self, ctx: &Context<'_>) -> ApiResult<Timeline> {
-        Timeline::named(ctx, &self.0.timeline).await
+    async fn timeline(&self) -> Timeline {
+        Timeline::named(&self.0.timeline)
     }
-    async fn party(&self, ctx: &Context<'_>) -> ApiResult<Party> {
-        Party::named(ctx, &self.0.party).await
+    async fn party(&self) -> Party {
+        Party::named(&self.0.party)
     }
-    async fn issue(&self, ctx: &Context<'_>) -> ApiResult<Issue> {
-        Issue::named(ctx, &self.0.issue).await
+    async fn issue(&self) -> Issue {
+        Issue::named(&self.0.issue)
     }
     async fn stance(&self) -> Stance {
         self.0.stance.into()
@@ -104,8 +104,8 @@ pub struct Side(pub chancery_projections::Side);
 
 #[Object(serial)]
 impl Side {
-    async fn party(&self, ctx: &Context<'_>) -> ApiResult<Party> {
-        Party::named(ctx, &self.0.party).await
+    async fn party(&self) -> Party {
+        Party::named(&self.0.party)
     }
     async fn stance(&self) -> Stance {
         self.0.stance.into()
@@ -120,11 +120,11 @@ pub struct Standoff(pub StandoffView);
 
 #[Object(serial)]
 impl Standoff {
-    async fn timeline(&self, ctx: &Context<'_>) -> ApiResult<Timeline> {
-        Timeline::named(ctx, &self.0.timeline).await
+    async fn timeline(&self) -> Timeline {
+        Timeline::named(&self.0.timeline)
     }
-    async fn issue(&self, ctx: &Context<'_>) -> ApiResult<Issue> {
-        Issue::named(ctx, &self.0.issue).await
+    async fn issue(&self) -> Issue {
+        Issue::named(&self.0.issue)
     }
     async fn status(&self) -> StandoffStatus {
         self.0.status.into()

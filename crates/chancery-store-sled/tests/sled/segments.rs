@@ -90,10 +90,7 @@ fn every_page_of_a_filtered_read_is_the_same_page_of_the_filtered_log() {
             append(&log, vec![long, short]).await;
         }
         let head = log.head().await.unwrap().position;
-        let all = log
-            .read(ReadRequest::forward(1, usize::MAX))
-            .await
-            .unwrap();
+        let all = log.read(ReadRequest::forward(1, usize::MAX)).await.unwrap();
         assert_eq!(all.len() as u64, head);
         let filters = [
             EventFilter::timeline(t()),
