@@ -1,5 +1,6 @@
 //! Output types: events, their content and payloads, and the registry's parties, actors, issues
-//! and timelines. Each wraps a domain value and resolves names through the registry.
+//! and timelines. Each wraps a domain value and resolves names through the registry when a
+//! field asks for one.
 
 use std::borrow::Borrow;
 use std::sync::Arc;
