@@ -310,30 +310,14 @@ impl Segment {
 
     /// The offset of the frame of the record `index` places into this segment.
     fn offset(&self, index: u64) -> Result<u32, StoreError> {
-        if let Some(offsets) = self
-            .open
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .as_ref()
-        {
-            return usize::try_from(index)
-                .ok()
-                .and_then(|i| offsets.get(i).copied())
-                .ok_or_else(|| corrupt(Some(self.first + index), "no offset for the record"));
-        }
-        let mut bytes = [0u8; 4];
-        self.offsets_file
-            .read_exact_at(&mut bytes, index * 4)
-            .map_err(|e| {
-                corrupt(
-                    Some(self.first + index),
-                    &format!("cannot read its offset in {}: {e}", self.name()),
-                )
-            })?;
-        Ok(u32::from_le_bytes(bytes))
+        self.offsets(index, 1)?
+            .first()
+            .copied()
+            .ok_or_else(|| corrupt(Some(self.first + index), "no offset for the record"))
     }
 
-    /// The offsets of the `count` records from the one `index` places into this segment.
+    /// The offsets of the frames of the `count` records from the one `index` places into this
+    /// segment: from memory while it is open, in one read of its offsets file once closed.
     fn offsets(&self, index: u64, count: usize) -> Result<Vec<u32>, StoreError> {
         let missing = || corrupt(Some(self.first + index), "no offset for the record");
         if let Some(offsets) = self
