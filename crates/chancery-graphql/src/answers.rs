@@ -95,12 +95,12 @@ pub struct Question {
 }
 
 impl Question {
-    /// The question a request asks, if its answer may be cached.
+    /// The question a request asks, if its answer may be cached; `variables` as their JSON.
     pub fn of(
         scope: Scope,
         document: &str,
         operation: Option<&str>,
-        variables: Option<&serde_json::Value>,
+        variables: Option<String>,
     ) -> Option<Question> {
         if document.contains("atLeast") {
             return None;
@@ -109,7 +109,7 @@ impl Question {
             scope,
             document: document.to_owned(),
             operation: operation.map(str::to_owned),
-            variables: variables.map(|v| v.to_string()).unwrap_or_default(),
+            variables: variables.unwrap_or_default(),
         })
     }
 }

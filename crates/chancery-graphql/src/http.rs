@@ -8,8 +8,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use async_graphql::indexmap::IndexMap;
 use async_graphql::parser::types::OperationType;
-use async_graphql::{Request, Variables};
+use async_graphql::{Name, Request, Value as GraphqlValue, Variables};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -19,6 +20,7 @@ use serde_json::Value;
 use crate::answers::{AnswerCache, Claim, Holds, Question, Stamp};
 use crate::api::Api;
 use crate::auth::Caller;
+use crate::body::{Body, Incoming};
 use crate::documents::{DocumentCache, Parsed};
 use crate::error::{self, Code};
 use crate::schema::Schemas;
@@ -160,46 +162,6 @@ fn identified(api: &Api, headers: &HeaderMap, media: MediaType) -> Result<Caller
         })
 }
 
-/// One request as sent: checked for shape before it is parsed as GraphQL.
-struct Incoming {
-    query: String,
-    operation_name: Option<String>,
-    variables: Option<Value>,
-    extensions: Option<Value>,
-}
-
-fn incoming(value: &Value) -> Result<Incoming, String> {
-    let Value::Object(map) = value else {
-        return Err("a GraphQL request is a JSON object".into());
-    };
-    let query = match map.get("query") {
-        Some(Value::String(q)) => q.clone(),
-        Some(_) => return Err("`query` must be a string".into()),
-        None => return Err("the request has no `query`".into()),
-    };
-    let operation_name = match map.get("operationName") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(_) => return Err("`operationName` must be a string".into()),
-    };
-    let variables = match map.get("variables") {
-        None | Some(Value::Null) => None,
-        Some(v @ Value::Object(_)) => Some(v.clone()),
-        Some(_) => return Err("`variables` must be an object".into()),
-    };
-    let extensions = match map.get("extensions") {
-        None | Some(Value::Null) => None,
-        Some(v @ Value::Object(_)) => Some(v.clone()),
-        Some(_) => return Err("`extensions` must be an object".into()),
-    };
-    Ok(Incoming {
-        query,
-        operation_name,
-        variables,
-        extensions,
-    })
-}
-
 /// The outcome of one request, ready to be written.
 struct Outcome {
     /// The answer, encoded as JSON.
@@ -264,7 +226,7 @@ impl Cacheable {
             caller.scope(),
             &incoming.query,
             operation,
-            incoming.variables.as_ref(),
+            incoming.variables_json(),
         )?;
         let present_time_reads = chancery_projections::present_time_reads();
         let stamp = Stamp::now(&endpoint.api).await?;
@@ -360,14 +322,14 @@ pub(crate) fn graphql_request(
     query: impl Into<String>,
     caller: Caller,
     operation: Option<String>,
-    variables: Option<Value>,
+    variables: Option<Variables>,
 ) -> Request {
     let mut request = Request::new(query).data(caller);
     if let Some(name) = operation {
         request = request.operation_name(name);
     }
     if let Some(variables) = variables {
-        request = request.variables(Variables::from_json(variables));
+        request = request.variables(variables);
     }
     request
 }
@@ -381,12 +343,8 @@ fn request(incoming: Incoming, caller: Caller, parsed: &Parsed) -> Request {
         incoming.variables,
     );
     request.set_parsed_query(parsed.document.clone());
-    if let Some(Value::Object(ext)) = incoming.extensions {
-        for (k, v) in ext {
-            if let Ok(value) = async_graphql::Value::from_json(v) {
-                request.extensions.insert(k, value);
-            }
-        }
+    for (name, value) in incoming.extensions.into_iter().flatten() {
+        request.extensions.insert(name.to_string(), value);
     }
     request
 }
@@ -571,12 +529,15 @@ async fn answer_post(
     let caller = identified(api, headers, media)?;
     let refuse =
         |code: Code, message: String| Refusal::new(StatusCode::BAD_REQUEST, media, code, message);
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| refuse(Code::Validation, format!("the body is not JSON: {e}")))?;
-    let Value::Array(items) = value else {
-        let incoming = incoming(&value).map_err(|message| refuse(Code::Validation, message))?;
-        let outcome = execute(endpoint, incoming, caller, &Method::POST).await;
-        return Ok(respond(endpoint, media, vec![outcome], false));
+    let items = match Body::parse(body)
+        .map_err(|e| refuse(Code::Validation, format!("the body is not JSON: {e}")))?
+    {
+        Body::One(one) => {
+            let incoming = one.map_err(|message| refuse(Code::Validation, message))?;
+            let outcome = execute(endpoint, incoming, caller, &Method::POST).await;
+            return Ok(respond(endpoint, media, vec![outcome], false));
+        }
+        Body::Batch(items) => items,
     };
     if items.is_empty() {
         return Err(refuse(Code::Validation, "an empty batch".into()));
@@ -590,8 +551,8 @@ async fn answer_post(
         return Err(refuse(Code::Limit, message));
     }
     let mut outcomes = Vec::with_capacity(items.len());
-    for item in &items {
-        outcomes.push(match incoming(item) {
+    for item in items {
+        outcomes.push(match item {
             Ok(i) => execute(endpoint, i, caller.clone(), &Method::POST).await,
             Err(message) => Outcome::refused(Code::Validation, &message),
         });
@@ -625,12 +586,14 @@ async fn answer_get(
         .get("query")
         .cloned()
         .ok_or_else(|| refuse("the request has no `query` parameter".into()))?;
-    let parse = |name: &str| -> Result<Option<Value>, String> {
+    // An object, or nothing (absent, empty or `null`).
+    let parse = |name: &str| -> Result<Option<IndexMap<Name, GraphqlValue>>, String> {
         match params.get(name) {
             None => Ok(None),
             Some(text) if text.is_empty() => Ok(None),
-            Some(text) => match serde_json::from_str::<Value>(text) {
-                Ok(v @ (Value::Object(_) | Value::Null)) => Ok(Some(v)),
+            Some(text) => match serde_json::from_str::<GraphqlValue>(text) {
+                Ok(GraphqlValue::Object(map)) => Ok(Some(map)),
+                Ok(GraphqlValue::Null) => Ok(None),
                 _ => Err(format!("`{name}` must be a JSON object")),
             },
         }
@@ -645,7 +608,7 @@ async fn answer_get(
             .get("operationName")
             .filter(|s| !s.is_empty())
             .cloned(),
-        variables,
+        variables: variables.map(|map| Variables::from_value(GraphqlValue::Object(map))),
         extensions,
     };
     let outcome = execute(endpoint, incoming, caller, &Method::GET).await;

@@ -16,6 +16,7 @@ pub mod ws;
 mod answers;
 mod api;
 mod auth;
+mod body;
 mod cursor;
 mod documents;
 mod enum_literals;

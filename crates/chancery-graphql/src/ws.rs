@@ -11,8 +11,8 @@ use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_graphql::Request;
 use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::{Request, Variables};
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -612,7 +612,7 @@ impl Asked {
             &*self.query,
             self.caller.clone(),
             self.operation.clone(),
-            self.variables.clone(),
+            self.variables.clone().map(Variables::from_json),
         )
     }
 
