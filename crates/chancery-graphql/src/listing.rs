@@ -78,7 +78,7 @@ impl PageArgs {
 /// The events of a page as they are read (backward: newest first), and whether the reading found
 /// one beyond the page.
 struct Gathered {
-    items: Vec<(String, Event)>,
+    items: Vec<(Cursor, Event)>,
     size: usize,
     more: bool,
 }
@@ -99,7 +99,7 @@ impl Gathered {
             self.more = true;
             return false;
         }
-        self.items.push((cursor.encode(), event));
+        self.items.push((cursor, event));
         true
     }
 
@@ -117,8 +117,8 @@ impl Gathered {
         } else {
             (self.more, after_given)
         };
-        let start_cursor = self.items.first().map(|(c, _)| c.clone());
-        let end_cursor = self.items.last().map(|(c, _)| c.clone());
+        let start_cursor = self.items.first().map(|(c, _)| c.encode());
+        let end_cursor = self.items.last().map(|(c, _)| c.encode());
         EventConnection {
             edges: self
                 .items

@@ -6,6 +6,7 @@ use chancery_projections::Content;
 use chancery_projections::{PositionView, StandoffView};
 
 use crate::api::api;
+use crate::cursor::Cursor;
 use crate::enums::{Attribution, Bucket, Stance, StandoffStatus};
 use crate::error::{ApiError, ApiResult};
 use crate::in_order::InOrder;
@@ -185,11 +186,22 @@ pub struct PageInfo {
     pub end_cursor: Option<String>,
 }
 
-#[derive(SimpleObject)]
-#[graphql(serial)]
+/// An event of a page, with where it is in its ordering. The cursor is written only when the
+/// selection asks for it: a reader following `pageInfo { endCursor }` asks for none of them.
 pub struct EventEdge {
-    pub cursor: String,
+    pub cursor: Cursor,
     pub node: Event,
+}
+
+#[Object(serial)]
+impl EventEdge {
+    async fn cursor(&self) -> String {
+        self.cursor.encode()
+    }
+
+    async fn node(&self) -> &Event {
+        &self.node
+    }
 }
 
 /// A page of events (a Relay connection).

@@ -507,16 +507,17 @@ impl Projections {
                 .inner
                 .read()
                 .map_err(|_| ProjectionError::Corrupt("state lock poisoned".into()))?;
-            match inner.state.act(position)? {
-                Some(act) => act
-                    .versions
-                    .iter()
-                    .skip(1)
-                    .map(|f| f.known_from)
-                    .filter(|p| *p <= known_at)
-                    .collect(),
-                None => Vec::new(),
-            }
+            inner
+                .state
+                .read_act(position, |act| {
+                    act.versions
+                        .iter()
+                        .skip(1)
+                        .map(|f| f.known_from)
+                        .filter(|p| *p <= known_at)
+                        .collect()
+                })?
+                .unwrap_or_default()
         };
         let Some(original) = self.record(position).await? else {
             return Ok(None);

@@ -327,7 +327,10 @@ impl Projections {
                     let Some((_, party, _)) = names_of(state, &key) else {
                         continue;
                     };
-                    let Some(event) = state.act_id(computed.latest.position)? else {
+                    let Some(event) = state
+                        .act_head(computed.latest.position, Position::MAX)?
+                        .map(|h| h.id)
+                    else {
                         continue;
                     };
                     sides.push(Side {
@@ -462,11 +465,9 @@ impl Projections {
         let inner = self.read_state()?;
         let state = &inner.state;
         let known_at = known_at.unwrap_or(state.head());
-        Ok(state.act(position)?.and_then(|act| {
-            state
-                .shown_version(&act, known_at)
-                .map(|(v, _, retracted)| (retracted, v > 0))
-        }))
+        Ok(state
+            .act_head(position, known_at)?
+            .and_then(|head| Some((head.retracted, head.shown? > 0))))
     }
 }
 
@@ -524,7 +525,7 @@ fn position_lists(
     let mut supporting: Vec<EventId> = Vec::new();
     if lists.supporting {
         for s in &computed.supporting {
-            if let Some(event) = state.act_id(s.position)? {
+            if let Some(event) = state.act_head(s.position, Position::MAX)?.map(|h| h.id) {
                 supporting.push(event);
             }
         }
@@ -532,7 +533,10 @@ fn position_lists(
     let mut history: Vec<PositionChange> = Vec::new();
     if lists.history {
         for c in &computed.history {
-            if let Some(event) = state.act_id(c.slot.position)? {
+            if let Some(event) = state
+                .act_head(c.slot.position, Position::MAX)?
+                .map(|h| h.id)
+            {
                 history.push(PositionChange {
                     stance: c.stance,
                     at: valid_time(c.at, c.precision),

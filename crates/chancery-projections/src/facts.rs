@@ -349,11 +349,92 @@ pub fn encode(entry: &Entry, out: &mut Vec<u8>) {
     }
 }
 
+/// What the log's readers ask of an act most (whether to show it, and as which version) without
+/// its facts: read from a stored entry with no allocation (see [`Decoder::act_head`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActHead {
+    pub id: EventId,
+    /// The version known at the position asked about; `None` if none was known yet.
+    pub shown: Option<usize>,
+    /// Whether a retraction known at that position withdrew the act.
+    pub retracted: bool,
+}
+
+impl Act {
+    /// The act's head as known at `known_at` (see [`ActHead`]).
+    pub fn head(&self, known_at: Position) -> ActHead {
+        ActHead {
+            id: self.id,
+            shown: self.versions.iter().rposition(|f| f.known_from <= known_at),
+            retracted: self.retracted_at.is_some_and(|r| r <= known_at),
+        }
+    }
+}
+
+/// Bytes of a fact after its `known_from`, up to its lists: timeline, kind, modality, valid
+/// time, precision.
+const FACT_FIXED: usize = 4 + 1 + 1 + 8 + 1;
+/// Bytes of a fact after its stance rule, up to its lists: quad class, Goldstein.
+const FACT_CODES: usize = 1 + 8;
+
 /// Reads entries back; `None` if the bytes are damaged.
 impl Decoder<'_> {
     fn list(&mut self) -> Option<Box<[u32]>> {
         let n = self.u8()?;
         (0..n).map(|_| self.u32()).collect()
+    }
+
+    fn skip_list(&mut self) -> Option<()> {
+        let n = self.u8()?;
+        self.skip(4 * usize::from(n))
+    }
+
+    /// Passes over one entry, checking only that its parts are where they should be.
+    pub fn skip_entry(&mut self) -> Option<()> {
+        let tag = self.u8()?;
+        self.skip(8)?;
+        if tag == 0 {
+            return Some(());
+        }
+        self.skip(16 + 8)?;
+        for _ in 0..self.u8()? {
+            self.skip(8 + FACT_FIXED)?;
+            StanceRule::decode(self)?;
+            self.skip(FACT_CODES)?;
+            for _ in 0..3 {
+                self.skip_list()?;
+            }
+        }
+        Some(())
+    }
+
+    /// The head of the act an entry holds, as known at `known_at`, its facts passed over:
+    /// `Some(None)` for a bookkeeping entry.
+    pub fn act_head(&mut self, known_at: Position) -> Option<Option<ActHead>> {
+        let tag = self.u8()?;
+        self.skip(8)?;
+        if tag == 0 {
+            return Some(None);
+        }
+        let id = EventId::from_bytes(self.take::<16>()?);
+        let retracted_at = self.u64()?;
+        let mut shown = None;
+        for v in 0..usize::from(self.u8()?) {
+            if self.u64()? <= known_at {
+                shown = Some(v);
+            }
+            self.skip(FACT_FIXED)?;
+            StanceRule::decode(self)?;
+            self.skip(FACT_CODES)?;
+            for _ in 0..3 {
+                self.skip_list()?;
+            }
+        }
+        Some(Some(ActHead {
+            id,
+            shown,
+            retracted: retracted_at != 0 && retracted_at <= known_at,
+        }))
     }
 
     pub fn entry(&mut self) -> Option<Entry> {

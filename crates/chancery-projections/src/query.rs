@@ -324,26 +324,21 @@ impl ProjectionState {
     ) -> Result<(Vec<ChronologyItem>, bool), ProjectionError> {
         let mut items = Vec::new();
         let in_page = |slot: &Slot| -> Result<Option<ChronologyItem>, ProjectionError> {
-            let Some(act) = self.act(slot.position)? else {
-                return Ok(None);
+            let shown = |act: &Act| {
+                let (v, fact, retracted) = self.shown_version(act, q.when.known_at)?;
+                let left_out = usize::from(slot.version) != v
+                    || (retracted && !q.include_retracted)
+                    || fact.valid > q.when.valid_at
+                    || q.valid_from.is_some_and(|f| fact.valid < f)
+                    || q.valid_to.is_some_and(|t| fact.valid >= t)
+                    || !q.matches(fact);
+                (!left_out).then_some(ChronologyItem {
+                    slot: *slot,
+                    retracted,
+                    corrected: v > 0,
+                })
             };
-            let Some((v, fact, retracted)) = self.shown_version(&act, q.when.known_at) else {
-                return Ok(None);
-            };
-            if usize::from(slot.version) != v
-                || (retracted && !q.include_retracted)
-                || fact.valid > q.when.valid_at
-                || q.valid_from.is_some_and(|f| fact.valid < f)
-                || q.valid_to.is_some_and(|t| fact.valid >= t)
-                || !q.matches(fact)
-            {
-                return Ok(None);
-            }
-            Ok(Some(ChronologyItem {
-                slot: *slot,
-                retracted,
-                corrected: v > 0,
-            }))
+            Ok(self.read_act(slot.position, shown)?.flatten())
         };
         // The page starts past its cursor: after `after` going forward, before `before` going
         // backward; the blocks are read from the one holding the cursor, in the page's direction.

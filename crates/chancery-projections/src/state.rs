@@ -14,10 +14,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chancery_domain::codes::QuadClass;
-use chancery_domain::{EventId, NewEvent, Position, Precision, RecordedEvent};
+use chancery_domain::{NewEvent, Position, Precision, RecordedEvent};
 
 use crate::error::ProjectionError;
-use crate::facts::{Act, Entry, Fact, StanceRule, precision_of, precision_tag};
+use crate::facts::{Act, ActHead, Entry, Fact, StanceRule, precision_of, precision_tag};
 use crate::intern::Names;
 use crate::lists::{Block, BlockKey, Decoder, Fold, Header, Item, Lists};
 use crate::pages::Pages;
@@ -390,13 +390,24 @@ impl ProjectionState {
         self.pages.entry(present(&self.disk)?, position)
     }
 
-    pub fn act(&self, position: Position) -> Result<Option<Act>, ProjectionError> {
-        self.pages.act(present(&self.disk)?, position)
+    /// The head of the act at `position` as known at `known_at` (its id, the version shown, and
+    /// whether it is withdrawn), without its facts.
+    pub fn act_head(
+        &self,
+        position: Position,
+        known_at: Position,
+    ) -> Result<Option<ActHead>, ProjectionError> {
+        self.pages
+            .act_head(present(&self.disk)?, position, known_at)
     }
 
-    /// The id of the act at `position`, without a copy of its versions.
-    pub fn act_id(&self, position: Position) -> Result<Option<EventId>, ProjectionError> {
-        self.pages.act_id(present(&self.disk)?, position)
+    /// What `read` takes from the act at `position`, without a copy of its versions.
+    pub fn read_act<R>(
+        &self,
+        position: Position,
+        read: impl FnOnce(&Act) -> R,
+    ) -> Result<Option<R>, ProjectionError> {
+        self.pages.read_act(present(&self.disk)?, position, read)
     }
 
     /// The last position recorded at or before an instant (0 if none).
