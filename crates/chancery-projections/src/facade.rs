@@ -327,10 +327,7 @@ impl Projections {
                     let Some((_, party, _)) = names_of(state, &key) else {
                         continue;
                     };
-                    let Some(event) = state
-                        .act_head(computed.latest.position, Position::MAX)?
-                        .map(|h| h.id)
-                    else {
+                    let Some(event) = state.act_id(computed.latest.position)? else {
                         continue;
                     };
                     sides.push(Side {
@@ -525,7 +522,7 @@ fn position_lists(
     let mut supporting: Vec<EventId> = Vec::new();
     if lists.supporting {
         for s in &computed.supporting {
-            if let Some(event) = state.act_head(s.position, Position::MAX)?.map(|h| h.id) {
+            if let Some(event) = state.act_id(s.position)? {
                 supporting.push(event);
             }
         }
@@ -533,10 +530,7 @@ fn position_lists(
     let mut history: Vec<PositionChange> = Vec::new();
     if lists.history {
         for c in &computed.history {
-            if let Some(event) = state
-                .act_head(c.slot.position, Position::MAX)?
-                .map(|h| h.id)
-            {
+            if let Some(event) = state.act_id(c.slot.position)? {
                 history.push(PositionChange {
                     stance: c.stance,
                     at: valid_time(c.at, c.precision),

@@ -353,7 +353,6 @@ pub fn encode(entry: &Entry, out: &mut Vec<u8>) {
 /// its facts: read from a stored entry with no allocation (see [`Decoder::act_head`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ActHead {
-    pub id: EventId,
     /// The version known at the position asked about; `None` if none was known yet.
     pub shown: Option<usize>,
     /// Whether a retraction known at that position withdrew the act.
@@ -364,7 +363,6 @@ impl Act {
     /// The act's head as known at `known_at` (see [`ActHead`]).
     pub fn head(&self, known_at: Position) -> ActHead {
         ActHead {
-            id: self.id,
             shown: self.versions.iter().rposition(|f| f.known_from <= known_at),
             retracted: self.retracted_at.is_some_and(|r| r <= known_at),
         }
@@ -408,6 +406,16 @@ impl Decoder<'_> {
         Some(())
     }
 
+    /// The id of the act an entry holds, read no further: `Some(None)` for a bookkeeping entry.
+    pub fn act_id(&mut self) -> Option<Option<EventId>> {
+        let tag = self.u8()?;
+        self.skip(8)?;
+        if tag == 0 {
+            return Some(None);
+        }
+        Some(Some(EventId::from_bytes(self.take::<16>()?)))
+    }
+
     /// The head of the act an entry holds, as known at `known_at`, its facts passed over:
     /// `Some(None)` for a bookkeeping entry.
     pub fn act_head(&mut self, known_at: Position) -> Option<Option<ActHead>> {
@@ -416,7 +424,7 @@ impl Decoder<'_> {
         if tag == 0 {
             return Some(None);
         }
-        let id = EventId::from_bytes(self.take::<16>()?);
+        self.skip(16)?;
         let retracted_at = self.u64()?;
         let mut shown = None;
         for v in 0..usize::from(self.u8()?) {
@@ -431,7 +439,6 @@ impl Decoder<'_> {
             }
         }
         Some(Some(ActHead {
-            id,
             shown,
             retracted: retracted_at != 0 && retracted_at <= known_at,
         }))

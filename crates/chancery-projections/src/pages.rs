@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use chancery_domain::{Position, Timestamp};
+use chancery_domain::{EventId, Position, Timestamp};
 
 use crate::error::ProjectionError;
 use crate::facts::{self, Act, ActHead, Entry};
@@ -101,6 +101,25 @@ impl PageRef {
                 Held::Stored(page) => match page.at(i) {
                     None => Ok(None),
                     Some(mut d) => d.entry().map(|e| Some(read(&e))).ok_or(()),
+                },
+            },
+        }
+    }
+
+    /// The id of the act at entry `i`, read from the stored bytes when the page is stored;
+    /// `Ok(None)` for no entry or a bookkeeping one.
+    fn act_id(&self, i: usize) -> Result<Option<EventId>, ()> {
+        let decoded = |entries: &Vec<Entry>| match entries.get(i) {
+            Some(Entry::Act(act)) => Some(act.id),
+            _ => None,
+        };
+        match self {
+            PageRef::Decoded(entries) => Ok(decoded(entries)),
+            PageRef::Held(held) => match &**held {
+                Held::Decoded(entries) => Ok(decoded(entries)),
+                Held::Stored(page) => match page.at(i) {
+                    None => Ok(None),
+                    Some(mut d) => d.act_id().ok_or(()),
                 },
             },
         }
@@ -228,6 +247,21 @@ impl Pages {
             .flatten())
     }
 
+    /// The id of the act at `position`; `None` for any other entry.
+    pub fn act_id(
+        &self,
+        disk: &Disk,
+        position: Position,
+    ) -> Result<Option<EventId>, ProjectionError> {
+        if position == 0 || position > self.head {
+            return Ok(None);
+        }
+        let page = page_of(position);
+        self.page(disk, page)?
+            .act_id(index_in_page(position))
+            .map_err(|()| damaged(page))
+    }
+
     /// The head of the act at `position` as known at `known_at`; `None` for any other entry.
     pub fn act_head(
         &self,
@@ -340,7 +374,7 @@ mod tests {
     use super::*;
     use crate::facts::{Fact, Stance, StanceRule};
     use chancery_domain::codes::QuadClass;
-    use chancery_domain::{EventId, Kind, Modality, Precision};
+    use chancery_domain::{Kind, Modality, Precision};
     use proptest::prelude::*;
 
     fn fact() -> impl Strategy<Value = Fact> {
@@ -450,6 +484,11 @@ mod tests {
                     };
                     prop_assert_eq!(page.act_head(i, k), Ok(expected));
                 }
+                let id = match e {
+                    Entry::Act(act) => Some(act.id),
+                    Entry::Bookkeeping { .. } => None,
+                };
+                prop_assert_eq!(page.act_id(i), Ok(id));
                 prop_assert_eq!(page.read(i, Entry::clone), Ok(Some(e.clone())));
             }
             prop_assert_eq!(page.read(entries.len(), Entry::clone), Ok(None));

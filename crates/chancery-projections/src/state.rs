@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chancery_domain::codes::QuadClass;
-use chancery_domain::{NewEvent, Position, Precision, RecordedEvent};
+use chancery_domain::{EventId, NewEvent, Position, Precision, RecordedEvent};
 
 use crate::error::ProjectionError;
 use crate::facts::{Act, ActHead, Entry, Fact, StanceRule, precision_of, precision_tag};
@@ -390,8 +390,13 @@ impl ProjectionState {
         self.pages.entry(present(&self.disk)?, position)
     }
 
-    /// The head of the act at `position` as known at `known_at` (its id, the version shown, and
-    /// whether it is withdrawn), without its facts.
+    /// The id of the act at `position`, read no further.
+    pub fn act_id(&self, position: Position) -> Result<Option<EventId>, ProjectionError> {
+        self.pages.act_id(present(&self.disk)?, position)
+    }
+
+    /// The head of the act at `position` as known at `known_at` (the version shown, and whether
+    /// it is withdrawn), without its facts.
     pub fn act_head(
         &self,
         position: Position,
