@@ -396,12 +396,19 @@ impl Decoder<'_> {
         }
         self.skip(16 + 8)?;
         for _ in 0..self.u8()? {
-            self.skip(8 + FACT_FIXED)?;
-            StanceRule::decode(self)?;
-            self.skip(FACT_CODES)?;
-            for _ in 0..3 {
-                self.skip_list()?;
-            }
+            self.skip(8)?;
+            self.skip_fact()?;
+        }
+        Some(())
+    }
+
+    /// Passes over a fact from past its `known_from` to its end.
+    fn skip_fact(&mut self) -> Option<()> {
+        self.skip(FACT_FIXED)?;
+        StanceRule::decode(self)?;
+        self.skip(FACT_CODES)?;
+        for _ in 0..3 {
+            self.skip_list()?;
         }
         Some(())
     }
@@ -431,12 +438,7 @@ impl Decoder<'_> {
             if self.u64()? <= known_at {
                 shown = Some(v);
             }
-            self.skip(FACT_FIXED)?;
-            StanceRule::decode(self)?;
-            self.skip(FACT_CODES)?;
-            for _ in 0..3 {
-                self.skip_list()?;
-            }
+            self.skip_fact()?;
         }
         Some(Some(ActHead {
             shown,

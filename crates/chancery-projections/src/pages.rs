@@ -90,57 +90,52 @@ enum PageRef {
     Held(Arc<Held>),
 }
 
+/// An entry of a page, as the page holds it.
+enum At<'a> {
+    Decoded(&'a Entry),
+    Stored(Decoder<'a>),
+}
+
 impl PageRef {
+    /// Entry `i` as the page holds it; `None` if the page has no such entry.
+    fn at(&self, i: usize) -> Option<At<'_>> {
+        let entries = match self {
+            PageRef::Decoded(entries) => entries,
+            PageRef::Held(held) => match &**held {
+                Held::Decoded(entries) => entries,
+                Held::Stored(page) => return page.at(i).map(At::Stored),
+            },
+        };
+        entries.get(i).map(At::Decoded)
+    }
+
     /// What `read` takes from entry `i`, decoding it if it is stored; `Err` if the page is
     /// damaged there.
     fn read<R>(&self, i: usize, read: impl FnOnce(&Entry) -> R) -> Result<Option<R>, ()> {
-        match self {
-            PageRef::Decoded(entries) => Ok(entries.get(i).map(read)),
-            PageRef::Held(held) => match &**held {
-                Held::Decoded(entries) => Ok(entries.get(i).map(read)),
-                Held::Stored(page) => match page.at(i) {
-                    None => Ok(None),
-                    Some(mut d) => d.entry().map(|e| Some(read(&e))).ok_or(()),
-                },
-            },
+        match self.at(i) {
+            None => Ok(None),
+            Some(At::Decoded(entry)) => Ok(Some(read(entry))),
+            Some(At::Stored(mut d)) => d.entry().map(|e| Some(read(&e))).ok_or(()),
         }
     }
 
-    /// The id of the act at entry `i`, read from the stored bytes when the page is stored;
-    /// `Ok(None)` for no entry or a bookkeeping one.
+    /// The id of the act at entry `i`, read no further when the page is stored; `Ok(None)` for
+    /// no entry or a bookkeeping one.
     fn act_id(&self, i: usize) -> Result<Option<EventId>, ()> {
-        let decoded = |entries: &Vec<Entry>| match entries.get(i) {
-            Some(Entry::Act(act)) => Some(act.id),
-            _ => None,
-        };
-        match self {
-            PageRef::Decoded(entries) => Ok(decoded(entries)),
-            PageRef::Held(held) => match &**held {
-                Held::Decoded(entries) => Ok(decoded(entries)),
-                Held::Stored(page) => match page.at(i) {
-                    None => Ok(None),
-                    Some(mut d) => d.act_id().ok_or(()),
-                },
-            },
+        match self.at(i) {
+            None | Some(At::Decoded(Entry::Bookkeeping { .. })) => Ok(None),
+            Some(At::Decoded(Entry::Act(act))) => Ok(Some(act.id)),
+            Some(At::Stored(mut d)) => d.act_id().ok_or(()),
         }
     }
 
-    /// The head of the act at entry `i` as known at `known_at`, read from the stored bytes when
-    /// the page is stored; `Ok(None)` for no entry or a bookkeeping one.
+    /// The head of the act at entry `i` as known at `known_at`, its facts passed over when the
+    /// page is stored; `Ok(None)` for no entry or a bookkeeping one.
     fn act_head(&self, i: usize, known_at: Position) -> Result<Option<ActHead>, ()> {
-        let decoded = |entries: &Vec<Entry>| match entries.get(i) {
-            Some(Entry::Act(act)) => Some(act.head(known_at)),
-            _ => None,
-        };
-        match self {
-            PageRef::Decoded(entries) => Ok(decoded(entries)),
-            PageRef::Held(held) => match &**held {
-                Held::Decoded(entries) => Ok(decoded(entries)),
-                Held::Stored(page) => match page.at(i) {
-                    None => Ok(None),
-                    Some(mut d) => d.act_head(known_at).ok_or(()),
-                },
-            },
+        match self.at(i) {
+            None | Some(At::Decoded(Entry::Bookkeeping { .. })) => Ok(None),
+            Some(At::Decoded(Entry::Act(act))) => Ok(Some(act.head(known_at))),
+            Some(At::Stored(mut d)) => d.act_head(known_at).ok_or(()),
         }
     }
 }
