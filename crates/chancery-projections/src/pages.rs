@@ -217,13 +217,21 @@ impl Pages {
         position: Position,
         read: impl FnOnce(&Entry) -> R,
     ) -> Result<Option<R>, ProjectionError> {
+        self.at_position(disk, position, |page, i| page.read(i, read))
+    }
+
+    /// What `take` finds at a position's place in its page; `None` past the head.
+    fn at_position<R>(
+        &self,
+        disk: &Disk,
+        position: Position,
+        take: impl FnOnce(&PageRef, usize) -> Result<Option<R>, ()>,
+    ) -> Result<Option<R>, ProjectionError> {
         if position == 0 || position > self.head {
             return Ok(None);
         }
         let page = page_of(position);
-        self.page(disk, page)?
-            .read(index_in_page(position), read)
-            .map_err(|()| damaged(page))
+        take(&self.page(disk, page)?, index_in_page(position)).map_err(|()| damaged(page))
     }
 
     /// What `read` takes from the act at `position`, the act not copied; `None` for any other
@@ -248,13 +256,7 @@ impl Pages {
         disk: &Disk,
         position: Position,
     ) -> Result<Option<EventId>, ProjectionError> {
-        if position == 0 || position > self.head {
-            return Ok(None);
-        }
-        let page = page_of(position);
-        self.page(disk, page)?
-            .act_id(index_in_page(position))
-            .map_err(|()| damaged(page))
+        self.at_position(disk, position, |page, i| page.act_id(i))
     }
 
     /// The head of the act at `position` as known at `known_at`; `None` for any other entry.
@@ -264,13 +266,7 @@ impl Pages {
         position: Position,
         known_at: Position,
     ) -> Result<Option<ActHead>, ProjectionError> {
-        if position == 0 || position > self.head {
-            return Ok(None);
-        }
-        let page = page_of(position);
-        self.page(disk, page)?
-            .act_head(index_in_page(position), known_at)
-            .map_err(|()| damaged(page))
+        self.at_position(disk, position, |page, i| page.act_head(i, known_at))
     }
 
     /// When a position was recorded.

@@ -308,13 +308,9 @@ impl ProjectionState {
         act: &'a Act,
         known_at: Position,
     ) -> Option<(usize, &'a Fact, bool)> {
-        let (v, fact) = act
-            .versions
-            .iter()
-            .enumerate()
-            .rev()
-            .find(|(_, f)| f.known_from <= known_at)?;
-        Some((v, fact, act.retracted_at.is_some_and(|r| r <= known_at)))
+        let head = act.head(known_at);
+        let v = head.shown?;
+        Some((v, act.versions.get(v)?, head.retracted))
     }
 
     /// A page of the chronology: acts by valid time, filtered, as of `when`.
