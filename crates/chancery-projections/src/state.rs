@@ -448,16 +448,17 @@ impl ProjectionState {
                 let fact = Fact::of_view(&view, position, &mut self.names).map_err(unreadable)?;
                 match fact {
                     Some(fact) => {
+                        // Indexed first, so that the page takes the fact itself, not a copy.
+                        self.index_version(position, 0, &fact, Position::MAX)?;
                         self.pages.push(
                             present(&self.disk)?,
                             Entry::Act(Act {
                                 id: r.id(),
                                 recorded_at: r.recorded_at(),
-                                versions: vec![fact.clone()],
+                                versions: vec![fact],
                                 retracted_at: None,
                             }),
                         )?;
-                        self.index_version(position, 0, &fact, Position::MAX)?;
                     }
                     None => self.pages.push(present(&self.disk)?, bookkeeping)?,
                 }
