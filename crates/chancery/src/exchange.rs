@@ -603,10 +603,12 @@ async fn read_chunk(
 
 /// Appends a record's export line (its canonical JSON and a newline).
 fn export_line(record: &RecordedEvent, out: &mut Vec<u8>) -> Result<(), ExchangeError> {
-    let line = record
-        .canonical_json()
-        .map_err(|e| unreadable(record.position(), &e))?;
-    out.extend_from_slice(&line);
+    let start = out.len();
+    if let Err(e) = record.write_canonical_json(out) {
+        // No part of a line that could not be made stays in the output.
+        out.truncate(start);
+        return Err(unreadable(record.position(), &e));
+    }
     out.push(b'\n');
     Ok(())
 }
