@@ -63,6 +63,11 @@ enum Bench {
         /// Keep the generated log here and reuse it on later runs.
         #[arg(long)]
         keep: Option<PathBuf>,
+        /// Another `chancery` binary (an older build): in each run it and this build's
+        /// `chancery` (beside this executable, or `$CHANCERY_BIN`) each run `chancery replay` on
+        /// the same log, the order alternating, for a ratio from one run.
+        #[arg(long)]
+        baseline_bin: Option<PathBuf>,
     },
     /// The real `chancery` binary on a generated store: time to ready (first start and restart),
     /// GraphQL reads under 32 keep-alive clients against a bare axum handler answering the same
@@ -247,8 +252,20 @@ impl Bench {
             }
             Bench::GdeltFile { rows, seed, file } => datasets::write_gdelt_file(&file, rows, seed),
             Bench::Appends { appends } => appends::run(appends, runs, out, command).await,
-            Bench::Replay { events, keep } => {
-                replay::run(events, runs, keep.as_deref(), out, command).await
+            Bench::Replay {
+                events,
+                keep,
+                baseline_bin,
+            } => {
+                replay::run(
+                    events,
+                    runs,
+                    keep.as_deref(),
+                    baseline_bin.as_deref(),
+                    out,
+                    command,
+                )
+                .await
             }
             Bench::Reads {
                 events,
@@ -318,7 +335,7 @@ impl Bench {
 /// What `all` runs: appends, replay, fan-out, reads and ingest, scaled from `events`.
 async fn all(events: u64, runs: usize, out: &Path, command: &str) -> anyhow::Result<()> {
     appends::run((events / 100).max(50) as usize, runs, out, command).await?;
-    replay::run(events, runs, None, out, command).await?;
+    replay::run(events, runs, None, None, out, command).await?;
     fanout::run(fanout::Scale::default(), runs, out, command).await?;
     let scale = reads::Scale {
         events,

@@ -174,10 +174,112 @@ fn child(dir: &Path, which: &str) -> anyhow::Result<Measured> {
     })
 }
 
+/// `chancery replay --data dir` by the binary `bin`: the events it replayed and the seconds from
+/// spawn to exit (opening the log and resetting the projections included, as for any build).
+fn chancery_replay(bin: &Path, dir: &Path) -> anyhow::Result<Measured> {
+    let started = Instant::now();
+    let out = Command::new(bin)
+        .arg("replay")
+        .arg("--data")
+        .arg(dir)
+        .output()
+        .with_context(|| format!("cannot run {}", bin.display()))?;
+    let seconds = started.elapsed().as_secs_f64();
+    if !out.status.success() {
+        bail!(
+            "{} replay failed: {}",
+            bin.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // "replayed N events into the projections in S s (R events/s)"
+    let text = String::from_utf8_lossy(&out.stdout);
+    let events = text
+        .lines()
+        .find_map(|l| l.strip_prefix("replayed "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .with_context(|| format!("{} replay printed no count: {text}", bin.display()))?;
+    Ok(Measured {
+        events,
+        seconds,
+        rss_kib: 0,
+    })
+}
+
+/// This build's `chancery replay` against the baseline build's, one of each per run, the order
+/// alternating; each must replay every event of the log.
+struct SideBySide<'a> {
+    baseline: &'a Path,
+    this_rate: Vec<f64>,
+    baseline_rate: Vec<f64>,
+}
+
+impl SideBySide<'_> {
+    fn measure(&mut self, run: usize, dir: &Path, events: u64) -> anyhow::Result<()> {
+        let this = crate::client::chancery_bin()?;
+        let mut order = [(this.as_path(), false), (self.baseline, true)];
+        if run % 2 == 1 {
+            order.reverse();
+        }
+        for (bin, is_baseline) in order {
+            let m = chancery_replay(bin, dir)?;
+            if m.events != events {
+                bail!(
+                    "{} replayed {} events of the log's {events}",
+                    bin.display(),
+                    m.events
+                );
+            }
+            eprintln!(
+                "replay run {run}: `chancery replay` by {} in {:.3} s",
+                bin.display(),
+                m.seconds
+            );
+            let rate = m.events as f64 / m.seconds;
+            if is_baseline {
+                self.baseline_rate.push(rate);
+            } else {
+                self.this_rate.push(rate);
+            }
+        }
+        Ok(())
+    }
+
+    fn figure(&self) -> Figure {
+        Figure::of_runs(
+            "`chancery replay` (spawn to exit): this build against the baseline build",
+            self.this_rate.clone(),
+            "events/s",
+        )
+        .against(
+            format!("baseline build {}", self.baseline.display()),
+            med(&self.baseline_rate),
+        )
+    }
+
+    fn note(&self) -> String {
+        let list = |rates: &[f64]| {
+            rates
+                .iter()
+                .map(|r| format!("{r:.0}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        format!(
+            "Against the baseline build `{}`: in each run, this build's `chancery` (the one beside the bench) and the baseline's each run `chancery replay --data` on the same log, one after the other, the order alternating between runs; timed from spawn to exit, so opening the log and resetting the projections count for both. Runs, this build: {}; the baseline build: {}.",
+            self.baseline.display(),
+            list(&self.this_rate),
+            list(&self.baseline_rate)
+        )
+    }
+}
+
 pub async fn run(
     events: u64,
     runs: usize,
     keep: Option<&Path>,
+    baseline_bin: Option<&Path>,
     out: &Path,
     command: &str,
 ) -> anyhow::Result<()> {
@@ -189,6 +291,11 @@ pub async fn run(
     let mut replay_rss = Vec::new();
     let mut scan_rss = Vec::new();
     let mut total = 0;
+    let mut side_by_side = baseline_bin.map(|baseline| SideBySide {
+        baseline,
+        this_rate: Vec::new(),
+        baseline_rate: Vec::new(),
+    });
     for run in 0..runs {
         // Alternate the order, so neither always finds a warm page cache.
         let order: [&str; 2] = if run % 2 == 0 {
@@ -214,9 +321,12 @@ pub async fn run(
                 replay_rss.push(m.rss_kib as f64 / 1024.0);
             }
         }
+        if let Some(side_by_side) = side_by_side.as_mut() {
+            side_by_side.measure(run, dir, total)?;
+        }
     }
     let scan_median = med(&scan_rate);
-    let figures = vec![
+    let mut figures = vec![
         Figure::of_runs("replay into all projections", replay_rate, "events/s")
             .against("raw sled scan + decode", scan_median)
             .target("≥ 1,000,000 events/s and ≥ 0.5 × baseline", |f| {
@@ -225,16 +335,23 @@ pub async fn run(
         Figure::of_runs("peak RSS of the replay process", replay_rss, "MiB")
             .against("peak RSS of the raw scan process", med(&scan_rss)),
     ];
+    let mut notes = vec![
+        "Each measurement runs in its own child process (`raw-scan`, `replay-child`) so its peak RSS is its own; the order alternates between runs. Replay includes reading the log through the `EventLog` trait, decoding, applying to every projection and writing the final checkpoint.".into(),
+    ];
+    if let Some(side_by_side) = &side_by_side {
+        figures.push(side_by_side.figure());
+        notes.push(side_by_side.note());
+    }
     let section = Section {
         title: "Replay of a generated log".into(),
         command: command.into(),
         machine: machine(),
         date: today(),
-        scale: format!("{total} events in the log ({TIMELINES} timelines, 20 parties, 40 issues, ~1% retractions and corrections, 2% late reports), {runs} runs"),
+        scale: format!(
+            "{total} events in the log ({TIMELINES} timelines, 20 parties, 40 issues, ~1% retractions and corrections, 2% late reports), {runs} runs"
+        ),
         figures,
-        notes: vec![
-            "Each measurement runs in its own child process (`raw-scan`, `replay-child`) so its peak RSS is its own; the order alternates between runs. Replay includes reading the log through the `EventLog` trait, decoding, applying to every projection and writing the final checkpoint.".into(),
-        ],
+        notes,
     };
     crate::report::write(out, "replay", section)
 }
