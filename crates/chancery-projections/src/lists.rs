@@ -62,9 +62,7 @@ impl BlockKey {
             bytes,
         })
     }
-}
 
-impl BlockKey {
     /// The prefix of the list `list` in the keyspace `space`, as a key.
     fn in_space(space: u8, list: &[u8]) -> Result<BlockKey, ProjectionError> {
         let mut key = BlockKey::of(&[space])?;
@@ -350,9 +348,8 @@ impl<V, K: Hash + Eq + Borrow<[u8]>> Cache<V, K> {
 }
 
 /// The blocks changed since the last checkpoint. Every item applied finds its block here, so
-/// blocks are found by key with one hash lookup (a search of an ordered map of them was 8 % of a
-/// replay); walks in key order go through `keys`, which changes only when a block is first
-/// changed or made.
+/// blocks are found by key with one hash lookup rather than a search of an ordered map; walks in
+/// key order go through `keys`, which changes only when a block is first changed or made.
 struct Overlay<I, H> {
     blocks: HashMap<BlockKey, Arc<Block<I, H>>, foldhash::fast::RandomState>,
     keys: BTreeSet<BlockKey>,
@@ -581,8 +578,8 @@ impl<I: Item, H: Header> Lists<I, H> {
         list: &[u8],
         item: I,
     ) -> Result<BlockKey, ProjectionError> {
-        // The item's full key, its list's prefix then its sort key, in one buffer, kept from one
-        // insert to the next: an allocation per item applied showed in replay profiles.
+        // The item's full key, its list's prefix then its sort key, in one buffer kept from one
+        // insert to the next, so that applying an item allocates nothing for its key.
         let mut full = std::mem::take(&mut self.key_buffer);
         full.clear();
         full.push(self.space);

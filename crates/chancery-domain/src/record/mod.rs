@@ -38,8 +38,8 @@ impl Hash {
         self.hex_str(&mut [0; 64]).to_owned()
     }
 
-    /// The 64 hex digits, written into `digits`: every record's line and body carry two, and a
-    /// string on the heap for each showed in an export's profile.
+    /// The 64 hex digits, written into `digits` rather than a string on the heap: every
+    /// record's export line carries two.
     pub fn hex_str<'a>(&self, digits: &'a mut [u8; 64]) -> &'a str {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         for (pair, b) in digits.chunks_exact_mut(2).zip(self.0) {
@@ -358,8 +358,9 @@ impl RecordedEvent {
 
     /// `use_event` of the event: the one decoded already, else one decoded for this call alone
     /// and dropped after it. A walk over many records (an export, `verify`) that kept every
-    /// event it decoded would allocate each one's strings in memory no longer in the cache:
-    /// that made a fifth of an export's time. Dropped at once, they reuse the same few blocks.
+    /// event it decoded would allocate each one's strings in memory no longer in the cache (a
+    /// fifth of a first export's time, docs/benchmarks.md); dropped at once, they reuse the same
+    /// few blocks.
     fn with_event<R>(&self, use_event: impl FnOnce(&NewEvent) -> R) -> Result<R, RecordError> {
         if let Some(event) = self.0.event.get() {
             return Ok(use_event(event));
