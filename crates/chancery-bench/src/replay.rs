@@ -176,7 +176,7 @@ fn child(dir: &Path, which: &str) -> anyhow::Result<Measured> {
 
 /// `chancery replay --data dir` by the binary `bin`: the events it replayed and the seconds from
 /// spawn to exit (opening the log and resetting the projections included, as for any build).
-fn chancery_replay(bin: &Path, dir: &Path) -> anyhow::Result<Measured> {
+fn chancery_replay(bin: &Path, dir: &Path) -> anyhow::Result<(u64, f64)> {
     let started = Instant::now();
     let out = Command::new(bin)
         .arg("replay")
@@ -200,11 +200,7 @@ fn chancery_replay(bin: &Path, dir: &Path) -> anyhow::Result<Measured> {
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .with_context(|| format!("{} replay printed no count: {text}", bin.display()))?;
-    Ok(Measured {
-        events,
-        seconds,
-        rss_kib: 0,
-    })
+    Ok((events, seconds))
 }
 
 /// This build's `chancery replay` against the baseline build's, one of each per run, the order
@@ -223,20 +219,18 @@ impl SideBySide<'_> {
             order.reverse();
         }
         for (bin, is_baseline) in order {
-            let m = chancery_replay(bin, dir)?;
-            if m.events != events {
+            let (replayed, seconds) = chancery_replay(bin, dir)?;
+            if replayed != events {
                 bail!(
-                    "{} replayed {} events of the log's {events}",
-                    bin.display(),
-                    m.events
+                    "{} replayed {replayed} events of the log's {events}",
+                    bin.display()
                 );
             }
             eprintln!(
-                "replay run {run}: `chancery replay` by {} in {:.3} s",
-                bin.display(),
-                m.seconds
+                "replay run {run}: `chancery replay` by {} in {seconds:.3} s",
+                bin.display()
             );
-            let rate = m.events as f64 / m.seconds;
+            let rate = replayed as f64 / seconds;
             if is_baseline {
                 self.baseline_rate.push(rate);
             } else {
